@@ -1,0 +1,100 @@
+"""Sensitivity 1 LMM against lme4 on ref1 (``expected/results.json`` -> ``lmm``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trial.models.lmm import fit_lmm
+from trial.models.result import ModelResult
+from trial.models.tidy import BLINDED_NOTE
+from trial.study import Study, load_study
+
+STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    return load_study(STUDY_FILE)
+
+
+@pytest.fixture(scope="module")
+def ref1_long(ref1_dir: Path) -> pl.DataFrame:
+    return pl.read_csv(ref1_dir / "expected" / "analysis_long.csv")
+
+
+@pytest.fixture(scope="module")
+def expected(ref1_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ref1_dir / "expected" / "results.json").read_text())
+    return data["lmm"]
+
+
+def _check_against_lme4(result: ModelResult, expected: dict[str, Any]) -> None:
+    est = {r["term"]: r for r in result.estimates.iter_rows(named=True)}
+    assert set(est) == {fe["term"] for fe in expected["fixed_effects"]}
+    for fe in expected["fixed_effects"]:
+        assert est[fe["term"]]["estimate"] == pytest.approx(fe["estimate"], abs=5e-4)
+        assert est[fe["term"]]["std_error"] == pytest.approx(fe["se"], rel=5e-3)
+    for key, value in expected["variance_components"].items():
+        if key.startswith(("sd_", "corr_")):
+            assert result.fit[key] == pytest.approx(value, rel=2e-2), key
+    assert result.fit["reml_loglik"] == pytest.approx(expected["reml_loglik"], abs=1e-4)
+    assert result.fit["n_observations"] == expected["n_obs"]
+    assert result.fit["n_subjects"] == expected["n_subjects"]
+    assert result.fit["converged"] is True
+    ls = result.tables["lsmeans"]
+    for visit, arms in expected["lsmeans"].items():
+        for arm, ref in arms.items():
+            row = ls.filter((pl.col("visit") == visit) & (pl.col("arm") == arm)).row(0, named=True)
+            assert row["estimate"] == pytest.approx(ref["estimate"], abs=5e-4)
+            assert row["std_error"] == pytest.approx(ref["se"], rel=5e-3)
+            assert row["percent_reduction"] == pytest.approx(ref["percent_reduction"], abs=5e-2)
+    ct = result.tables["contrasts"]
+    for visit, contrasts in expected["contrasts"].items():
+        for label, ref in contrasts.items():
+            row = ct.filter((pl.col("visit") == visit) & (pl.col("contrast") == label)).row(
+                0, named=True
+            )
+            assert row["estimate"] == pytest.approx(ref["estimate"], abs=5e-4)
+            assert row["std_error"] == pytest.approx(ref["se"], rel=5e-3)
+            assert row["ratio"] == pytest.approx(ref["ratio_geometric_means"], rel=5e-4)
+
+
+def test_own_engine_matches_lme4(
+    study: Study, ref1_long: pl.DataFrame, expected: dict[str, Any]
+) -> None:
+    _check_against_lme4(fit_lmm(ref1_long, study, engine="own"), expected)
+
+
+def test_statsmodels_matches_lme4(
+    study: Study, ref1_long: pl.DataFrame, expected: dict[str, Any]
+) -> None:
+    result = fit_lmm(ref1_long, study, engine="statsmodels")
+    _check_against_lme4(result, expected)
+    assert not any("warning recorded" in n for n in result.notes)
+
+
+def test_engines_agree_closely(study: Study, ref1_long: pl.DataFrame) -> None:
+    own = fit_lmm(ref1_long, study, engine="own")
+    sm = fit_lmm(ref1_long, study, engine="statsmodels")
+    np.testing.assert_allclose(own.estimates["estimate"], sm.estimates["estimate"], atol=1e-5)
+    np.testing.assert_allclose(own.estimates["std_error"], sm.estimates["std_error"], rtol=1e-4)
+    assert own.fit["reml_loglik"] == pytest.approx(sm.fit["reml_loglik"], abs=1e-6)
+
+
+def test_time_scale_is_a_reparametrisation(study: Study, ref1_long: pl.DataFrame) -> None:
+    a = fit_lmm(ref1_long, study, time_scale=1.0)
+    b = fit_lmm(ref1_long, study, time_scale=8.0)
+    np.testing.assert_allclose(a.estimates["estimate"], b.estimates["estimate"], atol=1e-5)
+    assert a.fit["sd_week"] == pytest.approx(b.fit["sd_week"], rel=1e-3)
+
+
+def test_blinded_run_is_not_fitted(study: Study, ref1_long: pl.DataFrame) -> None:
+    result = fit_lmm(ref1_long.drop("arm"), study)
+    assert result.estimates.height == 0
+    assert result.notes == [BLINDED_NOTE]
