@@ -1,0 +1,316 @@
+"""Device sessions -> subjects (ADDEV), unmapped sessions, and adherence per subject.
+
+Mapping: a session belongs to the subject to whom ``devices.csv`` assigned its serial on the
+session's date (``from_date .. to_date`` inclusive, empty ``to_date`` = still assigned), so a
+device swap moves later sessions to the new serial's row. The session date is the UTC date of
+``start_utc`` (the assignment form has local dates and no time zone; a session within a few
+hours of midnight on a swap day is the only case this can move).
+
+Clock-reset sessions (``clock_reset``; vendor A clock restarted at 2000-01-01) are placed by the
+counter where the export allows: within the same export file the session lies after the
+previous session with a good clock and before the next one, so ``placed_start_utc`` is the end
+of the previous good session (the earliest possible start) and ``placed_latest_utc`` the start
+of the next good one. A reset session with no good session before it in any export is
+unplaced: it is still attributed to the subject when its serial was only ever assigned to one
+subject (study day and phase null), otherwise it is reported as unmapped.
+
+Adequate session (PP rule, SAP section 6): the current was >= ``min_current_share`` of the
+prescribed current for >= ``min_duration_share`` of the planned session duration
+(``treatment.session_minutes``). Vendor B: time at current = share of 2 Hz samples with
+``ma >= min_current_share * prescribed`` times ``duration_s``. Vendor A has only ``mean_ma``:
+the approximation is time at current = ``duration_s`` when ``mean_ma`` reaches the threshold,
+else 0 (a session whose mean current is adequate is taken as adequate throughout).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from trial.derive.schedule import baseline_dates, study_day
+from trial.study import Study
+
+PHASE_PRE_BASELINE = "pre_baseline"
+PHASE_POST_SCHEDULE = "post_schedule"
+
+UNMAPPED_NOT_ASSIGNED = "SERIAL_NOT_ASSIGNED"
+UNMAPPED_OUTSIDE_DATES = "OUTSIDE_ASSIGNMENT_DATES"
+UNMAPPED_AMBIGUOUS = "AMBIGUOUS_ASSIGNMENT"
+UNMAPPED_CLOCK_RESET = "CLOCK_RESET_UNPLACED"
+
+
+def _pp(study: Study) -> dict[str, float]:
+    return {k: float(v) for k, v in study.section("analysis_sets")["pp"].items()}
+
+
+def _session_s(study: Study) -> float:
+    return float(study.raw["treatment"]["session_minutes"]) * 60.0
+
+
+def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """Per vendor-B session (``device_serial``, ``start_utc`` = its start event): share of
+    samples at >= the PP current threshold (``share_at_min_current``) and within
+    +/- ``current_tolerance_pct`` of the prescribed current (``share_within_prescribed``).
+    Exact duplicate events count once."""
+    prescribed = study.prescribed_ma
+    low = _pp(study)["min_current_share"] * prescribed
+    tol = study.current_tolerance_pct / 100.0 * prescribed
+    events = vendor_b_events.lazy().unique(subset=["dev", "sid", "ev", "ts", "ma"])
+    starts = (
+        events.filter(pl.col("ev") == "start")
+        .group_by("dev", "sid")
+        .agg(start_utc=pl.col("ts").min())
+    )
+    shares = (
+        events.filter(pl.col("ev") == "sample")
+        .group_by("dev", "sid")
+        .agg(
+            share_at_min_current=(pl.col("ma") >= low).mean(),
+            share_within_prescribed=((pl.col("ma") - prescribed).abs() <= tol).mean(),
+        )
+    )
+    return (
+        starts.join(shares, on=["dev", "sid"], how="inner")
+        .select(
+            device_serial=pl.col("dev"),
+            start_utc=pl.col("start_utc"),
+            share_at_min_current=pl.col("share_at_min_current").cast(pl.Float64),
+            share_within_prescribed=pl.col("share_within_prescribed").cast(pl.Float64),
+        )
+        .unique(subset=["device_serial", "start_utc"])
+        .collect()
+    )
+
+
+def clock_reset_placement(vendor_a_sessions: pl.DataFrame) -> pl.DataFrame:
+    """Per clock-reset vendor-A session (``device_serial``, ``start_utc`` as recorded):
+    ``placed_start_utc`` (end of the previous good-clock session in the same export) and
+    ``placed_latest_utc`` (start of the next good one), tightest over all exports holding it.
+    """
+    good = ~pl.col("clock_reset")
+    end = pl.col("start_utc") + pl.duration(seconds=pl.col("duration_s"))
+    return (
+        vendor_a_sessions.lazy()
+        .sort("source_file", "source_line")
+        .with_columns(
+            _prev_end=pl.when(good).then(end).forward_fill().over("source_file"),
+            _next_start=pl.when(good).then(pl.col("start_utc")).backward_fill().over("source_file"),
+        )
+        .filter(pl.col("clock_reset"))
+        .group_by(pl.col("serial").alias("device_serial"), "start_utc")
+        .agg(
+            placed_start_utc=pl.col("_prev_end").max(),
+            placed_latest_utc=pl.col("_next_start").min(),
+        )
+        .collect()
+    )
+
+
+def _phase(study: Study) -> pl.Expr:
+    """Treatment phase from ``study_day``: day <= 0 pre-baseline, else week = ceil(day / 7)
+    inside a configured phase's ``weeks``; after the last phase ``post_schedule``."""
+    week = (pl.col("study_day") + 6) // 7
+    in_phase = [
+        pl.when(week.is_between(int(p["weeks"][0]), int(p["weeks"][1]))).then(
+            pl.lit(str(p["name"]))
+        )
+        for p in study.raw["treatment"]["phases"]
+    ]
+    return (
+        pl.when(pl.col("study_day").is_null())
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("study_day") <= 0)
+        .then(pl.lit(PHASE_PRE_BASELINE))
+        .otherwise(pl.coalesce(*in_phase, pl.lit(PHASE_POST_SCHEDULE)))
+    )
+
+
+def _with_placement_and_adequacy(
+    device_sessions: pl.DataFrame,
+    vendor_a_sessions: pl.DataFrame,
+    vendor_b_events: pl.DataFrame,
+    study: Study,
+) -> pl.LazyFrame:
+    pp = _pp(study)
+    threshold = pp["min_current_share"] * study.prescribed_ma
+    min_time_s = pp["min_duration_share"] * _session_s(study)
+    tol = study.current_tolerance_pct / 100.0 * study.prescribed_ma
+    placement = clock_reset_placement(vendor_a_sessions)
+    shares = vendor_b_current_shares(vendor_b_events, study)
+    mean_ok = pl.col("mean_ma") >= threshold
+    time_at_current = (
+        pl.when(pl.col("share_at_min_current").is_not_null())
+        .then(pl.col("share_at_min_current") * pl.col("duration_s"))
+        .otherwise(pl.when(mean_ok).then(pl.col("duration_s")).otherwise(0.0))
+    )
+    within = pl.coalesce(
+        pl.col("share_within_prescribed"),
+        ((pl.col("mean_ma") - study.prescribed_ma).abs() <= tol).cast(pl.Float64),
+    )
+    return (
+        device_sessions.lazy()
+        .join(placement.lazy(), on=["device_serial", "start_utc"], how="left")
+        .join(shares.lazy(), on=["device_serial", "start_utc"], how="left")
+        .with_columns(
+            placed_start_utc=pl.when(pl.col("clock_reset"))
+            .then(pl.col("placed_start_utc"))
+            .otherwise(pl.col("start_utc")),
+            placed_latest_utc=pl.when(pl.col("clock_reset")).then(pl.col("placed_latest_utc")),
+            time_at_min_current_s=time_at_current.cast(pl.Float64),
+            prescribed_tolerance_share=within,
+        )
+        .with_columns(
+            session_date=pl.col("placed_start_utc").dt.date(),
+            adequate=pl.col("time_at_min_current_s") >= min_time_s,
+        )
+        .drop("share_at_min_current", "share_within_prescribed")
+    )
+
+
+def map_sessions(
+    device_sessions: pl.DataFrame,
+    devices: pl.DataFrame,
+    visits: pl.DataFrame,
+    vendor_a_sessions: pl.DataFrame,
+    vendor_b_events: pl.DataFrame,
+    study: Study,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map every device session to a subject. Returns ``(addev, unmapped)``.
+
+    ``addev``: ``device_sessions`` columns plus ``subject_id``, ``region``, ``placed_start_utc``,
+    ``placed_latest_utc``, ``session_date``, ``study_day``, ``phase``, ``time_at_min_current_s``,
+    ``prescribed_tolerance_share`` (share of time within +/- tolerance of the prescribed current;
+    vendor A: 1 or 0 from ``mean_ma``), ``adequate``.
+    ``unmapped``: ``device_sessions`` columns plus ``unmapped_reason``
+    (SERIAL_NOT_ASSIGNED, OUTSIDE_ASSIGNMENT_DATES, AMBIGUOUS_ASSIGNMENT, CLOCK_RESET_UNPLACED).
+    """
+    sessions = _with_placement_and_adequacy(
+        device_sessions, vendor_a_sessions, vendor_b_events, study
+    ).with_row_index("_sid")
+    assign = devices.lazy().select(
+        "subject_id",
+        "device_serial",
+        "region",
+        "from_date",
+        "to_date",
+    )
+    by_serial = sessions.join(assign, on="device_serial", how="inner")
+    in_dates = (pl.col("session_date") >= pl.col("from_date")) & (
+        pl.col("to_date").is_null() | (pl.col("session_date") <= pl.col("to_date"))
+    )
+    dated = (
+        by_serial.filter(in_dates)
+        .with_columns(_n=pl.col("subject_id").n_unique().over("_sid"))
+        .unique(subset=["_sid", "subject_id"], keep="first")
+    )
+    # An unplaced reset session on a serial that only one subject ever had.
+    serial_owner = (
+        assign.group_by("device_serial")
+        .agg(_owners=pl.col("subject_id").n_unique(), subject_id=pl.col("subject_id").first())
+        .filter(pl.col("_owners") == 1)
+        .drop("_owners")
+    )
+    region_of_owner = assign.group_by("device_serial", "subject_id").agg(
+        region=pl.col("region").first()
+    )
+    unplaced = (
+        sessions.filter(pl.col("session_date").is_null())
+        .join(serial_owner, on="device_serial", how="inner")
+        .join(region_of_owner, on=["device_serial", "subject_id"], how="left")
+        .with_columns(_n=pl.lit(1, dtype=pl.UInt32))
+    )
+    cols = sessions.collect_schema().names()
+    mapped = pl.concat(
+        [
+            dated.filter(pl.col("_n") == 1).select(*cols, "subject_id", "region"),
+            unplaced.select(*cols, "subject_id", "region"),
+        ]
+    )
+    bl = baseline_dates(visits, study)
+    addev = (
+        mapped.join(bl.lazy(), on="subject_id", how="left")
+        .with_columns(study_day=study_day(pl.col("session_date"), pl.col("bl_date")))
+        .with_columns(phase=_phase(study), STUDYID=pl.lit(study.study_id))
+        .drop("bl_date")
+        .sort("subject_id", "placed_start_utc", "device_serial", nulls_last=True)
+        .collect()
+    )
+    assigned_serials = assign.select("device_serial").unique()
+    ambiguous = dated.filter(pl.col("_n") > 1).select("_sid").unique()
+    reason = (
+        pl.when(pl.col("_sid").is_in(ambiguous.collect()["_sid"].implode()))
+        .then(pl.lit(UNMAPPED_AMBIGUOUS))
+        .when(~pl.col("device_serial").is_in(assigned_serials.collect()["device_serial"].implode()))
+        .then(pl.lit(UNMAPPED_NOT_ASSIGNED))
+        .when(pl.col("session_date").is_null())
+        .then(pl.lit(UNMAPPED_CLOCK_RESET))
+        .otherwise(pl.lit(UNMAPPED_OUTSIDE_DATES))
+    )
+    unmapped = (
+        sessions.join(mapped.select("_sid"), on="_sid", how="anti")
+        .with_columns(unmapped_reason=reason)
+        .sort("device_serial", "start_utc")
+        .drop("_sid")
+        .collect()
+    )
+    return addev.drop("_sid"), unmapped
+
+
+def sessions_started(
+    device_sessions: pl.DataFrame, devices: pl.DataFrame, addev: pl.DataFrame
+) -> pl.DataFrame:
+    """Per subject: ``n_sessions`` started on any serial ever assigned to them (SAP section 10)
+    and ``trt_start_date`` / ``trt_end_date`` (UTC dates of the first and last). A session that
+    the date mapping gave to another subject does not count for them."""
+    owner = addev.select("session_key", mapped_to="subject_id")
+    pairs = (
+        device_sessions.lazy()
+        .select("session_key", "device_serial", "start_utc", "clock_reset")
+        .join(
+            devices.lazy().select("subject_id", "device_serial").unique(),
+            on="device_serial",
+            how="inner",
+        )
+        .join(owner.lazy(), on="session_key", how="left")
+        .filter(pl.col("mapped_to").is_null() | (pl.col("mapped_to") == pl.col("subject_id")))
+        .unique(subset=["subject_id", "session_key"])
+    )
+    good_date = pl.col("start_utc").filter(~pl.col("clock_reset")).dt.date()
+    return (
+        pairs.group_by("subject_id")
+        .agg(
+            n_sessions=pl.len().cast(pl.Int64),
+            trt_start_date=good_date.min(),
+            trt_end_date=good_date.max(),
+        )
+        .collect()
+    )
+
+
+def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """Per subject with mapped sessions: planned versus completed sessions (planned from the
+    configured phases), adequate induction sessions and the duration-weighted share of time
+    within +/- tolerance of the prescribed current."""
+    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
+    completed = pl.col("end_reason") == "COMPLETED"
+    in_first = pl.col("phase") == first_phase
+    dur = pl.col("duration_s").cast(pl.Float64)
+    return (
+        addev.lazy()
+        .group_by("subject_id")
+        .agg(
+            n_sessions_mapped=pl.len().cast(pl.Int64),
+            n_sessions_completed=completed.sum().cast(pl.Int64),
+            n_induction_sessions_completed=(completed & in_first).sum().cast(pl.Int64),
+            n_induction_sessions_adequate=(pl.col("adequate") & in_first).sum().cast(pl.Int64),
+            time_within_tolerance_share=(pl.col("prescribed_tolerance_share") * dur).sum()
+            / dur.filter(pl.col("prescribed_tolerance_share").is_not_null()).sum(),
+            charge_mc_total=pl.col("charge_mc").sum(),
+        )
+        .with_columns(
+            n_sessions_planned=pl.lit(study.planned_sessions_total, dtype=pl.Int64),
+            n_induction_sessions_planned=pl.lit(
+                study.planned_sessions(first_phase), dtype=pl.Int64
+            ),
+        )
+        .collect()
+    )

@@ -1,0 +1,229 @@
+"""ADSL: one row per subject in ``dm``, with the analysis-set flags of SAP sections 6 and 10.
+
+- ``screen_failure``: disposition ``WITHDRAWN`` with the study's ``screen_failure_reason``.
+- ``eligibility_violation``: any configured exclusion criterion answered ``Y``, age (consent
+  year - birth year; dm has the birth year only) outside ``eligibility.age_range``, or
+  ``hdss_screening`` outside ``eligibility.hdss_screening_allowed``. ``eligibility_reasons``
+  lists them.
+- ``RANDFL``: unblinded, the subject is in the sealed randomisation list. Blinded (no list),
+  ``Y`` when the subject is not a screen failure and has a done baseline visit - the best
+  blinded proxy for randomisation, since randomisation happens at the baseline visit.
+- ``SAFFL``: >= 1 session started on any serial ever assigned to the subject.
+- ``FASFL``: RANDFL, SAFFL, a baseline of the primary region and >= 1 primary-region value at
+  ``analysis_sets.fas_post_baseline_visits``.
+- ``PPFL``: FAS, adequate first-phase (induction) sessions >= ``pp.min_induction_sessions_share``
+  of the planned ones, and no eligibility violation.
+
+``arm`` (and ``rand_date``) appear only when the randomisation frame is given. A blinded ADSL
+holds nothing derived from the list.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from trial.derive.schedule import baseline_dates
+from trial.study import Study
+
+YN = {True: "Y", False: "N"}
+
+
+def _yn(expr: pl.Expr) -> pl.Expr:
+    return expr.fill_null(False).replace_strict(YN, return_dtype=pl.String)
+
+
+def _age_group(study: Study) -> pl.Expr:
+    groups = [
+        pl.when(pl.col("age").is_between(int(g["min"]), int(g["max"]))).then(
+            pl.lit(str(g["label"]))
+        )
+        for g in study.section("models")["age_groups"]
+    ]
+    return pl.coalesce(*groups, pl.lit(None, dtype=pl.String))
+
+
+def eligibility_findings(dm: pl.DataFrame, eligibility: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """Per subject in ``dm``: ``eligibility_violation`` (Boolean) and ``eligibility_reasons``
+    (criteria answered Y, ``AGE``, ``HDSS_SCREENING``; comma-separated, sorted)."""
+    rules = study.section("eligibility")
+    low, high = (int(x) for x in rules["age_range"])
+    allowed = [int(x) for x in rules["hdss_screening_allowed"]]
+    criteria = [str(c) for c in rules["criteria"]]
+    answered_yes = (
+        eligibility.lazy()
+        .filter(pl.col("criterion").is_in(criteria) & (pl.col("answer") == "Y"))
+        .select("subject_id", reason=pl.col("criterion"))
+    )
+    age = pl.col("consent_date").dt.year() - pl.col("birth_year")
+    own = (
+        dm.lazy()
+        .select(
+            "subject_id",
+            age_bad=~age.is_between(low, high),
+            hdss_bad=~pl.col("hdss_screening").is_in(allowed),
+        )
+        .unpivot(index="subject_id", variable_name="reason", value_name="bad")
+        .filter(pl.col("bad").fill_null(False))
+        .with_columns(
+            reason=pl.col("reason").replace_strict(
+                {"age_bad": "AGE", "hdss_bad": "HDSS_SCREENING"}, return_dtype=pl.String
+            )
+        )
+        .select("subject_id", "reason")
+    )
+    reasons = (
+        pl.concat([answered_yes, own])
+        .unique()
+        .group_by("subject_id")
+        .agg(eligibility_reasons=pl.col("reason").sort().str.join(","))
+    )
+    return (
+        dm.lazy()
+        .select("subject_id")
+        .join(reasons, on="subject_id", how="left")
+        .with_columns(eligibility_violation=pl.col("eligibility_reasons").is_not_null())
+        .collect()
+    )
+
+
+def derive_adsl(
+    dm: pl.DataFrame,
+    eligibility: pl.DataFrame,
+    visits: pl.DataFrame,
+    disposition: pl.DataFrame,
+    adsweat: pl.DataFrame,
+    started: pl.DataFrame,
+    adherence: pl.DataFrame,
+    study: Study,
+    randomisation: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """ADSL from the EDC frames, ADSWEAT, sessions started per subject
+    (:func:`trial.derive.sessions.sessions_started`) and adherence
+    (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run."""
+    sets = study.section("analysis_sets")
+    pp = sets["pp"]
+    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
+    min_adequate = math.ceil(
+        float(pp["min_induction_sessions_share"]) * study.planned_sessions(first_phase) - 1e-9
+    )
+    primary = study.primary_region.paramcd
+    fas_visits = [str(v) for v in sets["fas_post_baseline_visits"]]
+    levels = study.stratum_levels
+    sweat = adsweat.lazy().filter(pl.col("PARAMCD") == primary)
+    has_base = sweat.filter(pl.col("BASE").is_not_null()).select("subject_id").unique()
+    has_post = (
+        sweat.filter(pl.col("AVISIT").is_in(fas_visits) & pl.col("AVAL").is_not_null())
+        .select("subject_id")
+        .unique()
+        .with_columns(_post=pl.lit(True))
+    )
+    disp = disposition.lazy().select(
+        "subject_id",
+        disposition_status=pl.col("status"),
+        disposition_reason=pl.col("reason"),
+        disposition_date=pl.col("date"),
+    )
+    frame = (
+        dm.lazy()
+        .with_columns(
+            STUDYID=pl.lit(study.study_id),
+            age=(pl.col("consent_date").dt.year() - pl.col("birth_year")).cast(pl.Int64),
+            stratum=pl.col("hdss_screening").replace_strict(
+                list(levels), list(levels.values()), default=None, return_dtype=pl.String
+            ),
+        )
+        .with_columns(age_group=_age_group(study))
+        .join(baseline_dates(visits, study).lazy(), on="subject_id", how="left")
+        .join(disp, on="subject_id", how="left")
+        .join(eligibility_findings(dm, eligibility, study).lazy(), on="subject_id", how="left")
+        .join(started.lazy(), on="subject_id", how="left")
+        .join(adherence.lazy(), on="subject_id", how="left")
+        .join(has_base.with_columns(_base=pl.lit(True)), on="subject_id", how="left")
+        .join(has_post, on="subject_id", how="left")
+        .with_columns(
+            pl.col(
+                "n_sessions",
+                "n_sessions_mapped",
+                "n_sessions_completed",
+                "n_induction_sessions_completed",
+                "n_induction_sessions_adequate",
+            ).fill_null(0),
+            n_sessions_planned=pl.lit(study.planned_sessions_total, dtype=pl.Int64),
+            n_induction_sessions_planned=pl.lit(
+                study.planned_sessions(first_phase), dtype=pl.Int64
+            ),
+            screen_failure=(
+                (pl.col("disposition_status") == "WITHDRAWN")
+                & (pl.col("disposition_reason") == str(study.raw["screen_failure_reason"]))
+            ).fill_null(False),
+        )
+    )
+    if randomisation is None:
+        randomised = ~pl.col("screen_failure") & pl.col("bl_date").is_not_null()
+    else:
+        rand = randomisation.lazy().select("subject_id", "arm", "rand_date").unique("subject_id")
+        frame = frame.join(rand, on="subject_id", how="left")
+        randomised = pl.col("arm").is_not_null()
+    frame = (
+        frame.with_columns(
+            _rand=randomised,
+            _saf=pl.col("n_sessions") >= 1,
+        )
+        .with_columns(
+            _fas=pl.col("_rand")
+            & pl.col("_saf")
+            & pl.col("_base").fill_null(False)
+            & pl.col("_post").fill_null(False)
+        )
+        .with_columns(
+            _pp=pl.col("_fas")
+            & (pl.col("n_induction_sessions_adequate") >= min_adequate)
+            & ~pl.col("eligibility_violation")
+        )
+        .with_columns(
+            RANDFL=_yn(pl.col("_rand")),
+            SAFFL=_yn(pl.col("_saf")),
+            FASFL=_yn(pl.col("_fas")),
+            PPFL=_yn(pl.col("_pp")),
+        )
+    )
+    columns = [
+        "STUDYID",
+        "subject_id",
+        "centre_id",
+        "sex",
+        "birth_year",
+        "age",
+        "age_group",
+        "plantar_involved",
+        "hdss_screening",
+        "stratum",
+        "consent_date",
+        "bl_date",
+        "screen_failure",
+        "eligibility_violation",
+        "eligibility_reasons",
+        "RANDFL",
+        "SAFFL",
+        "FASFL",
+        "PPFL",
+        "disposition_status",
+        "disposition_reason",
+        "disposition_date",
+        "trt_start_date",
+        "trt_end_date",
+        "n_sessions",
+        "n_sessions_mapped",
+        "n_sessions_planned",
+        "n_sessions_completed",
+        "n_induction_sessions_planned",
+        "n_induction_sessions_completed",
+        "n_induction_sessions_adequate",
+        "time_within_tolerance_share",
+        "charge_mc_total",
+    ]
+    if randomisation is not None:
+        columns += ["rand_date", "arm"]
+    return frame.select(columns).sort("subject_id").collect()
