@@ -81,14 +81,16 @@ class PatternReml:
         x_pad = x_pad.reshape(n_subj, m * p)
         y_pad = y_pad.reshape(n_subj, m)
         masks = mask.reshape(n_subj, m)
-        patterns, pattern_of = np.unique(masks, axis=0, return_inverse=True)
-        k = patterns.shape[0]
+        codes = masks.astype(np.int64) @ (1 << np.arange(m, dtype=np.int64))
+        order = np.argsort(codes, kind="stable")
+        uniq, starts, counts = np.unique(codes[order], return_index=True, return_counts=True)
+        patterns = masks[order[starts]]
+        k = uniq.size
         sxx = np.empty((k, m, m, p, p))
         sxy = np.empty((k, m, m, p))
         syy = np.empty((k, m, m))
-        counts = np.bincount(pattern_of, minlength=k)
         for j in range(k):
-            rows = pattern_of == j
+            rows = order[starts[j] : starts[j] + counts[j]]
             xs = x_pad[rows]
             ys = y_pad[rows]
             sxx[j] = (xs.T @ xs).reshape(m, p, m, p).transpose(0, 2, 1, 3)

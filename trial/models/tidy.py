@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from trial.models.result import ESTIMATE_COLUMNS, ModelResult
 
@@ -60,12 +60,12 @@ def tidy_estimates(
     stat = est / se
     if df is None:
         dfs = np.full(est.shape, np.nan)
-        p = 2.0 * stats.norm.sf(np.abs(stat))
-        q = np.full(est.shape, stats.norm.ppf(0.5 + level / 2.0))
+        p = 2.0 * special.ndtr(-np.abs(stat))
+        q = np.full(est.shape, special.ndtri(0.5 + level / 2.0))
     else:
         dfs = np.broadcast_to(np.asarray(df, dtype=float), est.shape).copy()
-        p = 2.0 * stats.t.sf(np.abs(stat), dfs)
-        q = stats.t.ppf(0.5 + level / 2.0, dfs)
+        p = 2.0 * special.stdtr(dfs, -np.abs(stat))
+        q = special.stdtrit(dfs, 0.5 + level / 2.0)
     return pl.DataFrame(
         {
             "term": list(terms),
@@ -147,26 +147,31 @@ def treatment_design(
 
 
 def emmeans_rows(
-    fixed: dict[str, str],
+    cells: Sequence[dict[str, str]],
     main: Sequence[Factor | str],
     numeric_values: dict[str, float],
     interactions: Sequence[tuple[str, str]] = (),
 ) -> np.ndarray:
-    """One L row: model-matrix rows averaged over the full grid of the factors not in ``fixed``.
+    """L rows, one per cell: model-matrix rows averaged over the grid of the other factors.
 
-    Equal weights per level of each averaged factor (emmeans' default), numeric covariates at
-    ``numeric_values`` (e.g. the mean over analysed rows).
+    A cell fixes some factors (e.g. ``{"arm": "GLY", "visit": "W4"}``); the factors it does
+    not fix get equal weight per level (emmeans' default); numeric covariates sit at
+    ``numeric_values`` (e.g. the mean over analysed rows). One design for all cells.
     """
-    averaged = [f for f in main if isinstance(f, Factor) and f.column not in fixed]
-    grid = pl.DataFrame({"_one": [1]})
+    fixed_cols = list(cells[0])
+    averaged = [f for f in main if isinstance(f, Factor) and f.column not in fixed_cols]
+    grid = pl.DataFrame(
+        {"_cell": list(range(len(cells))), **{c: [cell[c] for cell in cells] for c in fixed_cols}}
+    )
+    n_grid = 1
     for f in averaged:
         grid = grid.join(pl.DataFrame({f.column: f.levels}), how="cross")
-    grid = grid.with_columns(
-        [pl.lit(v).alias(k) for k, v in fixed.items()]
-        + [pl.lit(v, dtype=pl.Float64).alias(k) for k, v in numeric_values.items()]
+        n_grid *= len(f.levels)
+    grid = grid.sort("_cell", maintain_order=True).with_columns(
+        [pl.lit(v, dtype=pl.Float64).alias(k) for k, v in numeric_values.items()]
     )
     design = treatment_design(grid, main, interactions)
-    return np.asarray(design.matrix.mean(axis=0))
+    return np.asarray(design.matrix.reshape(len(cells), n_grid, -1).mean(axis=1))
 
 
 def arm_comparisons(
@@ -188,16 +193,16 @@ def arm_comparisons(
     means ``exp(contrast)`` with CI. Returns ``(lsmeans, contrasts)``, both with a ``visit``
     column (null without a visit factor) beside the tidy estimate columns.
     """
+    cells = [
+        {"arm": arm} if visit is None else {"visit": visit, "arm": arm}
+        for visit in visits
+        for arm in arms
+    ]
+    all_rows = emmeans_rows(cells, main, numeric_values, interactions)
     ls_frames = []
     ct_frames = []
-    for visit in visits:
-        fixed = {} if visit is None else {"visit": visit}
-        rows = np.vstack(
-            [
-                emmeans_rows({**fixed, "arm": arm}, main, numeric_values, interactions)
-                for arm in arms
-            ]
-        )
+    for i, visit in enumerate(visits):
+        rows = all_rows[i * len(arms) : (i + 1) * len(arms)]
         est = rows @ beta
         se = np.sqrt(np.einsum("ij,jk,ik->i", rows, cov, rows))
         ls = tidy_estimates(list(arms), est, se, df).rename({"term": "arm"})
