@@ -1,0 +1,167 @@
+"""ADSL analysis-set flags, ADHDSS, ADAE, blinding and the model input table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import replace
+
+import polars as pl
+import pytest
+from derive_fixture import S1, S2, S3, S4, raw
+from derive_fixture import study as ion_study
+
+from trial.derive import AnalysisTables, build_analysis_long, derive_all
+
+
+@pytest.fixture(scope="module")
+def unblinded() -> AnalysisTables:
+    return derive_all(raw(), ion_study())
+
+
+@pytest.fixture(scope="module")
+def blinded() -> AnalysisTables:
+    return derive_all(raw(blinded=True), ion_study())
+
+
+def _flags(adsl: pl.DataFrame) -> dict[str, tuple[str, str, str, str]]:
+    rows = adsl.select("subject_id", "RANDFL", "SAFFL", "FASFL", "PPFL").rows()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def test_analysis_set_flags_unblinded(unblinded: AnalysisTables) -> None:
+    assert _flags(unblinded.adsl) == {
+        # randomised, treated, baseline + post-baseline, 13 adequate induction sessions >= 10
+        S1: ("Y", "Y", "Y", "Y"),
+        # screen failure: not in the list, never treated
+        S2: ("N", "N", "N", "N"),
+        # in the FAS (SCR baseline), but 1 adequate session and an eligibility violation
+        S3: ("Y", "Y", "Y", "N"),
+        # randomised, device assigned, no session: not treated, not in the FAS
+        S4: ("Y", "N", "N", "N"),
+    }
+
+
+def test_blinded_randfl_is_not_screen_failure_with_a_bl_visit(blinded: AnalysisTables) -> None:
+    assert _flags(blinded.adsl) == _flags(derive_all(raw(), ion_study()).adsl)
+    # remove S4's BL visit: blinded RANDFL falls to N
+    base = raw(blinded=True)
+    no_bl = base.visits.filter(~((pl.col("subject_id") == S4) & (pl.col("visit") == "BL")))
+    adsl = derive_all(replace(base, visits=no_bl), ion_study()).adsl
+    assert _flags(adsl)[S4][0] == "N"
+
+
+def test_screen_failure_and_eligibility(unblinded: AnalysisTables) -> None:
+    adsl = unblinded.adsl
+    row = {r["subject_id"]: r for r in adsl.iter_rows(named=True)}
+    assert row[S2]["screen_failure"] is True
+    assert row[S1]["screen_failure"] is False
+    assert row[S3]["eligibility_reasons"] == "PACEMAKER"
+    assert row[S2]["eligibility_reasons"] == "HDSS_SCREENING"  # hdss_screening 2
+    assert row[S1]["eligibility_violation"] is False
+    assert row[S1]["stratum"] == "HDSS3" and row[S3]["stratum"] == "HDSS4"
+    assert row[S3]["age"] == 14 and row[S3]["age_group"] == "12-17"
+
+
+def test_saffl_counts_sessions_on_any_serial_ever_assigned() -> None:
+    base = raw()
+    # only the A-00001 session after its to_date remains: not mapped, but on S1's serial
+    only = base.device_sessions.filter(
+        (pl.col("device_serial") == "A-00001") & (pl.col("start_utc").dt.day() == 25)
+    )
+    adsl = derive_all(replace(base, device_sessions=only), ion_study()).adsl
+    s1 = adsl.filter(pl.col("subject_id") == S1).row(0, named=True)
+    assert s1["SAFFL"] == "Y" and s1["n_sessions"] == 1 and s1["n_sessions_mapped"] == 0
+    assert s1["PPFL"] == "N"
+
+
+def test_blinded_tables_carry_no_arm(blinded: AnalysisTables, unblinded: AnalysisTables) -> None:
+    assert blinded.blinded and not unblinded.blinded
+    for name in ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev"):
+        frame = getattr(blinded, name)
+        assert not {"arm", "rand_date"} & set(frame.columns), name
+    assert "STRATUM_MISMATCH" not in blinded.derivation_findings["finding"].to_list()
+    assert unblinded.adsl.filter(pl.col("subject_id") == S1)["arm"].item() == "GLY"
+    assert "arm" in unblinded.adae.columns
+
+
+def test_stratum_disagreement_is_a_finding(unblinded: AnalysisTables) -> None:
+    found = unblinded.derivation_findings.filter(pl.col("finding") == "STRATUM_MISMATCH")
+    assert found["subject_id"].to_list() == [S4]
+
+
+def test_adhdss_baseline_change_and_responder(unblinded: AnalysisTables) -> None:
+    adhdss = unblinded.adhdss
+    s1 = adhdss.filter(pl.col("subject_id") == S1).select("AVISIT", "BASE", "CHG", "RESPFL")
+    assert s1.rows() == [
+        ("SCR", 4, None, None),
+        ("BL", 4, None, None),
+        ("W1", 4, -2, "Y"),  # improvement of 2 points = threshold
+        ("W2", 4, -1, "N"),
+    ]
+    s3 = adhdss.filter(pl.col("subject_id") == S3)
+    assert s3["BASE_VISIT"].unique().to_list() == ["SCR"]
+    assert s3.filter(pl.col("AVISIT") == "W1")["CHG"].item() == -1
+    w2 = adhdss.filter((pl.col("subject_id") == S1) & (pl.col("AVISIT") == "W2"))
+    assert w2["out_of_window"].item() is True
+
+
+def test_adae_treatment_emergence_and_study_day(unblinded: AnalysisTables) -> None:
+    adae = unblinded.adae.select("ae_id", "TRTEMFL", "ASTDY", "AENDY")
+    assert adae.rows() == [
+        ("C01-0001-AE01", "N", -2, -1),  # before the first session (01-12)
+        ("C01-0001-AE02", "Y", 3, None),
+        ("C01-0004-AE01", "N", 10, 15),  # never treated
+    ]
+    assert unblinded.adsl.filter(pl.col("subject_id") == S1)["trt_start_date"].item() == (
+        dt.date(2026, 1, 12)
+    )
+
+
+EXPECTED_COLUMNS = [
+    "subject",
+    "arm",
+    "centre",
+    "stratum",
+    "visit",
+    "visit_index",
+    "week",
+    "logbase",
+    "chg",
+    "aval_log",
+    "n_sides",
+    "base_visit",
+]
+
+
+def test_analysis_long_fas(unblinded: AnalysisTables) -> None:
+    long = build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study())
+    assert long.columns == EXPECTED_COLUMNS
+    assert long.select(
+        "subject", "visit", "visit_index", "week", "n_sides", "base_visit"
+    ).rows() == [
+        (S1, "W1", 1, 1, 1, "BL"),
+        (S1, "W2", 2, 2, 2, "BL"),
+        (S3, "W1", 1, 1, 1, "SCR"),
+    ]
+    s3 = long.filter(pl.col("subject") == S3).row(0, named=True)
+    assert s3["logbase"] == pytest.approx((math.log(50) + math.log(80)) / 2, abs=1e-12)
+    assert s3["aval_log"] - s3["logbase"] == pytest.approx(s3["chg"], abs=1e-15)
+    assert s3["arm"] == "TAP"
+
+
+def test_analysis_long_pp_drops_out_of_window_and_non_pp(unblinded: AnalysisTables) -> None:
+    long = build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study(), population="PP")
+    # S3 is not PP; S1's W2 (day 18) is out of window
+    assert long.select("subject", "visit").rows() == [(S1, "W1")]
+
+
+def test_analysis_long_blinded_has_no_arm(blinded: AnalysisTables) -> None:
+    long = build_analysis_long(blinded.adsl, blinded.adsweat, ion_study())
+    assert long.columns == [c for c in EXPECTED_COLUMNS if c != "arm"]
+    assert long.height == 3
+
+
+def test_analysis_long_rejects_unknown_population(unblinded: AnalysisTables) -> None:
+    with pytest.raises(ValueError, match="population"):
+        build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study(), population="ITT")  # type: ignore[arg-type]
