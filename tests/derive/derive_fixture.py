@@ -54,7 +54,6 @@ class Raw:
     devices: pl.DataFrame
     randomisation: pl.DataFrame | None
     gravimetry: pl.DataFrame
-    vendor_a_sessions: pl.DataFrame
     vendor_b_events: pl.DataFrame
     device_sessions: pl.DataFrame
 
@@ -243,9 +242,12 @@ def gravimetry() -> pl.DataFrame:
     return _lineage(frame, f"{DELIVERY}/gravimetry_C01_20260209.csv")
 
 
-def _a_session(serial: str, start: dt.datetime, mean_ma: float, reset: bool = False) -> dict:
+def _a_session(
+    serial: str, start: dt.datetime, mean_ma: float, placed: dt.datetime | None = None
+) -> dict:
+    reset = placed is not None
     return {
-        "session_key": f"{serial}|{start.isoformat()}",
+        "session_key": f"A:{serial}:{start.isoformat()}",
         "device_serial": serial,
         "vendor": "A",
         "start_utc": start,
@@ -260,65 +262,45 @@ def _a_session(serial: str, start: dt.datetime, mean_ma: float, reset: bool = Fa
         "within_tolerance_share": None,
         "clock_reset": reset,
         "n_duplicate_events": None,
+        "start_utc_placed": placed if reset else start,
     }
 
 
 RESET_START = utc(2000, 1, 1, 0, 10)
+RESET_PLACED = utc(2026, 1, 20, 18, 20)  # the reader's placement: after the 01-20 session
 
 
 def device_sessions() -> pl.DataFrame:
     """S1: A-00001 on 01-12 (adequate); A-00001 on 01-25 (after its to_date: unmapped);
     A-00002 on 01-20 (swap day), 01-22 at 10 mA (not adequate), a clock-reset session between
-    01-20 and 01-22, and 10 adequate sessions 01-23..02-01 (induction days 14..23).
+    01-20 and 01-22 (placed by the reader at 01-20 18:20), and 10 adequate sessions
+    01-23..02-01 (induction days 14..23).
     A-00009 never assigned. S3: B-00001 on 01-15 (90 % of samples at 15 mA)."""
     rows = [
         _a_session("A-00001", utc(2026, 1, 12, 18), 14.9),
         _a_session("A-00001", utc(2026, 1, 25, 18), 14.9),
         _a_session("A-00002", utc(2026, 1, 20, 18), 14.8),
-        _a_session("A-00002", RESET_START, 14.8, reset=True),
+        _a_session("A-00002", RESET_START, 14.8, placed=RESET_PLACED),
         _a_session("A-00002", utc(2026, 1, 22, 18), 10.0),
         *[_a_session("A-00002", utc(2026, 1, 23 + i, 18), 15.0) for i in range(9)],
         _a_session("A-00002", utc(2026, 2, 1, 18), 15.0),
         _a_session("A-00009", utc(2026, 1, 15, 18), 15.0),
     ]
     b = _a_session("B-00001", utc(2026, 1, 15, 19), 14.0)
-    b.update(vendor="B", session_key="B-00001|s1", within_tolerance_share=0.9)
+    b.update(vendor="B", session_key="B:B-00001:s1", within_tolerance_share=0.9)
     rows.append(b)
     frame = pl.DataFrame(
         rows,
         schema_overrides={
             "start_utc": UTC_TYPE,
             "end_utc": UTC_TYPE,
+            "start_utc_placed": UTC_TYPE,
             "fault_code": pl.String,
             "within_tolerance_share": pl.Float64,
             "n_duplicate_events": pl.Int64,
         },
     )
     return frame.with_columns(source_files=pl.concat_list(pl.lit("x")))
-
-
-def vendor_a_sessions() -> pl.DataFrame:
-    """The A-00002 export holding the reset session between two good ones."""
-    rows = [
-        ("A-00002", 1, utc(2026, 1, 20, 18), 1200, False),
-        ("A-00002", 2, RESET_START, 1200, True),
-        ("A-00002", 3, utc(2026, 1, 22, 18), 1200, False),
-    ]
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "serial": pl.String,
-            "session_no": pl.Int64,
-            "start_utc": UTC_TYPE,
-            "duration_s": pl.Int64,
-            "clock_reset": pl.Boolean,
-        },
-        orient="row",
-    )
-    return frame.with_columns(
-        source_file=pl.lit(f"{DELIVERY}/ionto-a_A-00002_20260123.csv"),
-        source_line=pl.int_range(6, 9, dtype=pl.Int64),
-    )
 
 
 def vendor_b_events() -> pl.DataFrame:
@@ -345,7 +327,6 @@ def raw(blinded: bool = False) -> Raw:
         devices=devices(),
         randomisation=None if blinded else randomisation(),
         gravimetry=gravimetry(),
-        vendor_a_sessions=vendor_a_sessions(),
         vendor_b_events=vendor_b_events(),
         device_sessions=device_sessions(),
     )

@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from derive_fixture import RESET_START, S1, S3, raw, utc
+from derive_fixture import RESET_PLACED, RESET_START, S1, S3, raw, utc
 from derive_fixture import study as ion_study
 
 from trial.derive import AnalysisTables, derive_all, map_sessions
@@ -42,33 +42,42 @@ def test_unmapped_sessions_are_reported_with_a_reason(tables: AnalysisTables) ->
     assert tables.addev.height + unmapped.height == raw().device_sessions.height
 
 
-def test_clock_reset_session_is_flagged_and_placed_by_the_counter(tables: AnalysisTables) -> None:
+def test_clock_reset_session_is_flagged_and_dated_by_its_placement(
+    tables: AnalysisTables,
+) -> None:
     reset = tables.addev.filter(pl.col("clock_reset"))
     assert reset.height == 1
     row = reset.row(0, named=True)
     assert row["start_utc"] == RESET_START
-    # after the previous good session (01-20 18:00 + 1200 s), before the next (01-22 18:00)
-    assert row["placed_start_utc"] == utc(2026, 1, 20, 18, 20)
-    assert row["placed_latest_utc"] == utc(2026, 1, 22, 18)
+    assert row["start_utc_placed"] == RESET_PLACED
     assert row["subject_id"] == S1
     assert row["study_day"] == 11
+    assert row["phase"] == "induction"
 
 
-def test_unplaceable_reset_session_on_a_single_owner_serial_stays_with_the_owner() -> None:
+def test_unplaced_reset_session_stays_with_a_single_owner_else_is_unmapped() -> None:
     base = raw()
-    lonely = base.device_sessions.filter(pl.col("clock_reset"))
-    study = ion_study()
-    addev, unmapped = map_sessions(
-        lonely,
-        base.devices,
-        base.visits,
-        base.vendor_a_sessions.filter(pl.col("clock_reset")),
-        base.vendor_b_events,
-        study,
+    lonely = base.device_sessions.filter(pl.col("clock_reset")).with_columns(
+        start_utc_placed=pl.lit(None, dtype=pl.Datetime("us", "UTC"))
     )
+    study = ion_study()
+    addev, unmapped = map_sessions(lonely, base.devices, base.visits, base.vendor_b_events, study)
     assert unmapped.height == 0
     assert addev["subject_id"].to_list() == [S1]
     assert addev["study_day"].to_list() == [None]
+    assert addev["phase"].to_list() == [None]
+    # the same serial also assigned (later) to another subject: no single owner
+    shared = pl.concat(
+        [
+            base.devices,
+            base.devices.filter(pl.col("device_serial") == "A-00002").with_columns(
+                subject_id=pl.lit(S3), from_date=pl.lit(dt.date(2026, 3, 1))
+            ),
+        ]
+    )
+    addev, unmapped = map_sessions(lonely, shared, base.visits, base.vendor_b_events, study)
+    assert addev.height == 0
+    assert unmapped["unmapped_reason"].to_list() == ["CLOCK_RESET_UNPLACED"]
 
 
 def test_adequacy_vendor_a_mean_and_vendor_b_samples(tables: AnalysisTables) -> None:
@@ -86,9 +95,7 @@ def test_short_session_at_full_current_is_not_adequate() -> None:
     base = raw()
     study = ion_study()
     short = base.device_sessions.with_columns(duration_s=pl.lit(900))
-    addev, _ = map_sessions(
-        short, base.devices, base.visits, base.vendor_a_sessions, base.vendor_b_events, study
-    )
+    addev, _ = map_sessions(short, base.devices, base.visits, base.vendor_b_events, study)
     # 900 s < 0.8 * 20 min
     assert not addev["adequate"].any()
 

@@ -45,9 +45,6 @@ class RawFrames(Protocol):
     def gravimetry(self) -> pl.DataFrame: ...
 
     @property
-    def vendor_a_sessions(self) -> pl.DataFrame: ...
-
-    @property
     def vendor_b_events(self) -> pl.DataFrame: ...
 
     @property

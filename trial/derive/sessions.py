@@ -6,13 +6,11 @@ device swap moves later sessions to the new serial's row. The session date is th
 ``start_utc`` (the assignment form has local dates and no time zone; a session within a few
 hours of midnight on a swap day is the only case this can move).
 
-Clock-reset sessions (``clock_reset``; vendor A clock restarted at 2000-01-01) are placed by the
-counter where the export allows: within the same export file the session lies after the
-previous session with a good clock and before the next one, so ``placed_start_utc`` is the end
-of the previous good session (the earliest possible start) and ``placed_latest_utc`` the start
-of the next good one. A reset session with no good session before it in any export is
-unplaced: it is still attributed to the subject when its serial was only ever assigned to one
-subject (study day and phase null), otherwise it is reported as unmapped.
+Clock-reset sessions (``clock_reset``; vendor A clock restarted at 2000-01-01) are dated by the
+reader's ``start_utc_placed`` (placed by the session counter where the export allows, see the
+``device_sessions`` contract). A reset session the reader could not place (null
+``start_utc_placed``) is still attributed to the subject when its serial was only ever
+assigned to one subject (study day and phase null); otherwise it is reported as unmapped.
 
 Adequate session (PP rule, SAP section 6): the current was >= ``min_current_share`` of the
 prescribed current for >= ``min_duration_share`` of the planned session duration
@@ -46,8 +44,13 @@ def _session_s(study: Study) -> float:
     return float(study.raw["treatment"]["session_minutes"]) * 60.0
 
 
+def vendor_b_session_key(dev: pl.Expr, sid: pl.Expr) -> pl.Expr:
+    """The ``device_sessions`` key of a vendor-B session: ``B:<dev>:<sid>`` (its contract)."""
+    return pl.concat_str(pl.lit("B:"), dev, pl.lit(":"), sid)
+
+
 def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Per vendor-B session (``device_serial``, ``start_utc`` = its start event): share of
+    """Per vendor-B session (``session_key``): share of
     samples at >= the PP current threshold (``share_at_min_current``) and within
     +/- ``current_tolerance_pct`` of the prescribed current (``share_within_prescribed``).
     Exact duplicate events count once."""
@@ -55,51 +58,19 @@ def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.D
     low = _pp(study)["min_current_share"] * prescribed
     tol = study.current_tolerance_pct / 100.0 * prescribed
     events = vendor_b_events.lazy().unique(subset=["dev", "sid", "ev", "ts", "ma"])
-    starts = (
-        events.filter(pl.col("ev") == "start")
-        .group_by("dev", "sid")
-        .agg(start_utc=pl.col("ts").min())
-    )
-    shares = (
+    return (
         events.filter(pl.col("ev") == "sample")
         .group_by("dev", "sid")
         .agg(
-            share_at_min_current=(pl.col("ma") >= low).mean(),
-            share_within_prescribed=((pl.col("ma") - prescribed).abs() <= tol).mean(),
+            share_at_min_current=(pl.col("ma") >= low).mean().cast(pl.Float64),
+            share_within_prescribed=((pl.col("ma") - prescribed).abs() <= tol)
+            .mean()
+            .cast(pl.Float64),
         )
-    )
-    return (
-        starts.join(shares, on=["dev", "sid"], how="inner")
         .select(
-            device_serial=pl.col("dev"),
-            start_utc=pl.col("start_utc"),
-            share_at_min_current=pl.col("share_at_min_current").cast(pl.Float64),
-            share_within_prescribed=pl.col("share_within_prescribed").cast(pl.Float64),
-        )
-        .unique(subset=["device_serial", "start_utc"])
-        .collect()
-    )
-
-
-def clock_reset_placement(vendor_a_sessions: pl.DataFrame) -> pl.DataFrame:
-    """Per clock-reset vendor-A session (``device_serial``, ``start_utc`` as recorded):
-    ``placed_start_utc`` (end of the previous good-clock session in the same export) and
-    ``placed_latest_utc`` (start of the next good one), tightest over all exports holding it.
-    """
-    good = ~pl.col("clock_reset")
-    end = pl.col("start_utc") + pl.duration(seconds=pl.col("duration_s"))
-    return (
-        vendor_a_sessions.lazy()
-        .sort("source_file", "source_line")
-        .with_columns(
-            _prev_end=pl.when(good).then(end).forward_fill().over("source_file"),
-            _next_start=pl.when(good).then(pl.col("start_utc")).backward_fill().over("source_file"),
-        )
-        .filter(pl.col("clock_reset"))
-        .group_by(pl.col("serial").alias("device_serial"), "start_utc")
-        .agg(
-            placed_start_utc=pl.col("_prev_end").max(),
-            placed_latest_utc=pl.col("_next_start").min(),
+            vendor_b_session_key(pl.col("dev"), pl.col("sid")).alias("session_key"),
+            "share_at_min_current",
+            "share_within_prescribed",
         )
         .collect()
     )
@@ -124,17 +95,13 @@ def _phase(study: Study) -> pl.Expr:
     )
 
 
-def _with_placement_and_adequacy(
-    device_sessions: pl.DataFrame,
-    vendor_a_sessions: pl.DataFrame,
-    vendor_b_events: pl.DataFrame,
-    study: Study,
+def _with_adequacy(
+    device_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame, study: Study
 ) -> pl.LazyFrame:
     pp = _pp(study)
     threshold = pp["min_current_share"] * study.prescribed_ma
     min_time_s = pp["min_duration_share"] * _session_s(study)
     tol = study.current_tolerance_pct / 100.0 * study.prescribed_ma
-    placement = clock_reset_placement(vendor_a_sessions)
     shares = vendor_b_current_shares(vendor_b_events, study)
     mean_ok = pl.col("mean_ma") >= threshold
     time_at_current = (
@@ -148,18 +115,13 @@ def _with_placement_and_adequacy(
     )
     return (
         device_sessions.lazy()
-        .join(placement.lazy(), on=["device_serial", "start_utc"], how="left")
-        .join(shares.lazy(), on=["device_serial", "start_utc"], how="left")
+        .join(shares.lazy(), on="session_key", how="left")
         .with_columns(
-            placed_start_utc=pl.when(pl.col("clock_reset"))
-            .then(pl.col("placed_start_utc"))
-            .otherwise(pl.col("start_utc")),
-            placed_latest_utc=pl.when(pl.col("clock_reset")).then(pl.col("placed_latest_utc")),
             time_at_min_current_s=time_at_current.cast(pl.Float64),
             prescribed_tolerance_share=within,
         )
         .with_columns(
-            session_date=pl.col("placed_start_utc").dt.date(),
+            session_date=pl.col("start_utc_placed").dt.date(),
             adequate=pl.col("time_at_min_current_s") >= min_time_s,
         )
         .drop("share_at_min_current", "share_within_prescribed")
@@ -170,22 +132,19 @@ def map_sessions(
     device_sessions: pl.DataFrame,
     devices: pl.DataFrame,
     visits: pl.DataFrame,
-    vendor_a_sessions: pl.DataFrame,
     vendor_b_events: pl.DataFrame,
     study: Study,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map every device session to a subject. Returns ``(addev, unmapped)``.
 
-    ``addev``: ``device_sessions`` columns plus ``subject_id``, ``region``, ``placed_start_utc``,
-    ``placed_latest_utc``, ``session_date``, ``study_day``, ``phase``, ``time_at_min_current_s``,
+    ``addev``: ``device_sessions`` columns plus ``subject_id``, ``region``, ``session_date``
+    (UTC date of ``start_utc_placed``), ``study_day``, ``phase``, ``time_at_min_current_s``,
     ``prescribed_tolerance_share`` (share of time within +/- tolerance of the prescribed current;
     vendor A: 1 or 0 from ``mean_ma``), ``adequate``.
     ``unmapped``: ``device_sessions`` columns plus ``unmapped_reason``
     (SERIAL_NOT_ASSIGNED, OUTSIDE_ASSIGNMENT_DATES, AMBIGUOUS_ASSIGNMENT, CLOCK_RESET_UNPLACED).
     """
-    sessions = _with_placement_and_adequacy(
-        device_sessions, vendor_a_sessions, vendor_b_events, study
-    ).with_row_index("_sid")
+    sessions = _with_adequacy(device_sessions, vendor_b_events, study).with_row_index("_sid")
     assign = devices.lazy().select(
         "subject_id",
         "device_serial",
@@ -231,7 +190,7 @@ def map_sessions(
         .with_columns(study_day=study_day(pl.col("session_date"), pl.col("bl_date")))
         .with_columns(phase=_phase(study), STUDYID=pl.lit(study.study_id))
         .drop("bl_date")
-        .sort("subject_id", "placed_start_utc", "device_serial", nulls_last=True)
+        .sort("subject_id", "start_utc_placed", "device_serial", nulls_last=True)
         .collect()
     )
     assigned_serials = assign.select("device_serial").unique()
@@ -259,12 +218,13 @@ def sessions_started(
     device_sessions: pl.DataFrame, devices: pl.DataFrame, addev: pl.DataFrame
 ) -> pl.DataFrame:
     """Per subject: ``n_sessions`` started on any serial ever assigned to them (SAP section 10)
-    and ``trt_start_date`` / ``trt_end_date`` (UTC dates of the first and last). A session that
+    and ``trt_start_date`` / ``trt_end_date`` (UTC dates of the first and last dated session,
+    clock-reset sessions by their placed start). A session that
     the date mapping gave to another subject does not count for them."""
     owner = addev.select("session_key", mapped_to="subject_id")
     pairs = (
         device_sessions.lazy()
-        .select("session_key", "device_serial", "start_utc", "clock_reset")
+        .select("session_key", "device_serial", "start_utc_placed")
         .join(
             devices.lazy().select("subject_id", "device_serial").unique(),
             on="device_serial",
@@ -274,7 +234,7 @@ def sessions_started(
         .filter(pl.col("mapped_to").is_null() | (pl.col("mapped_to") == pl.col("subject_id")))
         .unique(subset=["subject_id", "session_key"])
     )
-    good_date = pl.col("start_utc").filter(~pl.col("clock_reset")).dt.date()
+    good_date = pl.col("start_utc_placed").dt.date()
     return (
         pairs.group_by("subject_id")
         .agg(

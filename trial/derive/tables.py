@@ -52,7 +52,6 @@ def derive_all(raw: RawFrames, study: Study) -> AnalysisTables:
         raw.device_sessions,
         raw.devices,
         raw.visits,
-        raw.vendor_a_sessions,
         raw.vendor_b_events,
         study,
     )
