@@ -429,9 +429,9 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "start_utc",
                     "timestamp",
                     UTC,
-                    "Start (UTC)",
-                    "Session start; for a clock-reset vendor-A session the placed estimate "
-                    "(null when it cannot be placed).",
+                    "Start (UTC, as recorded)",
+                    "Session start as the device recorded it, in UTC (wrong when "
+                    "clock_reset; see start_utc_placed).",
                 ),
                 Col("end_utc", "timestamp", UTC, "End (UTC)"),
                 _f("duration_s", "Duration", minimum=0, unit="s"),
@@ -465,11 +465,12 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=0,
                 ),
                 Col(
-                    "start_utc_recorded",
+                    "start_utc_placed",
                     "timestamp",
                     UTC,
-                    "Start (UTC, as recorded)",
-                    "Start as the device recorded it, converted to UTC.",
+                    "Start (UTC, placed)",
+                    "start_utc, or for a clock-reset session the reader's estimate placed by "
+                    "the counter (null when it cannot be placed).",
                 ),
                 Col("source_files", "array", "List(String)", "Source files", required=True),
             ),
