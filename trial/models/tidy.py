@@ -190,7 +190,8 @@ def arm_comparisons(
     visit of ``None`` means the model has no visit factor. LS means are emmeans' (see
     :func:`emmeans_rows`) on the log scale of a change from baseline, so each carries
     ``percent_reduction = 100 (1 - exp(LS mean))`` and each contrast its ratio of geometric
-    means ``exp(contrast)`` with CI. Returns ``(lsmeans, contrasts)``, both with a ``visit``
+    means ``ratio_geometric_means = exp(contrast)`` with CI (column names as
+    the MMRM's tables). Returns ``(lsmeans, contrasts)``, both with a ``visit``
     column (null without a visit factor) beside the tidy estimate columns.
     """
     cells = [
@@ -210,6 +211,8 @@ def arm_comparisons(
             ls.with_columns(
                 pl.lit(visit, dtype=pl.String).alias("visit"),
                 (100.0 * (1.0 - pl.col("estimate").exp())).alias("percent_reduction"),
+                (100.0 * (1.0 - pl.col("ci_high").exp())).alias("percent_reduction_ci_low"),
+                (100.0 * (1.0 - pl.col("ci_low").exp())).alias("percent_reduction_ci_high"),
             )
         )
         diffs = rows[1:] - rows[0]
@@ -220,7 +223,7 @@ def arm_comparisons(
         ct_frames.append(
             ct.with_columns(
                 pl.lit(visit, dtype=pl.String).alias("visit"),
-                pl.col("estimate").exp().alias("ratio"),
+                pl.col("estimate").exp().alias("ratio_geometric_means"),
                 pl.col("ci_low").exp().alias("ratio_ci_low"),
                 pl.col("ci_high").exp().alias("ratio_ci_high"),
             )
