@@ -1,0 +1,429 @@
+"""A small synthetic trial shaped as ``docs/architecture.md`` says, for the report tests.
+
+Deterministic (fixed seed). Numbers are chosen so that tests can hand-compute summaries:
+the exact content is fixed by ``make_tables``; tests recompute what they check from these
+frames, never from the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from trial.models.result import ModelResult, write_result
+from trial.study import Study
+
+N_PER_CENTRE = 9
+N_SCREEN_FAIL = 4
+
+
+def _arms_for(n: int, study: Study) -> list[str]:
+    codes = study.arm_codes
+    return [codes[i % len(codes)] for i in range(n)]
+
+
+def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.DataFrame]:
+    """Every table the report reads, for ``4 x N_PER_CENTRE`` randomised subjects plus
+    ``N_SCREEN_FAIL`` screen failures. ``blinded`` drops ``arm`` from ``adsl``."""
+    rng = np.random.default_rng(seed)
+    centres = study.centres
+    subjects: list[dict[str, object]] = []
+    for c in centres:
+        for i in range(N_PER_CENTRE):
+            subjects.append({"subject_id": f"{c}-{i + 1:04d}", "centre_id": c})
+    arms = _arms_for(len(subjects), study)
+    for s, a in zip(subjects, arms, strict=True):
+        s["arm"] = a
+    fails = [
+        {"subject_id": f"{centres[k % len(centres)]}-{90 + k:04d}", "centre_id": centres[0]}
+        for k in range(N_SCREEN_FAIL)
+    ]
+    for k, f in enumerate(fails):
+        f["centre_id"] = centres[k % len(centres)]
+        f["arm"] = None
+
+    rows = []
+    start = dt.date(2026, 1, 12)
+    for k, s in enumerate(subjects + fails):
+        is_fail = s["arm"] is None
+        age = int(12 + (k * 7) % 54)
+        consent = start + dt.timedelta(days=k)
+        bl = consent + dt.timedelta(days=10)
+        n_sessions = 0 if k == 5 else 18 + (k // 3) % 3
+        withdrawn = k in (7, 11)
+        rows.append(
+            {
+                "STUDYID": study.study_id,
+                "subject_id": s["subject_id"],
+                "centre_id": s["centre_id"],
+                "sex": "F" if k % 2 == 0 else "M",
+                "age": age,
+                "age_group": "12-17" if age <= 17 else ("18-40" if age <= 40 else "41-65"),
+                "plantar_involved": "Y" if (k // 3) % 2 == 0 else "N",
+                "hdss_screening": 3 if k % 4 else 4,
+                "stratum": "HDSS3" if k % 4 else "HDSS4",
+                "consent_date": consent,
+                "bl_date": None if is_fail else bl,
+                "screen_failure": is_fail,
+                "eligibility_violation": k == 3,
+                "RANDFL": "N" if is_fail else "Y",
+                "SAFFL": "N" if is_fail or n_sessions == 0 else "Y",
+                "FASFL": "N" if is_fail or n_sessions == 0 or k == 11 else "Y",
+                "PPFL": "N" if is_fail or n_sessions == 0 or k in (3, 7, 11) else "Y",
+                "disposition_status": "WITHDRAWN"
+                if is_fail or withdrawn
+                else ("COMPLETED" if k % 5 else "ONGOING"),
+                "disposition_reason": "SCREEN_FAILURE"
+                if is_fail
+                else ("ADVERSE_EVENT" if k == 7 else ("LOST_TO_FOLLOW_UP" if k == 11 else None)),
+                "n_sessions": 0 if is_fail else n_sessions,
+                "n_sessions_completed": 0 if is_fail else max(n_sessions - 1, 0),
+                "n_induction_sessions_adequate": 0 if is_fail else min(n_sessions, 12) - (k % 2),
+                "arm": s["arm"],
+            }
+        )
+    adsl = pl.DataFrame(rows).with_columns(
+        pl.col("consent_date").cast(pl.Date), pl.col("bl_date").cast(pl.Date)
+    )
+
+    effect = {code: -1.0 - 0.3 * i for i, code in enumerate(study.arm_codes)}
+    frac = study.simulation["effect_fraction_by_visit"]
+    sweat_rows = []
+    hdss_rows = []
+    randomised = adsl.filter(pl.col("RANDFL") == "Y").to_dicts()
+    for k, s in enumerate(randomised):
+        if s["subject_id"] == randomised[11]["subject_id"]:
+            visits_done = ["SCR", "BL"]
+        elif s["subject_id"] == randomised[7]["subject_id"]:
+            visits_done = ["SCR", "BL", "W1", "W2"]
+        else:
+            visits_done = [v for v in study.visit_codes if not (k % 6 == 1 and v == "W3")]
+        for region in study.regions:
+            if region.requires_involvement and s["plantar_involved"] != "Y":
+                continue
+            base = float(rng.normal(4.1 if region.primary else 3.6, 0.5))
+            for vi, visit in enumerate(study.visits):
+                if visit.code not in visits_done:
+                    continue
+                week = visit.week
+                f = float(frac.get(visit.code, 0.0))
+                aval = base + effect[str(s["arm"])] * f + float(rng.normal(0, 0.3))
+                if visit.code == "SCR":
+                    aval = base + float(rng.normal(0, 0.1))
+                if visit.code == "BL":
+                    aval = base
+                ady = visit.target_day + (5 if (k == 4 and visit.code == "W2") else 0)
+                oow = visit.window_days is not None and abs(ady - visit.target_day) > (
+                    visit.window_days
+                )
+                sweat_rows.append(
+                    {
+                        "subject_id": s["subject_id"],
+                        "PARAMCD": region.paramcd,
+                        "PARAM": region.param,
+                        "region": region.code,
+                        "AVISIT": visit.code,
+                        "AVISITN": vi,
+                        "week": week,
+                        "ADT": s["bl_date"] + dt.timedelta(days=ady - 1),
+                        "ADY": ady,
+                        "AVAL": aval,
+                        "rate_mg_min": math.exp(aval),
+                        "n_sides": 2,
+                        "BASE": base,
+                        "BASE_VISIT": study.baseline_visit,
+                        "CHG": None if visit.code == "SCR" else aval - base,
+                        "PCHG": None if visit.code == "SCR" else 100 * (math.exp(aval - base) - 1),
+                        "ABLFL": "Y" if visit.code == study.baseline_visit else None,
+                        "ANL01FL": None if visit.code == "SCR" else "Y",
+                        "out_of_window": oow,
+                    }
+                )
+        hbase = int(s["hdss_screening"])
+        for vi, visit in enumerate(study.visits):
+            if visit.code not in visits_done:
+                continue
+            drop = 2 if (visit.code in ("W4", "W8", "W12") and k % 2 == 0) else 1
+            aval_h = hbase if visit.code in ("SCR", "BL") else max(1, hbase - drop)
+            hdss_rows.append(
+                {
+                    "subject_id": s["subject_id"],
+                    "AVISIT": visit.code,
+                    "AVISITN": vi,
+                    "AVAL": aval_h,
+                    "BASE": hbase,
+                    "CHG": None if visit.code == "SCR" else aval_h - hbase,
+                    "ABLFL": "Y" if visit.code == study.baseline_visit else None,
+                    "out_of_window": False,
+                }
+            )
+    adsweat = pl.DataFrame(sweat_rows)
+    adhdss = pl.DataFrame(hdss_rows)
+
+    terms = ["TINGLING", "ITCHING", "DRY_MOUTH", "ERYTHEMA", "HEADACHE"]
+    severities = ["MILD", "MODERATE", "SEVERE"]
+    related = ["Y", "N", "POSSIBLE"]
+    ae_rows = []
+    for k, s in enumerate(randomised):
+        if s["SAFFL"] != "Y":
+            continue
+        for j in range((k // 2) % 3):
+            term = terms[(k + j) % len(terms)]
+            ae_rows.append(
+                {
+                    "subject_id": s["subject_id"],
+                    "ae_id": f"AE{j + 1}",
+                    "term": term,
+                    "verbatim": term.lower().replace("_", " "),
+                    "onset_date": s["bl_date"] + dt.timedelta(days=3 + j),
+                    "end_date": None,
+                    "severity": severities[(k // 3 + j) % 3],
+                    "serious": "Y" if (k, j) == (4, 1) else "N",
+                    "related": related[(k // 3 + 2 * j) % 3],
+                    "TRTEMFL": "Y",
+                    "ASTDY": 4 + j,
+                }
+            )
+    adae = pl.DataFrame(ae_rows).with_columns(pl.col("end_date").cast(pl.Date))
+
+    dev_rows = []
+    for k, s in enumerate(randomised):
+        for n in range(int(s["n_sessions"])):
+            aborted = n == 0 and k % 4 == 0
+            fault = "E03" if aborted and k % 8 == 0 else None
+            start_utc = dt.datetime(2026, 1, 25, 18, 0, tzinfo=dt.UTC) + dt.timedelta(
+                days=k + 2 * n
+            )
+            duration = 600 if aborted else 1200
+            dev_rows.append(
+                {
+                    "device_serial": f"A-{k:05d}",
+                    "vendor": "A" if k % 5 else "B",
+                    "session_key": f"A-{k:05d}#{n + 1}",
+                    "start_utc": start_utc,
+                    "end_utc": start_utc + dt.timedelta(seconds=duration),
+                    "duration_s": float(duration),
+                    "programmed_ma": 15.0,
+                    "mean_ma": 14.5 if n % 2 else 15.0,
+                    "charge_mc": 15.0 * duration if n % 2 == 0 else 14.5 * duration,
+                    "polarity_switches": 1,
+                    "end_reason": ("FAULT" if fault else "STOPPED_BY_USER")
+                    if aborted
+                    else "COMPLETED",
+                    "fault_code": fault,
+                    "within_tolerance_share": None if k % 5 else 0.95,
+                    "clock_reset": k == 2 and n == 0,
+                    "n_duplicate_events": 0,
+                    "source_files": [f"{s['centre_id']}/2026-02-09/ionto-a_A-{k:05d}.csv"],
+                    "subject_id": s["subject_id"],
+                    "region": "PALM",
+                    "study_day": 1 + 2 * n,
+                    "phase": "induction" if n < 12 else "maintenance",
+                    "adequate": not aborted,
+                }
+            )
+    addev = pl.DataFrame(dev_rows).with_columns(
+        pl.col("fault_code").cast(pl.String), pl.col("within_tolerance_share").cast(pl.Float64)
+    )
+    unmatched = (
+        addev.head(2)
+        .drop("subject_id", "region", "study_day", "phase", "adequate")
+        .with_columns(
+            pl.lit("A-99999").alias("device_serial"),
+            pl.format("A-99999#{}", pl.int_range(1, 3)).alias("session_key"),
+        )
+    )
+    device_sessions = pl.concat(
+        [addev.drop("subject_id", "region", "study_day", "phase", "adequate"), unmatched]
+    )
+
+    quarantine = pl.DataFrame(
+        {
+            "dataset": ["gravimetry", "dm", "vendor_b_events"],
+            "source_file": [
+                "C01/2026-02-09/gravimetry_C01_20260209.csv",
+                "C02/2026-03-09/dm.csv",
+                "C03/2026-03-09/ionto-b_B-00001_20260301120000.jsonl",
+            ],
+            "source_line": [14, 3, None],
+            "field": ["wet_weight", "sex", None],
+            "reason_code": ["OUT_OF_RANGE", "NOT_IN_CODELIST", "NOT_UTF8"],
+            "message": [
+                "wet_weight -3.0 is below dry_weight",
+                "sex 'X' is not in codelist sex [F, M]",
+                "file is not valid UTF-8",
+            ],
+            "raw_text": ["C01-0001,W1,PALM,L,...", "C02-0009,C02,...", ""],
+        },
+        schema_overrides={"source_line": pl.Int64},
+    )
+
+    criteria = study.raw["eligibility"]["criteria"]
+    elig_rows = []
+    for k, s in enumerate(subjects + fails):
+        for j, crit in enumerate(criteria):
+            yes = s["arm"] is None and j == k % 3
+            elig_rows.append(
+                {"subject_id": s["subject_id"], "criterion": crit, "answer": "Y" if yes else "N"}
+            )
+    eligibility = pl.DataFrame(elig_rows)
+
+    tables = {
+        "adsl": adsl.drop("arm") if blinded else adsl,
+        "adsweat": adsweat,
+        "adhdss": adhdss,
+        "adae": adae,
+        "addev": addev,
+        "device_sessions": device_sessions,
+        "quarantine": quarantine,
+        "eligibility": eligibility,
+    }
+    return tables
+
+
+def randomisation(study: Study) -> pl.DataFrame:
+    """The sealed list of the synthetic trial (what an unblinded run would read)."""
+    adsl = make_tables(study, blinded=False)["adsl"]
+    return adsl.filter(pl.col("RANDFL") == "Y").select("subject_id", "arm")
+
+
+def _contrast_rows(study: Study, visits: list[str], shift: float) -> list[dict[str, object]]:
+    rows = []
+    for i, arm in enumerate(study.arm_codes[1:], start=1):
+        for j, v in enumerate(visits):
+            est = -0.3 * i - 0.01 * j + shift
+            se = 0.12
+            rows.append(
+                {
+                    "contrast": f"{arm}-{study.reference_arm}",
+                    "visit": v,
+                    "estimate": est,
+                    "std_error": se,
+                    "df": 80.0,
+                    "statistic": est / se,
+                    "p_value": 0.02 * i,
+                    "ci_low": est - 1.99 * se,
+                    "ci_high": est + 1.99 * se,
+                }
+            )
+    return rows
+
+
+def _estimates(rows: list[dict[str, object]], term: str) -> pl.DataFrame:
+    """A tidy estimates table from rows that carry ``term`` plus some estimate columns."""
+    frame = pl.DataFrame(rows).rename({term: "term"})
+    return frame.select(
+        "term",
+        *[
+            pl.col(c).cast(pl.Float64) if c in frame.columns else pl.lit(None, pl.Float64).alias(c)
+            for c in ("estimate", "std_error", "df", "statistic", "p_value", "ci_low", "ci_high")
+        ],
+    )
+
+
+def make_models(study: Study) -> dict[str, ModelResult]:
+    """Model results shaped as the report expects (see ``trial.report.model_tables``)."""
+    visits = study.model_visits
+    lsm = []
+    for i, arm in enumerate(study.arm_codes):
+        for j, v in enumerate(visits):
+            est = -0.8 - 0.3 * i - 0.05 * j
+            lsm.append(
+                {
+                    "arm": arm,
+                    "visit": v,
+                    "estimate": est,
+                    "std_error": 0.09,
+                    "df": 80.0,
+                    "ci_low": est - 1.99 * 0.09,
+                    "ci_high": est + 1.99 * 0.09,
+                }
+            )
+    contrasts = _contrast_rows(study, visits, 0.0)
+    models: dict[str, ModelResult] = {
+        "mmrm": ModelResult(
+            name="mmrm",
+            estimates=_estimates(contrasts, "contrast"),
+            fit={
+                "n_subjects": 33,
+                "n_observations": 180,
+                "reml_loglik": -120.5,
+                "covariance_structure": "heterogeneous_toeplitz",
+                "converged": True,
+            },
+            tables={"lsmeans": pl.DataFrame(lsm), "contrasts": pl.DataFrame(contrasts)},
+            notes=["Unstructured covariance did not converge; heterogeneous Toeplitz used."],
+        )
+    }
+    for k, name in enumerate(["lmm_slope", "mmrm_pp", "lmm_sides", "ancova_w4"], start=1):
+        rows = _contrast_rows(study, [study.primary_visit], 0.02 * k)
+        models[name] = ModelResult(
+            name=name,
+            estimates=_estimates(rows, "contrast"),
+            fit={"n_subjects": 33 - k, "n_observations": 150, "converged": True},
+            tables={"contrasts": pl.DataFrame(rows)},
+        )
+    sub_rows = []
+    for g in study.section("models")["subgroups"]:
+        for level in ("a", "b"):
+            for i, arm in enumerate(study.arm_codes[1:], start=1):
+                est = -0.3 * i + (0.1 if level == "b" else -0.1)
+                sub_rows.append(
+                    {
+                        "subgroup": g["name"],
+                        "level": level,
+                        "contrast": f"{arm}-{study.reference_arm}",
+                        "n": 15,
+                        "estimate": est,
+                        "ci_low": est - 0.4,
+                        "ci_high": est + 0.4,
+                    }
+                )
+    models["subgroups"] = ModelResult(
+        name="subgroups",
+        estimates=_estimates(
+            [dict(r, key=f"{r['subgroup']}={r['level']}") for r in sub_rows], "key"
+        ),
+        fit={"converged": True},
+        tables={"subgroups": pl.DataFrame(sub_rows)},
+    )
+    resp = []
+    for endpoint in ("hdss_responder", "sweat_responder"):
+        for i, arm in enumerate(study.arm_codes[1:], start=1):
+            resp.append(
+                {
+                    "endpoint": endpoint,
+                    "contrast": f"{arm}-{study.reference_arm}",
+                    "odds_ratio": 1.5 * i,
+                    "ci_low": 0.7 * i,
+                    "ci_high": 3.0 * i,
+                    "p_value": 0.04 * i,
+                    "cmh_p_value": 0.05 * i,
+                }
+            )
+    models["responders"] = ModelResult(
+        name="responders",
+        estimates=_estimates(
+            [{"key": f"{r['endpoint']}:{r['contrast']}", "p_value": r["p_value"]} for r in resp],
+            "key",
+        ),
+        fit={"converged": True},
+        tables={"odds_ratios": pl.DataFrame(resp)},
+    )
+    return models
+
+
+def write_outputs(study: Study, out_dir: Path, *, blinded: bool) -> dict[str, pl.DataFrame]:
+    """Materialise the synthetic trial as a run would: ``OUT/tables`` and ``OUT/models``."""
+    tables = make_tables(study, blinded=blinded)
+    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.write_parquet(out_dir / "tables" / f"{name}.parquet")
+    if not blinded:
+        for result in make_models(study).values():
+            write_result(result, out_dir / "models")
+    return tables

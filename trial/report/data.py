@@ -1,0 +1,209 @@
+"""Everything the investigator report shows, as Polars frames: :func:`build_report_data`.
+
+The HTML renderer only formats these frames; the tests check these numbers. In a blinded run
+(``RunInfo.blinded``; ``adsl`` without ``arm``) every frame is pooled (``group == "TOTAL"``)
+and no model result is shown: arm-level results are withheld until unblinding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from trial.models.result import ModelResult
+from trial.report import model_tables as mt
+from trial.report import summaries as sm
+from trial.report.run_info import RunInfo
+from trial.study import Study
+
+REQUIRED_TABLES = ("adsl", "adsweat", "adhdss", "adae", "addev")
+"""Tables :func:`build_report_data` needs; ``eligibility`` (raw) is optional and gives the
+screen-failure reasons."""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Numbers behind every table and figure of the investigator report.
+
+    Frames from :mod:`trial.report.summaries` (descriptive, by ``group``) and
+    :mod:`trial.report.model_tables` (model results; empty when blinded or not fitted)."""
+
+    study: Study
+    run: RunInfo
+    groups: list[str]
+    consort: pl.DataFrame
+    enrolment: pl.DataFrame
+    baseline: pl.DataFrame
+    time_course: pl.DataFrame
+    plantar_time_course: pl.DataFrame
+    responders: pl.DataFrame
+    adverse_events: pl.DataFrame
+    serious_events: pl.DataFrame
+    device: pl.DataFrame
+    faults: pl.DataFrame
+    primary_lsmeans: pl.DataFrame
+    primary_contrasts: pl.DataFrame
+    covariance_structure: str | None
+    sensitivity: pl.DataFrame
+    subgroups: pl.DataFrame
+    responder_models: pl.DataFrame
+    model_notes: pl.DataFrame
+    methods: list[tuple[str, str]]
+
+    @property
+    def blinded(self) -> bool:
+        return self.run.blinded
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every frame by name (for writing next to the report, scanning and tests)."""
+        return {
+            name: value for name, value in vars(self).items() if isinstance(value, pl.DataFrame)
+        }
+
+
+def check_blinding(adsl: pl.DataFrame, run: RunInfo) -> None:
+    """Refuse to build a report whose blinding label disagrees with its data: a blinded report
+    from an ADSL carrying ``arm`` would print arm-level results under a BLINDED banner."""
+    if run.blinded and sm.is_unblinded(adsl):
+        raise ValueError("blinded report requested, but adsl carries the arm column")
+    if not run.blinded and not sm.is_unblinded(adsl):
+        raise ValueError("unblinded report requested, but adsl has no arm column")
+
+
+def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tuple[str, str]]:
+    """Methods and populations footnotes generated from the study configuration.
+
+    A blinded run names neither the arms nor the block size (CONSORT items 8-11 are
+    completed at unblinding)."""
+    alloc = study.section("allocation")
+    ratio = ":".join(str(r) for r in alloc["ratio"])
+    arms = (
+        "; ".join(f"{a.code} = {a.name} ({a.solution})" for a in study.arms)
+        if not run.blinded
+        else f"{len(study.arms)} arms, masked in this blinded report"
+    )
+    block = "" if run.blinded else f", permuted blocks of {alloc['block_size']}"
+    sets = study.section("analysis_sets")
+    pp = sets["pp"]
+    models = study.section("models")
+    mmrm = models["mmrm"]
+    responder = study.section("endpoints")["responder"]
+    windows = ", ".join(
+        f"{v.code} day {v.target_day}" + (f" ±{v.window_days}" if v.window_days else "")
+        for v in study.visits
+    )
+
+    def total(stage: str) -> int:
+        rows = consort.filter(
+            (pl.col("stage") == stage) & (pl.col("group") == sm.TOTAL) & pl.col("reason").is_null()
+        )
+        return int(rows["n"].sum())
+
+    subgroups = ", ".join(g["name"].replace("_", " ") for g in models["subgroups"])
+    return [
+        ("Study", f"{study.study_id}: {study.title}. Centres: {', '.join(study.centres)}."),
+        (
+            "Randomisation",
+            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc['strata'])}. "
+            f"Arms: {arms}.",
+        ),
+        ("Visits", f"Target study day and window (days): {windows}. Day 1 is the baseline visit."),
+        (
+            "Primary endpoint",
+            f"Change from baseline in ln palmar sweat rate at {study.primary_visit}; percent "
+            "reduction within an arm = 100 x (1 - exp(LS mean change)); treatment effect = ratio "
+            "of geometric means versus the reference arm.",
+        ),
+        (
+            "Analysis sets",
+            f"Screened {total('screened')}, randomised {total('randomised')}. "
+            f"Full analysis set (FAS, n = {total('analysed_fas')}): randomised, >= 1 session, a "
+            "baseline and >= 1 post-baseline palmar value; analysed as randomised. Per-protocol "
+            f"(n = {total('analysed_pp')}): FAS with >= {pp['min_induction_sessions_share']:.0%} "
+            f"of planned induction sessions at >= {pp['min_current_share']:.0%} of the "
+            f"prescribed current for >= {pp['min_duration_share']:.0%} of the duration, no major "
+            "eligibility violation, out-of-window visits excluded. Safety "
+            f"(n = {total('analysed_safety')}): >= 1 session started; analysed as treated.",
+        ),
+        (
+            "Primary model",
+            f"MMRM on the FAS, visits {', '.join(study.model_visits)}; fixed effects arm, visit, "
+            "arm x visit, ln baseline, ln baseline x visit, centre, screening HDSS stratum; "
+            f"{mmrm['covariance']} within-subject covariance (fallback "
+            f"{', '.join(mmrm['fallback'])}), REML, {mmrm['ddf']} denominator df. Missing data "
+            "assumed missing at random (no imputation).",
+        ),
+        (
+            "Responders",
+            f"HDSS improvement >= {responder['hdss_improvement_points']} points, or palmar rate "
+            f"reduction >= {responder['sweat_reduction_pct']:g} %, at {study.primary_visit}; a "
+            "missing value counts as non-response. Logistic regression on arm, centre and "
+            "stratum; Cochran-Mantel-Haenszel by centre as a check.",
+        ),
+        ("Subgroups", f"Treatment effect at {study.primary_visit} by {subgroups}."),
+        (
+            "Summaries",
+            "Sweat rates: geometric means with t-based 95 % CI on the log scale. Adverse events: "
+            "treatment-emergent, subjects counted once per term and level, safety set. Device: "
+            f"{study.planned_sessions_total} planned sessions per subject; charge = integral of "
+            "current over time (mC).",
+        ),
+    ]
+
+
+def build_report_data(
+    tables: Mapping[str, pl.DataFrame],
+    models: Mapping[str, ModelResult],
+    study: Study,
+    run: RunInfo,
+    roles: mt.ModelRoles = mt.DEFAULT_ROLES,
+) -> ReportData:
+    """All numbers of the investigator report.
+
+    ``tables``: ``adsl, adsweat, adhdss, adae, addev`` (``docs/architecture.md``), optionally
+    the raw ``eligibility`` table for screen-failure reasons. ``models``: model results by
+    name (``ModelRoles`` says which is which; missing ones leave their section empty)."""
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise KeyError(f"report needs tables {missing}")
+    adsl, adsweat = tables["adsl"], tables["adsweat"]
+    check_blinding(adsl, run)
+    groups = sm.group_order(adsl, study)
+    consort = sm.consort_flow(adsl, adsweat, study, tables.get("eligibility"))
+    plantar = [r for r in study.regions if not r.primary]
+    arm_models = {} if run.blinded else dict(models)
+    primary = arm_models.get(roles.primary)
+    has_primary = mt.fitted(primary) and primary is not None and "lsmeans" in primary.tables
+    return ReportData(
+        study=study,
+        run=run,
+        groups=groups,
+        consort=consort,
+        enrolment=sm.enrolment_by_centre(adsl, study),
+        baseline=sm.baseline_characteristics(adsl, adsweat, study),
+        time_course=sm.sweat_time_course(adsl, adsweat, study),
+        plantar_time_course=sm.sweat_time_course(adsl, adsweat, study, paramcd=plantar[0].paramcd)
+        if plantar
+        else pl.DataFrame(),
+        responders=sm.responder_shares(adsl, adsweat, tables["adhdss"], study),
+        adverse_events=sm.adverse_event_summary(tables["adae"], adsl, study),
+        serious_events=sm.serious_events(tables["adae"], adsl),
+        device=sm.device_summary(tables["addev"], adsl, study),
+        faults=sm.fault_summary(tables["addev"], adsl, study),
+        primary_lsmeans=mt.primary_lsmeans(primary)
+        if has_primary and primary is not None
+        else pl.DataFrame(),
+        primary_contrasts=mt.contrasts_with_ratio(primary.tables["contrasts"])
+        if has_primary and primary is not None and "contrasts" in primary.tables
+        else pl.DataFrame(),
+        covariance_structure=mt.covariance_used(primary)
+        if has_primary and primary is not None
+        else None,
+        sensitivity=mt.sensitivity_comparison(arm_models, study, roles),
+        subgroups=mt.subgroup_effects(arm_models, roles),
+        responder_models=mt.responder_models(arm_models, roles),
+        model_notes=mt.model_notes(arm_models),
+        methods=methods_block(study, run, consort),
+    )
