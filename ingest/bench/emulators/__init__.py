@@ -1,0 +1,1 @@
+"""Emulated bench units (IBU-1, MT-SICS balance) behind ``ionto emulate`` and the tests."""
