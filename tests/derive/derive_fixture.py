@@ -252,7 +252,7 @@ def _a_session(
         "vendor": "A",
         "start_utc": start,
         "end_utc": start + dt.timedelta(seconds=1200),
-        "duration_s": 1200,
+        "duration_s": 1200.0,
         "programmed_ma": 15.0,
         "mean_ma": mean_ma,
         "charge_mc": mean_ma * 1200,
@@ -261,7 +261,7 @@ def _a_session(
         "fault_code": None,
         "within_tolerance_share": None,
         "clock_reset": reset,
-        "n_duplicate_events": None,
+        "n_duplicate_events": 0,
         "start_utc_placed": placed if reset else start,
     }
 

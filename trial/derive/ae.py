@@ -31,6 +31,7 @@ def derive_adae(ae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFr
             AENDY=study_day(pl.col("end_date"), pl.col("bl_date")),
         )
         .drop("bl_date", "trt_start_date")
+        .select("STUDYID", *ae.columns, "TRTEMFL", "ASTDY", "AENDY", *keep[3:])
         .sort("subject_id", "ae_id")
         .collect()
     )

@@ -185,11 +185,20 @@ def map_sessions(
         ]
     )
     bl = baseline_dates(visits, study)
+    derived = [
+        "time_at_min_current_s",
+        "prescribed_tolerance_share",
+        "session_date",
+        "adequate",
+        "study_day",
+        "phase",
+    ]
     addev = (
         mapped.join(bl.lazy(), on="subject_id", how="left")
         .with_columns(study_day=study_day(pl.col("session_date"), pl.col("bl_date")))
         .with_columns(phase=_phase(study), STUDYID=pl.lit(study.study_id))
-        .drop("bl_date")
+        .drop("bl_date", "_sid")
+        .select("STUDYID", "subject_id", "region", *device_sessions.columns, *derived)
         .sort("subject_id", "start_utc_placed", "device_serial", nulls_last=True)
         .collect()
     )
@@ -211,7 +220,7 @@ def map_sessions(
         .drop("_sid")
         .collect()
     )
-    return addev.drop("_sid"), unmapped
+    return addev, unmapped
 
 
 def sessions_started(
