@@ -88,7 +88,18 @@ def test_adequacy_vendor_a_mean_and_vendor_b_samples(tables: AnalysisTables) -> 
     # 9 of 10 distinct samples at 15 mA (>= 12 mA): 0.9 * 1200 s = 1080 s >= 0.8 * 1200 s
     assert b["time_at_min_current_s"] == pytest.approx(1080.0)
     assert b["adequate"] is True
-    assert b["prescribed_tolerance_share"] == pytest.approx(0.9)
+    assert b["tolerance_share"] == pytest.approx(0.9)  # the reader's within_tolerance_share
+
+
+def test_adequacy_is_judged_against_the_titrated_programmed_current() -> None:
+    base = raw()
+    titrated = base.device_sessions.filter(pl.col("vendor") == "A").with_columns(
+        programmed_ma=pl.lit(10.0), mean_ma=pl.lit(9.9)
+    )
+    addev, _ = map_sessions(titrated, base.devices, base.visits, base.vendor_b_events, ion_study())
+    # 9.9 mA >= 0.8 * 10 mA and within 10 % of it, although below 0.8 * 15 mA
+    assert addev["adequate"].all()
+    assert addev["tolerance_share"].to_list() == [1.0] * addev.height
 
 
 def test_short_session_at_full_current_is_not_adequate() -> None:

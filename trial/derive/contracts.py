@@ -159,10 +159,15 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         _i("n_sessions", "Sessions started", "On any serial ever assigned.", required=True),
         _i("n_sessions_mapped", "Sessions mapped by assignment dates", required=True),
         _i("n_sessions_planned", "Sessions planned", required=True),
-        _i("n_sessions_completed", "Sessions completed", required=True),
+        _i("n_sessions_completed", "Sessions completed (primary region)", required=True),
         _i("n_induction_sessions_planned", "Induction sessions planned", required=True),
         _i("n_induction_sessions_completed", "Induction sessions completed", required=True),
-        _i("n_induction_sessions_adequate", "Adequate induction sessions", required=True),
+        _i(
+            "n_induction_sessions_adequate",
+            "Adequate induction sessions",
+            "Primary region's device; see ADDEV adequate.",
+            required=True,
+        ),
         _f(
             "time_within_tolerance_share",
             "Share of time within current tolerance",
@@ -250,14 +255,15 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         _f(
             "time_at_min_current_s",
             "Time at >= PP current threshold",
-            "Vendor B from samples; vendor A: duration when mean_ma reaches it, else 0.",
+            "Threshold: min_current_share x programmed_ma. Vendor B from samples; vendor A: "
+            "duration when mean_ma reaches it, else 0.",
             unit="s",
             minimum=0,
         ),
         _f(
-            "prescribed_tolerance_share",
-            "Share within tolerance of prescribed mA",
-            "Vendor B from samples; vendor A 1 or 0 from mean_ma.",
+            "tolerance_share",
+            "Share of time within current tolerance",
+            "Vs programmed_ma: vendor B the reader's share; vendor A 1 or 0 from mean_ma.",
             minimum=0,
             maximum=1,
         ),

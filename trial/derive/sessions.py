@@ -12,12 +12,21 @@ reader's ``start_utc_placed`` (placed by the session counter where the export al
 ``start_utc_placed``) is still attributed to the subject when its serial was only ever
 assigned to one subject (study day and phase null); otherwise it is reported as unmapped.
 
+Prescribed current of a session: its ``programmed_ma`` (the subject's current after the
+titration the protocol allows), else the study's ``treatment.prescribed_ma``. The device
+contract's ``within_tolerance_share`` is also judged against ``programmed_ma``, and a subject
+titrated to 10 mA for tolerance would otherwise never have an adequate session.
+
 Adequate session (PP rule, SAP section 6): the current was >= ``min_current_share`` of the
 prescribed current for >= ``min_duration_share`` of the planned session duration
-(``treatment.session_minutes``). Vendor B: time at current = share of 2 Hz samples with
-``ma >= min_current_share * prescribed`` times ``duration_s``. Vendor A has only ``mean_ma``:
-the approximation is time at current = ``duration_s`` when ``mean_ma`` reaches the threshold,
-else 0 (a session whose mean current is adequate is taken as adequate throughout).
+(``treatment.session_minutes``; so a session stopped early is not adequate). Vendor B: time
+at current = share of samples with ``ma >= min_current_share * prescribed`` times
+``duration_s``. Vendor A has only ``mean_ma``: the approximation is time at current =
+``duration_s`` when ``mean_ma`` reaches the threshold, else 0 (a session whose mean current is
+adequate is taken as adequate throughout).
+
+``tolerance_share`` (share of time within +/- ``current_tolerance_pct`` of the prescribed
+current): vendor B the reader's ``within_tolerance_share``; vendor A 1 or 0 from ``mean_ma``.
 """
 
 from __future__ import annotations
@@ -50,27 +59,25 @@ def vendor_b_session_key(dev: pl.Expr, sid: pl.Expr) -> pl.Expr:
 
 
 def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Per vendor-B session (``session_key``): share of
-    samples at >= the PP current threshold (``share_at_min_current``) and within
-    +/- ``current_tolerance_pct`` of the prescribed current (``share_within_prescribed``).
-    Exact duplicate events count once."""
-    prescribed = study.prescribed_ma
-    low = _pp(study)["min_current_share"] * prescribed
-    tol = study.current_tolerance_pct / 100.0 * prescribed
+    """Per vendor-B session (``session_key``): ``share_at_min_current``, the share of samples
+    with ``ma >= min_current_share * ma_set`` (the start event's set current, else the study's
+    prescribed current). Exact duplicate events count once."""
+    low_share = _pp(study)["min_current_share"]
     events = vendor_b_events.lazy().unique(subset=["dev", "sid", "ev", "ts", "ma"])
+    set_ma = (
+        events.filter(pl.col("ev") == "start")
+        .group_by("dev", "sid")
+        .agg(ma_set=pl.col("ma_set").first())
+    )
     return (
         events.filter(pl.col("ev") == "sample")
+        .join(set_ma, on=["dev", "sid"], how="left")
+        .with_columns(_low=low_share * pl.col("ma_set").fill_null(study.prescribed_ma))
         .group_by("dev", "sid")
-        .agg(
-            share_at_min_current=(pl.col("ma") >= low).mean().cast(pl.Float64),
-            share_within_prescribed=((pl.col("ma") - prescribed).abs() <= tol)
-            .mean()
-            .cast(pl.Float64),
-        )
+        .agg(share_at_min_current=(pl.col("ma") >= pl.col("_low")).mean().cast(pl.Float64))
         .select(
             vendor_b_session_key(pl.col("dev"), pl.col("sid")).alias("session_key"),
             "share_at_min_current",
-            "share_within_prescribed",
         )
         .collect()
     )
@@ -99,9 +106,10 @@ def _with_adequacy(
     device_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame, study: Study
 ) -> pl.LazyFrame:
     pp = _pp(study)
-    threshold = pp["min_current_share"] * study.prescribed_ma
+    prescribed = pl.col("programmed_ma").fill_null(study.prescribed_ma)
+    threshold = pp["min_current_share"] * prescribed
     min_time_s = pp["min_duration_share"] * _session_s(study)
-    tol = study.current_tolerance_pct / 100.0 * study.prescribed_ma
+    tol = study.current_tolerance_pct / 100.0 * prescribed
     shares = vendor_b_current_shares(vendor_b_events, study)
     mean_ok = pl.col("mean_ma") >= threshold
     time_at_current = (
@@ -109,22 +117,23 @@ def _with_adequacy(
         .then(pl.col("share_at_min_current") * pl.col("duration_s"))
         .otherwise(pl.when(mean_ok).then(pl.col("duration_s")).otherwise(0.0))
     )
-    within = pl.coalesce(
-        pl.col("share_within_prescribed"),
-        ((pl.col("mean_ma") - study.prescribed_ma).abs() <= tol).cast(pl.Float64),
+    within = (
+        pl.when(pl.col("within_tolerance_share").is_not_null())
+        .then(pl.col("within_tolerance_share"))
+        .otherwise(((pl.col("mean_ma") - prescribed).abs() <= tol).cast(pl.Float64))
     )
     return (
         device_sessions.lazy()
         .join(shares.lazy(), on="session_key", how="left")
         .with_columns(
             time_at_min_current_s=time_at_current.cast(pl.Float64),
-            prescribed_tolerance_share=within,
+            tolerance_share=within,
         )
         .with_columns(
             session_date=pl.col("start_utc_placed").dt.date(),
             adequate=pl.col("time_at_min_current_s") >= min_time_s,
         )
-        .drop("share_at_min_current", "share_within_prescribed")
+        .drop("share_at_min_current")
     )
 
 
@@ -139,8 +148,7 @@ def map_sessions(
 
     ``addev``: ``device_sessions`` columns plus ``subject_id``, ``region``, ``session_date``
     (UTC date of ``start_utc_placed``), ``study_day``, ``phase``, ``time_at_min_current_s``,
-    ``prescribed_tolerance_share`` (share of time within +/- tolerance of the prescribed current;
-    vendor A: 1 or 0 from ``mean_ma``), ``adequate``.
+    ``tolerance_share``, ``adequate`` (see the module docstring).
     ``unmapped``: ``device_sessions`` columns plus ``unmapped_reason``
     (SERIAL_NOT_ASSIGNED, OUTSIDE_ASSIGNMENT_DATES, AMBIGUOUS_ASSIGNMENT, CLOCK_RESET_UNPLACED).
     """
@@ -187,7 +195,7 @@ def map_sessions(
     bl = baseline_dates(visits, study)
     derived = [
         "time_at_min_current_s",
-        "prescribed_tolerance_share",
+        "tolerance_share",
         "session_date",
         "adequate",
         "study_day",
@@ -257,11 +265,16 @@ def sessions_started(
 
 def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
     """Per subject with mapped sessions: planned versus completed sessions (planned from the
-    configured phases), adequate induction sessions and the duration-weighted share of time
-    within +/- tolerance of the prescribed current."""
+    configured phases), adequate first-phase (induction) sessions, the duration-weighted share
+    of time within +/- tolerance of the prescribed current and the total charge.
+
+    Planned sessions are per treated region, so the completed / adequate counts are those of
+    the primary region's device (a subject with plantar involvement has a second device whose
+    sessions count in ``n_sessions_mapped``, the tolerance share and the charge only)."""
     first_phase = str(study.raw["treatment"]["phases"][0]["name"])
-    completed = pl.col("end_reason") == "COMPLETED"
-    in_first = pl.col("phase") == first_phase
+    primary = pl.col("region") == study.primary_region.code
+    completed = (pl.col("end_reason") == "COMPLETED") & primary
+    in_first = (pl.col("phase") == first_phase) & primary
     dur = pl.col("duration_s").cast(pl.Float64)
     return (
         addev.lazy()
@@ -271,8 +284,8 @@ def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
             n_sessions_completed=completed.sum().cast(pl.Int64),
             n_induction_sessions_completed=(completed & in_first).sum().cast(pl.Int64),
             n_induction_sessions_adequate=(pl.col("adequate") & in_first).sum().cast(pl.Int64),
-            time_within_tolerance_share=(pl.col("prescribed_tolerance_share") * dur).sum()
-            / dur.filter(pl.col("prescribed_tolerance_share").is_not_null()).sum(),
+            time_within_tolerance_share=(pl.col("tolerance_share") * dur).sum()
+            / dur.filter(pl.col("tolerance_share").is_not_null()).sum(),
             charge_mc_total=pl.col("charge_mc").sum(),
         )
         .with_columns(
