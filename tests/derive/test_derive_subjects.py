@@ -165,3 +165,22 @@ def test_analysis_long_blinded_has_no_arm(blinded: AnalysisTables) -> None:
 def test_analysis_long_rejects_unknown_population(unblinded: AnalysisTables) -> None:
     with pytest.raises(ValueError, match="population"):
         build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study(), population="ITT")  # type: ignore[arg-type]
+
+
+def test_age_violation_only_when_certain_from_the_birth_year() -> None:
+    from trial.derive import eligibility_findings
+
+    dm = pl.DataFrame(
+        {
+            "subject_id": ["a", "b", "c", "d"],
+            "consent_date": [dt.date(2026, 3, 1)] * 4,
+            "birth_year": [2014, 2015, 1960, 1959],  # 12 (or 11), 11, 66 (or 65), 67
+            "hdss_screening": [3] * 4,
+        }
+    )
+    empty = pl.DataFrame(
+        schema={"subject_id": pl.String, "criterion": pl.String, "answer": pl.String}
+    )
+    found = eligibility_findings(dm, empty, ion_study()).sort("subject_id")
+    assert found["eligibility_violation"].to_list() == [False, True, False, True]
+    assert found["eligibility_reasons"].to_list() == [None, "AGE", None, "AGE"]

@@ -1,8 +1,9 @@
 """ADSL: one row per subject in ``dm``, with the analysis-set flags of SAP sections 6 and 10.
 
 - ``screen_failure``: disposition ``WITHDRAWN`` with the study's ``screen_failure_reason``.
-- ``eligibility_violation``: any configured exclusion criterion answered ``Y``, age (consent
-  year - birth year; dm has the birth year only) outside ``eligibility.age_range``, or
+- ``eligibility_violation``: any configured exclusion criterion answered ``Y``, an age certainly
+  outside ``eligibility.age_range`` (dm has the birth year only, so the age at consent is
+  ``consent year - birth year`` or one less; only a violation under both counts), or
   ``hdss_screening`` outside ``eligibility.hdss_screening_allowed``. ``eligibility_reasons``
   lists them.
 - ``RANDFL``: unblinded, the subject is in the sealed randomisation list. Blinded (no list),
@@ -61,7 +62,7 @@ def eligibility_findings(dm: pl.DataFrame, eligibility: pl.DataFrame, study: Stu
         dm.lazy()
         .select(
             "subject_id",
-            age_bad=~age.is_between(low, high),
+            age_bad=(age < low) | (age - 1 > high),
             hdss_bad=~pl.col("hdss_screening").is_in(allowed),
         )
         .unpivot(index="subject_id", variable_name="reason", value_name="bad")
