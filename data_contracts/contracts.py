@@ -616,8 +616,12 @@ def cast_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     return df.select(pl.col(p.name).cast(p.dtype, strict=True) for p in contract.properties)
 
 
+_EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
 def empty_quarantine() -> pl.DataFrame:
-    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    """A zero-row quarantine frame (shared: Polars frames are not changed in place)."""
+    return _EMPTY_QUARANTINE
 
 
 # --------------------------------------------------------------------------------------------

@@ -408,6 +408,13 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 _f("v", "Voltage", unit="V"),
                 _s("code", "Fault code", values=fault_codes),
                 _s("reason", "End reason", values=end_reasons),
+                _i(
+                    "n_duplicates",
+                    "Duplicate copies dropped",
+                    "Copies of this exact event line dropped (later occurrences).",
+                    required=True,
+                    minimum=0,
+                ),
                 *LINEAGE,
             ),
         ),

@@ -98,13 +98,25 @@ def parse_csv_rows(lines: list[str]) -> list[list[str] | None]:
     return out
 
 
-def csv_text_frame(
+@dataclass(frozen=True)
+class CsvRows:
+    """Parsed rows of one CSV section: ``rows[i]`` (ordered as ``header``) is physical line
+    ``lines[i]`` with text ``raw[i]``."""
+
+    source_file: str
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+    raw: list[str]
+
+
+def csv_rows(
     decoded: DecodedFile,
     dataset: str,
     expected_columns: list[str],
     first_line: int = 1,
-) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    """Rows of a CSV section as String cells plus ``source_file``, ``source_line``, ``raw_text``.
+) -> tuple[CsvRows | None, pl.DataFrame]:
+    """Parse a CSV section into :class:`CsvRows` plus quarantine rows.
 
     The header is the first non-blank line at or after physical line ``first_line``; it must
     name exactly ``expected_columns`` (any order), else the whole file is quarantined
@@ -148,10 +160,10 @@ def csv_text_frame(
         )
         return None, q
     body = lines[idx + 1 :]
-    numbers = list(range(header_no + 1, header_no + 1 + len(body)))
-    kept = [(n, ln) for n, ln in zip(numbers, body, strict=True) if ln.strip()]
+    kept = [(n, ln) for n, ln in enumerate(body, start=header_no + 1) if ln.strip()]
     records = parse_csv_rows([ln for _, ln in kept])
     width = len(header)
+    order = [header.index(c) for c in expected_columns]
     good_rows: list[list[str]] = []
     good_lines: list[int] = []
     good_raw: list[str] = []
@@ -176,15 +188,42 @@ def csv_text_frame(
                 )
             )
         else:
-            good_rows.append(rec)
+            good_rows.append([rec[k] for k in order])
             good_lines.append(n)
             good_raw.append(ln)
-    frame = pl.DataFrame(
-        good_rows, schema=dict.fromkeys(header, pl.String()), orient="row"
-    ).with_columns(
-        source_file=pl.lit(src, dtype=pl.String),
-        source_line=pl.Series(good_lines, dtype=pl.Int64),
-        raw_text=pl.Series(good_raw, dtype=pl.String),
-    )
     quarantine = pl.concat(bad) if bad else empty_quarantine()
-    return frame, quarantine
+    return CsvRows(src, list(expected_columns), good_rows, good_lines, good_raw), quarantine
+
+
+def rows_frame(parts: list[CsvRows], constants: list[dict[str, str]] | None = None) -> pl.DataFrame:
+    """One String frame from several files' rows (same ``header``), with ``source_file``,
+    ``source_line``, ``raw_text`` and, per part, constant String columns (e.g. header keys)."""
+    if not parts:
+        return pl.DataFrame()
+    header = parts[0].header
+    columns: dict[str, list[str]] = {
+        c: [row[k] for p in parts for row in p.rows] for k, c in enumerate(header)
+    }
+    if constants:
+        for key in constants[0]:
+            columns[key] = [c[key] for p, c in zip(parts, constants, strict=True) for _ in p.rows]
+    columns["source_file"] = [p.source_file for p in parts for _ in p.rows]
+    columns["raw_text"] = [r for p in parts for r in p.raw]
+    frame = pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String()))
+    return frame.with_columns(
+        source_line=pl.Series([n for p in parts for n in p.lines], dtype=pl.Int64)
+    )
+
+
+def csv_text_frame(
+    decoded: DecodedFile,
+    dataset: str,
+    expected_columns: list[str],
+    first_line: int = 1,
+) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """One CSV section as String cells plus ``source_file``, ``source_line``, ``raw_text``
+    (see :func:`csv_rows`); ``None`` when the whole file is rejected."""
+    rows, quarantine = csv_rows(decoded, dataset, expected_columns, first_line)
+    if rows is None:
+        return None, quarantine
+    return rows_frame([rows]), quarantine

@@ -1,0 +1,125 @@
+"""Gravimetry worksheets ``gravimetry_<anything>.csv``: one row per filter paper.
+
+Worksheets are incremental; the landing manifest already drops file versions superseded by a
+correction under the same name. Two different worksheets (or two lines) holding the same paper
+(``subject_id``, ``visit``, ``region``, ``side``) are resolved as the spec says: the later
+delivery wins, then the later line; :func:`read_gravimetry` returns the pairs so the data-quality
+report can list them. Empty weights are missing values (a lost paper), not errors.
+``collected_at`` stays as written (local time with offset); ``collected_at_utc`` is its UTC time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contracts import empty_frame, load_contract, type_text_frame
+from ingest.landing import current_files
+from ingest.quarantine import combine, empty_quarantine
+from ingest.readers.edc import spec_columns
+from ingest.readers.text import CsvRows, csv_rows, decode_file, relative_name, rows_frame
+
+DATASET = "gravimetry"
+PAPER_KEY = ["subject_id", "visit", "region", "side"]
+DERIVED = {"collected_at_utc": "collected_at"}
+
+DUPLICATE_SCHEMA = pl.Schema(
+    {
+        **{k: pl.String() for k in PAPER_KEY},
+        "kept_file": pl.String(),
+        "kept_line": pl.Int64(),
+        "superseded_file": pl.String(),
+        "superseded_line": pl.Int64(),
+    }
+)
+"""Resolved duplicate papers: the row kept and the row it superseded."""
+
+
+def gravimetry_rows(path: Path, raw_root: Path) -> tuple[CsvRows | None, pl.DataFrame]:
+    """One worksheet's rows as text -> (rows or None when rejected whole, quarantine)."""
+    contract = load_contract(DATASET)
+    src = relative_name(Path(path), Path(raw_root))
+    decoded, q_file = decode_file(Path(path).read_bytes(), src, DATASET)
+    if decoded is None:
+        return None, q_file
+    columns = [c for c in spec_columns(contract) if c not in DERIVED]
+    return csv_rows(decoded, DATASET, columns)
+
+
+def type_gravimetry(parts: list[CsvRows]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Text rows of one or more worksheets -> (typed rows in contract order, quarantine)."""
+    contract = load_contract(DATASET)
+    if not parts:
+        return empty_frame(contract), empty_quarantine()
+    typed, q = type_text_frame(rows_frame(parts), contract, DATASET, derived=DERIVED)
+    return typed.select(contract.columns), q
+
+
+def read_gravimetry_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One worksheet -> (typed rows in contract order, quarantine); no duplicate resolution."""
+    rows, q = gravimetry_rows(path, raw_root)
+    typed, q_values = type_gravimetry([] if rows is None else [rows])
+    return typed, combine([q, q_values])
+
+
+def resolve_duplicate_papers(
+    rows: pl.DataFrame, delivery_order: pl.Expr | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep one row per paper: the later delivery, then the later line (then the later file
+    name). ``delivery_order`` defaults to the delivery-date folder of ``source_file``.
+    Returns ``(kept rows, pairs)``."""
+    order = (
+        delivery_order
+        if delivery_order is not None
+        else pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
+    )
+    ranked = rows.with_columns(_order=order).sort("_order", "source_line", "source_file")
+    ranked = ranked.with_columns(_last=pl.struct(PAPER_KEY).is_last_distinct())
+    kept = ranked.filter(pl.col("_last"))
+    losers = ranked.filter(~pl.col("_last"))
+    pairs = losers.join(
+        kept.select(
+            *PAPER_KEY,
+            pl.col("source_file").alias("kept_file"),
+            pl.col("source_line").alias("kept_line"),
+        ),
+        on=PAPER_KEY,
+        how="left",
+        nulls_equal=True,
+    ).select(
+        *PAPER_KEY,
+        "kept_file",
+        "kept_line",
+        pl.col("source_file").alias("superseded_file"),
+        pl.col("source_line").alias("superseded_line"),
+    )
+    return kept.drop("_order", "_last"), pairs.sort(PAPER_KEY).cast(
+        dict(DUPLICATE_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def read_gravimetry_files(
+    paths: list[Path], raw_root: Path
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Worksheets -> (typed papers, duplicates resolved; quarantine; duplicate pairs)."""
+    contract = load_contract(DATASET)
+    parts: list[CsvRows] = []
+    quarantines = []
+    for path in paths:
+        rows, q = gravimetry_rows(path, raw_root)
+        quarantines.append(q)
+        if rows is not None:
+            parts.append(rows)
+    typed, q_values = type_gravimetry(parts)
+    kept, pairs = resolve_duplicate_papers(typed)
+    kept = kept.sort("source_file", "source_line").select(contract.columns)
+    return kept, combine([*quarantines, q_values]), pairs
+
+
+def read_gravimetry(
+    raw_root: Path, manifest: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Every current worksheet -> (typed papers, quarantine, duplicate pairs)."""
+    paths = [Path(raw_root) / p for p in current_files(manifest, DATASET)["source_file"]]
+    return read_gravimetry_files(paths, Path(raw_root))

@@ -1,0 +1,346 @@
+"""Vendor-A session summaries ``ionto-a_<serial>_<yyyymmdd>.csv``.
+
+Layout: ``#key=value`` lines first (``serial``, ``firmware``, ``exported_at`` device clock without
+offset, ``utc_offset`` such as ``+01:00``), then a CSV header and one row per session. The first
+``#`` line is physical line 1. Missing or malformed ``#`` lines, or a ``serial`` differing from
+the file name's, quarantine the whole file (``BAD_HEADER``).
+
+Derived columns:
+
+- ``start_local``: ``start`` parsed (naive, device local time as printed);
+- ``start_utc`` = ``start_local - utc_offset`` (the offset the device was issued with; it does
+  not follow daylight saving, so this is the true UTC when the clock is right);
+- ``clock_reset``: the device clock had restarted (backup battery died; it restarts at
+  2000-01-01): ``start`` before 2001-01-01, or after the export's own ``exported_at`` when that
+  is itself dated after 2001. Consent-based flagging needs ``dm`` and ``devices`` and belongs to
+  the derivation; the reader never drops such a session;
+- ``start_utc_placed``/``start_placement``: for a clock-reset session, an estimate placed by the
+  counter within the same export: linear in ``session_no`` between the nearest correctly dated
+  sessions before and after it (``interpolated``), or from the nearest one on one side at the
+  export's median spacing per counter step (``extrapolated``); ``unplaced`` (null) when the
+  export has no correctly dated session to place it by. Correct sessions: ``recorded``.
+
+Each export repeats every session still in memory, so sessions are deduplicated over all
+current exports by (``serial``, ``session_no``, ``start``): the counter alone is no key, it
+restarts at 1 after a factory reset. The row of the latest export is kept, with ``n_exports``
+and ``source_files`` naming every export that held it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contracts import Contract, empty_frame, load_contract, type_text_frame
+from ingest.landing import current_files
+from ingest.quarantine import combine, empty_quarantine, quarantine_rows
+from ingest.readers.text import (
+    CsvRows,
+    DecodedFile,
+    csv_rows,
+    decode_file,
+    relative_name,
+    rows_frame,
+)
+
+DATASET = "vendor_a_sessions"
+HEADER_KEYS = ("serial", "firmware", "exported_at", "utc_offset")
+CSV_COLUMNS = [
+    "session_no",
+    "start",
+    "duration_s",
+    "programmed_ma",
+    "mean_ma",
+    "max_v",
+    "charge_mc",
+    "polarity_switches",
+    "end_reason",
+    "fault_code",
+]
+SESSION_KEY = ["serial", "session_no", "start"]
+RESET_BEFORE = "2001-01-01T00:00:00"
+_NAME = re.compile(r"^ionto-a_(?P<serial>[^_]+)_(?P<day>\d{8})\.csv$")
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+_OFFSET = re.compile(r"^(?P<sign>[+-])(?P<h>\d{2}):(?P<m>\d{2})$")
+
+
+def _file_header(
+    decoded: DecodedFile, file_name: str
+) -> tuple[dict[str, str] | None, int, pl.DataFrame]:
+    """Parse the leading ``#`` lines -> (keys, first line after them, quarantine)."""
+    src = decoded.source_file
+    keys: dict[str, str] = {}
+    idx = 0
+    lines = decoded.lines
+    while idx < len(lines) and (lines[idx].startswith("#") or not lines[idx].strip()):
+        line = lines[idx]
+        idx += 1
+        if not line.strip():
+            continue
+        key, sep, value = line[1:].partition("=")
+        if not sep or not key.strip():
+            return None, idx, _bad_header(src, idx, None, "is not a '#key=value' line", line)
+        keys[key.strip()] = value.strip()
+    missing = [k for k in HEADER_KEYS if not keys.get(k)]
+    if missing:
+        return (
+            None,
+            idx,
+            _bad_header(
+                src,
+                1,
+                missing[0],
+                "lacks the header line(s) " + ", ".join(f"'#{k}='" for k in missing),
+                "",
+            ),
+        )
+    if not _OFFSET.match(keys["utc_offset"]):
+        line_no = _line_of(lines, "utc_offset")
+        return (
+            None,
+            idx,
+            _bad_header(src, line_no, "utc_offset", "utc_offset is not +HH:MM", lines[line_no - 1]),
+        )
+    m = _NAME.match(file_name)
+    if m and m.group("serial") != keys["serial"]:
+        line_no = _line_of(lines, "serial")
+        return (
+            None,
+            idx,
+            _bad_header(
+                src,
+                line_no,
+                "serial",
+                f"serial {keys['serial']!r} differs from the file name's {m.group('serial')!r}",
+                lines[line_no - 1],
+            ),
+        )
+    return keys, idx + 1, empty_quarantine()
+
+
+def _line_of(lines: list[str], key: str) -> int:
+    for i, line in enumerate(lines, start=1):
+        if line.startswith("#") and line[1:].partition("=")[0].strip() == key:
+            return i
+    return 1
+
+
+def _bad_header(src: str, line: int | None, field: str | None, what: str, raw: str) -> pl.DataFrame:
+    return quarantine_rows(
+        DATASET, src, line, field, "BAD_HEADER", f"{what}; the whole file is not read", raw
+    )
+
+
+def vendor_a_rows(
+    path: Path, raw_root: Path
+) -> tuple[CsvRows | None, dict[str, str], pl.DataFrame]:
+    """One export's session rows and its ``#`` header values (``serial``, ``firmware``,
+    ``exported_at``, ``utc_offset``) -> (rows or None when rejected whole, header, quarantine)."""
+    path = Path(path)
+    src = relative_name(path, Path(raw_root))
+    decoded, q_file = decode_file(path.read_bytes(), src, DATASET)
+    if decoded is None:
+        return None, {}, q_file
+    keys, body_start, q_head = _file_header(decoded, path.name)
+    if keys is None:
+        return None, {}, q_head
+    if not _is_local_time(keys["exported_at"]):
+        line_no = _line_of(decoded.lines, "exported_at")
+        return (
+            None,
+            {},
+            _bad_header(
+                src,
+                line_no,
+                "exported_at",
+                f"exported_at {keys['exported_at']!r} is not YYYY-MM-DDTHH:MM:SS",
+                decoded.lines[line_no - 1],
+            ),
+        )
+    rows, q_rows = csv_rows(decoded, DATASET, CSV_COLUMNS, first_line=body_start)
+    header = {k: keys[k] for k in HEADER_KEYS}
+    return rows, header, q_rows
+
+
+def _is_local_time(text: str) -> bool:
+    if not _LOCAL_TIME.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def earliest_consent(dm: pl.DataFrame, devices: pl.DataFrame) -> pl.DataFrame:
+    """Per device serial (``serial``), the earliest ``consent_date`` of any subject it was
+    assigned to: a session dated before it can only come from a device clock that restarted."""
+    return (
+        devices.join(dm.select("subject_id", "consent_date"), on="subject_id", how="inner")
+        .group_by(pl.col("device_serial").alias("serial"))
+        .agg(consent_date=pl.col("consent_date").min())
+        .filter(pl.col("consent_date").is_not_null())
+    )
+
+
+def type_vendor_a(
+    text: pl.DataFrame, consent: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Text rows of one or more exports -> (typed rows with ``start_utc``, ``clock_reset`` and
+    placement, one row per export and session; quarantine).
+
+    ``consent`` (from :func:`earliest_consent`) adds the spec's own test of a restarted clock:
+    a session dated before the consent of every subject the serial was assigned to."""
+    contract = load_contract(DATASET)
+    typed, q_values = type_text_frame(text, contract, DATASET, derived={"start_local": "start"})
+    sign = pl.when(pl.col("utc_offset").str.slice(0, 1) == "-").then(-1).otherwise(1)
+    minutes = sign * (
+        pl.col("utc_offset").str.slice(1, 2).cast(pl.Int64) * 60
+        + pl.col("utc_offset").str.slice(4, 2).cast(pl.Int64)
+    )
+    reset_before = pl.lit(RESET_BEFORE).str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us")
+    typed = typed.with_columns(
+        start_utc=(pl.col("start_local") - pl.duration(minutes=minutes)).dt.replace_time_zone(
+            "UTC"
+        ),
+        clock_reset=(pl.col("start_local") < reset_before)
+        | (
+            (pl.col("exported_at") >= reset_before)
+            & (pl.col("start_local") > pl.col("exported_at"))
+        ),
+        n_exports=pl.lit(1, dtype=pl.Int64),
+        source_files=pl.concat_list(pl.col("source_file")),
+    )
+    if consent is not None:
+        typed = (
+            typed.join(consent.select("serial", "consent_date"), on="serial", how="left")
+            .with_columns(
+                clock_reset=pl.col("clock_reset")
+                | (pl.col("start_local").dt.date() < pl.col("consent_date")).fill_null(False)
+            )
+            .drop("consent_date")
+        )
+    return place_by_counter(typed).select(contract.columns), q_values
+
+
+def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One export -> (typed session rows, quarantine); no deduplication across exports."""
+    rows, header, q = vendor_a_rows(path, raw_root)
+    if rows is None:
+        return empty_frame(load_contract(DATASET)), q
+    typed, q_values = type_vendor_a(rows_frame([rows], [header]))
+    return typed, combine([q, q_values])
+
+
+def place_by_counter(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Add ``start_utc_placed`` and ``start_placement`` per export (``source_file``).
+
+    A correctly dated session keeps ``start_utc``. A clock-reset session with counter n is
+    placed linearly in the counter between the nearest good sessions below and above it; with
+    a good session on one side only, at that session's start plus (n - its counter) times the
+    export's median spacing per counter step (which needs two good sessions)."""
+    good = ~pl.col("clock_reset")
+    good_start = pl.when(good).then(pl.col("start_utc"))
+    good_no = pl.when(good).then(pl.col("session_no"))
+    s = sessions.sort("source_file", "session_no").with_columns(
+        _prev_t=good_start.forward_fill().over("source_file"),
+        _prev_n=good_no.forward_fill().over("source_file"),
+        _next_t=good_start.backward_fill().over("source_file"),
+        _next_n=good_no.backward_fill().over("source_file"),
+    )
+    step_us = (
+        s.filter(good)
+        .sort("source_file", "session_no")
+        .with_columns(
+            _step=(
+                pl.col("start_utc").diff().dt.total_microseconds()
+                / pl.col("session_no").diff().cast(pl.Float64)
+            ).over("source_file")
+        )
+        .filter(pl.col("_step") > 0)
+        .group_by("source_file")
+        .agg(_step=pl.col("_step").median())
+    )
+    s = s.join(step_us, on="source_file", how="left")
+    n = pl.col("session_no").cast(pl.Float64)
+
+    def shift(base: str, base_n: str, per_step: pl.Expr) -> pl.Expr:
+        steps = n - pl.col(base_n).cast(pl.Float64)
+        return pl.col(base) + pl.duration(microseconds=(steps * per_step).round().cast(pl.Int64))
+
+    span = (pl.col("_next_t") - pl.col("_prev_t")).dt.total_microseconds().cast(pl.Float64)
+    per_step_between = span / (pl.col("_next_n") - pl.col("_prev_n")).cast(pl.Float64)
+    both = pl.col("_prev_t").is_not_null() & pl.col("_next_t").is_not_null()
+    placed = (
+        pl.when(good)
+        .then(pl.col("start_utc"))
+        .when(both)
+        .then(shift("_prev_t", "_prev_n", per_step_between))
+        .when(pl.col("_prev_t").is_not_null() & pl.col("_step").is_not_null())
+        .then(shift("_prev_t", "_prev_n", pl.col("_step")))
+        .when(pl.col("_next_t").is_not_null() & pl.col("_step").is_not_null())
+        .then(shift("_next_t", "_next_n", pl.col("_step")))
+    )
+    how = (
+        pl.when(good)
+        .then(pl.lit("recorded"))
+        .when(both)
+        .then(pl.lit("interpolated"))
+        .when(placed.is_not_null())
+        .then(pl.lit("extrapolated"))
+        .otherwise(pl.lit("unplaced"))
+    )
+    return (
+        s.with_columns(start_utc_placed=placed, start_placement=how)
+        .drop("_prev_t", "_prev_n", "_next_t", "_next_n", "_step")
+        .sort("source_file", "source_line")
+    )
+
+
+def deduplicate_sessions(rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """One row per (serial, session_no, start): the latest export's row (delivery folder, then
+    ``exported_at``, then file name), with ``n_exports`` and ``source_files`` over all."""
+    order = pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
+    ranked = rows.with_columns(_order=order).sort("_order", "exported_at", "source_file")
+    held = ranked.group_by(SESSION_KEY).agg(
+        n_exports=pl.len().cast(pl.Int64), source_files=pl.col("source_file").sort()
+    )
+    latest = ranked.unique(subset=SESSION_KEY, keep="last", maintain_order=True)
+    return (
+        latest.drop("n_exports", "source_files")
+        .join(held, on=SESSION_KEY, how="left")
+        .sort("serial", "start_utc", "session_no")
+        .select(contract.columns)
+    )
+
+
+def read_vendor_a_files(
+    paths: list[Path], raw_root: Path, consent: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exports -> (distinct sessions, quarantine). Text of all files is typed in one pass;
+    ``consent`` as in :func:`type_vendor_a`."""
+    contract = load_contract(DATASET)
+    parts: list[CsvRows] = []
+    headers: list[dict[str, str]] = []
+    quarantines = []
+    for path in paths:
+        rows, header, q = vendor_a_rows(path, raw_root)
+        quarantines.append(q)
+        if rows is not None:
+            parts.append(rows)
+            headers.append(header)
+    if not parts:
+        return empty_frame(contract), combine(quarantines)
+    typed, q_values = type_vendor_a(rows_frame(parts, headers), consent)
+    return deduplicate_sessions(typed, contract), combine([*quarantines, q_values])
+
+
+def read_vendor_a(
+    raw_root: Path, manifest: pl.DataFrame, consent: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every current vendor-A export -> (distinct sessions, quarantine)."""
+    paths = [Path(raw_root) / p for p in current_files(manifest, "vendor_a")["source_file"]]
+    return read_vendor_a_files(paths, Path(raw_root), consent)

@@ -1,0 +1,265 @@
+"""Vendor-B event streams ``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``: one JSON object per line.
+
+Events: ``start`` (``ma_set``), ``sample`` (``ma`` magnitude, ``v``; 2 Hz), ``polarity``,
+``fault`` (``code``), ``end`` (``reason``), all with ``ts`` (UTC, milliseconds), ``dev``, ``sid``.
+
+Reading is built for large inputs: lines are held in a Polars frame and parsed with
+expressions (``str.json_path_match`` recognises a JSON object, ``str.json_decode`` decodes the
+good ones, the contract types the cells); nothing loops over lines in Python. Bad input:
+
+- a line that is not a JSON object -> ``BAD_JSON``; when it is the file's last line it is a
+  half-written line (device unplugged) -> ``TRUNCATED_LINE`` (the device resends that event
+  whole as line 1 of its next file, so nothing is lost);
+- a cell that breaks the contract -> its reason (``BAD_DATE``, ``NOT_IN_CODELIST``, ...); an
+  event without the key its type needs (``sample`` without ``ma``, ``start`` without
+  ``ma_set``, ``fault`` without ``code``, ``end`` without ``reason``) -> ``MISSING_REQUIRED``;
+- an exact duplicate line (same text, anywhere in the current files) is dropped once and
+  counted per session (``n_duplicate_events`` in the session summaries).
+
+Sessions span files; :func:`summarise_sessions` joins them by (``dev``, ``sid``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contracts import empty_frame, load_contract, type_text_frame
+from ingest.landing import current_files
+from ingest.quarantine import combine, empty_quarantine
+from ingest.readers.text import decode_file, relative_name
+
+DATASET = "vendor_b_events"
+FIELDS = ("ts", "dev", "ev", "sid", "ma_set", "ma", "v", "code", "reason")
+NEEDS = {"start": "ma_set", "sample": "ma", "fault": "code", "end": "reason"}
+"""The key each event type must carry."""
+
+_DECODE = pl.Struct({f: pl.String for f in FIELDS})
+
+
+def vendor_b_lines(path: Path, raw_root: Path) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """A file's non-blank physical lines: ``source_file``, ``source_line``, ``raw_text``,
+    ``is_last`` (the last non-blank line) -> (lines or None when not UTF-8, quarantine)."""
+    path = Path(path)
+    src = relative_name(path, Path(raw_root))
+    decoded, q = decode_file(path.read_bytes(), src, DATASET)
+    if decoded is None:
+        return None, q
+    lines = (
+        pl.DataFrame({"raw_text": pl.Series(decoded.lines, dtype=pl.String)})
+        .with_row_index("source_line", offset=1)
+        .with_columns(source_line=pl.col("source_line").cast(pl.Int64), source_file=pl.lit(src))
+        .filter(pl.col("raw_text").str.strip_chars().str.len_bytes() > 0)
+        .with_columns(is_last=pl.int_range(pl.len()) == pl.len() - 1)
+    )
+    return lines.select("source_file", "source_line", "raw_text", "is_last"), q
+
+
+def _decode_objects(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Mark each line ``_ok`` (a JSON object whose event keys hold scalars) and decode the good
+    ones into the struct column ``_j`` -> (lines with ``_ok``, good lines with ``_j``).
+
+    Fast path: Polars decodes all plausible lines (``{...}``) at once. Only when that fails are
+    the lines of the failing files checked one by one in Python, to find the bad ones."""
+    text = pl.col("raw_text").str.strip_chars()
+    judged = lines.with_columns(_ok=text.str.starts_with("{") & text.str.ends_with("}"))
+    try:
+        good = judged.filter(pl.col("_ok"))
+        return judged, good.with_columns(_j=pl.col("raw_text").str.json_decode(_DECODE))
+    except pl.exceptions.ComputeError:
+        pass
+    ok_files: list[pl.DataFrame] = []
+    checked: list[pl.DataFrame] = []
+    for (_src,), frame in judged.group_by("source_file", maintain_order=True):
+        try:
+            good = frame.filter(pl.col("_ok"))
+            ok_files.append(good.with_columns(_j=pl.col("raw_text").str.json_decode(_DECODE)))
+            checked.append(frame)
+        except pl.exceptions.ComputeError:
+            flags = [_is_event_object(t) for t in frame["raw_text"].to_list()]
+            frame = frame.with_columns(_ok=pl.Series(flags, dtype=pl.Boolean))
+            checked.append(frame)
+            good = frame.filter(pl.col("_ok"))
+            ok_files.append(good.with_columns(_j=pl.col("raw_text").str.json_decode(_DECODE)))
+    return pl.concat(checked), pl.concat(ok_files)
+
+
+def _is_event_object(line: str) -> bool:
+    """Python check of one line: a JSON object whose event keys hold scalars (or null)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and not any(
+        isinstance(value.get(k), dict | list) for k in FIELDS
+    )
+
+
+def parse_vendor_b_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines (as from :func:`vendor_b_lines`, any number of files) -> (typed events with
+    lineage and ``raw_text``, quarantine). Duplicates are not removed here."""
+    contract = load_contract(DATASET)
+    judged, decoded = _decode_objects(lines)
+    bad = judged.filter(~pl.col("_ok"))
+    q_json = bad.select(
+        pl.lit(DATASET).alias("dataset"),
+        "source_file",
+        "source_line",
+        pl.lit(None, dtype=pl.String).alias("field"),
+        pl.when(pl.col("is_last"))
+        .then(pl.lit("TRUNCATED_LINE"))
+        .otherwise(pl.lit("BAD_JSON"))
+        .alias("reason_code"),
+        pl.when(pl.col("is_last"))
+        .then(
+            pl.format(
+                "{} line {}: the file's last line is cut off (device unplugged); the device "
+                "resends the event whole as line 1 of its next file",
+                "source_file",
+                "source_line",
+            )
+        )
+        .otherwise(pl.format("{} line {}: not a JSON object", "source_file", "source_line"))
+        .alias("message"),
+        "raw_text",
+    )
+    text = decoded.unnest("_j").drop("_ok", "is_last")
+    typed, q_values = type_text_frame(
+        text.with_columns(_line=pl.col("raw_text")), contract, DATASET, columns=list(FIELDS)
+    )
+    typed = typed.rename({"_line": "raw_text"})
+    missing = pl.lit(None, dtype=pl.String)
+    for ev, key in NEEDS.items():
+        missing = (
+            pl.when((pl.col("ev") == ev) & pl.col(key).is_null())
+            .then(pl.lit(key))
+            .otherwise(missing)
+        )
+    typed = typed.with_columns(_missing=missing)
+    q_needs = typed.filter(pl.col("_missing").is_not_null()).select(
+        pl.lit(DATASET).alias("dataset"),
+        "source_file",
+        "source_line",
+        pl.col("_missing").alias("field"),
+        pl.lit("MISSING_REQUIRED").alias("reason_code"),
+        pl.format(
+            "{} line {}: a '{}' event needs the key '{}'",
+            "source_file",
+            "source_line",
+            "ev",
+            "_missing",
+        ).alias("message"),
+        "raw_text",
+    )
+    events = typed.filter(pl.col("_missing").is_null()).drop("_missing")
+    return events, combine([q_json, q_values, q_needs])
+
+
+def drop_duplicate_lines(events: pl.DataFrame) -> pl.DataFrame:
+    """Keep the first occurrence (file, line order) of each exact event line; the others are
+    dropped and counted: adds ``n_duplicates`` (copies dropped of this line) and removes
+    ``raw_text``."""
+    ordered = events.sort("source_file", "source_line")
+    counted = ordered.with_columns(n_duplicates=(pl.len().over("raw_text") - 1).cast(pl.Int64))
+    return counted.filter(pl.col("raw_text").is_first_distinct()).drop("raw_text")
+
+
+def read_vendor_b_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Files -> (distinct typed events in contract order, quarantine)."""
+    contract = load_contract(DATASET)
+    parts = []
+    quarantines = [empty_quarantine()]
+    for path in paths:
+        lines, q = vendor_b_lines(path, raw_root)
+        quarantines.append(q)
+        if lines is not None:
+            parts.append(lines)
+    if not parts:
+        return empty_frame(contract), combine(quarantines)
+    events, q = parse_vendor_b_lines(pl.concat(parts))
+    distinct = drop_duplicate_lines(events)
+    return distinct.select(contract.columns), combine([*quarantines, q])
+
+
+def read_vendor_b(raw_root: Path, manifest: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every current vendor-B file -> (distinct events, quarantine)."""
+    paths = [Path(raw_root) / p for p in current_files(manifest, "vendor_b")["source_file"]]
+    return read_vendor_b_files(paths, Path(raw_root))
+
+
+def summarise_sessions(events: pl.DataFrame | pl.LazyFrame, tolerance_pct: float) -> pl.LazyFrame:
+    """One row per (``dev``, ``sid``) in ``device_sessions`` columns (lazy).
+
+    - ``start_utc``: the ``start`` event (else the first event); ``end_utc``: the ``end`` event
+      (else the last event); ``duration_s`` = end - start in seconds;
+    - ``programmed_ma``: ``ma_set`` of the start event; ``mean_ma``: mean sample ``ma``;
+    - ``charge_mc``: trapezoid integral of sample ``ma`` over sample time stamps
+      (mA x s = mC); no charge is assumed before the first or after the last sample;
+    - ``polarity_switches``: number of ``polarity`` events; ``fault_code``: the first fault's
+      code; ``end_reason``: the end event's reason;
+    - ``within_tolerance_share``: share of samples with |ma - ma_set| <= tolerance_pct % of
+      ``ma_set`` (study ``treatment.current_tolerance_pct``);
+    - ``n_duplicate_events``: exact duplicate lines dropped (from ``n_duplicates``, if present).
+    """
+    lf = events.lazy()
+    if "n_duplicates" not in lf.collect_schema().names():
+        lf = lf.with_columns(n_duplicates=pl.lit(0, dtype=pl.Int64))
+    key = ["dev", "sid"]
+    ts = pl.col("ts")
+    is_start = pl.col("ev") == "start"
+    summary = lf.group_by(key).agg(
+        start_utc=pl.coalesce(ts.filter(is_start).min(), ts.min()),
+        end_utc=pl.coalesce(ts.filter(pl.col("ev") == "end").max(), ts.max()),
+        programmed_ma=pl.col("ma_set").filter(is_start).sort_by(ts.filter(is_start)).first(),
+        polarity_switches=(pl.col("ev") == "polarity").sum().cast(pl.Int64),
+        fault_code=pl.col("code")
+        .filter(pl.col("ev") == "fault")
+        .sort_by(ts.filter(pl.col("ev") == "fault"))
+        .first(),
+        end_reason=pl.col("reason")
+        .filter(pl.col("ev") == "end")
+        .sort_by(ts.filter(pl.col("ev") == "end"))
+        .last(),
+        n_duplicate_events=pl.col("n_duplicates").sum().cast(pl.Int64),
+        source_files=pl.col("source_file").unique().sort(),
+    )
+    ma = pl.col("ma").sort_by("ts")
+    t_s = pl.col("ts").sort().dt.epoch("us").cast(pl.Float64) / 1e6
+    samples = (
+        lf.filter(pl.col("ev") == "sample")
+        .join(summary.select(*key, "programmed_ma"), on=key, how="left")
+        .group_by(key)
+        .agg(
+            mean_ma=pl.col("ma").mean(),
+            charge_mc=((ma + ma.shift(1)) / 2 * t_s.diff()).sum(),
+            within_tolerance_share=(
+                (pl.col("ma") - pl.col("programmed_ma")).abs()
+                <= pl.col("programmed_ma") * tolerance_pct / 100.0
+            ).mean(),
+        )
+    )
+    return (
+        summary.join(samples, on=key, how="left")
+        .select(
+            device_serial=pl.col("dev"),
+            vendor=pl.lit("B"),
+            session_key=pl.concat_str(pl.lit("B:"), "dev", pl.lit(":"), "sid"),
+            start_utc="start_utc",
+            end_utc="end_utc",
+            duration_s=(pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds() / 1e6,
+            programmed_ma="programmed_ma",
+            mean_ma="mean_ma",
+            charge_mc="charge_mc",
+            polarity_switches="polarity_switches",
+            end_reason="end_reason",
+            fault_code="fault_code",
+            within_tolerance_share=pl.col("within_tolerance_share").cast(pl.Float64),
+            clock_reset=pl.lit(False),
+            n_duplicate_events="n_duplicate_events",
+            start_utc_placed="start_utc",
+            source_files="source_files",
+        )
+        .sort("device_serial", "start_utc")
+    )
