@@ -13,14 +13,16 @@ import polars as pl
 from trial.derive.gravimetry import RATE_INVALID, RATE_MISSING
 from trial.study import Study
 
-FINDINGS_SCHEMA: dict[str, pl.DataType] = {
-    "dataset": pl.String(),
-    "subject_id": pl.String(),
-    "finding": pl.String(),
-    "detail": pl.String(),
-    "source_file": pl.String(),
-    "source_line": pl.Int64(),
-}
+FINDINGS_SCHEMA = pl.Schema(
+    {
+        "dataset": pl.String(),
+        "subject_id": pl.String(),
+        "finding": pl.String(),
+        "detail": pl.String(),
+        "source_file": pl.String(),
+        "source_line": pl.Int64(),
+    }
+)
 
 
 def _paper_label() -> pl.Expr:
@@ -92,7 +94,7 @@ def gravimetry_findings(
             pl.format("{}: superseded by a later worksheet holding the same paper", _paper_label()),
         ),
     ]
-    return pl.concat(parts).cast(FINDINGS_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat(parts).cast(FINDINGS_SCHEMA)
 
 
 def stratum_findings(adsl: pl.DataFrame, randomisation: pl.DataFrame) -> pl.DataFrame:
@@ -114,5 +116,5 @@ def stratum_findings(adsl: pl.DataFrame, randomisation: pl.DataFrame) -> pl.Data
             source_file=pl.lit(None, dtype=pl.String),
             source_line=pl.lit(None, dtype=pl.Int64),
         )
-        .cast(FINDINGS_SCHEMA)  # type: ignore[arg-type]
+        .cast(FINDINGS_SCHEMA)
     )

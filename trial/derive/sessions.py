@@ -131,7 +131,7 @@ def _with_adequacy(
         )
         .with_columns(
             session_date=pl.col("start_utc_placed").dt.date(),
-            adequate=pl.col("time_at_min_current_s") >= min_time_s,
+            adequate=(pl.col("time_at_min_current_s") >= min_time_s).fill_null(False),
         )
         .drop("share_at_min_current")
     )
@@ -183,7 +183,6 @@ def map_sessions(
         sessions.filter(pl.col("session_date").is_null())
         .join(serial_owner, on="device_serial", how="inner")
         .join(region_of_owner, on=["device_serial", "subject_id"], how="left")
-        .with_columns(_n=pl.lit(1, dtype=pl.UInt32))
     )
     cols = sessions.collect_schema().names()
     mapped = pl.concat(

@@ -63,7 +63,7 @@ def derive_adsweat(
     """ADSWEAT from per-paper rates (:func:`trial.derive.gravimetry.paper_rates`), the visit
     form and demographics. Papers at visits or regions outside the study configuration are
     not analysis records (the findings frame reports them)."""
-    sched = schedule_frame(study)
+    sched = schedule_frame(study).filter(pl.col("gravimetry"))
     values = (
         region_values(papers)
         .rename({"visit": "AVISIT"})
