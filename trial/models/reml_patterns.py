@@ -155,7 +155,7 @@ class PatternReml:
             cov_beta=s2 * np.linalg.inv(a),
             sigma2=s2,
             g=s2 * lam @ lam.T,
-            reml_loglik=-crit / 2.0,
+            reml_loglik=float(-crit / 2.0),
             converged=True,
             message="evaluated at given theta",
             n_evaluations=1,

@@ -1,0 +1,115 @@
+"""Sensitivity 3 (sides as observations): own REML engine against statsmodels MixedLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trial.models.sides import fit_sides, side_terms, sides_long
+from trial.models.tidy import BLINDED_NOTE, treatment_design
+from trial.study import Study, load_study
+
+STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    return load_study(STUDY_FILE)
+
+
+@pytest.fixture(scope="module")
+def side_tables(ref1_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """ADSWEAT_SIDE and ADSL simulated from the side model on ref1's subjects and visits:
+    chg = arm x visit mean of ref1 + subject effect (SD 0.4) + subject-side effect (SD 0.25)
+    + noise (SD 0.3); rows with one valid side in ref1 keep L only."""
+    long = pl.read_csv(ref1_dir / "expected" / "analysis_long.csv")
+    means = {
+        (a, v): m for a, v, m in long.group_by("arm", "visit").agg(pl.col("chg").mean()).rows()
+    }
+    rng = np.random.default_rng(7)
+    subjects = long.get_column("subject").unique().sort().to_list()
+    subject_effect = {s: rng.normal(0, 0.4) for s in subjects}
+    side_effect = {(s, side): rng.normal(0, 0.25) for s in subjects for side in ("L", "R")}
+    rows = []
+    for r in long.iter_rows(named=True):
+        for side in ("L", "R") if r["n_sides"] == 2 else ("L",):
+            chg = (
+                means[(r["arm"], r["visit"])]
+                + subject_effect[r["subject"]]
+                + side_effect[(r["subject"], side)]
+                + rng.normal(0, 0.3)
+            )
+            rows.append(
+                (r["subject"], "LPALMSR", r["visit"], side, r["logbase"] + chg, r["logbase"], chg)
+            )
+    adsweat_side = pl.DataFrame(
+        rows,
+        schema=["subject_id", "PARAMCD", "AVISIT", "side", "AVAL", "BASE", "CHG"],
+        orient="row",
+    )
+    adsl = (
+        long.select(
+            pl.col("subject").alias("subject_id"),
+            pl.col("centre").alias("centre_id"),
+            "stratum",
+            "arm",
+        )
+        .unique()
+        .with_columns(FASFL=pl.lit("Y"))
+    )
+    return adsweat_side, adsl
+
+
+def test_rows_and_blinding(study: Study, side_tables: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    adsweat_side, adsl = side_tables
+    frame = sides_long(adsweat_side, adsl, study)
+    assert frame.height == adsweat_side.height
+    assert set(frame.columns) >= {"subject", "arm", "visit", "side", "logbase", "chg"}
+    blinded = fit_sides(sides_long(adsweat_side, adsl.drop("arm"), study), study)
+    assert blinded.notes == [BLINDED_NOTE]
+
+
+@pytest.mark.slow
+def test_matches_statsmodels_vc_formula(
+    study: Study, side_tables: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    import pandas as pd
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    frame = sides_long(*side_tables, study)
+    result = fit_sides(frame, study)
+    main, interactions = side_terms(study)
+    x = treatment_design(frame, main, interactions).matrix
+    data = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    data["chg"] = frame["chg"].to_numpy()
+    data["subject"] = frame["subject"].to_numpy()
+    data["side"] = frame["side"].to_numpy()
+    formula = "chg ~ 0 + " + " + ".join(f"x{i}" for i in range(x.shape[1]))
+    model = MixedLM.from_formula(
+        formula, data, groups="subject", re_formula="1", vc_formula={"side": "0 + C(side)"}
+    )
+    # lbfgs alone stops early on this likelihood; Nelder-Mead first, then lbfgs, converges
+    ref = model.fit(reml=True, method=["nm", "lbfgs"])
+    np.testing.assert_allclose(result.estimates["estimate"], ref.fe_params, atol=1e-4)
+    assert result.fit["reml_loglik"] == pytest.approx(ref.llf, abs=1e-3)
+    assert result.fit["var_subject"] == pytest.approx(float(ref.cov_re.iloc[0, 0]), rel=1e-2)
+    assert result.fit["var_side_within_subject"] == pytest.approx(float(ref.vcomp[0]), rel=1e-2)
+    assert result.fit["var_side_within_subject"] > 0.01
+    assert result.fit["var_residual"] == pytest.approx(ref.scale, rel=1e-3)
+    assert result.fit["converged"] is True
+    ct = result.tables["contrasts"].filter(pl.col("visit") == "W4")
+    assert ct.height == 2
+
+
+def test_recovers_the_simulated_side_variance(
+    study: Study, side_tables: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    result = fit_sides(sides_long(*side_tables, study), study)
+    assert result.fit["converged"] is True
+    # simulated side SD 0.25 (variance 0.0625) over 118 subjects x 2 sides
+    assert 0.035 < result.fit["var_side_within_subject"] < 0.1
+    assert result.fit["sd_residual"] == pytest.approx(0.3, rel=0.1)
+    assert result.tables["lsmeans"].height == 3 * len(study.model_visits)
