@@ -14,6 +14,7 @@ towards the mean a little.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -290,7 +291,7 @@ class CohortBuilder:
         """Screen candidates until ``n_randomised`` pass; number them per centre."""
         rng, p = self.rng, self.p
         centres = self.study.centres
-        weights = rng.dirichlet(np.full(len(centres), 4.0))
+        weights = rng.dirichlet(np.full(len(centres), 12.0))  # centres of unequal size
         opens = {
             c: p.start_date + dt.timedelta(days=5 + i * p.centre_stagger_days)
             for i, c in enumerate(centres)
@@ -537,6 +538,7 @@ class CohortBuilder:
             )
 
 
+@functools.cache
 def _logit_for_mean(target: float, coupling: float) -> float:
     """Intercept a with E[logistic(a + coupling * Z)] = target, Z ~ N(0, 1) (Gauss-Hermite)."""
     target = min(max(target, 1e-6), 1 - 1e-6)

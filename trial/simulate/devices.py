@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,8 +66,6 @@ class Device:
     sessions: list[Session] = field(default_factory=list)
     exports: list[Export] = field(default_factory=list)
     return_date: dt.date | None = None
-    factory_reset_after: int | None = None  # index of the export after which memory is wiped
-    clock_reset: tuple[int, int] | None = None  # sessions (indices) dated from 2000-01-01
 
 
 def format_offset(delta: dt.timedelta) -> str:
@@ -124,7 +123,7 @@ class DeviceBuilder:
             utc_offset=offset,
         )
 
-    def build(self, subjects: list[Subject]) -> tuple[list[Device], dict[str, list]]:
+    def build(self, subjects: list[Subject]) -> tuple[list[Device], dict[str, list[Any]]]:
         """Devices of all randomised subjects, with sessions and exports. Also the special
         device events chosen (swaps, vendor-B subjects, clock and factory resets)."""
         rng, p = self.rng, self.p
@@ -171,7 +170,7 @@ class DeviceBuilder:
         for s in rand:
             self._sessions(s, by_subject[s.subject_id])
             self._exports(s, by_subject[s.subject_id])
-        resets = self._resets(devices, subjects)
+        resets = self._resets(devices)
         return devices, {
             "device_swaps": swap_events,
             "vendor_b_subjects": sorted(b_subjects),
@@ -286,51 +285,59 @@ class DeviceBuilder:
                 done = [x for x in dev.sessions if x.start_utc < t.astimezone(UTC)]
                 dev.exports.append(Export(t, done[-self.p.vendor_a_memory :]))
 
-    def _resets(self, devices: list[Device], subjects: list[Subject]) -> dict[str, list]:
-        """One vendor-A factory reset and one backup-battery clock reset (different units)."""
+    def _resets(self, devices: list[Device]) -> dict[str, list[dict[str, Any]]]:
+        """One vendor-A factory reset and one backup-battery clock reset (different units).
+
+        Factory reset: right after export k (not the last); later memory holds only the new
+        sessions, numbered from 1. Clock reset: the battery dies after export j; the sessions
+        until export j + 1 (where the clinic sets the clock again) run from 2000-01-01.
+        """
         rng = self.rng
-        candidates = [
-            d for d in devices if d.vendor == "A" and len(d.exports) >= 4 and len(d.sessions) >= 8
+        windows = [
+            (d, k)
+            for d in devices
+            if d.vendor == "A"
+            for k in range(len(d.exports) - 1)
+            if any(_between(x, d.exports[k], d.exports[k + 1]) for x in d.sessions)
         ]
-        if len(candidates) < 2:
+        if not windows:
             return {"factory_resets": [], "clock_resets": []}
-        pick = rng.permutation(len(candidates))
-        fr, cr = candidates[int(pick[0])], candidates[int(pick[1])]
-        # factory reset right after export k (not the last): later memory holds only new sessions
-        k = int(rng.integers(1, len(fr.exports) - 1))
-        at = fr.exports[k].at_local
-        fr.factory_reset_after = k
-        kept = [x for x in fr.sessions if x.start_utc >= at.astimezone(UTC)]
-        for i, x in enumerate(kept, start=1):
+        fr, k = windows[int(rng.integers(0, len(windows)))]
+        others = [(d, j) for d, j in windows if d is not fr]
+        at = fr.exports[k].at_local.astimezone(UTC)
+        for i, x in enumerate((x for x in fr.sessions if x.start_utc >= at), start=1):
             x.session_no = i
         for e in fr.exports[k + 1 :]:
-            e.sessions = [x for x in e.sessions if x.start_utc >= at.astimezone(UTC)]
+            e.sessions = [x for x in e.sessions if x.start_utc >= at]
         factory = [
             {
                 "serial": fr.serial,
                 "subject_id": fr.subject_id,
-                "at_utc": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "at_utc": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         ]
-        # clock reset: battery dies after export j; sessions until export j+1 run from 2000-01-01
-        j = int(rng.integers(0, len(cr.exports) - 2))
-        t0, t1 = cr.exports[j].at_local.astimezone(UTC), cr.exports[j + 1].at_local.astimezone(UTC)
-        affected = [i for i, x in enumerate(cr.sessions) if t0 <= x.start_utc < t1]
-        clock: list[dict[str, object]] = []
-        if affected:
-            died = t0 + (cr.sessions[affected[0]].start_utc - t0) * float(rng.uniform(0.1, 0.9))
-            died = died.replace(microsecond=0)
-            for i in affected:
-                x = cr.sessions[i]
-                x.device_start = CLOCK_RESET_EPOCH + (x.start_utc - died)
-            cr.clock_reset = (affected[0], affected[-1])
-            clock.append(
-                {
-                    "serial": cr.serial,
-                    "subject_id": cr.subject_id,
-                    "battery_died_utc": died.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "clock_set_utc": t1.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "session_nos": [cr.sessions[i].session_no for i in affected],
-                }
-            )
+        if not others:
+            return {"factory_resets": factory, "clock_resets": []}
+        cr, j = others[int(rng.integers(0, len(others)))]
+        affected = [x for x in cr.sessions if _between(x, cr.exports[j], cr.exports[j + 1])]
+        t0 = cr.exports[j].at_local.astimezone(UTC)
+        died = t0 + (affected[0].start_utc - t0) * float(rng.uniform(0.1, 0.9))
+        died = died.replace(microsecond=0)
+        for x in affected:
+            x.device_start = CLOCK_RESET_EPOCH + (x.start_utc - died)
+        clock = [
+            {
+                "serial": cr.serial,
+                "subject_id": cr.subject_id,
+                "battery_died_utc": died.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "clock_set_utc": cr.exports[j + 1]
+                .at_local.astimezone(UTC)
+                .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "session_nos": [x.session_no for x in affected],
+            }
+        ]
         return {"factory_resets": factory, "clock_resets": clock}
+
+
+def _between(x: Session, first: Export, second: Export) -> bool:
+    return first.at_local.astimezone(UTC) <= x.start_utc < second.at_local.astimezone(UTC)

@@ -286,17 +286,14 @@ class EventInjector:
 
     def vendor_a_faults(self, skip_serials: set[str]) -> None:
         """Two non-final exports (their sessions recur in a later export, nothing is hidden)."""
-        options = []
-        for k in sorted(self.files):
+        exports: dict[str, list[str]] = {}
+        for k in sorted(self.files, key=lambda k: k.rsplit("_", 1)[-1]):  # by export date
             name = k.rsplit("/", 1)[1]
-            if not name.startswith("ionto-a_"):
-                continue
-            serial = name.split("_")[1]
-            if serial in skip_serials or len(self.files[k].lines) < 7:
-                continue
-            exports = sorted(x for x in self.files if f"/ionto-a_{serial}_" in x)
-            if len(exports) >= 2 and k != max(exports, key=lambda x: x.rsplit("_", 1)[1]):
-                options.append(k)
+            if name.startswith("ionto-a_") and name.split("_")[1] not in skip_serials:
+                exports.setdefault(name.split("_")[1], []).append(k)
+        options = sorted(
+            k for paths in exports.values() for k in paths[:-1] if len(self.files[k].lines) >= 7
+        )
         first = self._pick(options)
         f = self.files[first]
         f.raw_lines[1] = f.lines[1].encode("ascii") + b" \xa0rev"
@@ -322,7 +319,7 @@ class EventInjector:
             "garbage session row (1 field where the header has 10)",
         )
 
-    def vendor_b_faults(self, b_files: dict[str, list[str]]) -> None:
+    def vendor_b_faults(self, b_files: dict[str, list[str]], owners: dict[str, str]) -> None:
         """Broken JSON mid-file, a half-written last line re-sent whole in the unit's next
         file, and exact duplicate lines (legal; listed as delivery events)."""
         by_unit: dict[str, list[str]] = {}
@@ -372,6 +369,7 @@ class EventInjector:
         )
         self.log.hidden.append(
             {
+                "subject_id": owners[path.rsplit("_", 2)[1]],
                 "dataset": "vendor_b_events",
                 "serial": path.rsplit("_", 2)[1],
                 "what": f"one sample of session {sid} at {broken[7:31]} "

@@ -86,6 +86,9 @@ class OutFile:
     raw_lines: dict[int, bytes] = field(default_factory=dict)  # 0-based index -> bytes as is
 
     def to_bytes(self) -> bytes:
+        if not self.raw_lines:
+            text = self.eol.join(self.lines) + (self.eol if self.last_eol and self.lines else "")
+            return text.encode("utf-8")
         eol = self.eol.encode()
         parts = [self.raw_lines.get(i, line.encode("utf-8")) for i, line in enumerate(self.lines)]
         return eol.join(parts) + (eol if self.last_eol and parts else b"")
@@ -279,7 +282,10 @@ class Renderer:
                     f"{x.duration_s},{x.programmed_ma:.1f},{x.mean_ma:.2f},{x.max_v:.1f},"
                     f"{x.charge_mc:.1f},{int(half)},{x.end_reason},{x.fault_code}"
                 )
-            self.files[f"{d.folder}/ionto-a_{dev.serial}_{e.at_local:%Y%m%d}.csv"] = OutFile(lines)
+            path = f"{d.folder}/ionto-a_{dev.serial}_{e.at_local:%Y%m%d}.csv"
+            if path in self.files:
+                raise RuntimeError(f"two exports of {dev.serial} on one day: {path}")
+            self.files[path] = OutFile(lines)
 
     # -- vendor B ------------------------------------------------------------------------
     def session_events(self, x: Session) -> list[str]:

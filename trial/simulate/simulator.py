@@ -167,7 +167,7 @@ def simulate_trial(
             for r in device_events.get(k, [])
         }
         injector.vendor_a_faults(reset_serials)
-        injector.vendor_b_faults(b_files)
+        injector.vendor_b_faults(b_files, {d.serial: d.subject_id for d in devices})
     log = injector.log
 
     total = 0
