@@ -12,8 +12,10 @@ import polars as pl
 import pytest
 from derive_fixture import study as ion_study
 
+from data_contracts.contracts import blocking_failures, check_frame
 from ingest.readers import read_delivery
 from trial.derive import AnalysisTables, build_analysis_long, derive_all
+from trial.derive.contracts import table_contract
 
 TOL = 1e-9
 
@@ -103,6 +105,18 @@ def test_ref1_papers_sessions_and_windows(
     # README: 25 out-of-window visits (visits.csv); the palm records at those visits are flagged
     adsweat = ref1_tables.adsweat.filter(pl.col("PARAMCD") == "LPALMSR")
     assert adsweat.filter(pl.col("out_of_window")).height == 25
+
+
+def test_ref1_tables_satisfy_their_contracts(
+    ref1_tables: AnalysisTables, ref1_long: pl.DataFrame
+) -> None:
+    frames = {
+        name: getattr(ref1_tables, name)
+        for name in ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev")
+    }
+    frames["analysis_long"] = ref1_long
+    for name, frame in frames.items():
+        assert blocking_failures(check_frame(frame, table_contract(name, blinded=False))) == []
 
 
 @pytest.mark.slow
