@@ -46,6 +46,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         f["centre_id"] = centres[k % len(centres)]
         f["arm"] = None
 
+    criteria = study.raw["eligibility"]["criteria"]
     rows = []
     start = dt.date(2026, 1, 12)
     for k, s in enumerate(subjects + fails):
@@ -70,6 +71,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 "bl_date": None if is_fail else bl,
                 "screen_failure": is_fail,
                 "eligibility_violation": k == 3,
+                "eligibility_reasons": criteria[k % 3] if is_fail else ("AGE" if k == 3 else None),
                 "RANDFL": "N" if is_fail else "Y",
                 "SAFFL": "N" if is_fail or n_sessions == 0 else "Y",
                 "FASFL": "N" if is_fail or n_sessions == 0 or k == 11 else "Y",
@@ -262,7 +264,6 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         schema_overrides={"source_line": pl.Int64},
     )
 
-    criteria = study.raw["eligibility"]["criteria"]
     elig_rows = []
     for k, s in enumerate(subjects + fails):
         for j, crit in enumerate(criteria):
@@ -402,7 +403,6 @@ def make_models(study: Study) -> dict[str, ModelResult]:
                     "ci_low": 0.7 * i,
                     "ci_high": 3.0 * i,
                     "p_value": 0.04 * i,
-                    "cmh_p_value": 0.05 * i,
                 }
             )
     models["responders"] = ModelResult(
@@ -412,7 +412,12 @@ def make_models(study: Study) -> dict[str, ModelResult]:
             "key",
         ),
         fit={"converged": True},
-        tables={"odds_ratios": pl.DataFrame(resp)},
+        tables={
+            "odds_ratios": pl.DataFrame(resp),
+            "cmh": pl.DataFrame(resp).select(
+                "endpoint", "contrast", (pl.col("p_value") * 1.25).alias("p_value")
+            ),
+        },
     )
     return models
 

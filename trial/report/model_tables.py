@@ -187,7 +187,15 @@ def responder_models(
         if not any(name.startswith(p) for p in roles.responders) or not fitted(result):
             continue
         if "odds_ratios" in result.tables:
-            frames.append(result.tables["odds_ratios"].with_columns(pl.lit(name).alias("model")))
+            table = result.tables["odds_ratios"].with_columns(pl.lit(name).alias("model"))
+            cmh = result.tables.get("cmh")
+            if cmh is not None and {"endpoint", "contrast", "p_value"} <= set(cmh.columns):
+                table = table.join(
+                    cmh.select("endpoint", "contrast", pl.col("p_value").alias("cmh_p_value")),
+                    on=["endpoint", "contrast"],
+                    how="left",
+                )
+            frames.append(table)
         else:
             frames.append(
                 result.estimates.select(

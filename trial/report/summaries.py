@@ -55,9 +55,9 @@ def consort_flow(
 ) -> pl.DataFrame:
     """CONSORT 2010 participant flow: ``stage, group, reason, n`` (``reason`` null = box total).
 
-    Stages: ``screened``, ``excluded`` (screen failures; reasons = eligibility criteria
-    answered ``Y``, a subject counted once per criterion; ``OTHER_ENTRY_CRITERION`` when none was
-    ticked, i.e. age, HDSS or sweat-rate entry criteria), ``randomised``, ``allocated``,
+    Stages: ``screened``, ``excluded`` (screen failures; reasons = ADSL ``eligibility_reasons``
+    when present, else the raw eligibility criteria answered ``Y``; a subject counted once per
+    reason; ``OTHER_ENTRY_CRITERION`` when none is recorded), ``randomised``, ``allocated``,
     ``received_sessions`` / ``no_session``, ``withdrawn`` (reasons from disposition),
     ``analysed_fas`` / ``excluded_fas`` (reasons: no session, no baseline, no post-baseline
     palmar value), ``analysed_pp``, ``analysed_safety``."""
@@ -81,21 +81,29 @@ def consort_flow(
     count("screened", adsl, pooled)
     failures = adsl.filter(pl.col("screen_failure"))
     count("excluded", failures, pooled)
-    if eligibility is not None:
+    if "eligibility_reasons" in adsl.columns:
+        ticked = (
+            failures.select(
+                "subject_id", pl.col("eligibility_reasons").str.split(",").alias("reason")
+            )
+            .explode("reason")
+            .with_columns(pl.col("reason").str.strip_chars())
+            .filter(pl.col("reason").is_not_null() & (pl.col("reason") != ""))
+        )
+    elif eligibility is not None:
         ticked = eligibility.filter(pl.col("answer") == "Y").select(
             "subject_id", pl.col("criterion").alias("reason")
         )
     else:
         ticked = pl.DataFrame(schema={"subject_id": pl.String, "reason": pl.String})
+    recorded = "eligibility_reasons" in adsl.columns or eligibility is not None
     reasons = pl.concat(
         [
             failures.select("subject_id").join(ticked, on="subject_id"),
             failures.select("subject_id")
             .join(ticked, on="subject_id", how="anti")
             .with_columns(
-                pl.lit(
-                    "OTHER_ENTRY_CRITERION" if eligibility is not None else "NOT_RECORDED"
-                ).alias("reason")
+                pl.lit("OTHER_ENTRY_CRITERION" if recorded else "NOT_RECORDED").alias("reason")
             ),
         ]
     )
@@ -429,34 +437,39 @@ def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame, study: Study) 
     """Subjects with treatment-emergent AEs, safety set, by term and group.
 
     Columns ``term`` (``ANY`` = any term), ``dimension`` (``any``, ``severity``, ``related``),
-    ``level``, ``group``, ``n`` subjects with >= 1 such event, ``N`` safety-set subjects,
-    ``pct``. A subject counts once per (term, level)."""
+    ``level``, ``group``, ``n`` subjects, ``N`` safety-set subjects, ``pct``. Per subject and
+    term: counted once under ``any``, once under its worst severity and once under its strongest
+    relatedness (Y > POSSIBLE > N), so severity and relatedness rows add up to the term row."""
     order = group_order(adsl, study)
     groups = subject_groups(adsl, "SAFFL")
-    events = groups.join(adae.filter(pl.col("TRTEMFL") == "Y"), on="subject_id")
+    events = groups.join(
+        adae.filter(pl.col("TRTEMFL") == "Y").drop("arm", strict=False), on="subject_id"
+    )
     events = pl.concat([events, events.with_columns(pl.lit("ANY").alias("term"))])
+    codelists = study.codelists
+    severities = list(codelists["ae_severity"])
+    strength = {"N": 0, "POSSIBLE": 1, "Y": 2}
+    keys = ["subject_id", "group", "term"]
+    worst = (
+        events.with_columns(
+            pl.col("severity")
+            .replace_strict(severities, list(range(len(severities))), default=-1)
+            .alias("_r")
+        )
+        .sort("_r")
+        .group_by(keys)
+        .agg(pl.col("severity").last().alias("level"))
+    )
+    strongest = (
+        events.with_columns(pl.col("related").replace_strict(strength, default=-1).alias("_r"))
+        .sort("_r")
+        .group_by(keys)
+        .agg(pl.col("related").last().alias("level"))
+    )
     parts = [
-        events.select(
-            "subject_id",
-            "group",
-            "term",
-            pl.lit("any").alias("dimension"),
-            pl.lit("ANY").alias("level"),
-        ),
-        events.select(
-            "subject_id",
-            "group",
-            "term",
-            pl.lit("severity").alias("dimension"),
-            pl.col("severity").alias("level"),
-        ),
-        events.select(
-            "subject_id",
-            "group",
-            "term",
-            pl.lit("related").alias("dimension"),
-            pl.col("related").alias("level"),
-        ),
+        events.select(*keys, pl.lit("any").alias("dimension"), pl.lit("ANY").alias("level")),
+        worst.select(*keys, pl.lit("severity").alias("dimension"), "level"),
+        strongest.select(*keys, pl.lit("related").alias("dimension"), "level"),
     ]
     counted = (
         pl.concat(parts)
@@ -464,7 +477,6 @@ def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame, study: Study) 
         .group_by("term", "dimension", "level", "group")
         .agg(pl.len().cast(pl.Int64).alias("n"))
     )
-    codelists = study.codelists
     terms = ["ANY", *codelists["ae_term"]]
     levels = pl.DataFrame(
         {
@@ -501,6 +513,7 @@ def serious_events(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     columns = ["ae_id", "term", "verbatim", "onset_date", "end_date", "severity", "related"]
     return (
         adae.filter(pl.col("serious") == "Y")
+        .drop("arm", "centre_id", strict=False)
         .join(adsl.select(keep), on="subject_id", how="left")
         .select(*keep, *[c for c in columns if c in adae.columns])
         .sort("subject_id", "onset_date")
@@ -514,8 +527,9 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.
     ``planned_per_subject`` (induction + maintenance); ``adherence_pct`` = mean over subjects of
     100 * completed / planned; ``induction_adherent_pct`` = percent of subjects with adequate
     induction sessions >= the PP share of planned induction sessions; ``charge_mc_mean`` and
-    ``charge_mc_sd`` per session (mC); ``within_tolerance_pct`` mean share of samples within
-    tolerance (sessions with samples only); ``aborted`` sessions not COMPLETED and
+    ``charge_mc_sd`` per session (mC); ``within_tolerance_pct`` mean per-session share of time
+    within the current tolerance (``prescribed_tolerance_share`` when ADDEV has it, else
+    ``within_tolerance_share``, vendors with samples only); ``aborted`` sessions not COMPLETED and
     ``aborted_pct`` of sessions."""
     order = group_order(adsl, study)
     planned = study.planned_sessions_total
@@ -523,6 +537,11 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.
     pp_share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
     groups = subject_groups(adsl, "SAFFL")
     treated = addev.filter(pl.col("phase").is_in(["induction", "maintenance"]))
+    tolerance = (
+        "prescribed_tolerance_share"
+        if "prescribed_tolerance_share" in addev.columns
+        else "within_tolerance_share"
+    )
     per_subject = treated.group_by("subject_id").agg(
         (pl.col("end_reason") == "COMPLETED").sum().alias("completed")
     )
@@ -547,7 +566,7 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.
             (pl.col("end_reason") == "COMPLETED").sum().cast(pl.Int64).alias("sessions_completed"),
             pl.col("charge_mc").mean().alias("charge_mc_mean"),
             pl.col("charge_mc").std().alias("charge_mc_sd"),
-            (100.0 * pl.col("within_tolerance_share").mean()).alias("within_tolerance_pct"),
+            (100.0 * pl.col(tolerance).mean()).alias("within_tolerance_pct"),
             (pl.col("end_reason") != "COMPLETED").sum().cast(pl.Int64).alias("aborted"),
         )
     )

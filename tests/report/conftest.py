@@ -1,0 +1,83 @@
+"""Fixtures of the report tests: a small synthetic trial, blinded and unblinded, and its
+rendered outputs (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import synthetic_trial
+
+from trial.models.result import ModelResult
+from trial.report.data import ReportData, build_report_data
+from trial.report.run_info import RunInfo
+from trial.study import Study, load_study
+
+
+@pytest.fixture(scope="session")
+def study() -> Study:
+    return load_study()
+
+
+@pytest.fixture(scope="session")
+def unblinded_tables(study: Study) -> dict[str, pl.DataFrame]:
+    return synthetic_trial.make_tables(study, blinded=False)
+
+
+@pytest.fixture(scope="session")
+def blinded_tables(study: Study) -> dict[str, pl.DataFrame]:
+    return synthetic_trial.make_tables(study, blinded=True)
+
+
+@pytest.fixture(scope="session")
+def models(study: Study) -> dict[str, ModelResult]:
+    return synthetic_trial.make_models(study)
+
+
+@pytest.fixture(scope="session")
+def randomisation(study: Study) -> pl.DataFrame:
+    return synthetic_trial.randomisation(study)
+
+
+def run_info(blinded: bool) -> RunInfo:
+    return RunInfo(
+        data_cut="2026-11-16",
+        blinded=blinded,
+        data_version="sha256:0123456789abcdef",
+        code_version="git test",
+    )
+
+
+@pytest.fixture(scope="session")
+def unblinded_data(unblinded_tables, models, study) -> ReportData:
+    return build_report_data(unblinded_tables, models, study, run_info(False))
+
+
+@pytest.fixture(scope="session")
+def blinded_data(blinded_tables, models, study) -> ReportData:
+    return build_report_data(blinded_tables, models, study, run_info(True))
+
+
+@pytest.fixture(scope="session")
+def blinded_out(tmp_path_factory, blinded_tables, blinded_data, study) -> Path:
+    """Everything a blinded run writes from the report package, under one OUT folder."""
+    from trial.report.outputs import write_report_outputs
+
+    out = tmp_path_factory.mktemp("blinded_out")
+    write_report_outputs(blinded_tables, {}, study, blinded_data.run, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def unblinded_html(unblinded_data) -> str:
+    from trial.report.investigator import investigator_html
+
+    return investigator_html(unblinded_data)
+
+
+@pytest.fixture(scope="session")
+def blinded_html(blinded_data) -> str:
+    from trial.report.investigator import investigator_html
+
+    return investigator_html(blinded_data)

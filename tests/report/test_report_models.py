@@ -1,0 +1,68 @@
+"""Model sections of the report read the model results as the model modules write them."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from trial.models.tidy import not_fitted_blinded
+from trial.report import model_tables as mt
+
+
+def test_primary_lsmeans_percent_reduction(models):
+    lsm = mt.primary_lsmeans(models["mmrm"])
+    row = lsm.filter((pl.col("arm") == "GLY") & (pl.col("visit") == "W4"))
+    est = row["estimate"][0]
+    assert row["percent_reduction"][0] == pytest.approx(100 * (1 - math.exp(est)))
+    # A larger reduction goes with the lower log-scale bound.
+    assert row["percent_reduction_ci_high"][0] == pytest.approx(
+        100 * (1 - math.exp(row["ci_low"][0]))
+    )
+
+
+def test_contrast_ratio_of_geometric_means(models):
+    ct = mt.contrasts_with_ratio(models["mmrm"].tables["contrasts"])
+    row = ct.filter((pl.col("contrast") == "OXY-TAP") & (pl.col("visit") == "W4"))
+    assert row["ratio"][0] == pytest.approx(math.exp(row["estimate"][0]))
+    assert row["ratio_ci_low"][0] == pytest.approx(math.exp(row["ci_low"][0]))
+
+
+def test_sensitivity_side_by_side_at_the_primary_visit(models, study):
+    s = mt.sensitivity_comparison(models, study)
+    assert s["model"].unique(maintain_order=True).to_list()[0] == "mmrm"
+    # Primary + 4 sensitivities, 2 contrasts each, only at the primary visit.
+    assert s.height == 10
+    primary = s.filter((pl.col("model") == "mmrm") & (pl.col("contrast") == "GLY-TAP"))
+    expected = (
+        models["mmrm"]
+        .tables["contrasts"]
+        .filter((pl.col("visit") == study.primary_visit) & (pl.col("contrast") == "GLY-TAP"))
+    )
+    assert primary["estimate"][0] == pytest.approx(expected["estimate"][0])
+    assert s["analysis"][0].startswith("Primary")
+
+
+def test_models_not_fitted_in_a_blinded_run_are_left_out(models, study):
+    blinded = {**models, "mmrm": not_fitted_blinded("mmrm")}
+    s = mt.sensitivity_comparison(blinded, study)
+    assert "mmrm" not in s["model"].to_list()
+    assert not mt.fitted(blinded["mmrm"])
+
+
+def test_responder_odds_ratios_carry_the_cmh_check(models):
+    r = mt.responder_models(models)
+    assert r.height == 4
+    row = r.filter((pl.col("endpoint") == "hdss_responder") & (pl.col("contrast") == "GLY-TAP"))
+    assert row["cmh_p_value"][0] == pytest.approx(row["p_value"][0] * 1.25)
+
+
+def test_subgroup_effects_for_the_forest_plot(models):
+    f = mt.subgroup_effects(models)
+    assert f.height == 5 * 2 * 2
+    assert (f["ratio"] == f["estimate"].exp()).all()
+
+
+def test_covariance_structure_reported(models):
+    assert mt.covariance_used(models["mmrm"]) == "heterogeneous_toeplitz"

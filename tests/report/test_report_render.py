@@ -1,0 +1,74 @@
+"""The HTML reports: self-contained, every section present, the blinding label on every page,
+byte-stable output (tests check the numbers elsewhere, not HTML bytes)."""
+
+from __future__ import annotations
+
+import re
+
+from trial.report.investigator import render_investigator_report
+
+SECTIONS = [
+    "title",
+    "baseline",
+    "primary",
+    "time-course",
+    "subgroups",
+    "safety",
+    "device",
+    "methods",
+]
+
+
+def _sections(html: str) -> list[str]:
+    return re.findall(r'<section class="page" id="[^"]+">.*?</section>', html, flags=re.S)
+
+
+def test_unblinded_report_has_every_section_and_unblinded_on_each_page(unblinded_html):
+    html = unblinded_html
+    pages = _sections(html)
+    assert [re.search(r'id="([^"]+)"', p).group(1) for p in pages] == SECTIONS
+    for page in pages:
+        assert '<span class="blinding">UNBLINDED</span>' in page
+    # The print margins repeat the label on every printed page.
+    assert '@top-right { content: "UNBLINDED"' in html
+    for key in ("primary-lsmeans", "primary-contrasts", "sensitivity", "forest", "consort"):
+        assert f'id="{key}"' in html
+
+
+def test_blinded_report_says_blinded_and_withholds_arm_results(blinded_html):
+    html = blinded_html
+    assert "UNBLINDED" not in html
+    for page in _sections(html):
+        assert '<span class="blinding">BLINDED</span>' in page
+    assert 'id="primary-lsmeans"' not in html
+    assert "withheld in this blinded report" in html
+
+
+def test_report_is_self_contained(unblinded_html):
+    html = unblinded_html
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "@import" not in html
+    assert html.count("<svg") >= 3  # CONSORT, time course, forest
+
+
+def test_title_block_names_versions(unblinded_html):
+    html = unblinded_html
+    assert "sha256:0123456789abcdef" in html
+    assert "git test" in html
+    assert "2026-11-16" in html
+
+
+def test_rendering_is_byte_stable(unblinded_data, unblinded_html, tmp_path):
+    path = render_investigator_report(unblinded_data, tmp_path / "a")
+    assert path.read_text("utf-8") == unblinded_html
+
+
+def test_methods_block_from_the_study_configuration(unblinded_data, blinded_data, study):
+    methods = dict(unblinded_data.methods)
+    assert "permuted blocks of 6" in methods["Randomisation"]
+    assert study.arms[1].name in methods["Randomisation"]
+    assert "unstructured" in methods["Primary model"]
+    blinded = dict(blinded_data.methods)
+    assert "block" not in blinded["Randomisation"]
+    assert all(a.code not in blinded["Randomisation"] for a in study.arms)

@@ -1,0 +1,274 @@
+"""SAS transport (XPT version 5) exports of the analysis-ready tables, and their define-like
+metadata, both driven by the data contracts (``data_contracts/<dataset>.odcs.yaml``).
+
+FDA's v5 limits are enforced before writing: dataset and variable names of at most 8
+characters (upper-case letters, digits, underscore; not starting with a digit), labels of at
+most 40 characters, character values of at most 200 bytes in ASCII. Nothing is changed
+silently: a contract's ``businessName`` is the label (the contract engine keeps it within 40
+characters), a longer label or an out-of-limit value is reported in the export notes, and the
+define table maps every XPT name back to its column.
+
+Type mapping: String -> Char; integers, floats -> Num; Boolean -> Char ``Y``/``N``; Date -> Num
+(days since 1960-01-01) with ``DATE9.``; Datetime -> Num (UTC, naive) with ``E8601DT19.``;
+List(String) -> Char joined by ``;``; Duration -> Num seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyreadstat
+
+from data_contracts.contracts import Contract, list_contracts, load_contract
+
+XPT_DATASETS = ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev")
+"""The analysis-ready tables exported as XPT, in define order."""
+
+SAS_EPOCH = dt.date(1960, 1, 1)
+"""SAS dates count days from this date."""
+MAX_NAME = 8
+MAX_LABEL = 40
+MAX_CHAR_BYTES = 200
+
+_VALID_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,7}$")
+CONVENTIONAL_NAMES = {
+    "subject_id": "USUBJID",
+    "centre_id": "SITEID",
+    "STUDYID": "STUDYID",
+}
+"""CDISC names reviewers expect for the identifiers; other columns get :func:`xpt_name`."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Paths written, the define table, and notes on anything the v5 limits changed."""
+
+    paths: list[Path]
+    define: pl.DataFrame
+    notes: list[str]
+
+
+def _custom(contract: Contract, column: str, key: str) -> str | None:
+    """A property's ``customProperties`` value (e.g. ``xptName``, ``origin``), or None."""
+    table = contract.raw.get("schema", [{}])[0] if contract.raw else {}
+    for prop in table.get("properties", []):
+        if prop.get("name") == column:
+            for custom in prop.get("customProperties") or []:
+                if custom.get("property") == key:
+                    return str(custom.get("value"))
+    return None
+
+
+def _abbreviate(column: str) -> str:
+    """Upper-case name of at most 8 characters keeping the start of every word: characters
+    are dealt to the words in turn (``n_sessions_completed`` -> ``NSESSCOM``)."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", column.upper()) if w]
+    if sum(len(w) for w in words) <= MAX_NAME:
+        return "".join(words)
+    take = [0] * len(words)
+    budget = MAX_NAME
+    while budget:
+        for i, word in enumerate(words):
+            if budget and take[i] < len(word):
+                take[i] += 1
+                budget -= 1
+    return "".join(w[:k] for w, k in zip(words, take, strict=True))
+
+
+def xpt_name(column: str, taken: set[str]) -> str:
+    """An XPT v5 name for ``column``: the CDISC name for identifiers, else
+    :func:`_abbreviate`; a clash gets a numeric suffix."""
+    base = CONVENTIONAL_NAMES.get(column) or _abbreviate(column)
+    if not base or base[0].isdigit():
+        base = ("V" + base)[:MAX_NAME]
+    name = base
+    k = 1
+    while name in taken:
+        suffix = str(k)
+        name = base[: MAX_NAME - len(suffix)] + suffix
+        k += 1
+    taken.add(name)
+    return name
+
+
+def dataset_xpt_name(dataset: str) -> str:
+    """XPT member name of a dataset (``adsweat_side`` -> ``ADSWEATS``)."""
+    return xpt_name(dataset, set())
+
+
+def _type(dtype: pl.DataType) -> tuple[str, str | None]:
+    """(XPT type, SAS display format) of a Polars dtype."""
+    if isinstance(dtype, pl.Date):
+        return "Num", "DATE9."
+    if isinstance(dtype, pl.Datetime):
+        return "Num", "E8601DT19."
+    if dtype.is_numeric() or isinstance(dtype, pl.Duration):
+        return "Num", None
+    return "Char", None
+
+
+def _origin(contract: Contract, column: str, raw_columns: Mapping[str, list[str]]) -> str:
+    explicit = _custom(contract, column, "origin")
+    if explicit:
+        return explicit
+    sources = [ds for ds, cols in raw_columns.items() if column in cols and ds != contract.dataset]
+    return f"Predecessor ({sources[0]}.{column})" if sources else "Derived"
+
+
+def _raw_columns() -> dict[str, list[str]]:
+    """Columns of every non-ADaM contract, to tell predecessor columns from derived ones."""
+    out = {}
+    for name in list_contracts():
+        if name.startswith("ad") or name in ("analysis_long", "quarantine", "landing_manifest"):
+            continue
+        out[name] = load_contract(name).columns
+    return out
+
+
+def define_metadata(
+    contracts: Iterable[Contract], tables: Mapping[str, pl.DataFrame] | None = None
+) -> pl.DataFrame:
+    """The define-like table: one row per exported variable.
+
+    Columns ``dataset, xpt_dataset, variable, xpt_name, label, type, format, unit, origin,
+    description, order``. With ``tables``, only columns present in the table are listed (a
+    blinded ADSL has no ``arm``) and the table's own dtype decides the type."""
+    raw_columns = _raw_columns()
+    rows = []
+    for contract in contracts:
+        taken: set[str] = set()
+        frame = None if tables is None else tables.get(contract.dataset)
+        for order, prop in enumerate(contract.properties, start=1):
+            if frame is not None and prop.name not in frame.columns:
+                continue
+            dtype = prop.dtype if frame is None else frame.schema[prop.name]
+            xtype, fmt = _type(dtype)
+            rows.append(
+                {
+                    "dataset": contract.dataset,
+                    "xpt_dataset": dataset_xpt_name(contract.dataset),
+                    "variable": prop.name,
+                    "xpt_name": _custom(contract, prop.name, "xptName")
+                    or xpt_name(prop.name, taken),
+                    "label": prop.label or prop.description.split(". ")[0],
+                    "type": xtype,
+                    "format": fmt,
+                    "unit": prop.unit,
+                    "origin": _origin(contract, prop.name, raw_columns),
+                    "description": prop.description,
+                    "order": order,
+                }
+            )
+    schema = {
+        "dataset": pl.String,
+        "xpt_dataset": pl.String,
+        "variable": pl.String,
+        "xpt_name": pl.String,
+        "label": pl.String,
+        "type": pl.String,
+        "format": pl.String,
+        "unit": pl.String,
+        "origin": pl.String,
+        "description": pl.String,
+        "order": pl.Int64,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _ascii(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return folded
+
+
+def _prepare(frame: pl.DataFrame, define: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """The frame with XPT names and v5-compatible values; notes on anything changed."""
+    notes: list[str] = []
+    columns = []
+    for variable, name, xtype in define.select("variable", "xpt_name", "type").iter_rows():
+        dtype = frame.schema[variable]
+        col = pl.col(variable)
+        if isinstance(dtype, pl.Date):
+            col = (col - pl.lit(SAS_EPOCH)).dt.total_days().cast(pl.Float64)
+        elif isinstance(dtype, pl.Boolean):
+            col = pl.when(col).then(pl.lit("Y")).when(~col).then(pl.lit("N"))
+        elif isinstance(dtype, pl.List):
+            col = col.cast(pl.List(pl.String)).list.join(";")
+        elif isinstance(dtype, pl.Datetime):
+            col = (
+                col.dt.convert_time_zone("UTC") if dtype.time_zone else col
+            ).dt.replace_time_zone(None)
+        elif isinstance(dtype, pl.Duration):
+            col = col.dt.total_milliseconds() / 1000.0
+        elif xtype == "Char" and not isinstance(dtype, pl.String):
+            col = col.cast(pl.String)
+        columns.append(col.alias(name))
+    out = frame.select(columns)
+    for name in define.filter(pl.col("type") == "Char")["xpt_name"]:
+        values = out[name]
+        non_ascii = values.str.contains(r"[^\x00-\x7F]").fill_null(False)
+        if non_ascii.any():
+            notes.append(
+                f"{name}: {int(non_ascii.sum())} values with non-ASCII characters transliterated "
+                "to ASCII"
+            )
+            out = out.with_columns(
+                pl.Series(name, [None if v is None else _ascii(v) for v in values.to_list()])
+            )
+        long = out[name].str.len_bytes() > MAX_CHAR_BYTES
+        if long.any():
+            notes.append(f"{name}: {int(long.sum())} values longer than {MAX_CHAR_BYTES} bytes cut")
+            out = out.with_columns(pl.col(name).str.slice(0, MAX_CHAR_BYTES))
+    return out, notes
+
+
+def write_xpt_exports(
+    tables: Mapping[str, pl.DataFrame],
+    out_dir: Path,
+    contracts: Mapping[str, Contract] | None = None,
+    datasets: Iterable[str] = XPT_DATASETS,
+) -> ExportResult:
+    """Write ``out_dir/<name>.xpt`` (v5) for each dataset present in ``tables``, and
+    ``out_dir/define.csv`` (the define table). ``contracts``: by dataset; default the project's
+    contracts. A column not in the contract is an error (the contract is the source of truth)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = [d for d in datasets if d in tables]
+    contracts = contracts or {d: load_contract(d) for d in chosen}
+    define = define_metadata([contracts[d] for d in chosen], tables)
+    paths: list[Path] = []
+    notes: list[str] = []
+    for dataset in chosen:
+        frame = tables[dataset]
+        unknown = sorted(set(frame.columns) - set(contracts[dataset].columns))
+        if unknown:
+            raise ValueError(f"{dataset}: columns {unknown} are not in its data contract")
+        meta = define.filter(pl.col("dataset") == dataset).sort("order")
+        member = meta["xpt_dataset"][0]
+        for name, label in meta.select("xpt_name", "label").iter_rows():
+            if not _VALID_NAME.match(name):
+                raise ValueError(f"{dataset}: XPT name {name!r} breaks the v5 naming rule")
+            if len(label) > MAX_LABEL:
+                notes.append(f"{member}.{name}: label cut to {MAX_LABEL} characters: {label!r}")
+        data, changed = _prepare(frame, meta)
+        notes += [f"{member}.{n}" for n in changed]
+        labels = [label[:MAX_LABEL] for label in meta["label"].to_list()]
+        formats = {n: f for n, f in meta.select("xpt_name", "format").iter_rows() if f}
+        path = out_dir / f"{dataset_xpt_name(dataset).lower()}.xpt"
+        pyreadstat.write_xport(
+            data.to_pandas(),
+            str(path),
+            file_label=contracts[dataset].description[:MAX_LABEL],
+            column_labels=labels,
+            table_name=member,
+            file_format_version=5,
+            variable_format=formats,
+        )
+        paths.append(path)
+    define_path = out_dir / "define.csv"
+    define.write_csv(define_path)
+    return ExportResult(paths=[*paths, define_path], define=define, notes=notes)

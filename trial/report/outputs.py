@@ -1,0 +1,61 @@
+"""Every report and export of a run in one call, laid out as ``docs/architecture.md`` says:
+
+- ``OUT/reports/investigator_report.html`` (+ ``.pdf`` with ``pdf=True``) and
+  ``OUT/reports/investigator_report_data/<frame>.parquet`` (the numbers behind it);
+- ``OUT/reports/data_quality_report.html``, ``data_quality_issues.csv``, ``contract_checks.csv``;
+- ``OUT/exports/xpt/<dataset>.xpt`` (SAS v5) and ``OUT/exports/xpt/define.csv``.
+
+The Dagster report assets call the same functions one by one; ``ionto run`` gets them through
+the assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from trial.models.result import ModelResult
+from trial.report.data import ReportData, build_report_data
+from trial.report.exports import write_xpt_exports
+from trial.report.investigator import REPORT_NAME, render_investigator_report
+from trial.report.quality import render_data_quality_report
+from trial.report.run_info import RunInfo
+from trial.study import Study
+
+
+def write_report_data(data: ReportData, out_dir: Path) -> list[Path]:
+    """The numbers behind the investigator report, one Parquet file per frame."""
+    folder = out_dir / f"{REPORT_NAME}_data"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, frame in data.frames().items():
+        path = folder / f"{name}.parquet"
+        frame.write_parquet(path)
+        paths.append(path)
+    return paths
+
+
+def write_report_outputs(
+    tables: Mapping[str, pl.DataFrame],
+    models: Mapping[str, ModelResult],
+    study: Study,
+    run: RunInfo,
+    out_dir: Path,
+    *,
+    pdf: bool = False,
+) -> dict[str, list[Path]]:
+    """Write the investigator report, the data-quality report and the XPT exports under
+    ``out_dir`` (the run's OUT folder). Returns the written paths by kind."""
+    reports = out_dir / "reports"
+    data = build_report_data(tables, models, study, run)
+    investigator = render_investigator_report(data, reports, pdf=pdf)
+    quality = render_data_quality_report(tables, study, run, reports)
+    exports = write_xpt_exports(tables, out_dir / "exports" / "xpt")
+    return {
+        "investigator": [investigator, *([investigator.with_suffix(".pdf")] if pdf else [])],
+        "investigator_data": write_report_data(data, reports),
+        "data_quality": [quality],
+        "exports": exports.paths,
+    }
