@@ -209,9 +209,17 @@ class EventInjector:
 
         free = lambda r: r["visit"] not in self.protected_visits  # noqa: E731
         path, i, header, f = self._edc_row(c[1 % len(c)], "hdss", free)
-        f[header.index("hdss")] = "7"
+        low, high = (int(x) for x in self.study.simulation["hdss_scale"])
+        f[header.index("hdss")] = str(high + 3)
         self._set(path, i, f)
-        self._fault(path, i + 1, "hdss", "hdss", "OUT_OF_RANGE", "HDSS 7 is outside the 1-4 scale")
+        self._fault(
+            path,
+            i + 1,
+            "hdss",
+            "hdss",
+            "OUT_OF_RANGE",
+            f"HDSS {high + 3} is outside the {low}-{high} scale",
+        )
         self.log.hidden.append({"subject_id": f[0], "dataset": "hdss", "what": f"hdss at {f[1]}"})
 
         done = lambda r: free(r) and r["status"] == "DONE"  # noqa: E731
