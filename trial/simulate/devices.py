@@ -65,7 +65,6 @@ class Device:
     utc_offset: dt.timedelta = dt.timedelta(0)
     sessions: list[Session] = field(default_factory=list)
     exports: list[Export] = field(default_factory=list)
-    return_date: dt.date | None = None
 
 
 def format_offset(delta: dt.timedelta) -> str:
@@ -269,7 +268,6 @@ class DeviceBuilder:
         post = [r for r in s.visits[2:] if r.date is not None]
         for dev in devices:
             last_day = dev.to_date or end
-            dev.return_date = last_day
             times = [
                 r.start_local + dt.timedelta(minutes=int(rng.integers(20, 90)))
                 for r in post
