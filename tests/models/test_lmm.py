@@ -80,6 +80,7 @@ def test_statsmodels_matches_lme4(
     assert not any("warning recorded" in n for n in result.notes)
 
 
+@pytest.mark.slow
 def test_engines_agree_closely(study: Study, ref1_long: pl.DataFrame) -> None:
     own = fit_lmm(ref1_long, study, engine="own")
     sm = fit_lmm(ref1_long, study, engine="statsmodels")
@@ -99,3 +100,16 @@ def test_blinded_run_is_not_fitted(study: Study, ref1_long: pl.DataFrame) -> Non
     result = fit_lmm(ref1_long.drop("arm"), study)
     assert result.estimates.height == 0
     assert result.notes == [BLINDED_NOTE]
+
+
+@pytest.mark.slow
+def test_statsmodels_boundary_warning_on_raw_weeks_is_recorded(
+    study: Study, ref1_long: pl.DataFrame, expected: dict[str, Any]
+) -> None:
+    result = fit_lmm(ref1_long, study, engine="statsmodels", time_scale=1.0)
+    boundary = [n for n in result.notes if "boundary" in n]
+    assert boundary and "false alarm" in boundary[0]
+    assert result.fit["reml_loglik"] == pytest.approx(expected["reml_loglik"], abs=1e-4)
+    assert result.fit["sd_week"] == pytest.approx(
+        expected["variance_components"]["sd_week"], rel=2e-2
+    )
