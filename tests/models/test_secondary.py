@@ -115,3 +115,39 @@ def test_blinded(study: Study, tables: tuple[pl.DataFrame, pl.DataFrame]) -> Non
     plantar = fit_plantar(adsweat, adsl.drop("arm"), study)
     assert plantar.notes[0] == BLINDED_NOTE
     assert plantar.tables["pooled"]["n"].to_list() == [24]
+
+
+@pytest.mark.slow
+def test_plantar_mmrm_on_ref1_relabelled_reproduces_the_primary(
+    study: Study, ref1_dir: Path
+) -> None:
+    """ref1's palm table relabelled as sole, everyone involved: the plantar MMRM route must
+    give the primary MMRM's W4 contrasts of results.json."""
+    import json
+
+    long = pl.read_csv(ref1_dir / "expected" / "analysis_long.csv")
+    adsweat = long.select(
+        pl.col("subject").alias("subject_id"),
+        pl.lit("LSOLESR").alias("PARAMCD"),
+        pl.col("visit").alias("AVISIT"),
+        pl.col("aval_log").alias("AVAL"),
+        pl.col("logbase").alias("BASE"),
+        pl.col("chg").alias("CHG"),
+    )
+    adsl = (
+        long.select(
+            pl.col("subject").alias("subject_id"),
+            pl.col("centre").alias("centre_id"),
+            "stratum",
+            "arm",
+        )
+        .unique()
+        .with_columns(plantar_involved=pl.lit("Y"), FASFL=pl.lit("Y"))
+    )
+    result = fit_plantar(adsweat, adsl, study, method="mmrm")
+    expected = json.loads((ref1_dir / "expected" / "results.json").read_text())["mmrm"]["w4"]
+    w4 = result.tables["contrasts"].filter(pl.col("visit") == "W4")
+    for row in w4.iter_rows(named=True):
+        assert row["estimate"] == pytest.approx(
+            expected["contrasts"][row["contrast"]]["estimate"], abs=1e-4
+        )
