@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,7 @@ class Property:
     unit: str | None = None
     severity: str = BLOCKING
     quality: tuple[QualityRule, ...] = ()
+    unblinded_only: bool = False
 
     @property
     def valid_values(self) -> list[Any] | None:
@@ -215,6 +216,7 @@ class Property:
             unit=None if custom.get("unit") is None else str(custom["unit"]),
             severity=_severity(custom.get("severity")),
             quality=tuple(QualityRule.from_mapping(q) for q in (raw.get("quality") or [])),
+            unblinded_only=custom.get("blinding") == "unblinded_only",
         )
 
 
@@ -235,6 +237,16 @@ class Contract:
     @property
     def columns(self) -> list[str]:
         return [p.name for p in self.properties]
+
+    @property
+    def unblinded_only(self) -> list[str]:
+        """Columns (customProperties ``blinding: unblinded_only``) a blinded run must not have."""
+        return [p.name for p in self.properties if p.unblinded_only]
+
+    def blinded_view(self) -> Contract:
+        """The contract of the blinded frame: the unblinded-only columns left out."""
+        kept = tuple(p for p in self.properties if not p.unblinded_only)
+        return replace(self, properties=kept)
 
     @property
     def schema(self) -> pl.Schema:
@@ -666,13 +678,17 @@ def typed_expr(prop: Property, text: pl.Expr) -> pl.Expr:
     return text.cast(prop.dtype)
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _violation(prop: Property, text: pl.Expr, typed: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(reason code, rule text) expressions for one cell; both null when the cell is fine."""
     cases: list[tuple[pl.Expr, str, str]] = []
     if prop.required:
         cases.append((text.is_null(), "MISSING_REQUIRED", "a value is required"))
     if prop.logical_type in TYPE_REASON:
-        rule = f"must be a {prop.logical_type}" + (
+        rule = f"must be {_article(prop.logical_type)} {prop.logical_type}" + (
             f" ({prop.text_format})" if prop.text_format else ""
         )
         cases.append((text.is_not_null() & typed.is_null(), TYPE_REASON[prop.logical_type], rule))

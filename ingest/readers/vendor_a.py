@@ -12,13 +12,12 @@ Derived columns:
   not follow daylight saving, so this is the true UTC when the clock is right);
 - ``clock_reset``: the device clock had restarted (backup battery died; it restarts at
   2000-01-01): ``start`` before 2001-01-01, or after the export's own ``exported_at`` when that
-  is itself dated after 2001. Consent-based flagging needs ``dm`` and ``devices`` and belongs to
-  the derivation; the reader never drops such a session;
+  is itself dated after 2001, or (given ``consent`` from :func:`earliest_consent`, as
+  ``read_delivery`` does) before the consent of every subject the serial was assigned to. Such a
+  session is never dropped;
 - ``start_utc_placed``/``start_placement``: for a clock-reset session, an estimate placed by the
-  counter within the same export: linear in ``session_no`` between the nearest correctly dated
-  sessions before and after it (``interpolated``), or from the nearest one on one side at the
-  export's median spacing per counter step (``extrapolated``); ``unplaced`` (null) when the
-  export has no correctly dated session to place it by. Correct sessions: ``recorded``.
+  counter among the same export's correctly dated sessions (:func:`place_clock_resets`); the
+  printed ``start`` and ``start_utc`` are kept as delivered. Correct sessions: ``recorded``.
 
 Each export repeats every session still in memory, so sessions are deduplicated over all
 current exports by (``serial``, ``session_no``, ``start``): the counter alone is no key, it
@@ -196,11 +195,7 @@ def type_vendor_a(
     a session dated before the consent of every subject the serial was assigned to."""
     contract = load_contract(DATASET)
     typed, q_values = type_text_frame(text, contract, DATASET, derived={"start_local": "start"})
-    sign = pl.when(pl.col("utc_offset").str.slice(0, 1) == "-").then(-1).otherwise(1)
-    minutes = sign * (
-        pl.col("utc_offset").str.slice(1, 2).cast(pl.Int64) * 60
-        + pl.col("utc_offset").str.slice(4, 2).cast(pl.Int64)
-    )
+    minutes = _offset_minutes(pl.col("utc_offset"))
     reset_before = pl.lit(RESET_BEFORE).str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us")
     typed = typed.with_columns(
         start_utc=(pl.col("start_local") - pl.duration(minutes=minutes)).dt.replace_time_zone(
@@ -223,7 +218,7 @@ def type_vendor_a(
             )
             .drop("consent_date")
         )
-    return place_by_counter(typed).select(contract.columns), q_values
+    return place_clock_resets(typed).select(contract.columns), q_values
 
 
 def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -235,12 +230,92 @@ def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.Dat
     return typed, combine([q, q_values])
 
 
-def place_by_counter(sessions: pl.DataFrame) -> pl.DataFrame:
+def place_clock_resets(sessions: pl.DataFrame) -> pl.DataFrame:
     """Add ``start_utc_placed`` and ``start_placement`` per export (``source_file``).
 
-    A correctly dated session keeps ``start_utc``. A clock-reset session with counter n is
-    placed linearly in the counter between the nearest good sessions below and above it; with
-    a good session on one side only, at that session's start plus (n - its counter) times the
+    A correctly dated session keeps ``start_utc`` (``recorded``). The others are placed by the
+    counter against the export's correctly dated sessions:
+
+    - a session dated from the clock's restart (before 2001): the clock ran from
+      2000-01-01T00:00:00 device time when the battery died, so within a run of consecutive
+      such counters the true start is (moment of death) + (printed start - 2000-01-01). The
+      death lies after the end of the previous good session and early enough that the run's
+      last session ends before the next good session starts and before the export
+      (``exported_at``, when dated after 2001). The midpoint of these bounds is used
+      (``interpolated``); with one bound only, that bound (``extrapolated``);
+    - any other flagged session (e.g. dated after the export or before consent): linear in
+      the counter between the neighbouring good sessions (``interpolated``), or from one of
+      them at the export's median spacing per counter step (``extrapolated``);
+    - ``unplaced`` (null) when the export gives nothing to place it by."""
+    placed = place_by_counter(sessions)
+    return place_restarted_clock(placed)
+
+
+def place_restarted_clock(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Re-place the sessions dated from the clock restart (see :func:`place_clock_resets`)."""
+    restart = pl.lit(RESET_BEFORE).str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us")
+    epoch = pl.datetime(2000, 1, 1, time_unit="us")
+    good = ~pl.col("clock_reset")
+    from_restart = pl.col("clock_reset") & (pl.col("start_local") < restart)
+    duration = pl.duration(seconds=pl.col("duration_s"))
+    elapsed = pl.col("start_local") - epoch
+    offset = pl.duration(minutes=_offset_minutes(pl.col("utc_offset")))
+    s = sessions.sort("source_file", "session_no").with_columns(
+        _run=(from_restart != from_restart.shift(1)).fill_null(True).cum_sum().over("source_file"),
+        _prev_end=pl.when(good)
+        .then(pl.col("start_utc") + duration)
+        .forward_fill()
+        .over("source_file"),
+        _next_start=pl.when(good).then(pl.col("start_utc")).backward_fill().over("source_file"),
+        _export=pl.when(pl.col("exported_at") >= restart).then(
+            (pl.col("exported_at") - offset).dt.replace_time_zone("UTC")
+        ),
+        _elapsed=elapsed,
+        _elapsed_end=elapsed + duration,
+    )
+    run = ["source_file", "_run"]
+    low = pl.col("_prev_end").first().over(run)
+    last_end = pl.col("_elapsed_end").max().over(run)
+    high = pl.min_horizontal(
+        pl.col("_next_start").last().over(run) - last_end,
+        pl.col("_export").first().over(run) - last_end,
+    )
+    death = (
+        pl.when(low.is_not_null() & high.is_not_null())
+        .then(low + (high - low) / 2)
+        .otherwise(pl.coalesce(low, high))
+    )
+    both = low.is_not_null() & high.is_not_null()
+    how = (
+        pl.when(both)
+        .then(pl.lit("interpolated"))
+        .when(death.is_not_null())
+        .then(pl.lit("extrapolated"))
+        .otherwise(pl.lit("unplaced"))
+    )
+    return (
+        s.with_columns(
+            start_utc_placed=pl.when(from_restart)
+            .then(death + pl.col("_elapsed"))
+            .otherwise(pl.col("start_utc_placed")),
+            start_placement=pl.when(from_restart).then(how).otherwise(pl.col("start_placement")),
+        )
+        .drop("_run", "_prev_end", "_next_start", "_export", "_elapsed", "_elapsed_end")
+        .sort("source_file", "source_line")
+    )
+
+
+def _offset_minutes(offset: pl.Expr) -> pl.Expr:
+    """Minutes east of UTC of a ``+HH:MM`` text."""
+    sign = pl.when(offset.str.slice(0, 1) == "-").then(-1).otherwise(1)
+    return sign * (
+        offset.str.slice(1, 2).cast(pl.Int64) * 60 + offset.str.slice(4, 2).cast(pl.Int64)
+    )
+
+
+def place_by_counter(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Counter-linear placement of every clock-reset session (see :func:`place_clock_resets`):
+    between the nearest good sessions below and above it, or from the one on one side at the
     export's median spacing per counter step (which needs two good sessions)."""
     good = ~pl.col("clock_reset")
     good_start = pl.when(good).then(pl.col("start_utc"))
