@@ -66,6 +66,18 @@ def test_other_seed_differs(tmp_path: Path, study: Study, faulty_run: Simulation
     )
 
 
+def test_summary_counts_what_was_written(faulty_run: SimulationSummary) -> None:
+    files = [p for p in faulty_run.raw_dir.rglob("*") if p.is_file()]
+    assert faulty_run.n_files == len(files) == sum(faulty_run.files_by_kind.values())
+    assert faulty_run.total_bytes == sum(p.stat().st_size for p in files)
+    assert faulty_run.n_randomised == 40
+    assert faulty_run.n_screened == faulty_run.n_randomised + faulty_run.n_screen_failures
+    faults = json.loads((faulty_run.sealed_dir / "faults.json").read_text("utf-8"))["faults"]
+    assert faulty_run.n_faults == len(faults)
+    assert json.loads(json.dumps(faulty_run.to_dict()))["raw_dir"] == str(faulty_run.raw_dir)
+    assert any(line.startswith("elapsed") for line in faulty_run.lines())
+
+
 def test_refuses_a_non_empty_folder(tmp_path: Path, study: Study) -> None:
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "keep.txt").write_text("x")

@@ -7,10 +7,12 @@ inside the raw tree. Same study, size and seed give byte-identical files.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +53,14 @@ class SimulationSummary:
     elapsed_s: float
     sealed_files: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (paths as strings)."""
+        out = dataclasses.asdict(self)
+        out["raw_dir"], out["sealed_dir"] = str(self.raw_dir), str(self.sealed_dir)
+        return out
+
     def lines(self) -> list[str]:
+        """Human-readable lines for a command-line report."""
         kinds = ", ".join(f"{k} {v}" for k, v in self.files_by_kind.items())
         sessions = ", ".join(f"{k} {v}" for k, v in self.n_sessions.items())
         return [
