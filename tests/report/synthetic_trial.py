@@ -82,6 +82,9 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 "disposition_reason": "SCREEN_FAILURE"
                 if is_fail
                 else ("ADVERSE_EVENT" if k == 7 else ("LOST_TO_FOLLOW_UP" if k == 11 else None)),
+                "disposition_date": consent + dt.timedelta(days=1)
+                if is_fail
+                else (bl + dt.timedelta(days=16 if k == 7 else 2) if withdrawn else None),
                 "n_sessions": 0 if is_fail else n_sessions,
                 "n_sessions_completed": 0 if is_fail else max(n_sessions - 1, 0),
                 "n_induction_sessions_adequate": 0 if is_fail else min(n_sessions, 12) - (k % 2),
@@ -89,7 +92,9 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
             }
         )
     adsl = pl.DataFrame(rows).with_columns(
-        pl.col("consent_date").cast(pl.Date), pl.col("bl_date").cast(pl.Date)
+        pl.col("consent_date").cast(pl.Date),
+        pl.col("bl_date").cast(pl.Date),
+        pl.col("disposition_date").cast(pl.Date),
     )
 
     effect = {code: -1.0 - 0.3 * i for i, code in enumerate(study.arm_codes)}

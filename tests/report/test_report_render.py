@@ -59,9 +59,9 @@ def test_title_block_names_versions(unblinded_html):
     assert "2026-11-16" in html
 
 
-def test_rendering_is_byte_stable(unblinded_data, unblinded_html, tmp_path):
-    path = render_investigator_report(unblinded_data, tmp_path / "a")
-    assert path.read_text("utf-8") == unblinded_html
+def test_rendering_is_byte_stable(blinded_data, blinded_html, tmp_path):
+    path = render_investigator_report(blinded_data, tmp_path / "a")
+    assert path.read_text("utf-8") == blinded_html
 
 
 def test_methods_block_from_the_study_configuration(unblinded_data, blinded_data, study):

@@ -31,7 +31,7 @@ def test_consort_counts_match_adsl(unblinded_tables, study):
     flow = sm.consort_flow(adsl, unblinded_tables["adsweat"], study, None)
     assert _n(flow, "screened") == 40
     assert _n(flow, "excluded") == 4
-    # Screen failures k = 36..39 carry criteria[k % 3]: PREGNANT, PACEMAKER, METAL_IMPLANT, PREGNANT.
+    # Screen failures k = 36..39 carry criteria[k % 3]: 2 PREGNANT, PACEMAKER, METAL_IMPLANT.
     assert _n(flow, "excluded", reason="PREGNANT") == 2
     assert _n(flow, "excluded", reason="PACEMAKER") == 1
     assert _n(flow, "excluded", reason="METAL_IMPLANT") == 1

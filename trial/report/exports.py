@@ -260,7 +260,7 @@ def write_xpt_exports(
         formats = {n: f for n, f in meta.select("xpt_name", "format").iter_rows() if f}
         path = out_dir / f"{dataset_xpt_name(dataset).lower()}.xpt"
         pyreadstat.write_xport(
-            data.to_pandas(),
+            data,
             str(path),
             file_label=contracts[dataset].description[:MAX_LABEL],
             column_labels=labels,

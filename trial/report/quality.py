@@ -270,8 +270,9 @@ def missing_visit_issues(
     """Scheduled gravimetry visits with no palmar value although due by the data cut.
 
     A visit is due when its window closed (``bl_date + target_day - 1 + window``) on or before
-    the data cut and before the subject's disposition date if withdrawn. Screen failures and
-    visits before baseline are not expected."""
+    the data cut and, for a withdrawn subject, on or before the withdrawal (``disposition_date``,
+    else the subject's last sweat measurement). Screen failures and visits before baseline are
+    not expected."""
     visits = [
         v
         for v in study.visits
@@ -284,17 +285,24 @@ def missing_visit_issues(
             "_target": [v.target_day for v in visits],
         }
     )
-    end = (
-        pl.when(pl.col("disposition_status") == "WITHDRAWN")
-        .then(pl.col("disposition_date"))
-        .otherwise(pl.lit(data_cut))
+    last_seen = adsweat.group_by("subject_id").agg(pl.col("ADT").max().alias("_last"))
+    withdrawn_on = (
+        pl.col("disposition_date").fill_null(pl.col("_last"))
         if "disposition_date" in adsl.columns
-        else pl.when(pl.col("disposition_status") == "WITHDRAWN")
-        .then(pl.lit(None, pl.Date))
-        .otherwise(pl.lit(data_cut))
+        else pl.col("_last")
     )
-    subjects = adsl.filter((pl.col("RANDFL") == "Y") & pl.col("bl_date").is_not_null()).select(
-        "subject_id", "centre_id", "bl_date", end.alias("_end")
+    subjects = (
+        adsl.filter((pl.col("RANDFL") == "Y") & pl.col("bl_date").is_not_null())
+        .join(last_seen, on="subject_id", how="left")
+        .select(
+            "subject_id",
+            "centre_id",
+            "bl_date",
+            pl.when(pl.col("disposition_status") == "WITHDRAWN")
+            .then(withdrawn_on)
+            .otherwise(pl.lit(data_cut))
+            .alias("_end"),
+        )
     )
     due = subjects.join(schedule, how="cross").filter(
         (pl.col("bl_date") + pl.duration(days=pl.col("_close")))

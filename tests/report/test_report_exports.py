@@ -1,0 +1,100 @@
+"""XPT v5 exports: FDA limits, labels and units from the data contracts, and a round trip."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pyreadstat
+import pytest
+
+from data_contracts.contracts import load_contract
+from trial.report.exports import (
+    XPT_DATASETS,
+    define_metadata,
+    write_xpt_exports,
+    xpt_name,
+)
+
+
+@pytest.fixture(scope="module")
+def exported(unblinded_tables, tmp_path_factory):
+    out = tmp_path_factory.mktemp("xpt")
+    return out, write_xpt_exports(unblinded_tables, out)
+
+
+def test_names_and_labels_within_v5_limits(exported):
+    out, result = exported
+    define = result.define
+    assert set(define["dataset"]) == {d for d in XPT_DATASETS if d != "adsweat_side"}
+    assert (define["xpt_name"].str.len_chars() <= 8).all()
+    assert (define["xpt_dataset"].str.len_chars() <= 8).all()
+    assert (define["label"].str.len_chars() <= 40).all()
+    assert define.select(pl.struct("dataset", "xpt_name").is_unique().all()).item()
+    for path in out.glob("*.xpt"):
+        assert len(path.stem) <= 8
+        # A v5 transport file starts with the v5 library header (v8 says LIBV8).
+        assert path.read_bytes()[:48] == b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
+
+
+def test_round_trip_values_and_labels(exported, unblinded_tables):
+    out, result = exported
+    adsl = unblinded_tables["adsl"]
+    data, meta = pyreadstat.read_xport(str(out / "adsl.xpt"))
+    define = result.define.filter(pl.col("dataset") == "adsl").sort("order")
+    assert meta.table_name == "ADSL"
+    assert list(data.columns) == define["xpt_name"].to_list()
+    assert meta.column_labels == define["label"].to_list()
+    assert data["USUBJID"].tolist() == adsl["subject_id"].to_list()
+    assert data["AGE"].tolist() == [float(a) for a in adsl["age"].to_list()]
+    assert data["SCREFAIL"].tolist() == ["Y" if f else "N" for f in adsl["screen_failure"]]
+    assert data["CONSDATE"].tolist() == adsl["consent_date"].to_list()
+    assert data["ARM"].tolist() == adsl["arm"].fill_null("").to_list()
+    dev, _ = pyreadstat.read_xport(str(out / "addev.xpt"))
+    first = unblinded_tables["addev"].row(0, named=True)
+    assert dev["STARTUTC"][0].to_pydatetime() == first["start_utc"].replace(tzinfo=None)
+    assert dev["SOURFILE"][0] == ";".join(first["source_files"])
+
+
+def test_define_comes_from_the_contracts():
+    contract = load_contract("adsweat")
+    define = define_metadata([contract])
+    rate = define.filter(pl.col("variable") == "rate_mg_min").row(0, named=True)
+    assert rate["label"] == contract.prop("rate_mg_min").label
+    assert rate["unit"] == contract.prop("rate_mg_min").unit
+    assert rate["type"] == "Num"
+    adt = define.filter(pl.col("variable") == "ADT").row(0, named=True)
+    assert adt["format"] == "DATE9."
+    sex = define_metadata([load_contract("adsl")]).filter(pl.col("variable") == "sex")
+    assert sex["origin"][0] == "Predecessor (dm.sex)"
+    assert define.filter(pl.col("variable") == "CHG")["origin"][0] == "Derived"
+
+
+def test_blinded_define_lists_only_present_columns(blinded_tables):
+    define = define_metadata([load_contract("adsl")], blinded_tables)
+    assert "arm" not in define["variable"].to_list()
+
+
+def test_xpt_names_keep_each_word_and_stay_unique():
+    taken: set[str] = set()
+    assert xpt_name("subject_id", taken) == "USUBJID"
+    assert xpt_name("n_sessions_completed", taken) == "NSESSCOM"
+    assert xpt_name("plantar_involved", taken) == "PLANINVO"
+    assert xpt_name("out_of_window", taken) == "OUTOFWIN"
+    assert xpt_name("n_sessions_completed", taken) == "NSESSCO1"
+
+
+def test_columns_outside_the_contract_are_refused(unblinded_tables, tmp_path):
+    bad = {"adsl": unblinded_tables["adsl"].with_columns(pl.lit(1).alias("secret"))}
+    with pytest.raises(ValueError, match="not in its data contract"):
+        write_xpt_exports(bad, tmp_path)
+
+
+def test_non_ascii_is_transliterated_and_noted(unblinded_tables, tmp_path):
+    adae = unblinded_tables["adae"].with_columns(pl.lit("érythème").alias("verbatim"))
+    result = write_xpt_exports({"adae": adae}, tmp_path)
+    data, _ = pyreadstat.read_xport(str(tmp_path / "adae.xpt"))
+    assert set(data["VERBATIM"]) == {"erytheme"}
+    assert any("non-ASCII" in n for n in result.notes)
+    assert data["ONSEDATE"].tolist() == adae["onset_date"].to_list()
+    assert dt.date(1960, 1, 1) < data["ONSEDATE"][0]

@@ -1,0 +1,92 @@
+"""Data-quality report: every item is located (file/line or subject) and actionable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from trial.report.quality import (
+    CATEGORIES,
+    data_quality_html,
+    data_quality_issues,
+    render_data_quality_report,
+)
+from trial.report.run_info import RunInfo
+
+CUT = dt.date(2026, 11, 16)
+
+
+def _issues(tables, study):
+    return data_quality_issues(tables, study, CUT)
+
+
+def test_every_quarantined_row_and_file_is_listed(blinded_tables, study):
+    issues, _ = _issues(blinded_tables, study)
+    q = issues.filter(pl.col("category") == "QUARANTINE")
+    source = blinded_tables["quarantine"]
+    assert q.height == source.height
+    assert (
+        q.select("source_file", "source_line", "field", "code").rows()
+        == source.select("source_file", "source_line", "field", "reason_code").rows()
+    )
+    whole = q.filter(pl.col("source_line").is_null())
+    assert whole["action"][0].startswith("Ask the centre to re-export")
+    line = q.filter(pl.col("source_line") == 14)["action"][0]
+    assert "line 14 of C01/2026-02-09/gravimetry_C01_20260209.csv" in line
+
+
+def test_device_findings(blinded_tables, study):
+    issues, _ = _issues(blinded_tables, study)
+    unmapped = issues.filter(pl.col("category") == "UNMAPPED_SESSION")
+    assert unmapped.height == 2
+    assert all("A-99999" in a for a in unmapped["action"])
+    reset = issues.filter(pl.col("category") == "CLOCK_RESET")
+    expected = blinded_tables["device_sessions"].filter(pl.col("clock_reset")).height
+    assert reset.height == expected == 1
+
+
+def test_out_of_window_and_missing_visits(blinded_tables, study):
+    issues, _ = _issues(blinded_tables, study)
+    oow = issues.filter(pl.col("category") == "OUT_OF_WINDOW")
+    # Randomised subject index 4 had W2 on day 20 (target 15 +/- 2).
+    assert oow["subject_id"].to_list() == ["C01-0005"]
+    assert "day 20; target day 15 +/- 2" in oow["detail"][0]
+    missing = issues.filter(pl.col("category") == "MISSING_VISIT")
+    # Subjects with index % 6 == 1 skipped W3; nothing is expected of the two withdrawn
+    # subjects (indices 7 and 11) after their withdrawal.
+    adsl = blinded_tables["adsl"]
+    randomised = adsl.filter(pl.col("RANDFL") == "Y")["subject_id"].to_list()
+    skipped = {s for k, s in enumerate(randomised) if k % 6 == 1 and k not in (7, 11)}
+    assert set(missing.filter(pl.col("detail").str.contains("W3"))["subject_id"]) == skipped
+    withdrawn = {randomised[7], randomised[11]}
+    assert not withdrawn & set(missing["subject_id"])
+
+
+def test_contract_checks_are_reported(blinded_tables, study):
+    broken = {
+        **blinded_tables,
+        "adsl": blinded_tables["adsl"].with_columns(pl.lit("X").alias("sex")),
+    }
+    issues, checks = _issues(broken, study)
+    assert checks.filter(pl.col("dataset") == "adsl").height > 0
+    failed = issues.filter((pl.col("category") == "CONTRACT_CHECK") & (pl.col("dataset") == "adsl"))
+    assert "validValues:sex" in failed["code"].to_list()
+
+
+def test_every_item_says_what_to_do(blinded_tables, study):
+    issues, _ = _issues(blinded_tables, study)
+    assert issues.height > 0
+    assert issues["action"].null_count() == 0
+    assert (issues["action"].str.len_chars() > 20).all()
+
+
+def test_report_has_a_section_per_category(blinded_tables, study, tmp_path):
+    run = RunInfo(CUT.isoformat(), True, "sha256:x", "git x")
+    path = render_data_quality_report(blinded_tables, study, run, tmp_path)
+    html = path.read_text("utf-8")
+    for category in CATEGORIES:
+        assert f'id="{category.lower()}"' in html
+    assert (tmp_path / "data_quality_issues.csv").is_file()
+    issues, checks = _issues(blinded_tables, study)
+    assert data_quality_html(issues, checks, study, run) == html
