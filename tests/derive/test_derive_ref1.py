@@ -13,7 +13,7 @@ import pytest
 from derive_fixture import study as ion_study
 
 from data_contracts.contracts import blocking_failures, check_frame
-from ingest.readers import read_delivery
+from ingest.delivery import read_delivery
 from trial.derive import AnalysisTables, build_analysis_long, derive_all
 from trial.derive.contracts import table_contract
 

@@ -1,6 +1,6 @@
 """What the derivations read: the reader's typed raw frames, seen through a protocol.
 
-``ingest.readers.read_delivery`` returns a ``RawTables``; the derivations only need the
+``ingest.delivery.read_delivery`` returns a ``RawTables``; the derivations only need the
 attributes below, so any object carrying them (the reader's dataclass, or a hand-built one in
 a test) can be derived. Column names are those of ``specs/site-exports.md`` plus the reader's
 lineage columns (``source_file``, ``source_line``) and the derived columns
