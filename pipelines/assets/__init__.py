@@ -1,0 +1,1 @@
+"""Asset groups of the trial pipeline, one module per group."""

@@ -1,0 +1,153 @@
+"""Clean and analysis-ready groups: per-paper sweat rates, device sessions mapped to subjects,
+and the ADaM-style tables (ADSL, ADSWEAT, ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model
+inputs. Asset bodies call the Dagster-free functions of ``trial.derive``."""
+
+import dagster as dg
+import polars as pl
+
+from ingest.device_sessions import build_device_sessions
+from pipelines.resources import TrialSettings
+from trial.derive.ae import derive_adae
+from trial.derive.analysis_long import build_analysis_long
+from trial.derive.findings import gravimetry_findings, stratum_findings
+from trial.derive.gravimetry import latest_papers, paper_rates
+from trial.derive.hdss import derive_adhdss
+from trial.derive.sessions import adherence, map_sessions, sessions_started
+from trial.derive.subjects import derive_adsl
+from trial.derive.sweat import derive_adsweat, derive_adsweat_side
+
+CLEAN = "clean"
+READY = "analysis_ready"
+
+
+@dg.asset(group_name=CLEAN, kinds={"polars"})
+def device_sessions(
+    settings: TrialSettings, vendor_a_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per distinct device session of every vendor (summaries from samples where the
+    device sends samples)."""
+    return build_device_sessions(vendor_a_sessions, vendor_b_events, settings.study())
+
+
+@dg.multi_asset(
+    group_name=CLEAN,
+    outs={"sweat_papers": dg.AssetOut(kinds={"polars"}), "superseded_papers": dg.AssetOut()},
+)
+def sweat_papers(
+    settings: TrialSettings, gravimetry: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Sweat rate per paper in mg/min (grams converted), invalid rates (wet <= dry) flagged and
+    excluded from region values, never clipped."""
+    latest, superseded = latest_papers(gravimetry)
+    return paper_rates(latest, settings.study()), superseded
+
+
+@dg.multi_asset(
+    outs={
+        "addev": dg.AssetOut(kinds={"polars"}, group_name=READY),
+        "unmapped_sessions": dg.AssetOut(kinds={"polars"}, group_name=CLEAN),
+    },
+)
+def addev(
+    settings: TrialSettings,
+    device_sessions: pl.DataFrame,
+    devices: pl.DataFrame,
+    visits: pl.DataFrame,
+    vendor_b_events: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Device sessions mapped to subjects through devices.csv date ranges (device swaps
+    included); sessions matching no subject go to ``unmapped_sessions`` for the data managers."""
+    return map_sessions(device_sessions, devices, visits, vendor_b_events, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adsweat(
+    settings: TrialSettings, sweat_papers: pl.DataFrame, visits: pl.DataFrame, dm: pl.DataFrame
+) -> pl.DataFrame:
+    """BDS table of log sweat rate per region and visit: AVAL, BASE, CHG, PCHG, windows."""
+    return derive_adsweat(sweat_papers, visits, dm, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adsl(
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    dm: pl.DataFrame,
+    eligibility: pl.DataFrame,
+    visits: pl.DataFrame,
+    disposition: pl.DataFrame,
+    devices: pl.DataFrame,
+    device_sessions: pl.DataFrame,
+    addev: pl.DataFrame,
+    adsweat: pl.DataFrame,
+    randomisation: pl.DataFrame,
+) -> pl.DataFrame:
+    """One row per subject: demographics, stratum, analysis-set flags; the arm only in an
+    unblinded run."""
+    study = settings.study()
+    sealed = None if settings.blinded else randomisation
+    context.log.info("blinded: no arm column" if sealed is None else "unblinded: arm added")
+    return derive_adsl(
+        dm,
+        eligibility,
+        visits,
+        disposition,
+        adsweat,
+        sessions_started(device_sessions, devices, addev),
+        adherence(addev, study),
+        study,
+        randomisation=sealed,
+    )
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adsweat_side(
+    settings: TrialSettings, sweat_papers: pl.DataFrame, adsweat: pl.DataFrame
+) -> pl.DataFrame:
+    """Per-side analysis values (sensitivity 3: sides as separate observations)."""
+    return derive_adsweat_side(sweat_papers, adsweat, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adhdss(settings: TrialSettings, hdss: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
+    """HDSS per visit with baseline, change and responder flag."""
+    return derive_adhdss(hdss, visits, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adae(settings: TrialSettings, ae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
+    """Adverse events (latest snapshot) with treatment-emergent flag and study day."""
+    return derive_adae(ae, adsl, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def analysis_long(
+    settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
+) -> pl.DataFrame:
+    """Primary model input: FAS subjects x observed model visits (change in log palmar rate)."""
+    return build_analysis_long(adsl, adsweat, settings.study(), population="FAS")
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def analysis_long_pp(
+    settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
+) -> pl.DataFrame:
+    """Sensitivity 2 input: PP subjects, out-of-window visits excluded."""
+    return build_analysis_long(adsl, adsweat, settings.study(), population="PP")
+
+
+@dg.asset(group_name=CLEAN, kinds={"polars"})
+def derivation_findings(
+    settings: TrialSettings,
+    sweat_papers: pl.DataFrame,
+    superseded_papers: pl.DataFrame,
+    adsl: pl.DataFrame,
+    randomisation: pl.DataFrame,
+) -> pl.DataFrame:
+    """Data-quality findings of the derivations: invalid or missing rates, papers outside the
+    schedule, superseded paper rows, stratum disagreements (unblinded only)."""
+    study = settings.study()
+    findings = [gravimetry_findings(sweat_papers, superseded_papers, study)]
+    if not settings.blinded:
+        findings.append(stratum_findings(adsl, randomisation))
+    return pl.concat(findings)

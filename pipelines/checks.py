@@ -1,0 +1,89 @@
+"""Dagster asset checks generated from the data contracts.
+
+Each table asset with a contract ``data_contracts/<asset>.odcs.yaml`` gets one check,
+``contract``, that runs every rule of the contract on the materialised frame. The check is
+blocking: a failing rule of blocking severity (schema, keys, required columns of the contract)
+fails it with ERROR severity, so nothing downstream runs on a frame that would corrupt it;
+failing rules of warning severity make it a WARN and let the run go on.
+"""
+
+from collections.abc import Iterable
+
+import dagster as dg
+import polars as pl
+
+from data_contracts.contracts import (
+    BLOCKING,
+    CheckResult,
+    check_frame,
+    list_contracts,
+    load_contract,
+)
+from pipelines.resources import TrialSettings
+
+
+def _rule_table(results: list[CheckResult]) -> str:
+    lines = ["| rule | severity | passed | failing | sample |", "|---|---|---|---|---|"]
+    for r in results:
+        sample = ", ".join(r.sample)
+        lines.append(f"| {r.name} | {r.severity} | {r.passed} | {r.n_failing} | {sample} |")
+    return "\n".join(lines)
+
+
+def contract_check_result(frame: pl.DataFrame, dataset: str, blinded: bool) -> dg.AssetCheckResult:
+    """Evaluate the contract of ``dataset`` on ``frame`` as a Dagster check result.
+
+    In a blinded run the contract's unblinded-only columns (the arm, the randomisation date)
+    must be absent: their presence is a blocking blinding failure, and the remaining rules are
+    checked against the contract without them."""
+    contract = load_contract(dataset)
+    results: list[CheckResult] = []
+    if blinded and contract.unblinded_only:
+        present = [c for c in contract.unblinded_only if c in frame.columns]
+        results.append(
+            CheckResult(
+                name="blinding",
+                column=None,
+                rule="blinding",
+                passed=not present,
+                n_failing=len(present),
+                sample=tuple(present),
+                severity=BLOCKING,
+                description="a blinded frame carries no unblinded-only column",
+            )
+        )
+        contract = contract.blinded_view()
+        frame = frame.drop(present)
+    results += check_frame(frame, contract)
+    failed = [r for r in results if not r.passed]
+    blocking = [r for r in failed if r.blocking]
+    severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=severity,
+        metadata={
+            "rules": dg.MetadataValue.int(len(results)),
+            "failed_rules": dg.MetadataValue.int(len(failed)),
+            "blocking_failures": dg.MetadataValue.json([r.name for r in blocking]),
+            "results": dg.MetadataValue.md(_rule_table(failed or results[:10])),
+        },
+    )
+
+
+def _contract_check(asset_name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_name,
+        name="contract",
+        blocking=True,
+        description=f"Every rule of data_contracts/{asset_name}.odcs.yaml holds.",
+    )
+    def _check(settings: TrialSettings, frame: pl.DataFrame) -> dg.AssetCheckResult:
+        return contract_check_result(frame, asset_name, blinded=settings.blinded)
+
+    return _check
+
+
+def contract_checks(asset_names: Iterable[str]) -> list[dg.AssetChecksDefinition]:
+    """One blocking contract check for each asset that has a contract."""
+    available = set(list_contracts())
+    return [_contract_check(name) for name in asset_names if name in available]

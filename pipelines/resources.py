@@ -1,0 +1,39 @@
+"""Run settings shared by every asset: where the raw deliveries are, where outputs go, which
+study configuration applies, and (only for an unblinded run) the sealed randomisation list."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from trial.study import Study, load_study
+
+
+class TrialSettings(dg.ConfigurableResource):
+    """``raw_dir``: the delivery tree; ``out_dir``: run outputs; ``study_path``: a study
+    configuration file ("" = the bundled ION-301); ``unblind_path``: the sealed randomisation
+    list, "" for a blinded run (the default: the list is never read)."""
+
+    raw_dir: str
+    out_dir: str
+    study_path: str = ""
+    unblind_path: str = ""
+
+    @property
+    def blinded(self) -> bool:
+        return self.unblind_path == ""
+
+    def study(self) -> Study:
+        return load_study(self.study_path or None)
+
+    @classmethod
+    def from_env(cls) -> TrialSettings:
+        """Settings for ``dagster dev``: IONTO_RAW, IONTO_OUT, IONTO_STUDY, IONTO_UNBLIND."""
+        return cls(
+            raw_dir=os.environ.get("IONTO_RAW", str(Path("out/demo/raw").resolve())),
+            out_dir=os.environ.get("IONTO_OUT", str(Path("out/demo/run").resolve())),
+            study_path=os.environ.get("IONTO_STUDY", ""),
+            unblind_path=os.environ.get("IONTO_UNBLIND", ""),
+        )
