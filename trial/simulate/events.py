@@ -327,11 +327,12 @@ class EventInjector:
             "garbage session row (1 field where the header has 10)",
         )
 
-    def vendor_b_faults(self, b_files: dict[str, list[str]], owners: dict[str, str]) -> None:
+    def vendor_b_faults(self, b_paths: list[str], owners: dict[str, str]) -> None:
         """Broken JSON mid-file, a half-written last line re-sent whole in the unit's next
-        file, and exact duplicate lines (legal; listed as delivery events)."""
+        file, and exact duplicate lines (legal; listed as delivery events). ``b_paths`` are
+        the vendor-B files in time order per unit; ``owners`` maps serial -> subject."""
         by_unit: dict[str, list[str]] = {}
-        for path in b_files:  # in time order per unit
+        for path in b_paths:
             by_unit.setdefault(path.rsplit("_", 2)[1], []).append(path)
         pairs = [(u[i], u[i + 1]) for u in by_unit.values() for i in range(len(u) - 1)]
         first, nxt = self._pick(pairs)
@@ -344,7 +345,6 @@ class EventInjector:
         renamed = nxt.rsplit("_", 1)[0] + f"_{ts}.jsonl"
         if renamed != nxt:
             self.files[renamed] = self.files.pop(nxt)
-            b_files[renamed] = b_files.pop(nxt)
         self._fault(
             first,
             len(f.lines),
@@ -356,7 +356,7 @@ class EventInjector:
         self.log.untouchable.add(renamed)
         others = [
             k
-            for k in sorted(b_files)
+            for k in sorted({*b_paths, renamed} - {nxt})
             if k not in self.log.untouchable and len(self.files[k].lines) > 50
         ]
         path = self._pick(others)

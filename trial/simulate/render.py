@@ -321,9 +321,9 @@ class Renderer:
         out.append(head(end_ts, "end") + f',"reason":"{x.end_reason}"}}')
         return out
 
-    def vendor_b(self, dev: Device, deliveries: list[Delivery]) -> list[tuple[str, list[str]]]:
+    def vendor_b(self, dev: Device, deliveries: list[Delivery]) -> list[str]:
         """Files of one vendor-B unit (rotating at ``vendor_b_rotate_lines`` and at every
-        upload); returns (path, lines) in time order and registers them."""
+        upload); registers them and returns their paths in time order."""
         uploads = [e.at_local.astimezone(UTC) for e in dev.exports]
         files: list[tuple[dt.datetime, list[str]]] = []  # (upload that delivers it, lines)
         current: list[str] = []
@@ -345,11 +345,11 @@ class Renderer:
                     current = []
         if current:
             files.append((uploads[min(u, len(uploads) - 1)], current))
-        out: list[tuple[str, list[str]]] = []
+        out: list[str] = []
         for upload, lines in files:
             first = dt.datetime.strptime(lines[0][7:26], "%Y-%m-%dT%H:%M:%S")
             d = delivery_for(deliveries, upload.astimezone(self.p.timezone).date())
             path = f"{d.folder}/ionto-b_{dev.serial}_{first:%Y%m%d%H%M%S}.jsonl"
             self.files[path] = OutFile(lines)
-            out.append((path, lines))
+            out.append(path)
         return out

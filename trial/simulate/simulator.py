@@ -148,7 +148,7 @@ def simulate_trial(
 
     deliveries = schedule_deliveries(study, params, _last_event(subjects, devices))
     renderer = Renderer(study, params, render_rng)
-    b_files: dict[str, list[str]] = {}
+    b_paths: list[str] = []
     for centre, items in deliveries.items():
         for d in items:
             renderer.edc_snapshot(subjects, devices, d)
@@ -161,7 +161,7 @@ def simulate_trial(
             if dev.vendor == "A":
                 renderer.vendor_a(dev, items)
             else:
-                b_files.update(renderer.vendor_b(dev, items))
+                b_paths.extend(renderer.vendor_b(dev, items))
 
     injector = EventInjector(study, renderer.files, deliveries, event_rng)
     injector.redeliveries()
@@ -176,7 +176,7 @@ def simulate_trial(
             for r in device_events.get(k, [])
         }
         injector.vendor_a_faults(reset_serials)
-        injector.vendor_b_faults(b_files, {d.serial: d.subject_id for d in devices})
+        injector.vendor_b_faults(b_paths, {d.serial: d.subject_id for d in devices})
     log = injector.log
 
     total = 0
