@@ -47,6 +47,7 @@ def _check_against_lme4(result: ModelResult, expected: dict[str, Any]) -> None:
     assert result.fit["n_observations"] == expected["n_obs"]
     assert result.fit["n_subjects"] == expected["n_subjects"]
     assert result.fit["converged"] is True
+    assert result.fit["theta"] == pytest.approx(expected["theta"], rel=2e-2)
     ls = result.tables["lsmeans"]
     for visit, arms in expected["lsmeans"].items():
         for arm, ref in arms.items():

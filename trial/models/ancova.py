@@ -113,7 +113,7 @@ def ancova_result(
     data are left out of the design (said in notes).
     """
     if is_blinded(frame):
-        return not_fitted_blinded(name, structure="OLS")
+        return not_fitted_blinded(name, covariance_structure="none (OLS)")
     notes: list[str] = []
     n_missing = frame.get_column(response).null_count()
     data = frame.filter(pl.col(response).is_not_null())
@@ -131,7 +131,11 @@ def ancova_result(
         return ModelResult(
             name=name,
             estimates=tidy_estimates([], np.array([]), np.array([]), None),
-            fit={"n_subjects": data.height, "structure": "OLS", "converged": False},
+            fit={
+                "n_subjects": data.height,
+                "covariance_structure": "none (OLS)",
+                "converged": False,
+            },
             notes=[*notes, "not fitted: the reference arm and another arm are needed"],
         )
     fit = fit_ols(data, main, response)
@@ -145,7 +149,7 @@ def ancova_result(
     fit_dict = {
         "n_subjects": data.height,
         "n_observations": data.height,
-        "structure": "OLS",
+        "covariance_structure": "none (OLS)",
         "converged": True,
         "df_residual": fit.df_resid,
         "sigma": float(np.sqrt(fit.sigma2)),

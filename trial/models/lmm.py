@@ -157,7 +157,7 @@ def fit_lmm(
     (per model visit) and ``variance_components``; fit holds the variance parameters per week.
     """
     if is_blinded(analysis_long):
-        return not_fitted_blinded(NAME, structure=STRUCTURE)
+        return not_fitted_blinded(NAME, covariance_structure=STRUCTURE)
     notes: list[str] = []
     n_null = analysis_long.get_column("chg").null_count()
     frame = analysis_long.filter(pl.col("chg").is_not_null())
@@ -222,12 +222,13 @@ def fit_lmm(
         "n_observations": pattern_engine.n_obs,
         "reml_loglik": fit.reml_loglik,
         "reml_criterion": -2.0 * fit.reml_loglik,
-        "structure": STRUCTURE,
+        "covariance_structure": STRUCTURE,
         "converged": fit.converged,
         "engine": engine,
         "time_scale": time_scale,
         "logbase_mean": logbase_mean,
         "n_patterns": int(pattern_engine.patterns.shape[0]),
+        "theta": [float(fit.theta[0]), *(float(t) / time_scale for t in fit.theta[1:])],
         **variance,
     }
     return ModelResult(

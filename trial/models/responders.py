@@ -335,7 +335,7 @@ def fit_responders(
         fit={
             "n_subjects": responders.height,
             "n_observations": responders.height,
-            "structure": "logistic: arm + centre + stratum",
+            "covariance_structure": "none (logistic: arm + centre + stratum)",
             "converged": True,
         },
         tables={

@@ -89,7 +89,7 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
     visit (emmeans grid, logbase at its mean over analysed rows); fit: variance components.
     """
     if is_blinded(frame):
-        return not_fitted_blinded(NAME, structure=STRUCTURE)
+        return not_fitted_blinded(NAME, covariance_structure=STRUCTURE)
     sides = study.sides
     visits = study.model_visits
     bad = frame.filter(~pl.col("side").is_in(sides))
@@ -151,7 +151,7 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
             "n_subjects": engine.n_subjects,
             "n_observations": engine.n_obs,
             "reml_loglik": fit.reml_loglik,
-            "structure": STRUCTURE,
+            "covariance_structure": STRUCTURE,
             "converged": fit.converged,
             "logbase_mean": logbase_mean,
             **variance,
