@@ -1,0 +1,391 @@
+"""``ionto capture balance``: weigh filter papers on an MT-SICS balance (``S``, stable only).
+
+Each paper gets one JSON line once both phases are weighed (bench-protocols.md section 1):
+``paper_id, subject_id, visit, region, side, balance_serial, operator`` and ``dry``/``wet``
+objects ``{value, unit, raw, at}``. Every weighing is checkpointed (a half-weighed paper
+included), so a restart resumes at the next unweighed phase and no phase is weighed or written
+twice. Two modes:
+
+- interactive: the operator types paper id, subject, visit, region, side and phase;
+- worklist: a CSV gives them row by row; the driver polls ``SI`` until the pan holds more than
+  5 mg, records a stable ``S``, then waits for the pan to be cleared (stable below 1 mg).
+  An error or ``S I`` repeats the row's weighing; the run ends (exit 0) when the list is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ingest.bench.balance_device import Balance, BalanceError
+from ingest.bench.jsonl_store import (
+    JsonlWriter,
+    load_checkpoint,
+    output_files,
+    read_tail,
+    save_checkpoint,
+    utc_now_iso,
+)
+from ingest.bench.mtsics import Weight
+from ingest.bench.transport import Backoff, PortError, SerialSettings, SerialTransport, open_port
+
+log = logging.getLogger("ingest.bench.balance")
+
+PREFIX = "balance"
+CHECKPOINT_NAME = "capture-balance.checkpoint.json"
+WORKLIST_COLUMNS = ("paper_id", "subject_id", "visit", "region", "side", "phase")
+META = ("paper_id", "subject_id", "visit", "region", "side")
+PHASES = ("dry", "wet")
+LOAD_MG = Decimal("5")
+CLEAR_MG = Decimal("1")
+
+
+class WorklistError(ValueError):
+    """A worklist that cannot be run (missing column, bad phase, a phase listed twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceTiming:
+    """Seconds; ``scaled`` divides them for a time-accelerated emulator."""
+
+    reply_timeout: float = 2.0
+    stable_timeout: float = 15.0
+    poll_interval: float = 0.25
+    backoff_initial: float = 0.5
+    backoff_cap: float = 30.0
+
+    def scaled(self, factor: float) -> BalanceTiming:
+        return replace(
+            self,
+            reply_timeout=self.reply_timeout / factor,
+            stable_timeout=self.stable_timeout / factor,
+            poll_interval=self.poll_interval / factor,
+            backoff_initial=self.backoff_initial / factor,
+            backoff_cap=self.backoff_cap / factor,
+        )
+
+
+def to_mg(weight: Weight) -> Decimal:
+    """The weight in mg (``g`` x 1000, ``mg`` as is)."""
+    value = Decimal(weight.value)
+    if weight.unit == "g":
+        return value * 1000
+    if weight.unit == "mg":
+        return value
+    raise BalanceError(f"unit {weight.unit!r} not supported (set the balance to g or mg)")
+
+
+def read_worklist(path: Path) -> list[dict[str, str]]:
+    """Rows of a worklist CSV (``paper_id, subject_id, visit, region, side, phase``)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in WORKLIST_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise WorklistError(f"{path}: missing column(s) {', '.join(missing)}")
+        rows = [{c: (row[c] or "").strip() for c in WORKLIST_COLUMNS} for row in reader]
+    seen: set[tuple[str, str]] = set()
+    for line, row in enumerate(rows, start=2):
+        if row["phase"] not in PHASES:
+            raise WorklistError(f"{path} line {line}: phase {row['phase']!r} is not dry or wet")
+        if not row["paper_id"]:
+            raise WorklistError(f"{path} line {line}: empty paper_id")
+        key = (row["paper_id"], row["phase"])
+        if key in seen:
+            raise WorklistError(f"{path} line {line}: paper {key[0]} {key[1]} listed twice")
+        seen.add(key)
+    return rows
+
+
+class Stopped(Exception):
+    """The stop event was set while waiting."""
+
+
+class BalanceCapture:
+    """Both modes; ``run()`` returns the exit code."""
+
+    def __init__(
+        self,
+        port: str,
+        out_dir: str | Path,
+        operator: str,
+        *,
+        worklist: str | Path | None = None,
+        settings: SerialSettings | None = None,
+        timing: BalanceTiming | None = None,
+        stop_event: threading.Event | None = None,
+        ask: Callable[[str], str] = input,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.port = port
+        self.out_dir = Path(out_dir)
+        self.operator = operator
+        self.worklist = Path(worklist) if worklist else None
+        self.settings = settings or SerialSettings(baudrate=9600, read_timeout=0.05)
+        self.timing = timing or BalanceTiming()
+        self.stop_event = stop_event or threading.Event()
+        self.ask = ask
+        self.say = say
+        self._writer = JsonlWriter(self.out_dir, PREFIX)
+        self._checkpoint = self.out_dir / CHECKPOINT_NAME
+        self._transport: SerialTransport | None = None
+        self._balance: Balance | None = None
+        self.serial: str | None = None
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.done: set[tuple[str, str]] = set()
+        self.awaiting_clear = False
+        self.papers_written = 0
+
+    # -- checkpoint --------------------------------------------------------------------------
+    def _recover(self) -> None:
+        state = load_checkpoint(self._checkpoint) or {}
+        self.pending = state.get("pending", {})
+        self.done = {(p, ph) for p, ph in state.get("done", [])}
+        self.awaiting_clear = bool(state.get("awaiting_clear", False))
+        cp_file = state.get("file")
+        for path in output_files(self.out_dir, PREFIX):
+            if cp_file is not None and path.name < cp_file:
+                continue
+            offset = int(state.get("offset", 0)) if path.name == cp_file else 0
+            for rec in read_tail(path, offset):
+                self.pending.pop(rec["paper_id"], None)
+                self.done.update({(rec["paper_id"], "dry"), (rec["paper_id"], "wet")})
+
+    def _save(self) -> None:
+        self._writer.sync()
+        save_checkpoint(
+            self._checkpoint,
+            {
+                "version": 1,
+                "file": self._writer.path.name if self._writer.path else None,
+                "offset": self._writer.offset,
+                "pending": self.pending,
+                "done": sorted(self.done),
+                "awaiting_clear": self.awaiting_clear,
+            },
+        )
+
+    # -- port --------------------------------------------------------------------------------
+    def _connect(self) -> Balance:
+        """Open the port (retried with backoff, never fatal) and read the balance serial."""
+        backoff = Backoff(self.timing.backoff_initial, self.timing.backoff_cap)
+        while True:
+            if self.stop_event.is_set():
+                raise Stopped
+            try:
+                transport = open_port(self.port, self.settings)
+                balance = Balance(transport, self.timing.reply_timeout, self.timing.stable_timeout)
+                balance.reset()
+                serial = balance.serial_number(pause=self.timing.poll_interval)
+            except (PortError, BalanceError) as exc:
+                if "transport" in locals():
+                    transport.close()
+                self.say(f"balance on {self.port} not reachable: {exc}; retrying")
+                self.stop_event.wait(backoff.next_delay())
+                continue
+            if self.serial is not None and serial != self.serial:
+                self.say(f"note: balance serial changed from {self.serial} to {serial}")
+            self.serial = serial
+            self._transport = transport
+            self._balance = balance
+            log.info("balance %s on %s", serial, transport.name)
+            return balance
+
+    def _disconnect(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = None
+        self._balance = None
+
+    def _call(self, action: Callable[[Balance], Any]) -> Any:
+        """Run ``action`` on the balance, reconnecting when the port fails."""
+        while True:
+            balance = self._balance or self._connect()
+            try:
+                return action(balance)
+            except PortError as exc:
+                self.say(f"port lost ({exc}); reconnecting")
+                self._disconnect()
+
+    def _pause(self) -> None:
+        if self.stop_event.wait(self.timing.poll_interval):
+            raise Stopped
+
+    # -- weighing ----------------------------------------------------------------------------
+    def _weigh(self) -> Weight:
+        """One stable ``S`` reading; ``BalanceError`` with an operator message otherwise."""
+        weight: Weight = self._call(lambda b: b.stable_weight())
+        to_mg(weight)
+        return weight
+
+    def _record(self, meta: dict[str, str], phase: str, weight: Weight) -> None:
+        paper = self.pending.setdefault(meta["paper_id"], {k: meta[k] for k in META})
+        paper[phase] = {
+            "value": weight.value,
+            "unit": weight.unit,
+            "raw": weight.raw,
+            "at": utc_now_iso(),
+        }
+        paper["balance_serial_" + phase] = self.serial
+        self.done.add((meta["paper_id"], phase))
+        if all(p in paper for p in PHASES):
+            record = {k: paper[k] for k in META}
+            record["balance_serial"] = paper.get("balance_serial_wet") or self.serial
+            record["operator"] = self.operator
+            record["dry"] = paper["dry"]
+            record["wet"] = paper["wet"]
+            self._writer.add(record, self.serial)
+            del self.pending[meta["paper_id"]]
+            self.papers_written += 1
+        self.say(f"{meta['paper_id']} {phase}: {weight.value} {weight.unit}")
+
+    def _wait_load(self) -> None:
+        while True:
+            try:
+                weight: Weight = self._call(lambda b: b.weight_now())
+                if to_mg(weight) > LOAD_MG:
+                    return
+            except BalanceError as exc:
+                self.say(str(exc))
+            self._pause()
+
+    def _wait_clear(self, limit_mg: Decimal) -> None:
+        while True:
+            try:
+                weight: Weight = self._call(lambda b: b.weight_now())
+                if weight.stable and abs(to_mg(weight)) < limit_mg:
+                    return
+            except BalanceError as exc:
+                self.say(str(exc))
+            self._pause()
+
+    def _zero_empty_pan(self) -> None:
+        """Zero the pan at the start if it is empty (stable, below the 5 mg load threshold).
+
+        A loaded pan is not zeroed (that would hide the load): the capture goes on with the
+        balance's current zero and says so.
+        """
+        while True:
+            try:
+                weight: Weight = self._call(lambda b: b.weight_now())
+            except BalanceError as exc:
+                self.say(str(exc))
+                self._pause()
+                continue
+            if not weight.stable:
+                self._pause()
+                continue
+            if abs(to_mg(weight)) >= LOAD_MG:
+                self.say(f"pan not empty at start ({weight.value} {weight.unit}): not zeroed")
+                return
+            try:
+                self._call(lambda b: b.zero())
+                return
+            except BalanceError as exc:
+                self.say(str(exc))
+                self._pause()
+
+    # -- modes -------------------------------------------------------------------------------
+    def _run_worklist(self, rows: list[dict[str, str]]) -> None:
+        if self.awaiting_clear:
+            self.say("waiting for the pan to be cleared")
+            self._wait_clear(CLEAR_MG)
+            self.awaiting_clear = False
+            self._save()
+        self._zero_empty_pan()
+        for row in rows:
+            if (row["paper_id"], row["phase"]) in self.done:
+                continue
+            self.say(f"place paper {row['paper_id']} ({row['phase']}) on the pan")
+            while True:
+                self._wait_load()
+                try:
+                    weight = self._weigh()
+                except BalanceError as exc:
+                    self.say(f"{exc}")
+                    continue
+                if to_mg(weight) <= LOAD_MG:
+                    self.say("the pan was cleared during the weighing; weighing again")
+                    continue
+                break
+            self._record(row, row["phase"], weight)
+            self.awaiting_clear = True
+            self._save()
+            self._wait_clear(CLEAR_MG)
+            self.awaiting_clear = False
+            self._save()
+        self.say(f"worklist done: {self.papers_written} paper(s) written")
+
+    def _prompt(self, text: str, allowed: tuple[str, ...] | None = None, default: str = "") -> str:
+        while True:
+            if self.stop_event.is_set():
+                raise Stopped
+            suffix = f" [{default}]" if default else ""
+            try:
+                answer = self.ask(f"{text}{suffix}: ").strip() or default
+            except EOFError as exc:
+                raise Stopped from exc
+            if allowed is None or answer.upper() in allowed or answer.lower() in allowed:
+                return (
+                    answer.lower() if allowed == PHASES else answer.upper() if allowed else answer
+                )
+            self.say(f"{answer!r} is not one of {', '.join(allowed)}")
+
+    def _run_interactive(self) -> None:
+        self.say("clear the pan: it is zeroed before the first weighing")
+        self._zero_empty_pan()
+        while True:
+            paper_id = self._prompt("paper id (empty to finish)")
+            if not paper_id:
+                return
+            held = self.pending.get(paper_id)
+            if held is not None:
+                meta = {k: held[k] for k in META}
+                phase = "wet" if "dry" in held else "dry"
+                self.say(
+                    f"{paper_id}: {meta['subject_id']} {meta['visit']} {meta['region']} "
+                    f"{meta['side']}, {phase} phase next"
+                )
+            else:
+                meta = {
+                    "paper_id": paper_id,
+                    "subject_id": self._prompt("subject"),
+                    "visit": self._prompt("visit").upper(),
+                    "region": self._prompt("region", ("PALM", "SOLE")),
+                    "side": self._prompt("side", ("L", "R")),
+                }
+                phase = self._prompt("phase", PHASES, "dry")
+            if (paper_id, phase) in self.done:
+                self.say(f"{paper_id} {phase} is already weighed; not weighed twice")
+                continue
+            while True:
+                self._prompt("place the paper on the pan, then press Enter")
+                try:
+                    weight = self._weigh()
+                    break
+                except BalanceError as exc:
+                    self.say(f"{exc}")
+            self._record(meta, phase, weight)
+            self._save()
+
+    def run(self) -> int:
+        rows = read_worklist(self.worklist) if self.worklist else None
+        self._recover()
+        try:
+            if rows is not None:
+                self._run_worklist(rows)
+            else:
+                self._run_interactive()
+        except Stopped:
+            self.say("stopped")
+        finally:
+            if self._writer.buffered:
+                self._save()
+            self._disconnect()
+            self._writer.close()
+        return 0
