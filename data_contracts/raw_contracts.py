@@ -538,6 +538,14 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "Repeat of",
                     "Relative path of the previous version when the bytes are identical.",
                 ),
+                _d(
+                    "content_delivered",
+                    "Content first delivered",
+                    "Delivery date of the first version in an unbroken run of identical bytes: "
+                    "a repeat keeps its content's original delivery date when later-delivery-"
+                    "wins rules compare files, so a repeat changes nothing.",
+                    required=True,
+                ),
             ),
         ),
     }

@@ -1,7 +1,7 @@
 """``device_sessions``: one row per distinct home-device session, all vendors.
 
 Vendor A sessions come summarised by the device (``vendor_a_sessions``); vendor B sessions are
-summarised from their events (:func:`ingest.readers.vendor_b.summarise_sessions`); bench-unit
+summarised from their events (:func:`summarise_sessions`); bench-unit
 (IBU) sessions, or any other source, are appended through ``extra`` frames that already have
 the ``device_sessions`` columns (the contract is checked, nothing is coerced).
 
@@ -17,10 +17,85 @@ from collections.abc import Sequence
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
-from ingest.readers.vendor_b import summarise_sessions
 from trial.study import Study
 
 DATASET = "device_sessions"
+
+
+def summarise_sessions(events: pl.DataFrame | pl.LazyFrame, tolerance_pct: float) -> pl.LazyFrame:
+    """One row per (``dev``, ``sid``) in ``device_sessions`` columns (lazy).
+
+    - ``start_utc``: the ``start`` event (else the first event); ``end_utc``: the ``end`` event
+      (else the last event); ``duration_s`` = end - start in seconds;
+    - ``programmed_ma``: ``ma_set`` of the start event; ``mean_ma``: mean sample ``ma``;
+    - ``charge_mc``: trapezoid integral of sample ``ma`` over sample time stamps
+      (mA x s = mC); no charge is assumed before the first or after the last sample;
+    - ``polarity_switches``: number of ``polarity`` events; ``fault_code``: the first fault's
+      code; ``end_reason``: the end event's reason;
+    - ``within_tolerance_share``: share of samples with |ma - ma_set| <= tolerance_pct % of
+      ``ma_set`` (study ``treatment.current_tolerance_pct``);
+    - ``n_duplicate_events``: exact duplicate lines dropped (from ``n_duplicates``, if present).
+    """
+    lf = events.lazy()
+    if "n_duplicates" not in lf.collect_schema().names():
+        lf = lf.with_columns(n_duplicates=pl.lit(0, dtype=pl.Int64))
+    key = ["dev", "sid"]
+    ts = pl.col("ts")
+    is_start = pl.col("ev") == "start"
+    summary = lf.group_by(key).agg(
+        start_utc=pl.coalesce(ts.filter(is_start).min(), ts.min()),
+        end_utc=pl.coalesce(ts.filter(pl.col("ev") == "end").max(), ts.max()),
+        programmed_ma=pl.col("ma_set").filter(is_start).sort_by(ts.filter(is_start)).first(),
+        polarity_switches=(pl.col("ev") == "polarity").sum().cast(pl.Int64),
+        fault_code=pl.col("code")
+        .filter(pl.col("ev") == "fault")
+        .sort_by(ts.filter(pl.col("ev") == "fault"))
+        .first(),
+        end_reason=pl.col("reason")
+        .filter(pl.col("ev") == "end")
+        .sort_by(ts.filter(pl.col("ev") == "end"))
+        .last(),
+        n_duplicate_events=pl.col("n_duplicates").sum().cast(pl.Int64),
+        source_files=pl.col("source_file").unique().sort(),
+    )
+    ma = pl.col("ma").sort_by("ts")
+    t_s = pl.col("ts").sort().dt.epoch("us").cast(pl.Float64) / 1e6
+    samples = (
+        lf.filter(pl.col("ev") == "sample")
+        .join(summary.select(*key, "programmed_ma"), on=key, how="left")
+        .group_by(key)
+        .agg(
+            mean_ma=pl.col("ma").mean(),
+            charge_mc=((ma + ma.shift(1)) / 2 * t_s.diff()).sum(),
+            within_tolerance_share=(
+                (pl.col("ma") - pl.col("programmed_ma")).abs()
+                <= pl.col("programmed_ma") * tolerance_pct / 100.0
+            ).mean(),
+        )
+    )
+    return (
+        summary.join(samples, on=key, how="left")
+        .select(
+            device_serial=pl.col("dev"),
+            vendor=pl.lit("B"),
+            session_key=pl.concat_str(pl.lit("B:"), "dev", pl.lit(":"), "sid"),
+            start_utc="start_utc",
+            end_utc="end_utc",
+            duration_s=(pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds() / 1e6,
+            programmed_ma="programmed_ma",
+            mean_ma="mean_ma",
+            charge_mc="charge_mc",
+            polarity_switches="polarity_switches",
+            end_reason="end_reason",
+            fault_code="fault_code",
+            within_tolerance_share=pl.col("within_tolerance_share").cast(pl.Float64),
+            clock_reset=pl.lit(False),
+            n_duplicate_events="n_duplicate_events",
+            start_utc_placed="start_utc",
+            source_files="source_files",
+        )
+        .sort("device_serial", "start_utc")
+    )
 
 
 def vendor_a_device_sessions(vendor_a_sessions: pl.DataFrame) -> pl.DataFrame:

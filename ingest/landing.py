@@ -9,7 +9,9 @@ size, SHA-256, and its place in the version chain of (centre folder, file name):
   incremental, but both follow one rule: the copy in the latest delivery folder of a centre
   supersedes earlier copies of the same file name whole (``superseded_by`` names the next
   version, ``is_current`` marks the last);
-- a version whose bytes equal the previous version's is a repeat (``repeat_of``);
+- a version whose bytes equal the previous version's is a repeat (``repeat_of``); its
+  ``content_delivered`` stays the date its bytes first arrived, which is what later-delivery-wins
+  rules between different files compare (so a repeat changes no outcome);
 - the scan is a pure function of the tree, so re-reading a delivery changes nothing.
 
 A file whose path is not ``<centre>/<YYYY-MM-DD>/<file>`` or whose name matches no known format
@@ -115,6 +117,10 @@ def scan_raw(raw_root: Path) -> pl.DataFrame:
         .with_columns(
             is_current=pl.col("superseded_by").is_null(),
             repeat_of=pl.when(pl.col("_prev_sha") == pl.col("sha256")).then(pl.col("_prev_file")),
+            _run=(pl.col("_prev_sha") != pl.col("sha256")).fill_null(True).cum_sum().over("_chain"),
+        )
+        .with_columns(
+            content_delivered=pl.col("delivery_date").first().over("_chain", "_run"),
         )
         .sort("centre_id", "delivery_date", "file_name", "source_file", nulls_last=True)
     )

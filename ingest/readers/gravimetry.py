@@ -64,17 +64,23 @@ def read_gravimetry_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.D
 
 
 def resolve_duplicate_papers(
-    rows: pl.DataFrame, delivery_order: pl.Expr | None = None
+    rows: pl.DataFrame, delivered: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep one row per paper: the later delivery, then the later line (then the later file
-    name). ``delivery_order`` defaults to the delivery-date folder of ``source_file``.
-    Returns ``(kept rows, pairs)``."""
-    order = (
-        delivery_order
-        if delivery_order is not None
-        else pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
-    )
-    ranked = rows.with_columns(_order=order).sort("_order", "source_line", "source_file")
+    name). A file's delivery is its manifest ``content_delivered`` when ``delivered``
+    (``source_file``, ``content_delivered``) is given, so identical bytes delivered again do not
+    move a paper; else the delivery-date folder of ``source_file``. Returns (kept rows, pairs)."""
+    folder = pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
+    if delivered is not None:
+        rows = rows.join(
+            delivered.select("source_file", _delivered=pl.col("content_delivered").cast(pl.String)),
+            on="source_file",
+            how="left",
+        )
+    else:
+        rows = rows.with_columns(_delivered=folder)
+    ranked = rows.with_columns(_order=pl.coalesce("_delivered", folder)).drop("_delivered")
+    ranked = ranked.sort("_order", "source_line", "source_file")
     ranked = ranked.with_columns(_last=pl.struct(PAPER_KEY).is_last_distinct())
     kept = ranked.filter(pl.col("_last"))
     losers = ranked.filter(~pl.col("_last"))
@@ -100,9 +106,10 @@ def resolve_duplicate_papers(
 
 
 def read_gravimetry_files(
-    paths: list[Path], raw_root: Path
+    paths: list[Path], raw_root: Path, delivered: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Worksheets -> (typed papers, duplicates resolved; quarantine; duplicate pairs)."""
+    """Worksheets -> (typed papers, duplicates resolved; quarantine; duplicate pairs);
+    ``delivered`` as in :func:`resolve_duplicate_papers`."""
     contract = load_contract(DATASET)
     parts: list[CsvRows] = []
     quarantines = []
@@ -112,7 +119,7 @@ def read_gravimetry_files(
         if rows is not None:
             parts.append(rows)
     typed, q_values = type_gravimetry(parts)
-    kept, pairs = resolve_duplicate_papers(typed)
+    kept, pairs = resolve_duplicate_papers(typed, delivered)
     kept = kept.sort("source_file", "source_line").select(contract.columns)
     return kept, combine([*quarantines, q_values]), pairs
 
@@ -121,5 +128,6 @@ def read_gravimetry(
     raw_root: Path, manifest: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Every current worksheet -> (typed papers, quarantine, duplicate pairs)."""
-    paths = [Path(raw_root) / p for p in current_files(manifest, DATASET)["source_file"]]
-    return read_gravimetry_files(paths, Path(raw_root))
+    current = current_files(manifest, DATASET)
+    paths = [Path(raw_root) / p for p in current["source_file"]]
+    return read_gravimetry_files(paths, Path(raw_root), current)

@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
+from ingest.device_sessions import summarise_sessions
 from ingest.landing import scan_raw
-from ingest.readers.vendor_b import read_vendor_b, read_vendor_b_files, summarise_sessions
+from ingest.readers.vendor_b import read_vendor_b, read_vendor_b_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
 MINI = FIXTURES / "mini"
