@@ -351,8 +351,8 @@ def make_models(study: Study) -> dict[str, ModelResult]:
             )
     contrasts = _contrast_rows(study, visits, 0.0)
     models: dict[str, ModelResult] = {
-        "mmrm": ModelResult(
-            name="mmrm",
+        "mmrm_primary": ModelResult(
+            name="mmrm_primary",
             estimates=_estimates(contrasts, "contrast"),
             fit={
                 "n_subjects": 33,
@@ -365,7 +365,9 @@ def make_models(study: Study) -> dict[str, ModelResult]:
             notes=["Unstructured covariance did not converge; heterogeneous Toeplitz used."],
         )
     }
-    for k, name in enumerate(["lmm_slope", "mmrm_pp", "lmm_sides", "ancova_w4"], start=1):
+    for k, name in enumerate(
+        ["lmm_sensitivity1", "mmrm_pp", "sides_sensitivity3", "ancova_sensitivity4"], start=1
+    ):
         rows = _contrast_rows(study, [study.primary_visit], 0.02 * k)
         models[name] = ModelResult(
             name=name,
@@ -395,7 +397,7 @@ def make_models(study: Study) -> dict[str, ModelResult]:
             [dict(r, key=f"{r['subgroup']}={r['level']}") for r in sub_rows], "key"
         ),
         fit={"converged": True},
-        tables={"subgroups": pl.DataFrame(sub_rows)},
+        tables={"forest": pl.DataFrame(sub_rows)},
     )
     resp = []
     for endpoint in ("hdss_responder", "sweat_responder"):

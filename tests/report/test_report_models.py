@@ -12,7 +12,7 @@ from trial.report import model_tables as mt
 
 
 def test_primary_lsmeans_percent_reduction(models):
-    lsm = mt.primary_lsmeans(models["mmrm"])
+    lsm = mt.primary_lsmeans(models["mmrm_primary"])
     row = lsm.filter((pl.col("arm") == "GLY") & (pl.col("visit") == "W4"))
     est = row["estimate"][0]
     assert row["percent_reduction"][0] == pytest.approx(100 * (1 - math.exp(est)))
@@ -23,7 +23,7 @@ def test_primary_lsmeans_percent_reduction(models):
 
 
 def test_contrast_ratio_of_geometric_means(models):
-    ct = mt.contrasts_with_ratio(models["mmrm"].tables["contrasts"])
+    ct = mt.contrasts_with_ratio(models["mmrm_primary"].tables["contrasts"])
     row = ct.filter((pl.col("contrast") == "OXY-TAP") & (pl.col("visit") == "W4"))
     assert row["ratio"][0] == pytest.approx(math.exp(row["estimate"][0]))
     assert row["ratio_ci_low"][0] == pytest.approx(math.exp(row["ci_low"][0]))
@@ -31,12 +31,12 @@ def test_contrast_ratio_of_geometric_means(models):
 
 def test_sensitivity_side_by_side_at_the_primary_visit(models, study):
     s = mt.sensitivity_comparison(models, study)
-    assert s["model"].unique(maintain_order=True).to_list()[0] == "mmrm"
+    assert s["model"].unique(maintain_order=True).to_list()[0] == "mmrm_primary"
     # Primary + 4 sensitivities, 2 contrasts each, only at the primary visit.
     assert s.height == 10
-    primary = s.filter((pl.col("model") == "mmrm") & (pl.col("contrast") == "GLY-TAP"))
+    primary = s.filter((pl.col("model") == "mmrm_primary") & (pl.col("contrast") == "GLY-TAP"))
     expected = (
-        models["mmrm"]
+        models["mmrm_primary"]
         .tables["contrasts"]
         .filter((pl.col("visit") == study.primary_visit) & (pl.col("contrast") == "GLY-TAP"))
     )
@@ -45,10 +45,10 @@ def test_sensitivity_side_by_side_at_the_primary_visit(models, study):
 
 
 def test_models_not_fitted_in_a_blinded_run_are_left_out(models, study):
-    blinded = {**models, "mmrm": not_fitted_blinded("mmrm")}
+    blinded = {**models, "mmrm_primary": not_fitted_blinded("mmrm_primary")}
     s = mt.sensitivity_comparison(blinded, study)
-    assert "mmrm" not in s["model"].to_list()
-    assert not mt.fitted(blinded["mmrm"])
+    assert "mmrm_primary" not in s["model"].to_list()
+    assert not mt.fitted(blinded["mmrm_primary"])
 
 
 def test_responder_odds_ratios_carry_the_cmh_check(models):
@@ -65,4 +65,4 @@ def test_subgroup_effects_for_the_forest_plot(models):
 
 
 def test_covariance_structure_reported(models):
-    assert mt.covariance_used(models["mmrm"]) == "heterogeneous_toeplitz"
+    assert mt.covariance_used(models["mmrm_primary"]) == "heterogeneous_toeplitz"

@@ -72,3 +72,13 @@ def test_methods_block_from_the_study_configuration(unblinded_data, blinded_data
     blinded = dict(blinded_data.methods)
     assert "block" not in blinded["Randomisation"]
     assert all(a.code not in blinded["Randomisation"] for a in study.arms)
+
+
+def test_numbers_print_with_fixed_decimals():
+    import polars as pl
+
+    from trial.report.investigator import fixed
+
+    values = pl.DataFrame({"x": [-0.8, 0.0004, 12.3456, -0.0004, None]})
+    out = values.select(fixed(pl.col("x"), 3).alias("x"))["x"].to_list()
+    assert out == ["-0.800", "0.000", "12.346", "0.000", None]

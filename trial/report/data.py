@@ -163,8 +163,9 @@ def build_report_data(
     """All numbers of the investigator report.
 
     ``tables``: ``adsl, adsweat, adhdss, adae, addev`` (``docs/architecture.md``), optionally
-    the raw ``eligibility`` table for screen-failure reasons. ``models``: model results by
-    name (``ModelRoles`` says which is which; missing ones leave their section empty)."""
+    the raw ``eligibility`` table for screen-failure reasons. ``models``: model results (keyed by
+    anything; matched by ``ModelResult.name`` as ``ModelRoles`` says; a missing or unfitted
+    one leaves its section saying so)."""
     missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         raise KeyError(f"report needs tables {missing}")
@@ -173,7 +174,7 @@ def build_report_data(
     groups = sm.group_order(adsl, study)
     consort = sm.consort_flow(adsl, adsweat, study, tables.get("eligibility"))
     plantar = [r for r in study.regions if not r.primary]
-    arm_models = {} if run.blinded else dict(models)
+    arm_models = {} if run.blinded else mt.by_result_name(models)
     primary = arm_models.get(roles.primary)
     has_primary = mt.fitted(primary) and primary is not None and "lsmeans" in primary.tables
     return ReportData(

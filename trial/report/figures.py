@@ -23,6 +23,8 @@ from trial.report.summaries import TOTAL
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#8d6a9f", "#edae49", "#00798c"]
 """Arm colours in study order (colour-blind distinguishable, print legible)."""
+LOG_TICKS = [0.5, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000]
+"""Tick marks of the log-scale rate axis (mg/min)."""
 
 
 def _svg(fig: Figure) -> str:
@@ -73,6 +75,8 @@ def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str)
             textcoords="offset points",
         )
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_yticks([t for t in LOG_TICKS if low <= t <= high])
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("Week")
@@ -88,10 +92,11 @@ def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str)
 def forest_svg(effects: pl.DataFrame) -> str:
     """Forest plot: ratio of geometric means (treatment / reference, log axis) with 95 % CI per
     subgroup level and contrast. ``effects``: :func:`trial.report.model_tables.subgroup_effects`."""
-    rows = effects.sort("subgroup", "level", "contrast", maintain_order=True)
+    rows = effects
     contrasts = rows["contrast"].unique(maintain_order=True).to_list()
     labels = [
-        f"{s}: {lv}  [{c}]" for s, lv, c in rows.select("subgroup", "level", "contrast").iter_rows()
+        f"{s.replace('_', ' ')}: {lv}  [{c}]"
+        for s, lv, c in rows.select("subgroup", "level", "contrast").iter_rows()
     ]
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * max(len(labels), 4) + 1.0))
     y = list(range(len(labels)))[::-1]

@@ -22,24 +22,33 @@ REPORT_NAME = "investigator_report"
 TITLE = "Investigator report"
 
 
+def fixed(expr: pl.Expr, digits: int) -> pl.Expr:
+    """A number as text with exactly ``digits`` decimals (``-0.8`` -> ``-0.800``); null stays
+    null."""
+    scale = 10**digits
+    scaled = (expr * scale).round(0).cast(pl.Int64)
+    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = scaled.abs() // scale
+    if digits == 0:
+        return pl.format("{}{}", sign, whole)
+    frac = (scaled.abs() % scale).cast(pl.String).str.zfill(digits)
+    return pl.format("{}{}.{}", sign, whole, frac)
+
+
 def _num(col: str, digits: int) -> pl.Expr:
-    return pl.col(col).round(digits).cast(pl.String)
+    return fixed(pl.col(col), digits)
 
 
 def _fmt(expr: pl.Expr, digits: int) -> pl.Expr:
-    return pl.format("{}", expr.round(digits))
+    return fixed(expr, digits)
 
 
 def _ci(low: str, high: str, digits: int) -> pl.Expr:
-    return pl.format("({}, {})", pl.col(low).round(digits), pl.col(high).round(digits))
+    return pl.format("({}, {})", fixed(pl.col(low), digits), fixed(pl.col(high), digits))
 
 
 def _p(col: str) -> pl.Expr:
-    return (
-        pl.when(pl.col(col) < 0.001)
-        .then(pl.lit("<0.001"))
-        .otherwise(pl.col(col).round(3).cast(pl.String))
-    )
+    return pl.when(pl.col(col) < 0.001).then(pl.lit("<0.001")).otherwise(fixed(pl.col(col), 3))
 
 
 def _group_label(group: str) -> str:
@@ -106,24 +115,24 @@ def _enrolment(data: ReportData) -> str:
 def _baseline(data: ReportData) -> str:
     b = data.baseline.with_columns(
         pl.when(pl.col("statistic") == "n (%)")
-        .then(pl.format("{} ({})", pl.col("n"), pl.col("estimate").round(1)))
+        .then(pl.format("{} ({})", pl.col("n"), fixed(pl.col("estimate"), 1)))
         .when(pl.col("statistic").str.starts_with("Geometric"))
         .then(
             pl.format(
                 "{} ({} - {}); n = {}",
-                pl.col("estimate").round(1),
-                pl.col("low").round(1),
-                pl.col("high").round(1),
+                fixed(pl.col("estimate"), 1),
+                fixed(pl.col("low"), 1),
+                fixed(pl.col("high"), 1),
                 pl.col("n"),
             )
         )
         .otherwise(
             pl.format(
                 "{} ({}); {} - {}",
-                pl.col("estimate").round(1),
-                pl.col("spread").round(1),
-                pl.col("low").round(0),
-                pl.col("high").round(0),
+                fixed(pl.col("estimate"), 1),
+                fixed(pl.col("spread"), 1),
+                fixed(pl.col("low"), 0),
+                fixed(pl.col("high"), 0),
             )
         )
         .alias("value"),
@@ -155,10 +164,10 @@ def _primary(data: ReportData) -> str:
         pl.col("group").replace(TOTAL, _group_label(TOTAL)).alias("Group"),
         _fmt(pl.col("pct_reduction"), 1).alias("Observed % reduction"),
         pl.format(
-            "{} ({})", pl.col("hdss_responders"), pl.col("hdss_responder_pct").round(1)
+            "{} ({})", pl.col("hdss_responders"), fixed(pl.col("hdss_responder_pct"), 1)
         ).alias("HDSS responders, n (%)"),
         pl.format(
-            "{} ({})", pl.col("sweat_responders"), pl.col("sweat_responder_pct").round(1)
+            "{} ({})", pl.col("sweat_responders"), fixed(pl.col("sweat_responder_pct"), 1)
         ).alias("Sweat responders, n (%)"),
     )
     visit = data.study.primary_visit
@@ -167,9 +176,9 @@ def _primary(data: ReportData) -> str:
             pl.col("arm").alias("group"),
             pl.format(
                 "{} ({}, {})",
-                pl.col("percent_reduction").round(1),
-                pl.col("percent_reduction_ci_low").round(1),
-                pl.col("percent_reduction_ci_high").round(1),
+                fixed(pl.col("percent_reduction"), 1),
+                fixed(pl.col("percent_reduction_ci_low"), 1),
+                fixed(pl.col("percent_reduction_ci_high"), 1),
             ).alias("LS mean % reduction (95 % CI)"),
         )
         resp = resp.join(lsm, on="group", how="left")
@@ -241,9 +250,9 @@ def _time_course(data: ReportData) -> str:
     table = data.time_course.with_columns(
         pl.format(
             "{} ({}, {}); n = {}",
-            pl.col("geo_mean").round(1),
-            pl.col("ci_low").round(1),
-            pl.col("ci_high").round(1),
+            fixed(pl.col("geo_mean"), 1),
+            fixed(pl.col("ci_low"), 1),
+            fixed(pl.col("ci_high"), 1),
             pl.col("n"),
         ).alias("value")
     )
@@ -310,7 +319,7 @@ def _subgroups_responders_sensitivity(data: ReportData) -> str:
 
 def _safety(data: ReportData) -> str:
     ae = data.adverse_events.with_columns(
-        pl.format("{} ({})", pl.col("n"), pl.col("pct").round(1)).alias("value"),
+        pl.format("{} ({})", pl.col("n"), fixed(pl.col("pct"), 1)).alias("value"),
         pl.when(pl.col("dimension") == "any")
         .then(pl.col("term"))
         .otherwise(pl.format("{}   {}: {}", pl.col("term"), pl.col("dimension"), pl.col("level")))
@@ -340,10 +349,10 @@ def _device(data: ReportData) -> str:
         _num("adherence_pct", 1).alias("Adherence %"),
         _num("induction_adherent_pct", 1).alias("Induction adherent %"),
         pl.format(
-            "{} ({})", pl.col("charge_mc_mean").round(0), pl.col("charge_mc_sd").round(0)
+            "{} ({})", fixed(pl.col("charge_mc_mean"), 0), fixed(pl.col("charge_mc_sd"), 0)
         ).alias("Charge mC, mean (SD)"),
         _num("within_tolerance_pct", 1).alias("Within tolerance %"),
-        pl.format("{} ({})", pl.col("aborted"), pl.col("aborted_pct").round(1)).alias(
+        pl.format("{} ({})", pl.col("aborted"), fixed(pl.col("aborted_pct"), 1)).alias(
             "Aborted, n (%)"
         ),
     )

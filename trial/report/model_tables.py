@@ -22,25 +22,23 @@ from trial.study import Study
 
 @dataclass(frozen=True)
 class ModelRoles:
-    """Which model result plays which part in the report, by result name.
+    """Which model result plays which part in the report, by ``ModelResult.name`` (the name
+    its files carry under ``OUT/models/``).
 
     ``sensitivity`` lists the analyses shown beside the primary, in order, with their labels;
     any other result with a contrasts table is shown after them under its own name."""
 
-    primary: str = "mmrm"
+    primary: str = "mmrm_primary"
     sensitivity: Mapping[str, str] = field(
         default_factory=lambda: {
             "lmm_sensitivity1": "Sensitivity 1: LMM, random intercept and slope on week",
             "mmrm_pp": "Sensitivity 2: primary MMRM on the per-protocol set",
-            "mmrm_sensitivity2": "Sensitivity 2: primary MMRM on the per-protocol set",
             "sides_sensitivity3": "Sensitivity 3: sides as observations, nested intercepts",
-            "lmm_sensitivity3": "Sensitivity 3: sides as observations, nested intercepts",
             "ancova_sensitivity4": "Sensitivity 4: complete-case ANCOVA at the primary visit",
-            "ancova_w4": "Sensitivity 4: complete-case ANCOVA at the primary visit",
         }
     )
     subgroups: str = "subgroups"
-    responders: tuple[str, ...] = ("responders", "responder")
+    responders: str = "responders"
 
 
 DEFAULT_ROLES = ModelRoles()
@@ -160,14 +158,13 @@ def subgroup_effects(
 ) -> pl.DataFrame:
     """Treatment effects at the primary visit by subgroup level, for the forest plot.
 
-    Reads ``tables["subgroups"]`` of the subgroup result: ``subgroup, level, contrast,
-    estimate, ci_low, ci_high`` (log scale), ``n`` when given; adds ``ratio`` and its CI."""
+    Reads ``tables["forest"]`` of the subgroup result (``trial.models.subgroups``): ``subgroup,
+    level, contrast, n, estimate, ci_low, ci_high`` (log scale), in the model's order (an
+    ``overall`` row first); adds ``ratio`` and its CI."""
     result = models.get(roles.subgroups)
-    if not fitted(result) or result is None:
+    if not fitted(result) or result is None or "forest" not in result.tables:
         return pl.DataFrame()
-    table = result.tables.get("subgroups", result.tables.get("effects"))
-    if table is None:
-        return pl.DataFrame()
+    table = result.tables["forest"]
     return table.with_columns(
         pl.col("estimate").exp().alias("ratio"),
         pl.col("ci_low").exp().alias("ratio_ci_low"),
@@ -184,7 +181,7 @@ def responder_models(
     table, the estimates with ``odds_ratio = exp(estimate)`` and its CI."""
     frames = []
     for name, result in models.items():
-        if not any(name.startswith(p) for p in roles.responders) or not fitted(result):
+        if name != roles.responders or not fitted(result):
             continue
         if "odds_ratios" in result.tables:
             table = result.tables["odds_ratios"].with_columns(pl.lit(name).alias("model"))
@@ -208,6 +205,11 @@ def responder_models(
                 )
             )
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def by_result_name(models: Mapping[str, ModelResult]) -> dict[str, ModelResult]:
+    """Model results keyed by their own ``name`` (asset names may differ from result names)."""
+    return {result.name: result for result in models.values()}
 
 
 def model_notes(models: Mapping[str, ModelResult]) -> pl.DataFrame:

@@ -1,0 +1,91 @@
+"""The reports opened in a real browser: headless Chromium from Debian's packages.
+
+Skipped, with the reason, where Chromium is not installed (``.ci/run`` installs it with
+``apt-get install -y chromium``). Checks that the report loads with no console or resource
+errors, that the key sections are in the rendered DOM, and that every printed page of the PDF
+carries the blinding label.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from trial.report.pdf import dump_dom, find_chromium, print_to_pdf
+
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="Chromium is not installed (apt-get install -y chromium); .ci/run installs it",
+)
+
+KEY_SECTIONS = [
+    "title",
+    "consort",
+    "baseline",
+    "primary",
+    "time-course",
+    "safety",
+    "device",
+    "methods",
+]
+
+
+def console_errors(log: str) -> list[str]:
+    """Lines of Chromium's log that report a page problem (console output, failed loads)."""
+    pattern = r"CONSOLE|Failed to load|Uncaught|net::ERR"
+    return [line for line in log.splitlines() if re.search(pattern, line)]
+
+
+def test_console_error_filter_sees_console_lines():
+    log = (
+        "[1:1:1123/1.0:ERROR:dbus/bus.cc:405] Failed to connect to the bus\n"
+        '[2:2:1123/1.1:INFO:CONSOLE:1] "boom", source: file:///tmp/bad.html (1)\n'
+    )
+    assert console_errors(log) == [log.splitlines()[1]]
+
+
+def _write(tmp_path, name, html):
+    path = tmp_path / f"{name}.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+@needs_chromium
+def test_report_loads_without_errors_and_shows_key_sections(unblinded_html, tmp_path):
+    dom, log = dump_dom(_write(tmp_path, "unblinded", unblinded_html))
+    for section in KEY_SECTIONS:
+        assert f'id="{section}"' in dom, section
+    assert dom.count("<svg") >= 3
+    assert "UNBLINDED" in dom
+    assert console_errors(log) == []
+
+
+def _pages(pdf) -> list[str]:
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return [p for p in text.split("\f") if p.strip()]
+
+
+@needs_chromium
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")
+def test_unblinded_appears_on_every_printed_page(unblinded_html, tmp_path):
+    pdf = print_to_pdf(_write(tmp_path, "unblinded", unblinded_html), tmp_path / "u.pdf")
+    pages = _pages(pdf)
+    assert len(pages) >= 5
+    for number, page in enumerate(pages, start=1):
+        assert "UNBLINDED" in page, f"page {number} lacks UNBLINDED"
+
+
+@needs_chromium
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")
+def test_blinded_appears_on_every_printed_page(blinded_html, tmp_path):
+    pdf = print_to_pdf(_write(tmp_path, "blinded", blinded_html), tmp_path / "b.pdf")
+    pages = _pages(pdf)
+    assert len(pages) >= 5
+    for number, page in enumerate(pages, start=1):
+        assert re.search(r"\bBLINDED\b", page), f"page {number} lacks BLINDED"
+        assert "UNBLINDED" not in page
