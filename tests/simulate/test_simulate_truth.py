@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import itertools
 import json
 import math
 import statistics
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -100,14 +102,24 @@ def test_truth_counts_and_effects(clean_run: SimulationSummary, study: Study) ->
         assert (sid, study.baseline_visit) not in bl and (sid, study.visit_codes[0]) in bl
 
 
-def test_sessions_truth_reach_raw(clean_run: SimulationSummary) -> None:
+def test_sessions_truth_reach_raw(clean_run: SimulationSummary, study: Study) -> None:
+    """Every simulated session is in the raw tree; vendor-A start minus the file's
+    utc_offset is the true UTC even after a daylight-saving change (the offset is kept)."""
+    tz = ZoneInfo(study.simulation["timezone"])
+    stale = 0
     sessions = read_csv(clean_run.sealed_dir / "sessions_truth.csv")
     root = clean_run.raw_dir
-    a_rows: set[tuple[str, str]] = set()
+    a_rows: set[tuple[str, str, str]] = set()  # serial, session_no, true UTC start
     for path in root.rglob("ionto-a_*.csv"):
         serial = path.name.split("_")[1]
-        body = [x for x in path.read_text("utf-8").splitlines() if not x.startswith("#")]
-        a_rows |= {(serial, r["session_no"] + "|" + r["duration_s"]) for r in csv.DictReader(body)}
+        lines = path.read_text("utf-8").splitlines()
+        offset = next(x for x in lines if x.startswith("#utc_offset=")).split("=")[1]
+        sign = 1 if offset[0] == "+" else -1
+        shift = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])) * sign
+        for r in csv.DictReader(x for x in lines if not x.startswith("#")):
+            utc = dt.datetime.fromisoformat(r["start"]) - shift  # the offset as issued, no DST
+            a_rows.add((serial, r["session_no"], f"{utc:%Y-%m-%dT%H:%M:%SZ}"))
+            stale += utc.replace(tzinfo=dt.UTC).astimezone(tz).utcoffset() != shift
     b_starts: dict[str, float] = {}
     b_charge: dict[str, float] = {}
     for path in root.rglob("ionto-b_*.jsonl"):
@@ -117,15 +129,24 @@ def test_sessions_truth_reach_raw(clean_run: SimulationSummary) -> None:
                 b_starts[e["sid"]] = e["ma_set"]
             elif e["ev"] == "sample":
                 b_charge[e["sid"]] = b_charge.get(e["sid"], 0.0) + e["ma"] / 2
+    reset = {
+        (r["serial"], str(n))
+        for r in json.loads((clean_run.sealed_dir / "truth.json").read_text("utf-8"))["counts"][
+            "clock_resets"
+        ]
+        for n in r["session_nos"]
+    }
     for s in sessions:
         if s["vendor"] == "A":
-            assert (s["device_serial"], s["session_no"] + "|" + s["duration_s"]) in a_rows
+            if (s["device_serial"], s["session_no"]) not in reset:
+                assert (s["device_serial"], s["session_no"], s["start_utc"]) in a_rows
         else:
             assert s["sid"] in b_starts
             assert b_charge[s["sid"]] == pytest.approx(
                 float(s["vendor_b_charge_mc_rect"]), abs=1e-3
             )
     assert {s["vendor"] for s in sessions} == {"A", "B"}
+    assert stale > 0  # some units keep a winter offset into summer (or the reverse)
 
 
 def test_vendor_a_clock_reset_and_factory_reset(faulty_run: SimulationSummary) -> None:
