@@ -113,3 +113,52 @@ def test_recovers_the_simulated_side_variance(
     assert 0.035 < result.fit["var_side_within_subject"] < 0.1
     assert result.fit["sd_residual"] == pytest.approx(0.3, rel=0.1)
     assert result.tables["lsmeans"].height == 3 * len(study.model_visits)
+
+
+R_SIDES = """
+d <- read.csv(commandArgs(TRUE)[1])
+suppressMessages(library(lme4))
+xs <- grep("^x", names(d), value = TRUE)
+f <- as.formula(paste("chg ~ 0 +", paste(xs, collapse = " + "),
+                      "+ (1 | subject) + (1 | subject:side)"))
+fit <- lmer(f, d, REML = TRUE)
+vc <- as.data.frame(VarCorr(fit))
+cat(fixef(fit), "\\n")
+cat(vc$vcov[vc$grp == "subject"], vc$vcov[vc$grp == "subject:side"],
+    vc$vcov[vc$grp == "Residual"], "\\n")
+cat(as.numeric(logLik(fit)), "\\n")
+"""
+
+
+@pytest.mark.r
+def test_matches_lme4(
+    study: Study, side_tables: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.fail("Rscript is not on the PATH")
+    frame = sides_long(*side_tables, study)
+    result = fit_sides(frame, study)
+    main, interactions = side_terms(study)
+    x = treatment_design(frame, main, interactions).matrix
+    data = pl.DataFrame({f"x{i}": x[:, i] for i in range(x.shape[1])}).with_columns(
+        frame.select("chg", "subject", "side")
+    )
+    data.write_csv(tmp_path / "d.csv")
+    (tmp_path / "fit.R").write_text(R_SIDES)
+    out = subprocess.run(
+        [rscript, str(tmp_path / "fit.R"), str(tmp_path / "d.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    fixef = np.array(out[0].split(), dtype=float)
+    var_subject, var_side, var_residual = (float(v) for v in out[1].split())
+    np.testing.assert_allclose(result.estimates["estimate"], fixef, atol=5e-4)
+    assert result.fit["var_subject"] == pytest.approx(var_subject, rel=2e-2)
+    assert result.fit["var_side_within_subject"] == pytest.approx(var_side, rel=2e-2)
+    assert result.fit["var_residual"] == pytest.approx(var_residual, rel=1e-3)
+    assert result.fit["reml_loglik"] == pytest.approx(float(out[2]), abs=1e-3)
