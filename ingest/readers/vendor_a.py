@@ -60,6 +60,7 @@ CSV_COLUMNS = [
     "fault_code",
 ]
 SESSION_KEY = ["serial", "session_no", "start"]
+DEATH_BOUNDS = ("_death_low", "_death_high")
 RESET_BEFORE = "2001-01-01T00:00:00"
 _NAME = re.compile(r"^ionto-a_(?P<serial>[^_]+)_(?P<day>\d{8})\.csv$")
 _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -218,7 +219,7 @@ def type_vendor_a(
             )
             .drop("consent_date")
         )
-    return place_clock_resets(typed).select(contract.columns), q_values
+    return place_clock_resets(typed).select(*contract.columns, *DEATH_BOUNDS), q_values
 
 
 def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -227,7 +228,7 @@ def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.Dat
     if rows is None:
         return empty_frame(load_contract(DATASET)), q
     typed, q_values = type_vendor_a(rows_frame([rows], [header]))
-    return typed, combine([q, q_values])
+    return typed.drop(DEATH_BOUNDS), combine([q, q_values])
 
 
 def place_clock_resets(sessions: pl.DataFrame) -> pl.DataFrame:
@@ -274,18 +275,27 @@ def place_restarted_clock(sessions: pl.DataFrame) -> pl.DataFrame:
         _elapsed_end=elapsed + duration,
     )
     run = ["source_file", "_run"]
-    low = pl.col("_prev_end").first().over(run)
     last_end = pl.col("_elapsed_end").max().over(run)
-    high = pl.min_horizontal(
-        pl.col("_next_start").last().over(run) - last_end,
-        pl.col("_export").first().over(run) - last_end,
-    )
-    death = (
-        pl.when(low.is_not_null() & high.is_not_null())
-        .then(low + (high - low) / 2)
-        .otherwise(pl.coalesce(low, high))
-    )
+    bounds = s.with_columns(
+        _death_low=pl.when(from_restart).then(pl.col("_prev_end").first().over(run)),
+        _death_high=pl.when(from_restart).then(
+            pl.min_horizontal(
+                pl.col("_next_start").last().over(run) - last_end,
+                pl.col("_export").first().over(run) - last_end,
+            )
+        ),
+    ).drop("_run", "_prev_end", "_next_start", "_export", "_elapsed", "_elapsed_end")
+    return apply_death_bounds(bounds).sort("source_file", "source_line")
+
+
+def apply_death_bounds(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Place the sessions dated from a clock restart from ``_death_low``/``_death_high`` (the
+    bounds on the moment the clock restarted): midpoint of both, else the one known bound."""
+    restart = pl.lit(RESET_BEFORE).str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us")
+    from_restart = pl.col("clock_reset") & (pl.col("start_local") < restart)
+    low, high = pl.col("_death_low"), pl.col("_death_high")
     both = low.is_not_null() & high.is_not_null()
+    death = pl.when(both).then(low + (high - low) / 2).otherwise(pl.coalesce(low, high))
     how = (
         pl.when(both)
         .then(pl.lit("interpolated"))
@@ -293,15 +303,12 @@ def place_restarted_clock(sessions: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("extrapolated"))
         .otherwise(pl.lit("unplaced"))
     )
-    return (
-        s.with_columns(
-            start_utc_placed=pl.when(from_restart)
-            .then(death + pl.col("_elapsed"))
-            .otherwise(pl.col("start_utc_placed")),
-            start_placement=pl.when(from_restart).then(how).otherwise(pl.col("start_placement")),
-        )
-        .drop("_run", "_prev_end", "_next_start", "_export", "_elapsed", "_elapsed_end")
-        .sort("source_file", "source_line")
+    elapsed = pl.col("start_local") - pl.datetime(2000, 1, 1, time_unit="us")
+    return sessions.with_columns(
+        start_utc_placed=pl.when(from_restart)
+        .then(death + elapsed)
+        .otherwise(pl.col("start_utc_placed")),
+        start_placement=pl.when(from_restart).then(how).otherwise(pl.col("start_placement")),
     )
 
 
@@ -377,16 +384,24 @@ def place_by_counter(sessions: pl.DataFrame) -> pl.DataFrame:
 
 def deduplicate_sessions(rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """One row per (serial, session_no, start): the latest export's row (delivery folder, then
-    ``exported_at``, then file name), with ``n_exports`` and ``source_files`` over all."""
+    ``exported_at``, then file name), with ``n_exports`` and ``source_files`` over all. A
+    session dated from a clock restart is placed from the tightest bounds over every export
+    holding it (``rows`` carry each export's bounds in ``_death_low``/``_death_high``)."""
     order = pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
     ranked = rows.with_columns(_order=order).sort("_order", "exported_at", "source_file")
     held = ranked.group_by(SESSION_KEY).agg(
-        n_exports=pl.len().cast(pl.Int64), source_files=pl.col("source_file").sort()
+        n_exports=pl.len().cast(pl.Int64),
+        source_files=pl.col("source_file").sort(),
+        _death_low=pl.col("_death_low").max(),
+        _death_high=pl.col("_death_high").min(),
     )
     latest = ranked.unique(subset=SESSION_KEY, keep="last", maintain_order=True)
     return (
-        latest.drop("n_exports", "source_files")
-        .join(held, on=SESSION_KEY, how="left")
+        apply_death_bounds(
+            latest.drop("n_exports", "source_files", *DEATH_BOUNDS).join(
+                held, on=SESSION_KEY, how="left"
+            )
+        )
         .sort("serial", "start_utc", "session_no")
         .select(contract.columns)
     )

@@ -1,0 +1,119 @@
+"""Against the trial simulator with injected faults (``trial.simulate``): every fault listed in
+its ``faults.json`` is in the quarantine at its file and line, nothing else is, and the legal
+delivery events (duplicates, factory and clock resets) are handled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ingest.delivery import RawTables, read_delivery
+from trial.simulate.simulator import SimulationSummary, simulate_trial
+from trial.study import Study, load_study
+
+STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    return load_study(STUDY_FILE)
+
+
+@pytest.fixture(scope="module")
+def simulated(study: Study, tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate_trial(study, 40, 7, tmp_path_factory.mktemp("faulty") / "raw", faults=True)
+
+
+@pytest.fixture(scope="module")
+def raw(simulated: SimulationSummary, study: Study) -> RawTables:
+    return read_delivery(simulated.raw_dir, study, include_sealed=simulated.sealed_dir)
+
+
+def _sealed(simulated: SimulationSummary, name: str) -> Any:
+    return json.loads((simulated.sealed_dir / name).read_text("utf-8"))
+
+
+@pytest.fixture(scope="module")
+def truth(simulated: SimulationSummary) -> pl.DataFrame:
+    return pl.read_csv(
+        simulated.sealed_dir / "sessions_truth.csv",
+        schema_overrides={"fault_code": pl.String, "sid": pl.String},
+    ).with_columns(pl.col("start_utc").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC"))
+
+
+def test_every_injected_fault_and_nothing_else_is_quarantined(
+    simulated: SimulationSummary, raw: RawTables
+) -> None:
+    faults = _sealed(simulated, "faults.json")["faults"]
+    assert len(faults) >= 9
+    expected = sorted(
+        ((f["file"], f["line"], f["dataset"], f["field"], f["reason_code"]) for f in faults),
+        key=str,
+    )
+    got = raw.quarantine.select("source_file", "source_line", "dataset", "field", "reason_code")
+    assert sorted(got.rows(), key=str) == expected
+
+
+def test_duplicate_event_lines_are_dropped_once_and_counted(
+    simulated: SimulationSummary, raw: RawTables
+) -> None:
+    events = _sealed(simulated, "delivery_events.json")["events"]
+    dups = [e for e in events if e["kind"] == "duplicate_event"]
+    assert dups
+    assert int(raw.device_sessions["n_duplicate_events"].sum()) == len(dups)
+    assert int(raw.vendor_b_events["n_duplicates"].sum()) == len(dups)
+    lines = set(raw.vendor_b_events.select("source_file", "source_line").rows())
+    for e in dups:
+        assert (e["file"], e["duplicate_of_line"]) in lines
+        assert (e["file"], e["line"]) not in lines
+
+
+def test_device_sessions_match_the_truth_despite_the_faults(
+    simulated: SimulationSummary, raw: RawTables, truth: pl.DataFrame
+) -> None:
+    ds = raw.device_sessions
+    for vendor in ("A", "B"):
+        assert ds.filter(vendor=vendor).height == truth.filter(vendor=vendor).height
+    # the truncated vendor-B line was resent whole: its session has all its events
+    fault = next(
+        f
+        for f in _sealed(simulated, "faults.json")["faults"]
+        if f["reason_code"] == "TRUNCATED_LINE"
+    )
+    session_files = ds.filter(pl.col("source_files").list.contains(fault["file"]))
+    assert session_files.height >= 1
+    good = ds.filter(vendor="A", clock_reset=False).join(
+        truth.filter(vendor="A"), on=["device_serial", "start_utc"], how="inner"
+    )
+    assert good.height == ds.filter(vendor="A", clock_reset=False).height
+    assert (good["charge_mc"] == good["vendor_a_charge_mc"]).all()
+    events = _sealed(simulated, "delivery_events.json")["events"]
+    for reset in (e for e in events if e["kind"] == "factory_reset"):
+        serial = reset["serial"]
+        assert ds.filter(device_serial=serial).height == truth.filter(device_serial=serial).height
+
+
+def test_clock_reset_sessions_are_flagged_and_placed_between_their_neighbours(
+    simulated: SimulationSummary, raw: RawTables, truth: pl.DataFrame
+) -> None:
+    events = _sealed(simulated, "delivery_events.json")["events"]
+    resets = [e for e in events if e["kind"] == "clock_reset"]
+    assert resets
+    for reset in resets:
+        serial = reset["serial"]
+        ours = raw.vendor_a_sessions.filter(serial=serial).sort("start_utc_placed")
+        flagged = ours.filter("clock_reset")
+        assert sorted(flagged["session_no"].to_list()) == sorted(reset["session_nos"])
+        assert (flagged["start_local"].dt.year() == 2000).all()  # kept as printed
+        # placed in counter order among the correctly dated sessions
+        assert ours["session_no"].to_list() == sorted(ours["session_no"].to_list())
+        true_starts = truth.filter(device_serial=serial).select("session_no", "start_utc")
+        placed = flagged.join(true_starts, on="session_no", suffix="_true")
+        error_h = (
+            placed["start_utc_placed"] - placed["start_utc_true"]
+        ).dt.total_seconds().abs() / 3600
+        assert (error_h < 24).all(), error_h.to_list()
