@@ -156,6 +156,12 @@ def study_day_date(bl: dt.date, day: int) -> dt.date:
     return bl + dt.timedelta(days=day - 1 if day >= 1 else day)
 
 
+def study_day(bl: dt.date, date: dt.date) -> int:
+    """Study day of a date (SAP section 10: day 1 = BL date, no day 0)."""
+    delta = (date - bl).days
+    return delta + 1 if delta >= 0 else delta
+
+
 def expected_change(p: SimulationParams, subject: Subject, visit: Visit) -> float:
     """Expected log change of a treated subject at a visit (no residual noise)."""
     if subject.arm is None or subject.never_treated or not visit.week:

@@ -94,7 +94,8 @@ class OutFile:
         return eol.join(parts) + (eol if self.last_eol and parts else b"")
 
 
-def _csv_lines(header: list[str], rows: list[list[str]]) -> list[str]:
+def csv_lines(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Header and rows as CSV lines (minimal quoting), without line terminators."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -220,7 +221,7 @@ class Renderer:
                 )
         eol = "\r\n" if d.centre in self.p.edc_crlf_centres else "\n"
         for name, header in EDC_HEADERS.items():
-            self.files[f"{d.folder}/{name}.csv"] = OutFile(_csv_lines(header, rows[name]), eol)
+            self.files[f"{d.folder}/{name}.csv"] = OutFile(csv_lines(header, rows[name]), eol)
 
     # -- gravimetry ----------------------------------------------------------------------
     def gravimetry(self, papers: list[Paper], centre: str, deliveries: list[Delivery]) -> None:
@@ -260,7 +261,7 @@ class Renderer:
         for d in deliveries:
             if d.folder in per_delivery:
                 name = f"{d.folder}/gravimetry_{centre}_{d.date:%Y%m%d}.csv"
-                self.files[name] = OutFile(_csv_lines(GRAVIMETRY_HEADER, per_delivery[d.folder]))
+                self.files[name] = OutFile(csv_lines(GRAVIMETRY_HEADER, per_delivery[d.folder]))
 
     # -- vendor A ------------------------------------------------------------------------
     def vendor_a(self, dev: Device, deliveries: list[Delivery]) -> None:

@@ -6,15 +6,14 @@ Shapes follow ``reference/ref1/sealed`` and ``reference/ref1/expected`` (``truth
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from typing import Any
 
-from trial.simulate.cohort import Subject, expected_change
+from trial.simulate.cohort import Subject, expected_change, study_day
 from trial.simulate.devices import Device
 from trial.simulate.params import SimulationParams
+from trial.simulate.render import csv_lines
 from trial.study import Study
 
 SUBJECTS_TRUTH_HEADER = [
@@ -52,11 +51,7 @@ SESSIONS_TRUTH_HEADER = [
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
+    return "\n".join(csv_lines(header, rows)) + "\n"
 
 
 def randomisation_csv(subjects: list[Subject]) -> str:
@@ -248,9 +243,7 @@ def _out_of_window(study: Study, subjects: list[Subject]) -> int:
             v = study.visit(r.code)
             if r.date is None or v.window_days is None or v.code == study.visits[0].code:
                 continue
-            delta = (r.date - s.bl_date).days
-            day = delta + 1 if delta >= 0 else delta
-            n += abs(day - v.target_day) > v.window_days
+            n += abs(study_day(s.bl_date, r.date) - v.target_day) > v.window_days
     return n
 
 
