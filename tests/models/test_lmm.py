@@ -114,3 +114,53 @@ def test_statsmodels_boundary_warning_on_raw_weeks_is_recorded(
     assert result.fit["sd_week"] == pytest.approx(
         expected["variance_components"]["sd_week"], rel=2e-2
     )
+
+
+R_LMM = """
+d <- read.csv(commandArgs(TRUE)[1])
+d$arm <- factor(d$arm, c("TAP", "GLY", "OXY"))
+d$visit <- factor(d$visit, c("W1", "W2", "W3", "W4", "W8", "W12"))
+d$centre <- factor(d$centre); d$stratum <- factor(d$stratum)
+suppressMessages(library(lme4))
+fit <- lmer(chg ~ arm * visit + logbase + centre + stratum + (1 + week | subject), d, REML = TRUE)
+cat(fixef(fit), "\\n")
+cat(sqrt(diag(as.matrix(vcov(fit)))), "\\n")
+cat(getME(fit, "theta"), "\\n")
+cat(as.numeric(logLik(fit)), "\\n")
+"""
+
+
+@pytest.mark.r
+def test_own_engine_matches_lme4_on_a_larger_resample(
+    study: Study, ref1_long: pl.DataFrame, tmp_path: Path
+) -> None:
+    """600 subjects drawn with replacement from ref1 (new ids), fitted here and by lme4."""
+    import shutil
+    import subprocess
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.fail("Rscript is not on the PATH")
+    ids = ref1_long.get_column("subject").unique().sort().to_numpy()
+    draw = np.random.default_rng(5).choice(ids, size=600, replace=True)
+    pick = pl.DataFrame({"subject": draw, "new": [f"R{i:04d}" for i in range(600)]})
+    frame = (
+        pick.join(ref1_long, on="subject")
+        .drop("subject")
+        .rename({"new": "subject"})
+        .sort("subject", "visit_index")
+    )
+    frame.write_csv(tmp_path / "d.csv")
+    (tmp_path / "fit.R").write_text(R_LMM)
+    out = subprocess.run(
+        [rscript, str(tmp_path / "fit.R"), str(tmp_path / "d.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    fixef, se, theta = (np.array(line.split(), dtype=float) for line in out[:3])
+    result = fit_lmm(frame, study)
+    np.testing.assert_allclose(result.estimates["estimate"], fixef, atol=5e-4)
+    np.testing.assert_allclose(result.estimates["std_error"], se, rtol=5e-3)
+    np.testing.assert_allclose(result.fit["theta"], theta, rtol=2e-2)
+    assert result.fit["reml_loglik"] == pytest.approx(float(out[3]), abs=1e-3)
