@@ -87,18 +87,35 @@ class Balance:
         self.lines = LineReader(transport)
         self.reply_timeout = reply_timeout
         self.stable_timeout = stable_timeout
+        self._desync = False
+
+    def _resync(self) -> None:
+        """Send ``@`` and drop every line up to its ``I4 A`` reply."""
+        self.lines.clear()
+        self.lines.write_line(format_command("@"))
+        deadline = time.monotonic() + self.reply_timeout
+        while (line := self.lines.read_line(max(0.0, deadline - time.monotonic()))) is not None:
+            if line.startswith(b"I4 A"):
+                self._desync = False
+                return
+        raise BalanceTimeout("@: no reply from the balance (cable, baud?)")
 
     def ask(self, command: str, ident: str, timeout: float | None = None) -> Reply:
         """Send ``command`` and return its reply (ID ``ident`` or a general error).
 
         Lines with another ID (a late reply to an earlier command) are logged and skipped.
+        After a timeout the next call first resynchronises with ``@`` (which cancels what the
+        balance still has pending), so a late reply is never taken for a new command's.
         """
+        if self._desync:
+            self._resync()
         self.lines.write_line(format_command(command))
         deadline = time.monotonic() + (self.reply_timeout if timeout is None else timeout)
         while True:
             remaining = deadline - time.monotonic()
             line = self.lines.read_line(max(0.0, remaining))
             if line is None:
+                self._desync = True
                 raise BalanceTimeout(f"{command}: no reply from the balance (cable, baud?)")
             text = line.decode("ascii", "replace")
             try:
