@@ -258,7 +258,6 @@ class DeviceBuilder:
         ma = np.round(np.abs(raw), 2)
         volts = np.round(ma * (ohm + np.cumsum(rng.normal(0, 0.0004, n))), 1)
         sess.ma, sess.volts = ma, volts
-        sess.mean_ma = float(ma.mean())
         sess.charge_mc = round(float(ma.sum()) / self.p.vendor_b_hz, 3)
 
     def _exports(self, s: Subject, devices: list[Device]) -> None:
