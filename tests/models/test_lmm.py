@@ -117,6 +117,7 @@ def test_statsmodels_boundary_warning_on_raw_weeks_is_recorded(
 
 
 R_LMM = """
+options(digits = 15)
 d <- read.csv(commandArgs(TRUE)[1])
 d$arm <- factor(d$arm, c("TAP", "GLY", "OXY"))
 d$visit <- factor(d$visit, c("W1", "W2", "W3", "W4", "W8", "W12"))

@@ -144,3 +144,62 @@ def test_blinded_run_pools_shares(study: Study) -> None:
     shares = result.tables["shares"]
     assert shares.get_column("arm").unique().to_list() == ["pooled"]
     assert shares.filter(pl.col("endpoint") == "hdss_responder")["n_responders"].item() == 7
+
+
+R_RESPONDERS = """
+options(digits = 15)
+d <- read.csv(commandArgs(TRUE)[1])
+d$arm <- factor(d$arm, c("TAP", "GLY"))
+d$centre <- factor(d$centre)
+fit <- glm(resp ~ arm + centre, family = binomial, data = d)
+s <- summary(fit)$coefficients["armGLY", ]
+cat(exp(s[["Estimate"]]), s[["Pr(>|z|)"]], "\\n")
+tab <- xtabs(~ factor(arm, c("GLY", "TAP")) + factor(resp, c(1, 0)) + centre, d)
+mh <- mantelhaen.test(tab, correct = FALSE)
+cat(mh$estimate, mh$conf.int, mh$statistic, mh$p.value, "\\n")
+"""
+
+
+@pytest.mark.r
+def test_logistic_and_cmh_match_r(study: Study, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.fail("Rscript is not on the PATH")
+    cells = [
+        ("TAP", "C01", 4, 6),
+        ("GLY", "C01", 7, 3),
+        ("TAP", "C02", 2, 8),
+        ("GLY", "C02", 5, 5),
+        ("TAP", "C03", 3, 9),
+        ("GLY", "C03", 8, 2),
+    ]
+    adsl, hdss, sweat = make_tables(cells)
+    result = fit_responders(adsl, hdss, sweat, study)
+    resp = derive_responders(adsl, hdss, sweat, study)
+    resp.select("arm", "centre", pl.col("hdss_responder").cast(pl.Int64).alias("resp")).write_csv(
+        tmp_path / "d.csv"
+    )
+    (tmp_path / "fit.R").write_text(R_RESPONDERS)
+    out = subprocess.run(
+        [rscript, str(tmp_path / "fit.R"), str(tmp_path / "d.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    odds, p = (float(v) for v in out[0].split())
+    mh, low, high, chi2, p_mh = (float(v) for v in out[1].split())
+    row = (
+        result.tables["odds_ratios"]
+        .filter(pl.col("endpoint") == "hdss_responder")
+        .row(0, named=True)
+    )
+    assert row["odds_ratio"] == pytest.approx(odds, rel=1e-6)
+    assert row["p_value"] == pytest.approx(p, rel=1e-5)
+    cmh = result.tables["cmh"].filter(pl.col("endpoint") == "hdss_responder").row(0, named=True)
+    assert cmh["mh_odds_ratio"] == pytest.approx(mh, rel=1e-10)
+    assert (cmh["ci_low"], cmh["ci_high"]) == pytest.approx((low, high), rel=1e-8)
+    assert cmh["cmh_statistic"] == pytest.approx(chi2, rel=1e-10)
+    assert cmh["p_value"] == pytest.approx(p_mh, rel=1e-8)

@@ -116,6 +116,7 @@ def test_recovers_the_simulated_side_variance(
 
 
 R_SIDES = """
+options(digits = 15)
 d <- read.csv(commandArgs(TRUE)[1])
 suppressMessages(library(lme4))
 xs <- grep("^x", names(d), value = TRUE)
