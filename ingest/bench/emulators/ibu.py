@@ -13,6 +13,9 @@ The unit runs in emulated time (``EmuClock``: a time-acceleration factor). Scena
 - ``rate_hz: f``: sample rate for later sessions (benchmarks; the protocol says 10 Hz);
 - ``stop: true``: the emulator ends.
 
+``script_done`` is set once every step has run, the line is plugged in, the unit powered and
+no session running.
+
 ``generated`` is the emulator's own record of every frame it produced (boot, seq, raw),
 which the tests compare with the capture.
 """
@@ -273,6 +276,7 @@ class IbuEmulator:
             self.unit.tx_limit = self.TX_BUFFER
         self.stop_event = threading.Event()
         self.finished = threading.Event()
+        self.script_done = threading.Event()
         self._steps = sorted(scenario.steps, key=lambda s: float(s.get("at", 0.0)))
         self._unplug_until: float | None = None
         self._rename = False
@@ -315,6 +319,13 @@ class IbuEmulator:
                     self.line.replug(self._rename)
                     self.events.append((t, "replug"))
                 unit.advance(t)
+                if (
+                    not self._steps
+                    and self._unplug_until is None
+                    and unit.powered
+                    and not unit.session_active
+                ):
+                    self.script_done.set()
                 data = self.line.read()
                 if data:
                     unit.receive(data, t)
