@@ -28,7 +28,6 @@ from data_contracts.contracts import (
     contract_path,
     dtype_name,
     load_contract,
-    parse_contract,
 )
 from trial.study import Study, load_study
 
@@ -381,20 +380,9 @@ def write_contracts(study: Study, directory: Path = CONTRACT_DIR) -> list[Path]:
 
 def table_contract(table: str, blinded: bool) -> Contract:
     """The contract a run's table must satisfy: a blinded run's tables lack the columns marked
-    ``blinding: unblinded_only``."""
+    ``blinding: unblinded_only`` (:meth:`Contract.blinded_view`)."""
     contract = load_contract(table)
-    if not blinded:
-        return contract
-    data = dict(contract.raw)
-    schema = [dict(s) for s in data["schema"]]
-    schema[0]["properties"] = [
-        p
-        for p in schema[0]["properties"]
-        if {"property": "blinding", "value": UNBLINDED_ONLY}
-        not in (p.get("customProperties") or [])
-    ]
-    data["schema"] = schema
-    return parse_contract(data, f"{table} (blinded)")
+    return contract.blinded_view() if blinded else contract
 
 
 if __name__ == "__main__":
