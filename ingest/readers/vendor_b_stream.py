@@ -1,0 +1,318 @@
+"""Vendor-B telemetry at trial scale: the reader's rules in memory bounded by one batch.
+
+A 600-subject trial sends about 50 million 2 Hz events (several GB of JSON lines). Reading them
+all into one frame, as :func:`ingest.readers.vendor_b.read_vendor_b_files` does, needs memory
+in proportion to the whole delivery. Here the files are read in batches of whole devices and
+each batch goes through the reader's own functions (parse, quarantine, drop duplicates,
+summarise), so the results are the reader's, row for row, and peak memory is set by the batch
+size (``max_batch_bytes`` of JSON text), not by the size of the trial.
+
+Why batches of devices are exact: every rule that looks across lines looks within one device.
+An exact duplicate line has the same text, hence the same ``dev``; a session is keyed by
+(``dev``, ``sid``). Files are grouped by the serial in their name
+(``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``); should a file hold events of another device,
+the batches sharing that device are merged and read again together, so the result never
+depends on the file names being right.
+
+- Lines come from Polars' ``scan_lines`` (physical lines, ``\\r\\n`` or ``\\n``, a UTF-8
+  byte-order mark dropped, blank lines skipped but counted), the same lines the reader's
+  ``decode_file`` gives; a batch that is not valid UTF-8 falls back to the reader's
+  per-file decode, which quarantines the bad file whole (``NOT_UTF8``).
+- Distinct events of each batch are written as one Parquet file under ``events_dir``;
+  :attr:`VendorBStream.events` scans them lazily.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contracts import Contract, cast_frame, empty_frame, load_contract, typed_expr
+from ingest.device_sessions import summarise_sessions
+from ingest.quarantine import combine, empty_quarantine
+from ingest.readers.text import BOM, decode_file, relative_name
+from ingest.readers.vendor_b import (
+    DATASET,
+    FIELDS,
+    NEEDS,
+    drop_duplicate_lines,
+    parse_vendor_b_lines,
+)
+
+SESSIONS_DATASET = "device_sessions"
+MAX_BATCH_BYTES = 256 * 2**20
+"""JSON text per batch: about 2.5 M events, about 1 GB peak memory."""
+_NAME = re.compile(r"^ionto-b_(?P<serial>.+)_\d{14}\.jsonl$")
+
+
+@dataclass(frozen=True)
+class VendorBStream:
+    """``events``: distinct events (the reader's columns) scanned lazily from ``events_dir``;
+    ``sessions``: one row per session in ``device_sessions`` columns; ``quarantine``."""
+
+    events: pl.LazyFrame
+    sessions: pl.DataFrame
+    quarantine: pl.DataFrame
+
+
+def device_batches(paths: Sequence[Path], max_batch_bytes: int) -> list[list[Path]]:
+    """Files grouped by the device serial in their name (a file with another name is a group
+    of its own), groups packed in serial order into batches of at most ``max_batch_bytes``
+    (a device larger than that is a batch of its own: a device is never split)."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(Path(p) for p in paths):
+        match = _NAME.match(path.name)
+        key = match.group("serial") if match else f"\0{path}"
+        groups.setdefault(key, []).append(path)
+    batches: list[list[Path]] = []
+    current: list[Path] = []
+    size = 0
+    for key in sorted(groups):
+        files = groups[key]
+        group_size = sum(p.stat().st_size for p in files)
+        if current and size + group_size > max_batch_bytes:
+            batches.append(current)
+            current, size = [], 0
+        current.extend(files)
+        size += group_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def scan_vendor_b_lines(paths: Sequence[Path], raw_root: Path) -> pl.LazyFrame:
+    """Non-blank physical lines of ``paths`` as :func:`ingest.readers.vendor_b.vendor_b_lines`
+    gives them (``source_file``, ``source_line``, ``raw_text``, ``is_last``), lazily.
+    Collecting raises ``ComputeError`` when a file is not UTF-8."""
+    names = {str(p): relative_name(Path(p), Path(raw_root)) for p in paths}
+    return (
+        pl.scan_lines(
+            [str(p) for p in paths],
+            name="raw_text",
+            row_index_name="_i",
+            include_file_paths="_path",
+            glob=False,
+        )
+        .with_columns(source_line=(pl.col("_i") - pl.col("_i").min().over("_path") + 1))
+        .with_columns(
+            source_file=pl.col("_path").replace_strict(names, return_dtype=pl.String),
+            source_line=pl.col("source_line").cast(pl.Int64),
+            raw_text=pl.when(pl.col("source_line") == 1)
+            .then(pl.col("raw_text").str.strip_prefix(BOM))
+            .otherwise(pl.col("raw_text")),
+        )
+        .filter(pl.col("raw_text").str.strip_chars().str.len_bytes() > 0)
+        .with_columns(is_last=pl.int_range(pl.len()).over("_path") == pl.len().over("_path") - 1)
+        .select("source_file", "source_line", "raw_text", "is_last")
+    )
+
+
+def _batch_lines(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines of a batch and the quarantine of files that are not UTF-8."""
+    try:
+        return scan_vendor_b_lines(paths, raw_root).collect(), empty_quarantine()
+    except pl.exceptions.ComputeError:
+        pass
+    good: list[Path] = []
+    quarantines = [empty_quarantine()]
+    for path in paths:
+        decoded, q = decode_file(path.read_bytes(), relative_name(path, raw_root), DATASET)
+        quarantines.append(q)
+        if decoded is not None:
+            good.append(path)
+    if not good:
+        return vendor_b_lines_empty(), combine(quarantines)
+    return scan_vendor_b_lines(good, raw_root).collect(), combine(quarantines)
+
+
+def vendor_b_lines_empty() -> pl.DataFrame:
+    """No lines, in the columns of :func:`scan_vendor_b_lines`."""
+    return pl.DataFrame(
+        schema={
+            "source_file": pl.String,
+            "source_line": pl.Int64,
+            "raw_text": pl.String,
+            "is_last": pl.Boolean,
+        }
+    )
+
+
+def canonical_pattern(contract: Contract) -> str:
+    """Regex of an event line exactly as the devices write it (keys in the spec's order, no
+    spaces, no escapes, plain decimals, codelist values from the contract), capturing each
+    field. A line of this shape passes every rule of the reader except a calendar check of
+    ``ts`` and the key its event type needs, which :func:`parse_canonical` adds."""
+
+    def codes(name: str) -> str:
+        values = contract.prop(name).valid_values or []
+        return "|".join(re.escape(str(v)) for v in values)
+
+    text = r"[A-Za-z0-9_.:-]+"
+    unsigned = r"\d+(?:\.\d+)?"
+    return (
+        r'^\{"ts":"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}Z)",'
+        rf'"dev":"(?P<dev>{text})","ev":"(?P<ev>{codes("ev")})","sid":"(?P<sid>{text})"'
+        rf'(?:,"ma_set":(?P<ma_set>{unsigned})'
+        rf'|,"ma":(?P<ma>{unsigned}),"v":(?P<v>-?{unsigned})'
+        rf'|,"code":"(?P<code>{codes("code")})"'
+        rf'|,"reason":"(?P<reason>{codes("reason")})")?\}}$'
+    )
+
+
+def parse_canonical(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``lines`` into (typed events of the canonical lines, the other lines).
+
+    The fast path: one regex and a few casts per line instead of JSON decoding and the
+    contract's per-cell checks. A canonical line whose time stamp is not a calendar time or
+    whose event lacks the key its type needs is left to the reader (which quarantines it),
+    so every line the fast path keeps is one the reader keeps with the same values."""
+    contract = load_contract(DATASET)
+    fields = pl.col("raw_text").str.extract_groups(canonical_pattern(contract))
+    cells = lines.with_columns(_m=fields).unnest("_m")
+    # The pattern admits only plain decimals and codelist values: the contract's casts of
+    # those are plain casts; the time stamp goes through the contract's own parser.
+    typed = cells.with_columns(
+        typed_expr(contract.prop(name), pl.col(name))
+        if name == "ts"
+        else pl.col(name).cast(contract.prop(name).dtype)
+        for name in FIELDS
+    )
+    has_needed: pl.Expr = pl.lit(True)
+    for ev, key in NEEDS.items():
+        has_needed = has_needed & ~((pl.col("ev") == ev) & pl.col(key).is_null())
+    ok = pl.col("ev").is_not_null() & pl.col("ts").is_not_null() & has_needed
+    judged = typed.with_columns(_fast=ok)
+    fast = judged.filter(pl.col("_fast")).select("source_file", "source_line", "raw_text", *FIELDS)
+    rest = lines.filter(~judged["_fast"])
+    return fast, rest
+
+
+def parse_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The reader's :func:`~ingest.readers.vendor_b.parse_vendor_b_lines` with the canonical
+    fast path: (typed events with lineage and ``raw_text``, quarantine)."""
+    fast, rest = parse_canonical(lines)
+    if rest.height == 0:
+        return fast, empty_quarantine()
+    slow, quarantine = parse_vendor_b_lines(rest)
+    slow = slow.select(fast.columns).cast(fast.schema)
+    return pl.concat([fast, slow]), quarantine
+
+
+def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
+    """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines`, hashed: lines whose
+    text hash is unique cannot have a copy (``n_duplicates`` 0); the reader's own function
+    decides among the rest (true copies and any hash collisions), on the exact text."""
+    hashed = events.with_columns(_dup=pl.col("raw_text").hash().is_duplicated())
+    unique = hashed.filter(~pl.col("_dup")).select(
+        pl.exclude("_dup", "raw_text"), n_duplicates=pl.lit(0, dtype=pl.Int64)
+    )
+    copies = drop_duplicate_lines(hashed.filter(pl.col("_dup")).drop("_dup"))
+    return pl.concat([unique, copies.select(unique.columns)])
+
+
+@dataclass(frozen=True)
+class _Batch:
+    paths: list[Path]
+    events_file: Path
+    devices: frozenset[str]
+    sessions: pl.DataFrame
+    quarantine: pl.DataFrame
+
+
+def _read_batch(
+    paths: list[Path], raw_root: Path, tolerance_pct: float, events_file: Path
+) -> _Batch:
+    lines, q_files = _batch_lines(paths, raw_root)
+    contract = load_contract(DATASET)
+    if lines.height:
+        events, q_lines = parse_lines(lines)
+        distinct = drop_duplicates(events).select(contract.columns)
+    else:
+        q_lines, distinct = empty_quarantine(), empty_frame(contract)
+    del lines
+    distinct.write_parquet(events_file)
+    sessions = summarise_sessions(distinct, tolerance_pct).collect()
+    return _Batch(
+        paths=paths,
+        events_file=events_file,
+        devices=frozenset(distinct["dev"].unique().to_list()),
+        sessions=sessions,
+        quarantine=combine([q_files, q_lines]),
+    )
+
+
+def _merge_shared_devices(batches: list[_Batch]) -> list[list[Path]] | None:
+    """File lists of batches to read again together because they share a device (a file
+    holding another device's events); None when every device is in one batch."""
+    owner: dict[str, int] = {}
+    parent = list(range(len(batches)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, batch in enumerate(batches):
+        for dev in batch.devices:
+            j = owner.setdefault(dev, i)
+            parent[root(i)] = root(j)
+    if all(parent[i] == i for i in range(len(batches))):
+        return None
+    merged: dict[int, list[Path]] = {}
+    for i, batch in enumerate(batches):
+        merged.setdefault(root(i), []).extend(batch.paths)
+    return [sorted(paths) for paths in merged.values()]
+
+
+def read_vendor_b_stream(
+    paths: Sequence[Path],
+    raw_root: Path,
+    tolerance_pct: float,
+    events_dir: Path,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+) -> VendorBStream:
+    """Vendor-B files -> distinct events (Parquet under ``events_dir``), session summaries and
+    quarantine, equal to the reader's (:func:`ingest.readers.vendor_b.read_vendor_b_files`
+    then :func:`ingest.device_sessions.summarise_sessions`) up to row order.
+
+    ``tolerance_pct``: the study's ``treatment.current_tolerance_pct`` (within-tolerance
+    share). ``events_dir`` is emptied of earlier ``part-*.parquet`` files first."""
+    raw_root = Path(raw_root)
+    events_dir = Path(events_dir)
+    events_dir.mkdir(parents=True, exist_ok=True)
+    for old in events_dir.glob("part-*.parquet"):
+        old.unlink()
+    plan = device_batches(paths, max_batch_bytes)
+    batches: list[_Batch] = []
+    while True:
+        for old in events_dir.glob("part-*.parquet"):
+            old.unlink()
+        batches = [
+            _read_batch(files, raw_root, tolerance_pct, events_dir / f"part-{i:05d}.parquet")
+            for i, files in enumerate(plan)
+        ]
+        regrouped = _merge_shared_devices(batches)
+        if regrouped is None:
+            break
+        plan = regrouped
+    sessions_contract = load_contract(SESSIONS_DATASET)
+    sessions = [b.sessions for b in batches]
+    all_sessions = (
+        pl.concat(sessions).sort("device_serial", "start_utc")
+        if sessions
+        else summarise_sessions(empty_frame(load_contract(DATASET)), tolerance_pct).collect()
+    )
+    events = (
+        pl.scan_parquet(sorted(events_dir.glob("part-*.parquet")))
+        if batches
+        else empty_frame(load_contract(DATASET)).lazy()
+    )
+    return VendorBStream(
+        events=events,
+        sessions=cast_frame(all_sessions, sessions_contract),
+        quarantine=combine([empty_quarantine(), *(b.quarantine for b in batches)]),
+    )

@@ -1,0 +1,183 @@
+"""The streaming vendor-B path gives the reader's results on a hand-written delivery.
+
+The delivery has every case a rule looks at: broken JSON mid-file, a half-written last line
+re-sent whole in the next file, exact duplicate lines (in one file and across files), a
+session spanning two files, CRLF line ends with a byte-order mark and a blank line, lines
+that are valid JSON but not in the devices' canonical shape (the fast path hands them to the
+reader), values outside the contract, a file that is not UTF-8, and a file named for one
+device holding a line of another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from data_contracts.contracts import cast_frame, load_contract
+from ingest.device_sessions import summarise_sessions
+from ingest.readers.vendor_b import read_vendor_b_files
+from ingest.readers.vendor_b_stream import (
+    canonical_pattern,
+    device_batches,
+    read_vendor_b_stream,
+)
+
+TOLERANCE_PCT = 10.0
+
+
+def _ev(ts: str, dev: str, ev: str, sid: str, tail: str = "") -> str:
+    return f'{{"ts":"2026-03-14T{ts}Z","dev":"{dev}","ev":"{ev}","sid":"{sid}"{tail}}}'
+
+
+def _sample(ts: str, dev: str, sid: str, ma: float, v: float = 20.0) -> str:
+    return _ev(ts, dev, "sample", sid, f',"ma":{ma},"v":{v}')
+
+
+DUP = _sample("18:00:01.000", "B-00042", "7f3c", 10.0)
+RESENT = _sample("18:00:02.000", "B-00042", "7f3c", 9.0)
+
+FILES: dict[str, bytes] = {
+    # Session 7f3c: start, samples 10, 10 (twice: an exact duplicate), a broken line, 12, 9
+    # (cut off at the end of the file, re-sent whole as line 1 of the next file), polarity,
+    # 11, end. Samples every 0.5 s: 10, 10, 12, 9, 11.
+    "C01/2026-03-14/ionto-b_B-00042_20260314180000.jsonl": "\n".join(
+        [
+            _ev("18:00:00.000", "B-00042", "start", "7f3c", ',"ma_set":10.0'),
+            _sample("18:00:00.500", "B-00042", "7f3c", 10.0),
+            DUP,
+            DUP,
+            '{"ts":"2026-03-14T18:00:01.250Z","dev":"B-00042","ev":"sample","sid":"7f3c","ma":1',
+            _sample("18:00:01.500", "B-00042", "7f3c", 12.0),
+            RESENT[: len(RESENT) // 2],
+        ]
+    ).encode(),
+    "C01/2026-03-15/ionto-b_B-00042_20260314180002.jsonl": (
+        "\n".join(
+            [
+                RESENT,
+                _ev("18:00:02.250", "B-00042", "polarity", "7f3c"),
+                _sample("18:00:02.500", "B-00042", "7f3c", 11.0),
+                _ev("18:00:02.500", "B-00042", "end", "7f3c", ',"reason":"COMPLETED"'),
+            ]
+        )
+        + "\n"
+    ).encode(),
+    # Device B-00043, CRLF with a byte-order mark and a blank line. Session 0a01 has a
+    # non-canonical line (spaces, keys reordered: valid JSON the reader reads), a fault, and
+    # bad lines: unknown event type, a sample without "ma", an impossible date, a negative
+    # current. Then a B-00042 line that duplicates one of C01 (a file holding another
+    # device's event).
+    "C02/2026-03-14/ionto-b_B-00043_20260314190000.jsonl": (
+        "\ufeff"
+        + "\r\n".join(
+            [
+                _ev("19:00:00.000", "B-00043", "start", "0a01", ',"ma_set":15.0'),
+                _sample("19:00:00.500", "B-00043", "0a01", 15.0),
+                "",
+                '{"sid": "0a01", "ev": "sample", "dev": "B-00043", "ma": 16.5, "v": 30, '
+                '"ts": "2026-03-14T19:00:01.000Z"}',
+                _ev("19:00:01.100", "B-00043", "pause", "0a01"),
+                _ev("19:00:01.200", "B-00043", "sample", "0a01", ',"v":20.0'),
+                _sample("19:00:01.300", "B-00043", "0a01", 13.0).replace("03-14", "02-30"),
+                _sample("19:00:01.400", "B-00043", "0a01", -1.0),
+                _sample("19:00:01.500", "B-00043", "0a01", 18.0),
+                _ev("19:00:01.500", "B-00043", "fault", "0a01", ',"code":"E03"'),
+                _ev("19:00:01.500", "B-00043", "end", "0a01", ',"reason":"FAULT"'),
+                DUP,
+            ]
+        )
+        + "\r\n"
+    ).encode(),
+    "C02/2026-03-15/ionto-b_B-00043_20260315190000.jsonl": b'{"ts":"\xff"}\n',
+}
+
+
+@pytest.fixture
+def delivery(tmp_path: Path) -> tuple[Path, list[Path]]:
+    raw = tmp_path / "raw"
+    for name, data in FILES.items():
+        path = raw / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return raw, sorted(raw.rglob("*.jsonl"))
+
+
+def _eager(raw: Path, paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    events, quarantine = read_vendor_b_files(paths, raw)
+    sessions = summarise_sessions(events, TOLERANCE_PCT).collect()
+    return events, cast_frame(sessions, load_contract("device_sessions")), quarantine
+
+
+@pytest.mark.parametrize("max_batch_bytes", [1, 2**20], ids=["device_per_batch", "one_batch"])
+def test_streaming_equals_the_reader(
+    delivery: tuple[Path, list[Path]], tmp_path: Path, max_batch_bytes: int
+) -> None:
+    raw, paths = delivery
+    events, sessions, quarantine = _eager(raw, paths)
+    stream = read_vendor_b_stream(
+        paths, raw, TOLERANCE_PCT, tmp_path / "events", max_batch_bytes=max_batch_bytes
+    )
+    by_line = ["source_file", "source_line"]
+    assert_frame_equal(stream.events.collect().sort(by_line), events.sort(by_line))
+    assert_frame_equal(stream.sessions, sessions)
+    q_order = [*by_line, "reason_code"]
+    assert_frame_equal(stream.quarantine.sort(q_order), quarantine.sort(q_order))
+
+
+def test_streaming_values_by_hand(delivery: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    raw, paths = delivery
+    stream = read_vendor_b_stream(paths, raw, TOLERANCE_PCT, tmp_path / "events", 1)
+    s = {r["session_key"]: r for r in stream.sessions.iter_rows(named=True)}
+    a = s["B:B-00042:7f3c"]
+    assert a["source_files"] == [
+        "C01/2026-03-14/ionto-b_B-00042_20260314180000.jsonl",
+        "C01/2026-03-15/ionto-b_B-00042_20260314180002.jsonl",
+    ]
+    # The DUP line: once more in the same file, once in the B-00043 file.
+    assert a["n_duplicate_events"] == 2
+    assert a["mean_ma"] == pytest.approx((10 + 10 + 12 + 9 + 11) / 5)
+    # Trapezoids over 0.5 s steps: (10+10)/2 + (10+12)/2 + (12+9)/2 + (9+11)/2, times 0.5 s.
+    assert a["charge_mc"] == pytest.approx(0.5 * (10 + 11 + 10.5 + 10))
+    # Within +/- 10 % of 10 mA: 10, 10, 9, 11 (12 is not).
+    assert a["within_tolerance_share"] == pytest.approx(4 / 5)
+    assert a["duration_s"] == pytest.approx(2.5)
+    assert (a["polarity_switches"], a["end_reason"]) == (1, "COMPLETED")
+    b = s["B:B-00043:0a01"]
+    assert b["mean_ma"] == pytest.approx((15 + 16.5 + 18) / 3)
+    assert (b["fault_code"], b["end_reason"], b["n_duplicate_events"]) == ("E03", "FAULT", 0)
+    c01 = "C01/2026-03-14/ionto-b_B-00042_20260314180000.jsonl"
+    c02 = "C02/2026-03-14/ionto-b_B-00043_20260314190000.jsonl"
+    assert stream.quarantine.select("source_file", "source_line", "field", "reason_code").sort(
+        "source_file", "source_line", nulls_last=True
+    ).rows() == [
+        (c01, 5, None, "BAD_JSON"),
+        (c01, 7, None, "TRUNCATED_LINE"),
+        (c02, 5, "ev", "NOT_IN_CODELIST"),
+        (c02, 6, "ma", "MISSING_REQUIRED"),
+        (c02, 7, "ts", "BAD_DATE"),
+        (c02, 8, "ma", "OUT_OF_RANGE"),
+        ("C02/2026-03-15/ionto-b_B-00043_20260315190000.jsonl", None, None, "NOT_UTF8"),
+    ]
+
+
+def test_canonical_pattern_takes_its_codes_from_the_contract() -> None:
+    pattern = canonical_pattern(load_contract("vendor_b_events"))
+    assert "STOPPED_BY_USER" in pattern and "E07" in pattern and "polarity" in pattern
+
+
+def test_batches_never_split_a_device(tmp_path: Path) -> None:
+    sizes = {"B-1": [300, 300], "B-2": [500], "B-3": [100, 100]}
+    paths = []
+    for serial, parts in sizes.items():
+        for k, size in enumerate(parts):
+            path = tmp_path / f"ionto-b_{serial}_2026031418000{k}.jsonl"
+            path.write_bytes(b"x" * size)
+            paths.append(path)
+    odd = tmp_path / "other.jsonl"
+    odd.write_bytes(b"x")
+    batches = device_batches([*paths, odd], max_batch_bytes=700)
+    names = [[p.name.split("_")[1] if "_" in p.name else p.name for p in b] for b in batches]
+    assert names == [["other.jsonl", "B-1", "B-1"], ["B-2", "B-3", "B-3"]]
