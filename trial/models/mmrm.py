@@ -328,7 +328,7 @@ def lsmeans_table(fit: MmrmFit) -> pl.DataFrame:
         {
             "visit": [v for v, _ in keys],
             "arm": [a for _, a in keys],
-            **{k: cols[k] for k in ("estimate", "std_error", "df", "ci_low", "ci_high")},
+            **cols,
             "percent_reduction": 100.0 * (1.0 - np.exp(cols["estimate"])),
             "percent_reduction_ci_low": 100.0 * (1.0 - np.exp(cols["ci_high"])),
             "percent_reduction_ci_high": 100.0 * (1.0 - np.exp(cols["ci_low"])),

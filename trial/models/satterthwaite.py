@@ -42,10 +42,10 @@ class KenwardRoger:
         """(adjusted variance, df) of l'beta for one contrast row l (KR with q = 1)."""
         c, a = self.vcov, self.cov_theta
         big_theta = np.outer(row, row) / float(row @ c @ row)
-        terms = np.einsum("ab,bc,icd,de->iae", big_theta, c, self.p_mats, c)
+        terms = (big_theta @ c) @ self.p_mats @ c  # Theta C P_i C, (q, p, p)
         traces = np.einsum("iaa->i", terms)
         a1 = float(traces @ a @ traces)
-        a2 = float(np.einsum("ij,iab,jba->", a, terms, terms))
+        a2 = float(np.einsum("ij,iab,jba->", a, terms, terms, optimize=True))
         q = 1.0
         b = (a1 + 6.0 * a2) / (2.0 * q)
         g = ((q + 1.0) * a1 - (q + 4.0) * a2) / ((q + 2.0) * a2)
