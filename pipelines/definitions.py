@@ -7,6 +7,8 @@ settings through :func:`build_definitions`.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from pipelines.assets import analysis_ready, models, raw
@@ -15,15 +17,29 @@ from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
 
 ASSET_MODULES = [raw, analysis_ready, models]
+EXECUTORS = ("in_process", "multiprocess")
+
+
+def executor_from_env(choice: str | None = None) -> dg.ExecutorDefinition:
+    """``in_process`` (default: per-step process start-up dominates this graph of small
+    steps) or ``multiprocess`` (a process per step, at most ``os.cpu_count()`` at once: for
+    a production host where model fits run side by side). ``choice`` defaults to
+    ``$IONTO_EXECUTOR``. ``ionto run`` always executes in-process (docs/deployment.md)."""
+    choice = choice or os.environ.get("IONTO_EXECUTOR", "in_process")
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": os.cpu_count() or 1})
+    raise ValueError(f"IONTO_EXECUTOR={choice!r}: choose one of {', '.join(EXECUTORS)}")
 
 
 def _asset_names(assets: list[dg.AssetsDefinition]) -> list[str]:
     return [key.to_user_string() for a in assets for key in a.keys]
 
 
-def build_definitions(settings: TrialSettings) -> dg.Definitions:
+def build_definitions(settings: TrialSettings, executor: str | None = None) -> dg.Definitions:
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
-    output folder. Steps run in one process: the graph is many small steps."""
+    output folder; ``executor`` as in :func:`executor_from_env` (default in-process)."""
     assets = [
         a
         for module in ASSET_MODULES
@@ -34,7 +50,7 @@ def build_definitions(settings: TrialSettings) -> dg.Definitions:
         assets=assets,
         asset_checks=contract_checks(_asset_names(assets)),
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=settings.out_dir)},
-        executor=dg.in_process_executor,
+        executor=executor_from_env(executor),
     )
 
 
