@@ -93,6 +93,7 @@ class IbuUnit:
         self._faults = {"drop": 0, "corrupt": 0, "truncate": 0, "glue": 0}
         self.rate_hz = 10.0
         self.tx_limit: int | None = None
+        self.tx_overflow = 0
         self.out = bytearray()
         self._power_on_at: float | None = None
         self._boot_t = 0.0
@@ -114,6 +115,8 @@ class IbuUnit:
             damaged = self._damage(wire)
             if self.tx_limit is None or len(self.out) + len(damaged) <= self.tx_limit:
                 self.out += damaged
+            else:
+                self.tx_overflow += 1
 
     def _damage(self, wire: bytes) -> bytes:
         if self._faults["drop"]:
