@@ -1,47 +1,65 @@
-"""Models group: the SAP's section 7, one asset per model. Each returns a ModelResult that the
-IO manager writes as tidy Parquet tables under ``OUT/models/``. Blinded runs fit nothing that
-needs arms: those results are empty with a note that says so."""
+"""Models group: the SAP's section 7, one asset per model, named as the model result it holds.
+Each returns a ModelResult that the IO manager writes as tidy Parquet tables under
+``OUT/models/<name>_*.parquet``. Blinded runs fit nothing that needs arms: those results are
+empty with a note that says so; safety and device summaries are then pooled."""
 
 import dagster as dg
 import polars as pl
 
 from pipelines.resources import TrialSettings
 from trial.models.ancova import fit_ancova
+from trial.models.device import device_summary
 from trial.models.lmm import fit_lmm
 from trial.models.mmrm import fit_mmrm
 from trial.models.multiplicity import fixed_sequence_from_results
 from trial.models.responders import fit_responders
 from trial.models.result import ModelResult
+from trial.models.safety import safety_summary
+from trial.models.secondary import fit_durability, fit_plantar
+from trial.models.sides import fit_sides, sides_long
+from trial.models.subgroups import subgroup_effects
 from trial.models.tidy import is_blinded, not_fitted_blinded
 
 GROUP = "models"
+
+
+def _mmrm(name: str, frame: pl.DataFrame, settings: TrialSettings) -> ModelResult:
+    if is_blinded(frame):
+        return not_fitted_blinded(name, n_observations=frame.height)
+    return fit_mmrm(frame, settings.study(), name=name)
 
 
 @dg.asset(group_name=GROUP)
 def mmrm_primary(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Primary MMRM on the FAS: unstructured covariance (pre-specified fallbacks), REML,
     Satterthwaite df; LS means, contrasts, ratios of geometric means, percent reduction."""
-    if is_blinded(analysis_long):
-        return not_fitted_blinded("mmrm_primary", n_observations=analysis_long.height)
-    return fit_mmrm(analysis_long, settings.study(), name="mmrm_primary")
+    return _mmrm("mmrm_primary", analysis_long, settings)
 
 
 @dg.asset(group_name=GROUP)
 def mmrm_pp(settings: TrialSettings, analysis_long_pp: pl.DataFrame) -> ModelResult:
     """Sensitivity 2: the primary MMRM on the per-protocol set."""
-    if is_blinded(analysis_long_pp):
-        return not_fitted_blinded("mmrm_pp", n_observations=analysis_long_pp.height)
-    return fit_mmrm(analysis_long_pp, settings.study(), name="mmrm_pp")
+    return _mmrm("mmrm_pp", analysis_long_pp, settings)
 
 
 @dg.asset(group_name=GROUP)
-def lmm_random_slope(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
+def lmm_sensitivity1(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Sensitivity 1: random intercept and slope on nominal week per subject."""
     return fit_lmm(analysis_long, settings.study())
 
 
 @dg.asset(group_name=GROUP)
-def ancova_primary_visit(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
+def sides_sensitivity3(
+    settings: TrialSettings, adsweat_side: pl.DataFrame, adsl: pl.DataFrame
+) -> ModelResult:
+    """Sensitivity 3: sides as separate observations, random intercepts for subject and for
+    side within subject."""
+    study = settings.study()
+    return fit_sides(sides_long(adsweat_side, adsl, study), study)
+
+
+@dg.asset(group_name=GROUP)
+def ancova_sensitivity4(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Sensitivity 4: complete-case ANCOVA at the primary visit."""
     return fit_ancova(analysis_long, settings.study())
 
@@ -61,3 +79,37 @@ def fixed_sequence(
 ) -> ModelResult:
     """Fixed-sequence testing of the key secondary family, with the decision at each step."""
     return fixed_sequence_from_results(settings.study(), mmrm_primary, responders)
+
+
+@dg.asset(group_name=GROUP)
+def subgroups(
+    settings: TrialSettings, analysis_long: pl.DataFrame, adsl: pl.DataFrame
+) -> ModelResult:
+    """Treatment effect at the primary visit per subgroup level, with interaction p-values
+    (the forest plot's numbers)."""
+    return subgroup_effects(analysis_long, adsl, settings.study())
+
+
+@dg.asset(group_name=GROUP)
+def plantar(settings: TrialSettings, adsweat: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
+    """Plantar sweat rate in subjects with plantar involvement, at the primary visit."""
+    return fit_plantar(adsweat, adsl, settings.study())
+
+
+@dg.asset(group_name=GROUP)
+def durability(settings: TrialSettings, adsweat: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
+    """Durability after treatment stops: ratio of the last follow-up to end of treatment."""
+    return fit_durability(adsweat, adsl, settings.study())
+
+
+@dg.asset(group_name=GROUP)
+def safety(settings: TrialSettings, adae: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
+    """Subjects with each adverse-event term by arm, severity and relatedness; serious events."""
+    return safety_summary(adae, adsl, settings.study())
+
+
+@dg.asset(group_name=GROUP)
+def device(settings: TrialSettings, addev: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
+    """Device adherence and delivered dose by arm: sessions completed / planned, charge,
+    time within tolerance of the prescribed current, aborted sessions and fault codes."""
+    return device_summary(addev, adsl, settings.study())
