@@ -1,4 +1,5 @@
-"""The production instance: the demo graph materialised against a real PostgreSQL server.
+"""The production set-up: the demo graph materialised against a real PostgreSQL server, and
+the executor choice of a production host.
 
 A throw-away server from Debian's packages (``/usr/lib/postgresql/<v>/bin``) is initialised in
 a temporary folder, listens on 127.0.0.1 only (a free port, its unix socket in the same
@@ -22,6 +23,8 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from pipelines.definitions import build_definitions, executor_from_env
+from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
 from trial.simulate import simulate_trial
 from trial.study import load_study
@@ -167,3 +170,17 @@ def test_demo_graph_is_recorded_in_postgres(
         row = cur.fetchone()
         assert row is not None and row[0] >= 10
     assert report.success, report.describe()
+
+
+def test_executor_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = TrialSettings(raw_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    monkeypatch.delenv("IONTO_EXECUTOR", raising=False)
+    default = build_definitions(settings).resolve_implicit_global_asset_job_def()
+    assert default.executor_def.name == "in_process"
+    monkeypatch.setenv("IONTO_EXECUTOR", "multiprocess")
+    chosen = build_definitions(settings).resolve_implicit_global_asset_job_def().executor_def
+    assert chosen.name == "multiprocess"
+    config = chosen.apply_config_mapping({}).value
+    assert config is not None and config["config"]["max_concurrent"] == os.cpu_count()
+    with pytest.raises(ValueError, match="IONTO_EXECUTOR='celery'"):
+        executor_from_env("celery")
