@@ -128,9 +128,11 @@ class DeviceBuilder:
         rng, p = self.rng, self.p
         rand = [s for s in subjects if s.randomised]
         devices: list[Device] = []
-        n_b = int((rng.random(len(rand)) < p.vendor_b_share).sum())
-        n_b = max(n_b, 1) if p.vendor_b_share > 0 else 0
-        b_subjects = {rand[int(i)].subject_id for i in rng.permutation(len(rand))[:n_b]}
+        b_subjects = {s.subject_id for s in rand if rng.random() < p.vendor_b_share}
+        completers = [s for s in rand if s.withdrawn is None]
+        if p.vendor_b_share > 0 and not b_subjects & {s.subject_id for s in completers}:
+            # at least one vendor-B unit with a full treatment (streams spanning files)
+            b_subjects.add(completers[int(rng.integers(0, len(completers)))].subject_id)
         eligible_swap = [s for s in rand if not s.never_treated and s.withdrawn is None]
         n_swap = min(max(1, round(p.device_swap_share * len(rand))), len(eligible_swap))
         swaps = {

@@ -72,6 +72,19 @@ class EventInjector:
             if k.startswith(f"{centre}/") and "/gravimetry_" in k and not k.startswith(last)
         )
 
+    def _wet_rows(self, path: str) -> list[int]:
+        """Rows (0-based line indices) of a worksheet with a wet weight at a visit that is
+        not protected (screening, baseline, primary)."""
+        lines = self.files[path].lines
+        wet = _split(lines[0]).index("wet_weight")
+        rows = [(i, _split(line)) for i, line in enumerate(lines[1:], start=1)]
+        return [i for i, f in rows if f[wet] and f[1] not in self.protected_visits]
+
+    def _rotated(self, start: int) -> list[str]:
+        """Centres in study order, starting at index ``start`` (wrapping)."""
+        c = self.study.centres
+        return [c[(start + k) % len(c)] for k in range(len(c))]
+
     def _next_folder(self, path: str) -> str:
         centre, date, _ = path.split("/")
         folders = [d.folder for d in self.deliveries[centre]]
@@ -79,9 +92,11 @@ class EventInjector:
 
     # -- legal events --------------------------------------------------------------------
     def redeliveries(self) -> None:
-        centres = self.study.centres
-        first = centres[int(self.rng.integers(0, len(centres)))]
-        second = centres[(centres.index(first) + 1) % len(centres)]
+        start = int(self.rng.integers(0, len(self.study.centres)))
+        with_sheets = [c for c in self._rotated(start) if self._worksheets(c)]
+        if not with_sheets:
+            raise ValueError("the simulated trial is too small to place every delivery event")
+        first, second = with_sheets[0], with_sheets[1 % len(with_sheets)]
         repeat = self._pick(self._worksheets(first))
         again = f"{self._next_folder(repeat)}/{repeat.rsplit('/', 1)[1]}"
         src = self.files[repeat]
@@ -95,17 +110,12 @@ class EventInjector:
                 "re-reading must change nothing",
             }
         )
-        options = [k for k in self._worksheets(second) if k != repeat]
-        corrected = self._pick(options)
+        corrected, i = self._pick(
+            [(k, i) for k in self._worksheets(second) if k != repeat for i in self._wet_rows(k)]
+        )
         fixed = f"{self._next_folder(corrected)}/{corrected.rsplit('/', 1)[1]}"
         header = _split(self.files[corrected].lines[0])
         wet = header.index("wet_weight")
-        rows = [
-            i
-            for i, line in enumerate(self.files[corrected].lines[1:], start=1)
-            if _split(line)[wet] and _split(line)[1] not in self.protected_visits
-        ]
-        i = self._pick(rows)
         good = self.files[corrected]
         self.files[fixed] = OutFile(list(good.lines), good.eol)
         fields = _split(good.lines[i])
@@ -177,24 +187,30 @@ class EventInjector:
         )
         self.log.untouchable.add(path)
 
-    def _edc_row(self, centre: str, name: str, ok: Any) -> tuple[str, int, list[str], list[str]]:
-        path = f"{self.deliveries[centre][-1].folder}/{name}.csv"
-        lines = self.files[path].lines
-        header = _split(lines[0])
-        rows = [
-            i for i in range(1, len(lines)) if ok(dict(zip(header, _split(lines[i]), strict=True)))
-        ]
-        i = self._pick(rows)
-        return path, i, header, _split(lines[i])
+    def _edc_row(self, start: int, name: str, ok: Any) -> tuple[str, int, list[str], list[str]]:
+        """A row of a centre's current EDC table satisfying ``ok``: the first centre from
+        index ``start`` (wrapping) that has one."""
+        for centre in self._rotated(start):
+            path = f"{self.deliveries[centre][-1].folder}/{name}.csv"
+            lines = self.files[path].lines
+            header = _split(lines[0])
+            rows = [
+                i
+                for i in range(1, len(lines))
+                if ok(dict(zip(header, _split(lines[i]), strict=True)))
+            ]
+            if rows:
+                i = self._pick(rows)
+                return path, i, header, _split(lines[i])
+        raise ValueError(f"the simulated trial is too small to place a fault in {name}.csv")
 
     def _set(self, path: str, i: int, fields: list[str]) -> None:
         self.files[path].lines[i] = _join(fields)
 
     def edc_faults(self, randomised: set[str]) -> None:
-        c = self.study.centres
         sex_codes = set(self.study.codelists["sex"])
         bad_sex = next(x for x in ["X", "U", "Z"] if x not in sex_codes)
-        path, i, header, f = self._edc_row(c[0], "dm", lambda r: r["subject_id"] in randomised)
+        path, i, header, f = self._edc_row(0, "dm", lambda r: r["subject_id"] in randomised)
         f[header.index("sex")] = bad_sex
         self._set(path, i, f)
         self._fault(
@@ -208,7 +224,7 @@ class EventInjector:
         self.log.hidden.append({"subject_id": f[0], "dataset": "dm", "what": "sex"})
 
         free = lambda r: r["visit"] not in self.protected_visits  # noqa: E731
-        path, i, header, f = self._edc_row(c[1 % len(c)], "hdss", free)
+        path, i, header, f = self._edc_row(1, "hdss", free)
         low, high = (int(x) for x in self.study.simulation["hdss_scale"])
         f[header.index("hdss")] = str(high + 3)
         self._set(path, i, f)
@@ -223,7 +239,7 @@ class EventInjector:
         self.log.hidden.append({"subject_id": f[0], "dataset": "hdss", "what": f"hdss at {f[1]}"})
 
         done = lambda r: free(r) and r["status"] == "DONE"  # noqa: E731
-        path, i, header, f = self._edc_row(c[2 % len(c)], "visits", done)
+        path, i, header, f = self._edc_row(2, "visits", done)
         k = header.index("visit_date")
         f[k] = f"{f[k][:4]}-02-30"
         self._set(path, i, f)
@@ -243,7 +259,11 @@ class EventInjector:
             }
         )
 
-        path, i, header, f = self._edc_row(c[3 % len(c)], "ae", lambda r: "," in r["verbatim"])
+        try:
+            path, i, header, f = self._edc_row(3, "ae", lambda r: "," in r["verbatim"])
+        except ValueError:  # no verbatim with a comma: one gets a comma
+            path, i, header, f = self._edc_row(3, "ae", lambda r: True)
+            f[header.index("verbatim")] += ", see notes"
         line = ",".join(f)  # the verbatim's comma left unquoted: one field too many
         self.files[path].lines[i] = line
         self._fault(
@@ -258,19 +278,16 @@ class EventInjector:
         self.log.hidden.append({"subject_id": f[0], "dataset": "ae", "what": f"AE {f[1]}"})
 
     def gravimetry_fault(self) -> None:
-        latest = sorted(
-            k for k in self.files if "/gravimetry_" in k and k not in self.log.untouchable
+        path, i = self._pick(
+            [
+                (path, i)
+                for path in sorted(self.files)
+                if "/gravimetry_" in path and path not in self.log.untouchable
+                for i in self._wet_rows(path)
+            ]
         )
-        path = self._pick(latest)
         lines = self.files[path].lines
-        header = _split(lines[0])
-        wet = header.index("wet_weight")
-        rows = [
-            i
-            for i in range(1, len(lines))
-            if _split(lines[i])[wet] and _split(lines[i])[1] not in self.protected_visits
-        ]
-        i = self._pick(rows)
+        wet = _split(lines[0]).index("wet_weight")
         f = _split(lines[i])
         value = f[wet]
         dot = value.index(".")
