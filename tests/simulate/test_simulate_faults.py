@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trial.simulate import SimulationSummary
+import pytest
+
+from trial.simulate import SimulationSummary, simulate_trial
 from trial.study import Study
 
 REQUIRED = {
@@ -170,3 +172,12 @@ def test_clean_run_has_no_faults(clean_run: SimulationSummary) -> None:
             continue
         rows = list(csv.reader(x for x in lines[:-1] if not x.startswith("#")))
         assert {len(r) for r in rows} == {len(rows[0])}
+
+
+@pytest.mark.parametrize(("seed", "n"), [(12, 12), (17, 20), (21, 36)])
+def test_small_trials_place_every_fault(tmp_path: Path, study: Study, seed: int, n: int) -> None:
+    """Seeds that once left a fault without a place (a centre with no candidate row)."""
+    run = simulate_trial(study, n, seed, tmp_path / "raw", faults=True)
+    assert {f["reason_code"] for f in load(run, "faults.json")["faults"]} >= REQUIRED
+    kinds = {e["kind"] for e in load(run, "delivery_events.json")["events"]}
+    assert kinds >= {"repeat", "correction", "factory_reset", "clock_reset", "duplicate_event"}
