@@ -135,16 +135,14 @@ def simulate_trial(
     cohort.follow_up(subjects)
     devices, device_events = DeviceBuilder(study, params, device_rng).build(subjects)
     primary = study.primary_region.code
+    session_days: dict[str, set[dt.date]] = {}
+    for dev in devices:
+        if dev.region == primary:
+            session_days.setdefault(dev.subject_id, set()).update(
+                x.start_utc.astimezone(params.timezone).date() for x in dev.sessions
+            )
     for s in subjects:
-        days = sorted(
-            {
-                x.start_utc.astimezone(params.timezone).date()
-                for d in devices
-                if d.subject_id == s.subject_id and d.region == primary
-                for x in d.sessions
-            }
-        )
-        cohort.adverse_events(s, days)
+        cohort.adverse_events(s, sorted(session_days.get(s.subject_id, set())))
 
     deliveries = schedule_deliveries(study, params, _last_event(subjects, devices))
     renderer = Renderer(study, params, render_rng)
