@@ -9,13 +9,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
 
-import synthetic_trial  # noqa: E402
+import synthetic_trial
 
-from trial.derive.analysis_long import build_analysis_long  # noqa: E402
-from trial.models.mmrm import fit_mmrm  # noqa: E402
-from trial.models.result import write_result  # noqa: E402
-from trial.models.tidy import not_fitted_blinded  # noqa: E402
-from trial.study import load_study  # noqa: E402
+from trial.derive.analysis_long import build_analysis_long
+from trial.models.mmrm import fit_mmrm
+from trial.models.result import write_result
+from trial.models.tidy import not_fitted_blinded
+from trial.study import load_study
 
 
 def _synthetic_out(out: Path, blinded: bool) -> Path:
