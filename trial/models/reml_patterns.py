@@ -144,6 +144,46 @@ class PatternReml:
         except np.linalg.LinAlgError:
             return float("inf")
 
+    def criterion_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """-2 REML loglik and its exact gradient in ``theta`` (``lam`` must be linear).
+
+        With ``dW_k`` the derivative of ``W_k`` and ``D_k = -W_k^-1 dW_k W_k^-1``:
+        ``d sum n_k log|W_k| = sum n_k tr(W_k^-1 dW_k)``, ``dA = sum D_k (x) Sxx``,
+        ``d log|A| = tr(A^-1 dA)``, ``d rss = d(y'W^-1y) - 2 b'dc + b'dA b``.
+        """
+        theta = np.asarray(theta, dtype=float)
+        try:
+            winv, logdet_w = self._w_inverse(theta)
+        except np.linalg.LinAlgError:
+            return float("inf"), np.zeros_like(theta)
+        wflat = winv.reshape(-1)
+        a = (wflat @ self._sxx).reshape(self.p, self.p)
+        c = wflat @ self._sxy
+        yy = float(wflat @ self._syy)
+        a_inv = np.linalg.inv(a)
+        beta = a_inv @ c
+        rss = yy - float(c @ beta)
+        dof = self.n_obs - self.p
+        crit = (
+            logdet_w
+            + float(np.linalg.slogdet(a)[1])
+            + dof * (1.0 + np.log(2.0 * np.pi * rss / dof))
+        )
+        zl = self._z @ self._lam(theta)
+        zero = self._lam(np.zeros_like(theta))
+        grad = np.empty(theta.size)
+        for j in range(theta.size):
+            zd = self._z @ (self._lam(np.eye(theta.size)[j]) - zero)
+            dw_full = zd @ zl.T + zl @ zd.T
+            dw = np.where(self._off, 0.0, dw_full[None, :, :])
+            d_logdet_w = float(self.counts @ np.einsum("kab,kab->k", winv, dw))
+            dflat = -(winv @ dw @ winv).reshape(-1)
+            da = (dflat @ self._sxx).reshape(self.p, self.p)
+            drss = float(dflat @ self._syy) - 2.0 * float(beta @ (dflat @ self._sxy))
+            drss += float(beta @ da @ beta)
+            grad[j] = d_logdet_w + float(np.sum(a_inv * da)) + dof * drss / rss
+        return float(crit), grad
+
     def conditional(self, theta: np.ndarray, sigma2: float | None = None) -> RemlFit:
         """Everything at a given ``theta`` (``sigma2``: given, or profiled as rss / (N - p))."""
         crit, beta, a, rss = self.profile(theta)
@@ -161,16 +201,47 @@ class PatternReml:
             n_evaluations=1,
         )
 
-    def fit(self, theta0: np.ndarray, bounds: list[tuple[float | None, float | None]]) -> RemlFit:
-        """Minimise the profiled criterion with L-BFGS-B from ``theta0`` within ``bounds``."""
-        res = optimize.minimize(
-            self.criterion,
-            np.asarray(theta0, dtype=float),
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500},
-        )
-        out = self.conditional(res.x)
+    def fit(
+        self,
+        theta0: np.ndarray,
+        bounds: list[tuple[float | None, float | None]],
+        probe: float = 1e-2,
+        max_restarts: int = 3,
+    ) -> RemlFit:
+        """Minimise the profiled criterion with L-BFGS-B (exact gradient) from ``theta0``.
+
+        A diagonal element of ``Lam`` that ends on its bound 0 may be a false stop: the
+        criterion is even in it, so its derivative is 0 there whether or not 0 is a minimum.
+        Such an end is probed at ``probe``; if the criterion is lower there, the fit restarts
+        from that point (at most ``max_restarts`` times).
+        """
+        x = np.asarray(theta0, dtype=float)
+        n_evaluations = 0
+        for _ in range(max_restarts + 1):
+            res = optimize.minimize(
+                self.criterion_and_gradient,
+                x,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500},
+            )
+            n_evaluations += int(res.nfev)
+            x = np.asarray(res.x, dtype=float)
+            at_bound = [
+                j for j, (low, _) in enumerate(bounds) if low is not None and x[j] <= low + 1e-10
+            ]
+            better = None
+            for j in at_bound:
+                trial = x.copy()
+                trial[j] = bounds[j][0] + probe  # type: ignore[operator]
+                if self.criterion(trial) < float(res.fun) - 1e-10:
+                    better = trial if better is None else better
+                    better[j] = trial[j]
+            if better is None:
+                break
+            x = better
+        out = self.conditional(x)
         return RemlFit(
             theta=out.theta,
             beta=out.beta,
@@ -180,5 +251,5 @@ class PatternReml:
             reml_loglik=out.reml_loglik,
             converged=bool(res.success and np.isfinite(res.fun)),
             message=str(res.message),
-            n_evaluations=int(res.nfev),
+            n_evaluations=n_evaluations,
         )
