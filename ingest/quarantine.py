@@ -19,6 +19,7 @@ Reason codes used by the readers:
 | ``OUT_OF_RANGE`` | a number outside the contract's minimum/maximum |
 | ``BAD_FORMAT`` | a string not matching the contract's pattern |
 | ``DUPLICATE_KEY`` | a second row with the same primary key in one EDC snapshot |
+| ``CONFLICTING_REPEAT`` | vendor-A session row that a later export reports otherwise |
 | ``BAD_JSON`` | a vendor-B line that is not a JSON object |
 | ``TRUNCATED_LINE`` | a vendor-B file's last line cut off (device unplugged) |
 | ``UNKNOWN_FILE`` / ``SEALED_LIST_IN_RAW`` | files the landing area does not read |

@@ -61,6 +61,19 @@ CSV_COLUMNS = [
 ]
 SESSION_KEY = ["serial", "session_no", "start"]
 DEATH_BOUNDS = ("_death_low", "_death_high")
+HELPERS = (*DEATH_BOUNDS, "_raw")
+"""Working columns between typing and deduplication: restart bounds and the raw line."""
+REPORTED = [
+    "duration_s",
+    "programmed_ma",
+    "mean_ma",
+    "max_v",
+    "charge_mc",
+    "polarity_switches",
+    "end_reason",
+    "fault_code",
+]
+"""The values an export reports for a session; a repeat must report the same."""
 RESET_BEFORE = "2001-01-01T00:00:00"
 _NAME = re.compile(r"^ionto-a_(?P<serial>[^_]+)_(?P<day>\d{8})\.csv$")
 _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -195,7 +208,12 @@ def type_vendor_a(
     ``consent`` (from :func:`earliest_consent`) adds the spec's own test of a restarted clock:
     a session dated before the consent of every subject the serial was assigned to."""
     contract = load_contract(DATASET)
-    typed, q_values = type_text_frame(text, contract, DATASET, derived={"start_local": "start"})
+    typed, q_values = type_text_frame(
+        text.with_columns(_raw=pl.col("raw_text")),
+        contract,
+        DATASET,
+        derived={"start_local": "start"},
+    )
     minutes = _offset_minutes(pl.col("utc_offset"))
     reset_before = pl.lit(RESET_BEFORE).str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us")
     typed = typed.with_columns(
@@ -219,7 +237,7 @@ def type_vendor_a(
             )
             .drop("consent_date")
         )
-    return place_clock_resets(typed).select(*contract.columns, *DEATH_BOUNDS), q_values
+    return place_clock_resets(typed).select(*contract.columns, *HELPERS), q_values
 
 
 def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -228,7 +246,7 @@ def read_vendor_a_file(path: Path, raw_root: Path) -> tuple[pl.DataFrame, pl.Dat
     if rows is None:
         return empty_frame(load_contract(DATASET)), q
     typed, q_values = type_vendor_a(rows_frame([rows], [header]))
-    return typed.drop(DEATH_BOUNDS), combine([q, q_values])
+    return typed.drop(HELPERS), combine([q, q_values])
 
 
 def place_clock_resets(sessions: pl.DataFrame) -> pl.DataFrame:
@@ -382,11 +400,17 @@ def place_by_counter(sessions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def deduplicate_sessions(rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
-    """One row per (serial, session_no, start): the latest export's row (delivery folder, then
-    ``exported_at``, then file name), with ``n_exports`` and ``source_files`` over all. A
-    session dated from a clock restart is placed from the tightest bounds over every export
-    holding it (``rows`` carry each export's bounds in ``_death_low``/``_death_high``)."""
+def deduplicate_sessions(
+    rows: pl.DataFrame, contract: Contract
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per (serial, session_no, start) -> (sessions, quarantine of conflicting repeats).
+
+    The latest export's row is kept (delivery folder, then ``exported_at``, then file name),
+    with ``n_exports`` and ``source_files`` over all exports holding it. A session dated from a
+    clock restart is placed from the tightest bounds over every export holding it (``rows``
+    carry each export's bounds in ``_death_low``/``_death_high``). An earlier export's row that
+    reports other values (duration, currents, charge, ...) than the kept row is quarantined
+    (``CONFLICTING_REPEAT``) so the replaced value is visible, not silently overwritten."""
     order = pl.col("source_file").str.split("/").list.get(-2, null_on_oob=True)
     ranked = rows.with_columns(_order=order).sort("_order", "exported_at", "source_file")
     held = ranked.group_by(SESSION_KEY).agg(
@@ -395,8 +419,9 @@ def deduplicate_sessions(rows: pl.DataFrame, contract: Contract) -> pl.DataFrame
         _death_low=pl.col("_death_low").max(),
         _death_high=pl.col("_death_high").min(),
     )
-    latest = ranked.unique(subset=SESSION_KEY, keep="last", maintain_order=True)
-    return (
+    keep = pl.struct(SESSION_KEY).is_last_distinct()
+    latest = ranked.filter(keep)
+    sessions = (
         apply_death_bounds(
             latest.drop("n_exports", "source_files", *DEATH_BOUNDS).join(
                 held, on=SESSION_KEY, how="left"
@@ -404,6 +429,43 @@ def deduplicate_sessions(rows: pl.DataFrame, contract: Contract) -> pl.DataFrame
         )
         .sort("serial", "start_utc", "session_no")
         .select(contract.columns)
+    )
+    return sessions, conflicting_repeats(ranked.filter(~keep), latest)
+
+
+def conflicting_repeats(earlier: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for earlier exports' rows whose reported values differ from the kept
+    row of the same session (first differing column named in ``field``)."""
+    pairs = earlier.join(
+        kept.select(*SESSION_KEY, *REPORTED, "source_file", "source_line"),
+        on=SESSION_KEY,
+        how="inner",
+        suffix="_kept",
+    )
+    differs = [pl.col(c).ne_missing(pl.col(f"{c}_kept")) for c in REPORTED]
+    first = pl.coalesce(
+        [pl.when(d).then(pl.lit(c)) for c, d in zip(REPORTED, differs, strict=True)]
+    )
+    bad = pairs.filter(pl.any_horizontal(differs)).with_columns(_field=first)
+    return bad.select(
+        pl.lit(DATASET).alias("dataset"),
+        "source_file",
+        "source_line",
+        pl.col("_field").alias("field"),
+        pl.lit("CONFLICTING_REPEAT").alias("reason_code"),
+        pl.format(
+            "{} line {}: session {} of {} starting {} reports other values than the later "
+            "export {} line {} (first: {}); the later export's values are used",
+            "source_file",
+            "source_line",
+            "session_no",
+            "serial",
+            "start",
+            "source_file_kept",
+            "source_line_kept",
+            "_field",
+        ).alias("message"),
+        pl.col("_raw").alias("raw_text"),
     )
 
 
@@ -425,7 +487,8 @@ def read_vendor_a_files(
     if not parts:
         return empty_frame(contract), combine(quarantines)
     typed, q_values = type_vendor_a(rows_frame(parts, headers), consent)
-    return deduplicate_sessions(typed, contract), combine([*quarantines, q_values])
+    sessions, q_conflicts = deduplicate_sessions(typed, contract)
+    return sessions, combine([*quarantines, q_values, q_conflicts])
 
 
 def read_vendor_a(

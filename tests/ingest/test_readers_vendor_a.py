@@ -181,3 +181,33 @@ def test_other_clock_resets_are_placed_linearly_in_the_counter(tmp_path: Path) -
     assert wrong["clock_reset"] and wrong["start_placement"] == "interpolated"
     assert wrong["start_utc_placed"] == dt.datetime(2026, 2, 3, 18, 0, tzinfo=UTC)
     assert wrong["start_utc"] == dt.datetime(2026, 5, 1, 18, 0, tzinfo=UTC)
+
+
+def test_a_repeat_reporting_other_values_is_quarantined_and_the_later_export_wins(
+    tmp_path: Path,
+) -> None:
+    first = write_export(
+        tmp_path,
+        "ionto-a_A-00005_20260209.csv",
+        "2026-02-09T12:00:00",
+        "+01:00",
+        [session(1, "2026-02-01T19:00:00")],
+    )
+    changed = session(1, "2026-02-01T19:00:00").replace("17760.0", "17700.0")
+    later = write_export(
+        tmp_path,
+        "ionto-a_A-00005_20260216.csv",
+        "2026-02-16T12:00:00",
+        "+01:00",
+        [changed, session(2, "2026-02-03T19:00:00")],
+    )
+    a, q = read_vendor_a_files([first, later], tmp_path)
+    assert a.select("session_no", "charge_mc", "n_exports").rows() == [
+        (1, 17700.0, 2),
+        (2, 17760.0, 1),
+    ]
+    assert q.select("source_file", "source_line", "field", "reason_code").rows() == [
+        ("C01/2026-03-09/ionto-a_A-00005_20260209.csv", 6, "charge_mc", "CONFLICTING_REPEAT")
+    ]
+    assert "ionto-a_A-00005_20260216.csv line 6" in q["message"][0]
+    assert q["raw_text"][0] == session(1, "2026-02-01T19:00:00").strip()
