@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--rate-seconds", type=float, default=3.0)
-    parser.add_argument("--rates", default="50,100,150,200,220,240,260")
+    parser.add_argument("--rates", default="50,100,150,200,240,260,280,300")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
