@@ -199,35 +199,32 @@ def arm_comparisons(
         for visit in visits
         for arm in arms
     ]
-    all_rows = emmeans_rows(cells, main, numeric_values, interactions)
-    ls_frames = []
-    ct_frames = []
-    for i, visit in enumerate(visits):
-        rows = all_rows[i * len(arms) : (i + 1) * len(arms)]
-        est = rows @ beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", rows, cov, rows))
-        ls = tidy_estimates(list(arms), est, se, df).rename({"term": "arm"})
-        ls_frames.append(
-            ls.with_columns(
-                pl.lit(visit, dtype=pl.String).alias("visit"),
-                (100.0 * (1.0 - pl.col("estimate").exp())).alias("percent_reduction"),
-                (100.0 * (1.0 - pl.col("ci_high").exp())).alias("percent_reduction_ci_low"),
-                (100.0 * (1.0 - pl.col("ci_low").exp())).alias("percent_reduction_ci_high"),
-            )
-        )
-        diffs = rows[1:] - rows[0]
-        cest = diffs @ beta
-        cse = np.sqrt(np.einsum("ij,jk,ik->i", diffs, cov, diffs))
-        labels = [f"{arm}-{arms[0]}" for arm in arms[1:]]
-        ct = tidy_estimates(labels, cest, cse, df).rename({"term": "contrast"})
-        ct_frames.append(
-            ct.with_columns(
-                pl.lit(visit, dtype=pl.String).alias("visit"),
-                pl.col("estimate").exp().alias("ratio_geometric_means"),
-                pl.col("ci_low").exp().alias("ratio_ci_low"),
-                pl.col("ci_high").exp().alias("ratio_ci_high"),
-            )
-        )
-    lsmeans = pl.concat(ls_frames).select("visit", pl.exclude("visit"))
-    contrasts = pl.concat(ct_frames).select("visit", pl.exclude("visit"))
+    n_arms = len(arms)
+    rows = emmeans_rows(cells, main, numeric_values, interactions)
+    per_visit = rows.reshape(len(visits), n_arms, -1)
+    diffs = (per_visit[:, 1:, :] - per_visit[:, :1, :]).reshape(-1, rows.shape[1])
+    ls = tidy_estimates([c["arm"] for c in cells], rows @ beta, _quad_se(rows, cov), df).rename(
+        {"term": "arm"}
+    )
+    lsmeans = ls.select(
+        pl.Series("visit", [c.get("visit") for c in cells], dtype=pl.String),
+        pl.all(),
+        (100.0 * (1.0 - pl.col("estimate").exp())).alias("percent_reduction"),
+        (100.0 * (1.0 - pl.col("ci_high").exp())).alias("percent_reduction_ci_low"),
+        (100.0 * (1.0 - pl.col("ci_low").exp())).alias("percent_reduction_ci_high"),
+    )
+    labels = [f"{arm}-{arms[0]}" for _ in visits for arm in arms[1:]]
+    ct = tidy_estimates(labels, diffs @ beta, _quad_se(diffs, cov), df).rename({"term": "contrast"})
+    contrasts = ct.select(
+        pl.Series("visit", [v for v in visits for _ in arms[1:]], dtype=pl.String),
+        pl.all(),
+        pl.col("estimate").exp().alias("ratio_geometric_means"),
+        pl.col("ci_low").exp().alias("ratio_ci_low"),
+        pl.col("ci_high").exp().alias("ratio_ci_high"),
+    )
     return lsmeans, contrasts
+
+
+def _quad_se(rows: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """sqrt(diag(L C L')) for the rows of L."""
+    return np.asarray(np.sqrt(np.einsum("ij,jk,ik->i", rows, cov, rows)))
