@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trial.models.lmm import _engine
+from trial.models.lmm import lmm_engine
 from trial.study import Study, load_study
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
@@ -24,7 +24,7 @@ def test_gradient_matches_finite_differences(
     study: Study, ref1_dir: Path, theta: list[float]
 ) -> None:
     long = pl.read_csv(ref1_dir / "expected" / "analysis_long.csv")
-    engine, _, _ = _engine(long, study, time_scale=8.0)
+    engine, _, _ = lmm_engine(long, study, time_scale=8.0)
     point = np.array(theta)
     value, grad = engine.criterion_and_gradient(point)
     assert value == pytest.approx(engine.criterion(point), abs=1e-9)

@@ -68,9 +68,11 @@ def _lambda(theta: np.ndarray) -> np.ndarray:
     return np.array([[theta[0], 0.0], [theta[1], theta[2]]])
 
 
-def _engine(
+def lmm_engine(
     frame: pl.DataFrame, study: Study, time_scale: float
 ) -> tuple[PatternReml, list[str], np.ndarray]:
+    """The pattern REML engine for sensitivity 1 on model rows, with the fixed-effect names and
+    the per-visit random-effects design ``[1, week / time_scale]``."""
     main, interactions = lmm_terms(study)
     design = treatment_design(frame, main, interactions)
     visits = study.model_visits
@@ -170,7 +172,7 @@ def fit_lmm(
         .replace_strict(visits, list(range(len(visits))), return_dtype=pl.Int64)
         .alias("_slot")
     )
-    pattern_engine, names, z_full = _engine(frame, study, time_scale)
+    pattern_engine, names, z_full = lmm_engine(frame, study, time_scale)
     if engine == "own":
         fit = pattern_engine.fit(
             np.array([1.0, 0.0, 1.0]), [(0.0, None), (None, None), (0.0, None)]
