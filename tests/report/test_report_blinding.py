@@ -74,6 +74,18 @@ def test_arm_tokens_in_text_are_caught(text, randomisation, study, tmp_path):
     assert leaks and {leak.kind for leak in leaks} == {"ARM_TOKEN"}
 
 
+def test_a_pooled_or_empty_arm_column_is_not_a_leak(randomisation, study, tmp_path):
+    pl.DataFrame({"arm": ["pooled", "pooled"], "n": [3, 4]}).write_parquet(tmp_path / "a.parquet")
+    pl.DataFrame(schema={"subject_id": pl.String, "arm": pl.String}).write_parquet(
+        tmp_path / "b.parquet"
+    )
+    assert scan_for_arm_leaks([tmp_path], randomisation, study) == []
+    masked = pl.DataFrame({"arm": ["A", "B"], "dry_mouth": [1, 6]})
+    masked.write_parquet(tmp_path / "c.parquet")
+    leaks = scan_for_arm_leaks([tmp_path / "c.parquet"], randomisation, study)
+    assert [leak.kind for leak in leaks] == ["ARM_COLUMN"]
+
+
 def test_the_study_title_alone_is_not_a_leak(randomisation, study, tmp_path):
     path = tmp_path / "report.html"
     path.write_text(f"<html><h1>{study.title}</h1>pooled only</html>", encoding="utf-8")

@@ -3,8 +3,9 @@
 Blinded outputs show pooled results only (study protocol section 8). The scan looks for what
 would break that, in every file under the given paths and in Dagster metadata:
 
-- ``ARM_COLUMN``: a column named like a treatment variable (``arm``, ``TRT01P``, ...) or whose
-  name carries an arm code (``lsmean_GLY``);
+- ``ARM_COLUMN``: a column named like a treatment variable (``arm``, ``TRT01P``, ...) that
+  holds more than one distinct value or any arm code (a column that only says ``pooled``, or
+  is empty, tells nothing), or a column whose name carries an arm code (``lsmean_GLY``);
 - ``ARM_TOKEN``: an arm code (whole word, case-sensitive), an arm name (any case) or a masked
   arm label (``Arm A``, ``Group 2``) in any text or string cell; the study's own title (which
   names the products) is removed before scanning;
@@ -20,7 +21,6 @@ statistician's checks, never inside a blinded run.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -157,8 +157,18 @@ def scan_frame(frame: pl.DataFrame, source: str, arms: ArmKnowledge) -> list[Lea
         r"(?:^|[^A-Za-z0-9])(?:" + "|".join(map(re.escape, arms.codes)) + r")(?:$|[^A-Za-z0-9])"
     )
     for column in frame.columns:
-        if column.lower() in TREATMENT_COLUMNS or code_pattern.search(column):
+        if code_pattern.search(column):
             leaks.append(Leak(f"{source}:{column}", "ARM_COLUMN", f"column {column!r}"))
+        elif column.lower() in TREATMENT_COLUMNS:
+            values = frame.get_column(column).drop_nulls().cast(pl.String).unique().to_list()
+            if len(values) > 1 or set(values) & set(arms.codes):
+                leaks.append(
+                    Leak(
+                        f"{source}:{column}",
+                        "ARM_COLUMN",
+                        f"column {column!r} with values {sorted(values)[:6]}",
+                    )
+                )
     strings = [
         c for c, t in frame.schema.items() if t == pl.String or t == pl.Categorical or t == pl.Enum
     ]
@@ -222,8 +232,9 @@ def scan_for_arm_leaks(
 def scan_metadata(
     metadata: Mapping[str, Any], source: str, randomisation: pl.DataFrame, study: Study
 ) -> list[Leak]:
-    """Leaks in Dagster asset metadata (or any mapping): frames are scanned as tables, every
-    other value as its JSON text."""
+    """Leaks in Dagster asset metadata (or any mapping): a ``MetadataValue`` is unwrapped;
+    frames are scanned as tables, text as text, anything else as its ``repr`` (which shows
+    every nested value)."""
     arms = ArmKnowledge.from_study(study, randomisation)
     leaks: list[Leak] = []
     for key, value in metadata.items():
@@ -232,5 +243,6 @@ def scan_metadata(
         if isinstance(inner, pl.DataFrame):
             leaks += scan_frame(inner, f"{source}[{key}]", arms)
         else:
-            leaks += scan_text(json.dumps(inner, default=str), f"{source}[{key}]", arms)
+            text = inner if isinstance(inner, str) else repr(inner)
+            leaks += scan_text(text, f"{source}[{key}]", arms)
     return leaks

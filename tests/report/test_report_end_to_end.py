@@ -1,0 +1,96 @@
+"""End to end on a small simulated trial: simulate, run every asset (blinded and unblinded),
+write the reports and exports from the run's outputs, then check them.
+
+Slow (two pipeline runs): ``pytest -m slow tests/report/test_report_end_to_end.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from trial.report.blinding import Leak, scan_for_arm_leaks, scan_metadata
+from trial.report.load import read_model_results, read_tables
+from trial.report.outputs import write_report_outputs
+from trial.report.run_info import RunInfo, code_version
+from trial.report.summaries import TOTAL
+
+pytestmark = pytest.mark.slow
+
+HYPOTHESIS_LABELS = "fixed_sequence_fixed_sequence.parquet"
+"""The fixed-sequence table names its hypotheses by contrast (``GLY-TAP``), protocol labels
+that say nothing about a subject; in a blinded run it holds no p-value (checked below)."""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, study):
+    from pipelines.run import run_pipeline
+    from trial.simulate import simulate_trial
+
+    root = tmp_path_factory.mktemp("e2e")
+    summary = simulate_trial(study, n_subjects=36, seed=5, raw_dir=root / "raw")
+    sealed = summary.sealed_dir / "randomisation.csv"
+    out = {}
+    for blinded in (True, False):
+        folder = root / ("blinded" if blinded else "unblinded")
+        report = run_pipeline(root / "raw", folder, unblind_path=None if blinded else sealed)
+        assert report.success, report.describe()
+        run = RunInfo("2026-11-16", blinded, "sha256:test", code_version())
+        write_report_outputs(read_tables(folder), read_model_results(folder), study, run, folder)
+        out[blinded] = folder
+    return out, pl.read_csv(sealed)
+
+
+def dagster_metadata(out_dir: Path) -> dict[str, dict]:
+    """Latest materialisation metadata of every asset in the run's embedded instance."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(out_dir / ".dagster")) as instance:
+        found = {}
+        for key in instance.get_asset_keys():
+            for record in instance.fetch_materializations(key, limit=1).records:
+                found[key.to_user_string()] = dict(record.asset_materialization.metadata)
+    return found
+
+
+def test_blinded_run_leaks_no_arm(runs, study):
+    (out, randomisation) = runs
+    folder = out[True]
+    leaks = scan_for_arm_leaks(
+        [folder / "tables", folder / "models", folder / "reports", folder / "exports"],
+        randomisation,
+        study,
+    )
+    labels = [leak for leak in leaks if leak.source.split("/")[-1].startswith(HYPOTHESIS_LABELS)]
+    assert [leak for leak in leaks if leak not in labels] == []
+    fixed = pl.read_parquet(folder / "models" / HYPOTHESIS_LABELS)
+    assert fixed["p_value"].null_count() == fixed.height
+    metadata = dagster_metadata(folder)
+    assert "adsl" in metadata
+    found: list[Leak] = []
+    for asset, values in metadata.items():
+        found += scan_metadata(values, asset, randomisation, study)
+    assert [leak for leak in found if not leak.source.startswith("fixed_sequence")] == []
+
+
+def test_unblinded_report_numbers_follow_the_run(runs, study):
+    from trial.report.data import build_report_data
+
+    (out, randomisation) = runs
+    folder = out[False]
+    tables, models = read_tables(folder), read_model_results(folder)
+    run = RunInfo("2026-11-16", False, "sha256:test", "git test")
+    data = build_report_data(tables, models, study, run)
+    allocated = data.consort.filter((pl.col("stage") == "allocated") & pl.col("reason").is_null())
+    counts = randomisation.group_by("arm").len()
+    for arm, n in counts.iter_rows():
+        assert allocated.filter(pl.col("group") == arm)["n"][0] == n
+    assert allocated.filter(pl.col("group") == TOTAL)["n"][0] == randomisation.height
+    lsm = models["mmrm_primary"].tables["lsmeans"]
+    joined = data.primary_lsmeans.join(lsm, on=["visit", "arm"], suffix="_model")
+    assert joined.height == lsm.height
+    assert (joined["estimate"] - joined["estimate_model"]).abs().max() == 0.0
+    assert data.covariance_structure == models["mmrm_primary"].fit["covariance_structure"]
+    html = (folder / "reports" / "investigator_report.html").read_text("utf-8")
+    assert "UNBLINDED" in html
