@@ -1,7 +1,7 @@
 """A whole raw root read at once: every current typed frame, the quarantine and the manifest.
 
 Kept out of ``ingest/readers/__init__.py`` so that importing one reader never imports the
-others (and ``ingest.device_sessions`` can import the vendor-B reader without a cycle).
+others.
 """
 
 from __future__ import annotations
