@@ -160,13 +160,13 @@ def scan_frame(frame: pl.DataFrame, source: str, arms: ArmKnowledge) -> list[Lea
         if code_pattern.search(column):
             leaks.append(Leak(f"{source}:{column}", "ARM_COLUMN", f"column {column!r}"))
         elif column.lower() in TREATMENT_COLUMNS:
-            values = frame.get_column(column).drop_nulls().cast(pl.String).unique().to_list()
-            if len(values) > 1 or set(values) & set(arms.codes):
+            labels = frame.get_column(column).drop_nulls().cast(pl.String).unique().to_list()
+            if len(labels) > 1 or set(labels) & set(arms.codes):
                 leaks.append(
                     Leak(
                         f"{source}:{column}",
                         "ARM_COLUMN",
-                        f"column {column!r} with values {sorted(values)[:6]}",
+                        f"column {column!r} with values {sorted(labels)[:6]}",
                     )
                 )
     strings = [
