@@ -152,3 +152,19 @@ def test_kenward_roger_option(frame: pl.DataFrame, result: ModelResult) -> None:
 def test_notes_name_the_structure(result: ModelResult) -> None:
     assert any("unstructured" in n for n in result.notes)
     assert not any("Fallback" in n for n in result.notes)
+
+
+def test_result_round_trips_through_parquet(result: ModelResult, tmp_path: Path) -> None:
+    from trial.models.result import write_result
+
+    paths = write_result(result, tmp_path)
+    assert {p.name for p in paths} >= {
+        "mmrm_primary_estimates.parquet",
+        "mmrm_primary_fit.parquet",
+        "mmrm_primary_lsmeans.parquet",
+        "mmrm_primary_contrasts.parquet",
+        "mmrm_primary_covariance.parquet",
+    }
+    fit_row = pl.read_parquet(tmp_path / "mmrm_primary_fit.parquet").row(0, named=True)
+    assert fit_row["covariance_structure"] == "unstructured"
+    assert json.loads(fit_row["sd_by_visit"])["W4"] == pytest.approx(0.6233098, rel=1e-3)
