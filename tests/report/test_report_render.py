@@ -82,3 +82,26 @@ def test_numbers_print_with_fixed_decimals():
     values = pl.DataFrame({"x": [-0.8, 0.0004, 12.3456, -0.0004, None]})
     out = values.select(fixed(pl.col("x"), 3).alias("x"))["x"].to_list()
     assert out == ["-0.800", "0.000", "12.346", "0.000", None]
+
+
+def test_data_version_depends_on_the_manifest_content_only():
+    import datetime as dt
+
+    import polars as pl
+
+    from trial.report.run_info import manifest_version, run_info_for
+
+    manifest = pl.DataFrame(
+        {
+            "source_file": ["C01/2026-02-09/dm.csv", "C01/2026-03-09/dm.csv"],
+            "sha256": ["aa", "bb"],
+            "delivery_date": [dt.date(2026, 2, 9), dt.date(2026, 3, 9)],
+        }
+    )
+    assert manifest_version(manifest) == manifest_version(manifest.reverse())
+    changed = manifest.with_columns(pl.Series("sha256", ["aa", "bc"]))
+    assert manifest_version(changed) != manifest_version(manifest)
+    info = run_info_for(manifest, blinded=True)
+    assert info.data_cut == "2026-03-09"
+    assert info.blinding_label == "BLINDED"
+    assert info.data_version.startswith("sha256:")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import polars as pl
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -27,11 +29,35 @@ class RunInfo:
         return "BLINDED" if self.blinded else "UNBLINDED"
 
 
-def manifest_version(manifest: Path | bytes) -> str:
-    """``sha256:<first 16 hex digits>`` of the raw manifest's bytes (a file or its content):
-    the same raw deliveries give the same data version."""
-    content = manifest if isinstance(manifest, bytes) else Path(manifest).read_bytes()
+def manifest_version(manifest: pl.DataFrame | Path | bytes) -> str:
+    """``sha256:<first 16 hex digits>`` of the raw manifest: of the landing manifest table's
+    ``source_file<TAB>sha256`` lines in file order (row order and other columns do not
+    matter), or of a manifest file's bytes. The same raw deliveries give the same version."""
+    if isinstance(manifest, pl.DataFrame):
+        lines = (
+            manifest.select(pl.format("{}\t{}", "source_file", "sha256").alias("line"))
+            .sort("line")
+            .get_column("line")
+            .to_list()
+        )
+        content = "\n".join(lines).encode("utf-8")
+    else:
+        content = manifest if isinstance(manifest, bytes) else Path(manifest).read_bytes()
     return "sha256:" + hashlib.sha256(content).hexdigest()[:16]
+
+
+def run_info_for(
+    landing_manifest: pl.DataFrame, *, blinded: bool, data_cut: str | None = None
+) -> RunInfo:
+    """The run's identity from its landing manifest: data version from the manifest, data cut
+    = the latest delivery date unless given, code version of this checkout."""
+    cut = data_cut or str(landing_manifest.get_column("delivery_date").max())
+    return RunInfo(
+        data_cut=cut,
+        blinded=blinded,
+        data_version=manifest_version(landing_manifest),
+        code_version=code_version(),
+    )
 
 
 def code_version(repo: Path | None = None) -> str:
