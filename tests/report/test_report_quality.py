@@ -90,3 +90,15 @@ def test_report_has_a_section_per_category(blinded_tables, study, tmp_path):
     assert (tmp_path / "data_quality_issues.csv").is_file()
     issues, checks = _issues(blinded_tables, study)
     assert data_quality_html(issues, checks, study, run) == html
+
+
+def test_blinded_checks_want_the_unblinded_only_columns_absent(unblinded_tables, blinded_tables):
+    from trial.report.quality import contract_check_results
+
+    clean = contract_check_results({"adsl": blinded_tables["adsl"]}, blinded=True)
+    assert clean.filter(pl.col("check") == "blinding")["passed"].to_list() == [True]
+    assert not clean.filter(pl.col("check").str.contains("arm"))["passed"].is_in([False]).any()
+    leaky = contract_check_results({"adsl": unblinded_tables["adsl"]}, blinded=True)
+    blinding = leaky.filter(pl.col("check") == "blinding").row(0, named=True)
+    assert not blinding["passed"]
+    assert blinding["sample"] == "arm"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.contracts import check_frame, list_contracts, load_contract
+from data_contracts.contracts import BLOCKING, check_frame, list_contracts, load_contract
 from trial.report.html import banner, document, gt_html, page_css
 from trial.report.run_info import RunInfo
 from trial.study import Study
@@ -90,8 +90,11 @@ def quarantine_issues(quarantine: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def contract_check_results(tables: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Every data-contract rule on every table that has a contract.
+def contract_check_results(tables: Mapping[str, pl.DataFrame], *, blinded: bool) -> pl.DataFrame:
+    """Every data-contract rule on every table that has a contract, as the pipeline's asset
+    checks evaluate them: in a blinded run a contract's unblinded-only columns (arm,
+    randomisation date) must be absent (rule ``blinding``) and the other rules are checked
+    against the contract without them.
 
     Columns ``dataset, check, column, rule, passed, n_failing, severity, sample, description``."""
     rows = []
@@ -99,7 +102,25 @@ def contract_check_results(tables: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     for dataset, frame in tables.items():
         if dataset not in known:
             continue
-        for result in check_frame(frame, load_contract(dataset)):
+        contract = load_contract(dataset)
+        if blinded and contract.unblinded_only:
+            present = [c for c in contract.unblinded_only if c in frame.columns]
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "check": "blinding",
+                    "column": None,
+                    "rule": "blinding",
+                    "passed": not present,
+                    "n_failing": len(present),
+                    "severity": BLOCKING,
+                    "sample": ", ".join(present),
+                    "description": "a blinded frame carries no unblinded-only column",
+                }
+            )
+            contract = contract.blinded_view()
+            frame = frame.drop(present)
+        for result in check_frame(frame, contract):
             rows.append(
                 {
                     "dataset": dataset,
@@ -360,8 +381,9 @@ def data_quality_issues(
 
     ``tables``: ``quarantine``, ``device_sessions``, ``adsl``, ``adsweat``, ``adhdss``,
     ``addev``; optionally ``unmapped_sessions`` and ``derivation_findings`` (from
-    ``trial.derive.tables``). Every table with a data contract is also checked against it."""
-    checks = contract_check_results(tables)
+    ``trial.derive.tables``). Every table with a data contract is also checked against it
+    (blinded when ``adsl`` has no ``arm``)."""
+    checks = contract_check_results(tables, blinded="arm" not in tables["adsl"].columns)
     parts = [
         quarantine_issues(tables["quarantine"]),
         contract_issues(checks),
