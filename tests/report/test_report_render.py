@@ -31,7 +31,14 @@ def test_unblinded_report_has_every_section_and_unblinded_on_each_page(unblinded
         assert '<span class="blinding">UNBLINDED</span>' in page
     # The print margins repeat the label on every printed page.
     assert '@top-right { content: "UNBLINDED"' in html
-    for key in ("primary-lsmeans", "primary-contrasts", "sensitivity", "forest", "consort"):
+    for key in (
+        "primary-lsmeans",
+        "primary-contrasts",
+        "sensitivity",
+        "forest",
+        "consort",
+        "plantar-time-course",
+    ):
         assert f'id="{key}"' in html
 
 

@@ -226,3 +226,12 @@ def test_blinding_label_must_match_the_data(unblinded_tables, blinded_tables):
         check_blinding(unblinded_tables["adsl"], blinded)
     with pytest.raises(ValueError, match="no arm column"):
         check_blinding(blinded_tables["adsl"], unblinded)
+
+
+def test_plantar_time_course_covers_involved_subjects_only(unblinded_data, unblinded_tables):
+    adsl = unblinded_tables["adsl"]
+    involved = adsl.filter((pl.col("FASFL") == "Y") & (pl.col("plantar_involved") == "Y"))
+    baseline = unblinded_data.plantar_time_course.filter(
+        (pl.col("visit") == "BL") & (pl.col("group") == sm.TOTAL)
+    )
+    assert baseline["n"][0] == involved.height

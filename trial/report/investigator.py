@@ -264,6 +264,30 @@ def _time_course(data: ReportData) -> str:
         "visit, baseline to the end of follow-up (treatment stops after the maintenance phase: "
         "relapse shows at the last visit). FAS, observed values.</figcaption></figure>"
         + gt_html(wide, "time-course-table", title="Geometric mean palmar sweat rate (95 % CI)")
+        + _plantar(data)
+    )
+
+
+def _plantar(data: ReportData) -> str:
+    """Secondary endpoint: plantar sweat rate over time, subjects with plantar involvement."""
+    course = data.plantar_time_course
+    if not course.height:
+        return ""
+    table = course.with_columns(
+        pl.format(
+            "{} ({}, {}); n = {}",
+            fixed(pl.col("geo_mean"), 1),
+            fixed(pl.col("ci_low"), 1),
+            fixed(pl.col("ci_high"), 1),
+            pl.col("n"),
+        ).alias("value")
+    )
+    wide = _wide(table, ["visit"], "value", data.groups).rename({"visit": "Visit"})
+    return gt_html(
+        wide,
+        "plantar-time-course",
+        title="Geometric mean plantar sweat rate (95 % CI), subjects with plantar involvement",
+        note="FAS subjects with a plantar value (plantar involvement); mg/min.",
     )
 
 
