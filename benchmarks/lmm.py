@@ -7,7 +7,11 @@ timed end to end through :func:`trial.models.lmm.fit_lmm` (design, fit, LS means
 R with ``system.time`` when ``Rscript`` is on the PATH; the README's reference is 0.45 s at
 1,500 subjects.
 
-    uv run --frozen --no-sync python benchmarks/lmm.py [--shared ../shared] [--repeat 3]
+    OPENBLAS_NUM_THREADS=1 uv run --frozen --no-sync python benchmarks/lmm.py [--repeat 3]
+
+On a shared, loaded machine run it with single-threaded BLAS (as above): the engine's
+matrices are small (<= 138 x 138), and BLAS threads fighting for cores cost more than they
+give (on 2 busy cores: 0.24 s with threads, 0.055 s without, at 1,500 subjects).
 """
 
 from __future__ import annotations
@@ -93,7 +97,11 @@ def main() -> None:
     study = load_study(STUDY_FILE)
     long = pl.read_csv(args.shared / "reference" / "ref1" / "expected" / "analysis_long.csv")
     load = os.getloadavg()[0]
-    print(f"load average {load:.1f} on {os.cpu_count()} CPUs (times are wall-clock, best of runs)")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(
+        f"load average {load:.1f} on {os.cpu_count()} CPUs, OPENBLAS_NUM_THREADS={threads} "
+        "(times are wall-clock, best of runs)"
+    )
     header = f"{'subjects':>8} {'rows':>7} {'own (s)':>8} {'own cpu':>8} {'statsmodels':>12}"
     print(f"{header} {'lme4 (s)':>9} {'lme4/own':>9}")
     for n in args.sizes:
