@@ -399,6 +399,14 @@ def make_models(study: Study) -> dict[str, ModelResult]:
         fit={"converged": True},
         tables={"forest": pl.DataFrame(sub_rows)},
     )
+    for name in ("plantar", "durability"):
+        rows = _contrast_rows(study, [study.primary_visit], 0.1)
+        models[name] = ModelResult(
+            name=name,
+            estimates=_estimates(rows, "contrast"),
+            fit={"converged": True},
+            tables={"contrasts": pl.DataFrame(rows)},
+        )
     resp = []
     for endpoint in ("hdss_responder", "sweat_responder"):
         for i, arm in enumerate(study.arm_codes[1:], start=1):

@@ -66,3 +66,12 @@ def test_subgroup_effects_for_the_forest_plot(models):
 
 def test_covariance_structure_reported(models):
     assert mt.covariance_used(models["mmrm_primary"]) == "heterogeneous_toeplitz"
+
+
+def test_secondary_endpoint_contrasts(models):
+    sec = mt.secondary_contrasts(models)
+    assert sec["endpoint"].unique(maintain_order=True).to_list() == [
+        "Plantar sweat rate, subjects with plantar involvement",
+        "Durability: ratio of rates W16 / W12",
+    ]
+    assert (sec["ratio"] == sec["estimate"].exp()).all()

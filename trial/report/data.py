@@ -49,6 +49,7 @@ class ReportData:
     sensitivity: pl.DataFrame
     subgroups: pl.DataFrame
     responder_models: pl.DataFrame
+    secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
 
@@ -205,6 +206,7 @@ def build_report_data(
         sensitivity=mt.sensitivity_comparison(arm_models, study, roles),
         subgroups=mt.subgroup_effects(arm_models, roles),
         responder_models=mt.responder_models(arm_models, roles),
+        secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes(arm_models),
         methods=methods_block(study, run, consort),
     )

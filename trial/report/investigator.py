@@ -320,6 +320,18 @@ def _subgroups_responders_sensitivity(data: ReportData) -> str:
         )
     else:
         parts.append('<div class="withheld">Responder model result not available.</div>')
+    if data.secondary.height:
+        sec = data.secondary.select(
+            pl.col("endpoint").alias("Endpoint"),
+            pl.col("visit").alias("Visit"),
+            pl.col("contrast").alias("Contrast"),
+            _num("estimate", 3).alias("Difference (ln)"),
+            _ci("ci_low", "ci_high", 3).alias("95 % CI"),
+            _num("ratio", 3).alias("Ratio"),
+            _ci("ratio_ci_low", "ratio_ci_high", 3).alias("Ratio 95 % CI"),
+            _p("p_value").alias("p"),
+        )
+        parts.append(gt_html(sec, "secondary", title="Other secondary endpoints"))
     if data.sensitivity.height:
         s = data.sensitivity.select(
             pl.col("analysis").alias("Analysis"),
@@ -427,7 +439,7 @@ def investigator_html(data: ReportData) -> str:
         ("time-course", "Time course", _time_course(data)),
         (
             "subgroups",
-            "Subgroups, responders and sensitivity analyses",
+            "Subgroups, responders, secondary and sensitivity analyses",
             _subgroups_responders_sensitivity(data),
         ),
         ("safety", "Adverse events", _safety(data)),

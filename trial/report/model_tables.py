@@ -26,7 +26,7 @@ class ModelRoles:
     its files carry under ``OUT/models/``).
 
     ``sensitivity`` lists the analyses shown beside the primary, in order, with their labels;
-    any other result with a contrasts table is shown after them under its own name."""
+    ``secondary`` the other secondary endpoints shown with their contrasts."""
 
     primary: str = "mmrm_primary"
     sensitivity: Mapping[str, str] = field(
@@ -39,6 +39,12 @@ class ModelRoles:
     )
     subgroups: str = "subgroups"
     responders: str = "responders"
+    secondary: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "plantar": "Plantar sweat rate, subjects with plantar involvement",
+            "durability": "Durability: ratio of rates W16 / W12",
+        }
+    )
 
 
 DEFAULT_ROLES = ModelRoles()
@@ -107,11 +113,6 @@ def sensitivity_comparison(
     ratio_ci_low, ratio_ci_high, n_subjects``. A result without a visit column (e.g. an ANCOVA
     at the primary visit) contributes its contrasts as they are."""
     names = [roles.primary, *roles.sensitivity]
-    names += sorted(
-        n
-        for n, r in models.items()
-        if n not in names and "contrasts" in r.tables and n != roles.subgroups
-    )
     frames = []
     for rank, name in enumerate(names):
         result = models.get(name)
@@ -205,6 +206,25 @@ def responder_models(
                 )
             )
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def secondary_contrasts(
+    models: Mapping[str, ModelResult], roles: ModelRoles = DEFAULT_ROLES
+) -> pl.DataFrame:
+    """Contrasts of the other secondary endpoints (plantar rate, durability) with their ratio
+    of geometric means: ``endpoint, visit, contrast, estimate, ci_low, ci_high, p_value,
+    ratio, ratio_ci_low, ratio_ci_high``."""
+    frames = []
+    for name, label in roles.secondary.items():
+        result = models.get(name)
+        if not fitted(result) or result is None or "contrasts" not in result.tables:
+            continue
+        frames.append(
+            contrasts_with_ratio(result.tables["contrasts"]).select(
+                pl.lit(label).alias("endpoint"), pl.all()
+            )
+        )
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
 
 def by_result_name(models: Mapping[str, ModelResult]) -> dict[str, ModelResult]:
