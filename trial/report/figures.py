@@ -25,6 +25,9 @@ PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#8d6a9f", "#edae49", "#00798c"]
 """Arm colours in study order (colour-blind distinguishable, print legible)."""
 LOG_TICKS = [0.5, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000]
 """Tick marks of the log-scale rate axis (mg/min)."""
+FOREST_RANGE = (0.1, 10.0)
+"""Ratio axis of the forest plot; a CI beyond it is cut and marked with an arrow head."""
+FOREST_TICKS = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 
 
 def _svg(fig: Figure) -> str:
@@ -91,7 +94,9 @@ def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str)
 
 def forest_svg(effects: pl.DataFrame) -> str:
     """Forest plot: ratio of geometric means (treatment / reference, log axis) with 95 % CI per
-    subgroup level and contrast. ``effects``: :func:`trial.report.model_tables.subgroup_effects`."""
+    subgroup level and contrast. ``effects``: :func:`trial.report.model_tables.subgroup_effects`.
+    The axis spans ``FOREST_RANGE``; a CI (or estimate) beyond it is drawn to the edge with an
+    arrow head, so one tiny subgroup cannot squash the others."""
     rows = effects
     contrasts = rows["contrast"].unique(maintain_order=True).to_list()
     labels = [
@@ -101,32 +106,46 @@ def forest_svg(effects: pl.DataFrame) -> str:
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * max(len(labels), 4) + 1.0))
     y = list(range(len(labels)))[::-1]
     for i, c in enumerate(contrasts):
+        colour = PALETTE[(i + 1) % len(PALETTE)]
         mask = [cc == c for cc in rows["contrast"].to_list()]
         ys = [yy for yy, m in zip(y, mask, strict=True) if m]
-        sub = rows.filter(pl.col("contrast") == c)
-        r = sub["ratio"].to_list()
+        sub = rows.filter(pl.col("contrast") == c).with_columns(
+            pl.col("ratio").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_r"),
+            pl.col("ratio_ci_low").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_lo"),
+            pl.col("ratio_ci_high").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_hi"),
+        )
+        r = sub["_r"].to_list()
         ax.errorbar(
             r,
             ys,
             xerr=[
-                [a - b for a, b in zip(r, sub["ratio_ci_low"].to_list(), strict=True)],
-                [b - a for a, b in zip(r, sub["ratio_ci_high"].to_list(), strict=True)],
+                [a - b for a, b in zip(r, sub["_lo"].to_list(), strict=True)],
+                [b - a for a, b in zip(r, sub["_hi"].to_list(), strict=True)],
             ],
             fmt="s",
             markersize=4,
             capsize=2,
-            color=PALETTE[(i + 1) % len(PALETTE)],
+            color=colour,
             label=c,
         )
+        for yy, low, high in zip(
+            ys, sub["ratio_ci_low"].to_list(), sub["ratio_ci_high"].to_list(), strict=True
+        ):
+            if low is not None and low < FOREST_RANGE[0]:
+                ax.plot(FOREST_RANGE[0], yy, marker="<", color=colour, markersize=6)
+            if high is not None and high > FOREST_RANGE[1]:
+                ax.plot(FOREST_RANGE[1], yy, marker=">", color=colour, markersize=6)
     ax.axvline(1.0, color="#555555", linewidth=1)
     ax.set_xscale("log")
+    ax.set_xlim(FOREST_RANGE[0] / 1.15, FOREST_RANGE[1] * 1.15)
+    ax.set_xticks(FOREST_TICKS)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xlabel("Ratio of geometric mean palmar sweat rates (treatment / reference), 95 % CI")
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(fig)
 
 

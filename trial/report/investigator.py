@@ -300,7 +300,8 @@ def _subgroups_responders_sensitivity(data: ReportData) -> str:
             '<figure id="forest">'
             + figures.forest_svg(data.subgroups)
             + f"<figcaption>Treatment effect at {data.study.primary_visit} by subgroup: ratio of "
-            "geometric mean palmar sweat rates with 95 % CI (below 1 favours the treatment)."
+            "geometric mean palmar sweat rates with 95 % CI (below 1 favours the treatment); an "
+            "arrow head marks a CI cut at the axis limit."
             "</figcaption></figure>"
         )
     else:
