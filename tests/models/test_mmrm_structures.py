@@ -127,6 +127,13 @@ def test_structures_positive_definite_and_jacobian(name: str) -> None:
         step[k] = h
         numeric = (structure.sigma(theta + step) - structure.sigma(theta - step)) / (2 * h)
         np.testing.assert_allclose(jac[k], numeric, atol=1e-7)
+    grad_sigma = rng.normal(size=(1, 6, 6))
+    np.testing.assert_allclose(
+        structure.chain_gradient(theta[None], grad_sigma)[0],
+        np.einsum("qjk,jk->q", jac, grad_sigma[0]),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     if name == "unstructured":  # start() recovers an unstructured matrix exactly
         np.testing.assert_allclose(structure.sigma(structure.start(sigma)), sigma, atol=1e-12)
 

@@ -93,6 +93,25 @@ class CovarianceStructure:
         probe = theta[..., None, :] + 1j * _COMPLEX_STEP * np.eye(q)
         return np.asarray(self.sigma(probe).imag / _COMPLEX_STEP)
 
+    def chain_gradient(self, theta: np.ndarray, grad_sigma: np.ndarray) -> np.ndarray:
+        """d f / d theta from d f / d Sigma_jk (entries counted apart): (B, q), (B, t, t) -> (B, q).
+
+        Unstructured: d f / d L = (G + G') L (lower part), times L_jj on the log diagonal; the
+        other structures go through :meth:`jacobian`.
+        """
+        if self.name != "unstructured":
+            return np.einsum("bqjk,bjk->bq", self.jacobian(theta), grad_sigma)
+        t = self.n_visits
+        chol = np.zeros((len(theta), t, t))
+        diag = np.arange(t)
+        chol[:, diag, diag] = np.exp(theta[:, :t])
+        rows, cols = _strict_lower(t)
+        chol[:, rows, cols] = theta[:, t:]
+        d_chol = (grad_sigma + np.swapaxes(grad_sigma, -1, -2)) @ chol
+        return np.concatenate(
+            [d_chol[:, diag, diag] * chol[:, diag, diag], d_chol[:, rows, cols]], axis=1
+        )
+
     def start(self, sigma0: np.ndarray) -> np.ndarray:
         """Parameters of this structure near a positive definite moment estimate ``sigma0``."""
         t = self.n_visits

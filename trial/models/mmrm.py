@@ -191,9 +191,7 @@ def _fit_structure(
     def batch(thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-2 l_R and its gradient at a batch of parameter vectors (B, q)."""
         state = data.evaluate(structure.sigma(thetas))
-        grad_sigma = data.gradient_sigma(state)
-        jac = structure.jacobian(thetas)
-        return state.m2loglik, np.einsum("bqjk,bjk->bq", jac, grad_sigma)
+        return state.m2loglik, structure.chain_gradient(thetas, data.gradient_sigma(state))
 
     def value_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
         try:
