@@ -107,3 +107,11 @@ def test_files_the_scan_cannot_read_are_reported(randomisation, study, tmp_path)
     (tmp_path / "figure.png").write_bytes(b"\x89PNG")
     leaks = scan_for_arm_leaks([tmp_path], randomisation, study)
     assert [leak.kind for leak in leaks] == ["UNSCANNABLE"]
+
+
+def test_names_wrapped_over_lines_are_still_found(randomisation, study, tmp_path):
+    path = tmp_path / "page.txt"
+    title = study.title.replace(" and ", " and\n    ")
+    path.write_text(f"{title}\n\nOxybutynin\n   iontophoresis: 12", encoding="utf-8")
+    leaks = scan_for_arm_leaks([path], randomisation, study)
+    assert [leak.detail for leak in leaks] == ["arm name 'Oxybutynin iontophoresis'"]

@@ -90,9 +90,12 @@ class ArmKnowledge:
 
 
 def scan_text(text: str, source: str, arms: ArmKnowledge) -> list[Leak]:
-    """Arm codes, arm names and masked arm labels in a text (the study title removed)."""
+    """Arm codes, arm names and masked arm labels in a text (the study title removed).
+    Whitespace runs count as one space, so a title or name wrapped over lines (PDF text) is
+    still recognised."""
+    text = " ".join(text.split())
     for allowed in arms.allowed_text:
-        text = text.replace(allowed, " ")
+        text = text.replace(" ".join(allowed.split()), " ")
     leaks = []
     for code in arms.codes:
         for match in re.finditer(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![A-Za-z0-9])", text):

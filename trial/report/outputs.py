@@ -20,6 +20,7 @@ from trial.models.result import ModelResult
 from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import REPORT_NAME, render_investigator_report
+from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
 from trial.report.run_info import RunInfo
 from trial.study import Study
@@ -44,10 +45,13 @@ def write_report_outputs(
     run: RunInfo,
     out_dir: Path,
     *,
-    pdf: bool = False,
+    pdf: bool | None = None,
 ) -> dict[str, list[Path]]:
     """Write the investigator report, the data-quality report and the XPT exports under
-    ``out_dir`` (the run's OUT folder). Returns the written paths by kind."""
+    ``out_dir`` (the run's OUT folder). ``pdf``: also print the investigator report to PDF
+    (None: when Chromium is installed). Returns the written paths by kind."""
+    if pdf is None:
+        pdf = find_chromium() is not None
     reports = out_dir / "reports"
     data = build_report_data(tables, models, study, run)
     investigator = render_investigator_report(data, reports, pdf=pdf)
