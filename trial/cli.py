@@ -52,6 +52,55 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.success else 1
 
 
+def _parse_effects(text: str | None) -> dict[str, float] | None:
+    """``TAP=-1.2,GLY=-1.6`` -> {"TAP": -1.2, "GLY": -1.6}: mean log change at the primary visit."""
+    if not text:
+        return None
+    effects = {}
+    for item in text.split(","):
+        arm, _, value = item.partition("=")
+        if not value:
+            raise SystemExit(f"--effect: {item!r} is not ARM=VALUE (e.g. GLY=-1.6)")
+        effects[arm.strip()] = float(value)
+    return effects
+
+
+def _progress_bar(done: int, total: int) -> None:
+    """One line on stderr, redrawn in place: replicates done of all, and the share."""
+    width = 30
+    filled = width * done // total
+    bar = "#" * filled + "." * (width - filled)
+    end = "\n" if done == total else ""
+    print(f"\r[{bar}] {done}/{total} replicates", end=end, file=sys.stderr, flush=True)
+
+
+def _cmd_power(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from trial.models.power import simulate_power
+    from trial.study import load_study
+
+    study = load_study(args.study)
+    effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
+    unknown = set(effects) - set(study.arm_codes)
+    if unknown:
+        raise SystemExit(f"--effect names arms {sorted(unknown)} not in {study.arm_codes}")
+    subjects = [int(n) for n in args.subjects.split(",")]
+    result = simulate_power(
+        study,
+        subjects,
+        args.sims,
+        seed=args.seed,
+        mean_change=effects,
+        progress=None if args.quiet else _progress_bar,
+    )
+    print(f"true mean change at {study.primary_visit}: {effects}")
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
+        print(result.table)
+    print(f"{result.replicates_per_second:.1f} replicates per second")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ionto",
@@ -87,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--subjects", type=int, default=300)
     demo.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED)
     demo.set_defaults(func=_cmd_demo)
+
+    power = sub.add_parser(
+        "power", help="power of the primary MMRM contrasts by simulation, per sample size"
+    )
+    power.add_argument("--subjects", required=True, help="comma-separated sizes, e.g. 60,90,120")
+    power.add_argument("--sims", type=int, default=500, help="replicates per size")
+    power.add_argument(
+        "--effect",
+        default=None,
+        help="true mean log change at the primary visit per arm, e.g. TAP=-1.2,GLY=-1.5 "
+        "(default: the study configuration's simulation values)",
+    )
+    power.add_argument("--seed", type=int, default=20260112)
+    power.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    power.add_argument("--quiet", action="store_true", help="no progress bar")
+    power.set_defaults(func=_cmd_power)
 
     try:
         from ingest.bench.cli import add_bench_commands

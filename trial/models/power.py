@@ -22,7 +22,7 @@ The true arm - reference contrast at visit v is (mu_arm - mu_ref) f_v.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +168,8 @@ def simulate_power(
     n_sims: int,
     *,
     seed: int = 20260112,
+    mean_change: Mapping[str, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PowerResult:
     """Power of the MMRM's primary contrasts (key hypotheses on the primary endpoint).
 
@@ -178,6 +180,10 @@ def simulate_power(
     ``endpoints.key_secondary_sequence`` on the primary endpoint were rejected too
     (``power_sequential``). Monte-Carlo SE = sqrt(power (1 - power) / n_sims). Replicates
     whose fit fails on every structure count as non-rejections and are reported.
+
+    ``mean_change``: true mean change from baseline at the primary visit per arm (natural-log
+    scale), overriding the configuration's ``simulation.mean_change_w4``. ``progress`` is
+    called with (replicates done, replicates in all) after every replicate.
     """
     config = study.section("models")["mmrm"]
     names = [config["covariance"], *config.get("fallback", [])]
@@ -191,27 +197,32 @@ def simulate_power(
     rng = np.random.default_rng(seed)
     rows = []
     started = time.perf_counter()
+    total = len(subjects) * n_sims
+    done = 0
     for n in subjects:
         reject = np.zeros((n_sims, len(hypotheses)), dtype=bool)
         failures = 0
         for r in range(n_sims):
-            design = simulate_trial(study, n, rng).design()
+            design = simulate_trial(study, n, rng, mean_change=mean_change).design()
             try:
                 fit = fit_design(design, names, ddf=ddf, alpha=alpha)
             except CovarianceFitError:
                 failures += 1
-                continue
-            ref = design.arms[0]
-            ls_ref = design.lsmean_vector(ref, study.primary_visit)
-            contrast_rows = np.array(
-                [
-                    design.lsmean_vector(c.split("-")[0], study.primary_visit) - ls_ref
-                    for _, c in hypotheses
-                ]
-            )
-            inf = fit.inference(contrast_rows)
-            p = 2.0 * stats.t.sf(np.abs(inf.estimate / inf.std_error), inf.df)
-            reject[r] = p < alpha
+            else:
+                ref = design.arms[0]
+                ls_ref = design.lsmean_vector(ref, study.primary_visit)
+                contrast_rows = np.array(
+                    [
+                        design.lsmean_vector(c.split("-")[0], study.primary_visit) - ls_ref
+                        for _, c in hypotheses
+                    ]
+                )
+                inf = fit.inference(contrast_rows)
+                p = 2.0 * stats.t.sf(np.abs(inf.estimate / inf.std_error), inf.df)
+                reject[r] = p < alpha
+            done += 1
+            if progress is not None:
+                progress(done, total)
         sequential = np.cumprod(reject, axis=1).astype(bool)
         for k, (hid, contrast) in enumerate(hypotheses):
             power = float(reject[:, k].mean())
