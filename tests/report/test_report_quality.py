@@ -102,3 +102,23 @@ def test_blinded_checks_want_the_unblinded_only_columns_absent(unblinded_tables,
     blinding = leaky.filter(pl.col("check") == "blinding").row(0, named=True)
     assert not blinding["passed"]
     assert blinding["sample"] == "arm"
+
+
+def test_duplicate_papers_are_listed_as_pairs(blinded_tables, study):
+    pair = pl.DataFrame(
+        {
+            "subject_id": ["C01-0001"],
+            "visit": ["W2"],
+            "region": ["PALM"],
+            "side": ["L"],
+            "kept_file": ["C01/2026-03-09/gravimetry_b.csv"],
+            "kept_line": [4],
+            "superseded_file": ["C01/2026-02-09/gravimetry_a.csv"],
+            "superseded_line": [9],
+        }
+    )
+    issues, _ = _issues({**blinded_tables, "gravimetry_duplicates": pair}, study)
+    row = issues.filter(pl.col("category") == "DUPLICATE_PAPER").row(0, named=True)
+    assert row["source_file"] == "C01/2026-02-09/gravimetry_a.csv"
+    assert row["source_line"] == 9
+    assert "C01/2026-03-09/gravimetry_b.csv line 4" in row["detail"]

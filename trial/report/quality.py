@@ -45,6 +45,7 @@ CATEGORIES = {
     "CLOCK_RESET": "Device sessions with a reset clock",
     "UNMAPPED_SESSION": "Device sessions not matched to a subject",
     "MISSING_VISIT": "Subjects with missing visits",
+    "DUPLICATE_PAPER": "Papers delivered in two worksheets",
     "DERIVATION": "Derivation findings",
 }
 """Report sections in order, with their headings."""
@@ -355,6 +356,38 @@ def missing_visit_issues(
     )
 
 
+def duplicate_paper_issues(duplicates: pl.DataFrame) -> pl.DataFrame:
+    """The same paper (subject, visit, region, side) in two worksheets: the later delivery
+    (then the later line) was kept; the pair is listed so the centre can correct it."""
+    return _issues(
+        duplicates,
+        "DUPLICATE_PAPER",
+        dataset=pl.lit("gravimetry"),
+        subject_id=pl.col("subject_id"),
+        source_file=pl.col("superseded_file"),
+        source_line=pl.col("superseded_line"),
+        field=pl.lit("paper"),
+        code=pl.lit("DUPLICATE_KEY"),
+        detail=pl.format(
+            "{} {} {} {} also in {} line {} (kept)",
+            pl.col("subject_id"),
+            pl.col("visit"),
+            pl.col("region"),
+            pl.col("side"),
+            pl.col("kept_file"),
+            pl.col("kept_line"),
+        ),
+        action=pl.format(
+            "Ask the centre which worksheet holds the right weighing for {} {} {} {}; remove "
+            "the other row and re-deliver.",
+            pl.col("subject_id"),
+            pl.col("visit"),
+            pl.col("region"),
+            pl.col("side"),
+        ),
+    )
+
+
 def derivation_issues(findings: pl.DataFrame) -> pl.DataFrame:
     """The derivation's findings (``trial.derive.findings``), each already a sentence."""
     return _issues(
@@ -380,9 +413,10 @@ def data_quality_issues(
     """``(issues, contract_checks)`` for the run.
 
     ``tables``: ``quarantine``, ``device_sessions``, ``adsl``, ``adsweat``, ``adhdss``,
-    ``addev``; optionally ``unmapped_sessions`` and ``derivation_findings`` (from
-    ``trial.derive.tables``). Every table with a data contract is also checked against it
-    (blinded when ``adsl`` has no ``arm``)."""
+    ``addev``; optionally ``unmapped_sessions``, ``derivation_findings`` (from
+    ``trial.derive.tables``) and ``gravimetry_duplicates`` (from the gravimetry reader).
+    Every table with a data contract is also checked against it (blinded when ``adsl`` has no
+    ``arm``)."""
     checks = contract_check_results(tables, blinded="arm" not in tables["adsl"].columns)
     parts = [
         quarantine_issues(tables["quarantine"]),
@@ -394,6 +428,8 @@ def data_quality_issues(
         ),
         missing_visit_issues(tables["adsl"], tables["adsweat"], study, data_cut),
     ]
+    if "gravimetry_duplicates" in tables:
+        parts.append(duplicate_paper_issues(tables["gravimetry_duplicates"]))
     if "derivation_findings" in tables:
         parts.append(derivation_issues(tables["derivation_findings"]))
     return pl.concat(parts), checks
