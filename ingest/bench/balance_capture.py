@@ -33,7 +33,16 @@ from ingest.bench.jsonl_store import (
     utc_now_iso,
 )
 from ingest.bench.mtsics import Weight
-from ingest.bench.transport import Backoff, PortError, SerialSettings, SerialTransport, open_port
+from ingest.bench.transport import (
+    Backoff,
+    PortError,
+    SerialSettings,
+    SerialTransport,
+    discover_ports,
+    is_url,
+    open_port,
+    resolve_port,
+)
 
 log = logging.getLogger("ingest.bench.balance")
 
@@ -119,6 +128,7 @@ class BalanceCapture:
         settings: SerialSettings | None = None,
         timing: BalanceTiming | None = None,
         stop_event: threading.Event | None = None,
+        discover: list[str] | None = None,
         ask: Callable[[str], str] = input,
         say: Callable[[str], None] = print,
     ) -> None:
@@ -129,6 +139,7 @@ class BalanceCapture:
         self.settings = settings or SerialSettings(baudrate=9600, read_timeout=0.05)
         self.timing = timing or BalanceTiming()
         self.stop_event = stop_event or threading.Event()
+        self.discover = discover
         self.ask = ask
         self.say = say
         self._writer = JsonlWriter(self.out_dir, PREFIX)
@@ -171,23 +182,54 @@ class BalanceCapture:
         )
 
     # -- port --------------------------------------------------------------------------------
+    def _open(self, port: str) -> tuple[SerialTransport, Balance, str]:
+        transport = open_port(port, self.settings)
+        try:
+            balance = Balance(transport, self.timing.reply_timeout, self.timing.stable_timeout)
+            balance.reset()
+            serial = balance.serial_number(pause=self.timing.poll_interval)
+        except (PortError, BalanceError):
+            transport.close()
+            raise
+        return transport, balance, serial
+
+    def _candidates(self) -> list[str]:
+        """Other ports to search for this balance (by its ``I4`` serial) when its port is gone."""
+        if self.serial is None or (self.discover is None and is_url(self.port)):
+            return []
+        found = discover_ports(self.discover or [])
+        try:
+            primary = resolve_port(self.port)
+        except PortError:
+            primary = self.port
+        return [c for c in found if c not in (self.port, primary)]
+
     def _connect(self) -> Balance:
-        """Open the port (retried with backoff, never fatal) and read the balance serial."""
+        """Open the port (retried with backoff, never fatal) and read the balance serial; when
+        the port is gone, look for the same balance (``I4`` serial) on the other ports."""
         backoff = Backoff(self.timing.backoff_initial, self.timing.backoff_cap)
         while True:
             if self.stop_event.is_set():
                 raise Stopped
             try:
-                transport = open_port(self.port, self.settings)
-                balance = Balance(transport, self.timing.reply_timeout, self.timing.stable_timeout)
-                balance.reset()
-                serial = balance.serial_number(pause=self.timing.poll_interval)
+                transport, balance, serial = self._open(self.port)
             except (PortError, BalanceError) as exc:
-                if "transport" in locals():
-                    transport.close()
-                self.say(f"balance on {self.port} not reachable: {exc}; retrying")
-                self.stop_event.wait(backoff.next_delay())
-                continue
+                found = None
+                for candidate in self._candidates():
+                    try:
+                        opened = self._open(candidate)
+                    except (PortError, BalanceError):
+                        continue
+                    if opened[2] == self.serial:
+                        found = opened
+                        break
+                    opened[0].close()
+                if found is None:
+                    self.say(f"balance on {self.port} not reachable: {exc}; retrying")
+                    self.stop_event.wait(backoff.next_delay())
+                    continue
+                transport, balance, serial = found
+                self.say(f"balance {serial} found on {transport.name}")
             if self.serial is not None and serial != self.serial:
                 self.say(f"note: balance serial changed from {self.serial} to {serial}")
             self.serial = serial

@@ -152,7 +152,13 @@ class Balance:
         return reply.params[0]
 
     def stable_weight(self) -> Weight:
-        """``S``: a stable net weight. ``S D`` is never accepted as a weighing."""
+        """``S``: a stable net weight. ``S D`` is never accepted as a weighing.
+
+        ``S`` and ``SI`` replies share the ID ``S``, so a late ``SI`` reply could pass for the
+        answer to ``S``: the balance is first resynchronised with ``@`` (which cancels anything
+        pending) so the next line is the answer to this ``S``.
+        """
+        self._resync()
         reply = self.ask("S", "S", self.stable_timeout)
         if reply.status == "S":
             return parse_weight(reply)

@@ -84,6 +84,7 @@ def _capture_balance(args: argparse.Namespace) -> int:
         settings=settings,
         timing=BalanceTiming().scaled(args.time_scale),
         stop_event=stop,
+        discover=args.discover,
     )
     try:
         return capture.run()
@@ -151,6 +152,13 @@ def add_bench_commands(subparsers: argparse._SubParsersAction) -> None:
     bal.add_argument("--worklist", help="CSV: paper_id,subject_id,visit,region,side,phase")
     bal.add_argument("--baud", type=int, default=9600)
     bal.add_argument("--handshake", choices=("none", "xonxoff", "rtscts"), default="none")
+    bal.add_argument(
+        "--discover",
+        action="append",
+        default=None,
+        help="where to look for the balance (by its I4 serial) if its port comes back under "
+        "another name (repeatable; default: the system's serial ports)",
+    )
     bal.add_argument("--time-scale", type=float, default=1.0)
     bal.add_argument("-v", "--verbose", action="store_true")
     bal.set_defaults(func=_capture_balance)

@@ -15,6 +15,8 @@ from ingest.bench.balance_capture import BalanceCapture, BalanceTiming, Worklist
 from ingest.bench.emulators.balance import BalanceEmulator, BalanceScenario
 from ingest.bench.emulators.lines import PtyLine, TcpLine
 
+pytestmark = pytest.mark.timeout(60)  # a hung device test fails instead of blocking the suite
+
 SPEED = 25.0
 WORKLIST = (
     "paper_id,subject_id,visit,region,side,phase\n"
@@ -43,9 +45,11 @@ def _run(
     ask: Callable[[str], str] = input,
     stop_when: Callable[[str], bool] | None = None,
     emulator: BalanceEmulator | None = None,
+    discover: list[str] | None = None,
 ) -> tuple[int, list[str], BalanceEmulator]:
     if emulator is None:
-        line = PtyLine() if kind == "pty" else TcpLine()
+        link = str(tmp_path / "ttyBAL") if discover else None
+        line = PtyLine(link) if kind == "pty" else TcpLine()
         emulator = BalanceEmulator(line, scenario, SPEED)
         threading.Thread(target=emulator.run, daemon=True).start()
     wl = None
@@ -67,6 +71,7 @@ def _run(
         worklist=wl,
         timing=BalanceTiming().scaled(SPEED),
         stop_event=stop,
+        discover=discover,
         ask=ask,
         say=say,
     )
@@ -186,3 +191,19 @@ def test_bad_worklists_are_refused(tmp_path: Path, text: str, message: str) -> N
     path.write_text(text, encoding="utf-8")
     with pytest.raises(WorklistError, match=message):
         read_worklist(path)
+
+
+def test_balance_found_again_under_another_name(tmp_path: Path) -> None:
+    scenario = BalanceScenario(
+        operator={"loads_g": LOADS, "dwell_s": 0.3, "gap_s": 1.5},
+        steps=[{"at": 0.3, "unplug": 0.5, "rename": True}],
+    )
+    code, said, emulator = _run(tmp_path, scenario, discover=[str(tmp_path / "ttyBAL*")])
+    emulator.stop_event.set()
+    assert code == 0
+    records = _records(tmp_path / "out")
+    assert [(r["dry"]["value"], r["wet"]["value"]) for r in records] == [
+        ("0.1234", "0.1534"),
+        ("0.2345", "0.3001"),
+    ]
+    assert any(s.startswith("balance B123456789 found on") for s in said)

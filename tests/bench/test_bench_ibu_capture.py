@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from bench_helpers import assert_exactly_once, run_ibu
 
+pytestmark = pytest.mark.timeout(60)  # a hung device test fails instead of blocking the suite
+
 SESSION = {"session": {"sid": "S0001", "ma_set": 15.0, "duration_s": 6, "polarity_every_s": 2}}
 
 

@@ -40,7 +40,8 @@ def test_model() -> None:
 
 
 def test_stable_weight() -> None:
-    with expected_protocol([(b"S\r\n", b"S S     100.1234 g\r\n")]) as t:
+    pairs = [(b"@\r\n", b'I4 A "B1"\r\n'), (b"S\r\n", b"S S     100.1234 g\r\n")]
+    with expected_protocol(pairs) as t:
         w = Balance(t).stable_weight()
     assert (w.value, w.unit, w.stable, w.raw) == ("100.1234", "g", True, "S S     100.1234 g")
 
@@ -58,7 +59,8 @@ def test_stable_weight() -> None:
     ],
 )
 def test_stable_weight_refuses_everything_but_s_s(reply: bytes, error: type) -> None:
-    with expected_protocol([(b"S\r\n", reply)]) as t, pytest.raises(error) as info:
+    pairs = [(b"@\r\n", b'I4 A "B1"\r\n'), (b"S\r\n", reply)]
+    with expected_protocol(pairs) as t, pytest.raises(error) as info:
         Balance(t).stable_weight()
     assert info.value.raw == reply.decode().strip()
 
@@ -79,15 +81,24 @@ def test_zero() -> None:
 
 def test_timeout_then_resync_with_reset() -> None:
     pairs = [
-        (b"S\r\n", None),
+        (b"SI\r\n", None),
         (b"@\r\n", b'S S     1.0000 g\r\nI4 A "B1"\r\n'),
         (b"SI\r\n", b"S S     2.0000 g\r\n"),
     ]
     with expected_protocol(pairs) as t:
         balance = Balance(t, reply_timeout=0.05, stable_timeout=0.05)
         with pytest.raises(BalanceTimeout):
-            balance.stable_weight()
+            balance.weight_now()
         assert balance.weight_now().value == "2.0000"
+
+
+def test_stable_weight_never_takes_a_late_si_reply() -> None:
+    pairs = [
+        (b"@\r\n", b'S S     9.9999 g\r\nI4 A "B1"\r\n'),
+        (b"S\r\n", b"S S     1.2345 g\r\n"),
+    ]
+    with expected_protocol(pairs) as t:
+        assert Balance(t).stable_weight().value == "1.2345"
 
 
 def test_ibu_identify_keeps_every_frame_read() -> None:

@@ -11,10 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from bench_helpers import IbuRun, assert_exactly_once, read_records
 
 from ingest.bench.emulators.ibu import IbuEmulator, IbuScenario
 from ingest.bench.emulators.lines import PtyLine
+
+pytestmark = pytest.mark.timeout(60)  # a hung device test fails instead of blocking the suite
 
 REPO = Path(__file__).resolve().parents[2]
 SPEED = 10.0

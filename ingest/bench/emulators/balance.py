@@ -9,10 +9,10 @@ Emulated time runs ``speed`` times faster than real time. Scenario keys:
 - ``steps``: ``{at, load_g}`` (what lies on the pan), ``{at, unsettled_s}`` (draught: dynamic
   readings for that long), ``{at, reply: "S +"}`` (the next ``S`` answers with that status:
   ``S I``, ``S +``, ``S -``; or a general error ``ES``/``ET``/``EL`` for the next command),
-  ``{at, unit}``, ``{at, unplug: seconds}``, ``{at, stop: true}``;
-- ``operator``: ``{loads_g: [...], dwell_s, gap_s}``: places each load on an empty pan after
-  ``gap_s``, and clears the pan ``dwell_s`` after the balance has answered a stable ``S``
-  for it (the operator hears the beep).
+  ``{at, unit}``, ``{at, unplug: seconds, rename: bool}``, ``{at, stop: true}``;
+- ``operator``: ``{loads_g: [...], dwell_s, gap_s}``: once the pan has been zeroed, places
+  each load on the empty pan after ``gap_s``, and clears the pan ``dwell_s`` after the
+  balance has answered a stable ``S`` for it (the operator hears the beep).
 
 ``sent`` records every reply line the balance sent (the tests' reference).
 """
@@ -70,6 +70,7 @@ class BalanceModel:
         self.out = bytearray()
         self._buf = b""
         self.stable_replies = 0
+        self.zeroed_at: float | None = None
 
     def set_load(self, grams: float, t: float) -> None:
         self.load = Decimal(str(grams))
@@ -168,6 +169,8 @@ class BalanceModel:
             elif self.stable(t):
                 self.zero_offset = self.load
                 self._send("Z A")
+                if self.zeroed_at is None:
+                    self.zeroed_at = t
             elif t - since >= self.sc.stability_timeout_s:
                 self._send("Z I")
             else:
@@ -199,6 +202,7 @@ class BalanceEmulator:
         self._op_at = 0.0
         self._op_seen = 0
         self._unplug_until: float | None = None
+        self._rename = False
 
     @property
     def operator_done(self) -> bool:
@@ -218,6 +222,7 @@ class BalanceEmulator:
         if "unplug" in step:
             self.line.unplug()
             self._unplug_until = t + float(step["unplug"])
+            self._rename = bool(step.get("rename", False))
         if step.get("stop"):
             self.stop_event.set()
 
@@ -227,8 +232,10 @@ class BalanceEmulator:
             return
         m = self.model
         loads = op["loads_g"]
+        if m.zeroed_at is None:
+            return  # the operator starts once the driver has zeroed the empty pan
         if self._op_state == "empty" and self._op_index < len(loads):
-            if t - self._op_at >= float(op.get("gap_s", 0.5)):
+            if t - max(self._op_at, m.zeroed_at) >= float(op.get("gap_s", 0.5)):
                 m.set_load(float(loads[self._op_index]), t)
                 self._op_state = "loaded"
                 self._op_seen = m.stable_replies
@@ -249,7 +256,7 @@ class BalanceEmulator:
                     self._apply(self._steps.pop(0), t)
                 if self._unplug_until is not None and t >= self._unplug_until:
                     self._unplug_until = None
-                    self.line.replug(False)
+                    self.line.replug(self._rename)
                 self._operate(t)
                 data = self.line.read()
                 if data:
