@@ -27,8 +27,7 @@ from ingest.bench.balance_device import Balance, BalanceError
 from ingest.bench.jsonl_store import (
     JsonlWriter,
     load_checkpoint,
-    output_files,
-    read_tail,
+    records_after_checkpoint,
     save_checkpoint,
     utc_now_iso,
 )
@@ -158,14 +157,9 @@ class BalanceCapture:
         self.pending = state.get("pending", {})
         self.done = {(p, ph) for p, ph in state.get("done", [])}
         self.awaiting_clear = bool(state.get("awaiting_clear", False))
-        cp_file = state.get("file")
-        for path in output_files(self.out_dir, PREFIX):
-            if cp_file is not None and path.name < cp_file:
-                continue
-            offset = int(state.get("offset", 0)) if path.name == cp_file else 0
-            for rec in read_tail(path, offset):
-                self.pending.pop(rec["paper_id"], None)
-                self.done.update({(rec["paper_id"], "dry"), (rec["paper_id"], "wet")})
+        for rec in records_after_checkpoint(self.out_dir, PREFIX, state):
+            self.pending.pop(rec["paper_id"], None)
+            self.done.update({(rec["paper_id"], "dry"), (rec["paper_id"], "wet")})
 
     def _save(self) -> None:
         self._writer.sync()

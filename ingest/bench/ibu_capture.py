@@ -30,8 +30,7 @@ from ingest.bench.ibu_device import IbuLink
 from ingest.bench.jsonl_store import (
     JsonlWriter,
     load_checkpoint,
-    output_files,
-    read_tail,
+    records_after_checkpoint,
     save_checkpoint,
     utc_now_iso,
 )
@@ -142,14 +141,8 @@ class IbuCapture:
             b.known_latest = item.get("known_latest", -1)
             self._boots[b.boot] = b
             self._order.append(b.boot)
-        cp_file = state.get("file")
-        cp_offset = int(state.get("offset", 0))
-        for path in output_files(self.out_dir, PREFIX):
-            if cp_file is not None and path.name < cp_file:
-                continue
-            offset = cp_offset if path.name == cp_file else 0
-            for rec in read_tail(path, offset):
-                self._roll_forward(rec)
+        for rec in records_after_checkpoint(self.out_dir, PREFIX, state):
+            self._roll_forward(rec)
         open_boots = [self._boots[b] for b in self._order if not self._boots[b].closed]
         self._current = open_boots[-1] if open_boots else None
         if self._current is not None:
@@ -249,13 +242,18 @@ class IbuCapture:
             frame, host_ts = b.pending.pop(b.next_seq)
             self._write_frame(b, frame, host_ts)
 
-    def _close_boot(self, b: _Boot) -> None:
-        """The unit left boot ``b`` (new boot seen): write what is held and the lost ranges."""
-        for seq in sorted(b.pending):
+    def _write_held(self, b: _Boot, below: int | None) -> None:
+        """Write the held frames of ``b`` with seq below ``below`` (all when ``None``) in order,
+        each missing range before one as a ``GAP``: used when those ranges cannot be resent."""
+        for seq in sorted(s for s in b.pending if below is None or s < below):
             frame, host_ts = b.pending.pop(seq)
             if seq > b.next_seq:
                 self._write_gap(b, b.next_seq, seq - 1)
             self._write_frame(b, frame, host_ts)
+
+    def _close_boot(self, b: _Boot) -> None:
+        """The unit left boot ``b`` (new boot seen): write what is held and the lost ranges."""
+        self._write_held(b, None)
         if b.known_latest >= b.next_seq:
             self._write_gap(b, b.next_seq, b.known_latest)
         if b.contact != self._conn:
@@ -307,11 +305,7 @@ class IbuCapture:
         if reason == "GONE":
             oldest = int(detail)
             if oldest > b.next_seq:
-                for seq in sorted(s for s in b.pending if s < oldest):
-                    frame, host_ts = b.pending.pop(seq)
-                    if seq > b.next_seq:
-                        self._write_gap(b, b.next_seq, seq - 1)
-                    self._write_frame(b, frame, host_ts)
+                self._write_held(b, oldest)
                 if oldest > b.next_seq:
                     self._write_gap(b, b.next_seq, oldest - 1)
                 self._drain(b)

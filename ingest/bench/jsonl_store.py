@@ -148,3 +148,18 @@ def read_tail(path: Path, offset: int) -> list[dict[str, Any]]:
             handle.flush()
             os.fsync(handle.fileno())
     return records
+
+
+def records_after_checkpoint(
+    out_dir: Path, prefix: str, state: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Durable records written after the checkpoint ``state`` (its ``file`` past its
+    ``offset``, then every later file), in write order; torn last lines are cut off."""
+    cp_file = state.get("file")
+    records: list[dict[str, Any]] = []
+    for path in output_files(out_dir, prefix):
+        if cp_file is not None and path.name < cp_file:
+            continue
+        offset = int(state.get("offset", 0)) if path.name == cp_file else 0
+        records.extend(read_tail(path, offset))
+    return records

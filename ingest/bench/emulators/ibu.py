@@ -49,7 +49,6 @@ class _Session:
     fault_code: str
     start_t: float
     next_sample_ms: int = 0
-    polarity_count: int = 0
 
 
 @dataclass
@@ -278,12 +277,10 @@ class IbuEmulator:
         if baud is not None:
             self.unit.tx_limit = self.TX_BUFFER
         self.stop_event = threading.Event()
-        self.finished = threading.Event()
         self.script_done = threading.Event()
         self._steps = sorted(scenario.steps, key=lambda s: float(s.get("at", 0.0)))
         self._unplug_until: float | None = None
         self._rename = False
-        self.events: list[tuple[float, str]] = []
         self._credit = 0.0
 
     def _apply(self, step: dict[str, Any], t: float) -> None:
@@ -299,11 +296,9 @@ class IbuEmulator:
             self.line.unplug()
             self._unplug_until = t + float(step["unplug"])
             self._rename = bool(step.get("rename", False))
-            self.events.append((t, "unplug"))
         if "power_cycle" in step:
             unit.power_off()
             unit.schedule_power_on(t + float(step["power_cycle"]))
-            self.events.append((t, "power_cycle"))
         if step.get("stop"):
             self.stop_event.set()
 
@@ -320,7 +315,6 @@ class IbuEmulator:
                 if self._unplug_until is not None and t >= self._unplug_until:
                     self._unplug_until = None
                     self.line.replug(self._rename)
-                    self.events.append((t, "replug"))
                 unit.advance(t)
                 if (
                     not self._steps
@@ -338,7 +332,6 @@ class IbuEmulator:
         finally:
             unit.close()
             self.line.close()
-            self.finished.set()
 
     def _send(self, t: float, last_t: float) -> None:
         out = self.unit.out

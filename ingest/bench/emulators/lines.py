@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 import tty
-from pathlib import Path
 
 
 class PtyLine:
@@ -206,7 +205,3 @@ class EmuClock:
 
     def now(self) -> float:
         return (time.monotonic() - self._t0) * self.speed
-
-
-def ensure_parent(path: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
