@@ -111,7 +111,7 @@ def read_balance_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame,
     contract = load_contract(DATASET)
     parts: list[pl.DataFrame] = []
     quarantines: list[pl.DataFrame] = []
-    for path in sorted(paths, key=lambda p: p.name):
+    for path in sorted(paths, key=lambda p: relative_name(Path(p), Path(raw_root))):
         rows, q = read_balance_file(Path(path), Path(raw_root))
         quarantines.append(q)
         if rows.height:

@@ -126,11 +126,12 @@ def _fields(frames: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_bench_ibu_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Capture files (in name order = write order) -> (typed frames, quarantine)."""
+    """Capture files (in path order: centre, delivery date, then name = write order) ->
+    (typed frames, quarantine)."""
     contract = load_contract(DATASET)
     parts: list[pl.DataFrame] = []
     quarantines: list[pl.DataFrame] = []
-    for path in sorted(paths, key=lambda p: p.name):
+    for path in sorted(paths, key=lambda p: relative_name(Path(p), Path(raw_root))):
         lines, q = _lines(Path(path), Path(raw_root))
         quarantines.append(q)
         if lines is not None and lines.height:
