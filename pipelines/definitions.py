@@ -11,12 +11,12 @@ import os
 
 import dagster as dg
 
-from pipelines.assets import analysis_ready, models, raw
+from pipelines.assets import analysis_ready, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
 
-ASSET_MODULES = [raw, analysis_ready, models]
+ASSET_MODULES = [raw, analysis_ready, models, reports]
 EXECUTORS = ("in_process", "multiprocess")
 
 

@@ -77,7 +77,10 @@ def responders(
 def fixed_sequence(
     settings: TrialSettings, mmrm_primary: ModelResult, responders: ModelResult
 ) -> ModelResult:
-    """Fixed-sequence testing of the key secondary family, with the decision at each step."""
+    """Fixed-sequence testing of the key secondary family, with the decision at each step.
+    Blinded: not run (its hypotheses are named by arm contrasts, and there are no p-values)."""
+    if settings.blinded:
+        return not_fitted_blinded("fixed_sequence")
     return fixed_sequence_from_results(settings.study(), mmrm_primary, responders)
 
 

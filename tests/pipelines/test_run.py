@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -11,27 +12,44 @@ import pipelines.assets.raw as raw_assets
 from pipelines.definitions import build_definitions, defs
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
+from trial.report.blinding import scan_for_arm_leaks, scan_metadata
+from trial.study import load_study
 
 
 def test_definitions_load_with_groups_and_contract_checks() -> None:
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert {"raw", "clean", "analysis_ready", "models"} <= groups
+    assert {"raw", "clean", "analysis_ready", "models", "reports"} <= groups
     check_assets = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
     assert {"dm", "gravimetry", "adsl", "adsweat", "quarantine"} <= check_assets
 
 
 @pytest.fixture(scope="module")
-def unblinded_run(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sealed_list(small_raw: Path) -> Path:
+    return Path(str(small_raw) + "_sealed") / "randomisation.csv"
+
+
+@pytest.fixture(scope="module")
+def unblinded_run(
+    small_raw: Path, sealed_list: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     out = tmp_path_factory.mktemp("unblinded")
-    sealed = Path(str(small_raw) + "_sealed") / "randomisation.csv"
-    report = run_pipeline(raw_dir=small_raw, out_dir=out, unblind_path=sealed)
+    report = run_pipeline(raw_dir=small_raw, out_dir=out, unblind_path=sealed_list)
     assert report.success, report.describe()
     assert not report.failed_checks
     return out
 
 
-def test_unblinded_run_writes_every_table_and_model(unblinded_run: Path) -> None:
+@pytest.fixture(scope="module")
+def blinded_run(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("blinded")
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success, report.describe()
+    assert not report.failed_checks
+    return out
+
+
+def test_unblinded_run_writes_every_table_model_report_and_export(unblinded_run: Path) -> None:
     tables = {p.stem for p in (unblinded_run / "tables").glob("*.parquet")}
     expected = {"landing_manifest", "quarantine", "dm", "gravimetry", "device_sessions"}
     expected |= {"adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev", "analysis_long"}
@@ -40,18 +58,43 @@ def test_unblinded_run_writes_every_table_and_model(unblinded_run: Path) -> None
     assert "arm" in adsl.columns
     est = pl.read_parquet(unblinded_run / "models" / "mmrm_primary_estimates.parquet")
     assert est.height > 0 and est["estimate"].is_finite().all()
+    html = (unblinded_run / "reports" / "investigator_report.html").read_text("utf-8")
+    assert "UNBLINDED" in html
+    assert (unblinded_run / "reports" / "data_quality_report.html").exists()
+    assert {p.name for p in (unblinded_run / "exports" / "xpt").iterdir()} >= {
+        "adsl.xpt",
+        "adsweat.xpt",
+        "define.csv",
+    }
 
 
-def test_blinded_run_never_reads_the_list_and_carries_no_arm(
-    small_raw: Path, tmp_path: Path
-) -> None:
-    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path)
-    assert report.success, report.describe()
-    adsl = pl.read_parquet(tmp_path / "tables" / "adsl.parquet")
+def _latest_metadata(out_dir: Path) -> dict[str, dict[str, object]]:
+    """Latest materialisation metadata of every asset in the run's embedded instance."""
+    found = {}
+    with dg.DagsterInstance.from_config(str(out_dir / ".dagster")) as instance:
+        for key in instance.get_asset_keys():
+            for record in instance.fetch_materializations(key, limit=1).records:
+                found[key.to_user_string()] = dict(record.asset_materialization.metadata)
+    return found
+
+
+def test_blinded_run_leaks_no_arm_anywhere(blinded_run: Path, sealed_list: Path) -> None:
+    """Every blinded output - tables, model results, reports, exports and the Dagster
+    metadata - is scanned for arm codes, arm names, masked labels and per-subject columns
+    that split subjects along the sealed list."""
+    adsl = pl.read_parquet(blinded_run / "tables" / "adsl.parquet")
     assert "arm" not in adsl.columns
-    assert pl.read_parquet(tmp_path / "tables" / "randomisation.parquet").height == 0
-    fit = pl.read_parquet(tmp_path / "models" / "mmrm_primary_estimates.parquet")
-    assert fit.height == 0
+    assert pl.read_parquet(blinded_run / "tables" / "randomisation.parquet").height == 0
+    assert pl.read_parquet(blinded_run / "models" / "mmrm_primary_estimates.parquet").height == 0
+    study = load_study()
+    randomisation = pl.read_csv(sealed_list)
+    outputs = ["tables", "models", "reports", "exports"]
+    assert scan_for_arm_leaks([blinded_run / o for o in outputs], randomisation, study) == []
+    metadata = _latest_metadata(blinded_run)
+    assert {"adsl", "investigator_report"} <= set(metadata)
+    for asset, values in metadata.items():
+        assert scan_metadata(values, asset, randomisation, study) == []
+    assert "BLINDED" in (blinded_run / "reports" / "investigator_report.html").read_text("utf-8")
 
 
 def test_failing_blocking_check_stops_what_depends_on_it(
@@ -61,14 +104,16 @@ def test_failing_blocking_check_stops_what_depends_on_it(
     check fails and nothing downstream of dm (ADSL and the models) is materialised."""
     real = raw_assets.read_edc_table
 
-    def duplicated_dm(raw_root: Path, manifest: pl.DataFrame, table: str):  # type: ignore[no-untyped-def]
+    def duplicated_dm(
+        raw_root: Path, manifest: pl.DataFrame, table: str
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
         rows, q = real(raw_root, manifest, table)
         return (pl.concat([rows, rows.head(1)]) if table == "dm" else rows), q
 
     monkeypatch.setattr(raw_assets, "read_edc_table", duplicated_dm)
     settings = TrialSettings(raw_dir=str(small_raw), out_dir=str(tmp_path))
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(raise_on_error=False)
+    result = job.execute_in_process(raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert any(e.asset_check_key.asset_key.to_user_string() == "dm" for e in failed)

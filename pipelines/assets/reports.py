@@ -1,0 +1,124 @@
+"""Reports group: the investigator report, the data-quality report and the SAS v5 exports,
+rebuilt whenever their inputs change. Files go under ``OUT/reports`` and ``OUT/exports/xpt``;
+the asset's metadata says where."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from pipelines.resources import TrialSettings
+from trial.models.result import ModelResult
+from trial.report.data import build_report_data
+from trial.report.exports import write_xpt_exports
+from trial.report.investigator import render_investigator_report
+from trial.report.outputs import write_report_data
+from trial.report.pdf import find_chromium
+from trial.report.quality import render_data_quality_report
+from trial.report.run_info import run_info_for
+
+GROUP = "reports"
+
+
+@dg.asset(group_name=GROUP, kinds={"html"})
+def investigator_report(
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    landing_manifest: pl.DataFrame,
+    eligibility: pl.DataFrame,
+    adsl: pl.DataFrame,
+    adsweat: pl.DataFrame,
+    adhdss: pl.DataFrame,
+    adae: pl.DataFrame,
+    addev: pl.DataFrame,
+    mmrm_primary: ModelResult,
+    mmrm_pp: ModelResult,
+    lmm_sensitivity1: ModelResult,
+    sides_sensitivity3: ModelResult,
+    ancova_sensitivity4: ModelResult,
+    responders: ModelResult,
+    subgroups: ModelResult,
+    plantar: ModelResult,
+    durability: ModelResult,
+) -> dg.MaterializeResult:
+    """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
+    or UNBLINDED on every page; blinded runs show pooled results only."""
+    run = run_info_for(landing_manifest, blinded=settings.blinded)
+    tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
+    tables |= {"adae": adae, "addev": addev}
+    models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
+    models += [responders, subgroups, plantar, durability]
+    data = build_report_data(tables, {m.name: m for m in models}, settings.study(), run)
+    reports = Path(settings.out_dir) / "reports"
+    pdf = find_chromium() is not None
+    html = render_investigator_report(data, reports, pdf=pdf)
+    write_report_data(data, reports)
+    context.log.info(
+        f"investigator report: {html}" + (" (+ PDF)" if pdf else " (no Chromium: no PDF)")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(html)),
+            "pdf": dg.MetadataValue.path(str(html.with_suffix(".pdf"))) if pdf else "not printed",
+            "blinded": settings.blinded,
+            "data_version": run.data_version,
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"html"})
+def data_quality_report(
+    settings: TrialSettings,
+    landing_manifest: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    device_sessions: pl.DataFrame,
+    unmapped_sessions: pl.DataFrame,
+    gravimetry_duplicates: pl.DataFrame,
+    derivation_findings: pl.DataFrame,
+    adsl: pl.DataFrame,
+    adsweat: pl.DataFrame,
+    adhdss: pl.DataFrame,
+    addev: pl.DataFrame,
+) -> dg.MaterializeResult:
+    """Every item a data manager must act on, with file, line, field and what to fix."""
+    run = run_info_for(landing_manifest, blinded=settings.blinded)
+    tables = {
+        "quarantine": quarantine,
+        "device_sessions": device_sessions,
+        "unmapped_sessions": unmapped_sessions,
+        "gravimetry_duplicates": gravimetry_duplicates,
+        "derivation_findings": derivation_findings,
+        "adsl": adsl,
+        "adsweat": adsweat,
+        "adhdss": adhdss,
+        "addev": addev,
+    }
+    path = render_data_quality_report(
+        tables, settings.study(), run, Path(settings.out_dir) / "reports"
+    )
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "quarantined": quarantine.height}
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"sas"})
+def xpt_exports(
+    settings: TrialSettings,
+    adsl: pl.DataFrame,
+    adsweat: pl.DataFrame,
+    adsweat_side: pl.DataFrame,
+    adhdss: pl.DataFrame,
+    adae: pl.DataFrame,
+    addev: pl.DataFrame,
+) -> dg.MaterializeResult:
+    """The analysis-ready tables as SAS transport v5 files with a define table built from the
+    data contracts."""
+    tables = {"adsl": adsl, "adsweat": adsweat, "adsweat_side": adsweat_side, "adhdss": adhdss}
+    tables |= {"adae": adae, "addev": addev}
+    result = write_xpt_exports(tables, Path(settings.out_dir) / "exports" / "xpt")
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.json([str(p) for p in result.paths]),
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "-"),
+        }
+    )
