@@ -52,6 +52,7 @@ META = ("paper_id", "subject_id", "visit", "region", "side")
 PHASES = ("dry", "wet")
 LOAD_MG = Decimal("5")
 CLEAR_MG = Decimal("1")
+REPLY_FLOOR = 0.5
 
 
 class WorklistError(ValueError):
@@ -69,10 +70,13 @@ class BalanceTiming:
     backoff_cap: float = 30.0
 
     def scaled(self, factor: float) -> BalanceTiming:
+        """Divide the pauses by ``factor``. Reply timeouts are limits, not waits: they shrink
+        only down to ``REPLY_FLOOR`` s so that a busy host does not turn a slow reply into a
+        timeout (``stable_timeout`` still exceeds the emulated balance's scaled one)."""
         return replace(
             self,
-            reply_timeout=self.reply_timeout / factor,
-            stable_timeout=self.stable_timeout / factor,
+            reply_timeout=max(self.reply_timeout / factor, REPLY_FLOOR),
+            stable_timeout=max(self.stable_timeout / factor, 2 * REPLY_FLOOR),
             poll_interval=self.poll_interval / factor,
             backoff_initial=self.backoff_initial / factor,
             backoff_cap=self.backoff_cap / factor,

@@ -97,9 +97,12 @@ def run_ibu(
     ring_frames: int = 8192,
     speed: float = SPEED,
 ) -> IbuRun:
-    """Run a scenario with the capture attached, in-process, until the capture caught up."""
+    """Run a scenario with the capture attached, in-process, until the capture caught up.
+
+    The steps start once the capture holds the unit's power-up frames, so that a fault is
+    never spent before anyone listens."""
     line = make_line(kind, tmp_path)
-    emulator = IbuEmulator(line, IbuScenario(steps=steps, ring_frames=ring_frames), speed=speed)
+    emulator = IbuEmulator(line, IbuScenario(ring_frames=ring_frames), speed=speed)
     discover = [str(tmp_path / "ttyIBU*")] if kind == "pty" else []
     capture = IbuCapture(
         line.name, tmp_path / "out", timing=IbuTiming().scaled(speed), discover=discover
@@ -109,6 +112,8 @@ def run_ibu(
     t_emu.start()
     t_cap.start()
     try:
+        wait_caught_up(emulator, capture)
+        emulator.schedule(steps)
         expected = wait_caught_up(emulator, capture)
     finally:
         emulator.stop_event.set()

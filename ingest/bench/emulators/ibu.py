@@ -283,6 +283,13 @@ class IbuEmulator:
         self._rename = False
         self._credit = 0.0
 
+    def schedule(self, steps: list[dict[str, Any]]) -> None:
+        """Run ``steps`` with ``at`` counted from now (e.g. once a driver is attached)."""
+        now = self.clock.now()
+        shifted = [{**step, "at": now + float(step.get("at", 0.0))} for step in steps]
+        self._steps = sorted(self._steps + shifted, key=lambda s: float(s["at"]))
+        self.script_done.clear()
+
     def _apply(self, step: dict[str, Any], t: float) -> None:
         unit = self.unit
         if "session" in step:
