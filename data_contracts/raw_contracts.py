@@ -24,6 +24,8 @@ from trial.study import Study, load_study
 CONTRACT_VERSION = "1.0.0"
 SUBJECT_PATTERN = r"^[A-Z0-9]+-[0-9]+$"
 UTC = "Datetime(us, UTC)"
+BENCH_INTERRUPTED = "INTERRUPTED"
+"""End reason of a bench-unit session with no END frame (specs/bench-protocols.md)."""
 
 
 @dataclass(frozen=True)
@@ -453,7 +455,13 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     unit="mC",
                 ),
                 _i("polarity_switches", "Polarity switches", minimum=0),
-                _s("end_reason", "End reason", values=end_reasons),
+                _s(
+                    "end_reason",
+                    "End reason",
+                    "The device's end reason; a bench-unit session cut by a power cycle "
+                    "(no END frame) is INTERRUPTED (bench-protocols.md).",
+                    values=(*end_reasons, BENCH_INTERRUPTED),
+                ),
                 _s("fault_code", "Fault code", values=fault_codes),
                 _f(
                     "within_tolerance_share",
@@ -519,6 +527,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                         "vendor_b",
                         "bench_ibu",
                         "balance",
+                        "capture_state",
                         "unknown",
                     ),
                 ),

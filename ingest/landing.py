@@ -41,6 +41,7 @@ KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("vendor_b", re.compile(r"^ionto-b_[^_]+_\d{14}\.jsonl$")),
     ("bench_ibu", re.compile(r"^(bench_)?ibu[_-].*\.jsonl$")),
     ("balance", re.compile(r"^(bench_)?balance[_-].*\.jsonl$")),
+    ("capture_state", re.compile(r"^capture-(ibu|balance)\.checkpoint\.json(\.tmp)?$")),
 )
 """File name -> kind, first match wins (the bench readers' engineer owns the bench names)."""
 

@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from ingest.device_sessions import build_device_sessions
+from ingest.readers.bench_ibu import ibu_device_sessions
 from pipelines.resources import TrialSettings
 from trial.derive.ae import derive_adae
 from trial.derive.analysis_long import build_analysis_long
@@ -22,11 +23,16 @@ READY = "analysis_ready"
 
 @dg.asset(group_name=CLEAN, kinds={"polars"})
 def device_sessions(
-    settings: TrialSettings, vendor_a_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame
+    settings: TrialSettings,
+    vendor_a_sessions: pl.DataFrame,
+    vendor_b_events: pl.DataFrame,
+    bench_ibu_frames: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per distinct device session of every vendor (summaries from samples where the
-    device sends samples)."""
-    return build_device_sessions(vendor_a_sessions, vendor_b_events, settings.study())
+    """One row per distinct session of every home device and bench unit (summaries from the
+    samples where the device sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
+    study = settings.study()
+    bench = ibu_device_sessions(bench_ibu_frames, study.current_tolerance_pct)
+    return build_device_sessions(vendor_a_sessions, vendor_b_events, study, extra=[bench])
 
 
 @dg.multi_asset(

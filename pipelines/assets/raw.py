@@ -10,10 +10,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from ingest.landing import landing_quarantine, scan_raw
+from ingest.landing import current_files, landing_quarantine, scan_raw
 from ingest.quarantine import combine
+from ingest.readers.balance import read_balance, weighings_as_gravimetry
+from ingest.readers.bench_ibu import read_bench_ibu
 from ingest.readers.edc import read_edc_table, read_randomisation
-from ingest.readers.gravimetry import read_gravimetry
+from ingest.readers.gravimetry import read_gravimetry, resolve_duplicate_papers
 from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
 from pipelines.resources import TrialSettings
@@ -26,6 +28,8 @@ RAW_OUTPUTS = [
     "gravimetry_duplicates",
     "vendor_a_sessions",
     "vendor_b_events",
+    "bench_ibu_frames",
+    "balance_weighings",
     "quarantine",
 ]
 
@@ -56,11 +60,19 @@ def raw_datasets(
         quarantines.append(q)
         context.log.info(f"read {table}: {edc[table].height} rows, {q.height} quarantined")
         yield dg.Output(edc[table], output_name=table)
-    papers, q, pairs = read_gravimetry(raw_root, landing_manifest)
+    sheets, q, sheet_pairs = read_gravimetry(raw_root, landing_manifest)
     quarantines.append(q)
-    context.log.info(f"read gravimetry: {papers.height} papers, {q.height} quarantined")
-    yield dg.Output(papers, output_name="gravimetry")
-    yield dg.Output(pairs, output_name="gravimetry_duplicates")
+    context.log.info(f"read gravimetry worksheets: {sheets.height} papers, {q.height} quarantined")
+    weighings, q = read_balance(raw_root, landing_manifest)
+    quarantines.append(q)
+    context.log.info(f"read bench balance: {weighings.height} weighings, {q.height} quarantined")
+    yield dg.Output(weighings, output_name="balance_weighings")
+    # A paper weighed at the bench and also on a worksheet: later delivery, then later line.
+    papers, bench_pairs = resolve_duplicate_papers(
+        pl.concat([sheets, weighings_as_gravimetry(weighings)]), current_files(landing_manifest)
+    )
+    yield dg.Output(papers.sort("source_file", "source_line"), output_name="gravimetry")
+    yield dg.Output(pl.concat([sheet_pairs, bench_pairs]), output_name="gravimetry_duplicates")
     consent = earliest_consent(edc["dm"], edc["devices"])
     sessions_a, q = read_vendor_a(raw_root, landing_manifest, consent)
     quarantines.append(q)
@@ -70,6 +82,10 @@ def raw_datasets(
     quarantines.append(q)
     context.log.info(f"read vendor B: {events_b.height} events, {q.height} quarantined")
     yield dg.Output(events_b, output_name="vendor_b_events")
+    frames_ibu, q = read_bench_ibu(raw_root, landing_manifest)
+    quarantines.append(q)
+    context.log.info(f"read bench IBU: {frames_ibu.height} frames, {q.height} quarantined")
+    yield dg.Output(frames_ibu, output_name="bench_ibu_frames")
     yield dg.Output(combine(quarantines), output_name="quarantine")
 
 
