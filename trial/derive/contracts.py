@@ -128,6 +128,13 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         "Visit outside its window",
         "|study day - target day| > window_days; kept, excluded only from PP analyses.",
     )
+    source = _s(
+        "source_records",
+        "Raw source records (file:line)",
+        "Where the row came from: raw file paths relative to the raw root with 1-based line "
+        "numbers, joined with '; '.",
+        required=True,
+    )
     adsl = (
         studyid,
         subject(),
@@ -175,6 +182,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
             maximum=1,
         ),
         _f("charge_mc_total", "Total delivered charge", unit="mC", minimum=0),
+        source,
         _d("rand_date", "Randomisation date", unblinded_only=True),
         _s("arm", "Randomised arm", values=arms, unblinded_only=True),
     )
@@ -199,6 +207,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         _yn("ABLFL", "Baseline record flag", required=True),
         _yn("ANL01FL", "Analysis record flag", required=True),
         out_of_window,
+        source,
     )
     adsweat_side = (
         studyid,
@@ -216,6 +225,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         _f("CHG", "Change from baseline (log)", unit=ln_unit),
         out_of_window,
         _yn("ANL01FL", "Analysis record flag", required=True),
+        source,
     )
     adhdss = (
         studyid,
@@ -233,6 +243,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         _yn("ABLFL", "Baseline record flag", required=True),
         _yn("RESPFL", "HDSS responder flag", "Improvement >= configured points."),
         out_of_window,
+        source,
     )
     ae_cols = tuple(replace(c, key=1) if c.name == "ae_id" else c for c in _from_raw("ae"))
     adae = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from trial.derive.schedule import source_record
 from trial.study import Study
 
 PAPER_KEY = ["subject_id", "visit", "region", "side"]
@@ -96,7 +97,8 @@ def paper_rates(gravimetry: pl.DataFrame, study: Study) -> pl.DataFrame:
 def region_values(rates: pl.DataFrame) -> pl.DataFrame:
     """Per subject, visit and region with at least one paper: ``AVAL`` (mean ln rate of the
     valid sides; null when none is valid), ``rate_mg_min`` (exp of ``AVAL``), ``n_sides``,
-    ``n_papers``, ``collected_at_utc`` (first paper)."""
+    ``n_papers``, ``collected_at_utc`` (first paper), ``source_records`` (every paper's
+    ``file:line``, sorted, joined with ``; ``)."""
     valid = pl.col("rate_status") == RATE_VALID
     ln_rate = pl.col("sweat_rate_mg_min").log()
     return (
@@ -107,6 +109,7 @@ def region_values(rates: pl.DataFrame) -> pl.DataFrame:
             n_sides=valid.sum().cast(pl.Int64),
             n_papers=pl.len().cast(pl.Int64),
             collected_at_utc=pl.col("collected_at_utc").min(),
+            source_records=source_record().sort().str.join("; "),
         )
         .with_columns(rate_mg_min=pl.col("AVAL").exp())
         .collect()

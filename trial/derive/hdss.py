@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trial.derive.schedule import schedule_frame, visit_days
+from trial.derive.schedule import schedule_frame, source_record, visit_days
 from trial.derive.sweat import region_baselines
 from trial.study import Study
 
@@ -25,7 +25,10 @@ def derive_adhdss(hdss: pl.DataFrame, visits: pl.DataFrame, study: Study) -> pl.
         hdss.lazy()
         .filter(pl.col("hdss").is_not_null())
         .group_by("subject_id", "visit")
-        .agg(AVAL=pl.col("hdss").last().cast(pl.Int64))
+        .agg(
+            AVAL=pl.col("hdss").last().cast(pl.Int64),
+            source_records=source_record().last(),
+        )
         .rename({"visit": "AVISIT"})
         .join(sched.lazy(), on="AVISIT", how="inner")
         .with_columns(region=pl.lit("HDSS"))
@@ -66,6 +69,7 @@ def derive_adhdss(hdss: pl.DataFrame, visits: pl.DataFrame, study: Study) -> pl.
             "ABLFL",
             "RESPFL",
             "out_of_window",
+            "source_records",
         )
         .sort("subject_id", "AVISITN")
         .collect()

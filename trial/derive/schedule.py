@@ -39,6 +39,11 @@ def schedule_frame(study: Study) -> pl.DataFrame:
     )
 
 
+def source_record() -> pl.Expr:
+    """``<source_file>:<source_line>``: where a raw row came from (relative path, 1-based line)."""
+    return pl.format("{}:{}", pl.col("source_file"), pl.col("source_line"))
+
+
 def study_day(date: pl.Expr, bl_date: pl.Expr) -> pl.Expr:
     """Study day of ``date`` relative to ``bl_date`` (both Date); no day 0; null when either
     is null."""

@@ -25,7 +25,7 @@ import math
 
 import polars as pl
 
-from trial.derive.schedule import baseline_dates
+from trial.derive.schedule import baseline_dates, source_record
 from trial.study import Study
 
 YN = {True: "Y", False: "N"}
@@ -135,7 +135,7 @@ def derive_adsl(
                 list(levels), list(levels.values()), default=None, return_dtype=pl.String
             ),
         )
-        .with_columns(age_group=_age_group(study))
+        .with_columns(age_group=_age_group(study), source_records=source_record())
         .join(baseline_dates(visits, study).lazy(), on="subject_id", how="left")
         .join(disp, on="subject_id", how="left")
         .join(eligibility_findings(dm, eligibility, study).lazy(), on="subject_id", how="left")
@@ -224,6 +224,7 @@ def derive_adsl(
         "n_induction_sessions_adequate",
         "time_within_tolerance_share",
         "charge_mc_total",
+        "source_records",
     ]
     if randomisation is not None:
         columns += ["rand_date", "arm"]

@@ -17,7 +17,13 @@ from __future__ import annotations
 import polars as pl
 
 from trial.derive.gravimetry import RATE_VALID, region_values
-from trial.derive.schedule import baseline_dates, schedule_frame, study_day, window_flag
+from trial.derive.schedule import (
+    baseline_dates,
+    schedule_frame,
+    source_record,
+    study_day,
+    window_flag,
+)
 from trial.study import Study
 
 
@@ -126,6 +132,7 @@ def derive_adsweat(
             "ABLFL",
             "ANL01FL",
             "out_of_window",
+            "source_records",
         )
         .sort("subject_id", "PARAMCD", "AVISITN")
         .collect()
@@ -157,6 +164,7 @@ def derive_adsweat_side(papers: pl.DataFrame, adsweat: pl.DataFrame, study: Stud
         .with_columns(
             STUDYID=pl.lit(study.study_id),
             AVAL=pl.col("sweat_rate_mg_min").log(),
+            source_records=source_record(),
         )
         .with_columns(CHG=pl.when(post).then(pl.col("AVAL") - pl.col("BASE")))
         .select(
@@ -175,6 +183,7 @@ def derive_adsweat_side(papers: pl.DataFrame, adsweat: pl.DataFrame, study: Stud
             "CHG",
             "out_of_window",
             "ANL01FL",
+            "source_records",
         )
         .sort("subject_id", "PARAMCD", "AVISITN", "side")
         .collect()
