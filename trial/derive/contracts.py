@@ -15,75 +15,38 @@ must satisfy (without those columns when blinded).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from data_contracts.contracts import (
-    API_VERSION,
-    CONTRACT_DIR,
-    Contract,
-    contract_path,
-    dtype_name,
-    load_contract,
+from data_contracts.authoring import (
+    Col,
+    bool_col,
+    contract_mapping,
+    date_col,
+    float_col,
+    int_col,
+    render,
+    string_col,
+    write_rendered,
 )
+from data_contracts.contracts import CONTRACT_DIR, Contract, dtype_name, load_contract
 from trial.study import Study, load_study
 
-CONTRACT_VERSION = "1.0.0"
-UNBLINDED_ONLY = "unblinded_only"
+GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")
 
 
-@dataclass(frozen=True)
-class Column:
-    """One column of an analysis-ready table; ``label`` <= 40 characters (SAS label)."""
-
-    name: str
-    logical: str
-    dtype: str
-    label: str
-    description: str = ""
-    required: bool = False
-    key: int | None = None
-    unit: str | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    values: tuple[Any, ...] | None = None
-    unblinded_only: bool = False
+def _yn(name: str, label: str, description: str = "", **kw: Any) -> Col:
+    return string_col(name, label, description, values=YN, **kw)
 
 
-def _s(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return Column(name, "string", "String", label, description, **kw)
-
-
-def _i(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return Column(name, "integer", "Int64", label, description, **kw)
-
-
-def _f(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return Column(name, "number", "Float64", label, description, **kw)
-
-
-def _d(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return Column(name, "date", "Date", label, description, **kw)
-
-
-def _b(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return Column(name, "boolean", "Boolean", label, description, **kw)
-
-
-def _yn(name: str, label: str, description: str = "", **kw: Any) -> Column:
-    return _s(name, label, description, values=YN, **kw)
-
-
-def _from_raw(dataset: str) -> tuple[Column, ...]:
+def _from_raw(dataset: str) -> tuple[Col, ...]:
     """The columns of a raw contract, as analysis-table columns (same names, types, labels)."""
     contract = load_contract(dataset)
     logical = {p.name: p.logical_type for p in contract.properties}
     return tuple(
-        Column(
+        Col(
             name=p.name,
             logical=logical[p.name],
             dtype=dtype_name(p.dtype),
@@ -99,7 +62,7 @@ def _from_raw(dataset: str) -> tuple[Column, ...]:
     )
 
 
-def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
+def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
     """Table name -> (description, columns), in the column order the derivations produce."""
     visits = tuple(study.visit_codes)
     regions = tuple(r.code for r in study.regions)
@@ -113,22 +76,24 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         "post_schedule",
     )
     ln_unit = "ln(mg/min)"
-    studyid = _s("STUDYID", "Study identifier", required=True, values=(study.study_id,))
+    studyid = string_col("STUDYID", "Study identifier", required=True, values=(study.study_id,))
 
-    def subject(key: int | None = 1) -> Column:
-        return _s("subject_id", "Subject identifier", required=True, key=key)
+    def subject(key: int | None = 1) -> Col:
+        return string_col("subject_id", "Subject identifier", required=True, key=key)
 
-    def avisit(key: int | None = None) -> Column:
-        return _s("AVISIT", "Analysis visit", required=True, values=visits, key=key)
+    def avisit(key: int | None = None) -> Col:
+        return string_col("AVISIT", "Analysis visit", required=True, values=visits, key=key)
 
-    avisitn = _i("AVISITN", "Analysis visit (N)", "Schedule order, 1-based.", required=True)
-    week = _i("week", "Nominal week", "Nominal week of the visit (null at screening).", unit="week")
-    out_of_window = _b(
+    avisitn = int_col("AVISITN", "Analysis visit (N)", "Schedule order, 1-based.", required=True)
+    week = int_col(
+        "week", "Nominal week", "Nominal week of the visit (null at screening).", unit="week"
+    )
+    out_of_window = bool_col(
         "out_of_window",
         "Visit outside its window",
         "|study day - target day| > window_days; kept, excluded only from PP analyses.",
     )
-    source = _s(
+    source = string_col(
         "source_records",
         "Raw source records (file:line)",
         "Where the row came from: raw file paths relative to the raw root with 1-based line "
@@ -138,72 +103,72 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
     adsl = (
         studyid,
         subject(),
-        _s("centre_id", "Centre", required=True, values=tuple(study.centres)),
-        _s("sex", "Sex", values=tuple(study.codelists["sex"])),
-        _i("birth_year", "Birth year"),
-        _i("age", "Age at consent", "Consent year minus birth year.", unit="years"),
-        _s("age_group", "Age group", values=ages),
+        string_col("centre_id", "Centre", required=True, values=tuple(study.centres)),
+        string_col("sex", "Sex", values=tuple(study.codelists["sex"])),
+        int_col("birth_year", "Birth year"),
+        int_col("age", "Age at consent", "Consent year minus birth year.", unit="years"),
+        string_col("age_group", "Age group", values=ages),
         _yn("plantar_involved", "Plantar involvement"),
-        _i("hdss_screening", "HDSS at screening", minimum=1, maximum=4),
-        _s("stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", values=strata),
-        _d("consent_date", "Consent date"),
-        _d("bl_date", "Baseline visit date (day 1)"),
-        _b("screen_failure", "Screen failure", required=True),
-        _b("eligibility_violation", "Eligibility violation", required=True),
-        _s("eligibility_reasons", "Eligibility violations", "Comma-separated, sorted."),
+        int_col("hdss_screening", "HDSS at screening", minimum=1, maximum=4),
+        string_col("stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", values=strata),
+        date_col("consent_date", "Consent date"),
+        date_col("bl_date", "Baseline visit date (day 1)"),
+        bool_col("screen_failure", "Screen failure", required=True),
+        bool_col("eligibility_violation", "Eligibility violation", required=True),
+        string_col("eligibility_reasons", "Eligibility violations", "Comma-separated, sorted."),
         _yn(
             "RANDFL", "Randomised flag", "Blinded: not a screen failure and BL done.", required=True
         ),
         _yn("SAFFL", "Safety population flag", required=True),
         _yn("FASFL", "Full analysis set flag", required=True),
         _yn("PPFL", "Per-protocol set flag", required=True),
-        _s("disposition_status", "Disposition status"),
-        _s("disposition_reason", "Disposition reason"),
-        _d("disposition_date", "Disposition date"),
-        _d("trt_start_date", "First session date (UTC)"),
-        _d("trt_end_date", "Last session date (UTC)"),
-        _i("n_sessions", "Sessions started", "On any serial ever assigned.", required=True),
-        _i("n_sessions_mapped", "Sessions mapped by assignment dates", required=True),
-        _i("n_sessions_planned", "Sessions planned", required=True),
-        _i("n_sessions_completed", "Sessions completed (primary region)", required=True),
-        _i("n_induction_sessions_planned", "Induction sessions planned", required=True),
-        _i("n_induction_sessions_completed", "Induction sessions completed", required=True),
-        _i(
+        string_col("disposition_status", "Disposition status"),
+        string_col("disposition_reason", "Disposition reason"),
+        date_col("disposition_date", "Disposition date"),
+        date_col("trt_start_date", "First session date (UTC)"),
+        date_col("trt_end_date", "Last session date (UTC)"),
+        int_col("n_sessions", "Sessions started", "On any serial ever assigned.", required=True),
+        int_col("n_sessions_mapped", "Sessions mapped by assignment dates", required=True),
+        int_col("n_sessions_planned", "Sessions planned", required=True),
+        int_col("n_sessions_completed", "Sessions completed (primary region)", required=True),
+        int_col("n_induction_sessions_planned", "Induction sessions planned", required=True),
+        int_col("n_induction_sessions_completed", "Induction sessions completed", required=True),
+        int_col(
             "n_induction_sessions_adequate",
             "Adequate induction sessions",
             "Primary region's device; see ADDEV adequate.",
             required=True,
         ),
-        _f(
+        float_col(
             "time_within_tolerance_share",
             "Share of time within current tolerance",
             "Duration-weighted; vendor A approximated from mean_ma.",
             minimum=0,
             maximum=1,
         ),
-        _f("charge_mc_total", "Total delivered charge", unit="mC", minimum=0),
+        float_col("charge_mc_total", "Total delivered charge", unit="mC", minimum=0),
         source,
-        _d("rand_date", "Randomisation date", unblinded_only=True),
-        _s("arm", "Randomised arm", values=arms, unblinded_only=True),
+        date_col("rand_date", "Randomisation date", unblinded_only=True),
+        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
     )
     adsweat = (
         studyid,
         subject(),
-        _s("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
-        _s("PARAM", "Parameter", required=True),
-        _s("region", "Body region", required=True, values=regions),
+        string_col("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
+        string_col("PARAM", "Parameter", required=True),
+        string_col("region", "Body region", required=True, values=regions),
         avisit(key=3),
         avisitn,
         week,
-        _d("ADT", "Analysis date"),
-        _i("ADY", "Analysis study day", "No day 0.", unit="day"),
-        _f("AVAL", "Log sweat rate (mean of sides)", unit=ln_unit),
-        _f("rate_mg_min", "Sweat rate, geometric mean of sides", unit="mg/min", minimum=0),
-        _i("n_sides", "Number of valid sides", required=True, minimum=0, maximum=2),
-        _f("BASE", "Baseline log sweat rate", unit=ln_unit),
-        _s("BASE_VISIT", "Visit giving the baseline", values=visits),
-        _f("CHG", "Change from baseline (log)", unit=ln_unit),
-        _f("PCHG", "Percent change of the rate", "100 * (exp(CHG) - 1).", unit="%"),
+        date_col("ADT", "Analysis date"),
+        int_col("ADY", "Analysis study day", "No day 0.", unit="day"),
+        float_col("AVAL", "Log sweat rate (mean of sides)", unit=ln_unit),
+        float_col("rate_mg_min", "Sweat rate, geometric mean of sides", unit="mg/min", minimum=0),
+        int_col("n_sides", "Number of valid sides", required=True, minimum=0, maximum=2),
+        float_col("BASE", "Baseline log sweat rate", unit=ln_unit),
+        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        float_col("CHG", "Change from baseline (log)", unit=ln_unit),
+        float_col("PCHG", "Percent change of the rate", "100 * (exp(CHG) - 1).", unit="%"),
         _yn("ABLFL", "Baseline record flag", required=True),
         _yn("ANL01FL", "Analysis record flag", required=True),
         out_of_window,
@@ -212,17 +177,17 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
     adsweat_side = (
         studyid,
         subject(),
-        _s("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
-        _s("region", "Body region", required=True, values=regions),
+        string_col("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
+        string_col("region", "Body region", required=True, values=regions),
         avisit(key=3),
         avisitn,
         week,
-        _s("side", "Side", required=True, values=tuple(study.sides), key=4),
-        _f("AVAL", "Log sweat rate of the side", required=True, unit=ln_unit),
-        _f("sweat_rate_mg_min", "Sweat rate of the side", required=True, unit="mg/min"),
-        _f("BASE", "Baseline log sweat rate (region)", unit=ln_unit),
-        _s("BASE_VISIT", "Visit giving the baseline", values=visits),
-        _f("CHG", "Change from baseline (log)", unit=ln_unit),
+        string_col("side", "Side", required=True, values=tuple(study.sides), key=4),
+        float_col("AVAL", "Log sweat rate of the side", required=True, unit=ln_unit),
+        float_col("sweat_rate_mg_min", "Sweat rate of the side", required=True, unit="mg/min"),
+        float_col("BASE", "Baseline log sweat rate (region)", unit=ln_unit),
+        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        float_col("CHG", "Change from baseline (log)", unit=ln_unit),
         out_of_window,
         _yn("ANL01FL", "Analysis record flag", required=True),
         source,
@@ -230,16 +195,16 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
     adhdss = (
         studyid,
         subject(),
-        _s("PARAMCD", "Parameter code", required=True, values=("HDSS",)),
+        string_col("PARAMCD", "Parameter code", required=True, values=("HDSS",)),
         avisit(key=2),
         avisitn,
         week,
-        _d("ADT", "Analysis date"),
-        _i("ADY", "Analysis study day", unit="day"),
-        _i("AVAL", "HDSS score", required=True, minimum=1, maximum=4),
-        _i("BASE", "Baseline HDSS", minimum=1, maximum=4),
-        _s("BASE_VISIT", "Visit giving the baseline", values=visits),
-        _i("CHG", "Change from baseline in HDSS"),
+        date_col("ADT", "Analysis date"),
+        int_col("ADY", "Analysis study day", unit="day"),
+        int_col("AVAL", "HDSS score", required=True, minimum=1, maximum=4),
+        int_col("BASE", "Baseline HDSS", minimum=1, maximum=4),
+        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        int_col("CHG", "Change from baseline in HDSS"),
         _yn("ABLFL", "Baseline record flag", required=True),
         _yn("RESPFL", "HDSS responder flag", "Improvement >= configured points."),
         out_of_window,
@@ -250,19 +215,19 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
         studyid,
         *ae_cols,
         _yn("TRTEMFL", "Treatment-emergent flag", required=True),
-        _i("ASTDY", "Onset study day", unit="day"),
-        _i("AENDY", "End study day", unit="day"),
-        _s("arm", "Randomised arm", values=arms, unblinded_only=True),
+        int_col("ASTDY", "Onset study day", unit="day"),
+        int_col("AENDY", "End study day", unit="day"),
+        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
     )
     session_cols = tuple(
         replace(c, key=1) if c.name == "session_key" else c for c in _from_raw("device_sessions")
     )
     addev = (
         studyid,
-        _s("subject_id", "Subject identifier", required=True),
-        _s("region", "Treated region", values=regions),
+        string_col("subject_id", "Subject identifier", required=True),
+        string_col("region", "Treated region", values=regions),
         *session_cols,
-        _f(
+        float_col(
             "time_at_min_current_s",
             "Time at >= PP current threshold",
             "Threshold: min_current_share x programmed_ma. Vendor B from samples; vendor A: "
@@ -270,31 +235,33 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
             unit="s",
             minimum=0,
         ),
-        _f(
+        float_col(
             "tolerance_share",
             "Share of time within current tolerance",
             "Vs programmed_ma: vendor B the reader's share; vendor A 1 or 0 from mean_ma.",
             minimum=0,
             maximum=1,
         ),
-        _d("session_date", "Session date (UTC, placed)"),
-        _b("adequate", "Adequate session (PP rule)", required=True),
-        _i("study_day", "Study day of the session", unit="day"),
-        _s("phase", "Treatment phase", values=phases),
+        date_col("session_date", "Session date (UTC, placed)"),
+        bool_col("adequate", "Adequate session (PP rule)", required=True),
+        int_col("study_day", "Study day of the session", unit="day"),
+        string_col("phase", "Treatment phase", values=phases),
     )
     analysis_long = (
-        _s("subject", "Subject identifier", required=True, key=1),
-        _s("arm", "Randomised arm", values=arms, unblinded_only=True),
-        _s("centre", "Centre", required=True, values=tuple(study.centres)),
-        _s("stratum", "Stratum (screening HDSS)", required=True, values=strata),
-        _s("visit", "Analysis visit", required=True, values=tuple(study.model_visits), key=2),
-        _i("visit_index", "Visit index (1-based)", required=True, minimum=1),
-        _i("week", "Nominal week", required=True, unit="week"),
-        _f("logbase", "Baseline log palmar sweat rate", required=True, unit=ln_unit),
-        _f("chg", "Change from baseline (log)", required=True, unit=ln_unit),
-        _f("aval_log", "Log palmar sweat rate", required=True, unit=ln_unit),
-        _i("n_sides", "Number of valid sides", required=True, minimum=1, maximum=2),
-        _s("base_visit", "Visit giving the baseline", required=True, values=visits),
+        string_col("subject", "Subject identifier", required=True, key=1),
+        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
+        string_col("centre", "Centre", required=True, values=tuple(study.centres)),
+        string_col("stratum", "Stratum (screening HDSS)", required=True, values=strata),
+        string_col(
+            "visit", "Analysis visit", required=True, values=tuple(study.model_visits), key=2
+        ),
+        int_col("visit_index", "Visit index (1-based)", required=True, minimum=1),
+        int_col("week", "Nominal week", required=True, unit="week"),
+        float_col("logbase", "Baseline log palmar sweat rate", required=True, unit=ln_unit),
+        float_col("chg", "Change from baseline (log)", required=True, unit=ln_unit),
+        float_col("aval_log", "Log palmar sweat rate", required=True, unit=ln_unit),
+        int_col("n_sides", "Number of valid sides", required=True, minimum=1, maximum=2),
+        string_col("base_visit", "Visit giving the baseline", required=True, values=visits),
     )
     return {
         "adsl": ("ADSL: one row per subject in dm, analysis-set flags.", adsl),
@@ -310,83 +277,16 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Column, ...]]]:
     }
 
 
-def _property(col: Column) -> dict[str, Any]:
-    prop: dict[str, Any] = {
-        "name": col.name,
-        "businessName": col.label,
-        "logicalType": col.logical,
-        "physicalType": col.dtype,
-        "required": col.required,
-    }
-    if col.description:
-        prop["description"] = col.description
-    if col.key is not None:
-        prop["primaryKey"] = True
-        prop["primaryKeyPosition"] = col.key
-    options = {
-        k: v for k, v in (("minimum", col.minimum), ("maximum", col.maximum)) if v is not None
-    }
-    if options:
-        prop["logicalTypeOptions"] = options
-    custom = []
-    if col.unit:
-        custom.append({"property": "unit", "value": col.unit})
-    if col.unblinded_only:
-        custom.append({"property": "blinding", "value": UNBLINDED_ONLY})
-    if custom:
-        prop["customProperties"] = custom
-    if col.values is not None:
-        prop["quality"] = [
-            {
-                "metric": "invalidValues",
-                "arguments": {"validValues": list(col.values)},
-                "mustBe": 0,
-                "dimension": "conformity",
-            }
-        ]
-    return prop
-
-
-def contract_mapping(table: str, description: str, cols: tuple[Column, ...]) -> dict[str, Any]:
-    """The ODCS v3.1 mapping of one analysis-ready table."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "DataContract",
-        "id": f"ionto-{table.replace('_', '-')}",
-        "version": CONTRACT_VERSION,
-        "status": "active",
-        "name": table,
-        "description": {"purpose": description},
-        "schema": [
-            {
-                "name": table,
-                "physicalType": "table",
-                "description": description,
-                "properties": [_property(c) for c in cols],
-            }
-        ],
-    }
-
-
 def rendered_contracts(study: Study) -> dict[str, str]:
     """Table name -> YAML text of its contract."""
-    header = "# Generated by trial/derive/contracts.py from the study configuration.\n"
     return {
-        name: header
-        + yaml.safe_dump(
-            contract_mapping(name, desc, cols), sort_keys=False, allow_unicode=True, width=100
-        )
+        name: render(contract_mapping(name, desc, cols), GENERATOR)
         for name, (desc, cols) in adam_tables(study).items()
     }
 
 
 def write_contracts(study: Study, directory: Path = CONTRACT_DIR) -> list[Path]:
-    written = []
-    for name, text in rendered_contracts(study).items():
-        path = contract_path(name, directory)
-        path.write_text(text, "utf-8")
-        written.append(path)
-    return written
+    return write_rendered(rendered_contracts(study), directory)
 
 
 def table_contract(table: str, blinded: bool) -> Contract:
