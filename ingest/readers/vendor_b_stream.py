@@ -2,10 +2,11 @@
 
 A 600-subject trial sends about 50 million 2 Hz events (several GB of JSON lines). Reading them
 all into one frame, as :func:`ingest.readers.vendor_b.read_vendor_b_files` does, needs memory
-in proportion to the whole delivery. Here the files are read in batches of whole devices and
-each batch goes through the reader's own functions (parse, quarantine, drop duplicates,
-summarise), so the results are the reader's, row for row, and peak memory is set by the batch
-size (``max_batch_bytes`` of JSON text), not by the size of the trial.
+in proportion to the whole delivery. Here the files are read in batches of whole devices (one
+batch per core at a time) and each batch goes through the reader's rules (parse, quarantine,
+drop duplicates, summarise), so the results are the reader's (equal frames up to row order)
+and peak memory is set by the batch size (``max_batch_bytes`` of JSON text) and the number of
+workers, not by the size of the trial.
 
 Why batches of devices are exact: every rule that looks across lines looks within one device.
 An exact duplicate line has the same text, hence the same ``dev``; a session is keyed by
@@ -18,6 +19,10 @@ depends on the file names being right.
   byte-order mark dropped, blank lines skipped but counted), the same lines the reader's
   ``decode_file`` gives; a batch that is not valid UTF-8 falls back to the reader's
   per-file decode, which quarantines the bad file whole (``NOT_UTF8``).
+- Lines in the devices' exact shape (:func:`canonical_pattern`) take a fast path that gives
+  the values the reader gives; every other line goes through the reader's
+  ``parse_vendor_b_lines`` itself. Duplicates are found by a text hash and decided by the
+  reader's ``drop_duplicate_lines`` on the exact text.
 - Distinct events of each batch are written as one Parquet file under ``events_dir``;
   :attr:`VendorBStream.events` scans them lazily.
 """
