@@ -29,8 +29,6 @@ def investigator_report(
     adsl: pl.DataFrame,
     adsweat: pl.DataFrame,
     adhdss: pl.DataFrame,
-    adae: pl.DataFrame,
-    addev: pl.DataFrame,
     mmrm_primary: ModelResult,
     mmrm_pp: ModelResult,
     lmm_sensitivity1: ModelResult,
@@ -40,14 +38,16 @@ def investigator_report(
     subgroups: ModelResult,
     plantar: ModelResult,
     durability: ModelResult,
+    safety: ModelResult,
+    device: ModelResult,
 ) -> dg.MaterializeResult:
     """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
-    or UNBLINDED on every page; blinded runs show pooled results only."""
+    or UNBLINDED on every page; blinded runs show pooled results only. Adverse events and
+    device use are the safety and device model results (pooled in a blinded run)."""
     run = run_info_for(landing_manifest, blinded=settings.blinded)
     tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
-    tables |= {"adae": adae, "addev": addev}
     models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
-    models += [responders, subgroups, plantar, durability]
+    models += [responders, subgroups, plantar, durability, safety, device]
     data = build_report_data(tables, {m.name: m for m in models}, settings.study(), run)
     reports = Path(settings.out_dir) / "reports"
     pdf = find_chromium() is not None

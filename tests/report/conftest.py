@@ -36,6 +36,20 @@ def models(study: Study) -> dict[str, ModelResult]:
 
 
 @pytest.fixture(scope="session")
+def unblinded_results(study, unblinded_tables, models) -> dict[str, ModelResult]:
+    """What an unblinded run's models group hands the report: the model results above plus
+    the safety and device summaries by arm."""
+    return models | synthetic_trial.safety_and_device(study, unblinded_tables)
+
+
+@pytest.fixture(scope="session")
+def blinded_results(study, blinded_tables, models) -> dict[str, ModelResult]:
+    """What a blinded run hands the report: arm-level results (the report must ignore them)
+    and the pooled safety and device summaries."""
+    return models | synthetic_trial.safety_and_device(study, blinded_tables)
+
+
+@pytest.fixture(scope="session")
 def randomisation(study: Study) -> pl.DataFrame:
     return synthetic_trial.randomisation(study)
 
@@ -50,22 +64,22 @@ def run_info(blinded: bool) -> RunInfo:
 
 
 @pytest.fixture(scope="session")
-def unblinded_data(unblinded_tables, models, study) -> ReportData:
-    return build_report_data(unblinded_tables, models, study, run_info(False))
+def unblinded_data(unblinded_tables, unblinded_results, study) -> ReportData:
+    return build_report_data(unblinded_tables, unblinded_results, study, run_info(False))
 
 
 @pytest.fixture(scope="session")
-def blinded_data(blinded_tables, models, study) -> ReportData:
-    return build_report_data(blinded_tables, models, study, run_info(True))
+def blinded_data(blinded_tables, blinded_results, study) -> ReportData:
+    return build_report_data(blinded_tables, blinded_results, study, run_info(True))
 
 
 @pytest.fixture(scope="session")
-def blinded_out(tmp_path_factory, blinded_tables, blinded_data, study) -> Path:
+def blinded_out(tmp_path_factory, blinded_tables, blinded_results, blinded_data, study) -> Path:
     """Everything a blinded run writes from the report package, under one OUT folder."""
     from trial.report.outputs import write_report_outputs
 
     out = tmp_path_factory.mktemp("blinded_out")
-    write_report_outputs(blinded_tables, {}, study, blinded_data.run, out)
+    write_report_outputs(blinded_tables, blinded_results, study, blinded_data.run, out)
     return out
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from trial.models.device import device_summary
 from trial.models.result import ModelResult, write_result
+from trial.models.safety import safety_summary
 from trial.study import Study
 
 N_PER_CENTRE = 9
@@ -437,13 +439,25 @@ def make_models(study: Study) -> dict[str, ModelResult]:
     return models
 
 
+def safety_and_device(study: Study, tables: dict[str, pl.DataFrame]) -> dict[str, ModelResult]:
+    """The ``safety`` and ``device`` results the models group computes from these tables (by
+    arm, or pooled when ``adsl`` has no ``arm``)."""
+    adsl = tables["adsl"]
+    return {
+        "safety": safety_summary(tables["adae"], adsl, study),
+        "device": device_summary(tables["addev"], adsl, study),
+    }
+
+
 def write_outputs(study: Study, out_dir: Path, *, blinded: bool) -> dict[str, pl.DataFrame]:
     """Materialise the synthetic trial as a run would: ``OUT/tables`` and ``OUT/models``."""
     tables = make_tables(study, blinded=blinded)
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.write_parquet(out_dir / "tables" / f"{name}.parquet")
+    results = safety_and_device(study, tables)
     if not blinded:
-        for result in make_models(study).values():
-            write_result(result, out_dir / "models")
+        results |= make_models(study)
+    for result in results.values():
+        write_result(result, out_dir / "models")
     return tables

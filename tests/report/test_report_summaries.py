@@ -1,5 +1,6 @@
 """Numbers behind the descriptive tables and figures, recomputed independently from the
-synthetic trial's ADaM tables (numpy/scipy, or the models' own safety summary)."""
+synthetic trial's ADaM tables (numpy/scipy); adverse events and device use are the safety and
+device model results, checked against ADAE and ADDEV and shown as the results hold them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from trial.models.safety import safety_summary
+from trial.models.result import ModelResult
 from trial.report import summaries as sm
-from trial.report.data import check_blinding
+from trial.report.data import build_report_data, check_blinding
 from trial.report.run_info import RunInfo
 
 
@@ -141,79 +142,180 @@ def test_responders_count_missing_as_non_responders(unblinded_tables, study):
     assert total["hdss_responder_pct"][0] == pytest.approx(100 * hdss.height / fas.height)
 
 
-def test_adverse_events_agree_with_the_safety_model(unblinded_tables, study):
-    adsl, adae = unblinded_tables["adsl"], unblinded_tables["adae"]
-    ours = sm.adverse_event_summary(adae, adsl, study)
-    theirs = safety_summary(adae, adsl, study).tables
-    by_term = theirs["by_term"].select("arm", "term", pl.col("n_subjects"))
-    any_rows = ours.filter((pl.col("dimension") == "any") & (pl.col("group") != sm.TOTAL))
-    joined = any_rows.join(by_term, left_on=["group", "term"], right_on=["arm", "term"], how="left")
-    assert (joined["n"] == joined["n_subjects"].fill_null(0)).all()
-    sev = ours.filter(
-        (pl.col("dimension") == "severity")
-        & (pl.col("group") != sm.TOTAL)
-        & (pl.col("term") != "ANY")
-    )
-    joined = sev.join(
-        theirs["by_severity"],
-        left_on=["group", "term", "level"],
-        right_on=["arm", "term", "severity"],
-        how="left",
-    )
-    assert (joined["n"] == joined["n_subjects"].fill_null(0)).all()
-    # Severity rows add up to the term row (worst severity per subject and term).
-    for term in ours["term"].unique().to_list():
-        t = ours.filter((pl.col("term") == term) & (pl.col("group") == sm.TOTAL))
-        assert (
-            t.filter(pl.col("dimension") == "severity")["n"].sum()
-            == (t.filter(pl.col("dimension") == "any")["n"][0])
-        )
-        assert (
-            t.filter(pl.col("dimension") == "related")["n"].sum()
-            == (t.filter(pl.col("dimension") == "any")["n"][0])
-        )
+def run_info(blinded: bool) -> RunInfo:
+    return RunInfo("2026-11-16", blinded, "sha256:x", "git x")
 
 
-def test_serious_events_listing(unblinded_tables):
-    sae = sm.serious_events(unblinded_tables["adae"], unblinded_tables["adsl"])
-    assert sae.height == unblinded_tables["adae"].filter(pl.col("serious") == "Y").height == 1
+def _safety_set_events(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Treatment-emergent AEs of Safety-set subjects with their arm, straight from ADAE."""
+    adsl = tables["adsl"].filter(pl.col("SAFFL") == "Y").select("subject_id", "arm")
+    return tables["adae"].filter(pl.col("TRTEMFL") == "Y").join(adsl, on="subject_id")
+
+
+def test_adverse_events_count_subjects_once_per_term_and_level(unblinded_data, unblinded_tables):
+    ae = unblinded_data.adverse_events
+    events = _safety_set_events(unblinded_tables)
+    safety_set = unblinded_tables["adsl"].filter(pl.col("SAFFL") == "Y")
+    denominators = dict(safety_set.group_by("arm").len().rows()) | {sm.TOTAL: safety_set.height}
+    rank = {"MILD": 0, "MODERATE": 1, "SEVERE": 2}
+    strength = {"N": 0, "POSSIBLE": 1, "Y": 2}
+    for group, N in denominators.items():
+        mine = events if group == sm.TOTAL else events.filter(pl.col("arm") == group)
+        rows = ae.filter(pl.col("group") == group)
+        assert set(rows["N"]) == {N}
+        anyrow = rows.filter(pl.col("term") == "ANY")
+        assert anyrow["n"].to_list() == [mine["subject_id"].n_unique()]
+        for term in events["term"].unique().to_list():
+            of_term = mine.filter(pl.col("term") == term)
+            t = rows.filter(pl.col("term") == term)
+            assert (
+                t.filter(pl.col("dimension") == "any")["n"][0] == of_term["subject_id"].n_unique()
+            )
+            worst: dict[str, int] = {}
+            strongest: dict[str, int] = {}
+            for sid, sev, rel in of_term.select("subject_id", "severity", "related").rows():
+                worst[sid] = max(worst.get(sid, -1), rank[sev])
+                strongest[sid] = max(strongest.get(sid, -1), strength[rel])
+            for level, r in rank.items():
+                got = t.filter((pl.col("dimension") == "severity") & (pl.col("level") == level))
+                assert got["n"][0] == sum(v == r for v in worst.values()), (group, term, level)
+            for level, r in strength.items():
+                got = t.filter((pl.col("dimension") == "related") & (pl.col("level") == level))
+                assert got["n"][0] == sum(v == r for v in strongest.values()), (group, term, level)
+        assert rows.filter(pl.col("N") > 0)["pct"].to_list() == pytest.approx(
+            (100.0 * rows["n"] / N).to_list()
+        )
+    # The overall row has no severity breakdown: the safety model tabulates it per term.
+    assert ae.filter(pl.col("term") == "ANY")["dimension"].unique().to_list() == ["any"]
+
+
+def test_adverse_events_are_read_from_the_safety_result(unblinded_tables, unblinded_results, study):
+    """The report shows what the safety result holds, not a count of its own."""
+    safety = unblinded_results["safety"]
+    by_term = safety.tables["by_term"].with_columns(pl.col("n_subjects") + 100)
+    doctored = ModelResult(
+        name=safety.name,
+        estimates=safety.estimates,
+        fit=safety.fit,
+        tables=safety.tables | {"by_term": by_term},
+    )
+    data = build_report_data(
+        unblinded_tables,
+        unblinded_results | {"safety": doctored},
+        study,
+        run_info(False),
+    )
+    anyrows = data.adverse_events.filter(pl.col("dimension") == "any")
+    joined = anyrows.join(by_term, left_on=["group", "term"], right_on=["arm", "term"])
+    assert joined.height == by_term.height
+    assert (joined["n"] == joined["n_subjects"]).all()
+    total = anyrows.filter((pl.col("group") == sm.TOTAL) & (pl.col("term") == "ANY"))
+    assert total["n"][0] == by_term.filter(pl.col("term") == "ANY")["n_subjects"].sum()
+
+
+def test_serious_events_listing(unblinded_data, unblinded_tables):
+    sae = unblinded_data.serious_events
+    expected = _safety_set_events(unblinded_tables).filter(pl.col("serious") == "Y")
+    assert sae.height == expected.height == 1
     assert {"subject_id", "centre_id", "arm", "term", "severity", "related"} <= set(sae.columns)
+    centre = unblinded_tables["adsl"].filter(pl.col("subject_id") == sae["subject_id"][0])
+    assert sae["centre_id"][0] == centre["centre_id"][0]
+    assert sae["arm"][0] == expected["arm"][0]
 
 
-def test_device_adherence_and_dose(unblinded_tables, study):
+def test_device_adherence_and_dose_by_arm_and_region(unblinded_data, unblinded_tables, study):
     adsl, addev = unblinded_tables["adsl"], unblinded_tables["addev"]
-    d = sm.device_summary(addev, adsl, study).filter(pl.col("group") == sm.TOTAL)
-    safety = adsl.filter(pl.col("SAFFL") == "Y")
-    treated = addev.filter(pl.col("phase").is_in(["induction", "maintenance"]))
-    completed = (
-        safety.select("subject_id")
-        .join(
-            treated.filter(pl.col("end_reason") == "COMPLETED").group_by("subject_id").len(),
-            on="subject_id",
-            how="left",
-        )["len"]
-        .fill_null(0)
-        .to_numpy()
-    )
-    assert d["adherence_pct"][0] == pytest.approx(
-        np.mean(100 * completed / study.planned_sessions_total)
-    )
-    assert d["charge_mc_mean"][0] == pytest.approx(treated["charge_mc"].mean())
-    assert d["aborted"][0] == treated.filter(pl.col("end_reason") != "COMPLETED").height
-    faults = sm.fault_summary(addev, adsl, study).filter(pl.col("group") == sm.TOTAL)
-    assert faults["sessions"].sum() == d["aborted"][0]
-    assert set(faults.filter(pl.col("fault_code") == "E03")["fault"]) == {"over-current"}
+    phases = [p["name"] for p in study.raw["treatment"]["phases"] if p["sessions_per_week"] > 0]
+    safety = adsl.filter(pl.col("SAFFL") == "Y").select("subject_id", "arm")
+    treated = addev.filter(pl.col("phase").is_in(phases)).join(safety, on="subject_id")
+    d = unblinded_data.device
+    assert sm.TOTAL not in d["group"].to_list()
+    assert d.select("group", "region").rows() == [
+        (a, r.code) for a in study.arm_codes for r in study.regions
+    ]
+    for arm in study.arm_codes:
+        row = d.filter((pl.col("group") == arm) & (pl.col("region") == "PALM"))
+        mine = treated.filter(pl.col("arm") == arm)
+        n_subjects = safety.filter(pl.col("arm") == arm).height
+        completed = mine.filter(pl.col("end_reason") == "COMPLETED").height
+        assert row["n_subjects"][0] == n_subjects
+        assert row["sessions_planned"][0] == n_subjects * study.planned_sessions_total
+        assert row["sessions_completed"][0] == completed
+        assert row["completed_share"][0] == pytest.approx(
+            completed / (n_subjects * study.planned_sessions_total)
+        )
+        assert row["charge_mean_mc"][0] == pytest.approx(mine["charge_mc"].mean())
+        assert row["charge_sd_mc"][0] == pytest.approx(np.std(mine["charge_mc"].to_numpy(), ddof=1))
+        sampled = mine.filter(pl.col("within_tolerance_share").is_not_null())
+        share = sampled["within_tolerance_share"].to_numpy()
+        weights = sampled["duration_s"].to_numpy()
+        assert row["n_sessions_with_samples"][0] == sampled.height
+        assert row["within_tolerance_share"][0] == pytest.approx(np.average(share, weights=weights))
+        assert row["aborted"][0] == mine.filter(pl.col("end_reason") != "COMPLETED").height
+        # No plantar device in the synthetic trial: planned sessions, none logged.
+        sole = d.filter((pl.col("group") == arm) & (pl.col("region") == "SOLE"))
+        involved = adsl.filter(
+            (pl.col("arm") == arm) & (pl.col("SAFFL") == "Y") & (pl.col("plantar_involved") == "Y")
+        )
+        assert sole["n_subjects"][0] == involved.height
+        assert sole["n_sessions"][0] == 0
+    faults = unblinded_data.faults
+    with_code = treated.filter(pl.col("fault_code").is_not_null())
+    assert faults["n_sessions"].sum() == with_code.height > 0
+    assert set(faults.filter(pl.col("fault_code") == "E03")["description"]) == {"over-current"}
+
+
+def test_induction_adherence_from_adsl(unblinded_data, unblinded_tables, study):
+    adsl = unblinded_tables["adsl"].filter(pl.col("SAFFL") == "Y")
+    # 12 planned induction sessions, 80 %: at least 10 adequate ones (9.6 rounded up).
+    adherent = adsl.filter(pl.col("n_induction_sessions_adequate") >= 10)
+    row = unblinded_data.induction_adherence.filter(pl.col("group") == sm.TOTAL)
+    assert (row["N"][0], row["n"][0]) == (adsl.height, adherent.height)
+    for arm in study.arm_codes:
+        row = unblinded_data.induction_adherence.filter(pl.col("group") == arm)
+        assert row["n"][0] == adherent.filter(pl.col("arm") == arm).height
+
+
+def test_report_refuses_safety_results_that_disagree_with_its_blinding(
+    unblinded_tables, blinded_tables, unblinded_results, blinded_results, study
+):
+    with pytest.raises(ValueError, match="'safety' is by arm"):
+        build_report_data(blinded_tables, unblinded_results, study, run_info(True))
+    with pytest.raises(ValueError, match="'safety' is pooled"):
+        build_report_data(unblinded_tables, blinded_results, study, run_info(False))
+
+
+def test_missing_safety_and_device_results_say_so(unblinded_tables, models, study):
+    from trial.report.investigator import investigator_html
+
+    data = build_report_data(unblinded_tables, models, study, run_info(False))
+    assert data.adverse_events.width == data.device.width == data.faults.width == 0
+    html = investigator_html(data)
+    assert "the safety model result is not available" in html
+    assert "the device model result is not available" in html
 
 
 def test_blinded_frames_are_pooled_and_equal_the_unblinded_total(blinded_data, unblinded_data):
+    by_arm_only = {"device", "faults"}  # model results by arm and region, no TOTAL row
     for name, frame in blinded_data.frames().items():
         if "group" in frame.columns:
             assert set(frame["group"]) <= {sm.TOTAL}, name
+            if name in by_arm_only:
+                continue
             total = unblinded_data.frames()[name].filter(pl.col("group") == sm.TOTAL)
             assert frame.drop_nulls().shape == total.drop_nulls().shape, name
     b = blinded_data.time_course.select("visit", "geo_mean")
     u = unblinded_data.time_course.filter(pl.col("group") == sm.TOTAL).select("visit", "geo_mean")
     assert b.equals(u)
+    # Pooled device counts are the sums over the arms of the unblinded result.
+    counts = ["n_subjects", "sessions_planned", "n_sessions", "sessions_completed", "aborted"]
+    summed = unblinded_data.device.group_by("region").agg(pl.col(counts).sum()).sort("region")
+    assert blinded_data.device.select("region", *counts).sort("region").equals(summed)
+    faults = unblinded_data.faults.group_by("region", "fault_code").agg(pl.col("n_sessions").sum())
+    pooled = blinded_data.faults.select("region", "fault_code", "n_sessions")
+    assert pooled.sort("region", "fault_code").equals(faults.sort("region", "fault_code"))
+    assert "arm" not in blinded_data.serious_events.columns
+    assert blinded_data.serious_events.height == unblinded_data.serious_events.height
     assert blinded_data.primary_lsmeans.height == 0
     assert blinded_data.sensitivity.height == 0
     assert blinded_data.subgroups.height == 0

@@ -1,8 +1,10 @@
 """Everything the investigator report shows, as Polars frames: :func:`build_report_data`.
 
-The HTML renderer only formats these frames; the tests check these numbers. In a blinded run
-(``RunInfo.blinded``; ``adsl`` without ``arm``) every frame is pooled (``group == "TOTAL"``)
-and no model result is shown: arm-level results are withheld until unblinding.
+The HTML renderer only formats these frames; the tests check these numbers. Adverse events and
+device use come from the ``safety`` and ``device`` model results, the same typed results the
+models group writes. In a blinded run (``RunInfo.blinded``; ``adsl`` without ``arm``) every
+frame is pooled (``group == "TOTAL"``; the safety and device results are then pooled too) and
+no arm-level model result is shown: those are withheld until unblinding.
 """
 
 from __future__ import annotations
@@ -12,23 +14,27 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from trial.models import device as device_model
+from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.run_info import RunInfo
 from trial.study import Study
 
-REQUIRED_TABLES = ("adsl", "adsweat", "adhdss", "adae", "addev")
+REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
 """Tables :func:`build_report_data` needs; ``eligibility`` (raw) is optional and gives the
-screen-failure reasons."""
+screen-failure reasons. Adverse events and device use come from the ``safety`` and ``device``
+model results, not from ADAE and ADDEV."""
 
 
 @dataclass(frozen=True)
 class ReportData:
     """Numbers behind every table and figure of the investigator report.
 
-    Frames from :mod:`trial.report.summaries` (descriptive, by ``group``) and
-    :mod:`trial.report.model_tables` (model results; empty when blinded or not fitted)."""
+    Frames from :mod:`trial.report.summaries` (descriptive, by ``group``; adverse events and
+    device use from the safety and device results, with no columns when a result is missing)
+    and :mod:`trial.report.model_tables` (model results; empty when blinded or not fitted)."""
 
     study: Study
     run: RunInfo
@@ -42,6 +48,7 @@ class ReportData:
     adverse_events: pl.DataFrame
     serious_events: pl.DataFrame
     device: pl.DataFrame
+    induction_adherence: pl.DataFrame
     faults: pl.DataFrame
     primary_lsmeans: pl.DataFrame
     primary_contrasts: pl.DataFrame
@@ -71,6 +78,22 @@ def check_blinding(adsl: pl.DataFrame, run: RunInfo) -> None:
         raise ValueError("blinded report requested, but adsl carries the arm column")
     if not run.blinded and not sm.is_unblinded(adsl):
         raise ValueError("unblinded report requested, but adsl has no arm column")
+
+
+def check_result_blinding(result: ModelResult, run: RunInfo, pooled: str) -> None:
+    """Refuse a safety or device result whose arms disagree with the report's blinding label:
+    a blinded report takes pooled results only (arm ``pooled``), an unblinded one results by
+    arm."""
+    arms = {
+        arm
+        for table in result.tables.values()
+        if "arm" in table.columns
+        for arm in table["arm"].drop_nulls().unique().to_list()
+    }
+    if run.blinded and arms - {pooled}:
+        raise ValueError(f"blinded report requested, but model result {result.name!r} is by arm")
+    if not run.blinded and pooled in arms:
+        raise ValueError(f"unblinded report requested, but model result {result.name!r} is pooled")
 
 
 def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tuple[str, str]]:
@@ -148,8 +171,8 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             "Summaries",
             "Sweat rates: geometric means with t-based 95 % CI on the log scale. Adverse events: "
             "treatment-emergent, subjects counted once per term and level, safety set. Device: "
-            f"{study.planned_sessions_total} planned sessions per subject; charge = integral of "
-            "current over time (mC).",
+            f"{study.planned_sessions_total} planned sessions per subject and treated region; "
+            "charge = integral of current over time (mC).",
         ),
     ]
 
@@ -163,10 +186,11 @@ def build_report_data(
 ) -> ReportData:
     """All numbers of the investigator report.
 
-    ``tables``: ``adsl, adsweat, adhdss, adae, addev`` (``docs/architecture.md``), optionally
+    ``tables``: ``adsl, adsweat, adhdss`` (``docs/architecture.md``), optionally
     the raw ``eligibility`` table for screen-failure reasons. ``models``: model results (keyed by
-    anything; matched by ``ModelResult.name`` as ``ModelRoles`` says; a missing or unfitted
-    one leaves its section saying so)."""
+    anything; matched by ``ModelResult.name`` as ``ModelRoles`` says, and ``safety`` and
+    ``device`` for adverse events and device use, pooled in a blinded run; a missing or
+    unfitted one leaves its section saying so)."""
     missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         raise KeyError(f"report needs tables {missing}")
@@ -175,7 +199,15 @@ def build_report_data(
     groups = sm.group_order(adsl, study)
     consort = sm.consort_flow(adsl, adsweat, study, tables.get("eligibility"))
     plantar = [r for r in study.regions if not r.primary]
-    arm_models = {} if run.blinded else mt.by_result_name(models)
+    named = mt.by_result_name(models)
+    safety = named.get(safety_model.NAME)
+    device = named.get(device_model.NAME)
+    if safety is not None:
+        check_result_blinding(safety, run, safety_model.POOLED)
+    if device is not None:
+        check_result_blinding(device, run, device_model.POOLED)
+    arm_models = {} if run.blinded else named
+    pooled = {r.name: r for r in (safety, device) if r is not None}
     primary = arm_models.get(roles.primary)
     has_primary = mt.fitted(primary) and primary is not None and "lsmeans" in primary.tables
     return ReportData(
@@ -190,10 +222,15 @@ def build_report_data(
         if plantar
         else pl.DataFrame(),
         responders=sm.responder_shares(adsl, adsweat, tables["adhdss"], study),
-        adverse_events=sm.adverse_event_summary(tables["adae"], adsl, study),
-        serious_events=sm.serious_events(tables["adae"], adsl),
-        device=sm.device_summary(tables["addev"], adsl, study),
-        faults=sm.fault_summary(tables["addev"], adsl, study),
+        adverse_events=sm.adverse_event_table(safety, study, groups)
+        if safety is not None
+        else pl.DataFrame(),
+        serious_events=sm.serious_event_listing(safety, adsl)
+        if safety is not None
+        else pl.DataFrame(),
+        device=sm.device_table(device, study, groups) if device is not None else pl.DataFrame(),
+        induction_adherence=sm.induction_adherence(adsl, study),
+        faults=sm.fault_table(device, study, groups) if device is not None else pl.DataFrame(),
         primary_lsmeans=mt.primary_lsmeans(primary)
         if has_primary and primary is not None
         else pl.DataFrame(),
@@ -207,6 +244,6 @@ def build_report_data(
         subgroups=mt.subgroup_effects(arm_models, roles),
         responder_models=mt.responder_models(arm_models, roles),
         secondary=mt.secondary_contrasts(arm_models, roles),
-        model_notes=mt.model_notes(arm_models),
+        model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort),
     )

@@ -354,7 +354,16 @@ def _subgroups_responders_sensitivity(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _not_available(what: str, result: str) -> str:
+    return (
+        f'<div class="withheld">{escape(what)}: the {escape(result)} model result is not '
+        "available.</div>"
+    )
+
+
 def _safety(data: ReportData) -> str:
+    if not data.adverse_events.width:
+        return _not_available("Adverse events", "safety")
     ae = data.adverse_events.with_columns(
         pl.format("{} ({})", pl.col("n"), fixed(pl.col("pct"), 1)).alias("value"),
         pl.when(pl.col("dimension") == "any")
@@ -372,42 +381,78 @@ def _safety(data: ReportData) -> str:
         table,
         "adverse-events",
         title="Subjects with treatment-emergent adverse events, safety set: n (%)",
-        note="Subjects counted once per term and level; severity and relatedness as recorded.",
-    ) + gt_html(sae, "serious-events", title="Serious adverse events (listing)")
+        note="Subjects counted once per term and level (worst severity, strongest relatedness); "
+        "severity and relatedness as recorded.",
+    ) + gt_html(
+        sae,
+        "serious-events",
+        title="Serious treatment-emergent adverse events, safety set (listing)",
+    )
 
 
 def _device(data: ReportData) -> str:
+    induction = data.induction_adherence.select(
+        pl.col("group").replace(TOTAL, _group_label(TOTAL)).alias("Group"),
+        pl.col("N").alias("Subjects"),
+        pl.format("{} ({})", pl.col("n"), fixed(pl.col("pct"), 1)).alias(
+            "Induction adherent, n (%)"
+        ),
+    )
+    induction_html = gt_html(
+        induction,
+        "induction-adherence",
+        title="Induction adherence, safety set",
+        note="Induction adherent = adequate induction sessions on the primary region's device "
+        ">= the per-protocol share of the planned ones.",
+    )
+    if not data.device.width:
+        return _not_available("Device adherence and delivered dose", "device") + induction_html
     d = data.device.select(
         pl.col("group").replace(TOTAL, _group_label(TOTAL)).alias("Group"),
+        pl.col("region").alias("Region"),
         pl.col("n_subjects").alias("Subjects"),
-        pl.col("sessions").alias("Sessions"),
+        pl.col("sessions_planned").alias("Planned"),
+        pl.col("n_sessions").alias("Sessions"),
         pl.col("sessions_completed").alias("Completed"),
-        pl.col("planned_per_subject").alias("Planned / subject"),
-        _num("adherence_pct", 1).alias("Adherence %"),
-        _num("induction_adherent_pct", 1).alias("Induction adherent %"),
+        fixed(100.0 * pl.col("completed_share"), 1).alias("Completed / planned %"),
         pl.format(
-            "{} ({})", fixed(pl.col("charge_mc_mean"), 0), fixed(pl.col("charge_mc_sd"), 0)
+            "{} ({})", fixed(pl.col("charge_mean_mc"), 0), fixed(pl.col("charge_sd_mc"), 0)
         ).alias("Charge mC, mean (SD)"),
-        _num("within_tolerance_pct", 1).alias("Within tolerance %"),
+        pl.when(pl.col("within_tolerance_share").is_not_null())
+        .then(
+            pl.format(
+                "{}; n = {}",
+                fixed(100.0 * pl.col("within_tolerance_share"), 1),
+                pl.col("n_sessions_with_samples"),
+            )
+        )
+        .otherwise(pl.lit("no samples"))
+        .alias("Within tolerance %"),
         pl.format("{} ({})", pl.col("aborted"), fixed(pl.col("aborted_pct"), 1)).alias(
             "Aborted, n (%)"
         ),
     )
     f = data.faults.select(
         pl.col("group").replace(TOTAL, _group_label(TOTAL)).alias("Group"),
-        pl.col("end_reason").alias("End reason"),
+        pl.col("region").alias("Region"),
         pl.col("fault_code").alias("Fault code"),
-        pl.col("fault").alias("Fault"),
-        pl.col("sessions").alias("Sessions"),
+        pl.col("description").alias("Fault"),
+        pl.col("n_sessions").alias("Sessions"),
     )
-    return gt_html(
-        d,
-        "device",
-        title="Device adherence and delivered dose, safety set",
-        note="Adherence = completed sessions / planned (induction + maintenance); induction "
-        "adherent = adequate induction sessions >= the per-protocol share; within tolerance = "
-        "share of current samples within tolerance (vendors with samples only).",
-    ) + gt_html(f, "faults", title="Aborted sessions by end reason and fault code")
+    tolerance = data.study.current_tolerance_pct
+    return (
+        gt_html(
+            d,
+            "device",
+            title="Device adherence and delivered dose, safety set, treatment phases",
+            note="Per treated region (each has its own device and schedule). Planned = subjects "
+            "x the full schedule; completed = sessions ending COMPLETED; within tolerance = "
+            f"duration-weighted share of time within ±{tolerance:g} % of the programmed current "
+            "over the n sessions with current samples; aborted = sessions not COMPLETED.",
+        )
+        + induction_html
+        + gt_html(f, "faults", title="Sessions with a fault code, treatment phases")
+    )
 
 
 def _methods(data: ReportData) -> str:

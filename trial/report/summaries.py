@@ -1,16 +1,27 @@
-"""Descriptive summaries behind the investigator report, computed from the ADaM tables.
+"""Descriptive summaries behind the investigator report.
+
+Participant flow, baseline, sweat rates and responders are computed from the ADaM tables;
+adverse events and device use are taken from the ``safety`` and ``device`` model results
+(``trial.models.safety``, ``trial.models.device``), so that the report shows the numbers the
+models computed and the tests check.
 
 Every function returns a Polars frame of numbers (no formatting) with a ``group`` column:
 the arm code in an unblinded run, plus ``TOTAL``; only ``TOTAL`` in a blinded run (``adsl``
-without ``arm``). Sweat rates are in mg/min; ``AVAL`` is the natural log of the rate.
+without ``arm``; model results with the ``pooled`` arm). Sweat rates are in mg/min; ``AVAL``
+is the natural log of the rate.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from trial.models import device as device_model
+from trial.models import safety as safety_model
+from trial.models.result import ModelResult
 from trial.study import Study
 
 TOTAL = "TOTAL"
@@ -433,191 +444,149 @@ def responder_shares(
     return _sort_groups(out, group_order(adsl, study))
 
 
-def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Subjects with treatment-emergent AEs, safety set, by term and group.
+def result_groups(table: pl.DataFrame, pooled: str) -> pl.DataFrame:
+    """A model table by ``arm`` as a report frame by ``group``: the arm code, or ``TOTAL`` for
+    the ``pooled`` arm of a result computed without arms (blinded run)."""
+    return table.rename({"arm": "group"}).with_columns(pl.col("group").replace(pooled, TOTAL))
+
+
+def _group_rank(order: list[str]) -> pl.Expr:
+    return pl.col("group").replace_strict(
+        {g: i for i, g in enumerate(order)}, default=len(order), return_dtype=pl.Int64
+    )
+
+
+def _region_rank(study: Study) -> pl.Expr:
+    codes = [r.code for r in study.regions]
+    return pl.col("region").replace_strict(
+        {c: i for i, c in enumerate(codes)}, default=len(codes), return_dtype=pl.Int64
+    )
+
+
+def adverse_event_table(safety: ModelResult, study: Study, order: list[str]) -> pl.DataFrame:
+    """Subjects with treatment-emergent AEs by term and group, as the safety model counted them
+    (``trial.models.safety.safety_summary``: Safety set, worst severity and strongest
+    relatedness per subject and term).
 
     Columns ``term`` (``ANY`` = any term), ``dimension`` (``any``, ``severity``, ``related``),
-    ``level``, ``group``, ``n`` subjects, ``N`` safety-set subjects, ``pct``. Per subject and
-    term: counted once under ``any``, once under its worst severity and once under its strongest
-    relatedness (Y > POSSIBLE > N), so severity and relatedness rows add up to the term row."""
-    order = group_order(adsl, study)
-    groups = subject_groups(adsl, "SAFFL")
-    events = groups.join(
-        adae.filter(pl.col("TRTEMFL") == "Y").drop("arm", strict=False), on="subject_id"
-    )
-    events = pl.concat([events, events.with_columns(pl.lit("ANY").alias("term"))])
-    codelists = study.codelists
-    severities = list(codelists["ae_severity"])
-    strength = {"N": 0, "POSSIBLE": 1, "Y": 2}
-    keys = ["subject_id", "group", "term"]
-    worst = (
-        events.with_columns(
-            pl.col("severity")
-            .replace_strict(severities, list(range(len(severities))), default=-1)
-            .alias("_r")
-        )
-        .sort("_r")
-        .group_by(keys)
-        .agg(pl.col("severity").last().alias("level"))
-    )
-    strongest = (
-        events.with_columns(pl.col("related").replace_strict(strength, default=-1).alias("_r"))
-        .sort("_r")
-        .group_by(keys)
-        .agg(pl.col("related").last().alias("level"))
-    )
-    parts = [
-        events.select(*keys, pl.lit("any").alias("dimension"), pl.lit("ANY").alias("level")),
-        worst.select(*keys, pl.lit("severity").alias("dimension"), "level"),
-        strongest.select(*keys, pl.lit("related").alias("dimension"), "level"),
+    ``level``, ``group``, ``n`` subjects, ``N`` Safety-set subjects, ``pct``. Every codelist
+    level of a reported term is shown (``n = 0`` when no subject); ``ANY`` has its ``any`` row
+    only (the model tabulates severity and relatedness per term). For a result by arm,
+    ``TOTAL`` is the sum over the arms: each subject is counted in one arm only."""
+    tables = safety.tables
+    n = pl.col("n_subjects").cast(pl.Int64).alias("n")
+    rows = [
+        ("by_term", pl.lit("any"), pl.lit(safety_model.ANY_TERM)),
+        ("by_severity", pl.lit("severity"), pl.col("severity")),
+        ("by_relatedness", pl.lit("related"), pl.col("related")),
     ]
-    counted = (
-        pl.concat(parts)
-        .unique()
-        .group_by("term", "dimension", "level", "group")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
+    counted = pl.concat(
+        [
+            result_groups(tables[name], safety_model.POOLED).select(
+                "term", dimension.alias("dimension"), level.alias("level"), "group", n
+            )
+            for name, dimension, level in rows
+        ]
     )
-    terms = ["ANY", *codelists["ae_term"]]
+    denominators = result_groups(tables["denominators"], safety_model.POOLED).select(
+        "group", pl.col("N").cast(pl.Int64)
+    )
+    if TOTAL in order and TOTAL not in denominators["group"].to_list():
+        total = pl.lit(TOTAL).alias("group")
+        counted = pl.concat(
+            [
+                counted,
+                counted.group_by("term", "dimension", "level", maintain_order=True)
+                .agg(pl.col("n").sum())
+                .select("term", "dimension", "level", total, "n"),
+            ]
+        )
+        denominators = pl.concat([denominators, denominators.select(total, pl.col("N").sum())])
+    codelists = study.codelists
+    known = [safety_model.ANY_TERM, *codelists["ae_term"]]
+    present = set(counted["term"].to_list())
+    terms = [t for t in known if t in present] + sorted(present - set(known))
+    severities, related = list(codelists["ae_severity"]), list(codelists["ae_related"])
     levels = pl.DataFrame(
         {
-            "dimension": ["any"]
-            + ["severity"] * len(codelists["ae_severity"])
-            + ["related"] * len(codelists["ae_related"]),
-            "level": ["ANY", *codelists["ae_severity"], *codelists["ae_related"]],
+            "dimension": ["any"] + ["severity"] * len(severities) + ["related"] * len(related),
+            "level": [safety_model.ANY_TERM, *severities, *related],
         }
-    )
-    present = counted.select("term").unique()
+    ).with_row_index("_l")
     grid = (
         pl.DataFrame({"term": terms})
-        .join(present, on="term", how="semi")
+        .with_row_index("_t")
         .join(levels, how="cross")
+        .filter((pl.col("term") != safety_model.ANY_TERM) | (pl.col("dimension") == "any"))
         .join(pl.DataFrame({"group": order}), how="cross")
     )
-    denominators = groups.group_by("group").agg(pl.len().cast(pl.Int64).alias("N"))
-    out = (
+    return (
         grid.join(counted, on=["term", "dimension", "level", "group"], how="left")
         .join(denominators, on="group", how="left")
         .with_columns(pl.col("n").fill_null(0), pl.col("N").fill_null(0))
-        .with_columns(pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")).alias("pct"))
+        .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
+        .sort("_t", "_l", _group_rank(order))
+        .select("term", "dimension", "level", "group", "n", "N", "pct")
     )
-    term_rank = {t: i for i, t in enumerate(terms)}
-    out = out.with_columns(pl.col("term").replace_strict(term_rank).alias("_t")).with_row_index(
-        "_r"
-    )
-    return _sort_groups(out, order, "_t", "_r").drop("_t", "_r")
 
 
-def serious_events(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
-    """Listing of serious adverse events (``serious == "Y"``), with the arm when unblinded."""
-    keep = ["subject_id", "centre_id", *(["arm"] if is_unblinded(adsl) else [])]
-    columns = ["ae_id", "term", "verbatim", "onset_date", "end_date", "severity", "related"]
+def serious_event_listing(safety: ModelResult, adsl: pl.DataFrame) -> pl.DataFrame:
+    """The safety model's listing of serious treatment-emergent AEs in the Safety set, with
+    each subject's centre from ADSL (and the arm when the result is by arm)."""
+    listing = safety.tables["serious"]
+    first = ["subject_id", "centre_id", *(["arm"] if "arm" in listing.columns else [])]
+    order = [c for c in ("subject_id", "onset_date", "ae_id") if c in listing.columns]
     return (
-        adae.filter(pl.col("serious") == "Y")
-        .drop("arm", "centre_id", strict=False)
-        .join(adsl.select(keep), on="subject_id", how="left")
-        .select(*keep, *[c for c in columns if c in adae.columns])
-        .sort("subject_id", "onset_date")
+        listing.drop("centre_id", strict=False)
+        .join(adsl.select("subject_id", "centre_id"), on="subject_id", how="left")
+        .select(*first, *[c for c in listing.columns if c not in first])
+        .sort(order)
     )
 
 
-def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Device adherence and delivered dose by group, safety set (study protocol section 7).
+def device_table(device: ModelResult, study: Study, order: list[str]) -> pl.DataFrame:
+    """Adherence and delivered dose by group and treated region, as the device model computed
+    them (``trial.models.device.device_summary``, columns of its ``by_arm`` table with
+    ``group`` for ``arm``). A result by arm has no ``TOTAL`` row: the charge SD and the
+    duration-weighted within-tolerance share of the pooled sessions are not sums of the arms'
+    values, and the SAP asks for these by arm. A share of no sessions (0 / 0, NaN in the
+    result) is null here: not defined rather than a number."""
+    return (
+        result_groups(device.tables["by_arm"], device_model.POOLED)
+        .sort(_group_rank(order), _region_rank(study))
+        .with_columns(pl.col(pl.UInt32).cast(pl.Int64), pl.col(pl.Float64).fill_nan(None))
+    )
 
-    ``n_subjects``; ``sessions`` logged; ``sessions_completed`` (end reason COMPLETED);
-    ``planned_per_subject`` (induction + maintenance); ``adherence_pct`` = mean over subjects of
-    100 * completed / planned; ``induction_adherent_pct`` = percent of subjects with adequate
-    induction sessions >= the PP share of planned induction sessions; ``charge_mc_mean`` and
-    ``charge_mc_sd`` per session (mC); ``within_tolerance_pct`` mean per-session share of time
-    within the current tolerance (``prescribed_tolerance_share`` when ADDEV has it, else
-    ``within_tolerance_share``, vendors with samples only); ``aborted`` sessions not COMPLETED and
-    ``aborted_pct`` of sessions."""
+
+def fault_table(device: ModelResult, study: Study, order: list[str]) -> pl.DataFrame:
+    """Treatment-phase sessions per fault code, by group and region, with the code's
+    description, from the device model: ``group, region, fault_code, description,
+    n_sessions``."""
+    return (
+        result_groups(device.tables["fault_codes"], device_model.POOLED)
+        .sort(_group_rank(order), _region_rank(study), "fault_code")
+        .with_columns(pl.col("n_sessions").cast(pl.Int64))
+    )
+
+
+def induction_adherence(adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """Safety-set subjects whose adequate first-phase (induction) sessions on the primary
+    region's device reach the per-protocol share of the planned ones (ADSL
+    ``n_induction_sessions_adequate``), by group: ``group, N, n, pct``."""
+    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
+    share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
+    needed = math.ceil(share * study.planned_sessions(first_phase) - 1e-9)
+    groups = subject_groups(adsl, "SAFFL").join(
+        adsl.select("subject_id", "n_induction_sessions_adequate"), on="subject_id"
+    )
+    counts = groups.group_by("group").agg(
+        pl.len().cast(pl.Int64).alias("N"),
+        (pl.col("n_induction_sessions_adequate") >= needed).sum().cast(pl.Int64).alias("n"),
+    )
     order = group_order(adsl, study)
-    planned = study.planned_sessions_total
-    induction = study.planned_sessions("induction")
-    pp_share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
-    groups = subject_groups(adsl, "SAFFL")
-    treated = addev.filter(pl.col("phase").is_in(["induction", "maintenance"]))
-    tolerance = (
-        "prescribed_tolerance_share"
-        if "prescribed_tolerance_share" in addev.columns
-        else "within_tolerance_share"
-    )
-    per_subject = treated.group_by("subject_id").agg(
-        (pl.col("end_reason") == "COMPLETED").sum().alias("completed")
-    )
-    subjects = (
-        groups.join(adsl.select("subject_id", "n_induction_sessions_adequate"), on="subject_id")
-        .join(per_subject, on="subject_id", how="left")
-        .with_columns(pl.col("completed").fill_null(0))
-        .group_by("group")
-        .agg(
-            pl.len().cast(pl.Int64).alias("n_subjects"),
-            (100.0 * pl.col("completed") / planned).mean().alias("adherence_pct"),
-            (
-                100.0 * (pl.col("n_induction_sessions_adequate") >= pp_share * induction).mean()
-            ).alias("induction_adherent_pct"),
-        )
-    )
-    sessions = (
-        groups.join(treated, on="subject_id")
-        .group_by("group")
-        .agg(
-            pl.len().cast(pl.Int64).alias("sessions"),
-            (pl.col("end_reason") == "COMPLETED").sum().cast(pl.Int64).alias("sessions_completed"),
-            pl.col("charge_mc").mean().alias("charge_mc_mean"),
-            pl.col("charge_mc").std().alias("charge_mc_sd"),
-            (100.0 * pl.col(tolerance).mean()).alias("within_tolerance_pct"),
-            (pl.col("end_reason") != "COMPLETED").sum().cast(pl.Int64).alias("aborted"),
-        )
-    )
-    out = (
+    return (
         pl.DataFrame({"group": order})
-        .join(subjects, on="group", how="left")
-        .join(sessions, on="group", how="left")
-        .with_columns(
-            pl.col("sessions").fill_null(0),
-            pl.col("sessions_completed").fill_null(0),
-            pl.col("aborted").fill_null(0),
-            pl.lit(planned, pl.Int64).alias("planned_per_subject"),
-        )
-        .with_columns(
-            pl.when(pl.col("sessions") > 0)
-            .then(100.0 * pl.col("aborted") / pl.col("sessions"))
-            .alias("aborted_pct")
-        )
-    )
-    return out.select(
-        "group",
-        "n_subjects",
-        "sessions",
-        "sessions_completed",
-        "planned_per_subject",
-        "adherence_pct",
-        "induction_adherent_pct",
-        "charge_mc_mean",
-        "charge_mc_sd",
-        "within_tolerance_pct",
-        "aborted",
-        "aborted_pct",
-    )
-
-
-def fault_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Aborted sessions (end reason not COMPLETED) by group, end reason and fault code, with the
-    fault's description from the study codelist. Columns ``group, end_reason, fault_code,
-    fault, sessions``."""
-    faults = {str(k): str(v) for k, v in study.codelists["fault_code"].items()}
-    groups = subject_groups(adsl, "SAFFL")
-    out = (
-        groups.join(addev.filter(pl.col("end_reason") != "COMPLETED"), on="subject_id")
-        .group_by("group", "end_reason", "fault_code")
-        .agg(pl.len().cast(pl.Int64).alias("sessions"))
-        .with_columns(
-            pl.col("fault_code")
-            .replace_strict(faults, default=None, return_dtype=pl.String)
-            .alias("fault")
-        )
-    )
-    return _sort_groups(out, group_order(adsl, study), "end_reason", "fault_code").select(
-        "group", "end_reason", "fault_code", "fault", "sessions"
+        .join(counts, on="group", how="left")
+        .with_columns(pl.col("N").fill_null(0), pl.col("n").fill_null(0))
+        .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
     )
