@@ -82,5 +82,9 @@ def test_unblinded_report_numbers_follow_the_run(runs, study):
     assert joined.height == lsm.height
     assert (joined["estimate"] - joined["estimate_model"]).abs().max() == 0.0
     assert data.covariance_structure == models["mmrm_primary"].fit["covariance_structure"]
+    # Notes survive the trip through OUT/models into the rebuilt report's methods block.
+    notes = set(data.model_notes.iter_rows())
+    assert notes and {("device", n) for n in models["device"].notes} <= notes
+    assert models["device"].notes
     html = (folder / "reports" / "investigator_report.html").read_text("utf-8")
     assert "UNBLINDED" in html

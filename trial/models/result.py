@@ -64,13 +64,27 @@ class ModelResult:
         return pl.DataFrame([row])
 
 
+NOTES_TABLE = "notes"
+"""File suffix of a result's notes: ``<name>_notes.parquet``, one String column ``note``, one
+row per note in order (no rows when there are none)."""
+
+
+def notes_frame(notes: list[str]) -> pl.DataFrame:
+    """A result's notes as the table written to disk."""
+    return pl.DataFrame({"note": notes}, schema={"note": pl.String})
+
+
 def write_result(result: ModelResult, models_dir: Path) -> list[Path]:
-    """Write ``<name>_estimates.parquet``, ``<name>_fit.parquet`` and one file per extra table."""
+    """Write ``<name>_estimates.parquet``, ``<name>_fit.parquet``, ``<name>_notes.parquet``
+    (:data:`NOTES_TABLE`) and one file per extra table."""
+    if NOTES_TABLE in result.tables:
+        raise ValueError(f"model {result.name}: a table may not be named {NOTES_TABLE!r}")
     models_dir.mkdir(parents=True, exist_ok=True)
     written = []
     paths = {
         f"{result.name}_estimates": result.estimates,
         f"{result.name}_fit": result.fit_frame(),
+        f"{result.name}_{NOTES_TABLE}": notes_frame(result.notes),
         **{f"{result.name}_{k}": v for k, v in result.tables.items()},
     }
     for stem, frame in paths.items():

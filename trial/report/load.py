@@ -1,9 +1,10 @@
 """Read a finished run's outputs back: ``OUT/tables/*.parquet`` and ``OUT/models/*.parquet``.
 
 For regenerating reports from a run, the notebooks and tests. Model files are
-``<name>_estimates.parquet``, ``<name>_fit.parquet`` and ``<name>_<table>.parquet``
-(``trial.models.result.write_result``); a file belongs to the longest result name it starts
-with.
+``<name>_estimates.parquet``, ``<name>_fit.parquet``, ``<name>_notes.parquet`` and
+``<name>_<table>.parquet`` (``trial.models.result.write_result``); a file belongs to the
+longest result name it starts with. A run written before notes were saved reads back with no
+notes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from trial.models.result import ModelResult
+from trial.models.result import NOTES_TABLE, ModelResult
 
 
 def read_tables(out_dir: Path) -> dict[str, pl.DataFrame]:
@@ -39,7 +40,7 @@ def read_model_results(out_dir: Path) -> dict[str, ModelResult]:
         fit_frame = parts.pop("fit", pl.DataFrame())
         fit = fit_frame.row(0, named=True) if fit_frame.height else {}
         fit.pop("model", None)
-        notes = parts.pop("notes", None)
+        notes = parts.pop(NOTES_TABLE, None)
         results[name] = ModelResult(
             name=name,
             estimates=parts.pop("estimates"),
