@@ -86,10 +86,12 @@ def adsl(
     device_sessions: pl.DataFrame,
     addev: pl.DataFrame,
     adsweat: pl.DataFrame,
+    sweat_papers: pl.DataFrame,
     randomisation: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per subject: demographics, stratum, analysis-set flags; the arm only in an
-    unblinded run."""
+    """One row per subject: demographics, stratum, analysis-set flags, eligibility reasons
+    (the screening papers give the entry sweat-rate criterion); the arm only in an unblinded
+    run."""
     study = settings.study()
     sealed = None if settings.blinded else randomisation
     context.log.info("blinded: no arm column" if sealed is None else "unblinded: arm added")
@@ -99,6 +101,7 @@ def adsl(
         visits,
         disposition,
         adsweat,
+        sweat_papers,
         sessions_started(device_sessions, devices, addev),
         adherence(addev, study),
         study,

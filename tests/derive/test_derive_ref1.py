@@ -119,6 +119,33 @@ def test_ref1_tables_satisfy_their_contracts(
         assert blocking_failures(check_frame(frame, table_contract(name, blinded=False))) == []
 
 
+def test_ref1_screen_failures_carry_their_reason(
+    ref1_dir: Path, ref1_tables: AnalysisTables
+) -> None:
+    """Every screen failure has an eligibility reason. The simulator's GRAVIMETRY failures
+    (expected/subjects_truth.csv: a screening palm below the entry minimum) get
+    SCR_RATE_BELOW_ENTRY, HDSS failures HDSS_SCREENING. No randomised subject is excluded by
+    any reason, so the analysis sets stay as they were."""
+    truth = pl.read_csv(ref1_dir / "expected" / "subjects_truth.csv", infer_schema_length=0)
+    adsl = ref1_tables.adsl.join(
+        truth.select("subject_id", "screen_fail_reason"), on="subject_id", how="left"
+    )
+    failures = adsl.filter(pl.col("screen_failure"))
+    assert failures.height == 21
+    assert failures["eligibility_reasons"].null_count() == 0
+    expected = {"GRAVIMETRY": "SCR_RATE_BELOW_ENTRY", "HDSS": "HDSS_SCREENING"}
+    for reason, code in expected.items():
+        of_reason = failures.filter(pl.col("screen_fail_reason") == reason)
+        assert of_reason.height == 7
+        assert of_reason["eligibility_reasons"].str.contains(code).all(), reason
+    flagged = adsl.filter(pl.col("eligibility_reasons").str.contains("SCR_RATE_BELOW_ENTRY"))
+    assert sorted(flagged["subject_id"]) == sorted(
+        failures.filter(pl.col("screen_fail_reason") == "GRAVIMETRY")["subject_id"]
+    )
+    randomised = adsl.filter(pl.col("RANDFL") == "Y")
+    assert randomised["eligibility_violation"].any() is False
+
+
 @pytest.mark.slow
 def test_ref1_blinded_run_agrees_without_arm(ref1_dir: Path, ref1_tables: AnalysisTables) -> None:
     raw = read_delivery(ref1_dir / "raw", ion_study())

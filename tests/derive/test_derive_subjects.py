@@ -181,6 +181,76 @@ def test_age_violation_only_when_certain_from_the_birth_year() -> None:
     empty = pl.DataFrame(
         schema={"subject_id": pl.String, "criterion": pl.String, "answer": pl.String}
     )
-    found = eligibility_findings(dm, empty, ion_study()).sort("subject_id")
+    no_papers = _screening_papers([])
+    found = eligibility_findings(dm, empty, no_papers, ion_study()).sort("subject_id")
     assert found["eligibility_violation"].to_list() == [False, True, False, True]
     assert found["eligibility_reasons"].to_list() == [None, "AGE", None, "AGE"]
+
+
+def _screening_papers(
+    rows: list[tuple[str, str, str, str, float, float | None, str, int]],
+) -> pl.DataFrame:
+    """Per-paper rates (``paper_rates``) of (subject, visit, region, side, dry, wet, unit,
+    collection seconds) rows."""
+    from trial.derive.gravimetry import paper_rates
+
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "subject_id": pl.String,
+            "visit": pl.String,
+            "region": pl.String,
+            "side": pl.String,
+            "dry_weight": pl.Float64,
+            "wet_weight": pl.Float64,
+            "unit": pl.String,
+            "collection_s": pl.Int64,
+        },
+        orient="row",
+    )
+    return paper_rates(frame, ion_study())
+
+
+def test_screening_rate_below_the_entry_minimum_is_an_eligibility_reason() -> None:
+    """SAP: palmar rate >= 20 mg/min on each hand at screening. Rates by hand below."""
+    from trial.derive import eligibility_findings
+
+    papers = _screening_papers(
+        [
+            ("a", "SCR", "PALM", "L", 400.0, 419.0, "mg", 60),  # 19 mg/min: below
+            ("a", "SCR", "PALM", "R", 400.0, 430.0, "mg", 60),  # 30
+            ("b", "SCR", "PALM", "L", 400.0, 420.0, "mg", 60),  # 20.0: at the minimum, passes
+            ("b", "SCR", "PALM", "R", 400.0, 425.0, "mg", 60),  # 25
+            ("c", "SCR", "PALM", "L", 400.0, 409.0, "mg", 30),  # 9 mg in 0.5 min = 18: below
+            ("c", "SCR", "PALM", "R", 400.0, None, "mg", 60),  # lost paper: no rate
+            ("d", "SCR", "PALM", "L", 400.0, 390.0, "mg", 60),  # wet < dry: invalid, no rate
+            ("d", "SCR", "PALM", "R", 400.0, 450.0, "mg", 60),  # 50
+            ("e", "SCR", "PALM", "L", 400.0, 440.0, "mg", 60),  # 40
+            ("e", "SCR", "PALM", "R", 400.0, 440.0, "mg", 60),  # 40
+            ("e", "SCR", "SOLE", "L", 400.0, 410.0, "mg", 60),  # 10, but a sole: no criterion
+            ("e", "BL", "PALM", "L", 400.0, 410.0, "mg", 60),  # 10, but not screening
+            ("f", "SCR", "PALM", "L", 0.4000, 0.4150, "g", 60),  # 15 mg in 1 min: below
+            ("f", "SCR", "PALM", "R", 0.4000, 0.4300, "g", 60),  # 30
+        ]
+    )
+    dm = pl.DataFrame(
+        {
+            "subject_id": ["a", "b", "c", "d", "e", "f"],
+            "consent_date": [dt.date(2026, 3, 1)] * 6,
+            "birth_year": [1990] * 6,
+            "hdss_screening": [2, 3, 3, 3, 4, 4],  # a: HDSS 2 is outside [3, 4] as well
+        }
+    )
+    empty = pl.DataFrame(
+        schema={"subject_id": pl.String, "criterion": pl.String, "answer": pl.String}
+    )
+    found = eligibility_findings(dm, empty, papers, ion_study()).sort("subject_id")
+    assert found["eligibility_reasons"].to_list() == [
+        "HDSS_SCREENING,SCR_RATE_BELOW_ENTRY",
+        None,
+        "SCR_RATE_BELOW_ENTRY",
+        None,
+        None,
+        "SCR_RATE_BELOW_ENTRY",
+    ]
+    assert found["eligibility_violation"].to_list() == [True, False, True, False, False, True]

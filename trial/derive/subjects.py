@@ -3,9 +3,11 @@
 - ``screen_failure``: disposition ``WITHDRAWN`` with the study's ``screen_failure_reason``.
 - ``eligibility_violation``: any configured exclusion criterion answered ``Y``, an age certainly
   outside ``eligibility.age_range`` (dm has the birth year only, so the age at consent is
-  ``consent year - birth year`` or one less; only a violation under both counts), or
-  ``hdss_screening`` outside ``eligibility.hdss_screening_allowed``. ``eligibility_reasons``
-  lists them.
+  ``consent year - birth year`` or one less; only a violation under both counts),
+  ``hdss_screening`` outside ``eligibility.hdss_screening_allowed``, or a valid screening rate
+  of either side of the primary region (palms) below ``gravimetry.entry_min_rate_mg_min``.
+  ``eligibility_reasons`` lists them (``AGE``, ``HDSS_SCREENING``, ``SCR_RATE_BELOW_ENTRY``,
+  the criteria's codes).
 - ``RANDFL``: unblinded, the subject is in the sealed randomisation list. Blinded (no list),
   ``Y`` when the subject is not a screen failure and has a done baseline visit - the best
   blinded proxy for randomisation, since randomisation happens at the baseline visit.
@@ -25,6 +27,7 @@ import math
 
 import polars as pl
 
+from trial.derive.gravimetry import RATE_VALID
 from trial.derive.schedule import baseline_dates, source_record
 from trial.study import Study
 
@@ -45,9 +48,39 @@ def _age_group(study: Study) -> pl.Expr:
     return pl.coalesce(*groups, pl.lit(None, dtype=pl.String))
 
 
-def eligibility_findings(dm: pl.DataFrame, eligibility: pl.DataFrame, study: Study) -> pl.DataFrame:
+SCR_RATE_BELOW_ENTRY = "SCR_RATE_BELOW_ENTRY"
+"""Eligibility reason: a screening sweat rate of either palm below the entry minimum."""
+
+
+def screening_rate_findings(papers: pl.DataFrame, study: Study) -> pl.LazyFrame:
+    """``subject_id, reason`` (:data:`SCR_RATE_BELOW_ENTRY`) for each subject with a valid
+    paper of the primary region at a screening visit (scheduled before the baseline visit)
+    whose rate is below ``gravimetry.entry_min_rate_mg_min`` (mg/min; the SAP's entry
+    criterion is that rate on each hand). ``papers``: per-paper rates
+    (:func:`trial.derive.gravimetry.paper_rates`, latest versions). A missing or invalid
+    paper is no evidence of a low rate and is not a finding here."""
+    codes = study.visit_codes
+    screening = codes[: codes.index(study.baseline_visit)]
+    entry_min = float(study.raw["gravimetry"]["entry_min_rate_mg_min"])
+    return (
+        papers.lazy()
+        .filter(
+            pl.col("visit").is_in(screening)
+            & (pl.col("region") == study.primary_region.code)
+            & (pl.col("rate_status") == RATE_VALID)
+            & (pl.col("sweat_rate_mg_min") < entry_min)
+        )
+        .select("subject_id", reason=pl.lit(SCR_RATE_BELOW_ENTRY))
+        .unique()
+    )
+
+
+def eligibility_findings(
+    dm: pl.DataFrame, eligibility: pl.DataFrame, papers: pl.DataFrame, study: Study
+) -> pl.DataFrame:
     """Per subject in ``dm``: ``eligibility_violation`` (Boolean) and ``eligibility_reasons``
-    (criteria answered Y, ``AGE``, ``HDSS_SCREENING``; comma-separated, sorted)."""
+    (criteria answered Y, ``AGE``, ``HDSS_SCREENING``, ``SCR_RATE_BELOW_ENTRY`` from the
+    screening papers in ``papers``; comma-separated, sorted)."""
     rules = study.section("eligibility")
     low, high = (int(x) for x in rules["age_range"])
     allowed = [int(x) for x in rules["hdss_screening_allowed"]]
@@ -75,7 +108,7 @@ def eligibility_findings(dm: pl.DataFrame, eligibility: pl.DataFrame, study: Stu
         .select("subject_id", "reason")
     )
     reasons = (
-        pl.concat([answered_yes, own])
+        pl.concat([answered_yes, own, screening_rate_findings(papers, study)])
         .unique()
         .group_by("subject_id")
         .agg(eligibility_reasons=pl.col("reason").sort().str.join(","))
@@ -95,12 +128,14 @@ def derive_adsl(
     visits: pl.DataFrame,
     disposition: pl.DataFrame,
     adsweat: pl.DataFrame,
+    papers: pl.DataFrame,
     started: pl.DataFrame,
     adherence: pl.DataFrame,
     study: Study,
     randomisation: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """ADSL from the EDC frames, ADSWEAT, sessions started per subject
+    """ADSL from the EDC frames, ADSWEAT, the per-paper rates (``sweat_papers``, for the
+    screening entry criterion), sessions started per subject
     (:func:`trial.derive.sessions.sessions_started`) and adherence
     (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run."""
     sets = study.section("analysis_sets")
@@ -138,7 +173,11 @@ def derive_adsl(
         .with_columns(age_group=_age_group(study), source_records=source_record())
         .join(baseline_dates(visits, study).lazy(), on="subject_id", how="left")
         .join(disp, on="subject_id", how="left")
-        .join(eligibility_findings(dm, eligibility, study).lazy(), on="subject_id", how="left")
+        .join(
+            eligibility_findings(dm, eligibility, papers, study).lazy(),
+            on="subject_id",
+            how="left",
+        )
         .join(started.lazy(), on="subject_id", how="left")
         .join(adherence.lazy(), on="subject_id", how="left")
         .join(has_base.with_columns(_base=pl.lit(True)), on="subject_id", how="left")

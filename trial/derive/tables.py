@@ -61,6 +61,7 @@ def derive_all(raw: RawFrames, study: Study) -> AnalysisTables:
         raw.visits,
         raw.disposition,
         adsweat,
+        papers,
         sessions_started(raw.device_sessions, raw.devices, addev),
         adherence(addev, study),
         study,
