@@ -122,6 +122,14 @@ def eligibility_findings(
     )
 
 
+def min_adequate_induction_sessions(study: Study) -> int:
+    """Adequate first-phase (induction) sessions a per-protocol subject needs:
+    ``analysis_sets.pp.min_induction_sessions_share`` of the planned ones, rounded up."""
+    share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
+    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
+    return math.ceil(share * study.planned_sessions(first_phase) - 1e-9)
+
+
 def derive_adsl(
     dm: pl.DataFrame,
     eligibility: pl.DataFrame,
@@ -139,11 +147,8 @@ def derive_adsl(
     (:func:`trial.derive.sessions.sessions_started`) and adherence
     (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run."""
     sets = study.section("analysis_sets")
-    pp = sets["pp"]
     first_phase = str(study.raw["treatment"]["phases"][0]["name"])
-    min_adequate = math.ceil(
-        float(pp["min_induction_sessions_share"]) * study.planned_sessions(first_phase) - 1e-9
-    )
+    min_adequate = min_adequate_induction_sessions(study)
     primary = study.primary_region.paramcd
     fas_visits = [str(v) for v in sets["fas_post_baseline_visits"]]
     levels = study.stratum_levels

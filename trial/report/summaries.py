@@ -13,12 +13,11 @@ is the natural log of the rate.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from trial.derive.subjects import min_adequate_induction_sessions
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
@@ -52,13 +51,15 @@ def subject_groups(adsl: pl.DataFrame, flag: str | None = None) -> pl.DataFrame:
     return pl.concat([by_arm, pooled])
 
 
-def _sort_groups(frame: pl.DataFrame, order: list[str], *by: str) -> pl.DataFrame:
-    rank = {g: i for i, g in enumerate(order)}
-    return (
-        frame.with_columns(pl.col("group").replace_strict(rank, default=len(rank)).alias("_g"))
-        .sort([*by, "_g"])
-        .drop("_g")
+def _group_rank(order: list[str]) -> pl.Expr:
+    """Position of ``group`` in ``order`` (groups not in it last)."""
+    return pl.col("group").replace_strict(
+        {g: i for i, g in enumerate(order)}, default=len(order), return_dtype=pl.Int64
     )
+
+
+def _sort_groups(frame: pl.DataFrame, order: list[str], *by: str) -> pl.DataFrame:
+    return frame.with_columns(_group_rank(order).alias("_g")).sort([*by, "_g"]).drop("_g")
 
 
 def consort_flow(
@@ -450,12 +451,6 @@ def result_groups(table: pl.DataFrame, pooled: str) -> pl.DataFrame:
     return table.rename({"arm": "group"}).with_columns(pl.col("group").replace(pooled, TOTAL))
 
 
-def _group_rank(order: list[str]) -> pl.Expr:
-    return pl.col("group").replace_strict(
-        {g: i for i, g in enumerate(order)}, default=len(order), return_dtype=pl.Int64
-    )
-
-
 def _region_rank(study: Study) -> pl.Expr:
     codes = [r.code for r in study.regions]
     return pl.col("region").replace_strict(
@@ -573,9 +568,7 @@ def induction_adherence(adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
     """Safety-set subjects whose adequate first-phase (induction) sessions on the primary
     region's device reach the per-protocol share of the planned ones (ADSL
     ``n_induction_sessions_adequate``), by group: ``group, N, n, pct``."""
-    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
-    share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
-    needed = math.ceil(share * study.planned_sessions(first_phase) - 1e-9)
+    needed = min_adequate_induction_sessions(study)
     groups = subject_groups(adsl, "SAFFL").join(
         adsl.select("subject_id", "n_induction_sessions_adequate"), on="subject_id"
     )
