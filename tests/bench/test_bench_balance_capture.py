@@ -196,7 +196,7 @@ def test_bad_worklists_are_refused(tmp_path: Path, text: str, message: str) -> N
 def test_balance_found_again_under_another_name(tmp_path: Path) -> None:
     scenario = BalanceScenario(
         operator={"loads_g": LOADS, "dwell_s": 0.3, "gap_s": 1.5},
-        steps=[{"at": 0.3, "unplug": 0.5, "rename": True}],
+        steps=[{"at": 0.1, "unplug": 0.5, "rename": True, "after_zero": True}],
     )
     code, said, emulator = _run(tmp_path, scenario, discover=[str(tmp_path / "ttyBAL*")])
     emulator.stop_event.set()

@@ -9,7 +9,10 @@ Emulated time runs ``speed`` times faster than real time. Scenario keys:
 - ``steps``: ``{at, load_g}`` (what lies on the pan), ``{at, unsettled_s}`` (draught: dynamic
   readings for that long), ``{at, reply: "S +"}`` (the next ``S`` answers with that status:
   ``S I``, ``S +``, ``S -``; or a general error ``ES``/``ET``/``EL`` for the next command),
-  ``{at, unit}``, ``{at, unplug: seconds, rename: bool}``, ``{at, stop: true}``;
+  ``{at, unit}``, ``{at, unplug: seconds, rename: bool}``, ``{at, stop: true}``; ``at`` is
+  counted from the emulator's start, or, for a step with ``after_zero: true``, from the
+  moment the driver first zeroed the pan (so a fault meant for an attached driver never
+  comes before it, however slow the host);
 - ``operator``: ``{loads_g: [...], dwell_s, gap_s}``: once the pan has been zeroed, places
   each load on the empty pan after ``gap_s``, and clears the pan ``dwell_s`` after the
   balance has answered a stable ``S`` for it (the operator hears the beep).
@@ -195,7 +198,9 @@ class BalanceEmulator:
         self.model = BalanceModel(scenario)
         self.clock = EmuClock(speed)
         self.stop_event = threading.Event()
-        self._steps = sorted(scenario.steps, key=lambda s: float(s.get("at", 0.0)))
+        steps = sorted(scenario.steps, key=lambda s: float(s.get("at", 0.0)))
+        self._steps = [s for s in steps if not s.get("after_zero")]
+        self._steps_after_zero = [s for s in steps if s.get("after_zero")]
         self._operator = dict(scenario.operator) if scenario.operator else None
         self._op_index = 0
         self._op_state = "empty"
@@ -254,6 +259,13 @@ class BalanceEmulator:
                 t = self.clock.now()
                 while self._steps and float(self._steps[0].get("at", 0.0)) <= t:
                     self._apply(self._steps.pop(0), t)
+                zeroed = self.model.zeroed_at
+                while (
+                    zeroed is not None
+                    and self._steps_after_zero
+                    and float(self._steps_after_zero[0].get("at", 0.0)) <= t - zeroed
+                ):
+                    self._apply(self._steps_after_zero.pop(0), t)
                 if self._unplug_until is not None and t >= self._unplug_until:
                     self._unplug_until = None
                     self.line.replug(self._rename)
