@@ -83,26 +83,34 @@ def folder_signature(files: list[Path]) -> str:
     return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
 
 
-def scan_deliveries(raw_root: Path, known: Mapping[str, Delivery] | None = None) -> list[Delivery]:
-    """Every delivery folder holding at least one complete file, keyed by content.
+def folder_delivery(
+    raw_root: Path, folder: str, earlier: Delivery | None = None
+) -> Delivery | None:
+    """The delivery ``<raw_root>/<folder>`` holds now (None without a complete file);
+    ``earlier`` (an earlier scan of the folder) is reused when the signature is unchanged."""
+    path = Path(raw_root) / folder
+    files = complete_files(path) if path.is_dir() else []
+    if not files:
+        return None
+    signature = folder_signature(files)
+    if earlier is not None and earlier.signature == signature:
+        return earlier
+    pairs = tuple((p.name, sha256_of(p)) for p in files)
+    key = delivery_key(path.parent.name, path.name, pairs)
+    return Delivery(folder=folder, key=key, files=pairs, signature=signature)
 
-    ``known`` (folder -> an earlier scan's delivery) avoids hashing again a folder whose
-    signature has not changed."""
+
+def scan_deliveries(raw_root: Path, known: Mapping[str, Delivery] | None = None) -> list[Delivery]:
+    """Every delivery folder holding at least one complete file, keyed by content, sorted by
+    folder. ``known`` (folder -> an earlier scan's delivery) avoids hashing again a folder
+    whose files kept their names, sizes and modification times."""
     known = known or {}
-    found: list[Delivery] = []
+    found = []
     for path in delivery_folders(raw_root):
-        files = complete_files(path)
-        if not files:
-            continue
         folder = f"{path.parent.name}/{path.name}"
-        signature = folder_signature(files)
-        earlier = known.get(folder)
-        if earlier is not None and earlier.signature == signature:
-            found.append(earlier)
-            continue
-        pairs = tuple((p.name, sha256_of(p)) for p in files)
-        key = delivery_key(path.parent.name, path.name, pairs)
-        found.append(Delivery(folder=folder, key=key, files=pairs, signature=signature))
+        delivery = folder_delivery(raw_root, folder, known.get(folder))
+        if delivery is not None:
+            found.append(delivery)
     return found
 
 
