@@ -134,4 +134,3 @@ def resolve_raw_datasets(
         quarantine = _current(quarantine, order)
     out["quarantine"] = combine([landing_quarantine(manifest), quarantine, q_repeats])
     return out
-
