@@ -11,8 +11,9 @@ twice). An unchanged folder requests nothing. The cursor is JSON: folder -> {key
 the signature (file names, sizes, modification times) lets an unchanged folder skip hashing.
 
 ``refresh_after_delivery`` then requests ``refresh_analysis`` (every unpartitioned asset:
-current-version resolution, clean, analysis-ready, models, reports) after each successful
-delivery run. Both need the Dagster daemon (``dagster dev`` starts it).
+current-version resolution, clean, analysis-ready, models, reports) after a successful
+delivery run when no other delivery run is pending. Both need the Dagster daemon
+(``dagster dev`` starts it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ refresh_analysis = dg.define_asset_job(
     "refresh_analysis", selection=dg.AssetSelection.all() - PARTITIONED
 )
 """Every unpartitioned asset and check: resolution of the current versions and all downstream."""
+PENDING = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def read_cursor(cursor: str | None) -> dict[str, Delivery]:
@@ -75,6 +82,13 @@ def delivery_sensor(
     monitored_jobs=[process_delivery],
     request_job=refresh_analysis,
 )
-def refresh_after_delivery(context: dg.RunStatusSensorContext) -> dg.RunRequest:
-    """After a delivery is read, recompute everything unpartitioned from the stored partitions."""
+def refresh_after_delivery(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """After a delivery is read, recompute everything unpartitioned from the stored partitions;
+    skipped while other delivery runs are pending (the last of them triggers the refresh), so
+    a burst of deliveries refreshes once or a few times, not once per delivery."""
+    pending = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=process_delivery.name, statuses=PENDING)
+    )
+    if pending:
+        return dg.SkipReason(f"{len(pending)} delivery runs pending; the last one refreshes")
     return dg.RunRequest(run_key=f"refresh-{context.dagster_run.run_id}")

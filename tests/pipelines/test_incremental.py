@@ -16,9 +16,10 @@ from ingest.delivery import read_delivery
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_file
+from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
-from pipelines.sensors import delivery_sensor
+from pipelines.sensors import delivery_sensor, refresh_after_delivery
 from trial.study import load_study
 
 DM_HEADER = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening\n"
@@ -188,3 +189,38 @@ def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) 
             pl.read_parquet(out / "tables" / f"{table}.parquet"),
             pl.read_parquet(full / "tables" / f"{table}.parquet"),
         )
+
+
+def test_refresh_follows_a_delivery_run_unless_another_is_pending(tmp_path: Path) -> None:
+    """The delivery run of a one-file delivery succeeds and stores its partition; the refresh
+    sensor then requests ``refresh_analysis``, but skips while another delivery run waits."""
+    raw = tmp_path / "raw"
+    folder = raw / "C01" / "2026-03-09"
+    folder.mkdir(parents=True)
+    (folder / "dm.csv").write_text(DM_HEADER + DM_ROW)
+    (key,) = [d.key for d in scan_deliveries(raw)]
+    settings = TrialSettings(raw_dir=str(raw), out_dir=str(tmp_path / "out"))
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("process_delivery")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("deliveries", [key])
+    result = job.execute_in_process(instance=instance, partition_key=key)
+    assert result.success
+    stored = pl.read_parquet(
+        tmp_path / "out" / "partitions" / "delivery_frames" / key / "dm.parquet"
+    )
+    assert stored["subject_id"].to_list() == ["C01-0001"]
+
+    def evaluate() -> object:
+        context = dg.build_run_status_sensor_context(
+            sensor_name="refresh_after_delivery",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(),
+        )
+        return refresh_after_delivery(context)
+
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest)
+    instance.create_run_for_job(job, status=dg.DagsterRunStatus.NOT_STARTED, tags={})
+    assert isinstance(evaluate(), dg.SkipReason)
