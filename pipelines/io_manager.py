@@ -18,6 +18,7 @@ a missing one means.
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 isinstance(v, pl.DataFrame) for v in value.values()
             ):
                 raise TypeError(f"{name}/{key}: store a frame or a dict of frames")
-            path.mkdir(exist_ok=True)
+            # Written aside, then renamed: a folder present is a partition stored whole.
+            writing = path.with_name(f".{key}.writing")
+            shutil.rmtree(writing, ignore_errors=True)
+            writing.mkdir()
             for frame_name, frame in value.items():
-                frame.write_parquet(path / f"{frame_name}.parquet")
+                frame.write_parquet(writing / f"{frame_name}.parquet")
+            shutil.rmtree(path, ignore_errors=True)
+            writing.rename(path)
             rows[key] = sum(f.height for f in value.values())
         context.add_output_metadata(
             {
