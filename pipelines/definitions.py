@@ -15,6 +15,12 @@ from pipelines.assets import analysis_ready, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
+from pipelines.sensors import (
+    delivery_sensor,
+    process_delivery,
+    refresh_after_delivery,
+    refresh_analysis,
+)
 
 ASSET_MODULES = [raw, analysis_ready, models, reports]
 EXECUTORS = ("in_process", "multiprocess")
@@ -39,7 +45,8 @@ def _asset_names(assets: list[dg.AssetsDefinition]) -> list[str]:
 
 def build_definitions(settings: TrialSettings, executor: str | None = None) -> dg.Definitions:
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
-    output folder; ``executor`` as in :func:`executor_from_env` (default in-process)."""
+    output folder, with the delivery jobs and sensors (``docs/incremental.md``);
+    ``executor`` as in :func:`executor_from_env` (default in-process)."""
     assets = [
         a
         for module in ASSET_MODULES
@@ -51,6 +58,8 @@ def build_definitions(settings: TrialSettings, executor: str | None = None) -> d
         asset_checks=contract_checks(_asset_names(assets)),
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=settings.out_dir)},
         executor=executor_from_env(executor),
+        jobs=[process_delivery, refresh_analysis],
+        sensors=[delivery_sensor, refresh_after_delivery],
     )
 
 

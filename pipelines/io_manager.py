@@ -5,11 +5,20 @@ Tables go to ``<out_dir>/tables/<asset>.parquet``; model results to ``<out_dir>/
 Parquet (see :func:`trial.models.result.write_result`) with a pickle beside them so that
 downstream assets get the typed object back; any other value (a report path, a small summary)
 is pickled under ``<out_dir>/.objects/``.
+
+A partitioned asset (one partition per delivery, ``docs/incremental.md``) returns a dict
+``{partition key: value}`` for the partitions of its run (one or a range) and is stored per
+partition: a frame at ``<out_dir>/partitions/<asset>/<key>.parquet``, a dict of named frames
+as a folder ``<out_dir>/partitions/<asset>/<key>/<name>.parquet``. A downstream asset loads
+the partitions it depends on as a dict ``{partition key: stored value}`` (the dagster-polars
+convention); a partition never materialised is left out, so the downstream asset decides what
+a missing one means.
 """
 
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,12 @@ def table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def partition_path(out_dir: Path, asset: str, key: str) -> Path:
+    """Where a partition of ``asset`` is stored, without suffix: ``<path>.parquet`` for a
+    frame, the folder ``<path>`` for a dict of frames."""
+    return Path(out_dir) / "partitions" / asset / key
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores Polars frames as Parquet and everything else as pickles under ``out_dir``."""
 
@@ -51,8 +66,57 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def _object_path(self, name: str) -> Path:
         return Path(self.out_dir) / ".objects" / f"{name}.pkl"
 
+    def _partition_path(self, name: str, key: str) -> Path:
+        return partition_path(Path(self.out_dir), name, key)
+
+    def _handle_partitions(self, context: dg.OutputContext, name: str, obj: Any) -> None:
+        keys = list(context.asset_partition_keys)
+        if not isinstance(obj, dict) or sorted(obj) != sorted(keys):
+            raise TypeError(f"{name}: return a dict with one value per partition of the run")
+        rows: dict[str, int] = {}
+        for key in keys:
+            value = obj[key]
+            path = self._partition_path(name, key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(value, pl.DataFrame):
+                value.write_parquet(path.with_suffix(".parquet"))
+                rows[key] = value.height
+                continue
+            if not isinstance(value, dict) or not all(
+                isinstance(v, pl.DataFrame) for v in value.values()
+            ):
+                raise TypeError(f"{name}/{key}: store a frame or a dict of frames")
+            # Written aside, then renamed: a folder present is a partition stored whole.
+            writing = path.with_name(f".{key}.writing")
+            shutil.rmtree(writing, ignore_errors=True)
+            writing.mkdir()
+            for frame_name, frame in value.items():
+                frame.write_parquet(writing / f"{frame_name}.parquet")
+            shutil.rmtree(path, ignore_errors=True)
+            writing.rename(path)
+            rows[key] = sum(f.height for f in value.values())
+        context.add_output_metadata(
+            {
+                "partitions": dg.MetadataValue.int(len(keys)),
+                "rows": dg.MetadataValue.int(sum(rows.values())),
+            }
+        )
+
+    def _load_partitions(self, name: str, keys: list[str]) -> dict[str, Any]:
+        loaded: dict[str, Any] = {}
+        for key in keys:
+            path = self._partition_path(name, key)
+            if path.with_suffix(".parquet").is_file():
+                loaded[key] = pl.read_parquet(path.with_suffix(".parquet"))
+            elif path.is_dir():
+                loaded[key] = {p.stem: pl.read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+        return loaded
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         name = self._name(context.asset_key)
+        if context.has_asset_partitions:
+            self._handle_partitions(context, name, obj)
+            return
         if isinstance(obj, pl.DataFrame):
             path = self._table_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +139,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         name = self._name(context.asset_key)
+        if context.has_asset_partitions:
+            return self._load_partitions(name, list(context.asset_partition_keys))
         table = self._table_path(name)
         if table.exists():
             return pl.read_parquet(table)

@@ -1,9 +1,15 @@
-"""``ionto run`` and ``ionto demo``: materialise every asset of the code location in-process.
+"""``ionto run`` and ``ionto demo``: materialise the code location's assets in-process.
 
 The definitions are the same ones ``dagster dev -w workspace.yaml`` shows; only the run
 settings (raw root, output folder, study, unblinding) are passed here instead of read from
 the environment. Steps run in one process (Dagster's CLI would start a process per step,
 about 28 s of overhead for a small graph, see ../shared/research/stack.md).
+
+Runs are incremental (``docs/incremental.md``): every delivery folder's content key is
+registered as a partition of ``deliveries`` in the instance of ``OUT``; only deliveries whose
+partition ``OUT`` does not hold yet are read (``process_delivery``, one run per delivery),
+then every unpartitioned asset is refreshed (``refresh_analysis``). On an empty ``OUT`` that
+is every delivery; the tables are the same either way.
 """
 
 from __future__ import annotations
@@ -15,8 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
+from ingest.deliveries import scan_deliveries
+from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
+from pipelines.io_manager import partition_path
 from pipelines.resources import TrialSettings
 
 log = logging.getLogger("ionto")
@@ -33,11 +46,22 @@ class RunReport:
     failed_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     preamble: list[str] = field(default_factory=list)
+    deliveries_read: list[str] = field(default_factory=list)
+    deliveries_total: int = 0
+    read_seconds: float = 0.0
+    """Wall time of the run reading the unread deliveries (0 when none)."""
+    refresh_seconds: float = 0.0
+    """Wall time of the run refreshing every unpartitioned asset."""
 
     def describe(self) -> str:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
+        lines.append(
+            f"  deliveries: {len(self.deliveries_read)} read of {self.deliveries_total} "
+            f"({self.read_seconds:.1f} s; the others were read by an earlier run into this "
+            f"output folder); refresh of everything else {self.refresh_seconds:.1f} s"
+        )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
         lines += [
@@ -59,6 +83,15 @@ def _instance(out_dir: Path) -> dg.DagsterInstance:
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.from_config(str(home))
+
+
+def partition_range(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """The registered partitions from the first to the last of ``keys`` in registration order:
+    what one run can cover (new keys are registered last, so this is usually ``keys``; a
+    partition in between that was read already is read again)."""
+    order = list(instance.get_dynamic_partitions(DELIVERIES_NAME))
+    span = sorted(order.index(k) for k in keys)
+    return order[span[0] : span[-1] + 1]
 
 
 def run_pipeline(
@@ -86,27 +119,68 @@ def run_pipeline(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
     )
     defs = build_definitions(settings)
-    job = defs.resolve_implicit_global_asset_job_def()
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
+    deliveries = scan_deliveries(raw_dir)
+    to_read = [
+        d.key
+        for d in deliveries
+        if not partition_path(out_dir.resolve(), "delivery_frames", d.key).is_dir()
+    ]
+    results = []
+    read_seconds = refresh_seconds = 0.0
     with _instance(out_dir) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        registered = set(instance.get_dynamic_partitions(DELIVERIES_NAME))
+        # One run reads the unread deliveries (a partition range: Dagster's run overhead is
+        # paid once, not once per delivery); then one run refreshes everything else.
+        instance.add_dynamic_partitions(
+            DELIVERIES_NAME, [d.key for d in deliveries if d.key not in registered]
         )
-    failed_steps = [e.step_key or "?" for e in result.all_events if e.is_step_failure]
+        log.info("%d deliveries, %d not read yet", len(deliveries), len(to_read))
+        process = defs.resolve_job_def("process_delivery")
+        if to_read:
+            to_read = partition_range(instance, to_read)
+            tags = {
+                ASSET_PARTITION_RANGE_START_TAG: to_read[0],
+                ASSET_PARTITION_RANGE_END_TAG: to_read[-1],
+            }
+            read_started = time.perf_counter()
+            results.append(
+                process.execute_in_process(
+                    instance=instance,
+                    tags=tags,
+                    raise_on_error=False,
+                    run_config=run_config,
+                )
+            )
+            read_seconds = time.perf_counter() - read_started
+        if all(r.success for r in results):
+            refresh_started = time.perf_counter()
+            results.append(
+                defs.resolve_job_def("refresh_analysis").execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=run_config
+                )
+            )
+            refresh_seconds = time.perf_counter() - refresh_started
+    events = [e for r in results for e in r.all_events]
+    failed_steps = [e.step_key or "?" for e in events if e.is_step_failure]
     failed_checks = [
         f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}"
-        for e in result.get_asset_check_evaluations()
+        for r in results
+        for e in r.get_asset_check_evaluations()
         if not e.passed
     ]
     return RunReport(
-        success=result.success,
+        success=len(results) == (2 if to_read else 1) and all(r.success for r in results),
         out_dir=out_dir,
         blinded=settings.blinded,
         seconds=time.perf_counter() - started,
         failed_steps=failed_steps,
         failed_checks=failed_checks,
+        deliveries_read=to_read,
+        deliveries_total=len(deliveries),
+        read_seconds=read_seconds,
+        refresh_seconds=refresh_seconds,
     )
 
 

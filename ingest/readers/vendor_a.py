@@ -497,3 +497,45 @@ def read_vendor_a(
     """Every current vendor-A export -> (distinct sessions, quarantine)."""
     paths = [Path(raw_root) / p for p in current_files(manifest, "vendor_a")["source_file"]]
     return read_vendor_a_files(paths, Path(raw_root), consent)
+
+
+def type_vendor_a_exports(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exports typed in one pass, before consent and deduplication -> (rows in contract
+    columns plus the working columns ``_death_low``, ``_death_high``, ``_raw``, or an empty
+    frame without columns when no export has rows; quarantine). :func:`resolve_vendor_a`
+    finishes rows of any number of exports."""
+    parts: list[CsvRows] = []
+    headers: list[dict[str, str]] = []
+    quarantines = [empty_quarantine()]
+    for path in paths:
+        rows, header, q = vendor_a_rows(path, raw_root)
+        quarantines.append(q)
+        if rows is not None:
+            parts.append(rows)
+            headers.append(header)
+    if not parts:
+        return pl.DataFrame(), combine(quarantines)
+    typed, q_values = type_vendor_a(rows_frame(parts, headers))
+    return typed, combine([*quarantines, q_values])
+
+
+def resolve_vendor_a(
+    typed: pl.DataFrame, consent: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows from :func:`type_vendor_a_file` of several exports -> (distinct sessions,
+    quarantine of conflicting repeats), as :func:`read_vendor_a_files` gives: the consent test
+    of a restarted clock is added, every export is placed again, and sessions are deduplicated."""
+    contract = load_contract(DATASET)
+    if typed.height == 0:
+        return empty_frame(contract), empty_quarantine()
+    if consent is not None:
+        typed = (
+            typed.join(consent.select("serial", "consent_date"), on="serial", how="left")
+            .with_columns(
+                clock_reset=pl.col("clock_reset")
+                | (pl.col("start_local").dt.date() < pl.col("consent_date")).fill_null(False)
+            )
+            .drop("consent_date")
+        )
+    placed = place_clock_resets(typed).select(*contract.columns, *HELPERS)
+    return deduplicate_sessions(placed, contract)

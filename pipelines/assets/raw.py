@@ -1,7 +1,11 @@
-"""Raw group: the landing manifest and every raw dataset read from the current file versions.
+"""Raw group: the landing manifest, each delivery read alone, and every raw dataset of the
+current file versions.
 
-One step reads all formats (the landing manifest decides which file versions are current);
-each dataset is its own asset so that the UI shows its rows, preview and contract check.
+``delivery_frames`` is partitioned by delivery (dynamic partitions ``deliveries``, one key per
+``<centre>/<date>`` folder content, ``docs/incremental.md``): a new delivery is read alone.
+``raw_datasets`` (one step) keeps the landing manifest's current file versions of the stored
+delivery frames and applies the cross-file rules; each dataset is its own asset so that the
+UI shows its rows, preview and contract check.
 """
 
 from collections.abc import Iterator
@@ -10,17 +14,16 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from ingest.landing import current_files, landing_quarantine, scan_raw
-from ingest.quarantine import combine
-from ingest.readers.balance import read_balance, weighings_as_gravimetry
-from ingest.readers.bench_ibu import read_bench_ibu
-from ingest.readers.edc import read_edc_table, read_randomisation
-from ingest.readers.gravimetry import read_gravimetry, resolve_duplicate_papers
-from ingest.readers.vendor_a import earliest_consent, read_vendor_a
-from ingest.readers.vendor_b import read_vendor_b
+from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets
+from ingest.landing import scan_raw
+from ingest.readers.edc import read_randomisation
 from pipelines.resources import TrialSettings
 
 GROUP = "raw"
+DELIVERIES_NAME = "deliveries"
+DELIVERIES = dg.DynamicPartitionsDefinition(name=DELIVERIES_NAME)
+"""One partition per delivery folder content: ``<centre>_<date>_<hash8>``."""
 EDC_TABLES = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
 RAW_OUTPUTS = [
     *EDC_TABLES,
@@ -43,50 +46,68 @@ def landing_manifest(context: dg.AssetExecutionContext, settings: TrialSettings)
     return manifest
 
 
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars"},
+    partitions_def=DELIVERIES,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def delivery_frames(
+    context: dg.AssetExecutionContext, settings: TrialSettings
+) -> dict[str, dict[str, pl.DataFrame]]:
+    """Each delivery folder of the run's partitions read alone (every complete file,
+    superseded later or not): typed frames per format and the quarantine of its files
+    (``ingest.incremental``), by partition key. A run may cover a range of partitions (one
+    step for many deliveries: Dagster's per-run overhead is paid once)."""
+    raw_root = Path(settings.raw_dir)
+    read: dict[str, dict[str, pl.DataFrame]] = {}
+    for key in context.partition_keys:
+        folder = key_folder(key)
+        now = folder_delivery(raw_root, folder)
+        if now is None or now.key != key:
+            raise ValueError(
+                f"delivery {key}: the folder {folder} now holds "
+                f"{'nothing complete' if now is None else now.key}; its content changed after "
+                "the key was registered (a correction gets a new key: process that one)"
+            )
+        read[key] = read_delivery_folder(raw_root, folder)
+        counts = ", ".join(f"{n} {f.height}" for n, f in read[key].items() if f.height)
+        context.log.info(f"read delivery {key} ({len(now.files)} files): {counts}")
+    return read
+
+
 @dg.multi_asset(
     group_name=GROUP,
     outs={name: dg.AssetOut(kinds={"polars"}) for name in RAW_OUTPUTS},
 )
 def raw_datasets(
-    context: dg.AssetExecutionContext, settings: TrialSettings, landing_manifest: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    landing_manifest: pl.DataFrame,
+    delivery_frames: dict[str, dict[str, pl.DataFrame]],
 ) -> Iterator[dg.Output[pl.DataFrame]]:
     """Typed frames of every raw format, with lineage (source_file, source_line), and the
-    quarantine of every line or file a reader rejected."""
-    raw_root = Path(settings.raw_dir)
-    quarantines = [landing_quarantine(landing_manifest)]
-    edc: dict[str, pl.DataFrame] = {}
-    for table in EDC_TABLES:
-        edc[table], q = read_edc_table(raw_root, landing_manifest, table)
-        quarantines.append(q)
-        context.log.info(f"read {table}: {edc[table].height} rows, {q.height} quarantined")
-        yield dg.Output(edc[table], output_name=table)
-    sheets, q, sheet_pairs = read_gravimetry(raw_root, landing_manifest)
-    quarantines.append(q)
-    context.log.info(f"read gravimetry worksheets: {sheets.height} papers, {q.height} quarantined")
-    weighings, q = read_balance(raw_root, landing_manifest)
-    quarantines.append(q)
-    context.log.info(f"read bench balance: {weighings.height} weighings, {q.height} quarantined")
-    yield dg.Output(weighings, output_name="balance_weighings")
-    # A paper weighed at the bench and also on a worksheet: later delivery, then later line.
-    papers, bench_pairs = resolve_duplicate_papers(
-        pl.concat([sheets, weighings_as_gravimetry(weighings)]), current_files(landing_manifest)
+    quarantine of every line or file a reader rejected: the current file versions of the
+    stored delivery frames, cross-file rules applied."""
+    keys = manifest_delivery_keys(landing_manifest)
+    missing = [k for k in keys["delivery_key"] if k not in delivery_frames]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} deliveries not yet read (materialise delivery_frames for them "
+            f"first): {', '.join(missing[:5])}"
+        )
+    context.log.info(
+        f"{keys.height} current deliveries of {len(delivery_frames)} stored partitions"
     )
-    yield dg.Output(papers.sort("source_file", "source_line"), output_name="gravimetry")
-    yield dg.Output(pl.concat([sheet_pairs, bench_pairs]), output_name="gravimetry_duplicates")
-    consent = earliest_consent(edc["dm"], edc["devices"])
-    sessions_a, q = read_vendor_a(raw_root, landing_manifest, consent)
-    quarantines.append(q)
-    context.log.info(f"read vendor A: {sessions_a.height} sessions, {q.height} quarantined")
-    yield dg.Output(sessions_a, output_name="vendor_a_sessions")
-    events_b, q = read_vendor_b(raw_root, landing_manifest)
-    quarantines.append(q)
-    context.log.info(f"read vendor B: {events_b.height} events, {q.height} quarantined")
-    yield dg.Output(events_b, output_name="vendor_b_events")
-    frames_ibu, q = read_bench_ibu(raw_root, landing_manifest)
-    quarantines.append(q)
-    context.log.info(f"read bench IBU: {frames_ibu.height} frames, {q.height} quarantined")
-    yield dg.Output(frames_ibu, output_name="bench_ibu_frames")
-    yield dg.Output(combine(quarantines), output_name="quarantine")
+    datasets = resolve_raw_datasets(
+        landing_manifest,
+        [delivery_frames[k] for k in keys["delivery_key"]],
+        Path(settings.raw_dir),
+    )
+    for name in RAW_OUTPUTS:
+        frame = datasets[name]
+        context.log.info(f"{name}: {frame.height} rows")
+        yield dg.Output(frame, output_name=name)
 
 
 @dg.asset(group_name=GROUP, kinds={"polars"})

@@ -154,14 +154,16 @@ def test_demo_graph_is_recorded_in_postgres(
     assert not (tmp_path / "out" / ".dagster").exists(), "the embedded instance was used"
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        runs = instance.get_runs()
-        assert len(runs) == 1
-        run_id = runs[0].run_id
+        runs = {r.job_name: r for r in instance.get_runs()}
+        # One run reads every delivery (a partition range), one refreshes the rest.
+        assert set(runs) == {"process_delivery", "refresh_analysis"}
         expected = "SUCCESS" if report.success else "FAILURE"
-        assert runs[0].status.value == expected
+        assert {r.status.value for r in runs.values()} == {expected}
+        assert len(instance.get_dynamic_partitions("deliveries")) == report.deliveries_total
+        run_id = runs["refresh_analysis"].run_id
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT run_id, status FROM runs")
-        assert cur.fetchall() == [(run_id, expected)]
+        assert sorted(cur.fetchall()) == sorted((r.run_id, expected) for r in runs.values())
         cur.execute(
             "SELECT count(DISTINCT asset_key) FROM event_logs "
             "WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",

@@ -9,8 +9,7 @@ import polars as pl
 import pytest
 
 import pipelines.assets.raw as raw_assets
-from pipelines.definitions import build_definitions, defs
-from pipelines.resources import TrialSettings
+from pipelines.definitions import defs
 from pipelines.run import run_pipeline
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
 from trial.study import load_study
@@ -102,27 +101,19 @@ def test_failing_blocking_check_stops_what_depends_on_it(
 ) -> None:
     """A dm frame with a duplicated subject breaks dm's primary key: the blocking contract
     check fails and nothing downstream of dm (ADSL and the models) is materialised."""
-    real = raw_assets.read_edc_table
+    real = raw_assets.resolve_raw_datasets
 
     def duplicated_dm(
-        raw_root: Path, manifest: pl.DataFrame, table: str
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        rows, q = real(raw_root, manifest, table)
-        return (pl.concat([rows, rows.head(1)]) if table == "dm" else rows), q
+        manifest: pl.DataFrame, deliveries: list[dict[str, pl.DataFrame]], raw_root: Path
+    ) -> dict[str, pl.DataFrame]:
+        datasets = real(manifest, deliveries, raw_root)
+        return {**datasets, "dm": pl.concat([datasets["dm"], datasets["dm"].head(1)])}
 
-    monkeypatch.setattr(raw_assets, "read_edc_table", duplicated_dm)
-    settings = TrialSettings(raw_dir=str(small_raw), out_dir=str(tmp_path))
-    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
-    assert not result.success
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert any(e.asset_check_key.asset_key.to_user_string() == "dm" for e in failed)
-    materialised = {
-        e.asset_key.to_user_string()
-        for e in result.get_asset_materialization_events()
-        if e.asset_key is not None
-    }
-    assert "dm" in materialised
-    assert "adsl" not in materialised
-    assert "mmrm_primary" not in materialised
+    monkeypatch.setattr(raw_assets, "resolve_raw_datasets", duplicated_dm)
+    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path)
+    assert not report.success
+    assert "dm:contract" in report.failed_checks
+    assert not (tmp_path / "tables" / "adsl.parquet").exists()
+    assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
+    assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0

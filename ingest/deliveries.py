@@ -1,0 +1,132 @@
+"""Deliveries: the ``<raw>/<centre>/<YYYY-MM-DD>/`` folders, each keyed by its content.
+
+A delivery's key is ``<centre>_<date>_<hash>``, ``hash`` being the first 8 hex digits of the
+SHA-256 of its sorted ``name<TAB>sha256`` lines: the same bytes always give the same key, and a
+correction (a file replaced or added in the same folder) gives a new key. Incremental runs
+process each key once (``docs/incremental.md``).
+
+Completeness rule: a file is part of a delivery only once it has its final name. Uploaders
+write under a temporary name and rename when the file is whole; names starting with ``.`` or
+ending in ``.tmp`` or ``.part`` are still being written and are ignored (no done-marker is
+needed). A folder with no complete file is no delivery yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from ingest.landing import sha256_of
+
+TEMPORARY_SUFFIXES = (".tmp", ".part")
+KEY_HASH_CHARS = 8
+_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def is_complete_name(file_name: str) -> bool:
+    """False for a file still being written: a name starting with ``.`` or ending in
+    ``.tmp``/``.part``."""
+    return not file_name.startswith(".") and not file_name.endswith(TEMPORARY_SUFFIXES)
+
+
+def delivery_key(centre_id: str, delivery_date: str, files: Iterable[tuple[str, str]]) -> str:
+    """``<centre>_<date>_<hash8>`` from the folder's (file name, sha256) pairs (any order)."""
+    lines = "".join(f"{name}\t{sha}\n" for name, sha in sorted(files))
+    digest = hashlib.sha256(lines.encode()).hexdigest()[:KEY_HASH_CHARS]
+    return f"{centre_id}_{delivery_date}_{digest}"
+
+
+def key_folder(key: str) -> str:
+    """The folder ``<centre>/<date>`` a delivery key names."""
+    centre, day, _digest = key.rsplit("_", 2)
+    return f"{centre}/{day}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery folder: ``folder`` is ``<centre>/<date>``; ``files`` its complete files as
+    sorted (name, sha256) pairs; ``signature`` the files' (name, size, mtime) for cheap change
+    detection."""
+
+    folder: str
+    key: str
+    files: tuple[tuple[str, str], ...]
+    signature: str
+
+
+def delivery_folders(raw_root: Path) -> list[Path]:
+    """Every ``<centre>/<YYYY-MM-DD>`` folder under ``raw_root``, sorted."""
+    raw_root = Path(raw_root)
+    if not raw_root.is_dir():
+        return []
+    return sorted(
+        day
+        for centre in raw_root.iterdir()
+        if centre.is_dir() and not centre.name.startswith(".")
+        for day in centre.iterdir()
+        if day.is_dir() and _DATE_DIR.match(day.name)
+    )
+
+
+def complete_files(folder: Path) -> list[Path]:
+    """The folder's files that have their final name, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_complete_name(p.name))
+
+
+def folder_signature(files: list[Path]) -> str:
+    """(name, size, mtime in ns) of each file, as one text: changes whenever a file does."""
+    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def folder_delivery(
+    raw_root: Path, folder: str, earlier: Delivery | None = None
+) -> Delivery | None:
+    """The delivery ``<raw_root>/<folder>`` holds now (None without a complete file);
+    ``earlier`` (an earlier scan of the folder) is reused when the signature is unchanged."""
+    path = Path(raw_root) / folder
+    files = complete_files(path) if path.is_dir() else []
+    if not files:
+        return None
+    signature = folder_signature(files)
+    if earlier is not None and earlier.signature == signature:
+        return earlier
+    pairs = tuple((p.name, sha256_of(p)) for p in files)
+    key = delivery_key(path.parent.name, path.name, pairs)
+    return Delivery(folder=folder, key=key, files=pairs, signature=signature)
+
+
+def scan_deliveries(raw_root: Path, known: Mapping[str, Delivery] | None = None) -> list[Delivery]:
+    """Every delivery folder holding at least one complete file, keyed by content, sorted by
+    folder. ``known`` (folder -> an earlier scan's delivery) avoids hashing again a folder
+    whose files kept their names, sizes and modification times."""
+    known = known or {}
+    found = []
+    for path in delivery_folders(raw_root):
+        folder = f"{path.parent.name}/{path.name}"
+        delivery = folder_delivery(raw_root, folder, known.get(folder))
+        if delivery is not None:
+            found.append(delivery)
+    return found
+
+
+def manifest_delivery_keys(manifest: pl.DataFrame) -> pl.DataFrame:
+    """Per delivery folder of a landing manifest: ``folder``, ``delivery_key`` (as
+    :func:`scan_deliveries` computes it), sorted by folder."""
+    placed = manifest.filter(pl.col("delivery_date").is_not_null())
+    rows = []
+    for (centre, day), frame in placed.group_by("centre_id", "delivery_date"):
+        pairs = [
+            (name, sha)
+            for name, sha in zip(frame["file_name"], frame["sha256"], strict=True)
+            if is_complete_name(name)
+        ]
+        if pairs:
+            folder = f"{centre}/{day}"
+            rows.append({"folder": folder, "delivery_key": delivery_key(centre, str(day), pairs)})
+    schema = {"folder": pl.String, "delivery_key": pl.String}
+    return pl.DataFrame(rows, schema=schema).sort("folder")

@@ -1,0 +1,150 @@
+"""Reading deliveries one at a time, and resolving the current raw datasets from them.
+
+:func:`read_delivery_folder` reads every complete file of one delivery folder on its own (no
+file of another delivery is opened), whether or not a later delivery supersedes it.
+:func:`resolve_raw_datasets` then takes the per-delivery frames of any number of deliveries,
+keeps the rows of the landing manifest's current file versions and applies the cross-file
+rules of the readers: EDC latest snapshot per centre, gravimetry duplicate papers
+(:func:`~ingest.readers.gravimetry.resolve_duplicate_papers`), vendor-A repeats and clock
+placement (:func:`~ingest.readers.vendor_a.resolve_vendor_a`), vendor-B duplicate lines
+(:func:`~ingest.readers.vendor_b.drop_duplicate_lines`). The result equals what the
+whole-tree readers (:func:`ingest.delivery.read_delivery`) give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contracts import empty_frame, load_contract
+from ingest.deliveries import complete_files
+from ingest.landing import EDC_TABLES, classify, current_files, landing_quarantine
+from ingest.quarantine import combine, empty_quarantine
+from ingest.readers.balance import read_balance, weighings_as_gravimetry
+from ingest.readers.bench_ibu import read_bench_ibu
+from ingest.readers.edc import read_edc_file
+from ingest.readers.gravimetry import gravimetry_rows, resolve_duplicate_papers, type_gravimetry
+from ingest.readers.text import CsvRows
+from ingest.readers.vendor_a import earliest_consent, resolve_vendor_a, type_vendor_a_exports
+from ingest.readers.vendor_b import (
+    drop_duplicate_lines,
+    parse_vendor_b_lines,
+    vendor_b_lines,
+)
+
+DELIVERY_FRAMES = (*EDC_TABLES, "gravimetry", "vendor_a", "vendor_b", "quarantine")
+"""The frames :func:`read_delivery_folder` returns: EDC tables, gravimetry papers, vendor-A
+rows before deduplication, vendor-B events with ``raw_text`` before duplicate lines are
+dropped, and the quarantine of the folder's files."""
+
+
+def _stack(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames with rows stacked (frames without rows are left out: their schema may be empty)."""
+    rows = [f for f in frames if f.height]
+    return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
+
+
+def read_delivery_folder(raw_root: Path, folder: str) -> dict[str, pl.DataFrame]:
+    """Every complete file of ``<raw_root>/<folder>`` read by its kind's reader -> frames named
+    as :data:`DELIVERY_FRAMES` (the files of one kind are typed in one pass). Files of other
+    kinds (unknown, bench captures, a misplaced sealed list) are left to the landing
+    manifest's quarantine."""
+    raw_root = Path(raw_root)
+    by_kind: dict[str, list[Path]] = {}
+    for path in complete_files(raw_root / folder):
+        by_kind.setdefault(classify(path.name), []).append(path)
+    frames: dict[str, pl.DataFrame] = {}
+    quarantines = [empty_quarantine()]
+    for table in EDC_TABLES:
+        typed = [empty_frame(load_contract(table))]
+        for path in by_kind.get(table, []):
+            rows, q = read_edc_file(path, raw_root, table)
+            typed.append(rows)
+            quarantines.append(q)
+        frames[table] = pl.concat(typed, how="vertical")
+    papers: list[CsvRows] = []
+    for path in by_kind.get("gravimetry", []):
+        rows_g, q = gravimetry_rows(path, raw_root)
+        quarantines.append(q)
+        if rows_g is not None:
+            papers.append(rows_g)
+    frames["gravimetry"], q = type_gravimetry(papers)
+    quarantines.append(q)
+    frames["vendor_a"], q = type_vendor_a_exports(by_kind.get("vendor_a", []), raw_root)
+    quarantines.append(q)
+    lines = []
+    for path in by_kind.get("vendor_b", []):
+        file_lines, q = vendor_b_lines(path, raw_root)
+        quarantines.append(q)
+        if file_lines is not None:
+            lines.append(file_lines)
+    frames["vendor_b"] = pl.DataFrame()
+    if lines:
+        frames["vendor_b"], q = parse_vendor_b_lines(pl.concat(lines))
+        quarantines.append(q)
+    frames["quarantine"] = combine(quarantines)
+    return frames
+
+
+def _current(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``frame`` from the files in ``order`` (``source_file``, ``_file_no``), sorted by
+    file order then line, as the whole-tree readers stack them."""
+    if frame.height == 0:
+        return frame
+    return (
+        frame.join(order, on="source_file", how="inner")
+        .sort("_file_no", "source_line", maintain_order=True, nulls_last=False)
+        .drop("_file_no")
+    )
+
+
+def resolve_raw_datasets(
+    manifest: pl.DataFrame, deliveries: list[dict[str, pl.DataFrame]], raw_root: Path
+) -> dict[str, pl.DataFrame]:
+    """Per-delivery frames (from :func:`read_delivery_folder`) -> the raw datasets of the
+    manifest's current file versions: the EDC tables, ``gravimetry``,
+    ``gravimetry_duplicates``, ``vendor_a_sessions``, ``vendor_b_events``,
+    ``bench_ibu_frames``, ``balance_weighings``, ``quarantine``.
+
+    Bench-unit captures are read here, from ``raw_root``'s current capture files, not per
+    delivery: a driver restarted into a new date folder re-fetches frames that an earlier
+    folder holds, and only a read across folders finds those repeats. Weighed papers join the
+    worksheets' papers under the usual rule (later delivery, then later line)."""
+    stacked = {name: _stack([d[name] for d in deliveries]) for name in DELIVERY_FRAMES}
+    order = current_files(manifest).select(
+        "source_file", _file_no=pl.int_range(pl.len(), dtype=pl.Int64)
+    )
+    out: dict[str, pl.DataFrame] = {}
+    for table in EDC_TABLES:
+        contract = load_contract(table)
+        rows = _current(stacked[table], order)
+        out[table] = rows.select(contract.columns) if rows.height else empty_frame(contract)
+    papers_contract = load_contract("gravimetry")
+    papers = _current(stacked["gravimetry"], order)
+    if papers.height == 0:
+        papers = empty_frame(papers_contract)
+    weighings, q_balance = read_balance(raw_root, manifest)
+    out["balance_weighings"] = weighings
+    papers = pl.concat([papers, weighings_as_gravimetry(weighings)])
+    kept, pairs = resolve_duplicate_papers(papers, current_files(manifest))
+    out["gravimetry"] = kept.sort("source_file", "source_line").select(papers_contract.columns)
+    out["gravimetry_duplicates"] = pairs
+    consent = earliest_consent(out["dm"], out["devices"])
+    sessions, q_repeats = resolve_vendor_a(_current(stacked["vendor_a"], order), consent)
+    out["vendor_a_sessions"] = sessions
+    events_contract = load_contract("vendor_b_events")
+    events = _current(stacked["vendor_b"], order)
+    out["vendor_b_events"] = (
+        drop_duplicate_lines(events).select(events_contract.columns)
+        if events.height
+        else empty_frame(events_contract)
+    )
+    out["bench_ibu_frames"], q_ibu = read_bench_ibu(raw_root, manifest)
+    quarantine = stacked["quarantine"]
+    if quarantine.height:
+        quarantine = _current(quarantine, order)
+    out["quarantine"] = combine(
+        [landing_quarantine(manifest), quarantine, q_repeats, q_balance, q_ibu]
+    )
+    return out

@@ -1,0 +1,230 @@
+"""Incremental deliveries: the landing-area sensor, and incremental runs giving the tables of a
+full rebuild (docs/incremental.md)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from ingest.deliveries import delivery_key, scan_deliveries
+from ingest.delivery import read_delivery
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets
+from ingest.landing import scan_raw
+from ingest.readers.edc import read_edc_file
+from pipelines.definitions import build_definitions
+from pipelines.resources import TrialSettings
+from pipelines.run import run_pipeline
+from pipelines.sensors import delivery_sensor, refresh_after_delivery
+from trial.study import load_study
+
+DM_HEADER = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening\n"
+DM_ROW = "C01-0001,C01,2026-02-02,F,1990,Y,3\n"
+
+
+def _evaluate(raw: Path, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    settings = TrialSettings(raw_dir=str(raw), out_dir=str(raw.parent / "out"))
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"settings": settings}
+    )
+    result = delivery_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    # What the daemon does with the result: register the keys, keep the cursor.
+    for request in result.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def _requested(result: dg.SensorResult) -> list[str]:
+    return [r.partition_key for r in result.run_requests or [] if r.partition_key]
+
+
+def test_sensor_new_unchanged_half_written_and_corrected_files(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    first = raw / "C01" / "2026-03-09"
+    first.mkdir(parents=True)
+    (first / "dm.csv").write_text(DM_HEADER + DM_ROW)
+    instance = dg.DagsterInstance.ephemeral()
+
+    # A new folder: one key registered, one run requested, keyed by content.
+    result = _evaluate(raw, instance, None)
+    key = delivery_key("C01", "2026-03-09", [("dm.csv", _sha(first / "dm.csv"))])
+    assert key.startswith("C01_2026-03-09_") and len(key) == len("C01_2026-03-09_") + 8
+    assert _requested(result) == [key]
+    assert [r.run_key for r in result.run_requests or []] == [key]
+    assert instance.get_dynamic_partitions("deliveries") == [key]
+    cursor = result.cursor
+
+    # Unchanged tree: nothing requested, nothing registered.
+    result = _evaluate(raw, instance, cursor)
+    assert _requested(result) == [] and not result.dynamic_partitions_requests
+    cursor = result.cursor
+
+    # Half-written files (temporary names) in a new folder and in the known one: ignored.
+    second = raw / "C01" / "2026-04-06"
+    second.mkdir()
+    (second / "dm.csv.part").write_text(DM_HEADER)
+    (first / ".gravimetry_w1.csv").write_text("subject_id")
+    (first / "ae.csv.tmp").write_text("subject_id")
+    result = _evaluate(raw, instance, cursor)
+    assert _requested(result) == []
+    cursor = result.cursor
+
+    # Renamed when complete: the new folder becomes a delivery.
+    (second / "dm.csv.part").rename(second / "dm.csv")
+    result = _evaluate(raw, instance, cursor)
+    (new_key,) = _requested(result)
+    assert new_key.startswith("C01_2026-04-06_")
+    cursor = result.cursor
+
+    # A corrected file in the same folder (same name, new bytes): a new key for that folder;
+    # the old key stays on record.
+    (first / "dm.csv").write_text(DM_HEADER + DM_ROW.replace(",F,", ",M,"))
+    result = _evaluate(raw, instance, cursor)
+    (corrected,) = _requested(result)
+    assert corrected.startswith("C01_2026-03-09_") and corrected != key
+    assert set(instance.get_dynamic_partitions("deliveries")) == {key, new_key, corrected}
+    cursor = result.cursor
+
+    # A correction delivered in the next delivery (same file name, later folder): only that
+    # folder is new.
+    third = raw / "C01" / "2026-05-04"
+    third.mkdir()
+    (third / "dm.csv").write_text(DM_HEADER + DM_ROW.replace("1990", "1991"))
+    result = _evaluate(raw, instance, cursor)
+    (later,) = _requested(result)
+    assert later.startswith("C01_2026-05-04_")
+    assert _requested(_evaluate(raw, instance, result.cursor)) == []
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_per_delivery_reading_equals_the_whole_tree_readers(small_raw: Path) -> None:
+    """Every delivery read alone, then resolved, gives exactly the whole-tree readers' frames."""
+    whole = read_delivery(small_raw, load_study())
+    parts = [read_delivery_folder(small_raw, d.folder) for d in scan_deliveries(small_raw)]
+    resolved = resolve_raw_datasets(scan_raw(small_raw), parts, small_raw)
+    expected = {**whole.datasets(), "gravimetry_duplicates": whole.gravimetry_duplicates}
+    shared = set(expected) & set(resolved)
+    assert set(expected) - shared == {"landing_manifest", "device_sessions"}  # other assets
+    for name in shared:
+        assert_frame_equal(resolved[name], expected[name])
+    # The simulated tree has no bench captures (tests/pipelines/test_bench_captures_in_pipeline).
+    assert resolved["bench_ibu_frames"].height == resolved["balance_weighings"].height == 0
+    assert resolved["vendor_a_sessions"]["n_exports"].max() > 1  # repeats were resolved
+
+
+def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
+    """A snapshot corrected in a later delivery: the earlier delivery's frame still holds the
+    old rows, the resolved table only the current ones."""
+    raw = tmp_path / "raw"
+    for day, sex in (("2026-03-09", "F"), ("2026-04-06", "M")):
+        folder = raw / "C01" / day
+        folder.mkdir(parents=True)
+        (folder / "dm.csv").write_text(DM_HEADER + DM_ROW.replace(",F,", f",{sex},"))
+    parts = [read_delivery_folder(raw, d.folder) for d in scan_deliveries(raw)]
+    assert [p["dm"]["sex"].to_list() for p in parts] == [["F"], ["M"]]
+    dm = resolve_raw_datasets(scan_raw(raw), parts, raw)["dm"]
+    expected, _ = read_edc_file(raw / "C01" / "2026-04-06" / "dm.csv", raw, "dm")
+    assert_frame_equal(dm, expected)
+    assert dm["source_file"].to_list() == ["C01/2026-04-06/dm.csv"]
+
+
+ANALYSIS_TABLES = [
+    "dm",
+    "gravimetry",
+    "vendor_a_sessions",
+    "vendor_b_events",
+    "quarantine",
+    "device_sessions",
+    "adsl",
+    "adsweat",
+    "adsweat_side",
+    "adhdss",
+    "adae",
+    "addev",
+    "analysis_long",
+]
+
+
+@pytest.mark.slow
+def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) -> None:
+    """An OUT built from the earlier deliveries (one of them later corrected in place), then
+    run again on the complete tree, reads only the new and corrected deliveries and holds the
+    tables of a fresh full run."""
+    folders = [d.folder for d in scan_deliveries(small_raw)]
+    earlier = sorted(folders, key=lambda f: f.split("/")[1])[: len(folders) // 2]
+    raw = tmp_path / "raw"
+    for folder in earlier:
+        shutil.copytree(small_raw / folder, raw / folder)
+    wrong = raw / earlier[-1] / "dm.csv"
+    if wrong.exists():  # the version a centre later corrects: its last subject missing
+        lines = wrong.read_text("utf-8").splitlines(keepends=True)
+        wrong.write_text("".join(lines[:-1]), "utf-8")
+    out = tmp_path / "incremental"
+    first = run_pipeline(raw_dir=raw, out_dir=out)
+    assert first.success, first.describe()
+    assert len(first.deliveries_read) == len(earlier)
+    kept = {p: p.stat().st_mtime_ns for p in (out / "partitions").rglob("*.parquet")}
+
+    shutil.copytree(small_raw, raw, dirs_exist_ok=True)  # later deliveries and the correction
+    second = run_pipeline(raw_dir=raw, out_dir=out)
+    assert second.success, second.describe()
+    before = {d.key for d in scan_deliveries(raw)} - set(first.deliveries_read)
+    assert set(second.deliveries_read) == before
+    assert len(second.deliveries_read) == len(folders) - len(earlier) + 1
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # nothing re-read
+
+    full = tmp_path / "full"
+    fresh = run_pipeline(raw_dir=small_raw, out_dir=full)
+    assert fresh.success, fresh.describe()
+    assert len(fresh.deliveries_read) == len(folders)
+    for table in ANALYSIS_TABLES:
+        assert_frame_equal(
+            pl.read_parquet(out / "tables" / f"{table}.parquet"),
+            pl.read_parquet(full / "tables" / f"{table}.parquet"),
+        )
+
+
+def test_refresh_follows_a_delivery_run_unless_another_is_pending(tmp_path: Path) -> None:
+    """The delivery run of a one-file delivery succeeds and stores its partition; the refresh
+    sensor then requests ``refresh_analysis``, but skips while another delivery run waits."""
+    raw = tmp_path / "raw"
+    folder = raw / "C01" / "2026-03-09"
+    folder.mkdir(parents=True)
+    (folder / "dm.csv").write_text(DM_HEADER + DM_ROW)
+    (key,) = [d.key for d in scan_deliveries(raw)]
+    settings = TrialSettings(raw_dir=str(raw), out_dir=str(tmp_path / "out"))
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("process_delivery")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("deliveries", [key])
+    result = job.execute_in_process(instance=instance, partition_key=key)
+    assert result.success
+    stored = pl.read_parquet(
+        tmp_path / "out" / "partitions" / "delivery_frames" / key / "dm.parquet"
+    )
+    assert stored["subject_id"].to_list() == ["C01-0001"]
+
+    def evaluate() -> object:
+        context = dg.build_run_status_sensor_context(
+            sensor_name="refresh_after_delivery",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(),
+        )
+        return refresh_after_delivery(context)
+
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest)
+    instance.create_run_for_job(job, status=dg.DagsterRunStatus.NOT_STARTED, tags={})
+    assert isinstance(evaluate(), dg.SkipReason)
