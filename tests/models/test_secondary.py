@@ -151,3 +151,15 @@ def test_plantar_mmrm_on_ref1_relabelled_reproduces_the_primary(
         assert row["estimate"] == pytest.approx(
             expected["contrasts"][row["contrast"]]["estimate"], abs=1e-4
         )
+
+
+def test_durability_before_anyone_reaches_the_last_visit(
+    study: Study, tables: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    """Early in a trial no subject has the last durability visit yet: blinded, the pooled
+    summary says n = 0 with missing values instead of failing."""
+    adsl, adsweat = tables
+    early = adsweat.filter(pl.col("AVISIT") != "W16")
+    row = fit_durability(early, adsl.drop("arm"), study).tables["by_arm"].row(0, named=True)
+    assert row["n"] == 0
+    assert row["mean"] is None and row["ratio"] is None and row["ratio_ci_low"] is None

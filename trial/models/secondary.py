@@ -106,7 +106,17 @@ def _pooled(frame: pl.DataFrame, value: str) -> pl.DataFrame:
             "sd": [stats["sd"]],
             "ci_low": [None if n < 2 else stats["mean"] - half],
             "ci_high": [None if n < 2 else stats["mean"] + half],
-        }
+        },
+        # typed, so that a subset with no rows (e.g. before anyone reached the last
+        # follow-up visit) still gives a row of missing values rather than a Null column
+        schema={
+            "arm": pl.String,
+            "n": pl.Int64,
+            "mean": pl.Float64,
+            "sd": pl.Float64,
+            "ci_low": pl.Float64,
+            "ci_high": pl.Float64,
+        },
     )
 
 
