@@ -180,7 +180,7 @@ def scan_frame(frame: pl.DataFrame, source: str, arms: ArmKnowledge) -> list[Lea
             frame.select(pl.concat_list(pl.col(strings).cast(pl.String)).alias("v"))
             .explode("v")
             .drop_nulls()
-            .unique()
+            .unique(maintain_order=True)
             .get_column("v")
         )
         leaks += [
