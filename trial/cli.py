@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ingest.bench.cli import add_bench_commands
+
 DEFAULT_DEMO_SEED = 301
 
 
@@ -153,12 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--quiet", action="store_true", help="no progress bar")
     power.set_defaults(func=_cmd_power)
 
-    try:
-        from ingest.bench.cli import add_bench_commands
-    except ImportError:  # the bench driver is an optional part of a partial checkout
-        pass
-    else:
-        add_bench_commands(sub)
+    add_bench_commands(sub)
     return parser
 
 
