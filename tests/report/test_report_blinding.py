@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
+from trial.study import Study
 
 
 def test_every_blinded_output_is_free_of_arm_leaks(blinded_out, randomisation, study):
@@ -115,3 +116,14 @@ def test_names_wrapped_over_lines_are_still_found(randomisation, study, tmp_path
     path.write_text(f"{title}\n\nOxybutynin\n   iontophoresis: 12", encoding="utf-8")
     leaks = scan_for_arm_leaks([path], randomisation, study)
     assert [leak.detail for leak in leaks] == ["arm name 'Oxybutynin iontophoresis'"]
+
+
+def test_neighbouring_cells_do_not_make_a_masked_label(study: Study) -> None:
+    """A define table with the label "Age group" beside a length "7" is not an arm label."""
+    from trial.report.blinding import ArmKnowledge, scan_frame
+
+    define = pl.DataFrame({"label": ["Age group", "Sex"], "length": ["7", "1"]})
+    randomisation = pl.DataFrame({"subject_id": ["S1"], "arm": ["TAP"]})
+    arms = ArmKnowledge.from_study(study, randomisation)
+    assert scan_frame(define, "define.csv", arms) == []
+    assert scan_frame(pl.DataFrame({"label": ["group 7"]}), "x", arms) != []

@@ -185,7 +185,9 @@ def scan_frame(frame: pl.DataFrame, source: str, arms: ArmKnowledge) -> list[Lea
         )
         leaks += [
             Leak(f"{source}:cells", leak.kind, leak.detail)
-            for leak in scan_text("\n".join(values.to_list()), source, arms)
+            # cells kept apart by a separator the patterns cannot cross: "Age group" in one
+            # cell and "7" in the next must not read as the masked label "group 7"
+            for leak in scan_text(" | ".join(values.to_list()), source, arms)
         ]
     return leaks + _encoding_leaks(frame, source, arms)
 
