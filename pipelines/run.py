@@ -57,10 +57,12 @@ class RunReport:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
+        earlier = self.deliveries_total - len(self.deliveries_read)
         lines.append(
-            f"  deliveries: {len(self.deliveries_read)} read of {self.deliveries_total} "
-            f"({self.read_seconds:.1f} s; the others were read by an earlier run into this "
-            f"output folder); refresh of everything else {self.refresh_seconds:.1f} s"
+            f"  deliveries: {len(self.deliveries_read)} of {self.deliveries_total} read "
+            f"({self.read_seconds:.1f} s)"
+            + (f", {earlier} read by an earlier run into this output folder" if earlier else "")
+            + f"; refresh of everything else {self.refresh_seconds:.1f} s"
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
