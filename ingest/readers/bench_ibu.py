@@ -22,7 +22,7 @@ import polars as pl
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.landing import current_files
 from ingest.quarantine import combine, empty_quarantine
-from ingest.readers.text import decode_file, relative_name
+from ingest.readers.text import numbered_lines, relative_name
 
 DATASET = "bench_ibu_frames"
 LANDING_KIND = "bench_ibu"
@@ -46,20 +46,12 @@ INTERRUPTED = "INTERRUPTED"
 
 
 def _lines(path: Path, raw_root: Path) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    src = relative_name(path, raw_root)
-    decoded, q = decode_file(path.read_bytes(), src, DATASET)
-    if decoded is None:
+    """Non-blank lines; ``is_last`` marks a last line with no line end (cut off mid-write)."""
+    lines, q = numbered_lines(path, raw_root, DATASET)
+    if lines is None:
         return None, q
-    lines = (
-        pl.DataFrame({"raw_text": pl.Series(decoded.lines, dtype=pl.String)})
-        .with_row_index("source_line", offset=1)
-        .with_columns(source_line=pl.col("source_line").cast(pl.Int64), source_file=pl.lit(src))
-        .filter(pl.col("raw_text").str.strip_chars().str.len_bytes() > 0)
-        .with_columns(
-            is_last=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(not decoded.ends_with_newline)
-        )
-    )
-    return lines, q
+    unterminated = pl.col("is_last") & ~pl.col("file_terminated")
+    return lines.with_columns(is_last=unterminated).drop("file_terminated"), q
 
 
 def _decode(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

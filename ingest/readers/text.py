@@ -75,6 +75,30 @@ def decode_file(
     return DecodedFile(source_file, lines, ends), empty_quarantine()
 
 
+def numbered_lines(
+    path: Path, raw_root: Path, dataset: str
+) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """A line-oriented file's non-blank physical lines: ``source_file``, ``source_line``
+    (1-based), ``raw_text``, ``is_last`` (the last non-blank line) and ``file_terminated``
+    (whether the file ends with a line end) -> (lines, or None when the file is not UTF-8,
+    quarantine)."""
+    src = relative_name(path, raw_root)
+    decoded, q = decode_file(path.read_bytes(), src, dataset)
+    if decoded is None:
+        return None, q
+    lines = (
+        pl.DataFrame({"raw_text": pl.Series(decoded.lines, dtype=pl.String)})
+        .with_row_index("source_line", offset=1)
+        .with_columns(source_line=pl.col("source_line").cast(pl.Int64), source_file=pl.lit(src))
+        .filter(pl.col("raw_text").str.strip_chars().str.len_bytes() > 0)
+        .with_columns(
+            is_last=pl.int_range(pl.len()) == pl.len() - 1,
+            file_terminated=pl.lit(decoded.ends_with_newline),
+        )
+    )
+    return lines.select("source_file", "source_line", "raw_text", "is_last", "file_terminated"), q
+
+
 def parse_csv_rows(lines: list[str]) -> list[list[str] | None]:
     """Each physical line parsed as one CSV record (``None`` where its quoting is broken).
 

@@ -30,7 +30,7 @@ import polars as pl
 from data_contracts.contracts import empty_frame, load_contract, type_text_frame
 from ingest.landing import current_files
 from ingest.quarantine import combine, empty_quarantine
-from ingest.readers.text import decode_file, relative_name
+from ingest.readers.text import numbered_lines
 
 DATASET = "vendor_b_events"
 FIELDS = ("ts", "dev", "ev", "sid", "ma_set", "ma", "v", "code", "reason")
@@ -43,19 +43,10 @@ _DECODE = pl.Struct({f: pl.String for f in FIELDS})
 def vendor_b_lines(path: Path, raw_root: Path) -> tuple[pl.DataFrame | None, pl.DataFrame]:
     """A file's non-blank physical lines: ``source_file``, ``source_line``, ``raw_text``,
     ``is_last`` (the last non-blank line) -> (lines or None when not UTF-8, quarantine)."""
-    path = Path(path)
-    src = relative_name(path, Path(raw_root))
-    decoded, q = decode_file(path.read_bytes(), src, DATASET)
-    if decoded is None:
+    lines, q = numbered_lines(Path(path), Path(raw_root), DATASET)
+    if lines is None:
         return None, q
-    lines = (
-        pl.DataFrame({"raw_text": pl.Series(decoded.lines, dtype=pl.String)})
-        .with_row_index("source_line", offset=1)
-        .with_columns(source_line=pl.col("source_line").cast(pl.Int64), source_file=pl.lit(src))
-        .filter(pl.col("raw_text").str.strip_chars().str.len_bytes() > 0)
-        .with_columns(is_last=pl.int_range(pl.len()) == pl.len() - 1)
-    )
-    return lines.select("source_file", "source_line", "raw_text", "is_last"), q
+    return lines.drop("file_terminated"), q
 
 
 def _decode_objects(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
