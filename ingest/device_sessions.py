@@ -22,6 +22,25 @@ from trial.study import Study
 DATASET = "device_sessions"
 
 
+def sample_statistics(
+    ma: pl.Expr, t_s: pl.Expr, programmed_ma: pl.Expr, tolerance_pct: float
+) -> dict[str, pl.Expr]:
+    """Aggregations over one session's samples, ``ma`` (current magnitude, mA) and ``t_s``
+    (time, s) both in time order: ``mean_ma``; ``charge_mc``, the trapezoid integral of the
+    current over time (mA x s = mC; nothing assumed before the first or after the last
+    sample); ``within_tolerance_share``, the share of samples within ``tolerance_pct`` % of
+    ``programmed_ma``."""
+    return {
+        "mean_ma": ma.mean(),
+        "charge_mc": ((ma + ma.shift(1)) / 2 * t_s.diff()).sum(),
+        "within_tolerance_share": (
+            (ma - programmed_ma).abs() <= programmed_ma * tolerance_pct / 100.0
+        )
+        .mean()
+        .cast(pl.Float64),
+    }
+
+
 def summarise_sessions(events: pl.DataFrame | pl.LazyFrame, tolerance_pct: float) -> pl.LazyFrame:
     """One row per (``dev``, ``sid``) in ``device_sessions`` columns (lazy).
 
@@ -64,14 +83,7 @@ def summarise_sessions(events: pl.DataFrame | pl.LazyFrame, tolerance_pct: float
         lf.filter(pl.col("ev") == "sample")
         .join(summary.select(*key, "programmed_ma"), on=key, how="left")
         .group_by(key)
-        .agg(
-            mean_ma=pl.col("ma").mean(),
-            charge_mc=((ma + ma.shift(1)) / 2 * t_s.diff()).sum(),
-            within_tolerance_share=(
-                (pl.col("ma") - pl.col("programmed_ma")).abs()
-                <= pl.col("programmed_ma") * tolerance_pct / 100.0
-            ).mean(),
-        )
+        .agg(**sample_statistics(ma, t_s, pl.col("programmed_ma"), tolerance_pct))
     )
     return (
         summary.join(samples, on=key, how="left")

@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
+from ingest.device_sessions import sample_statistics
 from ingest.landing import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import numbered_lines, relative_name
@@ -235,16 +236,7 @@ def ibu_device_sessions(frames: pl.DataFrame, tolerance_pct: float) -> pl.DataFr
         .join(info.select(*key, "programmed_ma"), on=key, how="left", nulls_equal=True)
         .sort([*key, "t_ms"], nulls_last=True)
         .group_by(key)
-        .agg(
-            mean_ma=ma.mean(),
-            charge_mc=((ma + ma.shift(1)) / 2 * t_s.diff()).sum(),
-            within_tolerance_share=(
-                (ma - pl.col("programmed_ma")).abs()
-                <= pl.col("programmed_ma") * tolerance_pct / 100.0
-            )
-            .mean()
-            .cast(pl.Float64),
-        )
+        .agg(**sample_statistics(ma, t_s, pl.col("programmed_ma"), tolerance_pct))
     )
     final_ms = pl.coalesce("end_ms", "last_ms", pl.lit(0))
     sessions = (
