@@ -151,21 +151,21 @@ def vendor_b_device_sessions(vendor_b_events: pl.DataFrame, study: Study) -> pl.
 
 def build_device_sessions(
     vendor_a_sessions: pl.DataFrame,
-    vendor_b_events: pl.DataFrame,
-    study: Study,
+    vendor_b_sessions: pl.DataFrame,
     extra: Sequence[pl.DataFrame] = (),
 ) -> pl.DataFrame:
     """All vendors' sessions in one frame, sorted by serial and start.
 
-    ``extra``: further session frames in ``device_sessions`` columns (e.g. the bench IBU
-    reader's); each is cast strictly to the contract, so a missing column or a value of the
-    wrong type raises instead of being coerced."""
+    ``vendor_b_sessions``: vendor-B sessions already summarised from their events
+    (:func:`vendor_b_device_sessions`, or :mod:`ingest.telemetry` at trial scale). ``extra``:
+    further session frames in ``device_sessions`` columns (e.g. the bench IBU reader's). Each
+    frame is cast strictly to the contract, so a missing column or a value of the wrong type
+    raises instead of being coerced."""
     contract = load_contract(DATASET)
     frames = [
         empty_frame(contract),
         vendor_a_device_sessions(vendor_a_sessions),
-        vendor_b_device_sessions(vendor_b_events, study),
-        *(cast_frame(f, contract) for f in extra),
+        *(cast_frame(f, contract) for f in (vendor_b_sessions, *extra)),
     ]
     return pl.concat(frames, how="vertical").sort(
         "device_serial", "start_utc", "session_key", nulls_last=True

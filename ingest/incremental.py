@@ -6,13 +6,18 @@ file of another delivery is opened), whether or not a later delivery supersedes 
 keeps the rows of the landing manifest's current file versions and applies the cross-file
 rules of the readers: EDC latest snapshot per centre, gravimetry duplicate papers
 (:func:`~ingest.readers.gravimetry.resolve_duplicate_papers`), vendor-A repeats and clock
-placement (:func:`~ingest.readers.vendor_a.resolve_vendor_a`), vendor-B duplicate lines
-(:func:`~ingest.readers.vendor_b.drop_duplicate_lines`). The result equals what the
-whole-tree readers (:func:`ingest.delivery.read_delivery`) give.
+placement (:func:`~ingest.readers.vendor_a.resolve_vendor_a`). :func:`resolve_vendor_b` resolves
+the vendor-B telemetry one range of devices at a time (:mod:`ingest.telemetry`: duplicate lines,
+sessions across files and deliveries). The results equal what the whole-tree readers
+(:func:`ingest.delivery.read_delivery`) give.
+
+Stored delivery frames may be given as frames or as lazy scans: only the telemetry is large,
+and it is only ever scanned for a range of devices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -27,16 +32,16 @@ from ingest.readers.edc import read_edc_file
 from ingest.readers.gravimetry import gravimetry_rows, resolve_duplicate_papers, type_gravimetry
 from ingest.readers.text import CsvRows
 from ingest.readers.vendor_a import earliest_consent, resolve_vendor_a, type_vendor_a_exports
-from ingest.readers.vendor_b import (
-    drop_duplicate_lines,
-    parse_vendor_b_lines,
-    vendor_b_lines,
-)
+from ingest.telemetry import Telemetry, parse_delivery_telemetry, resolve_telemetry
 
 DELIVERY_FRAMES = (*EDC_TABLES, "gravimetry", "vendor_a", "vendor_b", "quarantine")
 """The frames :func:`read_delivery_folder` returns: EDC tables, gravimetry papers, vendor-A
 rows before deduplication, vendor-B events with ``raw_text`` before duplicate lines are
-dropped, and the quarantine of the folder's files."""
+dropped (sorted by device, :func:`ingest.telemetry.parse_delivery_telemetry`), and the
+quarantine of the folder's files."""
+
+DeliveryFrames = Mapping[str, pl.DataFrame | pl.LazyFrame]
+"""One delivery's stored frames, named as :data:`DELIVERY_FRAMES`, eager or scanned."""
 
 
 def _stack(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -73,16 +78,8 @@ def read_delivery_folder(raw_root: Path, folder: str) -> dict[str, pl.DataFrame]
     quarantines.append(q)
     frames["vendor_a"], q = type_vendor_a_exports(by_kind.get("vendor_a", []), raw_root)
     quarantines.append(q)
-    lines = []
-    for path in by_kind.get("vendor_b", []):
-        file_lines, q = vendor_b_lines(path, raw_root)
-        quarantines.append(q)
-        if file_lines is not None:
-            lines.append(file_lines)
-    frames["vendor_b"] = pl.DataFrame()
-    if lines:
-        frames["vendor_b"], q = parse_vendor_b_lines(pl.concat(lines))
-        quarantines.append(q)
+    frames["vendor_b"], q = parse_delivery_telemetry(by_kind.get("vendor_b", []), raw_root)
+    quarantines.append(q)
     frames["quarantine"] = combine(quarantines)
     return frames
 
@@ -99,19 +96,24 @@ def _current(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _collected(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
 def resolve_raw_datasets(
-    manifest: pl.DataFrame, deliveries: list[dict[str, pl.DataFrame]], raw_root: Path
+    manifest: pl.DataFrame, deliveries: Sequence[DeliveryFrames], raw_root: Path
 ) -> dict[str, pl.DataFrame]:
     """Per-delivery frames (from :func:`read_delivery_folder`) -> the raw datasets of the
     manifest's current file versions: the EDC tables, ``gravimetry``,
-    ``gravimetry_duplicates``, ``vendor_a_sessions``, ``vendor_b_events``,
-    ``bench_ibu_frames``, ``balance_weighings``, ``quarantine``.
+    ``gravimetry_duplicates``, ``vendor_a_sessions``, ``bench_ibu_frames``,
+    ``balance_weighings``, ``quarantine`` (vendor-B telemetry: :func:`resolve_vendor_b`).
 
     Bench-unit captures are read here, from ``raw_root``'s current capture files, not per
     delivery: a driver restarted into a new date folder re-fetches frames that an earlier
     folder holds, and only a read across folders finds those repeats. Weighed papers join the
     worksheets' papers under the usual rule (later delivery, then later line)."""
-    stacked = {name: _stack([d[name] for d in deliveries]) for name in DELIVERY_FRAMES}
+    small = [name for name in DELIVERY_FRAMES if name != "vendor_b"]
+    stacked = {name: _stack([_collected(d[name]) for d in deliveries]) for name in small}
     order = current_files(manifest).select(
         "source_file", _file_no=pl.int_range(pl.len(), dtype=pl.Int64)
     )
@@ -133,13 +135,6 @@ def resolve_raw_datasets(
     consent = earliest_consent(out["dm"], out["devices"])
     sessions, q_repeats = resolve_vendor_a(_current(stacked["vendor_a"], order), consent)
     out["vendor_a_sessions"] = sessions
-    events_contract = load_contract("vendor_b_events")
-    events = _current(stacked["vendor_b"], order)
-    out["vendor_b_events"] = (
-        drop_duplicate_lines(events).select(events_contract.columns)
-        if events.height
-        else empty_frame(events_contract)
-    )
     out["bench_ibu_frames"], q_ibu = read_bench_ibu(raw_root, manifest)
     quarantine = stacked["quarantine"]
     if quarantine.height:
@@ -148,3 +143,18 @@ def resolve_raw_datasets(
         [landing_quarantine(manifest), quarantine, q_repeats, q_balance, q_ibu]
     )
     return out
+
+
+def resolve_vendor_b(
+    manifest: pl.DataFrame,
+    deliveries: Sequence[DeliveryFrames],
+    tolerance_pct: float,
+    events_dir: Path,
+) -> Telemetry:
+    """The vendor-B events of the manifest's current files in every delivery -> distinct events
+    (Parquet parts under ``events_dir``, scanned lazily) and session summaries, resolved one
+    range of devices at a time (:func:`ingest.telemetry.resolve_telemetry`).
+    ``tolerance_pct``: the study's ``treatment.current_tolerance_pct``."""
+    scans = [d["vendor_b"].lazy() for d in deliveries]
+    current = current_files(manifest, "vendor_b").select("source_file")
+    return resolve_telemetry(scans, current, tolerance_pct, events_dir)

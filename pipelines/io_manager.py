@@ -6,13 +6,18 @@ Parquet (see :func:`trial.models.result.write_result`) with a pickle beside them
 downstream assets get the typed object back; any other value (a report path, a small summary)
 is pickled under ``<out_dir>/.objects/``.
 
+Large tables stay out of memory (the dagster-polars convention): an asset may return a
+``pl.LazyFrame``, which is streamed to its Parquet file (``sink_parquet``), and an input
+annotated ``pl.LazyFrame`` is given as a lazy scan of the stored file.
+
 A partitioned asset (one partition per delivery, ``docs/incremental.md``) returns a dict
 ``{partition key: value}`` for the partitions of its run (one or a range) and is stored per
 partition: a frame at ``<out_dir>/partitions/<asset>/<key>.parquet``, a dict of named frames
-as a folder ``<out_dir>/partitions/<asset>/<key>/<name>.parquet``. A downstream asset loads
-the partitions it depends on as a dict ``{partition key: stored value}`` (the dagster-polars
-convention); a partition never materialised is left out, so the downstream asset decides what
-a missing one means.
+as a folder ``<out_dir>/partitions/<asset>/<key>/<name>.parquet``, in row groups of
+:data:`ingest.telemetry.ROW_GROUP_ROWS` rows (a scan for a few devices of a delivery's
+telemetry reads only theirs). A downstream asset loads the partitions it depends on as a dict
+``{partition key: stored value}`` with each frame as a lazy scan; a partition never
+materialised is left out, so the downstream asset decides what a missing one means.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from ingest.telemetry import ROW_GROUP_ROWS
 from trial.models.result import ModelResult, write_result
 
 PREVIEW_ROWS = 5
 
 
-def table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
-    """Row count, column schema and a short preview for the Dagster UI."""
+def table_metadata(frame: pl.DataFrame, n_rows: int | None = None) -> dict[str, Any]:
+    """Row count (``n_rows``, else the frame's), column schema and a short preview for the
+    Dagster UI."""
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
     )
@@ -40,7 +47,7 @@ def table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
     rule = "|" + "---|" * len(preview.columns)
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in preview.iter_rows()]
     return {
-        "dagster/row_count": dg.MetadataValue.int(frame.height),
+        "dagster/row_count": dg.MetadataValue.int(frame.height if n_rows is None else n_rows),
         "dagster/column_schema": schema,
         "preview": dg.MetadataValue.md("\n".join([header, rule, *rows])),
     }
@@ -79,7 +86,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._partition_path(name, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(value, pl.DataFrame):
-                value.write_parquet(path.with_suffix(".parquet"))
+                value.write_parquet(path.with_suffix(".parquet"), row_group_size=ROW_GROUP_ROWS)
                 rows[key] = value.height
                 continue
             if not isinstance(value, dict) or not all(
@@ -91,7 +98,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             shutil.rmtree(writing, ignore_errors=True)
             writing.mkdir()
             for frame_name, frame in value.items():
-                frame.write_parquet(writing / f"{frame_name}.parquet")
+                frame.write_parquet(
+                    writing / f"{frame_name}.parquet", row_group_size=ROW_GROUP_ROWS
+                )
             shutil.rmtree(path, ignore_errors=True)
             writing.rename(path)
             rows[key] = sum(f.height for f in value.values())
@@ -107,9 +116,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         for key in keys:
             path = self._partition_path(name, key)
             if path.with_suffix(".parquet").is_file():
-                loaded[key] = pl.read_parquet(path.with_suffix(".parquet"))
+                loaded[key] = pl.scan_parquet(path.with_suffix(".parquet"))
             elif path.is_dir():
-                loaded[key] = {p.stem: pl.read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+                loaded[key] = {p.stem: pl.scan_parquet(p) for p in sorted(path.glob("*.parquet"))}
         return loaded
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -117,11 +126,17 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             self._handle_partitions(context, name, obj)
             return
-        if isinstance(obj, pl.DataFrame):
+        if isinstance(obj, pl.DataFrame | pl.LazyFrame):
             path = self._table_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            obj.write_parquet(path)
-            context.add_output_metadata({**table_metadata(obj), "path": str(path)})
+            if isinstance(obj, pl.LazyFrame):
+                obj.sink_parquet(path)
+                n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+                obj = pl.scan_parquet(path).head(PREVIEW_ROWS).collect()
+            else:
+                obj.write_parquet(path)
+                n_rows = obj.height
+            context.add_output_metadata({**table_metadata(obj, n_rows), "path": str(path)})
             return
         if isinstance(obj, ModelResult):
             written = write_result(obj, Path(self.out_dir) / "models")
@@ -143,6 +158,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return self._load_partitions(name, list(context.asset_partition_keys))
         table = self._table_path(name)
         if table.exists():
+            if context.dagster_type.typing_type is pl.LazyFrame:
+                return pl.scan_parquet(table)
             return pl.read_parquet(table)
         with self._object_path(name).open("rb") as handle:
             return pickle.load(handle)

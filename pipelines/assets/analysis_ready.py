@@ -25,14 +25,14 @@ READY = "analysis_ready"
 def device_sessions(
     settings: TrialSettings,
     vendor_a_sessions: pl.DataFrame,
-    vendor_b_events: pl.DataFrame,
+    vendor_b_sessions: pl.DataFrame,
     bench_ibu_frames: pl.DataFrame,
 ) -> pl.DataFrame:
     """One row per distinct session of every home device and bench unit (summaries from the
     samples where the device sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
     study = settings.study()
     bench = ibu_device_sessions(bench_ibu_frames, study.current_tolerance_pct)
-    return build_device_sessions(vendor_a_sessions, vendor_b_events, study, extra=[bench])
+    return build_device_sessions(vendor_a_sessions, vendor_b_sessions, extra=[bench])
 
 
 @dg.multi_asset(
@@ -59,7 +59,7 @@ def addev(
     device_sessions: pl.DataFrame,
     devices: pl.DataFrame,
     visits: pl.DataFrame,
-    vendor_b_events: pl.DataFrame,
+    vendor_b_events: pl.LazyFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Device sessions mapped to subjects through devices.csv date ranges (device swaps
     included); sessions matching no subject go to ``unmapped_sessions`` for the data managers."""

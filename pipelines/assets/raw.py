@@ -5,7 +5,10 @@ current file versions.
 ``<centre>/<date>`` folder content, ``docs/incremental.md``): a new delivery is read alone.
 ``raw_datasets`` (one step) keeps the landing manifest's current file versions of the stored
 delivery frames and applies the cross-file rules; each dataset is its own asset so that the
-UI shows its rows, preview and contract check.
+UI shows its rows, preview and contract check. The vendor-B telemetry is never loaded whole:
+the stored delivery frames come as lazy scans, and the events are resolved one range of
+devices at a time (``ingest.telemetry``) into ``vendor_b_events`` (written by streaming) and
+their session summaries ``vendor_b_sessions``.
 """
 
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ import dagster as dg
 import polars as pl
 
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_randomisation
 from pipelines.resources import TrialSettings
@@ -31,6 +34,7 @@ RAW_OUTPUTS = [
     "gravimetry_duplicates",
     "vendor_a_sessions",
     "vendor_b_events",
+    "vendor_b_sessions",
     "bench_ibu_frames",
     "balance_weighings",
     "quarantine",
@@ -84,11 +88,12 @@ def raw_datasets(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
     landing_manifest: pl.DataFrame,
-    delivery_frames: dict[str, dict[str, pl.DataFrame]],
-) -> Iterator[dg.Output[pl.DataFrame]]:
+    delivery_frames: dict[str, dict[str, pl.LazyFrame]],
+) -> Iterator[dg.Output[pl.DataFrame | pl.LazyFrame]]:
     """Typed frames of every raw format, with lineage (source_file, source_line), and the
     quarantine of every line or file a reader rejected: the current file versions of the
-    stored delivery frames, cross-file rules applied."""
+    stored delivery frames, cross-file rules applied. ``vendor_b_sessions``: the vendor-B
+    sessions summarised from their events (joined across files and deliveries)."""
     keys = manifest_delivery_keys(landing_manifest)
     missing = [k for k in keys["delivery_key"] if k not in delivery_frames]
     if missing:
@@ -99,14 +104,22 @@ def raw_datasets(
     context.log.info(
         f"{keys.height} current deliveries of {len(delivery_frames)} stored partitions"
     )
-    datasets = resolve_raw_datasets(
+    current = [delivery_frames[k] for k in keys["delivery_key"]]
+    datasets: dict[str, pl.DataFrame | pl.LazyFrame] = {
+        **resolve_raw_datasets(landing_manifest, current, Path(settings.raw_dir))
+    }
+    telemetry = resolve_vendor_b(
         landing_manifest,
-        [delivery_frames[k] for k in keys["delivery_key"]],
-        Path(settings.raw_dir),
+        current,
+        settings.study().current_tolerance_pct,
+        Path(settings.out_dir) / ".telemetry" / "vendor_b_events",
     )
+    datasets["vendor_b_events"] = telemetry.events
+    datasets["vendor_b_sessions"] = telemetry.sessions
     for name in RAW_OUTPUTS:
         frame = datasets[name]
-        context.log.info(f"{name}: {frame.height} rows")
+        if isinstance(frame, pl.DataFrame):
+            context.log.info(f"{name}: {frame.height} rows")
         yield dg.Output(frame, output_name=name)
 
 

@@ -85,7 +85,7 @@ def test_adequacy_vendor_a_mean_and_vendor_b_samples(tables: AnalysisTables) -> 
     low = addev.filter(pl.col("start_utc") == utc(2026, 1, 22, 18))
     assert low["mean_ma"].item() == 10.0 and low["adequate"].item() is False
     b = addev.filter(pl.col("vendor") == "B").row(0, named=True)
-    # 9 of 10 distinct samples at 15 mA (>= 12 mA): 0.9 * 1200 s = 1080 s >= 0.8 * 1200 s
+    # 9 of 10 samples at 15 mA (>= 12 mA): 0.9 * 1200 s = 1080 s >= 0.8 * 1200 s
     assert b["time_at_min_current_s"] == pytest.approx(1080.0)
     assert b["adequate"] is True
     assert b["tolerance_share"] == pytest.approx(0.9)  # the reader's within_tolerance_share

@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 
 from ingest.deliveries import delivery_key, scan_deliveries
 from ingest.delivery import read_delivery
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets
+from ingest.device_sessions import vendor_b_device_sessions
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_file
 from pipelines.definitions import build_definitions
@@ -108,16 +109,31 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_per_delivery_reading_equals_the_whole_tree_readers(small_raw: Path) -> None:
-    """Every delivery read alone, then resolved, gives exactly the whole-tree readers' frames."""
-    whole = read_delivery(small_raw, load_study())
+def test_per_delivery_reading_equals_the_whole_tree_readers(
+    small_raw: Path, tmp_path: Path
+) -> None:
+    """Every delivery read alone, then resolved, gives exactly the whole-tree readers' frames;
+    the telemetry resolved by ranges of devices too (events up to row order, sessions)."""
+    study = load_study()
+    whole = read_delivery(small_raw, study)
     parts = [read_delivery_folder(small_raw, d.folder) for d in scan_deliveries(small_raw)]
-    resolved = resolve_raw_datasets(scan_raw(small_raw), parts, small_raw)
+    manifest = scan_raw(small_raw)
+    resolved = resolve_raw_datasets(manifest, parts, small_raw)
     expected = {**whole.datasets(), "gravimetry_duplicates": whole.gravimetry_duplicates}
     shared = set(expected) & set(resolved)
-    assert set(expected) - shared == {"landing_manifest", "device_sessions"}  # other assets
+    assert set(expected) - shared == {"landing_manifest", "device_sessions", "vendor_b_events"}
     for name in shared:
         assert_frame_equal(resolved[name], expected[name])
+    lazy_parts = [{name: frame.lazy() for name, frame in p.items()} for p in parts]
+    telemetry = resolve_vendor_b(
+        manifest, lazy_parts, study.current_tolerance_pct, tmp_path / "events"
+    )
+    by_line = ["source_file", "source_line"]
+    assert_frame_equal(
+        telemetry.events.collect().sort(by_line), whole.vendor_b_events.sort(by_line)
+    )
+    assert_frame_equal(telemetry.sessions, vendor_b_device_sessions(whole.vendor_b_events, study))
+    assert telemetry.sessions.height > 0
     # The simulated tree has no bench captures (tests/pipelines/test_bench_captures_in_pipeline).
     assert resolved["bench_ibu_frames"].height == resolved["balance_weighings"].height == 0
     assert resolved["vendor_a_sessions"]["n_exports"].max() > 1  # repeats were resolved

@@ -58,12 +58,16 @@ def vendor_b_session_key(dev: pl.Expr, sid: pl.Expr) -> pl.Expr:
     return pl.concat_str(pl.lit("B:"), dev, pl.lit(":"), sid)
 
 
-def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.DataFrame:
+def vendor_b_current_shares(
+    vendor_b_events: pl.DataFrame | pl.LazyFrame, study: Study
+) -> pl.DataFrame:
     """Per vendor-B session (``session_key``): ``share_at_min_current``, the share of samples
     with ``ma >= min_current_share * ma_set`` (the start event's set current, else the study's
-    prescribed current). Exact duplicate events count once."""
+    prescribed current). ``vendor_b_events`` holds distinct lines (the reader dropped exact
+    duplicates), so every sample counts once. Runs on Polars' streaming engine: memory grows
+    with the number of sessions, not of events."""
     low_share = _pp(study)["min_current_share"]
-    events = vendor_b_events.lazy().unique(subset=["dev", "sid", "ev", "ts", "ma"])
+    events = vendor_b_events.lazy()
     set_ma = (
         events.filter(pl.col("ev") == "start")
         .group_by("dev", "sid")
@@ -79,7 +83,7 @@ def vendor_b_current_shares(vendor_b_events: pl.DataFrame, study: Study) -> pl.D
             vendor_b_session_key(pl.col("dev"), pl.col("sid")).alias("session_key"),
             "share_at_min_current",
         )
-        .collect()
+        .collect(engine="streaming")
     )
 
 
@@ -103,7 +107,7 @@ def _phase(study: Study) -> pl.Expr:
 
 
 def _with_adequacy(
-    device_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame, study: Study
+    device_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame | pl.LazyFrame, study: Study
 ) -> pl.LazyFrame:
     pp = _pp(study)
     prescribed = pl.col("programmed_ma").fill_null(study.prescribed_ma)
@@ -141,7 +145,7 @@ def map_sessions(
     device_sessions: pl.DataFrame,
     devices: pl.DataFrame,
     visits: pl.DataFrame,
-    vendor_b_events: pl.DataFrame,
+    vendor_b_events: pl.DataFrame | pl.LazyFrame,
     study: Study,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map every device session to a subject. Returns ``(addev, unmapped)``.
