@@ -15,12 +15,14 @@ An exact duplicate line has the same text, hence the same ``dev``; a session is 
 the batches sharing that device are merged and read again together, so the result never
 depends on the file names being right.
 
-- Lines come from Polars' ``scan_lines`` (physical lines, ``\\r\\n`` or ``\\n``, a UTF-8
-  byte-order mark dropped, blank lines skipped but counted), the same lines the reader's
-  ``decode_file`` gives; a batch that is not valid UTF-8 falls back to the reader's
+- A batch's lines come from one multi-file Polars ``scan_lines`` (physical lines, ``\\r\\n``
+  or ``\\n``, numbered per file by where its path starts and ends in the scan, a UTF-8
+  byte-order mark dropped from line 1, blank lines skipped but counted), the same lines the
+  reader's ``decode_file`` gives; a batch that is not valid UTF-8 falls back to the reader's
   per-file decode, which quarantines the bad file whole (``NOT_UTF8``).
-- Lines in the devices' exact shape (:func:`canonical_pattern`) take a fast path that gives
-  the values the reader gives; every other line goes through the reader's
+- Lines in the devices' exact shape (:func:`canonical_pattern`) take a fast path: one regex
+  match, the fields sliced out between their keys, numbers cast from their text, giving the
+  values the reader gives; every other line goes through the reader's
   ``parse_vendor_b_lines`` itself. Duplicates are found by a text hash and decided by the
   reader's ``drop_duplicate_lines`` on the exact text.
 - Distinct events of each batch are written as one Parquet file under ``events_dir``;
@@ -91,37 +93,76 @@ def device_batches(paths: Sequence[Path], max_batch_bytes: int) -> list[list[Pat
     return batches
 
 
-def _scan_file_lines(path: Path, raw_root: Path) -> pl.LazyFrame:
-    line = pl.col("raw_text")
+def _distinct_runs(paths: Sequence[Path]) -> list[list[Path]]:
+    """``paths`` cut, in order, into runs that name no file twice (usually one run): a scan
+    tells its files apart by path, so a file listed twice must go to another scan."""
+    runs: list[list[Path]] = [[]]
+    seen: set[Path] = set()
+    for path in paths:
+        if path in seen:
+            runs.append([])
+            seen.clear()
+        runs[-1].append(path)
+        seen.add(path)
+    return runs
+
+
+def _scan_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
+    """One multi-file ``scan_lines`` of distinct files. Its rows come in file order then line
+    order, so a file's lines are numbered from the row where its path first appears, and its
+    last non-blank line is the one before the path changes (no grouping by path)."""
+    names = [str(p) for p in paths]
+    file = pl.col("source_file")
+    text = pl.col("raw_text")
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    first_row = pl.when(file != file.shift(1, fill_value="")).then(row).forward_fill()
     return (
-        pl.scan_lines(str(path), name="raw_text", row_index_name="source_line", glob=False)
-        .with_columns(
-            source_file=pl.lit(relative_name(Path(path), Path(raw_root))),
-            source_line=pl.col("source_line").cast(pl.Int64) + 1,
+        pl.scan_lines(names, name="raw_text", include_file_paths="source_file", glob=False)
+        .with_columns(source_line=row - first_row + 1)
+        # Non-blank: a character that is not whitespace (Unicode White_Space, as strip()),
+        # other than line 1's byte-order mark (stripped later, see _collect_lines).
+        .filter(
+            text.str.contains(r"\S")
+            & ~((pl.col("source_line") == 1) & text.str.contains(rf"^{BOM}\s*$"))
         )
-        .with_columns(
-            raw_text=pl.when(pl.col("source_line") == 1)
-            .then(line.str.strip_prefix(BOM))
-            .otherwise(line)
+        .select(
+            file.replace_strict(names, [relative_name(p, raw_root) for p in paths]),
+            "source_line",
+            "raw_text",
+            is_last=file != file.shift(-1, fill_value=""),
         )
-        # Non-blank: a character that is not whitespace (Unicode White_Space, as strip()).
-        .filter(line.str.contains(r"\S"))
-        .with_columns(is_last=pl.col("source_line") == pl.col("source_line").max())
-        .select("source_file", "source_line", "raw_text", "is_last")
     )
 
 
 def scan_vendor_b_lines(paths: Sequence[Path], raw_root: Path) -> pl.LazyFrame:
-    """Non-blank physical lines of ``paths`` as :func:`ingest.readers.vendor_b.vendor_b_lines`
-    gives them (``source_file``, ``source_line``, ``raw_text``, ``is_last``), lazily.
+    """Non-blank physical lines of ``paths`` (``source_file``, ``source_line``, ``raw_text``
+    with the byte-order mark still on line 1, ``is_last``), lazily, in file then line order.
     Collecting raises ``ComputeError`` when a file is not UTF-8."""
-    return pl.concat([_scan_file_lines(p, raw_root) for p in paths])
+    runs = _distinct_runs([Path(p) for p in paths])
+    return pl.concat([_scan_run(run, Path(raw_root)) for run in runs if run])
 
 
-def _batch_lines(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Lines of a batch and the quarantine of files that are not UTF-8."""
+def _collect_lines(paths: list[Path], raw_root: Path) -> pl.DataFrame:
+    """:func:`scan_vendor_b_lines` collected, with a UTF-8 byte-order mark dropped from line 1
+    (only there: elsewhere it is text); the common case, no mark, costs one ``starts_with``."""
+    lines = scan_vendor_b_lines(paths, raw_root).collect()
+    text = pl.col("raw_text")
+    marked = (pl.col("source_line") == 1) & text.str.starts_with(BOM)
+    if not lines.select(marked.any()).item():
+        return lines
+    return lines.with_columns(
+        raw_text=pl.when(marked).then(text.str.strip_prefix(BOM)).otherwise(text)
+    )
+
+
+def batch_lines(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A batch's non-blank physical lines as :func:`ingest.readers.vendor_b.vendor_b_lines`
+    gives them (``source_file``, ``source_line``, ``raw_text``, ``is_last``: the file's last
+    non-blank line), in file then line order, and the quarantine of its files that are not
+    UTF-8. One scan reads every file; only when it fails does the reader's ``decode_file``
+    find the files to quarantine whole (``NOT_UTF8``), and the others are scanned again."""
     try:
-        return scan_vendor_b_lines(paths, raw_root).collect(), empty_quarantine()
+        return _collect_lines(paths, raw_root), empty_quarantine()
     except pl.exceptions.ComputeError:
         pass
     good: list[Path] = []
@@ -133,7 +174,11 @@ def _batch_lines(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.Da
             good.append(path)
     if not good:
         return vendor_b_lines_empty(), combine(quarantines)
-    return scan_vendor_b_lines(good, raw_root).collect(), combine(quarantines)
+    return _collect_lines(good, raw_root), combine(quarantines)
+
+
+_batch_lines = batch_lines
+"""The old name of :func:`batch_lines`, still imported by :mod:`ingest.telemetry`."""
 
 
 def vendor_b_lines_empty() -> pl.DataFrame:
@@ -148,76 +193,100 @@ def vendor_b_lines_empty() -> pl.DataFrame:
     )
 
 
+_DIGITS = "[0-9]"
+_UNSIGNED = r"(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,17})?"
+_SIGNED = r"(?:0|-?(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,17})?|0\.[0-9]{1,17}))"
+_TEXT = r"[A-Za-z0-9_.:-]+"
+
+
 def canonical_pattern(contract: Contract) -> str:
-    """Regex of an event line exactly as the devices write it (keys in the spec's order, no
-    spaces, no escapes, plain decimals, codelist values from the contract), capturing each
-    field. A line of this shape passes every rule of the reader except a calendar check of
-    ``ts`` and the key its event type needs, which :func:`parse_canonical` adds."""
+    """Regex of an event line exactly as the devices write it: keys in the spec's order, no
+    spaces, no escapes, codelist values from the contract, ASCII digits, and numbers in the
+    subset of JSON whose text Polars' cast turns into the float the reader's JSON decoder
+    gives (no leading zeros, at most 15 integer and 17 fraction digits, no integer ``-0``,
+    which the decoder reads as ``0``). A line of this shape is valid JSON and passes every
+    rule of the reader except a calendar check of ``ts`` and the key its event type needs,
+    which :func:`parse_canonical` adds. No captures: :func:`parse_canonical` only asks
+    whether a line matches (in ASCII mode, the fastest)."""
 
     def codes(name: str) -> str:
         values = contract.prop(name).valid_values or []
         return "|".join(re.escape(str(v)) for v in values)
 
-    text = r"[A-Za-z0-9_.:-]+"
-    unsigned = r"\d+(?:\.\d+)?"
+    d = _DIGITS
     return (
-        r'^\{"ts":"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}Z)",'
-        rf'"dev":"(?P<dev>{text})","ev":"(?P<ev>{codes("ev")})","sid":"(?P<sid>{text})"'
-        rf'(?:,"ma_set":(?P<ma_set>{unsigned})'
-        rf'|,"ma":(?P<ma>{unsigned}),"v":(?P<v>-?{unsigned})'
-        rf'|,"code":"(?P<code>{codes("code")})"'
-        rf'|,"reason":"(?P<reason>{codes("reason")})")?\}}$'
+        rf'(?-u)^\{{"ts":"{d}{{4}}-{d}{d}-{d}{d}T{d}{d}:{d}{d}:{d}{d}\.{d}{{1,6}}Z",'
+        rf'"dev":"{_TEXT}","ev":"(?:{codes("ev")})","sid":"{_TEXT}"'
+        rf'(?:,"ma_set":{_UNSIGNED}'
+        rf'|,"ma":{_UNSIGNED},"v":{_SIGNED}'
+        rf'|,"code":"(?:{codes("code")})"'
+        rf'|,"reason":"(?:{codes("reason")})")?\}}$'
     )
 
 
-def _canonical_fields() -> list[pl.Expr]:
-    """The fields of a canonical line (see :func:`canonical_pattern`), by position between its
-    double quotes: ``{"ts":"<3>","dev":"<7>","ev":"<11>","sid":"<15>"`` then an optional tail
-    named by part 17 (``"ma_set":<18>``, ``"ma":<18>,"v":<20>``, ``"code":"<19>"``,
-    ``"reason":"<19>"``). Valid only on lines the pattern matched (no quote inside a value)."""
-    part = pl.col("_p").struct.field
-    tail = part("field_17")
+_KEYS = {
+    "dev": '","dev":"',
+    "ev": '","ev":"',
+    "sid": '","sid":"',
+    "ma_set": ',"ma_set":',
+    "ma": ',"ma":',
+    "v": ',"v":',
+    "code": ',"code":"',
+    "reason": ',"reason":"',
+}
+"""Where each field's key begins in a canonical line (the text before the field's value)."""
 
-    def number(k: int, when: str) -> pl.Expr:
-        # Non-strict only because the cast also sees other events' parts, which `when` drops:
-        # where `when` holds, the pattern has admitted a plain decimal.
-        value = part(f"field_{k}").str.strip_chars(":,}").cast(pl.Float64, strict=False)
-        return pl.when(tail == when).then(value)
 
-    def text(k: int, when: str) -> pl.Expr:
-        return pl.when(tail == when).then(part(f"field_{k}"))
+def _canonical_fields(candidates: pl.DataFrame) -> pl.DataFrame:
+    """The fields of canonical lines (see :func:`canonical_pattern`) as slices between their
+    keys: ``{"ts":"<ts>","dev":"<dev>","ev":"<ev>","sid":"<sid>"`` then an optional tail
+    ``,"ma_set":<n>}``, ``,"ma":<n>,"v":<n>}``, ``,"code":"<c>"}`` or ``,"reason":"<r>"}``
+    (null where absent); the numbers cast to Float64. Valid only on lines the pattern matched:
+    there no value holds a quote, so each key occurs once and a value ends where the next key
+    (or the closing ``"}`` or ``}``) begins. Key positions are found once, then sliced."""
+    line = pl.col("raw_text")
+    at = {name: pl.col(f"_at_{name}") for name in _KEYS}
+    end = pl.col("_at_end")
+    sid_end = pl.coalesce(at["ma_set"], at["ma"], at["code"], at["reason"], end) - 1
 
-    return [
-        part("field_3").alias("ts"),
-        part("field_7").alias("dev"),
-        part("field_11").alias("ev"),
-        part("field_15").alias("sid"),
-        number(18, "ma_set").alias("ma_set"),
-        number(18, "ma").alias("ma"),
-        number(20, "ma").alias("v"),
-        text(19, "code").alias("code"),
-        text(19, "reason").alias("reason"),
-    ]
+    def value(name: str, stop: pl.Expr) -> pl.Expr:
+        start = at[name] + len(_KEYS[name])
+        return line.str.slice(start, stop - start).alias(name)
+
+    return (
+        candidates.with_columns(
+            *(line.str.find(key, literal=True).alias(f"_at_{name}") for name, key in _KEYS.items()),
+            _at_end=line.str.len_bytes() - 1,
+        )
+        .with_columns(
+            line.str.slice(7, at["dev"] - 7).alias("ts"),
+            value("dev", at["ev"]),
+            value("ev", at["sid"]),
+            value("sid", sid_end),
+            value("ma_set", end).cast(pl.Float64),
+            value("ma", at["v"]).cast(pl.Float64),
+            value("v", end).cast(pl.Float64),
+            value("code", end - 1),
+            value("reason", end - 1),
+        )
+        .drop(f"_at_{name}" for name in [*_KEYS, "end"])
+    )
 
 
 def parse_canonical(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split ``lines`` into (typed events of the canonical lines, the other lines).
 
     The fast path: a regex match (no captures) picks the lines of the devices' exact shape,
-    whose fields then sit at fixed places between double quotes (no JSON decoding). The
-    pattern admits only values that pass the contract's rules, and plain decimals, which
-    Polars' cast turns into the same float as the reader's JSON decoder; the checks left are
-    the contract's time-stamp parse and the key each event type needs. A line failing either
-    is left to the reader (which quarantines it): every line the fast path keeps is one the
-    reader keeps, with the same values."""
+    whose fields are then sliced out between their keys (no JSON decoding). The pattern
+    admits only values that pass the contract's rules, and numbers that Polars' cast turns
+    into the reader's floats; the checks left are the contract's time-stamp parse and the key
+    each event type needs. A line failing either is left to the reader (which quarantines
+    it): every line the fast path keeps is one the reader keeps, with the same values."""
     contract = load_contract(DATASET)
     canonical = lines.select(pl.col("raw_text").str.contains(canonical_pattern(contract)))
     candidates = lines.filter(canonical.to_series())
-    typed = (
-        candidates.with_columns(_p=pl.col("raw_text").str.split_exact('"', 20))
-        .with_columns(_canonical_fields())
-        .drop("_p")
-        .with_columns(typed_expr(contract.prop("ts"), pl.col("ts")))
+    typed = _canonical_fields(candidates).with_columns(
+        typed_expr(contract.prop("ts"), pl.col("ts"))
     )
     has_needed: pl.Expr = pl.col("ts").is_not_null()
     for ev, key in NEEDS.items():
@@ -241,13 +310,14 @@ def parse_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
     """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines`, hashed: lines whose
-    text hash is unique cannot have a copy (``n_duplicates`` 0); the reader's own function
-    decides among the rest (true copies and any hash collisions), on the exact text."""
-    hashed = events.with_columns(_dup=pl.col("raw_text").hash().is_duplicated())
-    unique = hashed.filter(~pl.col("_dup")).select(
-        pl.exclude("_dup", "raw_text"), n_duplicates=pl.lit(0, dtype=pl.Int64)
+    text hash is unique cannot have a copy (``n_duplicates`` 0, the text dropped before they
+    are copied); the reader's own function decides among the rest (true copies and any hash
+    collisions), on the exact text."""
+    dup = events.select(pl.col("raw_text").hash().is_duplicated()).to_series()
+    unique = events.select(pl.exclude("raw_text"), n_duplicates=pl.lit(0, dtype=pl.Int64)).filter(
+        ~dup
     )
-    copies = drop_duplicate_lines(hashed.filter(pl.col("_dup")).drop("_dup"))
+    copies = drop_duplicate_lines(events.filter(dup))
     return pl.concat([unique, copies.select(unique.columns)])
 
 
@@ -263,7 +333,7 @@ class _Batch:
 def _read_batch(
     paths: list[Path], raw_root: Path, tolerance_pct: float, events_file: Path
 ) -> _Batch:
-    lines, q_files = _batch_lines(paths, raw_root)
+    lines, q_files = batch_lines(paths, raw_root)
     contract = load_contract(DATASET)
     if lines.height:
         events, q_lines = parse_lines(lines)

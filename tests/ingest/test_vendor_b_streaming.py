@@ -5,7 +5,9 @@ re-sent whole in the next file, exact duplicate lines (in one file and across fi
 session spanning two files, CRLF line ends with a byte-order mark and a blank line, lines
 that are valid JSON but not in the devices' canonical shape (the fast path hands them to the
 reader), values outside the contract, a file that is not UTF-8, and a file named for one
-device holding a line of another.
+device holding a line of another. A second delivery has the edges of the line scan (blank
+and empty files, trailing blank lines, a byte-order mark past line 1, a file listed twice)
+and of the fast path's numbers (forms JSON or the reader's decoder reads differently).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from polars.testing import assert_frame_equal
 
 from data_contracts.contracts import cast_frame, load_contract
 from ingest.device_sessions import summarise_sessions
-from ingest.readers.vendor_b import read_vendor_b_files
+from ingest.readers.vendor_b import read_vendor_b_files, vendor_b_lines
 from ingest.readers.vendor_b_stream import (
+    batch_lines,
     canonical_pattern,
     device_batches,
+    parse_lines,
     read_vendor_b_stream,
 )
 
@@ -95,14 +99,58 @@ FILES: dict[str, bytes] = {
 }
 
 
-@pytest.fixture
-def delivery(tmp_path: Path) -> tuple[Path, list[Path]]:
-    raw = tmp_path / "raw"
-    for name, data in FILES.items():
+def _sample_v(ts: str, ma: str, v: str) -> str:
+    return _ev(ts, "B-00044", "sample", "0b01", f',"ma":{ma},"v":{v}')
+
+
+# Device B-00044: the edges of the line scan and of the fast path's numbers.
+EDGES: dict[str, bytes] = {
+    "C03/2026-03-14/ionto-b_B-00044_20260314200000.jsonl": (
+        "\n".join(
+            [
+                _ev("20:00:00.000", "B-00044", "start", "0b01", ',"ma_set":12.0'),
+                _sample_v("20:00:00.500", "12.25", "-0"),  # the decoder reads -0 as 0
+                _sample_v("20:00:01.000", "12.5", "-0.0"),
+                _sample_v("20:00:01.500", "012.5", "20"),  # leading zero: not JSON
+                _sample_v("20:00:02.000", "12.0", "-1234567890123456"),  # 16 digits
+                _sample_v("20:00:02.500", "0.12345678901234567890", "7"),  # 20 decimals
+                _sample_v("20:00:03.000", "1" + "0" * 30, "7"),  # past 15 integer digits
+                _sample_v("20:00:03.500", "\u0661\u0662", "7"),  # Arabic-Indic digits
+                "\ufeff" + _sample_v("20:00:04.000", "12.0", "7"),  # a mark past line 1
+                " \t\u00a0\u3000",  # Unicode whitespace: a blank line
+                _ev("20:00:04.500", "B-00044", "end", "0b01", ',"reason":"COMPLETED"'),
+                "",
+                "   ",
+            ]
+        )
+        + "\r\n"
+    ).encode(),
+    "C03/2026-03-14/ionto-b_B-00044_20260314200001.jsonl": b"",
+    "C03/2026-03-14/ionto-b_B-00044_20260314200002.jsonl": b"\xef\xbb\xbf\r\n\n  \n",
+    "C03/2026-03-14/ionto-b_B-00044_20260314200003.jsonl": (
+        "\ufeff" + _sample_v("20:00:05.000", "12.0", "7") + "\r"
+    ).encode(),
+}
+
+
+def _write(raw: Path, files: dict[str, bytes]) -> list[Path]:
+    for name, data in files.items():
         path = raw / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return raw, sorted(raw.rglob("*.jsonl"))
+    return sorted(raw.rglob("*.jsonl"))
+
+
+@pytest.fixture
+def delivery(tmp_path: Path) -> tuple[Path, list[Path]]:
+    raw = tmp_path / "raw"
+    return raw, _write(raw, FILES)
+
+
+@pytest.fixture
+def edges(tmp_path: Path) -> tuple[Path, list[Path]]:
+    raw = tmp_path / "raw"
+    return raw, _write(raw, {**FILES, **EDGES})
 
 
 def _eager(raw: Path, paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -112,10 +160,11 @@ def _eager(raw: Path, paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame, pl
 
 
 @pytest.mark.parametrize("max_batch_bytes", [1, 2**20], ids=["device_per_batch", "one_batch"])
+@pytest.mark.parametrize("files", ["delivery", "edges"])
 def test_streaming_equals_the_reader(
-    delivery: tuple[Path, list[Path]], tmp_path: Path, max_batch_bytes: int
+    files: str, request: pytest.FixtureRequest, tmp_path: Path, max_batch_bytes: int
 ) -> None:
-    raw, paths = delivery
+    raw, paths = request.getfixturevalue(files)
     events, sessions, quarantine = _eager(raw, paths)
     stream = read_vendor_b_stream(
         paths, raw, TOLERANCE_PCT, tmp_path / "events", max_batch_bytes=max_batch_bytes
@@ -161,6 +210,35 @@ def test_streaming_values_by_hand(delivery: tuple[Path, list[Path]], tmp_path: P
         (c02, 8, "ma", "OUT_OF_RANGE"),
         ("C02/2026-03-15/ionto-b_B-00043_20260315190000.jsonl", None, None, "NOT_UTF8"),
     ]
+
+
+def test_batch_lines_are_the_readers_lines(edges: tuple[Path, list[Path]]) -> None:
+    """One scan of many files numbers, marks and strips lines as the reader does per file
+    (a file listed twice is read twice); a file that is not UTF-8 is quarantined whole."""
+    raw, paths = edges
+    listed = [*paths, paths[0]]
+    lines, quarantine = batch_lines(listed, raw)
+    per_file = [vendor_b_lines(p, raw)[0] for p in listed]
+    assert_frame_equal(lines, pl.concat([f for f in per_file if f is not None]))
+    assert quarantine["reason_code"].to_list() == ["NOT_UTF8"]
+
+
+def test_fast_path_numbers_are_the_readers(edges: tuple[Path, list[Path]]) -> None:
+    """Bit for bit (the sign of zero too), and the numbers the reader's JSON decoder reads
+    otherwise or rejects go to the reader."""
+    raw, paths = edges
+    b44 = [p for p in paths if "B-00044" in p.name]
+    events, quarantine = parse_lines(batch_lines(b44, raw)[0])
+    eager, eager_quarantine = read_vendor_b_files(b44, raw)
+    by_line = ["source_file", "source_line"]
+    as_text = pl.col("ma_set", "ma", "v").cast(pl.String)
+    assert_frame_equal(
+        events.select(*by_line, as_text).sort(by_line),
+        eager.select(*by_line, as_text).sort(by_line),
+    )
+    assert events.filter(pl.col("source_line") == 2)["v"].cast(pl.String).item() == "0.0"
+    assert quarantine.sort(by_line)["source_line"].to_list() == [4, 8, 9]
+    assert_frame_equal(quarantine.sort(by_line), eager_quarantine.sort(by_line))
 
 
 def test_canonical_pattern_takes_its_codes_from_the_contract() -> None:
