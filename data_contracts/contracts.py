@@ -558,6 +558,60 @@ def check_frame(df: pl.DataFrame, contract: Contract) -> list[CheckResult]:
     return results
 
 
+STRUCTURAL_RULES = ("columns", "schema")
+"""Rules on the frame's columns and dtypes: the same for every batch of one table."""
+_ROW_COUNT_METRICS = ("invalidValues", "nullValues", "missingValues")
+
+
+def is_row_local(contract: Contract) -> bool:
+    """Whether every rule of ``contract`` judges rows one at a time and tolerates no failing
+    row, so that checking a table batch by batch and adding up the failing rows gives the
+    whole table's result: no primary key, no unique column, no table-level rule, and every
+    quality rule a count of failing rows that must be 0."""
+    if contract.primary_key or contract.table_quality:
+        return False
+    for prop in contract.properties:
+        if prop.unique:
+            return False
+        for rule in prop.quality:
+            if not (
+                rule.metric in _ROW_COUNT_METRICS
+                and rule.operator == "mustBe"
+                and rule.threshold == 0
+            ):
+                return False
+    return True
+
+
+def check_lazy(frame: pl.LazyFrame, contract: Contract, batch_rows: int) -> list[CheckResult]:
+    """:func:`check_frame` on a table too large to hold, ``batch_rows`` rows at a time, for a
+    contract whose rules are row-local (:func:`is_row_local`; otherwise ``ValueError``).
+
+    Each rule's result is the batches' results added up: failing rows summed, the first
+    failing values as the sample, passed only if it passed on every batch (exact, because no
+    rule tolerates a failing row). The structural rules (columns, dtypes) come from the
+    first batch."""
+    if not is_row_local(contract):
+        raise ValueError(
+            f"contract {contract.name} has rules that look across rows; check it whole"
+        )
+    n_rows = frame.select(pl.len()).collect().item()
+    merged: dict[str, CheckResult] = {}
+    for offset in range(0, max(n_rows, 1), batch_rows):
+        for result in check_frame(frame.slice(offset, batch_rows).collect(), contract):
+            earlier = merged.get(result.name)
+            if earlier is None:
+                merged[result.name] = result
+            elif result.rule not in STRUCTURAL_RULES:
+                merged[result.name] = replace(
+                    earlier,
+                    passed=earlier.passed and result.passed,
+                    n_failing=earlier.n_failing + result.n_failing,
+                    sample=(earlier.sample + result.sample)[:SAMPLE_SIZE],
+                )
+    return list(merged.values())
+
+
 def _quality_result(df: pl.DataFrame, column: str | None, rule: QualityRule) -> CheckResult:
     failing: pl.Series
     if rule.metric == "invalidValues" and column is not None:

@@ -5,6 +5,10 @@ Each table asset with a contract ``data_contracts/<asset>.odcs.yaml`` gets one c
 blocking: a failing rule of blocking severity (schema, keys, required columns of the contract)
 fails it with ERROR severity, so nothing downstream runs on a frame that would corrupt it;
 failing rules of warning severity make it a WARN and let the run go on.
+
+The check scans the stored table. A contract whose rules are all row-local (the vendor-B
+telemetry's) is checked :data:`CHECK_BATCH_ROWS` rows at a time, so checking 50 million
+events needs the memory of one batch; any other table is checked whole.
 """
 
 from collections.abc import Iterable
@@ -16,10 +20,14 @@ from data_contracts.contracts import (
     BLOCKING,
     CheckResult,
     check_frame,
+    check_lazy,
+    is_row_local,
     list_contracts,
     load_contract,
 )
 from pipelines.resources import TrialSettings
+
+CHECK_BATCH_ROWS = 1_000_000
 
 
 def _rule_table(results: list[CheckResult]) -> str:
@@ -30,16 +38,20 @@ def _rule_table(results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def contract_check_result(frame: pl.DataFrame, dataset: str, blinded: bool) -> dg.AssetCheckResult:
+def contract_check_result(
+    frame: pl.DataFrame | pl.LazyFrame, dataset: str, blinded: bool
+) -> dg.AssetCheckResult:
     """Evaluate the contract of ``dataset`` on ``frame`` as a Dagster check result.
 
     In a blinded run the contract's unblinded-only columns (the arm, the randomisation date)
     must be absent: their presence is a blocking blinding failure, and the remaining rules are
     checked against the contract without them."""
     contract = load_contract(dataset)
+    lazy = frame.lazy()
+    columns = lazy.collect_schema().names()
     results: list[CheckResult] = []
     if blinded and contract.unblinded_only:
-        present = [c for c in contract.unblinded_only if c in frame.columns]
+        present = [c for c in contract.unblinded_only if c in columns]
         results.append(
             CheckResult(
                 name="blinding",
@@ -53,8 +65,11 @@ def contract_check_result(frame: pl.DataFrame, dataset: str, blinded: bool) -> d
             )
         )
         contract = contract.blinded_view()
-        frame = frame.drop(present)
-    results += check_frame(frame, contract)
+        lazy = lazy.drop(present)
+    if is_row_local(contract):
+        results += check_lazy(lazy, contract, CHECK_BATCH_ROWS)
+    else:
+        results += check_frame(lazy.collect(), contract)
     failed = [r for r in results if not r.passed]
     blocking = [r for r in failed if r.blocking]
     severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
@@ -77,7 +92,7 @@ def _contract_check(asset_name: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"Every rule of data_contracts/{asset_name}.odcs.yaml holds.",
     )
-    def _check(settings: TrialSettings, frame: pl.DataFrame) -> dg.AssetCheckResult:
+    def _check(settings: TrialSettings, frame: pl.LazyFrame) -> dg.AssetCheckResult:
         return contract_check_result(frame, asset_name, blinded=settings.blinded)
 
     return _check

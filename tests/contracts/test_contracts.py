@@ -14,8 +14,10 @@ from data_contracts.contracts import (
     blocking_failures,
     cast_frame,
     check_frame,
+    check_lazy,
     contract_path,
     empty_frame,
+    is_row_local,
     list_contracts,
     load_contract,
     parse_contract,
@@ -215,6 +217,41 @@ def test_check_frame_wrong_dtype_and_missing_column_and_warning_severity() -> No
     assert by_name["validValues:sex"].severity == WARNING
     missing = {r.name: r for r in check_frame(df.drop("sex"), c)}
     assert missing["schema:sex"].sample == ("<column missing>",)
+
+
+def test_check_lazy_in_batches_adds_up_to_the_whole_frame() -> None:
+    """The telemetry contract checked 3 rows at a time: failing rows in different batches are
+    added up, samples kept in order, and the structural rules counted once."""
+    c = load_contract("vendor_b_events")
+    assert is_row_local(c) and not is_row_local(load_contract("dm"))
+    good = empty_frame(c).to_dict(as_series=False)
+    rows = [
+        {**{k: None for k in good}, "ev": ev, "dev": dev, "ma": ma}
+        for ev, dev, ma in [
+            ("sample", "B-1", 10.0),
+            ("pause", "B-1", 10.0),
+            ("sample", None, 10.0),
+            ("sample", "B-1", -1.0),
+            ("stop", "B-1", 10.0),
+            ("sample", "B-1", 10.0),
+            ("sample", None, -2.0),
+        ]
+    ]
+    frame = cast_frame(pl.DataFrame(rows, schema=c.schema, strict=False), c)
+    whole = {r.name: r for r in check_frame(frame, c)}
+    batched = {r.name: r for r in check_lazy(frame.lazy().with_columns(extra=1), c, 3)}
+    assert batched["columns"].sample == ("extra",) and batched["columns"].n_failing == 1
+    del batched["columns"]
+    assert batched == {n: r for n, r in whole.items() if n != "columns"}
+    assert (batched["validValues:ev"].n_failing, batched["validValues:ev"].sample) == (
+        2,
+        ("pause", "stop"),
+    )
+    assert batched["required:dev"].n_failing == 2 and batched["range:ma"].n_failing == 2
+    empty = check_lazy(empty_frame(c).lazy(), c, 3)
+    assert all(r.passed for r in empty)
+    with pytest.raises(ValueError, match="look across rows"):
+        check_lazy(pl.LazyFrame(), load_contract("dm"), 3)
 
 
 def test_cast_frame_is_strict() -> None:
