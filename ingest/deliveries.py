@@ -114,6 +114,44 @@ def scan_deliveries(raw_root: Path, known: Mapping[str, Delivery] | None = None)
     return found
 
 
+def deliveries_from_hashes(hashes: pl.DataFrame) -> dict[str, Delivery]:
+    """Folder -> :class:`Delivery` from a table of file hashes
+    (:func:`ingest.landing.file_hashes`), with the signature :func:`folder_signature` gives,
+    for :func:`scan_deliveries`' ``known``: a folder none of whose files changed since the
+    table was made is not hashed again."""
+    placed = hashes.with_columns(
+        _parts=pl.col("source_file").str.split("/"),
+    ).filter(
+        (pl.col("_parts").list.len() == 3)
+        & ~pl.col("_parts").list.get(0).str.starts_with(".")
+        & pl.col("_parts").list.get(1).str.contains(_DATE_DIR.pattern)
+    )
+    found: dict[str, Delivery] = {}
+    rows = placed.with_columns(
+        folder=pl.col("_parts").list.slice(0, 2).list.join("/"),
+        name=pl.col("_parts").list.get(2),
+    ).sort("folder", "name")
+    for (folder,), frame in rows.group_by("folder", maintain_order=True):
+        files = [
+            (name, size, mtime, sha)
+            for name, size, mtime, sha in frame.select(
+                "name", "size_bytes", "mtime_ns", "sha256"
+            ).iter_rows()
+            if is_complete_name(name)
+        ]
+        if not files:
+            continue
+        centre, day = str(folder).split("/")
+        pairs = tuple((name, sha) for name, _, _, sha in files)
+        found[str(folder)] = Delivery(
+            folder=str(folder),
+            key=delivery_key(centre, day, pairs),
+            files=pairs,
+            signature=";".join(f"{name}:{size}:{mtime}" for name, size, mtime, _ in files),
+        )
+    return found
+
+
 def manifest_delivery_keys(manifest: pl.DataFrame) -> pl.DataFrame:
     """Per delivery folder of a landing manifest: ``folder``, ``delivery_key`` (as
     :func:`scan_deliveries` computes it), sorted by folder."""

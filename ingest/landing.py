@@ -75,25 +75,57 @@ def _delivery_date(folder: str) -> date | None:
         return None
 
 
-def scan_raw(raw_root: Path) -> pl.DataFrame:
-    """The manifest of every file under ``raw_root`` (contract ``landing_manifest``), sorted by
-    centre, delivery date and file name."""
+HASHES_SCHEMA = pl.Schema(
+    {"source_file": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64, "sha256": pl.String}
+)
+"""Columns of :func:`file_hashes`."""
+
+
+def file_hashes(raw_root: Path, earlier: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every file under ``raw_root``: ``source_file`` (relative path), ``size_bytes``,
+    ``mtime_ns`` (modification time, ns) and ``sha256``, sorted by path.
+
+    A file whose path, size and modification time equal a row of ``earlier`` (an earlier
+    call's result) keeps that row's hash instead of being read again: in the landing area a
+    file is only ever written whole under its final name (``ingest.deliveries``), and writing
+    it again changes its modification time. This keeps a refresh from re-reading gigabytes
+    of earlier telemetry."""
     raw_root = Path(raw_root)
-    records: list[dict[str, object]] = []
+    known: dict[tuple[str, int, int], str] = {}
+    if earlier is not None:
+        for rel, size, mtime, sha in earlier.select(HASHES_SCHEMA.names()).iter_rows():
+            known[(rel, size, mtime)] = sha
+    rows = []
     for path in sorted(p for p in raw_root.rglob("*") if p.is_file()):
-        rel = path.relative_to(raw_root)
+        stat = path.stat()
+        rel = path.relative_to(raw_root).as_posix()
+        sha = known.get((rel, stat.st_size, stat.st_mtime_ns)) or sha256_of(path)
+        rows.append((rel, stat.st_size, stat.st_mtime_ns, sha))
+    return pl.DataFrame(rows, schema=HASHES_SCHEMA, orient="row")
+
+
+def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The manifest of every file under ``raw_root`` (contract ``landing_manifest``), sorted by
+    centre, delivery date and file name. ``hashes``: the files' :func:`file_hashes` when the
+    caller has them (else they are computed)."""
+    raw_root = Path(raw_root)
+    if hashes is None:
+        hashes = file_hashes(raw_root)
+    records: list[dict[str, object]] = []
+    for rel_text, size, _mtime, sha in hashes.iter_rows():
+        rel = Path(rel_text)
         parts = rel.parts
         delivered = _delivery_date(parts[1]) if len(parts) == 3 else None
         well_placed = delivered is not None
         records.append(
             {
-                "source_file": rel.as_posix(),
+                "source_file": rel_text,
                 "centre_id": parts[0] if well_placed else None,
                 "delivery_date": delivered,
-                "file_name": path.name,
-                "kind": classify(path.name) if well_placed else UNKNOWN,
-                "size_bytes": path.stat().st_size,
-                "sha256": sha256_of(path),
+                "file_name": rel.name,
+                "kind": classify(rel.name) if well_placed else UNKNOWN,
+                "size_bytes": size,
+                "sha256": sha,
             }
         )
     contract = load_contract("landing_manifest")

@@ -26,9 +26,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from ingest.deliveries import scan_deliveries
+from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
+from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.resources import TrialSettings
 
@@ -123,7 +124,9 @@ def run_pipeline(
     defs = build_definitions(settings)
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
-    deliveries = scan_deliveries(raw_dir)
+    earlier = read_hash_cache(out_dir)
+    known = deliveries_from_hashes(earlier) if earlier is not None else None
+    deliveries = scan_deliveries(raw_dir, known)
     to_read = [
         d.key
         for d in deliveries

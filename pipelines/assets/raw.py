@@ -19,8 +19,9 @@ import polars as pl
 
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
-from ingest.landing import scan_raw
+from ingest.landing import file_hashes, scan_raw
 from ingest.readers.edc import read_randomisation
+from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
 
 GROUP = "raw"
@@ -44,9 +45,17 @@ RAW_OUTPUTS = [
 @dg.asset(group_name=GROUP, kinds={"polars"})
 def landing_manifest(context: dg.AssetExecutionContext, settings: TrialSettings) -> pl.DataFrame:
     """Every file under the raw root with centre, delivery, SHA-256, size, version chain and
-    whether a later delivery supersedes it; nothing is ever removed from it."""
-    manifest = scan_raw(Path(settings.raw_dir))
-    context.log.info(f"landing area: {manifest.height} files under {settings.raw_dir}")
+    whether a later delivery supersedes it; nothing is ever removed from it. Files unchanged
+    since the last run keep their stored hashes (``pipelines/hash_cache.py``)."""
+    earlier = read_hash_cache(Path(settings.out_dir))
+    hashes = file_hashes(Path(settings.raw_dir), earlier)
+    write_hash_cache(Path(settings.out_dir), hashes)
+    manifest = scan_raw(Path(settings.raw_dir), hashes)
+    reused = 0 if earlier is None else hashes.join(earlier, on=list(hashes.columns)).height
+    context.log.info(
+        f"landing area: {manifest.height} files under {settings.raw_dir} "
+        f"({manifest.height - reused} hashed, {reused} unchanged since the last run)"
+    )
     return manifest
 
 

@@ -10,13 +10,16 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
+from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.landing import (
     classify,
     current_by_kind,
     current_files,
+    file_hashes,
     landing_quarantine,
     n_superseded,
     scan_raw,
+    sha256_of,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
@@ -107,6 +110,27 @@ def test_scanning_twice_and_redelivering_identical_bytes_change_nothing(tmp_path
     before = current_files(first).select("centre_id", "file_name", "sha256").sort("file_name")
     after = current_files(again).select("centre_id", "file_name", "sha256").sort("file_name")
     assert_frame_equal(before, after)
+
+
+def test_file_hashes_are_reused_only_for_files_unchanged_since(tmp_path: Path) -> None:
+    """A file with the same path, size and modification time keeps the stored hash (a fake
+    one here, to prove it is not read again); a rewritten file is hashed again; the manifest
+    and the delivery keys made from stored hashes equal those made from the files."""
+    raw = tmp_path / "raw"
+    shutil.copytree(MINI, raw)
+    first = file_hashes(raw)
+    assert_frame_equal(scan_raw(raw, first), scan_raw(raw))
+    assert deliveries_from_hashes(first) == {d.folder: d for d in scan_deliveries(raw)}
+    dm = "C01/2026-03-09/dm.csv"
+    faked = first.with_columns(
+        sha256=pl.when(pl.col("source_file") == dm).then(pl.lit("f" * 64)).otherwise("sha256")
+    )
+    reused = file_hashes(raw, faked)
+    assert reused.filter(pl.col("source_file") == dm)["sha256"].item() == "f" * 64
+    path = raw / dm
+    path.write_bytes(path.read_bytes() + b"\n")
+    again = file_hashes(raw, faked).filter(pl.col("source_file") == dm)
+    assert again["sha256"].item() == sha256_of(path)
 
 
 def test_ref1_file_counts_and_hashes(ref1_dir: Path) -> None:
