@@ -5,14 +5,18 @@
 (pandas is left out above ``--pandas-max``, 2e7 events: it holds the whole delivery, about
 15 GB at 2e7, and would not fit a 23 GB host at 5e7; the eager reader above ``--eager-max``.)
 
-For each size it generates (once; cached under ``benchmarks/.cache/``, gitignored) a vendor-B
-delivery in the simulator's format (``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``, 2 Hz samples,
+For each size it generates (once; cached under ``benchmarks/.cache/``, gitignored) vendor-B
+telemetry in the simulator's format (``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``, 2 Hz samples,
 start / polarity / end / fault events, files rotating every 5000 lines, sessions spanning
 files, a half-written last line re-sent whole in the next file, exact duplicate lines and
-broken JSON lines), then measures three implementations, each in a fresh subprocess:
+broken JSON lines), delivered as a trial delivers it: one folder per centre and week
+(``C01/2026-03-09/``, the Monday after the week of the file's first event), so sessions span
+deliveries. Then it measures these implementations, each in a fresh subprocess:
 
-- ``pipeline``: :func:`ingest.readers.vendor_b_stream.read_vendor_b_stream` (read, validate,
-  quarantine, drop duplicates, join sessions across files, summarise incl. the within-
+- ``pipeline``: the pipeline's two telemetry steps (:func:`ingest.telemetry.read_telemetry`:
+  each delivery parsed alone as ``delivery_frames`` does, then resolved across deliveries one
+  range of devices at a time as ``raw_datasets`` does: read, validate, quarantine, drop
+  duplicates, join sessions across files and deliveries, summarise incl. the within-
   tolerance share; distinct events written to Parquet);
 - ``pandas``: the same step written straightforwardly with pandas (``read_json(lines=True,
   engine="pyarrow")`` per file, a per-line ``json.loads`` fallback for a file with bad lines,
@@ -50,7 +54,7 @@ SESSIONS_PER_DEVICE = 35
 ROTATE_LINES = 5000
 TOLERANCE_PCT = 10.0
 EVENTS_PER_SESSION = SESSION_S * HZ + 3
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -143,6 +147,14 @@ def _with_faults(lines: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     return pl.concat([out.select("line", "_o"), extra]).sort("_o").select("line")
 
 
+def _delivery_date(first_event_day: str) -> str:
+    """The delivery folder of a file whose first event is on ``first_event_day``: the Monday
+    after that day's week."""
+    day = np.datetime64(first_event_day, "D")
+    monday = day - ((day.astype("datetime64[D]").view("int64") - 4) % 7)  # 1970-01-05: Monday
+    return str(monday + 7)
+
+
 def generate(events: int, root: Path) -> Path:
     """A vendor-B delivery of about ``events`` events under ``root/raw`` (cached)."""
     raw = root / "raw"
@@ -157,8 +169,7 @@ def generate(events: int, root: Path) -> Path:
     for d in range(n_devices):
         serial = f"B-{d + 1:05d}"
         lines = _with_faults(_device_lines(serial, d, rng), rng)["line"]
-        folder = raw / f"C{d % 12 + 1:02d}"
-        folder.mkdir(exist_ok=True)
+        centre = raw / f"C{d % 12 + 1:02d}"
         chunks = [lines.slice(i, ROTATE_LINES) for i in range(0, len(lines), ROTATE_LINES)]
         texts = ["\n".join(c.to_list()) + "\n" for c in chunks]
         if len(texts) > 1:  # device unplugged: last line of file 0 cut, resent in file 1
@@ -168,6 +179,8 @@ def generate(events: int, root: Path) -> Path:
             texts[1] = cut + "\n" + texts[1]
         for text in texts:
             stamp = text[7:26].replace("-", "").replace(":", "").replace("T", "")
+            folder = centre / _delivery_date(text[7:17])
+            folder.mkdir(parents=True, exist_ok=True)
             (folder / f"ionto-b_{serial}_{stamp}.jsonl").write_text(text)
         total += len(lines)
     marker.write_text(json.dumps({"version": GENERATOR_VERSION, "lines": total}))
@@ -176,13 +189,15 @@ def generate(events: int, root: Path) -> Path:
 
 # -- the implementations, each run in a child process ----------------------------------------
 def run_pipeline_step(raw: Path, work: Path) -> dict[str, float]:
-    """The pipeline's telemetry step (streaming, bounded memory)."""
-    from ingest.readers.vendor_b_stream import read_vendor_b_stream
+    """The pipeline's telemetry steps (per delivery, then by ranges of devices)."""
+    from ingest.telemetry import read_telemetry
 
-    paths = sorted(raw.rglob("*.jsonl"))
-    result = read_vendor_b_stream(paths, raw, TOLERANCE_PCT, work / "events")
-    result.sessions.write_parquet(work / "sessions.parquet")
-    return _summary(result.sessions, result.quarantine.height)
+    deliveries = [
+        sorted(folder.glob("*.jsonl")) for folder in sorted(raw.glob("*/*")) if folder.is_dir()
+    ]
+    telemetry, quarantine = read_telemetry(deliveries, raw, TOLERANCE_PCT, work)
+    telemetry.sessions.write_parquet(work / "sessions.parquet")
+    return _summary(telemetry.sessions, quarantine.height)
 
 
 def run_reader_eager(raw: Path, work: Path) -> dict[str, float]:
