@@ -107,17 +107,22 @@ def _distinct_runs(paths: Sequence[Path]) -> list[list[Path]]:
     return runs
 
 
-def _scan_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
-    """One multi-file ``scan_lines`` of distinct files. Its rows come in file order then line
-    order, so a file's lines are numbered from the row where its path first appears, and its
-    last non-blank line is the one before the path changes (no grouping by path)."""
+def _read_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
+    """One multi-file ``scan_lines`` of distinct files, read now into one chunk (the scan
+    gives about three chunks per file, and every string kernel after it pays per chunk).
+    Its rows come in file order then line order, so a file's lines are numbered from the row
+    where its path first appears, and its last non-blank line is the one before the path
+    changes (no grouping by path)."""
     names = [str(p) for p in paths]
+    scanned = pl.scan_lines(names, name="raw_text", include_file_paths="source_file", glob=False)
     file = pl.col("source_file")
     text = pl.col("raw_text")
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     first_row = pl.when(file != file.shift(1, fill_value="")).then(row).forward_fill()
     return (
-        pl.scan_lines(names, name="raw_text", include_file_paths="source_file", glob=False)
+        scanned.collect()
+        .rechunk()
+        .lazy()
         .with_columns(source_line=row - first_row + 1)
         # Non-blank: a character that is not whitespace (Unicode White_Space, as strip()),
         # other than line 1's byte-order mark (stripped later, see _collect_lines).
@@ -136,10 +141,10 @@ def _scan_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
 
 def scan_vendor_b_lines(paths: Sequence[Path], raw_root: Path) -> pl.LazyFrame:
     """Non-blank physical lines of ``paths`` (``source_file``, ``source_line``, ``raw_text``
-    with the byte-order mark still on line 1, ``is_last``), lazily, in file then line order.
-    Collecting raises ``ComputeError`` when a file is not UTF-8."""
+    with the byte-order mark still on line 1, ``is_last``) in file then line order: the files
+    are read now (raising ``ComputeError`` when one is not UTF-8), the rest is lazy."""
     runs = _distinct_runs([Path(p) for p in paths])
-    return pl.concat([_scan_run(run, Path(raw_root)) for run in runs if run])
+    return pl.concat([_read_run(run, Path(raw_root)) for run in runs if run])
 
 
 def _collect_lines(paths: list[Path], raw_root: Path) -> pl.DataFrame:
