@@ -3,8 +3,9 @@
 A 600-subject trial sends about 50 million 2 Hz events (several GB of JSON lines) over many
 deliveries. The telemetry is read in two phases, each in memory bounded by a batch:
 
-1. :func:`parse_delivery_telemetry` (the ``delivery_frames`` step, one delivery alone): the
-   delivery's vendor-B files are read in batches of whole devices by the streaming reader's
+1. :func:`parse_delivery_telemetry` (the ``delivery_frames`` step, each delivery alone, as
+   many deliveries at once as there are cores): the delivery's vendor-B files are read in
+   batches of whole devices, one after another, by the streaming reader's
    kernel (:mod:`ingest.readers.vendor_b_stream`: lines, canonical fast path, the reader's
    rules for every other line) into typed events that keep their ``raw_text``, sorted by
    ``dev`` so that a scan for a range of devices reads only the row groups that hold them
@@ -48,11 +49,12 @@ from ingest.readers.vendor_b_stream import (
 )
 
 SESSIONS_DATASET = "device_sessions"
-ROW_GROUP_ROWS = 16_384
+ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
 few devices skips most of a delivery's file by the row groups' ``dev`` statistics."""
-MAX_RANGE_EVENTS = 2_000_000
-"""Events resolved at once (about 1 GB of memory with their text)."""
+MAX_RANGE_EVENTS = 500_000
+"""Events resolved at once (about 250 MB of memory with their text); small enough that the
+cores share the ranges of even a small trial."""
 
 
 @dataclass(frozen=True)
@@ -78,30 +80,24 @@ def parsed_schema() -> pl.Schema:
 
 
 def parse_delivery_telemetry(
-    paths: Sequence[Path],
-    raw_root: Path,
-    max_batch_bytes: int = MAX_BATCH_BYTES,
-    workers: int | None = None,
+    paths: Sequence[Path], raw_root: Path, max_batch_bytes: int = MAX_BATCH_BYTES
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One delivery's vendor-B files -> (typed events with ``raw_text``, sorted by ``dev``,
-    file and line; quarantine). Duplicates are kept: they are decided across deliveries by
-    :func:`resolve_telemetry`. ``workers``: device batches read at once (default: the cores;
-    most of a batch's work is in Polars kernels that release the GIL)."""
+    file and line; quarantine), read one batch of devices after another (callers read
+    several deliveries at once). Duplicates are kept: they are decided across deliveries by
+    :func:`resolve_telemetry`."""
     schema = parsed_schema()
-
-    def read(batch: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frames = [pl.DataFrame(schema=schema)]
+    quarantines = [empty_quarantine()]
+    for batch in device_batches(paths, max_batch_bytes):
         lines, q_files = batch_lines(batch, raw_root)
-        if lines.height == 0:
-            return pl.DataFrame(schema=schema), q_files
-        events, q_lines = parse_lines(lines)
-        return events.select(schema.names()).cast(schema), combine([q_files, q_lines])
-
-    batches = device_batches(paths, max_batch_bytes)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        results = list(pool.map(read, batches))
-    events = pl.concat([pl.DataFrame(schema=schema), *(r[0] for r in results)])
-    quarantine = combine([empty_quarantine(), *(r[1] for r in results)])
-    return events.sort("dev", "source_file", "source_line", nulls_last=True), quarantine
+        quarantines.append(q_files)
+        if lines.height:
+            events, q_lines = parse_lines(lines)
+            frames.append(events.select(schema.names()).cast(schema))
+            quarantines.append(q_lines)
+    events = pl.concat(frames)
+    return events.sort("dev", "source_file", "source_line", nulls_last=True), combine(quarantines)
 
 
 def device_ranges(counts: pl.DataFrame, max_events: int) -> list[tuple[str, str]]:
@@ -202,23 +198,35 @@ def read_telemetry(
     raw_root: Path,
     tolerance_pct: float,
     work_dir: Path,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+    max_range_events: int = MAX_RANGE_EVENTS,
+    workers: int | None = None,
 ) -> tuple[Telemetry, pl.DataFrame]:
     """Both phases as the pipeline runs them: each delivery's files (one list per delivery,
-    all current) parsed alone and stored as Parquet under ``work_dir/parsed``, then resolved
-    into ``work_dir/events`` -> (telemetry, quarantine)."""
+    all current) parsed alone, ``workers`` deliveries at once (default: the cores), and
+    stored as Parquet under ``work_dir/parsed``; then resolved into ``work_dir/events`` ->
+    (telemetry, quarantine)."""
     parsed_dir = Path(work_dir) / "parsed"
     parsed_dir.mkdir(parents=True, exist_ok=True)
-    scans = []
-    quarantines = [empty_quarantine()]
-    for number, paths in enumerate(deliveries):
-        events, quarantine = parse_delivery_telemetry(paths, raw_root)
+
+    def parse(job: tuple[int, Sequence[Path]]) -> tuple[Path, pl.DataFrame]:
+        number, paths = job
+        events, quarantine = parse_delivery_telemetry(paths, raw_root, max_batch_bytes)
         path = parsed_dir / f"delivery-{number:05d}.parquet"
         events.write_parquet(path, row_group_size=ROW_GROUP_ROWS)
-        del events
-        scans.append(pl.scan_parquet(path))
-        quarantines.append(quarantine)
+        return path, quarantine
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        parsed = list(pool.map(parse, enumerate(deliveries)))
     current = pl.DataFrame(
         {"source_file": [relative_name(Path(p), raw_root) for d in deliveries for p in d]}
     )
-    telemetry = resolve_telemetry(scans, current, tolerance_pct, Path(work_dir) / "events")
-    return telemetry, combine(quarantines)
+    telemetry = resolve_telemetry(
+        [pl.scan_parquet(path) for path, _ in parsed],
+        current,
+        tolerance_pct,
+        Path(work_dir) / "events",
+        max_range_events,
+        workers,
+    )
+    return telemetry, combine([empty_quarantine(), *(q for _, q in parsed)])

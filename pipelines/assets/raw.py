@@ -11,7 +11,9 @@ devices at a time (``ingest.telemetry``) into ``vendor_b_events`` (written by st
 their session summaries ``vendor_b_sessions``.
 """
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -71,9 +73,10 @@ def delivery_frames(
     """Each delivery folder of the run's partitions read alone (every complete file,
     superseded later or not): typed frames per format and the quarantine of its files
     (``ingest.incremental``), by partition key. A run may cover a range of partitions (one
-    step for many deliveries: Dagster's per-run overhead is paid once)."""
+    step for many deliveries: Dagster's per-run overhead is paid once); its deliveries are
+    read as many at once as there are cores."""
     raw_root = Path(settings.raw_dir)
-    read: dict[str, dict[str, pl.DataFrame]] = {}
+    folders: dict[str, str] = {}
     for key in context.partition_keys:
         folder = key_folder(key)
         now = folder_delivery(raw_root, folder)
@@ -83,9 +86,13 @@ def delivery_frames(
                 f"{'nothing complete' if now is None else now.key}; its content changed after "
                 "the key was registered (a correction gets a new key: process that one)"
             )
-        read[key] = read_delivery_folder(raw_root, folder)
-        counts = ", ".join(f"{n} {f.height}" for n, f in read[key].items() if f.height)
-        context.log.info(f"read delivery {key} ({len(now.files)} files): {counts}")
+        folders[key] = folder
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        frames = pool.map(lambda folder: read_delivery_folder(raw_root, folder), folders.values())
+        read = dict(zip(folders, frames, strict=True))
+    for key, delivery in read.items():
+        counts = ", ".join(f"{n} {f.height}" for n, f in delivery.items() if f.height)
+        context.log.info(f"read delivery {key}: {counts}")
     return read
 
 
