@@ -40,12 +40,10 @@ from ingest.readers.text import relative_name
 from ingest.readers.vendor_b import DATASET, FIELDS
 from ingest.readers.vendor_b_stream import (
     MAX_BATCH_BYTES,
+    batch_lines,
     device_batches,
     drop_duplicates,
     parse_lines,
-)
-from ingest.readers.vendor_b_stream import (
-    _batch_lines as batch_lines,
 )
 
 SESSIONS_DATASET = "device_sessions"

@@ -1,19 +1,10 @@
-"""Vendor-B telemetry at trial scale: the reader's rules in memory bounded by one batch.
+"""The vendor-B reader's rules at trial scale: the kernel :mod:`ingest.telemetry` runs on
+batches of files.
 
-A 600-subject trial sends about 50 million 2 Hz events (several GB of JSON lines). Reading them
-all into one frame, as :func:`ingest.readers.vendor_b.read_vendor_b_files` does, needs memory
-in proportion to the whole delivery. Here the files are read in batches of whole devices (one
-batch per core at a time) and each batch goes through the reader's rules (parse, quarantine,
-drop duplicates, summarise), so the results are the reader's (equal frames up to row order)
-and peak memory is set by the batch size (``max_batch_bytes`` of JSON text) and the number of
-workers, not by the size of the trial.
-
-Why batches of devices are exact: every rule that looks across lines looks within one device.
-An exact duplicate line has the same text, hence the same ``dev``; a session is keyed by
-(``dev``, ``sid``). Files are grouped by the serial in their name
-(``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``); should a file hold events of another device,
-the batches sharing that device are merged and read again together, so the result never
-depends on the file names being right.
+A 600-subject trial sends about 50 million 2 Hz events (several GB of JSON lines).
+:func:`ingest.readers.vendor_b.read_vendor_b_files` reads them all into one frame; here the
+same rules run on a batch of files at a time (:func:`device_batches`: whole devices, at most
+``max_batch_bytes`` of text), giving the reader's values and quarantine for every line:
 
 - A batch's lines come from one multi-file Polars ``scan_lines`` (physical lines, ``\\r\\n``
   or ``\\n``, numbered per file by where its path starts and ends in the scan, a UTF-8
@@ -24,24 +15,19 @@ depends on the file names being right.
   match, the fields sliced out between their keys, numbers cast from their text, giving the
   values the reader gives; every other line goes through the reader's
   ``parse_vendor_b_lines`` itself. Duplicates are found by a text hash and decided by the
-  reader's ``drop_duplicate_lines`` on the exact text.
-- Distinct events of each batch are written as one Parquet file under ``events_dir``;
-  :attr:`VendorBStream.events` scans them lazily.
+  reader's ``drop_duplicate_lines`` on the exact text (:func:`drop_duplicates`; across
+  deliveries, by :func:`ingest.telemetry.resolve_telemetry`, one range of devices at a time).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from data_contracts.contracts import Contract, cast_frame, empty_frame, load_contract, typed_expr
-from ingest.device_sessions import summarise_sessions
+from data_contracts.contracts import Contract, load_contract, typed_expr
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import BOM, decode_file, relative_name
 from ingest.readers.vendor_b import (
@@ -52,20 +38,9 @@ from ingest.readers.vendor_b import (
     parse_vendor_b_lines,
 )
 
-SESSIONS_DATASET = "device_sessions"
 MAX_BATCH_BYTES = 64 * 2**20
 """JSON text per batch: about 650 000 events, about 0.6 GB of memory while it is read."""
 _NAME = re.compile(r"^ionto-b_(?P<serial>.+)_\d{14}\.jsonl$")
-
-
-@dataclass(frozen=True)
-class VendorBStream:
-    """``events``: distinct events (the reader's columns) scanned lazily from ``events_dir``;
-    ``sessions``: one row per session in ``device_sessions`` columns; ``quarantine``."""
-
-    events: pl.LazyFrame
-    sessions: pl.DataFrame
-    quarantine: pl.DataFrame
 
 
 def device_batches(paths: Sequence[Path], max_batch_bytes: int) -> list[list[Path]]:
@@ -180,10 +155,6 @@ def batch_lines(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.Dat
     if not good:
         return vendor_b_lines_empty(), combine(quarantines)
     return _collect_lines(good, raw_root), combine(quarantines)
-
-
-_batch_lines = batch_lines
-"""The old name of :func:`batch_lines`, still imported by :mod:`ingest.telemetry`."""
 
 
 def vendor_b_lines_empty() -> pl.DataFrame:
@@ -324,117 +295,3 @@ def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
     )
     copies = drop_duplicate_lines(events.filter(dup))
     return pl.concat([unique, copies.select(unique.columns)])
-
-
-@dataclass(frozen=True)
-class _Batch:
-    paths: list[Path]
-    events_file: Path
-    devices: frozenset[str]
-    sessions: pl.DataFrame
-    quarantine: pl.DataFrame
-
-
-def _read_batch(
-    paths: list[Path], raw_root: Path, tolerance_pct: float, events_file: Path
-) -> _Batch:
-    lines, q_files = batch_lines(paths, raw_root)
-    contract = load_contract(DATASET)
-    if lines.height:
-        events, q_lines = parse_lines(lines)
-        distinct = drop_duplicates(events).select(contract.columns)
-    else:
-        q_lines, distinct = empty_quarantine(), empty_frame(contract)
-    del lines
-    distinct.write_parquet(events_file)
-    sessions = summarise_sessions(distinct, tolerance_pct).collect()
-    return _Batch(
-        paths=paths,
-        events_file=events_file,
-        devices=frozenset(distinct["dev"].unique().to_list()),
-        sessions=sessions,
-        quarantine=combine([q_files, q_lines]),
-    )
-
-
-def _merge_shared_devices(batches: list[_Batch]) -> list[list[Path]] | None:
-    """File lists of batches to read again together because they share a device (a file
-    holding another device's events); None when every device is in one batch."""
-    owner: dict[str, int] = {}
-    parent = list(range(len(batches)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i, batch in enumerate(batches):
-        for dev in batch.devices:
-            j = owner.setdefault(dev, i)
-            parent[root(i)] = root(j)
-    if all(parent[i] == i for i in range(len(batches))):
-        return None
-    merged: dict[int, list[Path]] = {}
-    for i, batch in enumerate(batches):
-        merged.setdefault(root(i), []).extend(batch.paths)
-    return [sorted(paths) for paths in merged.values()]
-
-
-def read_vendor_b_stream(
-    paths: Sequence[Path],
-    raw_root: Path,
-    tolerance_pct: float,
-    events_dir: Path,
-    max_batch_bytes: int = MAX_BATCH_BYTES,
-    workers: int | None = None,
-) -> VendorBStream:
-    """Vendor-B files -> distinct events (Parquet under ``events_dir``), session summaries and
-    quarantine, equal to the reader's (:func:`ingest.readers.vendor_b.read_vendor_b_files`
-    then :func:`ingest.device_sessions.summarise_sessions`) up to row order.
-
-    ``tolerance_pct``: the study's ``treatment.current_tolerance_pct`` (within-tolerance
-    share). ``events_dir`` is emptied of earlier ``part-*.parquet`` files first. ``workers``:
-    batches read at once (default: the cores)."""
-    workers = workers or os.cpu_count() or 1
-    raw_root = Path(raw_root)
-    events_dir = Path(events_dir)
-    events_dir.mkdir(parents=True, exist_ok=True)
-    for old in events_dir.glob("part-*.parquet"):
-        old.unlink()
-    plan = device_batches(paths, max_batch_bytes)
-    batches: list[_Batch] = []
-    while True:
-        for old in events_dir.glob("part-*.parquet"):
-            old.unlink()
-        # Most of a batch's work is single-threaded string kernels that release the GIL:
-        # one batch per core at a time (peak memory: workers x one batch).
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            batches = list(
-                pool.map(
-                    lambda job: _read_batch(
-                        job[1], raw_root, tolerance_pct, events_dir / f"part-{job[0]:05d}.parquet"
-                    ),
-                    enumerate(plan),
-                )
-            )
-        regrouped = _merge_shared_devices(batches)
-        if regrouped is None:
-            break
-        plan = regrouped
-    sessions_contract = load_contract(SESSIONS_DATASET)
-    sessions = [b.sessions for b in batches]
-    all_sessions = (
-        pl.concat(sessions).sort("device_serial", "start_utc")
-        if sessions
-        else summarise_sessions(empty_frame(load_contract(DATASET)), tolerance_pct).collect()
-    )
-    events = (
-        pl.scan_parquet(sorted(events_dir.glob("part-*.parquet")))
-        if batches
-        else empty_frame(load_contract(DATASET)).lazy()
-    )
-    return VendorBStream(
-        events=events,
-        sessions=cast_frame(all_sessions, sessions_contract),
-        quarantine=combine([empty_quarantine(), *(b.quarantine for b in batches)]),
-    )

@@ -1,4 +1,6 @@
-"""The streaming vendor-B path gives the reader's results on a hand-written delivery.
+"""The pipeline's telemetry path (each delivery parsed alone, then resolved across deliveries
+one range of devices at a time: ``ingest.telemetry``) gives the reader's results on
+hand-written deliveries.
 
 The delivery has every case a rule looks at: broken JSON mid-file, a half-written last line
 re-sent whole in the next file, exact duplicate lines (in one file and across files), a
@@ -26,8 +28,8 @@ from ingest.readers.vendor_b_stream import (
     canonical_pattern,
     device_batches,
     parse_lines,
-    read_vendor_b_stream,
 )
+from ingest.telemetry import device_ranges, read_telemetry
 
 TOLERANCE_PCT = 10.0
 
@@ -153,33 +155,58 @@ def edges(tmp_path: Path) -> tuple[Path, list[Path]]:
     return raw, _write(raw, {**FILES, **EDGES})
 
 
+def _by_folder(paths: list[Path]) -> list[list[Path]]:
+    """The files as deliveries: one list per folder."""
+    folders: dict[Path, list[Path]] = {}
+    for path in paths:
+        folders.setdefault(path.parent, []).append(path)
+    return list(folders.values())
+
+
 def _eager(raw: Path, paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     events, quarantine = read_vendor_b_files(paths, raw)
     sessions = summarise_sessions(events, TOLERANCE_PCT).collect()
     return events, cast_frame(sessions, load_contract("device_sessions")), quarantine
 
 
-@pytest.mark.parametrize("max_batch_bytes", [1, 2**20], ids=["device_per_batch", "one_batch"])
+@pytest.mark.parametrize(
+    ("max_batch_bytes", "max_range_events"),
+    [(1, 1), (2**20, 10**6)],
+    ids=["device_per_batch_and_range", "one_batch_and_range"],
+)
 @pytest.mark.parametrize("files", ["delivery", "edges"])
 def test_streaming_equals_the_reader(
-    files: str, request: pytest.FixtureRequest, tmp_path: Path, max_batch_bytes: int
+    files: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    max_batch_bytes: int,
+    max_range_events: int,
 ) -> None:
     raw, paths = request.getfixturevalue(files)
     events, sessions, quarantine = _eager(raw, paths)
-    stream = read_vendor_b_stream(
-        paths, raw, TOLERANCE_PCT, tmp_path / "events", max_batch_bytes=max_batch_bytes
+    telemetry, stream_quarantine = read_telemetry(
+        _by_folder(paths), raw, TOLERANCE_PCT, tmp_path / "work", max_batch_bytes, max_range_events
     )
     by_line = ["source_file", "source_line"]
-    assert_frame_equal(stream.events.collect().sort(by_line), events.sort(by_line))
-    assert_frame_equal(stream.sessions, sessions)
+    assert_frame_equal(telemetry.events.collect().sort(by_line), events.sort(by_line))
+    assert_frame_equal(telemetry.sessions, sessions)
     q_order = [*by_line, "reason_code"]
-    assert_frame_equal(stream.quarantine.sort(q_order), quarantine.sort(q_order))
+    assert_frame_equal(stream_quarantine.sort(q_order), quarantine.sort(q_order))
+
+
+def test_device_ranges_pack_whole_devices() -> None:
+    counts = pl.DataFrame({"dev": ["B-3", "B-1", "B-2", "B-4"], "len": [5, 4, 7, 1]})
+    assert device_ranges(counts, 10) == [("B-1", "B-1"), ("B-2", "B-2"), ("B-3", "B-4")]
+    assert device_ranges(counts, 100) == [("B-1", "B-4")]
+    assert device_ranges(counts.clear(), 10) == []
 
 
 def test_streaming_values_by_hand(delivery: tuple[Path, list[Path]], tmp_path: Path) -> None:
     raw, paths = delivery
-    stream = read_vendor_b_stream(paths, raw, TOLERANCE_PCT, tmp_path / "events", 1)
-    s = {r["session_key"]: r for r in stream.sessions.iter_rows(named=True)}
+    telemetry, quarantine = read_telemetry(
+        _by_folder(paths), raw, TOLERANCE_PCT, tmp_path / "work", 1, 1
+    )
+    s = {r["session_key"]: r for r in telemetry.sessions.iter_rows(named=True)}
     a = s["B:B-00042:7f3c"]
     assert a["source_files"] == [
         "C01/2026-03-14/ionto-b_B-00042_20260314180000.jsonl",
@@ -199,7 +226,7 @@ def test_streaming_values_by_hand(delivery: tuple[Path, list[Path]], tmp_path: P
     assert (b["fault_code"], b["end_reason"], b["n_duplicate_events"]) == ("E03", "FAULT", 0)
     c01 = "C01/2026-03-14/ionto-b_B-00042_20260314180000.jsonl"
     c02 = "C02/2026-03-14/ionto-b_B-00043_20260314190000.jsonl"
-    assert stream.quarantine.select("source_file", "source_line", "field", "reason_code").sort(
+    assert quarantine.select("source_file", "source_line", "field", "reason_code").sort(
         "source_file", "source_line", nulls_last=True
     ).rows() == [
         (c01, 5, None, "BAD_JSON"),
