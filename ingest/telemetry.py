@@ -121,7 +121,7 @@ def device_ranges(counts: pl.DataFrame, max_events: int) -> list[tuple[str, str]
 def _device_filters(parsed: pl.LazyFrame, max_events: int) -> list[pl.Expr]:
     """One filter per range of devices, and one for events without a device (none pass the
     contract today; kept so that no event can fall between the ranges)."""
-    counts = parsed.group_by("dev").len().collect()
+    counts = parsed.group_by("dev").len().collect(engine="streaming")
     known = counts.filter(pl.col("dev").is_not_null())
     filters = [
         pl.col("dev").is_between(pl.lit(first), pl.lit(last))

@@ -12,6 +12,7 @@ their session summaries ``vendor_b_sessions``.
 """
 
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,11 +125,11 @@ def raw_datasets(
     datasets: dict[str, pl.DataFrame | pl.LazyFrame] = {
         **resolve_raw_datasets(landing_manifest, current, Path(settings.raw_dir))
     }
+    # The resolved events wait here, one part per range of devices, until the IO manager has
+    # streamed them into vendor_b_events; a folder per run, so that runs never share one.
+    scratch = Path(settings.out_dir) / ".telemetry" / context.run.run_id
     telemetry = resolve_vendor_b(
-        landing_manifest,
-        current,
-        settings.study().current_tolerance_pct,
-        Path(settings.out_dir) / ".telemetry" / "vendor_b_events",
+        landing_manifest, current, settings.study().current_tolerance_pct, scratch
     )
     datasets["vendor_b_events"] = telemetry.events
     datasets["vendor_b_sessions"] = telemetry.sessions
@@ -137,6 +138,8 @@ def raw_datasets(
         if isinstance(frame, pl.DataFrame):
             context.log.info(f"{name}: {frame.height} rows")
         yield dg.Output(frame, output_name=name)
+    # Dagster stores each output as it is yielded: the parts have been copied.
+    shutil.rmtree(scratch)
 
 
 @dg.asset(group_name=GROUP, kinds={"polars"})
