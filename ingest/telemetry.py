@@ -16,7 +16,7 @@ deliveries. The telemetry is read in two phases, each in memory bounded by a bat
    summarised into sessions. A range holds every event of its devices from every delivery,
    which makes both rules exact: an exact duplicate line has the same ``dev``, and a session
    (``dev``, ``sid``) spanning files or deliveries is joined whole. Distinct events are
-   written as one Parquet part per range.
+   written as one Parquet part per range, in file and line order.
 
 Peak memory is set by the largest delivery (phase 1) and by ``max_range_events`` (phase 2),
 not by the length of the trial. :func:`read_telemetry` runs both phases on folders of files,
@@ -163,7 +163,9 @@ def resolve_telemetry(
     def resolve(job: tuple[int, pl.Expr]) -> pl.DataFrame:
         number, in_range = job
         rows = events.filter(in_range).collect()
-        distinct = drop_duplicates(rows).select(contract.columns)
+        # In file and line order: the same rows in the same order whatever the order in
+        # which the deliveries were read.
+        distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
         del rows
         distinct.write_parquet(events_dir / f"part-{number:05d}.parquet")
         return summarise_sessions(distinct, tolerance_pct).collect()
