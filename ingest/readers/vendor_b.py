@@ -7,7 +7,8 @@ Reading is built for large inputs: lines are held in a Polars frame and parsed w
 expressions (``str.json_path_match`` recognises a JSON object, ``str.json_decode`` decodes the
 good ones, the contract types the cells); nothing loops over lines in Python. Bad input:
 
-- a line that is not a JSON object -> ``BAD_JSON``; when it is the file's last line it is a
+- a line that is not a JSON object (or holds a number too long to read, 39 digits or more)
+  -> ``BAD_JSON``; when it is the file's last line it is a
   half-written line (device unplugged) -> ``TRUNCATED_LINE`` (the device resends that event
   whole as line 1 of its next file, so nothing is lost);
 - a cell that breaks the contract -> its reason (``BAD_DATE``, ``NOT_IN_CODELIST``, ...); an
@@ -70,12 +71,32 @@ def _decode_objects(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             ok_files.append(good.with_columns(_j=pl.col("raw_text").str.json_decode(_DECODE)))
             checked.append(frame)
         except pl.exceptions.ComputeError:
-            flags = [_is_event_object(t) for t in frame["raw_text"].to_list()]
-            frame = frame.with_columns(_ok=pl.Series(flags, dtype=pl.Boolean))
-            checked.append(frame)
-            good = frame.filter(pl.col("_ok"))
-            ok_files.append(good.with_columns(_j=pl.col("raw_text").str.json_decode(_DECODE)))
+            texts = frame["raw_text"].to_list()
+            flags = [_is_event_object(t) for t in texts]
+            try:
+                decoded = _decode_flagged(frame, flags)
+            except pl.exceptions.ComputeError:
+                # A line Python's decoder reads and Polars' does not (an integer of 39 or more
+                # digits): ask Polars line by line.
+                flags = [ok and _polars_decodes(t) for ok, t in zip(flags, texts, strict=True)]
+                decoded = _decode_flagged(frame, flags)
+            checked.append(frame.with_columns(_ok=pl.Series(flags, dtype=pl.Boolean)))
+            ok_files.append(decoded)
     return pl.concat(checked), pl.concat(ok_files)
+
+
+def _decode_flagged(frame: pl.DataFrame, flags: list[bool]) -> pl.DataFrame:
+    """The lines of ``frame`` whose flag is set, decoded into ``_j``."""
+    good = frame.filter(pl.Series(flags, dtype=pl.Boolean))
+    return good.with_columns(_ok=pl.lit(True), _j=pl.col("raw_text").str.json_decode(_DECODE))
+
+
+def _polars_decodes(line: str) -> bool:
+    try:
+        pl.Series([line]).str.json_decode(_DECODE)
+    except pl.exceptions.ComputeError:
+        return False
+    return True
 
 
 def _is_event_object(line: str) -> bool:

@@ -96,6 +96,20 @@ def test_json_that_polars_cannot_decode_is_found_line_by_line(tmp_path: Path) ->
     ]
 
 
+def test_a_number_too_long_to_read_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    """Python's JSON decoder reads a 40-digit integer, Polars' does not: the line is
+    quarantined and the rest of the file read."""
+    folder = tmp_path / "C01" / "2026-03-09"
+    folder.mkdir(parents=True)
+    ok = '{"ts":"2026-03-01T10:00:00.000Z","dev":"B-1","ev":"start","sid":"x","ma_set":15.0}'
+    long = ok.replace("15.0", "1" * 40).replace("10:00:00", "10:00:01")
+    lines = [ok, long, "{broken", ok.replace("start", "polarity").replace("10:00:00", "10:00:02")]
+    (folder / "ionto-b_B-1_20260301100000.jsonl").write_text("\n".join(lines) + "\n")
+    events, q = read_vendor_b(tmp_path, scan_raw(tmp_path))
+    assert q.select("source_line", "reason_code").rows() == [(2, "BAD_JSON"), (3, "BAD_JSON")]
+    assert events["source_line"].to_list() == [1, 4]
+
+
 def test_not_utf8_file(tmp_path: Path) -> None:
     folder = tmp_path / "C01" / "2026-03-09"
     folder.mkdir(parents=True)
