@@ -32,7 +32,12 @@ from ingest.readers.edc import read_edc_file
 from ingest.readers.gravimetry import gravimetry_rows, resolve_duplicate_papers, type_gravimetry
 from ingest.readers.text import CsvRows
 from ingest.readers.vendor_a import earliest_consent, resolve_vendor_a, type_vendor_a_exports
-from ingest.telemetry import Telemetry, parse_delivery_telemetry, resolve_telemetry
+from ingest.telemetry import (
+    Telemetry,
+    parse_delivery_telemetry,
+    parsed_schema,
+    resolve_telemetry,
+)
 
 DELIVERY_FRAMES = (*EDC_TABLES, "gravimetry", "vendor_a", "vendor_b", "quarantine")
 """The frames :func:`read_delivery_folder` returns: EDC tables, gravimetry papers, vendor-A
@@ -94,6 +99,18 @@ def _current(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
         .sort("_file_no", "source_line", maintain_order=True, nulls_last=False)
         .drop("_file_no")
     )
+
+
+def stale_deliveries(deliveries: Mapping[str, DeliveryFrames]) -> list[str]:
+    """Keys of stored deliveries whose ``vendor_b`` frame lacks the typed telemetry columns of
+    :func:`ingest.telemetry.parsed_schema` (stored by a version of the pipeline before the
+    telemetry was parsed per delivery): they must be read again."""
+    needed = set(parsed_schema().names())
+    return [
+        key
+        for key, frames in deliveries.items()
+        if needed - set(frames["vendor_b"].lazy().collect_schema().names())
+    ]
 
 
 def _collected(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

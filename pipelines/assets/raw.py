@@ -21,7 +21,12 @@ import dagster as dg
 import polars as pl
 
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
+from ingest.incremental import (
+    read_delivery_folder,
+    resolve_raw_datasets,
+    resolve_vendor_b,
+    stale_deliveries,
+)
 from ingest.landing import file_hashes, scan_raw
 from ingest.readers.edc import read_randomisation
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
@@ -121,6 +126,15 @@ def raw_datasets(
     context.log.info(
         f"{keys.height} current deliveries of {len(delivery_frames)} stored partitions"
     )
+    stale = stale_deliveries({k: delivery_frames[k] for k in keys["delivery_key"]})
+    if stale:
+        raise ValueError(
+            f"{len(stale)} stored deliveries were read by an earlier version of the pipeline "
+            f"(their vendor-B frame lacks the typed telemetry columns): remove "
+            f"{Path(settings.out_dir) / 'partitions' / 'delivery_frames'}/<key> for "
+            f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''} and run again, and "
+            "they are read anew"
+        )
     current = [delivery_frames[k] for k in keys["delivery_key"]]
     datasets: dict[str, pl.DataFrame | pl.LazyFrame] = {
         **resolve_raw_datasets(landing_manifest, current, Path(settings.raw_dir))

@@ -14,9 +14,15 @@ from polars.testing import assert_frame_equal
 from ingest.deliveries import delivery_key, scan_deliveries
 from ingest.delivery import read_delivery
 from ingest.device_sessions import vendor_b_device_sessions
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
+from ingest.incremental import (
+    read_delivery_folder,
+    resolve_raw_datasets,
+    resolve_vendor_b,
+    stale_deliveries,
+)
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_file
+from ingest.telemetry import parsed_schema
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
@@ -137,6 +143,13 @@ def test_per_delivery_reading_equals_the_whole_tree_readers(
     # The simulated tree has no bench captures (tests/pipelines/test_bench_captures_in_pipeline).
     assert resolved["bench_ibu_frames"].height == resolved["balance_weighings"].height == 0
     assert resolved["vendor_a_sessions"]["n_exports"].max() > 1  # repeats were resolved
+
+
+def test_deliveries_stored_by_an_earlier_version_are_named() -> None:
+    """A partition whose vendor-B frame has no typed telemetry columns (an earlier version
+    stored an empty frame without columns) must be read again; one with them is current."""
+    current = {"vendor_b": pl.LazyFrame(schema=parsed_schema())}
+    assert stale_deliveries({"old": {"vendor_b": pl.LazyFrame()}, "new": current}) == ["old"]
 
 
 def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
