@@ -78,9 +78,15 @@ def complete_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_complete_name(p.name))
 
 
-def folder_signature(files: list[Path]) -> str:
+def files_signature(entries: Iterable[tuple[str, int, int]]) -> str:
     """(name, size, mtime in ns) of each file, as one text: changes whenever a file does."""
-    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return ";".join(f"{name}:{size}:{mtime}" for name, size, mtime in entries)
+
+
+def folder_signature(files: list[Path]) -> str:
+    """:func:`files_signature` of ``files`` as they are on disk."""
+    stats = [(p.name, p.stat()) for p in files]
+    return files_signature((name, st.st_size, st.st_mtime_ns) for name, st in stats)
 
 
 def folder_delivery(
@@ -116,9 +122,9 @@ def scan_deliveries(raw_root: Path, known: Mapping[str, Delivery] | None = None)
 
 def deliveries_from_hashes(hashes: pl.DataFrame) -> dict[str, Delivery]:
     """Folder -> :class:`Delivery` from a table of file hashes
-    (:func:`ingest.landing.file_hashes`), with the signature :func:`folder_signature` gives,
-    for :func:`scan_deliveries`' ``known``: a folder none of whose files changed since the
-    table was made is not hashed again."""
+    (:func:`ingest.landing.file_hashes`), signed as :func:`folder_signature` signs a folder on
+    disk, for :func:`scan_deliveries`' ``known``: a folder none of whose files changed since
+    the table was made is not hashed again."""
     placed = hashes.with_columns(
         _parts=pl.col("source_file").str.split("/"),
     ).filter(
@@ -147,7 +153,7 @@ def deliveries_from_hashes(hashes: pl.DataFrame) -> dict[str, Delivery]:
             folder=str(folder),
             key=delivery_key(centre, day, pairs),
             files=pairs,
-            signature=";".join(f"{name}:{size}:{mtime}" for name, size, mtime, _ in files),
+            signature=files_signature((name, size, mtime) for name, size, mtime, _ in files),
         )
     return found
 
