@@ -83,6 +83,7 @@ def delivery_frames(
     read as many at once as there are cores."""
     raw_root = Path(settings.raw_dir)
     folders: dict[str, str] = {}
+    n_files: dict[str, int] = {}
     for key in context.partition_keys:
         folder = key_folder(key)
         now = folder_delivery(raw_root, folder)
@@ -93,12 +94,13 @@ def delivery_frames(
                 "the key was registered (a correction gets a new key: process that one)"
             )
         folders[key] = folder
+        n_files[key] = len(now.files)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         frames = pool.map(lambda folder: read_delivery_folder(raw_root, folder), folders.values())
         read = dict(zip(folders, frames, strict=True))
     for key, delivery in read.items():
         counts = ", ".join(f"{n} {f.height}" for n, f in delivery.items() if f.height)
-        context.log.info(f"read delivery {key}: {counts}")
+        context.log.info(f"read delivery {key} ({n_files[key]} files): {counts}")
     return read
 
 
