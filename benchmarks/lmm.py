@@ -90,12 +90,14 @@ def time_lme4(frame: pl.DataFrame) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument(
+        "--ref1", type=Path, default=REPO / "tests" / "fixtures" / "ref1", help="reference folder"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1500, 6000])
     args = parser.parse_args()
     study = load_study(STUDY_FILE)
-    long = pl.read_csv(args.shared / "reference" / "ref1" / "expected" / "analysis_long.csv")
+    long = pl.read_csv(args.ref1 / "expected" / "analysis_long.csv")
     load = os.getloadavg()[0]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(
