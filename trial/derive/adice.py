@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import source_record, study_day
 from trial.estimands.config import IceRules, ice_rules
-from trial.study import Study
 
 WITHDRAWAL = "WITHDRAWAL"
 SESSION_GAP = "SESSION_GAP"

@@ -31,9 +31,9 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR, Contract, dtype_name, load_contract
+from study import Study, load_study
 from trial.derive.adice import BASES
 from trial.estimands.config import ice_rules
-from trial.study import Study, load_study
 
 GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trial.study import Study
+from study import Study
 
 STRATEGIES = ("MAR", "JR", "CR", "CIR")
 """Imputation of missing post-ICE values: missing at random, jump to reference, copy

@@ -24,6 +24,7 @@ import itertools
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import (
     Medication,
     Subject,
@@ -34,7 +35,6 @@ from trial.simulate.cohort import (
 from trial.simulate.devices import Device
 from trial.simulate.params import SimulationParams
 from trial.simulate.render import csv_lines
-from trial.study import Study
 
 RESCUE_VERBATIMS = {
     "ORAL_GLYCOPYRRONIUM": ["glycopyrronium 1 mg tablets bid", "Robinul 1 mg, twice daily"],
