@@ -83,7 +83,7 @@ def _cmd_power(args: argparse.Namespace) -> int:
     from trial.study import load_study
 
     study = load_study(args.study)
-    effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
+    effects = {**study.simulation.primary_mean_change, **(_parse_effects(args.effect) or {})}
     unknown = set(effects) - set(study.arm_codes)
     if unknown:
         raise SystemExit(f"--effect names arms {sorted(unknown)} not in {study.arm_codes}")
