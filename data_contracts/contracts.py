@@ -58,6 +58,8 @@ API_VERSION = "v3.1.0"
 
 STUDY_CODELIST = "studyCodelist"
 """Custom property naming the study codelist a column's values must come from."""
+RESOLVED_FROM = "resolvedFromStudyCodelist"
+"""What ``studyCodelist`` becomes once resolved (the values are then in the quality rule)."""
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -389,6 +391,12 @@ def resolve_contract(contract: Contract, study: Study) -> Contract:
         name = custom.get(STUDY_CODELIST)
         if name is None:
             continue
+        prop["customProperties"] = [
+            {"property": RESOLVED_FROM, "value": c["value"]}
+            if c["property"] == STUDY_CODELIST
+            else c
+            for c in prop["customProperties"]
+        ]
         values = list(study.codelist(str(name)))
         rules = prop.setdefault("quality", [])
         rule = next((q for q in rules if q.get("metric") == "invalidValues"), None)

@@ -119,9 +119,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 _subject(),
                 visit,
                 date_col("visit_date", "Visit date", "Empty when the visit was MISSED."),
-                string_col(
-                    "status", "Visit status", required=True, codelist="visit_status"
-                ),
+                string_col("status", "Visit status", required=True, codelist="visit_status"),
             ),
         ),
         "hdss": (
@@ -143,9 +141,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
             (
                 _subject(None),
                 string_col("ae_id", "AE identifier", required=True, key=1),
-                string_col(
-                    "term", "AE term", "Coded adverse event term.", codelist="ae_term"
-                ),
+                string_col("term", "AE term", "Coded adverse event term.", codelist="ae_term"),
                 string_col("verbatim", "Verbatim term"),
                 date_col("onset_date", "Onset date"),
                 date_col("end_date", "End date", "Empty while the event is ongoing."),

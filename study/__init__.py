@@ -15,6 +15,7 @@ from study.config import (
     example_study_path,
     load_study,
     parse_study,
+    study_file,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "example_study_path",
     "load_study",
     "parse_study",
+    "study_file",
 ]

@@ -260,20 +260,24 @@ class Codelists(_Section):
     fault_code: dict[Code, str]
 
 
-class AeDictionaryTerm(_Section):
-    """One coded AE term: its dictionary preferred term and system organ class."""
+class AeCode(_Section):
+    """A dictionary entry: preferred term and system organ class."""
 
-    term: Code
-    preferred_term: str
-    system_organ_class: str
+    pt: str
+    soc: str
 
 
-class AeDictionary(_Section):
-    """The AE coding dictionary the study uses (name and version) and its terms."""
+class AeCoding(_Section):
+    """The study's AE dictionary (``dictionary`` names it and its version): each term of the AE
+    form -> its code; the ``other_term`` is coded by its verbatim (``verbatims``, compared in
+    lower case); ``discontinuation_reason`` is the disposition reason of a withdrawal because
+    of an AE."""
 
-    name: str
-    version: str
-    terms: tuple[AeDictionaryTerm, ...]
+    dictionary: str
+    discontinuation_reason: Code
+    terms: dict[Code, AeCode]
+    other_term: Code
+    verbatims: dict[str, AeCode] = {}
 
 
 class LowCurrentRisk(_Section):
@@ -385,7 +389,7 @@ class Study(_Section):
 
     study_id: str = Field(min_length=1)
     title: str
-    centres: tuple[Code, ...] = Field(min_length=1)
+    centres: list[Code] = Field(min_length=1)
     arms: tuple[Arm, ...] = Field(min_length=2)
     reference_arm: Code
     allocation: Allocation
@@ -395,7 +399,7 @@ class Study(_Section):
     baseline_visit: Code
     baseline_fallback_visit: Code | None = None
     regions: tuple[Region, ...] = Field(min_length=1)
-    sides: tuple[Code, ...] = Field(min_length=1)
+    sides: list[Code] = Field(min_length=1)
     gravimetry: Gravimetry
     treatment: Treatment
     analysis_sets: AnalysisSets
@@ -404,7 +408,10 @@ class Study(_Section):
     endpoints: Endpoints
     models: Models
     codelists: Codelists
-    ae_dictionary: AeDictionary | None = None
+    ae_coding: AeCoding | None = None
+    labels: dict[str, dict[str, str]] = {}
+    """Printed labels of coded values: codelist (``sex``, ``stratum``, ``region``, ...) ->
+    code -> label. Reports print these; an unlabelled code prints as itself."""
     simulation: Simulation
     _source: str = PrivateAttr(default="<mapping>")
 
@@ -531,14 +538,14 @@ class Study(_Section):
         cl = self.codelists
         return {
             "study_id": (self.study_id,),
-            "centres": self.centres,
+            "centres": tuple(self.centres),
             "arms": tuple(self.arm_codes),
             "strata": tuple(self.stratum_codes),
             "visits": tuple(self.visit_codes),
             "model_visits": tuple(self.model_visits),
             "regions": tuple(r.code for r in self.regions),
             "paramcds": tuple(r.paramcd for r in self.regions),
-            "sides": self.sides,
+            "sides": tuple(self.sides),
             "age_groups": tuple(g.label for g in self.models.age_groups),
             "treatment_phases": tuple(p.name for p in self.treatment.phases),
             "eligibility_criteria": self.eligibility.criteria,
@@ -625,7 +632,9 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
     visits = s.visit_codes
     need(s.reference_arm, arms, "reference_arm", "arms")
     if len(s.allocation.ratio) != len(s.arms):
-        out.append(("allocation.ratio", f"has {len(s.allocation.ratio)} entries for {len(arms)} arms"))
+        out.append(
+            ("allocation.ratio", f"has {len(s.allocation.ratio)} entries for {len(arms)} arms")
+        )
     elif s.allocation.block_size % sum(s.allocation.ratio):
         out.append(
             (
@@ -636,7 +645,10 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
     for i, hdss in enumerate(s.eligibility.hdss_screening_allowed):
         if hdss not in s.strata.levels:
             out.append(
-                (f"eligibility.hdss_screening_allowed[{i}]", f"{hdss} has no stratum in strata.levels")
+                (
+                    f"eligibility.hdss_screening_allowed[{i}]",
+                    f"{hdss} has no stratum in strata.levels",
+                )
             )
     need(s.baseline_visit, visits, "baseline_visit", "visits")
     if s.baseline_fallback_visit is not None:
@@ -646,8 +658,12 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
         out.append(("regions", f"exactly one region must be primary, not {len(primaries)}"))
     if "mg" not in s.gravimetry.unit_to_mg:
         out.append(("gravimetry.unit_to_mg", "must give mg (factor 1)"))
-    need(s.treatment.induction_phase, [p.name for p in s.treatment.phases],
-         "treatment.induction_phase", "treatment phases")
+    need(
+        s.treatment.induction_phase,
+        [p.name for p in s.treatment.phases],
+        "treatment.induction_phase",
+        "treatment phases",
+    )
     for i, v in enumerate(s.analysis_sets.fas_post_baseline_visits):
         need(v, visits, f"analysis_sets.fas_post_baseline_visits[{i}]", "visits")
     ep = s.endpoints
@@ -663,6 +679,11 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
     if (problem := _unique(labels, "models.age_groups", "label")) is not None:
         where, _, text = problem.partition(": ")
         out.append((where, text))
+    if s.ae_coding is not None:
+        terms = list(s.codelists.ae_term)
+        for term in s.ae_coding.terms:
+            need(term, terms, f"ae_coding.terms.{term}", "AE terms (codelists.ae_term)")
+        need(s.ae_coding.other_term, terms, "ae_coding.other_term", "AE terms (codelists.ae_term)")
     sim = s.simulation
     for key in ("primary_mean_change", "primary_hdss_responder_share"):
         keys = sorted(getattr(sim, key))
@@ -689,7 +710,10 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
     for k in sim.screening_hdss_probs:
         if k not in s.eligibility.hdss_screening_allowed:
             out.append(
-                (f"simulation.screening_hdss_probs.{k}", "is not in eligibility.hdss_screening_allowed")
+                (
+                    f"simulation.screening_hdss_probs.{k}",
+                    "is not in eligibility.hdss_screening_allowed",
+                )
             )
     if sim.balance_in_grams_centres and "g" not in s.gravimetry.unit_to_mg:
         out.append(("gravimetry.unit_to_mg", "must give g when a centre weighs in grams"))
@@ -725,6 +749,16 @@ def parse_study(data: Any, source: str = "<mapping>") -> Study:
 def example_study_path(name: str) -> Path:
     """Path of a study shipped in ``study/studies/`` (``ion301``, ``ion302``)."""
     return Path(str(resources.files("study").joinpath("studies", f"{name}.yaml")))
+
+
+def study_file(name_or_path: str | Path | None) -> Path | None:
+    """The file a ``--study`` argument names: a shipped example by name (``ion302``), else the
+    path as given; None stays None (the bundled default)."""
+    if name_or_path is None:
+        return None
+    if str(name_or_path) in EXAMPLE_STUDIES:
+        return example_study_path(str(name_or_path))
+    return Path(name_or_path)
 
 
 def load_study(path: str | Path | None = None) -> Study:

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from data_contracts.contracts import use_study
+from study import Study, load_study
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def find_shared_dir() -> Path | None:
-    """The team's shared folder: ``$IONTO_SHARED`` or ``../shared`` beside the checkout."""
-    env = os.environ.get("IONTO_SHARED")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared")
-    for path in candidates:
-        if (path / "reference").is_dir():
-            return path
-    return None
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    path = find_shared_dir()
-    if path is None:
-        pytest.fail("the shared folder (../shared or $IONTO_SHARED) with reference/ is missing")
-    return path
+def ref1_dir() -> Path:
+    """The reference trial ``ref1`` and its R results, kept in the project
+    (``tests/fixtures/ref1/README.md`` says where they come from)."""
+    return FIXTURES / "ref1"
 
 
 @pytest.fixture(scope="session")
-def ref1_dir(shared_dir: Path) -> Path:
-    return shared_dir / "reference" / "ref1"
+def default_study() -> Study:
+    """The bundled study ION-301, loaded once."""
+    return load_study()
+
+
+@pytest.fixture(autouse=True)
+def _contracts_resolve_for_the_default_study(default_study: Study) -> None:
+    """Contracts resolve their study codelists from ION-301 unless a test binds another
+    study (``data_contracts.contracts.use_study``), as ``ionto run`` binds the run's study."""
+    use_study(default_study)

@@ -109,7 +109,9 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
         string_col("age_group", "Age group", codelist="age_groups"),
         _yn("plantar_involved", "Plantar involvement"),
         int_col("hdss_screening", "HDSS at screening", minimum=1, maximum=4),
-        string_col("stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", codelist=strata),
+        string_col(
+            "stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", codelist=strata
+        ),
         date_col("consent_date", "Consent date"),
         date_col("bl_date", "Baseline visit date (day 1)"),
         bool_col("screen_failure", "Screen failure", required=True),
@@ -257,9 +259,7 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
         string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),
         string_col("centre", "Centre", required=True, codelist="centres"),
         string_col("stratum", "Stratum (screening HDSS)", required=True, codelist=strata),
-        string_col(
-            "visit", "Analysis visit", required=True, codelist="model_visits", key=2
-        ),
+        string_col("visit", "Analysis visit", required=True, codelist="model_visits", key=2),
         int_col("visit_index", "Visit index (1-based)", required=True, minimum=1),
         int_col("week", "Nominal week", required=True, unit="week"),
         float_col("logbase", "Baseline log palmar sweat rate", required=True, unit=ln_unit),

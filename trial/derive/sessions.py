@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import baseline_dates, study_day
-from trial.study import Study
 
 PHASE_PRE_BASELINE = "pre_baseline"
 PHASE_POST_SCHEDULE = "post_schedule"
@@ -258,8 +258,9 @@ def sessions_started(
 
 def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
     """Per subject with mapped sessions: planned versus completed sessions (planned from the
-    configured phases), adequate sessions of the induction phase (``treatment.induction_phase``), the duration-weighted share
-    of time within +/- tolerance of the prescribed current and the total charge.
+    configured phases), adequate sessions of the induction phase (``treatment.induction_phase``),
+    the duration-weighted share of time within +/- tolerance of the prescribed current and the
+    total charge.
 
     Planned sessions are per treated region, so the completed / adequate counts are those of
     the primary region's device (a subject with plantar involvement has a second device whose

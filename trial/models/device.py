@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.models.result import ModelResult
 from trial.models.tidy import empty_estimates
-from trial.study import Study
 
 NAME = "device"
 POOLED = "pooled"
@@ -58,9 +58,7 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Mod
             for region in study.regions
         ]
     )
-    treatment_phases = [
-        p.name for p in study.treatment.phases if p.sessions_per_week > 0
-    ]
+    treatment_phases = [p.name for p in study.treatment.phases if p.sessions_per_week > 0]
     sessions = addev.join(subjects.select("subject_id", "arm"), on="subject_id", how="inner")
     outside = sessions.filter(~pl.col("phase").is_in(treatment_phases)).height
     if outside:

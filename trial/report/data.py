@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from study import Study
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.run_info import RunInfo
-from trial.study import Study
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
 """Tables :func:`build_report_data` needs; ``eligibility`` (raw) is optional and gives the
@@ -129,8 +129,7 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
         ("Study", f"{study.study_id}: {study.title}. Centres: {', '.join(study.centres)}."),
         (
             "Randomisation",
-            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc.strata)}. "
-            f"Arms: {arms}.",
+            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc.strata)}. Arms: {arms}.",
         ),
         ("Visits", f"Target study day and window (days): {windows}. Day 1 is the baseline visit."),
         (
@@ -154,8 +153,8 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             "Primary model",
             f"MMRM on the FAS, visits {', '.join(study.model_visits)}; fixed effects arm, visit, "
             "arm x visit, ln baseline, ln baseline x visit, centre, screening HDSS stratum; "
-            f"{mmrm['covariance']} within-subject covariance (fallback "
-            f"{', '.join(mmrm['fallback'])}), REML, {mmrm['ddf']} denominator df. Missing data "
+            f"{mmrm.covariance} within-subject covariance (fallback "
+            f"{', '.join(mmrm.fallback)}), REML, {mmrm.ddf} denominator df. Missing data "
             "assumed missing at random (no imputation).",
         ),
         (

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from study import Study, Visit
 from trial.simulate.params import SimulationParams
-from trial.study import Study, Visit
 
 OPERATOR_NAMES = [
     "A. Schmidt",
@@ -273,7 +273,11 @@ class CohortBuilder:
         levels = {r.code: level for r in self.regions}
         for r in self.regions:
             if not r.primary:
-                levels[r.code] = level + p.other_region_log_offset + float(rng.normal(0, p.sd_other_region_extra))
+                levels[r.code] = (
+                    level
+                    + p.other_region_log_offset
+                    + float(rng.normal(0, p.sd_other_region_extra))
+                )
         s = Subject(
             subject_id="",
             centre=centre,

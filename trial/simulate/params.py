@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from trial.study import Study
+from study import Study
 
 
 @dataclass(frozen=True)
