@@ -150,6 +150,26 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("related", "Related to treatment", codelist="ae_related"),
             ),
         ),
+        "cm": (
+            "EDC concomitant medications: one row per medication (latest snapshot); "
+            "delivered from protocol amendment 1 on (deliveries before it have no cm.csv).",
+            (
+                _subject(None),
+                string_col("cm_id", "Medication identifier", required=True, key=1),
+                string_col("drug", "Medication", "Coded medication.", codelist="cm_drug"),
+                string_col("verbatim", "Verbatim medication"),
+                date_col("start_date", "Start date", required=True),
+                date_col("end_date", "End date", "Empty while the medication is ongoing."),
+                string_col("indication", "Indication", codelist="cm_indication"),
+                string_col(
+                    "rescue",
+                    "Rescue treatment",
+                    "Y: taken as rescue treatment (an intercurrent event when the indication is "
+                    "hyperhidrosis, SAP section 11).",
+                    codelist="yes_no",
+                ),
+            ),
+        ),
         "disposition": (
             "EDC disposition: one row per subject.",
             (
@@ -487,6 +507,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                         "visits",
                         "hdss",
                         "ae",
+                        "cm",
                         "disposition",
                         "devices",
                         "randomisation",
@@ -534,6 +555,7 @@ EDC_TABLES = (
     "visits",
     "hdss",
     "ae",
+    "cm",
     "disposition",
     "devices",
     "randomisation",

@@ -258,6 +258,8 @@ class Codelists(_Section):
     ae_related: tuple[Code, ...]
     end_reason: tuple[Code, ...]
     fault_code: dict[Code, str]
+    cm_drug: tuple[Code, ...] = ()
+    cm_indication: tuple[Code, ...] = ()
 
 
 class AeCode(_Section):
@@ -355,6 +357,20 @@ class Simulation(_Section):
     baseline_primary_papers_lost_share: Share
     """Share of randomised subjects whose baseline papers of the primary region are lost."""
     device_swap_share: Share
+    cm_first_delivery: dt.date | None = None
+    """Deliveries before this date have no cm.csv (None: every delivery has one)."""
+    rescue_share: dict[Code, Share] = {}
+    """Per arm, share of treated subjects taking rescue by the discontinuation ICE's
+    ``gap_until_visit``."""
+    rescue_after_primary_share: Share = 0.0
+    rescue_logit_slope_per_log_change: float = 0.0
+    rescue_log_effect: float = 0.0
+    rescue_drugs: dict[Code, Share] = {"OTHER": 1.0}
+    session_gap_share: Share = 0.0
+    session_gap_days: tuple[PositiveInt, PositiveInt] = (35, 56)
+    session_gap_fade_days: PositiveInt = 28
+    other_cm_share: Share = 0.0
+    topical_cm_share: Share = 0.0
 
 
 CODELIST_NAMES = (
@@ -380,6 +396,9 @@ CODELIST_NAMES = (
     "ae_related",
     "end_reason",
     "fault_code",
+    "cm_drug",
+    "cm_indication",
+    "intercurrent_events",
 )
 """Names of the study's value lists a data contract may refer to (:meth:`Study.codelist`)."""
 
@@ -409,6 +428,10 @@ class Study(_Section):
     models: Models
     codelists: Codelists
     ae_coding: AeCoding | None = None
+    intercurrent_events: dict[Code, dict[str, Any]] = {}
+    """Amendment 1: ICE id -> its derivation rule (typed by ``trial.estimands.config``)."""
+    estimands: dict[str, Any] = {}
+    """Amendment 1: estimands and the tipping point (typed by ``trial.estimands.config``)."""
     labels: dict[str, dict[str, str]] = {}
     """Printed labels of coded values: codelist (``sex``, ``stratum``, ``region``, ...) ->
     code -> label. Reports print these; an unlabelled code prints as itself."""
@@ -559,6 +582,9 @@ class Study(_Section):
             "ae_related": cl.ae_related,
             "end_reason": cl.end_reason,
             "fault_code": tuple(cl.fault_code),
+            "cm_drug": cl.cm_drug,
+            "cm_indication": cl.cm_indication,
+            "intercurrent_events": tuple(self.intercurrent_events),
         }
 
     @cached_property
@@ -689,6 +715,8 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
         keys = sorted(getattr(sim, key))
         if keys != sorted(arms):
             out.append((f"simulation.{key}", f"needs exactly the arms {arms}, has {keys}"))
+    if sim.rescue_share and sorted(sim.rescue_share) != sorted(arms):
+        out.append(("simulation.rescue_share", f"needs exactly the arms {arms}"))
     for term, risks in sim.ae_risk_by_arm.items():
         if sorted(risks) != sorted(arms):
             out.append((f"simulation.ae_risk_by_arm.{term}", f"needs exactly the arms {arms}"))

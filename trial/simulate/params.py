@@ -73,6 +73,17 @@ class SimulationParams:
     paper_wet_missing_share: float
     baseline_primary_lost_share: float
     device_swap_share: float
+    cm_first_delivery: dt.date | None
+    rescue_share: dict[str, float]
+    rescue_after_primary_share: float
+    rescue_slope: float
+    rescue_log_effect: float
+    rescue_drugs: dict[str, float]
+    session_gap_share: float
+    session_gap_days: tuple[int, int]
+    session_gap_fade_days: int
+    other_cm_share: float
+    topical_cm_share: float
 
     @property
     def sd_persistent(self) -> float:
@@ -142,4 +153,15 @@ class SimulationParams:
             paper_wet_missing_share=s.paper_wet_missing_share,
             baseline_primary_lost_share=s.baseline_primary_papers_lost_share,
             device_swap_share=s.device_swap_share,
+            cm_first_delivery=s.cm_first_delivery,
+            rescue_share=dict(s.rescue_share),
+            rescue_after_primary_share=s.rescue_after_primary_share,
+            rescue_slope=s.rescue_logit_slope_per_log_change,
+            rescue_log_effect=s.rescue_log_effect,
+            rescue_drugs=dict(s.rescue_drugs),
+            session_gap_share=s.session_gap_share,
+            session_gap_days=s.session_gap_days,
+            session_gap_fade_days=s.session_gap_fade_days,
+            other_cm_share=s.other_cm_share,
+            topical_cm_share=s.topical_cm_share,
         )
