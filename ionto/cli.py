@@ -108,6 +108,10 @@ def _cmd_power(args: argparse.Namespace) -> int:
 
 
 def _cmd_rbi(args: argparse.Namespace) -> int:
+    import os
+
+    if "numpy" not in sys.modules:  # small matrices: one BLAS thread is fastest (benchmarks/rbi.py)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import polars as pl
 
     from trial.rbi.command import RbiCommand, execute, split_list
