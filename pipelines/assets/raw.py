@@ -153,9 +153,7 @@ def raw_datasets(
     datasets["vendor_b_events"] = telemetry.events
     datasets["vendor_b_sessions"] = telemetry.sessions
     datasets["quarantine"] = combine([resolved["quarantine"], telemetry.quarantine])
-    datasets["integrity_findings"] = pl.concat(
-        [resolved["integrity_findings"], telemetry.findings]
-    )
+    datasets["integrity_findings"] = pl.concat([resolved["integrity_findings"], telemetry.findings])
     for name in RAW_OUTPUTS:
         frame = datasets[name]
         if isinstance(frame, pl.DataFrame):
