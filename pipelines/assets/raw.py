@@ -36,7 +36,7 @@ GROUP = "raw"
 DELIVERIES_NAME = "deliveries"
 DELIVERIES = dg.DynamicPartitionsDefinition(name=DELIVERIES_NAME)
 """One partition per delivery folder content: ``<centre>_<date>_<hash8>``."""
-EDC_TABLES = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
+EDC_TABLES = ["dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices"]
 RAW_OUTPUTS = [
     *EDC_TABLES,
     "gravimetry",
