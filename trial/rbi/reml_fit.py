@@ -24,10 +24,9 @@ from trial.models.reml import PatternData
 
 NEWTON_TOL = 1e-12
 """Newton decrement (-2 l_R units) below which a fit stops after taking its last step."""
-REFIT_TOL = 1e-12
+REFIT_TOL = 1e-14
 """Decrement g' H0^-1 g below which a refit stops (at that theta: its distance to the optimum
-is then of order 1e-6 in the H0 norm, and the fixed effects are within ~1e-8 of the refit's
-optimum)."""
+is then of order 1e-7 in the H0 norm; the estimates are within ~1e-9 of the refit's optimum)."""
 REFIT_MAX_ITER = 40
 MAX_NEWTON_STEPS = 50
 HESSIAN_STEP = 1e-5
