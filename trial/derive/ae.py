@@ -88,8 +88,8 @@ def code_events(ae: pl.LazyFrame, dictionary: AeDictionary) -> pl.LazyFrame:
     other = pl.col("term") == dictionary.other_term
     return (
         ae.with_columns(_vkey=_verbatim_key())
-        .join(terms, on="term", how="left")
-        .join(verbatims, on="_vkey", how="left")
+        .join(terms, on="term", how="left", maintain_order="left")
+        .join(verbatims, on="_vkey", how="left", maintain_order="left")
         .with_columns(
             AEDECOD=pl.when(other).then(pl.col("_pt_v")).otherwise(pl.col("_pt_t")),
             AEBODSYS=pl.when(other).then(pl.col("_soc_v")).otherwise(pl.col("_soc_t")),
