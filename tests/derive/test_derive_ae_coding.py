@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import load_study
 from trial.derive.ae import NOT_CODED, ae_coding_findings, ae_dictionary, code_events
-from trial.study import load_study
 
 AE = pl.DataFrame(
     {
@@ -34,7 +34,5 @@ def test_an_uncoded_verbatim_is_a_finding_with_its_line() -> None:
     study = load_study()
     coded = code_events(AE.lazy(), ae_dictionary(study)).collect()
     findings = ae_coding_findings(coded, study)
-    assert findings.select("subject_id", "finding", "source_line").rows() == [
-        ("S2", NOT_CODED, 4)
-    ]
+    assert findings.select("subject_id", "finding", "source_line").rows() == [("S2", NOT_CODED, 4)]
     assert "'stubbed toe'" in findings["detail"][0]

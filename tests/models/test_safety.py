@@ -8,11 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.derive.ae import ae_dictionary, code_events
 from trial.models.safety import safety_summary
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_soc_pt_subjects_and_events(study: Study) -> None:
     assert (uncoded["n_subjects"], uncoded["n_events"]) == (1, 1)
 
 
-def test_worst_severity_and_strongest_relatedness(study: Study) -> None:
+def test_worst_severity_and_strongest_relatedness_by_soc_and_pt(study: Study) -> None:
     result = coded_result(study)
     sev = result.tables["soc_pt_severity"]
     tap_any = sev.filter((pl.col("arm") == "TAP") & (pl.col("soc") == "ANY"))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from study import Study
 from trial.derive.findings import FINDINGS_SCHEMA
 from trial.derive.schedule import study_day
-from trial.study import Study
 
 NOT_CODED = "AE_NOT_CODED"
 """Finding code of an AE the study dictionary does not code."""
@@ -62,9 +62,7 @@ def normalise_verbatim(text: str) -> str:
 
 
 def _verbatim_key() -> pl.Expr:
-    return (
-        pl.col("verbatim").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
-    )
+    return pl.col("verbatim").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
 
 
 def code_events(ae: pl.LazyFrame, dictionary: AeDictionary) -> pl.LazyFrame:
