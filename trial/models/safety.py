@@ -225,8 +225,9 @@ def _leading_to_discontinuation(
 ) -> pl.DataFrame:
     """Events of subjects whose disposition reason is the study's AE withdrawal reason
     (``ae_coding.discontinuation_reason``), with onset on or before the withdrawal date (any
-    onset when the date is missing; none when ADSL has no disposition): the AE form has no action-taken field, so the AEs a
-    subject had by the time of an AE withdrawal are the ones that led to it."""
+    onset when the date is missing; none when ADSL has no disposition): the AE form has no
+    action-taken field, so the AEs a subject had by the time of an AE withdrawal are the ones
+    that led to it."""
     reason = str(study.section("ae_coding")["discontinuation_reason"])
     if "disposition_reason" not in adsl.columns:
         return events.head(0)

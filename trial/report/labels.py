@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trial.study import Study
+from study import Study
 
 
 def labels(study: Study, codelist: str) -> dict[str, str]:
@@ -37,9 +37,11 @@ def label_expr(study: Study, codelist: str, column: str) -> pl.Expr:
     mapping = labels(study, codelist)
     col = pl.col(column).cast(pl.String)
     fallback = col.str.replace_all("_", " ")
-    fallback = pl.when(col == col.str.to_uppercase()).then(
-        pl.concat_str(fallback.str.slice(0, 1), fallback.str.slice(1).str.to_lowercase())
-    ).otherwise(fallback)
+    fallback = (
+        pl.when(col == col.str.to_uppercase())
+        .then(pl.concat_str(fallback.str.slice(0, 1), fallback.str.slice(1).str.to_lowercase()))
+        .otherwise(fallback)
+    )
     return col.replace_strict(mapping, default=fallback, return_dtype=pl.String)
 
 

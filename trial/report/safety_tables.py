@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.models import safety as safety_model
 from trial.report.labels import arm_label, label_expr
 from trial.report.summaries import TOTAL
 from trial.report.tlf import Tlf
-from trial.study import Study
 
 PROGRAM = "trial.models.safety, trial.report.safety_tables"
 ANY_LABEL = "Any treatment-emergent adverse event"
@@ -136,13 +136,12 @@ def category_table(
     dens = denominators(frame)
     headers = group_headers(groups, dens)
     shown = frame.filter(pl.col("n").max().over("soc", "pt", "category") > 0)
-    order = _row_order(
-        shown.group_by("soc", "pt", "group").agg(pl.col("n").sum()), groups
-    )
+    order = _row_order(shown.group_by("soc", "pt", "group").agg(pl.col("n").sum()), groups)
     ranks = {str(c): i for i, c in enumerate(study.codelists[codelist])}
     cells = shown.with_columns(
         _pct(pl.col("n"), pl.col("pct")).alias("value"),
-        pl.col("category").replace_strict(ranks, default=len(ranks), return_dtype=pl.Int64)
+        pl.col("category")
+        .replace_strict(ranks, default=len(ranks), return_dtype=pl.Int64)
         .alias("_c"),
         label_expr(study, codelist, "category").alias("_cat"),
     )
@@ -158,6 +157,7 @@ def category_table(
         .select("_order", "_label", "_indent", "_c", "_cat")
     )
     wide = pl.concat([heads, values], how="diagonal_relaxed").sort("_order", "_c")
+    headings = [i for i, c in enumerate(wide["_c"].to_list()) if c == -1]
     body = wide.select(
         pl.col("_label").alias("System organ class\n  Preferred term\n    " + rule.split(":")[0]),
         *[pl.col(g).fill_null("").alias(headers[g]) for g in groups if g in wide.columns],
@@ -174,6 +174,7 @@ def category_table(
         sources=("ADSL", "ADAE"),
         program=PROGRAM,
         indent=tuple(wide["_indent"].to_list()),
+        headings=tuple(headings),
     )
 
 
@@ -186,7 +187,7 @@ def serious_listing(listing: pl.DataFrame, study: Study, number: str) -> Tlf:
         pl.col("subject_id").alias("Subject"),
         pl.col("centre_id").alias("Centre"),
         *arm,
-        pl.format("{}\n{}", pl.col("soc"), pl.col("pt")).alias(
+        pl.format("{} /\n{}", pl.col("soc"), pl.col("pt")).alias(
             "System organ class\nPreferred term"
         ),
         pl.col("verbatim").alias("Reported term (verbatim)"),
@@ -211,7 +212,7 @@ def serious_listing(listing: pl.DataFrame, study: Study, number: str) -> Tlf:
         ),
         sources=("ADSL", "ADAE"),
         program=PROGRAM,
-        landscape=True,
+        wrap_columns=(3, 4) if not arm else (4, 5),
         col_widths=(8, 5, *([5] if arm else []), 30, 24, 14, 10, 9, 14),
     )
 

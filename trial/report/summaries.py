@@ -574,3 +574,30 @@ def induction_adherence(adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
         .with_columns(pl.col("N").fill_null(0), pl.col("n").fill_null(0))
         .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
     )
+
+
+def baseline_visits(adsl: pl.DataFrame, adsweat: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """FAS subjects by the visit that gave their primary-region baseline (ADSWEAT
+    ``BASE_VISIT``: the baseline visit, or the configured fallback, screening, when the baseline
+    visit has no valid value): ``visit, n``, schedule order."""
+    fas = adsl.filter(pl.col("FASFL") == "Y").select("subject_id")
+    base = (
+        adsweat.filter(
+            (pl.col("PARAMCD") == study.primary_region.paramcd) & pl.col("BASE_VISIT").is_not_null()
+        )
+        .select("subject_id", pl.col("BASE_VISIT").alias("visit"))
+        .unique()
+        .join(fas, on="subject_id")
+    )
+    codes = study.visit_codes
+    return (
+        base.group_by("visit")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(
+            pl.col("visit")
+            .replace_strict({v: i for i, v in enumerate(codes)}, default=len(codes))
+            .alias("_v")
+        )
+        .sort("_v")
+        .drop("_v")
+    )

@@ -17,6 +17,7 @@ table has more than a page of them. Wide outputs (``landscape=True``) print on l
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from html import escape
@@ -25,9 +26,9 @@ import polars as pl
 
 from trial.report.run_info import RunInfo
 
-ROWS_PER_PAGE = 30
-"""Most body rows of one part on a portrait A4 page (9 pt, a label may wrap once)."""
-ROWS_PER_LANDSCAPE_PAGE = 18
+ROWS_PER_PAGE = 44
+"""Most body rows of one part on a portrait A4 page (8.5 pt, a label may wrap once)."""
+ROWS_PER_LANDSCAPE_PAGE = 30
 """Most body rows of one part on a landscape A4 page."""
 
 
@@ -40,7 +41,9 @@ class Tlf:
     every column text, the first column the row label, column names the printed headers;
     ``indent``: per row, the indent level of the label (0 = flush); ``emphasis``: rows printed
     bold (the primary contrast); ``sources``: the datasets the numbers come from; ``program``:
-    the module that built the numbers."""
+    the module that built the numbers; ``headings``: rows that head the rows below them (a term
+    above its categories), never printed last on a page; ``wrap_columns``: value columns
+    whose cells may wrap (free text of a listing; other values never wrap)."""
 
     number: str
     title: str
@@ -54,6 +57,8 @@ class Tlf:
     indent: tuple[int, ...] = ()
     emphasis: tuple[int, ...] = ()
     col_widths: tuple[float, ...] = ()
+    headings: tuple[int, ...] = ()
+    wrap_columns: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -70,16 +75,16 @@ class Tlf:
 
     def widths(self) -> list[float]:
         """Relative column widths (RTF): as given, else each column's longest text (a header
-        counted by its longest word, as it may wrap; the label column between 14 and 40)."""
+        counted by its longest word, as it may wrap; the label column between 8 and 40)."""
         if self.col_widths:
             return list(self.col_widths)
         out = []
         for j, name in enumerate(self.frame.columns):
             longest = self.frame[name].cast(pl.String).str.len_chars().max()
             text = int(longest) if isinstance(longest, int) else 0
-            word = max(len(w) for w in name.split()) if name.strip() else 1
+            word = max(len(w) for w in name.split()) + 1 if name.strip() else 1
             width = float(max(text, word, 4))
-            out.append(min(max(width, 14.0), 40.0) if j == 0 else width)
+            out.append(min(max(width, 8.0), 40.0) if j == 0 else width)
         return out
 
 
@@ -92,20 +97,24 @@ def source_line(tlf: Tlf, run: RunInfo) -> str:
     )
 
 
-def page_parts(height: int, landscape: bool) -> list[tuple[int, int]]:
+def page_parts(
+    height: int, landscape: bool, headings: tuple[int, ...] = ()
+) -> list[tuple[int, int]]:
     """``(offset, length)`` of each printed part of a body of ``height`` rows: one part when it
-    fits a page, else near-equal parts of at most a page each (so none is left with a few rows)."""
+    fits a page, else near-equal parts of at most a page each (so none is left with a few
+    rows); a cut that would leave a heading row last in its part moves up before the heading."""
     limit = ROWS_PER_LANDSCAPE_PAGE if landscape else ROWS_PER_PAGE
     if height <= limit:
         return [(0, height)]
     parts = math.ceil(height / limit)
-    base, extra = divmod(height, parts)
-    out, offset = [], 0
-    for i in range(parts):
-        length = base + (1 if i < extra else 0)
-        out.append((offset, length))
-        offset += length
-    return out
+    cuts = [round(height * i / parts) for i in range(1, parts)]
+    moved: list[int] = []
+    for cut in cuts:
+        while cut - 1 in headings and cut - 1 > (moved[-1] if moved else 0):
+            cut -= 1
+        moved.append(cut)
+    bounds = [0, *moved, height]
+    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _row_html(tlf: Tlf, row: int, values: tuple[object, ...]) -> str:
@@ -116,6 +125,8 @@ def _row_html(tlf: Tlf, row: int, values: tuple[object, ...]) -> str:
             pad = tlf.indent_of(row)
             style = f' style="padding-left:{0.3 + 1.2 * pad:.1f}em"' if pad else ""
             cells.append(f'<td class="lab"{style}>{text}</td>')
+        elif j in tlf.wrap_columns:
+            cells.append(f'<td class="wrap">{text}</td>')
         else:
             cells.append(f"<td>{text}</td>")
     cls = ' class="emph"' if row in tlf.emphasis else ""
@@ -126,7 +137,7 @@ def tlf_html(tlf: Tlf, run: RunInfo) -> str:
     """The output as HTML blocks (one per printed part), with the report CSS's ``tlf`` classes."""
     head = "".join(f"<th>{escape(c)}</th>" for c in tlf.frame.columns)
     rows = list(tlf.frame.iter_rows())
-    parts = page_parts(len(rows), tlf.landscape)
+    parts = page_parts(len(rows), tlf.landscape, tlf.headings)
     blocks = []
     for k, (offset, length) in enumerate(parts):
         last = k == len(parts) - 1
@@ -160,9 +171,11 @@ TLF_CSS = """
 table.tlf { width: 100%; border-collapse: collapse; font-size: 8.5pt; }
 table.tlf thead { display: table-header-group; }
 table.tlf th { border-top: 1.5px solid #000; border-bottom: 1px solid #000; padding: 2px 4px;
-  text-align: center; vertical-align: bottom; font-weight: bold; }
-table.tlf td { padding: 1px 4px; text-align: center; white-space: nowrap; }
-table.tlf td.lab { text-align: left; white-space: normal; }
+  text-align: center; vertical-align: bottom; font-weight: bold; white-space: pre-line; }
+table.tlf td { padding: 1px 4px; text-align: center; white-space: pre; }
+table.tlf td.lab { text-align: left; white-space: pre-line; }
+table.tlf th:first-child { text-align: left; }
+table.tlf td.wrap { white-space: pre-line; }
 table.tlf tbody tr:last-child td { border-bottom: 1.5px solid #000; }
 table.tlf tr.emph td { font-weight: bold; background: #fff4d6; }
 .tlf-note, .tlf-source { font-size: 8pt; color: #333; margin: 2px 0 0 0; }
