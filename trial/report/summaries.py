@@ -470,24 +470,24 @@ def ae_hierarchy(
     model counted (no all-zero rows); a group without events at a row has ``n = 0`` there. For
     a result by arm, ``TOTAL`` is the sum over the arms (each subject is in one arm only)."""
     source = result_groups(safety.tables[table], safety_model.POOLED)
+    has_events = "n_events" in source.columns
     keys = ["soc", "pt", *([category] if category else [])]
     counted = source.select(
         *keys,
         "group",
         pl.col("n_subjects").cast(pl.Int64).alias("n"),
-        (pl.col("n_events") if "n_events" in source.columns else pl.lit(None))
-        .cast(pl.Int64)
-        .alias("events"),
+        (pl.col("n_events") if has_events else pl.lit(None)).cast(pl.Int64).alias("events"),
     )
     denominators = result_groups(safety.tables["denominators"], safety_model.POOLED).select(
         "group", pl.col("N").cast(pl.Int64)
     )
     if TOTAL in order and TOTAL not in denominators["group"].to_list():
+        events_sum = pl.col("events").sum() if has_events else pl.lit(None, pl.Int64)
         counted = pl.concat(
             [
                 counted,
                 counted.group_by(keys, maintain_order=True)
-                .agg(pl.col("n").sum(), pl.col("events").sum())
+                .agg(pl.col("n").sum(), events_sum.alias("events"))
                 .select(*keys, pl.lit(TOTAL).alias("group"), "n", "events"),
             ]
         )
@@ -502,10 +502,7 @@ def ae_hierarchy(
         .with_columns(
             pl.col("n").fill_null(0),
             pl.col("N").fill_null(0),
-            pl.when(pl.col("events").is_null() & pl.lit("n_events" in source.columns))
-            .then(0)
-            .otherwise(pl.col("events"))
-            .alias("events"),
+            pl.col("events").fill_null(0) if has_events else pl.col("events"),
         )
         .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
     )
