@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from study import load_study
-from trial.derive.ae import NOT_CODED, ae_coding_findings, ae_dictionary, code_events
+from trial.derive.ae import NOT_CODED, ae_coding_findings, code_events
 
 AE = pl.DataFrame(
     {
@@ -21,7 +21,7 @@ AE = pl.DataFrame(
 
 def test_terms_and_verbatims_are_coded_to_pt_and_soc() -> None:
     study = load_study()
-    coded = code_events(AE.lazy(), ae_dictionary(study)).collect()
+    coded = code_events(AE.lazy(), study.ae_coding).collect()
     assert coded.select("AEDECOD", "AEBODSYS").rows() == [
         ("Paraesthesia", "Nervous system disorders"),
         ("Nasopharyngitis", "Infections and infestations"),
@@ -32,7 +32,7 @@ def test_terms_and_verbatims_are_coded_to_pt_and_soc() -> None:
 
 def test_an_uncoded_verbatim_is_a_finding_with_its_line() -> None:
     study = load_study()
-    coded = code_events(AE.lazy(), ae_dictionary(study)).collect()
+    coded = code_events(AE.lazy(), study.ae_coding).collect()
     findings = ae_coding_findings(coded, study)
     assert findings.select("subject_id", "finding", "source_line").rows() == [("S2", NOT_CODED, 4)]
     assert "'stubbed toe'" in findings["detail"][0]

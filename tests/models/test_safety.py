@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from study import Study, load_study
-from trial.derive.ae import ae_dictionary, code_events
+from trial.derive.ae import code_events
 from trial.models.safety import safety_summary
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
@@ -142,7 +142,7 @@ CODED_ADAE = pl.concat(
 
 
 def coded_result(study: Study):
-    adae = code_events(CODED_ADAE.lazy(), ae_dictionary(study)).collect()
+    adae = code_events(CODED_ADAE.lazy(), study.ae_coding).collect()
     return safety_summary(adae, CODED_ADSL, study)
 
 

@@ -15,45 +15,15 @@ it under "Not coded", never drop it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
 from study import Study
+from study.config import AeCoding
 from trial.derive.findings import FINDINGS_SCHEMA
 from trial.derive.schedule import study_day
 
 NOT_CODED = "AE_NOT_CODED"
 """Finding code of an AE the study dictionary does not code."""
-
-
-@dataclass(frozen=True)
-class AeDictionary:
-    """The study's AE dictionary (``ae_coding``): term -> (PT, SOC), the term coded by its
-    verbatim, verbatim (normalised) -> (PT, SOC), and the disposition reason of a withdrawal
-    because of an AE."""
-
-    name: str
-    terms: dict[str, tuple[str, str]]
-    other_term: str
-    verbatims: dict[str, tuple[str, str]]
-    discontinuation_reason: str
-
-
-def ae_dictionary(study: Study) -> AeDictionary:
-    """The ``ae_coding`` section of the study configuration, typed."""
-    section = study.section("ae_coding")
-
-    def pairs(mapping: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
-        return {str(k): (str(v["pt"]), str(v["soc"])) for k, v in (mapping or {}).items()}
-
-    return AeDictionary(
-        name=str(section["dictionary"]),
-        terms=pairs(section["terms"]),
-        other_term=str(section["other_term"]),
-        verbatims={normalise_verbatim(k): v for k, v in pairs(section["verbatims"]).items()},
-        discontinuation_reason=str(section["discontinuation_reason"]),
-    )
 
 
 def normalise_verbatim(text: str) -> str:
@@ -65,29 +35,32 @@ def _verbatim_key() -> pl.Expr:
     return pl.col("verbatim").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
 
 
-def code_events(ae: pl.LazyFrame, dictionary: AeDictionary) -> pl.LazyFrame:
-    """``ae`` with ``AEDECOD`` and ``AEBODSYS`` (null where the dictionary has no entry)."""
-    terms = pl.LazyFrame(
+def code_events(ae: pl.LazyFrame, coding: AeCoding | None) -> pl.LazyFrame:
+    """``ae`` with ``AEDECOD`` and ``AEBODSYS`` (null where the dictionary has no entry, and
+    everywhere when the study configures none)."""
+    terms = coding.terms if coding else {}
+    verbatims = {normalise_verbatim(k): v for k, v in (coding.verbatims if coding else {}).items()}
+    by_term = pl.LazyFrame(
         {
-            "term": list(dictionary.terms),
-            "_pt_t": [v[0] for v in dictionary.terms.values()],
-            "_soc_t": [v[1] for v in dictionary.terms.values()],
+            "term": list(terms),
+            "_pt_t": [v.pt for v in terms.values()],
+            "_soc_t": [v.soc for v in terms.values()],
         },
         schema={"term": pl.String, "_pt_t": pl.String, "_soc_t": pl.String},
     )
-    verbatims = pl.LazyFrame(
+    by_verbatim = pl.LazyFrame(
         {
-            "_vkey": list(dictionary.verbatims),
-            "_pt_v": [v[0] for v in dictionary.verbatims.values()],
-            "_soc_v": [v[1] for v in dictionary.verbatims.values()],
+            "_vkey": list(verbatims),
+            "_pt_v": [v.pt for v in verbatims.values()],
+            "_soc_v": [v.soc for v in verbatims.values()],
         },
         schema={"_vkey": pl.String, "_pt_v": pl.String, "_soc_v": pl.String},
     )
-    other = pl.col("term") == dictionary.other_term
+    other = pl.col("term") == (coding.other_term if coding else None)
     return (
         ae.with_columns(_vkey=_verbatim_key())
-        .join(terms, on="term", how="left", maintain_order="left")
-        .join(verbatims, on="_vkey", how="left", maintain_order="left")
+        .join(by_term, on="term", how="left", maintain_order="left")
+        .join(by_verbatim, on="_vkey", how="left", maintain_order="left")
         .with_columns(
             AEDECOD=pl.when(other).then(pl.col("_pt_v")).otherwise(pl.col("_pt_t")),
             AEBODSYS=pl.when(other).then(pl.col("_soc_v")).otherwise(pl.col("_soc_t")),
@@ -104,7 +77,7 @@ def derive_adae(ae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFr
         keep.append("arm")
     emergent = pl.col("onset_date") >= pl.col("trt_start_date")
     return (
-        code_events(ae.lazy(), ae_dictionary(study))
+        code_events(ae.lazy(), study.ae_coding)
         .join(adsl.lazy().select(keep), on="subject_id", how="left")
         .with_columns(
             STUDYID=pl.lit(study.study_id),
@@ -124,10 +97,10 @@ def derive_adae(ae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFr
 def ae_coding_findings(adae: pl.DataFrame, study: Study) -> pl.DataFrame:
     """One finding per AE the study dictionary does not code (:data:`NOT_CODED`), with the AE
     form's file and line, in the derivation findings' schema."""
-    dictionary = ae_dictionary(study)
+    other = study.ae_coding.other_term if study.ae_coding else None
     uncoded = adae.filter(pl.col("AEDECOD").is_null())
     why = (
-        pl.when(pl.col("term") == dictionary.other_term)
+        pl.when(pl.col("term") == other)
         .then(
             pl.format(
                 "its verbatim '{}' is not in the study AE dictionary (ae_coding.verbatims)",

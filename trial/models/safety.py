@@ -125,8 +125,8 @@ def safety_summary(adae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Mode
     in_set = events.join(subjects, on="subject_id", how="inner")
     if events.height - in_set.height:
         notes.append(f"{events.height - in_set.height} AEs of subjects outside the Safety set")
-    terms = study.codelists["ae_term"]
-    severities = study.codelists["ae_severity"]
+    terms = study.codelists.ae_term
+    severities = study.codelists.ae_severity
     term_rank = pl.col("term").replace_strict(terms, list(range(len(terms))), default=len(terms))
 
     any_ae = in_set.with_columns(term=pl.lit(ANY_TERM))
@@ -228,10 +228,10 @@ def _leading_to_discontinuation(
     onset when the date is missing; none when ADSL has no disposition): the AE form has no
     action-taken field, so the AEs a subject had by the time of an AE withdrawal are the ones
     that led to it."""
-    reason = str(study.section("ae_coding")["discontinuation_reason"])
-    if "disposition_reason" not in adsl.columns:
+    if study.ae_coding is None or "disposition_reason" not in adsl.columns:
         return events.head(0)
     date = "disposition_date" if "disposition_date" in adsl.columns else None
+    reason = study.ae_coding.discontinuation_reason
     withdrawn = adsl.filter(pl.col("disposition_reason") == reason).select(
         "subject_id", *([pl.col(date).alias("_until")] if date else [])
     )

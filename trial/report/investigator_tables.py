@@ -218,7 +218,7 @@ def responders(data: ReportData) -> Tlf:
         "HDSS responders, n (%)",
         "Sweat responders, n (%)",
     )
-    responder = data.study.section("endpoints")["responder"]
+    responder = data.study.endpoints.responder
     n = _denominators(data, "analysed_fas")
     return Tlf(
         number="14.2.1",
@@ -228,8 +228,8 @@ def responders(data: ReportData) -> Tlf:
         footnotes=(
             "Percent reduction = 100 x (1 - exp(mean change in ln palmar rate)); LS mean from the "
             "primary MMRM.",
-            f"Responders: HDSS improved by >= {responder['hdss_improvement_points']} points; "
-            f"palmar rate reduced by >= {responder['sweat_reduction_pct']:g} %; a missing value "
+            f"Responders: HDSS improved by >= {responder.hdss_improvement} points; "
+            f"palmar rate reduced by >= {responder.sweat_reduction_pct:g} %; a missing value "
             "counts as non-response.",
             *_arms_note(data),
         ),
@@ -317,7 +317,7 @@ def multiplicity(data: ReportData) -> Tlf:
         pl.col("decision").str.to_titlecase().alias("Decision"),
         pl.col("reason").alias("Reason"),
     )
-    alpha = study.section("endpoints")["alpha"]
+    alpha = study.alpha
     return Tlf(
         number="14.2.4",
         title="Multiplicity: fixed-sequence testing of the key secondary hypotheses",

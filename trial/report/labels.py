@@ -15,8 +15,7 @@ from study import Study
 
 def labels(study: Study, codelist: str) -> dict[str, str]:
     """Code -> label of one codelist (empty when the study labels none)."""
-    section = study.raw.get("labels") or {}
-    return {str(k): str(v) for k, v in (section.get(codelist) or {}).items()}
+    return dict(study.labels.get(codelist, {}))
 
 
 def readable(code: str) -> str:

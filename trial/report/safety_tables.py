@@ -137,7 +137,7 @@ def category_table(
     headers = group_headers(groups, dens)
     shown = frame.filter(pl.col("n").max().over("soc", "pt", "category") > 0)
     order = _row_order(shown.group_by("soc", "pt", "group").agg(pl.col("n").sum()), groups)
-    ranks = {str(c): i for i, c in enumerate(study.codelists[codelist])}
+    ranks = {str(c): i for i, c in enumerate(study.codelist(codelist))}
     cells = shown.with_columns(
         _pct(pl.col("n"), pl.col("pct")).alias("value"),
         pl.col("category")
@@ -207,7 +207,7 @@ def serious_listing(listing: pl.DataFrame, study: Study, number: str) -> Tlf:
         footnotes=(
             "Study day 1 = baseline visit; no day 0. Severity and relationship as the "
             "investigator recorded them; coding: "
-            + str(study.section("ae_coding")["dictionary"])
+            + (study.ae_coding.dictionary if study.ae_coding else "none configured")
             + ".",
         ),
         sources=("ADSL", "ADAE"),
