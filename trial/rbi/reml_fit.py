@@ -9,7 +9,7 @@ A *refit* near a known optimum (leave one subject out, a bootstrap sample) itera
 theta <- theta - H0^-1 g(theta) with the Hessian H0 of the full-data fit held fixed: a
 contraction with rate of order 1 / n for a leave-one-out change, so a few gradient evaluations
 reach the refit's optimum. A refit that does not converge in :data:`REFIT_MAX_ITER` steps falls
-back to BFGS and Newton from the same start (then from the moment estimate).
+back to Newton with a fresh Hessian (then to BFGS and Newton from the moment estimate).
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class UnstructuredReml:
         self, theta0: np.ndarray, h0_inv: np.ndarray, fallback: np.ndarray | None = None
     ) -> tuple[RemlOptimum, bool]:
         """Optimum near ``theta0`` by fixed-Hessian Newton steps (see module doc); and whether
-        the BFGS and Newton fallback (from ``fallback``, default ``theta0``) was needed.
+        a fallback was needed: Newton with a fresh Hessian from ``fallback`` (default
+        ``theta0``), then BFGS and Newton from the moment estimate.
 
         Stops at the first theta whose decrement g' H0^-1 g is below :data:`REFIT_TOL` and
         returns the estimates evaluated there (no further evaluation).
@@ -155,6 +156,6 @@ class UnstructuredReml:
                 return RemlOptimum(theta, state.beta[0], sigma[0], m2, k + 1), False
             theta = theta - step
         try:
-            return self.fit(theta0 if fallback is None else fallback)[0], True
+            return self.newton(theta0 if fallback is None else fallback)[0], True
         except ImputationModelError:
             return self.fit()[0], True
