@@ -129,6 +129,7 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
         study.arm_codes,
         visits,
         None,
+        level=study.confidence_level,
     )
     variance = {
         "var_subject": float(fit.g[0, 0]),
@@ -146,7 +147,12 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
     )
     return ModelResult(
         name=NAME,
-        estimates=tidy_estimates(design.names, fit.beta, np.sqrt(np.diag(fit.cov_beta))),
+        estimates=tidy_estimates(
+            design.names,
+            fit.beta,
+            np.sqrt(np.diag(fit.cov_beta)),
+            level=study.confidence_level,
+        ),
         fit={
             "n_subjects": engine.n_subjects,
             "n_observations": engine.n_obs,
