@@ -94,7 +94,7 @@ def ancova_terms(study: Study, covariates: Sequence[str] = ("logbase",)) -> list
         Factor("arm", study.arm_codes),
         *covariates,
         Factor("centre", study.centres),
-        Factor("stratum", list(study.stratum_levels.values())),
+        Factor("stratum", study.stratum_codes),
     ]
 
 

@@ -149,7 +149,7 @@ def _logistic(
         [
             Factor("arm", study.arm_codes),
             Factor("centre", study.centres),
-            Factor("stratum", list(study.stratum_levels.values())),
+            Factor("stratum", study.stratum_codes),
         ],
     )
     design = treatment_design(frame, main)

@@ -40,7 +40,7 @@ def side_terms(study: Study) -> tuple[list[Factor | str], list[tuple[str, str]]]
         Factor("visit", study.model_visits),
         "logbase",
         Factor("centre", study.centres),
-        Factor("stratum", list(study.stratum_levels.values())),
+        Factor("stratum", study.stratum_codes),
     ]
     return main, [("arm", "visit"), ("visit", "logbase")]
 
