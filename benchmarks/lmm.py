@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from study import load_study
 from trial.models.lmm import fit_lmm
-from trial.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
-STUDY_FILE = REPO / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = REPO / "study" / "studies" / "ion301.yaml"
 R_SCRIPT = """
 d <- read.csv(commandArgs(TRUE)[1])
 for (f in c("arm", "visit", "centre", "stratum")) d[[f]] <- factor(d[[f]])
@@ -90,12 +90,14 @@ def time_lme4(frame: pl.DataFrame) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument(
+        "--ref1", type=Path, default=REPO / "tests" / "fixtures" / "ref1", help="reference folder"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1500, 6000])
     args = parser.parse_args()
     study = load_study(STUDY_FILE)
-    long = pl.read_csv(args.shared / "reference" / "ref1" / "expected" / "analysis_long.csv")
+    long = pl.read_csv(args.ref1 / "expected" / "analysis_long.csv")
     load = os.getloadavg()[0]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_contracts.contracts import load_contract
-from trial.study import Study
+from study import Study
 
 SNIFF_BYTES = 64 * 1024
 """Bytes read from the start of a file to recognise the sealed list (64 KiB: about a
