@@ -227,9 +227,11 @@ def scan_raw(
     if not records:
         return pl.DataFrame(schema=contract.schema)
     base = pl.DataFrame(records, schema={k: contract.schema[k] for k in records[0]})
-    # Version chains: (centre, file name) for well-placed files, the path itself otherwise.
+    # Version chains: (centre, file name) for well-placed files, the path itself otherwise; a
+    # copy of the sealed list is a version of nothing (a copy named dm.csv does not supersede
+    # the centre's dm snapshot).
     chain = (
-        pl.when(pl.col("delivery_date").is_not_null())
+        pl.when(pl.col("delivery_date").is_not_null() & (pl.col("kind") != SEALED))
         .then(pl.concat_str("centre_id", "file_name", separator="/"))
         .otherwise(pl.col("source_file"))
     )

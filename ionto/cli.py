@@ -35,10 +35,13 @@ def _refused(command: str, error: Exception) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.blinding_record import OutputFolderRefused
-    from pipelines.run import run_pipeline
+    from pipelines.blinding_record import OutputFolderRefused, check_output_folder
 
     try:
+        # Before the pipeline (and Dagster) is loaded: the refusal is the only line printed.
+        check_output_folder(Path(args.out), blinded=not args.unblind)
+        from pipelines.run import run_pipeline
+
         report = run_pipeline(
             raw_dir=Path(args.raw),
             out_dir=Path(args.out),

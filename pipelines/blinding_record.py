@@ -8,7 +8,7 @@ mode, and a run of the other mode is refused before it writes anything: a blinde
 writes where an unblinded one did, nor an unblinded run where blinded readers look.
 
 A folder written by a version before the record existed is judged by its content: it is
-unblinded if its randomisation table has rows or any table has an ``arm`` column.
+unblinded if its randomisation table has rows or any other table has an ``arm`` column.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def _holds_arms(out_dir: Path) -> bool:
     return any(
         "arm" in pl.scan_parquet(path).collect_schema().names()
         for path in sorted(tables.glob("*.parquet"))
+        if path != randomisation  # a blinded run stores it empty, with its columns
     )
 
 
@@ -52,7 +53,11 @@ def folder_mode(out_dir: Path) -> str | None:
     tables of) ``out_dir``; None for a folder no run has written to."""
     record = record_path(out_dir)
     if record.is_file():
-        mode = json.loads(record.read_text("utf-8")).get("mode")
+        try:
+            content = json.loads(record.read_text("utf-8"))
+        except json.JSONDecodeError:
+            content = None
+        mode = content.get("mode") if isinstance(content, dict) else content
         if mode not in (BLINDED, UNBLINDED):
             raise OutputFolderRefused(
                 f"{record} does not say 'blinded' or 'unblinded' (it says {mode!r}); "
@@ -64,9 +69,9 @@ def folder_mode(out_dir: Path) -> str | None:
     return UNBLINDED if _holds_arms(out_dir) else BLINDED
 
 
-def claim_output_folder(out_dir: Path, blinded: bool) -> None:
-    """Record ``out_dir``'s mode on its first run; raise :class:`OutputFolderRefused` when the
-    folder belongs to the other mode. Call before writing anything into ``out_dir``."""
+def check_output_folder(out_dir: Path, blinded: bool) -> None:
+    """Raise :class:`OutputFolderRefused` when ``out_dir`` belongs to the other mode (writes
+    nothing: the command line calls it before it loads the pipeline)."""
     wanted = BLINDED if blinded else UNBLINDED
     found = folder_mode(out_dir)
     if found is not None and found != wanted:
@@ -79,6 +84,13 @@ def claim_output_folder(out_dir: Path, blinded: bool) -> None:
             f"{out_dir} is a BLINDED output folder ({RECORD_NAME}): an unblinded run never "
             "writes where blinded readers look; give --out another folder"
         )
+
+
+def claim_output_folder(out_dir: Path, blinded: bool) -> None:
+    """Record ``out_dir``'s mode on its first run; raise :class:`OutputFolderRefused` when the
+    folder belongs to the other mode. Call before writing anything into ``out_dir``."""
+    check_output_folder(out_dir, blinded)
+    wanted = BLINDED if blinded else UNBLINDED
     record = record_path(out_dir)
     if record.is_file():
         return
