@@ -160,6 +160,26 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("related", "Related to treatment", values=tuple(cl["ae_related"])),
             ),
         ),
+        "cm": (
+            "EDC concomitant medications: one row per medication (latest snapshot); "
+            "delivered from protocol amendment 1 on (deliveries before it have no cm.csv).",
+            (
+                _subject(None),
+                string_col("cm_id", "Medication identifier", required=True, key=1),
+                string_col("drug", "Medication", "Coded medication.", values=tuple(cl["cm_drug"])),
+                string_col("verbatim", "Verbatim medication"),
+                date_col("start_date", "Start date", required=True),
+                date_col("end_date", "End date", "Empty while the medication is ongoing."),
+                string_col("indication", "Indication", values=tuple(cl["cm_indication"])),
+                string_col(
+                    "rescue",
+                    "Rescue treatment",
+                    "Y: taken as rescue treatment (an intercurrent event when the indication is "
+                    "hyperhidrosis, SAP section 11).",
+                    values=yes_no,
+                ),
+            ),
+        ),
         "disposition": (
             "EDC disposition: one row per subject.",
             (
@@ -496,6 +516,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                         "visits",
                         "hdss",
                         "ae",
+                        "cm",
                         "disposition",
                         "devices",
                         "randomisation",
@@ -544,6 +565,7 @@ EDC_TABLES = (
     "visits",
     "hdss",
     "ae",
+    "cm",
     "disposition",
     "devices",
     "randomisation",

@@ -26,6 +26,9 @@ Reason codes used by the readers:
 | ``UNKNOWN_FOLDER`` | a file in a folder that is no delivery folder (``latest``, ``2026-02-30``, nested) |
 | ``SYMLINK`` | a symbolic link (to a file or a folder): never followed, nothing behind it read |
 | ``SEALED_LIST_IN_RAW`` | a copy of the sealed randomisation list (name, header or rows): never read |
+
+The trial-level rules (``data_contracts/trial_rules.yaml``, :mod:`ingest.integrity`) add their
+blocking codes (``UNKNOWN_SUBJECT``, ``NON_FINITE``, ``TIMESTAMP_BACKWARDS``, ...).
 """
 
 from __future__ import annotations
