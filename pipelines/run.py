@@ -26,6 +26,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.blinding_record import claim_output_folder
@@ -33,6 +34,7 @@ from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.resources import TrialSettings
+from study import load_study
 
 log = logging.getLogger("ionto")
 
@@ -73,6 +75,7 @@ class RunReport:
             f"  models:  {self.out_dir / 'models'}",
             f"  reports: {self.out_dir / 'reports'}",
             f"  exports: {self.out_dir / 'exports'}",
+            f"  contracts: {self.out_dir / 'contracts'}",
         ]
         return "\n".join(lines)
 
@@ -108,11 +111,14 @@ def run_pipeline(
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened. ``out_dir`` is claimed for the run's mode before anything is written
-    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for
-    a folder of the other mode). ``verify``: hash every raw file again, not trusting stored
-    hashes of files whose size and modification time are unchanged.
+    list is never opened. The study is loaded and validated first (:class:`study.StudyError`
+    before any raw file is read); the contracts the run checks against, resolved for its study,
+    are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
+    anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
+    ``OutputFolderRefused`` for a folder of the other mode). ``verify``: hash every raw file
+    again, not trusting stored hashes of files whose size and modification time are unchanged.
     """
+    study = load_study(study_path)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
     if unblind_path is not None:
@@ -128,6 +134,7 @@ def run_pipeline(
         verify=verify,
     )
     defs = build_definitions(settings)
+    write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     earlier = None if verify else read_hash_cache(out_dir)
@@ -203,7 +210,6 @@ def run_demo(
     A simulated study's sealed list is ours to open, so the demo runs unblinded (the
     explicit ``unblind_path`` route, logged like any other).
     """
-    from study import load_study
     from trial.simulate import simulate_trial
 
     preamble: list[str] = []
