@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_contracts.contracts import load_contract
+from data_contracts.contracts import contract_template
 from study import Study
 
 SNIFF_BYTES = 64 * 1024
@@ -70,7 +70,7 @@ class SealedListSignature:
 
 
 def _sealed_columns() -> frozenset[str]:
-    contract = load_contract("randomisation")
+    contract = contract_template("randomisation")
     return frozenset(c.lower() for c in contract.columns if c not in _LINEAGE)
 
 
