@@ -216,6 +216,16 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
     adae = (
         studyid,
         *ae_cols,
+        string_col(
+            "AEDECOD",
+            "Dictionary-derived term",
+            "Preferred term from the study AE dictionary (ae_coding); null: not coded.",
+        ),
+        string_col(
+            "AEBODSYS",
+            "Body system or organ class",
+            "System organ class from the study AE dictionary; null: not coded.",
+        ),
         _yn("TRTEMFL", "Treatment-emergent flag", required=True),
         int_col("ASTDY", "Onset study day", unit="day"),
         int_col("AENDY", "End study day", unit="day"),
