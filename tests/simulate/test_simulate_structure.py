@@ -131,6 +131,7 @@ def test_vendor_b_json_keys_equal_ref1(
     if study.simulation.vendor_b_share == 0:
         assert not list(clean_run.raw_dir.rglob("ionto-b_*.jsonl")), "vendor A only"
         return
+
     def keys(paths: list[Path]) -> dict[str, set[tuple[str, ...]]]:
         out: dict[str, set[tuple[str, ...]]] = {}
         for p in paths:
@@ -290,7 +291,9 @@ def test_sealed_files_outside_raw(
     )
     for name in ("subjects_truth.csv", "sessions_truth.csv"):
         ref_header = first_line(ref1_dir / "expected" / name).split(",")
-        assert first_line(sealed / name).split(",") == [in_study_terms(h, study) for h in ref_header]
+        assert first_line(sealed / name).split(",") == [
+            in_study_terms(h, study) for h in ref_header
+        ]
     truth = json.loads((sealed / "truth.json").read_text("utf-8"))
     ref = json.loads((ref1_dir / "expected" / "truth.json").read_text("utf-8"))
     assert {in_study_terms(k, study) for k in ref} <= set(truth)
