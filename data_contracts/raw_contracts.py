@@ -103,6 +103,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=1,
                     maximum=4,
                 ),
+                *LINEAGE,
             ),
         ),
         "eligibility": (
@@ -117,6 +118,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     values=tuple(study.section("eligibility")["criteria"]),
                 ),
                 string_col("answer", "Answer", values=yes_no),
+                *LINEAGE,
             ),
         ),
         "visits": (
@@ -128,6 +130,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col(
                     "status", "Visit status", required=True, values=tuple(cl["visit_status"])
                 ),
+                *LINEAGE,
             ),
         ),
         "hdss": (
@@ -142,6 +145,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=1,
                     maximum=4,
                 ),
+                *LINEAGE,
             ),
         ),
         "ae": (
@@ -158,6 +162,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("severity", "Severity", values=tuple(cl["ae_severity"])),
                 string_col("serious", "Serious", values=yes_no),
                 string_col("related", "Related to treatment", values=tuple(cl["ae_related"])),
+                *LINEAGE,
             ),
         ),
         "disposition": (
@@ -174,6 +179,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "reason", "Reason", "Reason for withdrawal; SCREEN_FAILURE for screen failures."
                 ),
                 date_col("date", "Disposition date"),
+                *LINEAGE,
             ),
         ),
         "devices": (
@@ -184,6 +190,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("region", "Treated region", values=regions),
                 date_col("from_date", "Assigned from", required=True, key=3),
                 date_col("to_date", "Assigned until", "Empty while still assigned."),
+                *LINEAGE,
             ),
         ),
         "randomisation": (
@@ -193,6 +200,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 date_col("rand_date", "Randomisation date"),
                 string_col("stratum", "Stratum", values=tuple(study.stratum_levels.values())),
                 string_col("arm", "Randomised arm", values=tuple(study.arm_codes)),
+                *LINEAGE,
             ),
         ),
         "gravimetry": (
@@ -397,7 +405,13 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             "One row per distinct home-device session, all vendors (A, B, bench IBU).",
             (
                 string_col("device_serial", "Device serial", required=True),
-                string_col("vendor", "Vendor", required=True, values=("A", "B", "IBU")),
+                string_col(
+                    "vendor",
+                    "Vendor",
+                    "Set by the raw format the session comes from (ingest/registry.py): A, B, "
+                    "IBU for the bench units.",
+                    required=True,
+                ),
                 string_col(
                     "session_key",
                     "Session key",
@@ -489,24 +503,9 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col(
                     "kind",
                     "File kind",
+                    "The kind of the first raw format of the registry (ingest/registry.py) whose "
+                    "file pattern the name matches, else unknown.",
                     required=True,
-                    values=(
-                        "dm",
-                        "eligibility",
-                        "visits",
-                        "hdss",
-                        "ae",
-                        "disposition",
-                        "devices",
-                        "randomisation",
-                        "gravimetry",
-                        "vendor_a",
-                        "vendor_b",
-                        "bench_ibu",
-                        "balance",
-                        "capture_state",
-                        "unknown",
-                    ),
                 ),
                 int_col("size_bytes", "Size", minimum=0, unit="byte"),
                 string_col("sha256", "SHA-256", required=True, pattern=r"^[0-9a-f]{64}$"),
@@ -537,25 +536,10 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
     }
 
 
-EDC_TABLES = (
-    "dm",
-    "eligibility",
-    "visits",
-    "hdss",
-    "ae",
-    "disposition",
-    "devices",
-    "randomisation",
-)
-
-
 def rendered_contracts(study: Study) -> dict[str, str]:
-    """Dataset name -> YAML text of its contract (EDC tables get the lineage columns)."""
+    """Dataset name -> YAML text of its contract."""
     return {
-        name: render(
-            contract_mapping(name, desc, (*cols, *LINEAGE) if name in EDC_TABLES else cols),
-            GENERATOR,
-        )
+        name: render(contract_mapping(name, desc, cols), GENERATOR)
         for name, (desc, cols) in raw_tables(study).items()
     }
 

@@ -14,47 +14,39 @@ size, SHA-256, and its place in the version chain of (centre folder, file name):
   rules between different files compare (so a repeat changes no outcome);
 - the scan is a pure function of the tree, so re-reading a delivery changes nothing.
 
-A file whose path is not ``<centre>/<YYYY-MM-DD>/<file>`` or whose name matches no known format
-has kind ``unknown``; :func:`landing_quarantine` lists those (reason ``UNKNOWN_FILE``), plus any
-sealed randomisation list found inside a centre folder (``SEALED_LIST_IN_RAW``: never read).
+Which versions are current is asked of the manifest with :mod:`ingest.manifest`.
+
+A file's kind is that of the first raw format of the registry (:mod:`ingest.registry`) whose
+pattern its name matches. A file whose path is not ``<centre>/<YYYY-MM-DD>/<file>`` or whose
+name matches no registered format has kind ``unknown``; :func:`landing_quarantine` lists those
+(reason ``UNKNOWN_FILE``), plus any sealed randomisation list found inside a centre folder
+(``SEALED_LIST_IN_RAW``: never read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import QUARANTINE_SCHEMA, load_contract
-
-EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices")
-"""EDC exports a centre delivers (``randomisation`` is sealed and never in a centre folder)."""
-
-KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    *((t, re.compile(rf"^{t}\.csv$")) for t in EDC_TABLES),
-    ("randomisation", re.compile(r"^randomisation\.csv$")),
-    ("gravimetry", re.compile(r"^gravimetry_.+\.csv$")),
-    ("vendor_a", re.compile(r"^ionto-a_[^_]+_\d{8}\.csv$")),
-    ("vendor_b", re.compile(r"^ionto-b_[^_]+_\d{14}\.jsonl$")),
-    ("bench_ibu", re.compile(r"^(bench_)?ibu[_-].*\.jsonl$")),
-    ("balance", re.compile(r"^(bench_)?balance[_-].*\.jsonl$")),
-    ("capture_state", re.compile(r"^capture-(ibu|balance)\.checkpoint\.json(\.tmp)?$")),
-)
-"""File name -> kind, first match wins (the bench readers' engineer owns the bench names)."""
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat
 
 UNKNOWN = "unknown"
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def classify(file_name: str) -> str:
-    """The kind of a raw file from its name: an EDC table name, ``gravimetry``, ``vendor_a``,
-    ``vendor_b``, ``bench_ibu``, ``balance``, or ``unknown``."""
-    for kind, pattern in KIND_PATTERNS:
-        if pattern.match(file_name):
-            return kind
+def classify(file_name: str, sources: Sequence[SourceFormat] = SOURCES) -> str:
+    """The kind of a raw file from its name: the kind of the first registered format whose
+    pattern it matches (:mod:`ingest.registry`), or ``unknown``."""
+    for source in sources:
+        if source.matches(file_name):
+            return source.kind
     return UNKNOWN
 
 
@@ -104,10 +96,14 @@ def file_hashes(raw_root: Path, earlier: pl.DataFrame | None = None) -> pl.DataF
     return pl.DataFrame(rows, schema=HASHES_SCHEMA, orient="row")
 
 
-def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame:
+def scan_raw(
+    raw_root: Path,
+    hashes: pl.DataFrame | None = None,
+    sources: Sequence[SourceFormat] = SOURCES,
+) -> pl.DataFrame:
     """The manifest of every file under ``raw_root`` (contract ``landing_manifest``), sorted by
-    centre, delivery date and file name. ``hashes``: the files' :func:`file_hashes` when the
-    caller has them (else they are computed)."""
+    centre, delivery date and file name; kinds from the registry ``sources``. ``hashes``: the
+    files' :func:`file_hashes` when the caller has them (else they are computed)."""
     raw_root = Path(raw_root)
     if hashes is None:
         hashes = file_hashes(raw_root)
@@ -123,7 +119,7 @@ def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame
                 "centre_id": parts[0] if well_placed else None,
                 "delivery_date": delivered,
                 "file_name": rel.name,
-                "kind": classify(rel.name) if well_placed else UNKNOWN,
+                "kind": classify(rel.name, sources) if well_placed else UNKNOWN,
                 "size_bytes": size,
                 "sha256": sha,
             }
@@ -158,28 +154,6 @@ def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame
         .sort("centre_id", "delivery_date", "file_name", "source_file", nulls_last=True)
     )
     return manifest.select(contract.columns)
-
-
-def current_files(manifest: pl.DataFrame, kind: str | None = None) -> pl.DataFrame:
-    """Current versions (optionally of one kind), in delivery order (date, centre, file name)."""
-    current = manifest.filter(pl.col("is_current"))
-    if kind is not None:
-        current = current.filter(pl.col("kind") == kind)
-    return current.sort("delivery_date", "centre_id", "file_name", nulls_last=True)
-
-
-def current_by_kind(manifest: pl.DataFrame) -> dict[str, list[str]]:
-    """Kind -> relative paths of its current files, in delivery order."""
-    current = current_files(manifest)
-    return {
-        str(kind): frame["source_file"].to_list()
-        for (kind,), frame in current.group_by("kind", maintain_order=True)
-    }
-
-
-def n_superseded(manifest: pl.DataFrame) -> int:
-    """File versions superseded by a later delivery of the same (centre, file name)."""
-    return int(manifest.filter(~pl.col("is_current")).height)
 
 
 def landing_quarantine(manifest: pl.DataFrame) -> pl.DataFrame:

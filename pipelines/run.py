@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from dagster._core.storage.tags import (
 )
 
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
@@ -102,11 +105,12 @@ def run_pipeline(
     out_dir: Path,
     study_path: Path | None = None,
     unblind_path: Path | None = None,
+    sources: Sequence[SourceFormat] = SOURCES,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened.
+    list is never opened. ``sources``: the registry of raw formats (``ingest.registry``).
     """
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
@@ -121,7 +125,7 @@ def run_pipeline(
         study_path=str(study_path.resolve()) if study_path else "",
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
     )
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, sources=sources)
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     earlier = read_hash_cache(out_dir)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from ingest.registry import edc_tables
 from trial.simulate import SimulationSummary, simulate_trial
 from trial.study import Study
 
-EDC = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
+EDC = list(edc_tables())
 NAME_PATTERNS = [
     r"(dm|eligibility|visits|hdss|ae|disposition|devices)\.csv",
     r"gravimetry_C\d\d_\d{8}\.csv",
