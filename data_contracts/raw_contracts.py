@@ -1,7 +1,7 @@
 """Writes the raw datasets' ODCS contracts from one compact table and the study configuration.
 
 The YAML files are the source of truth that readers and checks load; this module is how they
-are made, so that their codelists always agree with ``trial/studies/<study>.yaml``. Run
+are made, so that their codelists always agree with ``study/studies/<study>.yaml``. Run
 ``python -m data_contracts.raw_contracts`` after changing either; ``tests/contracts`` fails
 when a committed file differs from what this writes.
 
@@ -26,7 +26,7 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR
-from trial.study import Study, load_study
+from study import Study, load_study
 
 GENERATOR = "data_contracts/raw_contracts.py"
 SUBJECT_PATTERN = r"^[A-Z0-9]+-[0-9]+$"
@@ -162,6 +162,27 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("severity", "Severity", values=tuple(cl["ae_severity"])),
                 string_col("serious", "Serious", values=yes_no),
                 string_col("related", "Related to treatment", values=tuple(cl["ae_related"])),
+                *LINEAGE,
+            ),
+        ),
+        "cm": (
+            "EDC concomitant medications: one row per medication (latest snapshot); "
+            "delivered from protocol amendment 1 on (deliveries before it have no cm.csv).",
+            (
+                _subject(None),
+                string_col("cm_id", "Medication identifier", required=True, key=1),
+                string_col("drug", "Medication", "Coded medication.", values=tuple(cl["cm_drug"])),
+                string_col("verbatim", "Verbatim medication"),
+                date_col("start_date", "Start date", required=True),
+                date_col("end_date", "End date", "Empty while the medication is ongoing."),
+                string_col("indication", "Indication", values=tuple(cl["cm_indication"])),
+                string_col(
+                    "rescue",
+                    "Rescue treatment",
+                    "Y: taken as rescue treatment (an intercurrent event when the indication is "
+                    "hyperhidrosis, SAP section 11).",
+                    values=yes_no,
+                ),
                 *LINEAGE,
             ),
         ),

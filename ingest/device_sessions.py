@@ -19,7 +19,7 @@ import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.source_format import SourceFormat
-from trial.study import Study
+from study import Study
 
 DATASET = "device_sessions"
 

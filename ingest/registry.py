@@ -34,6 +34,7 @@ SOURCES: tuple[SourceFormat, ...] = check_registry(
         edc_source("visits"),
         edc_source("hdss"),
         edc_source("ae"),
+        edc_source("cm"),
         edc_source("disposition"),
         edc_source("devices"),
         SEALED_LIST,

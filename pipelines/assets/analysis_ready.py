@@ -12,6 +12,7 @@ from ingest.device_sessions import registry_device_sessions
 from ingest.registry import session_inputs
 from ingest.source_format import SourceFormat
 from pipelines.resources import TrialSettings
+from trial.derive.adice import derive_adice
 from trial.derive.ae import derive_adae
 from trial.derive.analysis_long import build_analysis_long
 from trial.derive.findings import gravimetry_findings, stratum_findings
@@ -137,6 +138,22 @@ def adhdss(settings: TrialSettings, hdss: pl.DataFrame, visits: pl.DataFrame) ->
 def adae(settings: TrialSettings, ae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     """Adverse events (latest snapshot) with treatment-emergent flag and study day."""
     return derive_adae(ae, adsl, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
+def adice(
+    settings: TrialSettings,
+    adsl: pl.DataFrame,
+    disposition: pl.DataFrame,
+    visits: pl.DataFrame,
+    addev: pl.DataFrame,
+    cm: pl.DataFrame,
+    adsweat: pl.DataFrame,
+) -> pl.DataFrame:
+    """Intercurrent events (SAP section 11), one row per subject and ICE, derived from the
+    data: discontinuation (withdrawal, or a session gap before the treatment-end visit) and
+    rescue treatment (cm.csv), with the first visit each affects and its post-ICE rows."""
+    return derive_adice(adsl, disposition, visits, addev, cm, adsweat, settings.study())
 
 
 @dg.asset(group_name=READY, kinds={"polars"})

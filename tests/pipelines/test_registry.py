@@ -224,7 +224,16 @@ def test_a_third_vendor_is_landed_read_contracted_and_made_sessions(
 
 
 def test_the_edc_tables_and_session_inputs_come_from_the_registry() -> None:
-    assert edc_tables() == ("dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices")
+    assert edc_tables() == (
+        "dm",
+        "eligibility",
+        "visits",
+        "hdss",
+        "ae",
+        "cm",
+        "disposition",
+        "devices",
+    )
     assert session_inputs() == ("vendor_a_sessions", "vendor_b_sessions", "bench_ibu_frames")
 
 

@@ -13,8 +13,8 @@ from ingest.registry import SOURCES
 from ingest.source_format import Frame, Resolution
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
+from study import load_study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
-from trial.study import load_study
 
 
 def test_definitions_load_with_groups_and_contract_checks() -> None:

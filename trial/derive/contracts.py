@@ -31,7 +31,9 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR, Contract, dtype_name, load_contract
-from trial.study import Study, load_study
+from study import Study, load_study
+from trial.derive.adice import BASES
+from trial.estimands.config import ice_rules
 
 GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")
@@ -263,6 +265,52 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         int_col("n_sides", "Number of valid sides", required=True, minimum=1, maximum=2),
         string_col("base_visit", "Visit giving the baseline", required=True, values=visits),
     )
+    ice_names = tuple(ice_rules(study).names)
+    adice = (
+        studyid,
+        subject(),
+        _yn("FASFL", "Full analysis set flag", required=True),
+        string_col("ICE", "Intercurrent event", required=True, key=2, values=ice_names),
+        string_col("ICE_NAME", "Intercurrent event name", required=True),
+        string_col(
+            "basis",
+            "What the ICE was derived from",
+            "WITHDRAWAL (disposition), SESSION_GAP (device sessions), RESCUE (cm).",
+            required=True,
+            values=BASES,
+        ),
+        date_col(
+            "ICEDT",
+            "ICE date",
+            "Discontinuation: the day after the last session started before the withdrawal or "
+            "gap; rescue: the medication's start date.",
+            required=True,
+        ),
+        int_col("ICEDY", "ICE study day", unit="day"),
+        string_col(
+            "first_visit",
+            "First model visit affected",
+            "First model visit dated on or after the ICE date (target date when not done); "
+            "empty when none is.",
+            values=tuple(study.model_visits),
+        ),
+        int_col("first_visit_index", "Index of the first visit affected", minimum=1),
+        int_col(
+            "n_post_ice_rows",
+            "Observed post-ICE model rows",
+            "Observed primary-region model-visit values dated on or after the ICE date.",
+            required=True,
+            minimum=0,
+        ),
+        string_col("post_ice_visits", "Post-ICE observed visits", "Comma-separated."),
+        string_col("detail", "How the ICE was derived", required=True),
+        string_col(
+            "source_records",
+            "Raw source records (file:line)",
+            "The disposition, treatment-end visit or cm row behind the ICE.",
+        ),
+        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
+    )
     return {
         "adsl": ("ADSL: one row per subject in dm, analysis-set flags.", adsl),
         "adsweat": ("ADSWEAT (BDS): log sweat rate per subject, region and visit.", adsweat),
@@ -273,6 +321,10 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         "analysis_long": (
             "Model input: one row per analysed subject and model visit.",
             analysis_long,
+        ),
+        "adice": (
+            "ADICE: one row per randomised subject and intercurrent event (SAP section 11).",
+            adice,
         ),
     }
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from study import Study, Visit
 from trial.simulate.params import SimulationParams
-from trial.study import Study, Visit
 
 OPERATOR_NAMES = [
     "A. Schmidt",
@@ -96,6 +97,19 @@ class AdverseEvent:
     related: str
 
 
+@dataclass(frozen=True)
+class Medication:
+    """One ``cm.csv`` row. ``end`` None: ongoing."""
+
+    cm_id: str
+    drug: str
+    verbatim: str
+    start: dt.date
+    end: dt.date | None
+    indication: str
+    rescue: str
+
+
 @dataclass
 class Subject:
     subject_id: str
@@ -124,6 +138,10 @@ class Subject:
     completed: dt.date | None = None
     hdss_responder: bool = False
     aes: list[AdverseEvent] = field(default_factory=list)
+    rescue: dt.date | None = None  # start of rescue treatment for hyperhidrosis (ICE2)
+    rescue_drug: str = ""
+    session_gap: tuple[dt.date, dt.date] | None = None  # no session in [start, end) (ICE1)
+    medications: list[Medication] = field(default_factory=list)  # cm.csv rows
 
     @property
     def randomised(self) -> bool:
@@ -385,11 +403,18 @@ class CohortBuilder:
             missed = rng.random() < p.visit_missed_share
             s.visits.append(VisitRecord(v.code, planned, None if missed else date, when))
 
-    def follow_up(self, subjects: list[Subject]) -> None:
+    def follow_up(
+        self,
+        subjects: list[Subject],
+        intercurrent: Callable[[list[Subject]], None] | None = None,
+        shift: Callable[[Subject, VisitRecord], float] | None = None,
+    ) -> None:
         """Visits, withdrawals, sweat papers, HDSS and AEs of the randomised subjects.
 
         One randomised subject is never treated, one withdraws before the first
         post-baseline visit, and ``bl_palm_lost_share`` lose both BL palm papers.
+        ``intercurrent`` assigns intercurrent events once withdrawals are known (its own random
+        stream); ``shift`` is then the log-scale shift of a done visit's expected change.
         """
         rng, p = self.rng, self.p
         rand = [s for s in subjects if s.randomised]
@@ -409,8 +434,10 @@ class CohortBuilder:
         for s in lost:
             s.bl_palm_lost = True
         self._withdrawals(rand, never, early)
+        if intercurrent is not None:
+            intercurrent(rand)
         for s in rand:
-            self._outcomes(s)
+            self._outcomes(s, shift)
 
     def _withdrawals(self, rand: list[Subject], never: Subject, early: Subject) -> None:
         rng, p, study = self.rng, self.p, self.study
@@ -462,7 +489,9 @@ class CohortBuilder:
                 final = s.visits[-1]
                 s.completed = final.date or final.planned
 
-    def _outcomes(self, s: Subject) -> None:
+    def _outcomes(
+        self, s: Subject, shift: Callable[[Subject, VisitRecord], float] | None = None
+    ) -> None:
         rng, p, study = self.rng, self.p, self.study
         primary = study.visit(study.primary_visit)
         arm = s.arm or ""
@@ -496,7 +525,8 @@ class CohortBuilder:
                 s.hdss[v.code] = score
             if not rec.done or not v.gravimetry:
                 continue
-            means = {r: s.level[r] + expected_change(p, s, v) for r in s.level}
+            change = expected_change(p, s, v) + (0.0 if shift is None else shift(s, rec))
+            means = {r: s.level[r] + change for r in s.level}
             papers = self._papers(s, v.code, rec.start_local, means)
             if s.bl_palm_lost and v.code == study.baseline_visit:
                 papers = [pp for pp in papers if pp.region != study.primary_region.code]

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import Subject, _choice
 from trial.simulate.params import SimulationParams
-from trial.study import Study
 
 UTC = dt.UTC
 CLOCK_RESET_EPOCH = dt.datetime(2000, 1, 1, 0, 0, 0)
@@ -207,6 +207,9 @@ class DeviceBuilder:
             )
             if stop is not None and date >= stop:
                 break
+            gap = s.session_gap
+            if gap is not None and gap[0] <= date < gap[1]:
+                continue
             local = dt.datetime.combine(date, dt.time(0), tzinfo=p.timezone) + dt.timedelta(
                 seconds=int(rng.integers(15 * 3600, 21 * 3600 + 30 * 60)),
                 milliseconds=int(rng.integers(0, 1000)),
@@ -287,8 +290,9 @@ class DeviceBuilder:
     def _resets(self, devices: list[Device]) -> dict[str, list[dict[str, Any]]]:
         """One vendor-A factory reset and one backup-battery clock reset (different units).
 
-        Factory reset: right after export k (not the last); later memory holds only the new
-        sessions, numbered from 1. Clock reset: the battery dies after export j; the sessions
+        Factory reset: right after export k (not the last, and holding more sessions than the
+        next export adds, so that the counter visibly restarts); later memory holds only the
+        new sessions, numbered from 1. Clock reset: the battery dies after export j; the sessions
         until export j + 1 (where the clinic sets the clock again) run from 2000-01-01.
         """
         rng = self.rng
@@ -297,7 +301,9 @@ class DeviceBuilder:
             for d in devices
             if d.vendor == "A"
             for k in range(len(d.exports) - 1)
-            if any(_between(x, d.exports[k], d.exports[k + 1]) for x in d.sessions)
+            if 0
+            < sum(_between(x, d.exports[k], d.exports[k + 1]) for x in d.sessions)
+            < len(d.exports[k].sessions)
         ]
         if not windows:
             return {"factory_resets": [], "clock_resets": []}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from trial.study import Study
+from study import Study
 
 
 def _float_map(raw: dict[Any, Any]) -> dict[str, float]:
@@ -20,7 +20,7 @@ def _float_map(raw: dict[Any, Any]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SimulationParams:
-    """Parameters of one simulated trial (see ``trial/studies/*.yaml`` ``simulation:``)."""
+    """Parameters of one simulated trial (see ``study/studies/*.yaml`` ``simulation:``)."""
 
     start_date: dt.date
     delivery_every_days: int
@@ -78,6 +78,17 @@ class SimulationParams:
     paper_wet_missing_share: float
     bl_palm_lost_share: float
     device_swap_share: float
+    cm_first_delivery: dt.date | None
+    rescue_by_w12: dict[str, float]
+    rescue_after_primary_share: float
+    rescue_slope: float
+    rescue_log_effect: float
+    rescue_drugs: dict[str, float]
+    session_gap_share: float
+    session_gap_days: tuple[int, int]
+    session_gap_fade_days: int
+    other_cm_share: float
+    topical_cm_share: float
 
     @property
     def sd_persistent(self) -> float:
@@ -96,12 +107,16 @@ class SimulationParams:
             missing = set(arms) - set(risks)
             if missing:
                 raise ValueError(f"{study.source}: simulation risk of {term} lacks arms {missing}")
+        rescue = _float_map(s.get("rescue_by_w12", {}))
+        if rescue and set(rescue) != set(arms):
+            raise ValueError(f"{study.source}: simulation rescue_by_w12 must name every arm")
         low = s.get("anticholinergic_low_current", {})
         unknown = set(s.get("edc_crlf_centres", [])) | set(s.get("balance_in_grams_centres", []))
         unknown -= set(study.centres)
         if unknown:
             raise ValueError(f"{study.source}: simulation names unknown centres {sorted(unknown)}")
         low_hdss, high_hdss = s["hdss_scale"]
+        gap_low, gap_high = s.get("session_gap_days", [35, 56])
         return cls(
             start_date=dt.date.fromisoformat(str(s["start_date"])),
             delivery_every_days=int(s["delivery_every_days"]),
@@ -159,4 +174,19 @@ class SimulationParams:
             paper_wet_missing_share=float(s["paper_wet_missing_share"]),
             bl_palm_lost_share=float(s["bl_palm_lost_share"]),
             device_swap_share=float(s["device_swap_share"]),
+            cm_first_delivery=(
+                dt.date.fromisoformat(str(s["cm_first_delivery"]))
+                if s.get("cm_first_delivery")
+                else None
+            ),
+            rescue_by_w12=rescue,
+            rescue_after_primary_share=float(s.get("rescue_after_primary_share", 0.0)),
+            rescue_slope=float(s.get("rescue_logit_slope_per_log_change", 0.0)),
+            rescue_log_effect=float(s.get("rescue_log_effect", 0.0)),
+            rescue_drugs=_float_map(s.get("rescue_drugs", {"OTHER": 1.0})),
+            session_gap_share=float(s.get("session_gap_share", 0.0)),
+            session_gap_days=(int(gap_low), int(gap_high)),
+            session_gap_fade_days=int(s.get("session_gap_fade_days", 28)),
+            other_cm_share=float(s.get("other_cm_share", 0.0)),
+            topical_cm_share=float(s.get("topical_cm_share", 0.0)),
         )

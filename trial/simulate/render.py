@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import Paper, Subject
 from trial.simulate.devices import UTC, Device, Session, format_offset
 from trial.simulate.params import SimulationParams
-from trial.study import Study
 
 EDC_HEADERS: dict[str, list[str]] = {
     "dm": [
@@ -44,7 +44,19 @@ EDC_HEADERS: dict[str, list[str]] = {
     ],
     "disposition": ["subject_id", "status", "reason", "date"],
     "devices": ["subject_id", "device_serial", "region", "from_date", "to_date"],
+    "cm": [
+        "subject_id",
+        "cm_id",
+        "drug",
+        "verbatim",
+        "start_date",
+        "end_date",
+        "indication",
+        "rescue",
+    ],
 }
+AMENDMENT_TABLES = ("cm",)
+"""EDC exports delivered only from ``simulation.cm_first_delivery`` on (protocol amendment 1)."""
 GRAVIMETRY_HEADER = [
     "subject_id",
     "visit",
@@ -199,6 +211,21 @@ class Renderer:
                             ae.related,
                         ]
                     )
+            for m in s.medications:
+                if m.start <= cut:
+                    end = _d(m.end) if m.end is not None and m.end <= cut else ""
+                    rows["cm"].append(
+                        [
+                            s.subject_id,
+                            m.cm_id,
+                            m.drug,
+                            m.verbatim,
+                            _d(m.start),
+                            end,
+                            m.indication,
+                            m.rescue,
+                        ]
+                    )
             if s.end_date <= cut:
                 if s.fail_reason is not None:
                     rows["disposition"].append(
@@ -220,7 +247,10 @@ class Renderer:
                     [dev.subject_id, dev.serial, dev.region, _d(dev.from_date), to]
                 )
         eol = "\r\n" if d.centre in self.p.edc_crlf_centres else "\n"
+        amended = self.p.cm_first_delivery is not None and d.date >= self.p.cm_first_delivery
         for name, header in EDC_HEADERS.items():
+            if name in AMENDMENT_TABLES and not amended:
+                continue
             self.files[f"{d.folder}/{name}.csv"] = OutFile(csv_lines(header, rows[name]), eol)
 
     # -- gravimetry ----------------------------------------------------------------------

@@ -17,8 +17,8 @@ DEFAULT_DEMO_SEED = 301
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from study import load_study
     from trial.simulate import simulate_trial
-    from trial.study import load_study
 
     study = load_study(args.study)
     summary = simulate_trial(
@@ -79,8 +79,8 @@ def _progress_bar(done: int, total: int) -> None:
 def _cmd_power(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from study import load_study
     from trial.models.power import simulate_power
-    from trial.study import load_study
 
     study = load_study(args.study)
     effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
@@ -101,6 +101,99 @@ def _cmd_power(args: argparse.Namespace) -> int:
         print(result.table)
     print(f"{result.replicates_per_second:.1f} replicates per second")
     return 0
+
+
+def _cmd_rbi(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from trial.rbi.command import RbiCommand, execute, split_list
+    from trial.rbi.spec import RbiInputError, RbiSpec
+
+    try:
+        spec = RbiSpec(
+            subject=args.subject,
+            visit=args.visit,
+            group=args.group,
+            reference=args.reference,
+            outcome=args.outcome,
+            covariates=split_list(args.covariates),
+            analysis_covariates=split_list(args.analysis_covariates),
+            visits=split_list(args.visits) or None,
+            strategy=args.strategy,
+            method=args.method,
+            n_samples=args.samples,
+            seed=args.seed,
+            alpha=args.alpha,
+        )
+        command = RbiCommand(
+            data=Path(args.data),
+            ice=Path(args.ice) if args.ice else None,
+            delta=Path(args.delta) if args.delta else None,
+            out=Path(args.out),
+            spec=spec,
+        )
+        result = execute(command)
+    except RbiInputError as err:
+        print(f"ionto rbi: {err}", file=sys.stderr)
+        return 2
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
+        print(result.pooled)
+    print(f"tables written to {args.out}")
+    return 0
+
+
+def _add_rbi_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rbi = sub.add_parser(
+        "rbi",
+        help="reference-based imputation (MAR, JR, CR, CIR) of a long table, like rbmi",
+        description="Impute missing continuous outcomes under MAR or a reference-based "
+        "strategy, analyse each visit by ANCOVA and pool (docs/statistics.md).",
+    )
+    rbi.add_argument("--data", required=True, help="long CSV: one row per subject and visit")
+    rbi.add_argument("--subject", required=True, help="subject column")
+    rbi.add_argument("--visit", required=True, help="visit column")
+    rbi.add_argument("--group", required=True, help="treatment group column")
+    rbi.add_argument("--reference", required=True, help="reference level of the group column")
+    rbi.add_argument("--outcome", required=True, help="outcome column (numeric; empty = missing)")
+    rbi.add_argument(
+        "--covariates",
+        default="",
+        help='imputation-model terms beyond group*visit, e.g. "BASE*VISIT,REGION"',
+    )
+    rbi.add_argument(
+        "--analysis-covariates", default="", help='per-visit ANCOVA terms beyond group, e.g. "BASE"'
+    )
+    rbi.add_argument(
+        "--ice",
+        default=None,
+        help="ICE CSV: subject and visit columns (first visit affected) and 'strategy'",
+    )
+    rbi.add_argument(
+        "--strategy",
+        choices=["MAR", "JR", "CR", "CIR"],
+        default=None,
+        help="replaces every non-MAR strategy of the ICE table (and is the strategy of an ICE "
+        "table without a 'strategy' column)",
+    )
+    rbi.add_argument(
+        "--method",
+        choices=["condmean-jackknife", "condmean-bootstrap", "bayes-approx"],
+        default="condmean-jackknife",
+    )
+    rbi.add_argument(
+        "--samples", type=int, default=200, help="bootstrap samples or imputations (default 200)"
+    )
+    rbi.add_argument(
+        "--delta",
+        default=None,
+        help="CSV with a 'delta' column keyed by any of the subject, group and visit columns: "
+        "added to imputed values (tipping point)",
+    )
+    rbi.add_argument("--visits", default="", help="visit order, comma-separated (default: data)")
+    rbi.add_argument("--seed", type=int, default=2013)
+    rbi.add_argument("--alpha", type=float, default=0.05)
+    rbi.add_argument("--out", required=True, help="folder for the tables (CSV and Parquet)")
+    rbi.set_defaults(func=_cmd_rbi)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--quiet", action="store_true", help="no progress bar")
     power.set_defaults(func=_cmd_power)
 
+    _add_rbi_command(sub)
     add_bench_commands(sub)
     return parser
 
