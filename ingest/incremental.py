@@ -6,11 +6,12 @@ file of another delivery is opened), whether or not a later delivery supersedes 
 format read per delivery gives one frame, named by its kind, and the quarantine of the
 folder's files. :func:`resolve_raw_datasets` then takes the per-delivery frames of any number
 of deliveries and resolves each format in registry order: its rows of the landing manifest's
-current file versions and its cross-file rules (EDC latest snapshot per centre, gravimetry
+current file versions and its cross-file rules (EDC snapshots in force per centre, gravimetry
 duplicate papers, vendor-A repeats and clock placement, vendor-B duplicate lines and sessions
 across files and deliveries one range of devices at a time, bench captures read across
-folders). The results equal what each reader gives on the current files of the whole tree
-(``tests/pipelines/test_incremental.py``).
+folders), with the trial-level rules of :mod:`ingest.integrity` between a format's
+``resolve`` and its ``settle``. Where no rule rejects a row, the results equal what each
+reader gives on the current files of the whole tree (``tests/pipelines/test_incremental.py``).
 
 Stored delivery frames may be given as frames or as lazy scans: only the telemetry is large,
 and it is only ever scanned for a range of devices.
@@ -24,12 +25,14 @@ from pathlib import Path
 import polars as pl
 
 from ingest.deliveries import complete_files
+from ingest.integrity import apply_trial_rules, empty_findings
 from ingest.landing import classify, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
 from ingest.registry import SOURCES
-from ingest.source_format import DeliveryFrames, Frame, Resolution, SourceFormat
+from ingest.source_format import DeliveryFrames, Frame, Resolution, Resolved, SourceFormat
 
 QUARANTINE = "quarantine"
+FINDINGS = "integrity_findings"
 
 
 def read_delivery_folder(
@@ -84,35 +87,54 @@ def resolve_raw_datasets(
     sources: Sequence[SourceFormat] = SOURCES,
 ) -> dict[str, Frame]:
     """Per-delivery frames (from :func:`read_delivery_folder`) of the current deliveries ->
-    every dataset of every format (registry order) and ``quarantine`` (the landing area's,
-    the current files' and each resolution's). ``tolerance_pct``: the study's
-    ``treatment.current_tolerance_pct``. Large outputs (the vendor-B events) are lazy scans
-    of files under ``scratch``, which the caller keeps until it has stored them."""
+    every dataset of every format, ``quarantine`` (the landing area's, the readers' of the
+    current files, and every rule's) and ``integrity_findings`` (rows kept but named by a
+    rule).
+
+    Three steps: each format's ``resolve`` in registry order; the trial-level rules
+    (:func:`ingest.integrity.apply_trial_rules`) on every resolved dataset; each format's
+    ``settle`` in registry order, on the datasets as the rules left them. ``tolerance_pct``:
+    the study's ``treatment.current_tolerance_pct``. Large outputs (the vendor-B events) are
+    lazy scans of files under ``scratch``, which the caller keeps until it has stored them."""
     resolved: dict[str, Frame] = {}
     papers: list[pl.DataFrame] = []
+    reader_quarantine = empty_quarantine()
 
     def resolution() -> Resolution:
         return Resolution(
             manifest=manifest,
             raw_root=Path(raw_root),
             deliveries=deliveries,
+            reader_quarantine=reader_quarantine,
             resolved=dict(resolved),
             papers=tuple(papers),
             tolerance_pct=tolerance_pct,
             scratch=Path(scratch),
         )
 
-    quarantines = [landing_quarantine(manifest), resolution().current_rows(QUARANTINE)]
+    current = resolution().current_rows(QUARANTINE)
+    reader_quarantine = current if current.height else reader_quarantine
+    quarantines = [landing_quarantine(manifest), reader_quarantine]
+    findings = [empty_findings()]
+
+    def take(step: Resolved) -> None:
+        resolved.update(step.datasets)
+        quarantines.append(step.quarantine)
+        findings.append(step.findings)
+
     for source in sources:
-        if source.resolve is None:
-            continue
-        datasets, q = source.resolve(resolution())
-        quarantines.append(q)
-        resolved.update(datasets)
-        if source.papers is not None:
-            eager = {name: _collected(datasets[name]) for name in source.datasets}
-            papers.append(source.papers(eager))
+        if source.resolve is not None:
+            take(source.resolve(resolution()))
+            if source.papers is not None:
+                papers.append(source.papers({n: _collected(resolved[n]) for n in source.datasets}))
+    eager = {name: f for name, f in resolved.items() if isinstance(f, pl.DataFrame)}
+    checked = apply_trial_rules(eager, combine(quarantines), Path(raw_root))
+    take(Resolved(checked.datasets, checked.quarantine, checked.findings))
+    for source in sources:
+        if source.settle is not None:
+            take(source.settle(resolution()))
     resolved[QUARANTINE] = combine(quarantines)
+    resolved[FINDINGS] = pl.concat(findings)
     return resolved
 
 

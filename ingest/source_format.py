@@ -20,7 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
+from ingest.integrity import empty_findings
 from ingest.manifest import current_files
+from ingest.quarantine import empty_quarantine
 
 Frame = pl.DataFrame | pl.LazyFrame
 DeliveryFrames = Mapping[str, Frame]
@@ -35,34 +37,40 @@ have)."""
 @dataclass(frozen=True)
 class Resolution:
     """What a format's resolver reads: the landing manifest, the raw root, every current
-    delivery's stored frames, the datasets of the formats resolved before it (registry
-    order), the papers the paper-making formats gave so far, the study's current tolerance
-    (%, ``treatment.current_tolerance_pct``) and a scratch folder for large outputs (kept
-    until the run has stored them)."""
+    delivery's stored frames, the readers' quarantine of the current files, the datasets of
+    the formats resolved before it (registry order; after the trial-level rules, for
+    ``settle``), the papers the paper-making formats gave so far, the study's current
+    tolerance (%, ``treatment.current_tolerance_pct``) and a scratch folder for large outputs
+    (kept until the run has stored them)."""
 
     manifest: pl.DataFrame
     raw_root: Path
     deliveries: Sequence[DeliveryFrames]
+    reader_quarantine: pl.DataFrame
     resolved: Mapping[str, Frame]
     papers: Sequence[pl.DataFrame]
     tolerance_pct: float
     scratch: Path
+
+    def delivered_rows(self, kind: str) -> pl.DataFrame:
+        """The rows of every delivery's ``kind`` frame, current or superseded (frames
+        without rows left out: an empty result has no columns)."""
+        rows = [p for p in (_collected(d[kind]) for d in self.deliveries) if p.height]
+        return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
 
     def current_rows(self, kind: str) -> pl.DataFrame:
         """The rows of every delivery's ``kind`` frame that come from the manifest's current
         file versions, in delivery order (date, centre, file name) then line: as reading the
         current files one after another gives them. A frame without rows is left out (an
         empty result has no columns)."""
-        parts = [_collected(d[kind]) for d in self.deliveries]
-        rows = [p for p in parts if p.height]
-        if not rows:
-            return pl.DataFrame()
+        rows = self.delivered_rows(kind)
+        if rows.height == 0:
+            return rows
         order = current_files(self.manifest).select(
             "source_file", _file_no=pl.int_range(pl.len(), dtype=pl.Int64)
         )
         return (
-            pl.concat(rows, how="vertical_relaxed")
-            .join(order, on="source_file", how="inner")
+            rows.join(order, on="source_file", how="inner")
             .sort("_file_no", "source_line", maintain_order=True, nulls_last=False)
             .drop("_file_no")
         )
@@ -81,8 +89,18 @@ class Resolution:
         return [self.raw_root / p for p in current_files(self.manifest, kind)["source_file"]]
 
 
-Resolver = Callable[[Resolution], tuple[dict[str, Frame], pl.DataFrame]]
-"""A :class:`Resolution` -> (the format's datasets by name, quarantine)."""
+@dataclass(frozen=True)
+class Resolved:
+    """What a resolver gives: datasets by name, the rows it quarantined and the findings on
+    rows it kept (``data_contracts.trial_rules.FINDINGS_SCHEMA``)."""
+
+    datasets: Mapping[str, Frame]
+    quarantine: pl.DataFrame = field(default_factory=empty_quarantine)
+    findings: pl.DataFrame = field(default_factory=empty_findings)
+
+
+Resolver = Callable[[Resolution], Resolved]
+"""A :class:`Resolution` -> the format's datasets, quarantine and findings."""
 
 SessionMaker = Callable[[Mapping[str, pl.DataFrame], float], pl.DataFrame]
 """(the format's ``session_inputs`` datasets by name, current tolerance in %) -> its device
@@ -106,7 +124,10 @@ class SourceFormat:
     - ``read``: reads one delivery's files of the kind (None: the files are read across
       deliveries by ``resolve``, or never read);
     - ``resolve``: the datasets from every delivery (None: the files are not read, e.g. the
-      capture driver's own state);
+      capture driver's own state); row-local rules (plausibility) belong here;
+    - ``settle``: a second step after the trial-level rules (:mod:`ingest.integrity`) have
+      run on every resolved dataset, for rules that must see only rows the trial rules kept
+      (duplicate papers, vendor-A repeats and the consent of the kept assignments);
     - ``needs``: datasets of earlier entries that ``resolve`` reads;
     - ``sessions`` / ``session_inputs``: how its datasets become rows of ``device_sessions``;
     - ``papers``: how its datasets become gravimetry papers (joined with the worksheets');
@@ -118,6 +139,7 @@ class SourceFormat:
     datasets: tuple[str, ...] = ()
     read: DeliveryReader | None = None
     resolve: Resolver | None = None
+    settle: Resolver | None = None
     needs: tuple[str, ...] = ()
     sessions: SessionMaker | None = None
     session_inputs: tuple[str, ...] = ()

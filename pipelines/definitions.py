@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from data_contracts.contracts import use_study
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat, check_registry
 from pipelines.assets import analysis_ready, models, raw, reports
@@ -55,7 +56,12 @@ def build_definitions(
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
     output folder, with the delivery jobs and sensors (``docs/incremental.md``);
     ``executor`` as in :func:`executor_from_env` (default in-process). ``sources``: the
-    registry of raw formats the raw assets and ``device_sessions`` are made from."""
+    registry of raw formats the raw assets and ``device_sessions`` are made from.
+
+    The study is loaded and validated here, once, and bound for the contracts
+    (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
+    with one line naming the key path, before any raw file is read."""
+    use_study(settings.study())
     sources = check_registry(sources)
     assets = [
         *raw.raw_assets(sources),

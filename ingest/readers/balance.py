@@ -24,9 +24,9 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
-from ingest.quarantine import combine, empty_quarantine, quarantine_rows
+from ingest.quarantine import combine, quarantine_rows
 from ingest.readers.text import decode_file, relative_name
-from ingest.source_format import Frame, Resolution, SourceFormat
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "balance_weighings"
 GRAVIMETRY = "gravimetry"
@@ -128,14 +128,14 @@ def read_balance_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame,
     return cast_frame(typed.select(contract.columns), contract), combine(quarantines)
 
 
-def resolve_balance(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
-    """Every current balance capture, read across delivery folders -> (``balance_weighings``,
-    quarantine)."""
+def resolve_balance(resolution: Resolution) -> Resolved:
+    """Every current balance capture, read across delivery folders -> ``balance_weighings``
+    and the quarantine (their papers are checked with the worksheets')."""
     paths = resolution.current_paths(LANDING_KIND)
     if not paths:
-        return {DATASET: empty_frame(load_contract(DATASET))}, empty_quarantine()
+        return Resolved({DATASET: empty_frame(load_contract(DATASET))})
     weighings, q = read_balance_files(paths, resolution.raw_root)
-    return {DATASET: weighings}, q
+    return Resolved({DATASET: weighings}, q)
 
 
 def weighings_as_gravimetry(weighings: pl.DataFrame) -> pl.DataFrame:

@@ -22,9 +22,10 @@ import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.device_sessions import sample_statistics
-from ingest.quarantine import combine, empty_quarantine
+from ingest.integrity import plausibility
+from ingest.quarantine import combine
 from ingest.readers.text import numbered_lines, relative_name
-from ingest.source_format import Frame, Resolution, SourceFormat
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "bench_ibu_frames"
 LANDING_KIND = "bench_ibu"
@@ -191,15 +192,16 @@ def read_bench_ibu_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFram
     return typed, combine([*quarantines, findings, q_dup])
 
 
-def resolve_bench_ibu(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
+def resolve_bench_ibu(resolution: Resolution) -> Resolved:
     """Every current capture file, read across delivery folders (a driver restarted into a
     new date folder fetches again frames an earlier folder holds: only a read across folders
-    finds those repeats) -> (``bench_ibu_frames``, quarantine)."""
+    finds those repeats) -> ``bench_ibu_frames`` with plausible numbers, and the quarantine."""
     paths = resolution.current_paths(LANDING_KIND)
     if not paths:
-        return {DATASET: empty_frame(load_contract(DATASET))}, empty_quarantine()
-    frames, q = read_bench_ibu_files(paths, resolution.raw_root)
-    return {DATASET: frames}, q
+        return Resolved({DATASET: empty_frame(load_contract(DATASET))})
+    frames, q_read = read_bench_ibu_files(paths, resolution.raw_root)
+    frames, q_values = plausibility(frames, DATASET, raw_root=resolution.raw_root)
+    return Resolved({DATASET: frames}, combine([q_read, q_values]))
 
 
 def ibu_device_sessions(frames: pl.DataFrame, tolerance_pct: float) -> pl.DataFrame:

@@ -20,7 +20,8 @@ from data_contracts.contracts import Contract, empty_frame, load_contract, type_
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import csv_text_frame, decode_file, relative_name
-from ingest.source_format import Frame, Resolution, SourceFormat
+from ingest.snapshots import carried_rows
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 LINEAGE = ("source_file", "source_line")
 
@@ -108,13 +109,20 @@ def read_randomisation(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return read_edc_file(path, path.parent.parent, "randomisation")
 
 
-def current_snapshot(resolution: Resolution, table: str) -> tuple[dict[str, Frame], pl.DataFrame]:
+def snapshot_in_force(resolution: Resolution, table: str) -> Resolved:
     """``table`` from the rows of each centre's current snapshot (the landing manifest's
-    current versions), centres in delivery order; nothing to quarantine across files."""
+    current versions), centres in delivery order, plus the rows of earlier snapshots that stay
+    in force when the latest lacks them (:func:`ingest.snapshots.carried_rows`, each named by
+    a finding)."""
     contract = load_contract(table)
     rows = resolution.current_rows(table)
+    carried, findings = carried_rows(
+        table, resolution.delivered_rows(table), resolution.manifest, resolution.reader_quarantine
+    )
+    if carried.height:
+        rows = pl.concat([rows.select(contract.columns), carried.select(contract.columns)])
     typed = rows.select(contract.columns) if rows.height else empty_frame(contract)
-    return {table: typed}, empty_quarantine()
+    return Resolved({table: typed}, findings=findings)
 
 
 def edc_source(table: str) -> SourceFormat:
@@ -125,7 +133,7 @@ def edc_source(table: str) -> SourceFormat:
         pattern=rf"^{table}\.csv$",
         datasets=(table,),
         read=partial(read_edc_files, table=table),
-        resolve=partial(current_snapshot, table=table),
+        resolve=partial(snapshot_in_force, table=table),
         edc=True,
     )
 

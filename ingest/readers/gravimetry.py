@@ -16,11 +16,12 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import empty_frame, load_contract, type_text_frame
+from ingest.integrity import plausibility
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.edc import spec_columns
 from ingest.readers.text import CsvRows, csv_rows, decode_file, relative_name, rows_frame
-from ingest.source_format import Frame, Resolution, SourceFormat
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "gravimetry"
 PAPER_KEY = ["subject_id", "visit", "region", "side"]
@@ -121,18 +122,27 @@ def read_worksheets(paths: Sequence[Path], raw_root: Path) -> tuple[pl.DataFrame
     return typed, combine([*quarantines, q_values])
 
 
-def resolve_gravimetry(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
+def gravimetry_papers(resolution: Resolution) -> Resolved:
     """The current worksheets' papers and the papers of the paper-making formats (bench
-    weighings) -> ``gravimetry`` (one row per paper, the spec's rule) and
-    ``gravimetry_duplicates`` (the pairs resolved)."""
+    weighings), every one plausible (:func:`ingest.integrity.plausibility`) -> ``gravimetry``
+    before duplicates are resolved (the trial-level rules see every paper)."""
     contract = load_contract(DATASET)
     rows = resolution.current_rows(DATASET)
     papers = pl.concat(
         [rows if rows.height else empty_frame(contract), *resolution.papers], how="vertical"
     )
+    kept, quarantine = plausibility(papers, DATASET, raw_root=resolution.raw_root)
+    return Resolved({DATASET: kept}, quarantine)
+
+
+def settle_duplicates(resolution: Resolution) -> Resolved:
+    """The papers the trial-level rules kept -> ``gravimetry`` (one row per paper, the spec's
+    rule) and ``gravimetry_duplicates`` (the pairs resolved)."""
+    contract = load_contract(DATASET)
+    papers = resolution.dataset(DATASET)
     kept, pairs = resolve_duplicate_papers(papers, current_files(resolution.manifest))
     kept = kept.sort("source_file", "source_line").select(contract.columns)
-    return {DATASET: kept, "gravimetry_duplicates": pairs}, empty_quarantine()
+    return Resolved({DATASET: kept, "gravimetry_duplicates": pairs})
 
 
 SOURCE = SourceFormat(
@@ -140,9 +150,11 @@ SOURCE = SourceFormat(
     pattern=r"^gravimetry_.+\.csv$",
     datasets=(DATASET, "gravimetry_duplicates"),
     read=read_worksheets,
-    resolve=resolve_gravimetry,
+    resolve=gravimetry_papers,
+    settle=settle_duplicates,
 )
-"""Registry entry: worksheets read per delivery, papers resolved across deliveries."""
+"""Registry entry: worksheets read per delivery, papers checked and resolved across
+deliveries."""
 
 
 def read_gravimetry_files(

@@ -36,6 +36,7 @@ import polars as pl
 
 from data_contracts.contracts import Contract, empty_frame, load_contract, type_text_frame
 from ingest.device_sessions import vendor_a_device_sessions
+from ingest.integrity import plausibility
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine, quarantine_rows
 from ingest.readers.text import (
@@ -46,7 +47,7 @@ from ingest.readers.text import (
     relative_name,
     rows_frame,
 )
-from ingest.source_format import Frame, Resolution, SourceFormat
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "vendor_a_sessions"
 HEADER_KEYS = ("serial", "firmware", "exported_at", "utc_offset")
@@ -546,12 +547,21 @@ def resolve_vendor_a(
     return deduplicate_sessions(placed, contract)
 
 
-def resolve_exports(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
-    """The current exports' rows of every delivery -> distinct sessions (consent from the
-    resolved ``dm`` and ``devices``) and the quarantine of conflicting repeats."""
+def plausible_exports(resolution: Resolution) -> Resolved:
+    """The current exports' rows of every delivery, implausible numbers quarantined before
+    repeats are compared (a bad repeat must not make the good one look like a conflict) ->
+    ``vendor_a_sessions`` before deduplication (with the reader's working columns)."""
+    rows, quarantine = plausibility(resolution.current_rows("vendor_a"), DATASET, raw_text="_raw")
+    return Resolved({DATASET: rows}, quarantine)
+
+
+def settle_exports(resolution: Resolution) -> Resolved:
+    """Rows of every current export -> distinct sessions (clock test against the consent of
+    the ``dm`` and ``devices`` rows the trial-level rules kept) and the quarantine of
+    conflicting repeats."""
     consent = earliest_consent(resolution.dataset("dm"), resolution.dataset("devices"))
-    sessions, q = resolve_vendor_a(resolution.current_rows("vendor_a"), consent)
-    return {DATASET: sessions}, q
+    sessions, quarantine = resolve_vendor_a(resolution.dataset(DATASET), consent)
+    return Resolved({DATASET: sessions}, quarantine)
 
 
 def _device_sessions(datasets: Mapping[str, pl.DataFrame], _tolerance_pct: float) -> pl.DataFrame:
@@ -563,7 +573,8 @@ SOURCE = SourceFormat(
     pattern=r"^ionto-a_[^_]+_\d{8}\.csv$",
     datasets=(DATASET,),
     read=type_vendor_a_exports,
-    resolve=resolve_exports,
+    resolve=plausible_exports,
+    settle=settle_exports,
     needs=("dm", "devices"),
     sessions=_device_sessions,
     session_inputs=(DATASET,),

@@ -23,6 +23,7 @@ import polars as pl
 from data_contracts.contracts import empty_frame, load_contract
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
 from ingest.incremental import (
+    FINDINGS,
     QUARANTINE,
     read_delivery_folder,
     resolve_raw_datasets,
@@ -121,7 +122,7 @@ def _delivery_frames(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
 
 
 def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
-    outputs = [*raw_dataset_names(sources), QUARANTINE]
+    outputs = [*raw_dataset_names(sources), QUARANTINE, FINDINGS]
 
     @dg.multi_asset(
         group_name=GROUP,
@@ -134,10 +135,12 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         delivery_frames: dict[str, dict[str, pl.LazyFrame]],
     ) -> Iterator[dg.Output[pl.DataFrame | pl.LazyFrame]]:
         """Typed frames of every registered raw format, with lineage (source_file,
-        source_line), and the quarantine of every line or file a reader rejected: the current
-        file versions of the stored delivery frames, cross-file rules applied.
+        source_line), and the quarantine of every line or file a reader or a trial-level rule
+        rejected: the current file versions of the stored delivery frames (rows of a
+        shrinking EDC snapshot kept in force), cross-file rules applied.
         ``vendor_b_sessions``: the vendor-B sessions summarised from their events (joined
-        across files and deliveries)."""
+        across files and deliveries). ``integrity_findings``: rows kept but named by a
+        trial-level rule (``data_contracts/trial_rules.yaml``)."""
         raw_root = Path(settings.raw_dir)
         keys = manifest_delivery_keys(landing_manifest)
         missing = [k for k in keys["delivery_key"] if k not in delivery_frames]

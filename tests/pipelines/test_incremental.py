@@ -14,7 +14,13 @@ from polars.testing import assert_frame_equal
 from data_contracts.contracts import cast_frame, load_contract
 from ingest.deliveries import delivery_key, scan_deliveries
 from ingest.device_sessions import summarise_sessions
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets, stale_deliveries
+from ingest.incremental import (
+    FINDINGS,
+    QUARANTINE,
+    read_delivery_folder,
+    resolve_raw_datasets,
+    stale_deliveries,
+)
 from ingest.landing import landing_quarantine, scan_raw
 from ingest.quarantine import combine
 from ingest.readers.edc import read_edc_file, read_edc_table
@@ -150,7 +156,7 @@ def test_per_delivery_reading_equals_the_whole_tree_readers(
         resolved = resolve_raw_datasets(
             manifest, deliveries, small_raw, study.current_tolerance_pct, tmp_path / "scratch"
         )
-        assert set(resolved) == {*raw_dataset_names(), "quarantine"}
+        assert set(resolved) == {*raw_dataset_names(), QUARANTINE, FINDINGS}
         for name in set(whole) - {"vendor_b_events"}:
             assert_frame_equal(resolved[name], whole[name])
         events = resolved["vendor_b_events"]

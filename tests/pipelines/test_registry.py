@@ -25,10 +25,11 @@ from dagster._core.storage.tags import (
 
 from data_contracts.contracts import empty_frame, load_contract, type_text_frame
 from ingest.deliveries import scan_deliveries
+from ingest.incremental import FINDINGS, QUARANTINE
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import csv_text_frame, decode_file, relative_name
 from ingest.registry import SOURCES, edc_tables, raw_dataset_names, session_inputs
-from ingest.source_format import Frame, Resolution, SourceFormat, check_registry
+from ingest.source_format import Resolution, Resolved, SourceFormat, check_registry
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
 
@@ -101,11 +102,11 @@ def _vendor_c(contract_path: Path) -> SourceFormat:
             quarantines.append(q_values)
         return pl.concat(frames), combine(quarantines)
 
-    def resolve(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
+    def resolve(resolution: Resolution) -> Resolved:
         rows = resolution.current_rows("vendor_c")
         if rows.height == 0:
             rows = empty_frame(load_contract(contract_path))
-        return {DATASET: rows.unique(["serial", "session_no"], keep="last")}, empty_quarantine()
+        return Resolved({DATASET: rows.unique(["serial", "session_no"], keep="last")})
 
     def sessions(datasets: Mapping[str, pl.DataFrame], _tolerance_pct: float) -> pl.DataFrame:
         return datasets[DATASET].select(
@@ -177,10 +178,10 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteI
     tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
     read = defs.resolve_job_def("process_delivery").execute_in_process(instance=instance, tags=tags)
     assert read.success
-    selection = [dg.AssetKey(n) for n in ("landing_manifest", *raw_dataset_names(sources))]
+    names = ["landing_manifest", *raw_dataset_names(sources), QUARANTINE, FINDINGS]
     resolved = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
-        asset_selection=[*selection, dg.AssetKey("quarantine"), dg.AssetKey("device_sessions")],
+        asset_selection=[dg.AssetKey(n) for n in (*names, "device_sessions")],
     )
     return out, resolved
 

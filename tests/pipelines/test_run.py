@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from ingest.registry import SOURCES
-from ingest.source_format import Frame, Resolution
+from ingest.source_format import Resolution, Resolved
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
 from study import load_study
@@ -105,11 +105,11 @@ def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_pa
     assert dm_format.resolve is not None
     real = dm_format.resolve
 
-    def duplicated_dm(resolution: Resolution) -> tuple[dict[str, Frame], pl.DataFrame]:
-        datasets, quarantine = real(resolution)
-        dm = datasets["dm"]
+    def duplicated_dm(resolution: Resolution) -> Resolved:
+        resolved = real(resolution)
+        dm = resolved.datasets["dm"]
         assert isinstance(dm, pl.DataFrame)
-        return {"dm": pl.concat([dm, dm.head(1)])}, quarantine
+        return replace(resolved, datasets={"dm": pl.concat([dm, dm.head(1)])})
 
     sources = [replace(s, resolve=duplicated_dm) if s is dm_format else s for s in SOURCES]
     report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path, sources=sources)

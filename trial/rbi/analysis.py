@@ -56,7 +56,9 @@ def ancova(
     for v in range(t):
         x = x_analysis[v]
         y = outcomes[:, :, v]
-        gram = np.einsum("sn,nk,nl->skl", weights, x, x)
+        gram = (weights @ (x[:, :, None] * x[:, None, :]).reshape(len(x), k * k)).reshape(
+            n_sets, k, k
+        )
         rhs = (weights * y) @ x
         gram_inv = np.linalg.inv(gram)
         beta = np.einsum("skl,sl->sk", gram_inv, rhs)

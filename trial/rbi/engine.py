@@ -70,7 +70,7 @@ class Draws:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
+def pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
     """Pattern sums of the fit rows, of all subjects or of a resample ``ids``."""
     mask = prep.fit_mask if ids is None else prep.fit_mask[ids]
     x = prep.x_own if ids is None else prep.x_own[ids]
@@ -135,7 +135,7 @@ def draw_parameters(prep: Prepared) -> Draws:
 
     spec = prep.spec
     start = time.perf_counter()
-    data = _pattern_data(prep)
+    data = pattern_data(prep)
     model = UnstructuredReml(data)
     full, hessian = model.fit()
     h_inv = np.linalg.inv(hessian)
@@ -156,7 +156,7 @@ def draw_parameters(prep: Prepared) -> Draws:
         weight_rows = []
         for _ in range(spec.n_samples):
             ids = _stratified_resample(prep, rng)
-            sample_model = UnstructuredReml(_pattern_data(prep, ids))
+            sample_model = UnstructuredReml(pattern_data(prep, ids))
             opt, fell_back = sample_model.refit(full.theta, h_inv)
             fallbacks += int(fell_back)
             betas.append(opt.beta)
@@ -165,6 +165,15 @@ def draw_parameters(prep: Prepared) -> Draws:
         weights = np.array(weight_rows)
     seconds["refits"] = time.perf_counter() - start
     return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, seconds)
+
+
+def point_estimates(prep: Prepared) -> np.ndarray:
+    """Estimates (t, P) of the conditional-mean analysis of all subjects, fitted from scratch
+    (the naive baseline of the jackknife: one of these per subject left out)."""
+    full, _ = UnstructuredReml(pattern_data(prep)).fit()
+    completed = Imputer(prep).complete(full.beta[None], full.sigma[None])
+    ones = np.ones((1, prep.n_subjects))
+    return ancova(prep.x_analysis, completed, ones, len(prep.groups)).estimate[0]
 
 
 def delta_matrix(prep: Prepared, delta: pl.DataFrame | None) -> np.ndarray | None:
