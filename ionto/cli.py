@@ -60,14 +60,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _parse_effects(text: str | None) -> dict[str, float] | None:
-    """``TAP=-1.2,GLY=-1.6`` -> {"TAP": -1.2, "GLY": -1.6}: mean log change at the primary visit."""
+    """``A=-1.2,B=-1.6`` -> {"A": -1.2, "B": -1.6}: mean log change at the primary visit per
+    arm code."""
     if not text:
         return None
     effects = {}
     for item in text.split(","):
         arm, _, value = item.partition("=")
         if not value:
-            raise SystemExit(f"--effect: {item!r} is not ARM=VALUE (e.g. GLY=-1.6)")
+            raise SystemExit(
+                f"--effect: {item!r} is not ARM=VALUE (an arm code of the study, =, the change)"
+            )
         effects[arm.strip()] = float(value)
     return effects
 
@@ -248,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument(
         "--effect",
         default=None,
-        help="true mean log change at the primary visit per arm, e.g. TAP=-1.2,GLY=-1.5 "
+        help="true mean log change at the primary visit per arm, ARM=VALUE pairs with the "
+        "study's arm codes, e.g. <reference>=-1.2,<arm>=-1.5 "
         "(default: the study configuration's simulation values)",
     )
     power.add_argument("--seed", type=int, default=20260112)
