@@ -516,7 +516,8 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "kind",
                     "File kind",
                     "The kind of the first raw format of the registry (ingest/registry.py) whose "
-                    "file pattern the name matches, else unknown.",
+                    "file pattern the name matches; randomisation for a copy of the sealed list "
+                    "(by name or content), symlink for a symbolic link, else unknown.",
                     required=True,
                 ),
                 int_col("size_bytes", "Size", minimum=0, unit="byte"),
@@ -540,8 +541,8 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "Content first delivered",
                     "Delivery date of the first version in an unbroken run of identical bytes: "
                     "a repeat keeps its content's original delivery date when later-delivery-"
-                    "wins rules compare files, so a repeat changes nothing.",
-                    required=True,
+                    "wins rules compare files, so a repeat changes nothing. Empty for an entry "
+                    "outside <centre>/<YYYY-MM-DD>/ (quarantined, never read).",
                 ),
             ),
         ),

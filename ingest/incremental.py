@@ -26,9 +26,10 @@ import polars as pl
 
 from ingest.deliveries import complete_files
 from ingest.integrity import apply_trial_rules, empty_findings
-from ingest.landing import classify, landing_quarantine
+from ingest.landing import file_kind, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
 from ingest.registry import SOURCES
+from ingest.sealed import SealedListSignature
 from ingest.source_format import DeliveryFrames, Frame, Resolution, Resolved, SourceFormat
 
 QUARANTINE = "quarantine"
@@ -36,16 +37,21 @@ FINDINGS = "integrity_findings"
 
 
 def read_delivery_folder(
-    raw_root: Path, folder: str, sources: Sequence[SourceFormat] = SOURCES
+    raw_root: Path,
+    folder: str,
+    sealed: SealedListSignature,
+    sources: Sequence[SourceFormat] = SOURCES,
 ) -> dict[str, pl.DataFrame]:
     """Every complete file of ``<raw_root>/<folder>`` read by its format's reader -> one frame
     per format read per delivery (named by kind; the files of one kind are read in one call)
     and ``quarantine``. Files of other kinds (unknown, read across deliveries, never read)
-    are left to the landing manifest and the resolution."""
+    are left to the landing manifest and the resolution; a file whose name or first bytes
+    are the sealed list's (``sealed``: the study's signature, :mod:`ingest.sealed`) is never
+    opened by a reader, whatever its name."""
     raw_root = Path(raw_root)
     by_kind: dict[str, list[Path]] = {}
     for path in complete_files(raw_root / folder):
-        by_kind.setdefault(classify(path.name, sources), []).append(path)
+        by_kind.setdefault(file_kind(path, sealed, sources), []).append(path)
     frames: dict[str, pl.DataFrame] = {}
     quarantines = [empty_quarantine()]
     for source in sources:

@@ -28,6 +28,7 @@ from ingest.readers.gravimetry import read_gravimetry
 from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
 from ingest.registry import delivery_kinds, edc_tables, raw_dataset_names
+from ingest.sealed import sealed_signature
 from ingest.telemetry import parsed_schema
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
@@ -148,9 +149,10 @@ def test_per_delivery_reading_equals_the_whole_tree_readers(
     whole-tree readers' frames; the telemetry resolved by ranges of devices too (events up to
     row order, sessions)."""
     study = load_study()
-    manifest = scan_raw(small_raw)
+    sealed = sealed_signature(study)
+    manifest = scan_raw(small_raw, sealed=sealed)
     whole = _whole_tree(small_raw, manifest)
-    parts = [read_delivery_folder(small_raw, d.folder) for d in scan_deliveries(small_raw)]
+    parts = [read_delivery_folder(small_raw, d.folder, sealed) for d in scan_deliveries(small_raw)]
     lazy_parts = [{name: frame.lazy() for name, frame in p.items()} for p in parts]
     for deliveries in (parts, lazy_parts):
         resolved = resolve_raw_datasets(
@@ -176,7 +178,7 @@ def test_deliveries_stored_by_an_earlier_version_are_named(tmp_path: Path) -> No
     """A partition whose vendor-B frame has no typed telemetry columns (an earlier version
     stored an empty frame without columns), or that lacks the frame of a format registered
     since, must be read again; one with every format's columns is current."""
-    current = read_delivery_folder(tmp_path, ".")
+    current = read_delivery_folder(tmp_path, ".", sealed_signature(load_study()))
     assert set(current) == {*delivery_kinds(), "quarantine"}
     assert current["vendor_b"].schema == parsed_schema()
     older = {**current, "vendor_b": pl.DataFrame()}
@@ -193,7 +195,8 @@ def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
         folder = raw / "C01" / day
         folder.mkdir(parents=True)
         (folder / "dm.csv").write_text(DM_HEADER + DM_ROW.replace(",F,", f",{sex},"))
-    parts = [read_delivery_folder(raw, d.folder) for d in scan_deliveries(raw)]
+    sealed = sealed_signature(load_study())
+    parts = [read_delivery_folder(raw, d.folder, sealed) for d in scan_deliveries(raw)]
     assert [p["dm"]["sex"].to_list() for p in parts] == [["F"], ["M"]]
     dm = resolve_raw_datasets(scan_raw(raw), parts, raw, 10.0, tmp_path / "scratch")["dm"]
     expected, _ = read_edc_file(raw / "C01" / "2026-04-06" / "dm.csv", raw, "dm")
