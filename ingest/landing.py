@@ -18,8 +18,9 @@ A file's kind is that of the first raw format of the registry (:mod:`ingest.regi
 pattern its name matches; which versions are current is asked of the manifest with
 :mod:`ingest.manifest`. Where a file lies never stops a run: a file whose path is not
 ``<centre>/<YYYY-MM-DD>/<file>`` (``YYYY-MM-DD`` a real date) or whose name matches no
-registered format has kind ``unknown``, and :func:`landing_quarantine` lists it (``UNKNOWN_FILE`` for a file at the root, at centre level or
-of an unknown name; ``UNKNOWN_FOLDER`` for a file in a folder that is no delivery folder:
+registered format has kind ``unknown``, and :func:`landing_quarantine` lists it
+(``UNKNOWN_FILE`` for a file at the root, at centre level or of an unknown name;
+``UNKNOWN_FOLDER`` for a file in a folder that is no delivery folder:
 ``latest``, ``2026-02-30``, a folder nested in a delivery). Symbolic links are never followed
 (kind ``symlink``, reason ``SYMLINK``: a link out of the raw root would let any file of the
 machine into the quarantine; a linked delivery folder is listed, not read). A copy of the
