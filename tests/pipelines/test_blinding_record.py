@@ -14,11 +14,13 @@ from pipelines.assets import raw
 from pipelines.blinding_record import (
     RECORD_NAME,
     OutputFolderRefused,
+    check_instance,
     claim_output_folder,
     folder_mode,
 )
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
+from pipelines.run import run_pipeline
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "raw" / "mini"
 
@@ -102,3 +104,15 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     for event in failures:
         assert "holds an UNBLINDED run's outputs" in str(event.event_specific_data)
     assert not (out / "tables").exists()
+
+
+def test_an_unblinded_run_never_records_into_a_shared_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "shared_home"))
+    sealed = tmp_path / "randomisation.csv"
+    sealed.write_text("subject_id,rand_date,stratum,arm\n")
+    with pytest.raises(OutputFolderRefused, match="unset DAGSTER_HOME"):
+        run_pipeline(raw_dir=MINI, out_dir=tmp_path / "out", unblind_path=sealed)
+    assert not (tmp_path / "out").exists()
+    check_instance(tmp_path / "out", blinded=True)  # a blinded run may share it

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from ingest.registry import edc_tables
 from study import Study
 from trial.simulate import SimulationSummary, simulate_trial
 
-EDC = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
 AMENDED_EDC = ["cm"]  # from protocol amendment 1 on; ref1 predates it
+EDC = [t for t in edc_tables() if t not in AMENDED_EDC]
 NAME_PATTERNS = [
     r"(dm|eligibility|visits|hdss|ae|cm|disposition|devices)\.csv",
     r"gravimetry_[A-Z0-9]+_\d{8}\.csv",
