@@ -27,11 +27,14 @@ from ingest.incremental import (
     resolve_vendor_b,
     stale_deliveries,
 )
+from ingest.integrity import quarantined_keys
 from ingest.landing import file_hashes, scan_raw
 from ingest.quarantine import combine
 from ingest.readers.edc import read_randomisation
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
+from trial.derive.sessions import sessions_started
+from trial.derive.unblinding import SealedListError, check_sealed_list, sealed_list_problems
 
 GROUP = "raw"
 DELIVERIES_NAME = "deliveries"
@@ -164,9 +167,23 @@ def raw_datasets(
 
 
 @dg.asset(group_name=GROUP, kinds={"polars"})
-def randomisation(context: dg.AssetExecutionContext, settings: TrialSettings) -> pl.DataFrame:
+def randomisation(
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    dm: pl.DataFrame,
+    visits: pl.DataFrame,
+    disposition: pl.DataFrame,
+    devices: pl.DataFrame,
+    device_sessions: pl.DataFrame,
+    addev: pl.DataFrame,
+    quarantine: pl.DataFrame,
+) -> pl.DataFrame:
     """The sealed randomisation list, read only in an unblinded run (``ionto run --unblind``);
-    a blinded run never opens it and this asset is then empty."""
+    a blinded run never opens it and this asset is then empty. Before anything is derived
+    from it, the list is checked against the study and the data
+    (:mod:`trial.derive.unblinding`: arm codes, every randomised or treated subject exactly
+    once, no unknown subject, strata as ``dm.csv`` says, plausible dates); a list that does not
+    fit stops the run here, with one line naming its first problems."""
     if settings.blinded:
         context.log.info("blinded run: the sealed randomisation list is not read")
         from data_contracts.contracts import empty_frame, load_contract
@@ -175,8 +192,21 @@ def randomisation(context: dg.AssetExecutionContext, settings: TrialSettings) ->
     context.log.warning(f"UNBLINDED run: reading the sealed list {settings.unblind_path}")
     rows, q = read_randomisation(Path(settings.unblind_path))
     if q.height:
-        raise ValueError(
+        raise SealedListError(
             f"the sealed randomisation list {settings.unblind_path} has {q.height} bad rows: "
             + "; ".join(q["message"].head(5).to_list())
+            + ". Nothing unblinded was written"
         )
+    dm_held = quarantined_keys(quarantine, "dm", ["subject_id"])["subject_id"]
+    problems = sealed_list_problems(
+        rows,
+        dm,
+        dm_held,
+        visits,
+        disposition,
+        sessions_started(device_sessions, devices, addev),
+        settings.study(),
+    )
+    check_sealed_list(problems, settings.unblind_path)
+    context.log.info(f"sealed list checked: {rows.height} subjects fit the study and its data")
     return rows

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from trial.report import figures
+from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
 from trial.report.html import banner, document, gt_html, page_css
 from trial.report.pdf import print_to_pdf
@@ -478,7 +479,8 @@ def investigator_html(data: ReportData) -> str:
             + '<figure id="consort">'
             + figures.consort_svg(data.consort, data.groups)
             + "</figure>"
-            + _enrolment(data),
+            + _enrolment(data)
+            + accountability_html(data.accountability, data.data_issue_subjects),
         ),
         ("baseline", "Baseline characteristics", _baseline(data)),
         ("primary", "Primary endpoint", _primary(data)),
