@@ -79,7 +79,7 @@ def sealed_list_problems(
         .to_series()
         .to_list()
     )
-    failure = str(study.raw["screen_failure_reason"])
+    failure = str(study.screen_failure_reason)
     screen_failures = disposition.filter(
         (pl.col("status") == "WITHDRAWN") & (pl.col("reason") == failure)
     )["subject_id"]
