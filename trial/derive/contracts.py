@@ -119,7 +119,10 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
         bool_col("eligibility_violation", "Eligibility violation", required=True),
         string_col("eligibility_reasons", "Eligibility violations", "Comma-separated, sorted."),
         _yn(
-            "RANDFL", "Randomised flag", "Blinded: not a screen failure and BL done.", required=True
+            "RANDFL",
+            "Randomised flag",
+            "Blinded: not a screen failure, baseline visit done.",
+            required=True,
         ),
         _yn("SAFFL", "Safety population flag", required=True),
         _yn("FASFL", "Full analysis set flag", required=True),

@@ -43,7 +43,7 @@ class ModelRoles:
     secondary: Mapping[str, str] = field(
         default_factory=lambda: {
             "plantar": "Plantar sweat rate, subjects with plantar involvement",
-            "durability": "Durability: ratio of rates W16 / W12",
+            "durability": "Durability: ratio of rates, later / earlier durability visit",
         }
     )
 
