@@ -169,11 +169,13 @@ def derivation_findings(
     superseded_papers: pl.DataFrame,
     adsl: pl.DataFrame,
     randomisation: pl.DataFrame,
+    integrity_findings: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Data-quality findings of the derivations: invalid or missing rates, papers outside the
-    schedule, superseded paper rows, stratum disagreements (unblinded only)."""
+    """Data-quality findings: the trial-level rules' findings on kept raw rows
+    (``integrity_findings``), then the derivations': invalid or missing rates, papers outside
+    the schedule, superseded paper rows, stratum disagreements (unblinded only)."""
     study = settings.study()
-    findings = [gravimetry_findings(sweat_papers, superseded_papers, study)]
+    findings = [integrity_findings, gravimetry_findings(sweat_papers, superseded_papers, study)]
     if not settings.blinded:
         findings.append(stratum_findings(adsl, randomisation))
     return pl.concat(findings)
