@@ -180,16 +180,18 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def record_content(out_dir: Path, asset: str, digest: str, stored: Iterable[Path]) -> None:
     """Called by the IO manager once it has stored ``asset``: the content hash and the files
-    that hold the value (a fingerprint is only trusted while they exist)."""
+    that hold the value, under ``out_dir`` (a fingerprint is only trusted while they exist;
+    paths are kept relative, so an output folder can be moved)."""
     entry = _read_json(_store(out_dir) / f"{asset}.json")
-    entry.update({"content": digest, "files": sorted(str(p) for p in stored)})
+    files = sorted(str(Path(p).relative_to(out_dir)) for p in stored)
+    entry.update({"content": digest, "files": files, "self_stored": False})
     _write_json(_store(out_dir) / f"{asset}.json", entry)
 
 
 def _content(out_dir: Path, asset: str) -> str | None:
     entry = _read_json(_store(out_dir) / f"{asset}.json")
     files = entry.get("files", [])
-    if "content" not in entry or not all(Path(f).exists() for f in files):
+    if "content" not in entry or not all((Path(out_dir) / f).exists() for f in files):
         return None
     return str(entry["content"])
 
@@ -254,15 +256,23 @@ class Freshness:
                 stale.add(key)
         return [k for k in self.assets if k in stale]
 
-    def record(self, materialised: Iterable[dg.AssetKey], failed_checks: set[dg.AssetKey]) -> None:
+    def record(
+        self, materialised: Mapping[dg.AssetKey, list[Path]], failed_checks: set[dg.AssetKey]
+    ) -> None:
         """After a run: fingerprint each asset it materialised whose checks all passed (an
-        asset with a failing check stays stale, so its check runs again)."""
+        asset with a failing check stays stale, so its check runs again). ``materialised``
+        gives, for an asset that stores its own files (a report), the paths it reported: they
+        stand for its stored value, whose content is then its fingerprint."""
         for key in self.assets:
-            if key not in set(materialised):
+            if key not in materialised:
                 continue
             path = _store(self.out_dir) / f"{key.to_user_string()}.json"
             entry = _read_json(path)
-            entry["inputs"] = None if key in failed_checks else self._inputs(key)
+            inputs = None if key in failed_checks else self._inputs(key)
+            if entry.get("self_stored", "content" not in entry):
+                files = sorted(str(p.relative_to(self.out_dir)) for p in materialised[key])
+                entry.update({"content": inputs, "files": files, "self_stored": True})
+            entry["inputs"] = inputs
             _write_json(path, entry)
 
 
