@@ -34,6 +34,8 @@ from typing import Any
 
 import dagster as dg
 
+from study import DEFAULT_STUDY, example_study_path
+
 PROJECT_PACKAGES = ("study", "data_contracts", "ingest", "trial", "pipelines")
 CONTRACTS = Path(__file__).resolve().parents[1] / "data_contracts"
 FINGERPRINTS = ".fingerprints"
@@ -277,7 +279,8 @@ class Freshness:
 
 
 def settings_digest(study_path: str, unblind_path: str) -> str:
-    """What every asset sees of the run's settings: the study file and the sealed list."""
-    study = file_digest(Path(study_path)) if study_path else "bundled study"
+    """What every asset sees of the run's settings: the study file's bytes (the bundled
+    study's when none is given) and the sealed list's (or "blinded")."""
+    study = file_digest(Path(study_path) if study_path else example_study_path(DEFAULT_STUDY))
     sealed = file_digest(Path(unblind_path)) if unblind_path else "blinded"
     return _digest([study, sealed])
