@@ -11,6 +11,7 @@ import pytest
 
 import pipelines.assets.raw as raw_assets
 import pipelines.freshness as freshness
+from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
 from study import load_study
@@ -174,3 +175,18 @@ def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
     reached = freshness.module_closure(modules)
     assert "trial.models.safety" in reached
     assert "trial.models.mmrm" not in reached  # editing the MMRM does not recompute safety
+
+
+def test_a_blinded_run_refuses_the_unblinded_runs_folder(
+    small_raw: Path, unblinded_run: Path
+) -> None:
+    """Issue 12: a blinded run on an unblinded run's folder used to succeed and leave the
+    unblinded models beside its own. It is refused before anything is written, and the
+    unblinded run's metadata holds no preview row of the sealed list."""
+    before = {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()}
+    with pytest.raises(OutputFolderRefused, match="give --out another folder"):
+        run_pipeline(raw_dir=small_raw, out_dir=unblinded_run)
+    assert {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()} == before
+    sealed = _latest_metadata(unblinded_run)["randomisation"]
+    assert sealed["dagster/row_count"].value > 0
+    assert sealed["preview"].value.count("\n") == 1  # the header line and rule only
