@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,10 @@ from dagster._core.storage.tags import (
 
 from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
-from pipelines.blinding_record import claim_output_folder
+from pipelines.blinding_record import check_instance, claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.freshness import Freshness, settings_digest, tree_listing
 from pipelines.hash_cache import read_hash_cache
@@ -114,6 +117,7 @@ def run_pipeline(
     study_path: Path | None = None,
     unblind_path: Path | None = None,
     verify: bool = False,
+    sources: Sequence[SourceFormat] = SOURCES,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
@@ -122,8 +126,10 @@ def run_pipeline(
     before any raw file is read); the contracts the run checks against, resolved for its study,
     are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
     anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
-    ``OutputFolderRefused`` for a folder of the other mode). ``verify``: hash every raw file
+    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
     again, not trusting stored hashes of files whose size and modification time are unchanged.
+    ``sources``: the registry of raw formats (``ingest.registry``).
     """
     study = load_study(study_path)
     if not raw_dir.is_dir():
@@ -132,6 +138,7 @@ def run_pipeline(
         if not unblind_path.is_file():
             raise FileNotFoundError(f"sealed randomisation list {unblind_path} does not exist")
         log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
+    check_instance(out_dir, blinded=unblind_path is None)
     claim_output_folder(out_dir, blinded=unblind_path is None)
     settings = TrialSettings(
         raw_dir=str(raw_dir.resolve()),
@@ -140,7 +147,7 @@ def run_pipeline(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
         verify=verify,
     )
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, sources=sources)
     write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
