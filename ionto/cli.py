@@ -39,11 +39,16 @@ def _refused(command: str, error: Exception) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.blinding_record import OutputFolderRefused, check_output_folder
+    from pipelines.blinding_record import (
+        OutputFolderRefused,
+        check_instance,
+        check_output_folder,
+    )
 
     load_study(args.study)  # a broken study file stops here, before Dagster is loaded
     try:
         # Before the pipeline (and Dagster) is loaded: the refusal is the only line printed.
+        check_instance(Path(args.out), blinded=not args.unblind)
         check_output_folder(Path(args.out), blinded=not args.unblind)
         from pipelines.run import run_pipeline
 

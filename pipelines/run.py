@@ -32,7 +32,7 @@ from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
-from pipelines.blinding_record import claim_output_folder
+from pipelines.blinding_record import check_instance, claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
@@ -119,7 +119,8 @@ def run_pipeline(
     before any raw file is read); the contracts the run checks against, resolved for its study,
     are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
     anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
-    ``OutputFolderRefused`` for a folder of the other mode). ``verify``: hash every raw file
+    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
     again, not trusting stored hashes of files whose size and modification time are unchanged.
     ``sources``: the registry of raw formats (``ingest.registry``).
     """
@@ -130,6 +131,7 @@ def run_pipeline(
         if not unblind_path.is_file():
             raise FileNotFoundError(f"sealed randomisation list {unblind_path} does not exist")
         log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
+    check_instance(out_dir, blinded=unblind_path is None)
     claim_output_folder(out_dir, blinded=unblind_path is None)
     settings = TrialSettings(
         raw_dir=str(raw_dir.resolve()),
