@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from data_contracts.contracts import use_study
+from ingest.registry import SOURCES
 from pipelines.assets import raw
 from pipelines.blinding_record import (
     RECORD_NAME,
@@ -93,8 +94,14 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     claim_output_folder(out, blinded=False)
     settings = TrialSettings(raw_dir=str(MINI), out_dir=str(out))
     use_study(settings.study())
+    roots = [
+        a
+        for a in raw.raw_assets(SOURCES)
+        if {k.to_user_string() for k in a.keys} & {"landing_manifest", "randomisation"}
+    ]
+    assert len(roots) == 2
     result = dg.materialize(
-        [raw.landing_manifest, raw.randomisation],
+        roots,
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=str(out))},
         raise_on_error=False,
     )
