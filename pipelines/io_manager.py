@@ -4,7 +4,8 @@ polars 2, see ../shared/research/stack.md).
 Tables go to ``<out_dir>/tables/<asset>.parquet``; model results to ``<out_dir>/models/`` as
 Parquet (see :func:`trial.models.result.write_result`) with a pickle beside them so that
 downstream assets get the typed object back; any other value (a report path, a small summary)
-is pickled under ``<out_dir>/.objects/``.
+is pickled under ``<out_dir>/.objects/``. Every stored unpartitioned value's content hash is
+recorded for :mod:`pipelines.freshness`, which decides what a refresh recomputes.
 
 Large tables stay out of memory (the dagster-polars convention): an asset may return a
 ``pl.LazyFrame``, which is streamed to its Parquet file (``sink_parquet``), and an input
@@ -31,18 +32,25 @@ import dagster as dg
 import polars as pl
 
 from ingest.telemetry import ROW_GROUP_ROWS
+from pipelines.freshness import file_digest, record_content
 from trial.models.result import ModelResult, write_result
 
 PREVIEW_ROWS = 5
+NOT_PREVIEWED = frozenset({"randomisation"})
+"""Tables whose rows never go into Dagster's metadata (the sealed list: the instance may be
+shared, ``$DAGSTER_HOME``, and is read by people who must stay blinded); they get a row count
+and a schema only."""
 
 
-def table_metadata(frame: pl.DataFrame, n_rows: int | None = None) -> dict[str, Any]:
-    """Row count (``n_rows``, else the frame's), column schema and a short preview for the
-    Dagster UI."""
+def table_metadata(
+    frame: pl.DataFrame, n_rows: int | None = None, preview_rows: int = PREVIEW_ROWS
+) -> dict[str, Any]:
+    """Row count (``n_rows``, else the frame's), column schema and a preview of the first
+    ``preview_rows`` rows for the Dagster UI."""
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
     )
-    preview = frame.head(PREVIEW_ROWS)
+    preview = frame.head(preview_rows)
     header = "| " + " | ".join(preview.columns) + " |"
     rule = "|" + "---|" * len(preview.columns)
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in preview.iter_rows()]
@@ -136,7 +144,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             else:
                 obj.write_parquet(path)
                 n_rows = obj.height
-            context.add_output_metadata({**table_metadata(obj, n_rows), "path": str(path)})
+            record_content(Path(self.out_dir), name, file_digest(path), [path])
+            shown = 0 if name in NOT_PREVIEWED else PREVIEW_ROWS
+            context.add_output_metadata({**table_metadata(obj, n_rows, shown), "path": str(path)})
             return
         if isinstance(obj, ModelResult):
             written = write_result(obj, Path(self.out_dir) / "models")
@@ -151,6 +161,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             pickle.dump(obj, handle)
+        record_content(Path(self.out_dir), name, file_digest(path), [path])
 
     def load_input(self, context: dg.InputContext) -> Any:
         name = self._name(context.asset_key)

@@ -107,13 +107,17 @@ def page_parts(
     if height <= limit:
         return [(0, height)]
     parts = math.ceil(height / limit)
-    cuts = [round(height * i / parts) for i in range(1, parts)]
-    moved: list[int] = []
-    for cut in cuts:
-        while cut - 1 in headings and cut - 1 > (moved[-1] if moved else 0):
-            cut -= 1
-        moved.append(cut)
-    bounds = [0, *moved, height]
+    while True:
+        cuts = [round(height * i / parts) for i in range(1, parts)]
+        moved: list[int] = []
+        for cut in cuts:
+            while cut - 1 in headings and cut - 1 > (moved[-1] if moved else 0):
+                cut -= 1
+            moved.append(cut)
+        bounds = [0, *moved, height]
+        if all(b - a <= limit for a, b in itertools.pairwise(bounds)):
+            break
+        parts += 1  # a moved cut made a part too long: one part more
     return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
 
 
@@ -124,7 +128,8 @@ def _row_html(tlf: Tlf, row: int, values: tuple[object, ...]) -> str:
         if j == 0:
             pad = tlf.indent_of(row)
             style = f' style="padding-left:{0.3 + 1.2 * pad:.1f}em"' if pad else ""
-            cells.append(f'<td class="lab"{style}>{text}</td>')
+            kind = "lab nowrap" if tlf.kind == "Listing" else "lab"
+            cells.append(f'<td class="{kind}"{style}>{text}</td>')
         elif j in tlf.wrap_columns:
             cells.append(f'<td class="wrap">{text}</td>')
         else:
@@ -174,6 +179,7 @@ table.tlf th { border-top: 1.5px solid #000; border-bottom: 1px solid #000; padd
   text-align: center; vertical-align: bottom; font-weight: bold; white-space: pre-line; }
 table.tlf td { padding: 1px 4px; text-align: center; white-space: pre; }
 table.tlf td.lab { text-align: left; white-space: pre-line; }
+table.tlf td.lab.nowrap { white-space: pre; }
 table.tlf th:first-child { text-align: left; }
 table.tlf td.wrap { white-space: pre-line; }
 table.tlf tbody tr:last-child td { border-bottom: 1.5px solid #000; }
