@@ -90,6 +90,17 @@ class RunReport:
         return "\n".join(lines)
 
 
+def _step_failure(event: dg.DagsterEvent) -> str:
+    """``<step>: <first line of its error>`` (the error's class name left out), so that a
+    check that stops a run, such as the sealed list's, says why in the run's summary."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None:  # Dagster wraps the op's own error
+        error = error.cause
+    lines = error.message.strip().splitlines() if error is not None else []
+    first = lines[0].split(": ", 1)[-1] if lines else ""
+    return f"{event.step_key or '?'}: {first}" if first else event.step_key or "?"
+
+
 def _instance(out_dir: Path) -> dg.DagsterInstance:
     """The instance in ``$DAGSTER_HOME`` if set, else an embedded SQLite one in ``OUT/.dagster``."""
     if os.environ.get("DAGSTER_HOME"):
@@ -221,7 +232,7 @@ def run_pipeline(
             )
             refresh_seconds = time.perf_counter() - refresh_started
     events = [e for r in results for e in r.all_events]
-    failed_steps = [e.step_key or "?" for e in events if e.is_step_failure]
+    failed_steps = [_step_failure(e) for e in events if e.is_step_failure]
     failed_checks = [
         f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}"
         for r in results
