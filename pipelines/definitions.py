@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from pipelines.assets import analysis_ready, models, raw, reports
+from pipelines.assets import analysis_ready, estimands, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
@@ -22,7 +22,7 @@ from pipelines.sensors import (
     refresh_analysis,
 )
 
-ASSET_MODULES = [raw, analysis_ready, models, reports]
+ASSET_MODULES = [raw, analysis_ready, models, estimands, reports]
 EXECUTORS = ("in_process", "multiprocess")
 
 

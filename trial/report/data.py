@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import polars as pl
 
 from study import Study
+from trial.estimands import results as estimand_results
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
+from trial.report.estimands_section import EstimandsSection, section_data
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -59,6 +61,7 @@ class ReportData:
     secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
+    estimands: EstimandsSection | None = None
 
     @property
     def blinded(self) -> bool:
@@ -246,4 +249,9 @@ def build_report_data(
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort),
+        estimands=section_data(
+            named.get(estimand_results.NAME),
+            named.get(estimand_results.TIPPING_NAME),
+            blinded=run.blinded,
+        ),
     )

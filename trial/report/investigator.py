@@ -14,6 +14,7 @@ import polars as pl
 
 from trial.report import figures
 from trial.report.data import ReportData
+from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, gt_html, page_css
 from trial.report.pdf import print_to_pdf
 from trial.report.summaries import TOTAL
@@ -490,8 +491,16 @@ def investigator_html(data: ReportData) -> str:
         ),
         ("safety", "Adverse events", _safety(data)),
         ("device", "Device adherence and delivered dose", _device(data)),
-        ("methods", "Methods and populations", _methods(data)),
     ]
+    if data.estimands is not None:
+        sections.append(
+            (
+                "estimands",
+                "Estimands and intercurrent events",
+                estimands_html(data.estimands, blinded=data.blinded),
+            )
+        )
+    sections.append(("methods", "Methods and populations", _methods(data)))
     body = "\n".join(
         f'<section class="page" id="{sid_}">{top}'
         + (f"<h2>{escape(h)}</h2>" if h else "")
