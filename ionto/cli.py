@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.bench.cli import add_bench_commands
+from study import StudyError, load_study, study_file
 
 DEFAULT_DEMO_SEED = 301
+STUDY_HELP = (
+    "study configuration YAML, or the name of a shipped example (ion301, ion302); "
+    "default: the bundled ion301"
+)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from study import load_study
     from trial.simulate import simulate_trial
 
     study = load_study(args.study)
@@ -29,12 +33,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
     from pipelines.run import run_pipeline
 
     report = run_pipeline(
         raw_dir=Path(args.raw),
         out_dir=Path(args.out),
-        study_path=Path(args.study) if args.study else None,
+        study_path=study_file(args.study),
         unblind_path=Path(args.unblind) if args.unblind else None,
     )
     print(report.describe())
@@ -79,11 +84,10 @@ def _progress_bar(done: int, total: int) -> None:
 def _cmd_power(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from study import load_study
     from trial.models.power import simulate_power
 
     study = load_study(args.study)
-    effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
+    effects = {**study.simulation.primary_mean_change, **(_parse_effects(args.effect) or {})}
     unknown = set(effects) - set(study.arm_codes)
     if unknown:
         raise SystemExit(f"--effect names arms {sorted(unknown)} not in {study.arm_codes}")
@@ -104,6 +108,10 @@ def _cmd_power(args: argparse.Namespace) -> int:
 
 
 def _cmd_rbi(args: argparse.Namespace) -> int:
+    import os
+
+    if "numpy" not in sys.modules:  # small matrices: one BLAS thread is fastest (benchmarks/rbi.py)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import polars as pl
 
     from trial.rbi.command import RbiCommand, execute, split_list
@@ -208,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, required=True)
     sim.add_argument("--out", required=True, help="raw root to write (sealed list goes beside it)")
     sim.add_argument("--faults", action="store_true", help="inject faults, listed in faults.json")
-    sim.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    sim.add_argument("--study", default=None, help=STUDY_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
     run = sub.add_parser("run", help="materialise every asset through Dagster")
@@ -220,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="sealed randomisation list: the explicit, logged way to an unblinded run",
     )
-    run.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    run.add_argument("--study", default=None, help=STUDY_HELP)
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -244,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the study configuration's simulation values)",
     )
     power.add_argument("--seed", type=int, default=20260112)
-    power.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    power.add_argument("--study", default=None, help=STUDY_HELP)
     power.add_argument("--quiet", action="store_true", help="no progress bar")
     power.set_defaults(func=_cmd_power)
 
@@ -256,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except StudyError as exc:  # a mistake in the study file: one line, the key path in it
+        print(f"ionto {args.command}: study configuration: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

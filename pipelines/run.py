@@ -26,12 +26,14 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.resources import TrialSettings
+from study import load_study
 
 log = logging.getLogger("ionto")
 
@@ -72,6 +74,7 @@ class RunReport:
             f"  models:  {self.out_dir / 'models'}",
             f"  reports: {self.out_dir / 'reports'}",
             f"  exports: {self.out_dir / 'exports'}",
+            f"  contracts: {self.out_dir / 'contracts'}",
         ]
         return "\n".join(lines)
 
@@ -106,8 +109,11 @@ def run_pipeline(
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened.
+    list is never opened. The study is loaded and validated first (:class:`study.StudyError`
+    before any raw file is read); the contracts the run checks against, resolved for its study,
+    are written to ``OUT/contracts/``.
     """
+    study = load_study(study_path)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
     if unblind_path is not None:
@@ -122,6 +128,7 @@ def run_pipeline(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
     )
     defs = build_definitions(settings)
+    write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     earlier = read_hash_cache(out_dir)
@@ -197,7 +204,6 @@ def run_demo(
     A simulated study's sealed list is ours to open, so the demo runs unblinded (the
     explicit ``unblind_path`` route, logged like any other).
     """
-    from study import load_study
     from trial.simulate import simulate_trial
 
     preamble: list[str] = []

@@ -121,7 +121,7 @@ def _withdrawals(
     rules: IceRules,
     study: Study,
 ) -> pl.DataFrame:
-    screen_failure = str(study.raw["screen_failure_reason"])
+    screen_failure = study.screen_failure_reason
     withdrawn = (
         disposition.filter(
             (pl.col("status") == rules.withdrawal_status)

@@ -136,7 +136,7 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
 def ice_rules(study: Study) -> IceRules:
     """The ICE derivation rules of ``study`` (``intercurrent_events:``, exactly two ICEs: the
     first is discontinuation, the second rescue)."""
-    section = study.section("intercurrent_events")
+    section = study.intercurrent_events
     if len(section) != 2:
         raise ValueError(f"{study.source}: intercurrent_events names two ICEs, not {len(section)}")
     (disc, d), (resc, r) = section.items()
@@ -197,7 +197,7 @@ def _estimand(raw: dict[str, Any], rules: IceRules, study: Study) -> Estimand:
 def estimands_config(study: Study) -> EstimandsConfig:
     """The estimands of ``study`` (``estimands:``), checked against its visits and ICEs."""
     rules = ice_rules(study)
-    section = study.section("estimands")
+    section = study.estimands
     tp = dict(section["tipping_point"])
     tipping = TippingPoint(
         estimand=str(tp["estimand"]),

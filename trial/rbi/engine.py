@@ -3,8 +3,8 @@
 Samples by method (all share the imputation model of :mod:`trial.rbi.reml_fit`):
 
 - ``condmean-jackknife``: one REML refit per subject left out (the pattern sums with that
-  subject's contribution removed, warm-started at the full fit); conditional mean imputation
-  of every subject and the ANCOVA without the left-out subject.
+  subject's contribution removed, warm-started at the full fit: :mod:`trial.rbi.jackknife`);
+  conditional mean imputation of every subject and the ANCOVA without the left-out subject.
 - ``condmean-bootstrap``: subjects resampled with replacement within groups; REML refit on the
   bootstrap sample; conditional mean imputation; ANCOVA on the bootstrap sample.
 - ``bayes-approx``: the bootstrap refits as parameter draws; one random imputation of the
@@ -25,6 +25,7 @@ import polars as pl
 from trial.models.reml import PatternData
 from trial.rbi.analysis import AncovaEstimates, ancova, parameter_names
 from trial.rbi.impute import Imputer
+from trial.rbi.jackknife import LeaveOneOut
 from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
 from trial.rbi.prepare import Prepared, prepare
 from trial.rbi.reml_fit import RemlOptimum, UnstructuredReml
@@ -70,54 +71,13 @@ class Draws:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
+def pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
     """Pattern sums of the fit rows, of all subjects or of a resample ``ids``."""
     mask = prep.fit_mask if ids is None else prep.fit_mask[ids]
     x = prep.x_own if ids is None else prep.x_own[ids]
     y = prep.y if ids is None else prep.y[ids]
     subject, visit = np.nonzero(mask)
     return PatternData(x[mask], y[mask], subject, visit, prep.n_visits)
-
-
-class LeaveOneOut:
-    """Removes one subject's contribution from the pattern sums, and puts it back."""
-
-    def __init__(self, prep: Prepared, data: PatternData) -> None:
-        t = prep.n_visits
-        self.prep, self.data = prep, data
-        codes = data.masks.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
-        sizes = data.masks.sum(1) ** 2
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self.pattern_of_code = {int(c): k for k, c in enumerate(codes)}
-        subject_codes = prep.fit_mask.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
-        self.codes = subject_codes
-
-    def contribution(self, i: int) -> tuple[int, np.ndarray, int]:
-        """Pattern index, the subject's rows of ``s_all`` and its number of observations."""
-        obs = np.flatnonzero(self.prep.fit_mask[i])
-        z = np.hstack([self.prep.x_own[i, obs], self.prep.y[i, obs][:, None]])
-        m, q = z.shape
-        block = np.einsum("aq,br->abqr", z, z).reshape(m * m, q * q)
-        return self.pattern_of_code[int(self.codes[i])], block, m
-
-    def refit(
-        self, i: int, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
-    ) -> tuple[RemlOptimum, bool]:
-        """The imputation model refitted without subject ``i``; whether it fell back."""
-        if self.codes[i] == 0:
-            return full, False
-        k, block, m = self.contribution(i)
-        rows = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
-        saved = self.data.s_all[rows].copy()
-        self.data.s_all[rows] -= block
-        self.data.counts[k] -= 1.0
-        self.data.n_obs -= m
-        try:
-            return model.refit(full.theta, h_inv)
-        finally:
-            self.data.s_all[rows] = saved
-            self.data.counts[k] += 1.0
-            self.data.n_obs += m
 
 
 def _stratified_resample(prep: Prepared, rng: np.random.Generator) -> np.ndarray:
@@ -135,7 +95,7 @@ def draw_parameters(prep: Prepared) -> Draws:
 
     spec = prep.spec
     start = time.perf_counter()
-    data = _pattern_data(prep)
+    data = pattern_data(prep)
     model = UnstructuredReml(data)
     full, hessian = model.fit()
     h_inv = np.linalg.inv(hessian)
@@ -144,9 +104,9 @@ def draw_parameters(prep: Prepared) -> Draws:
     start = time.perf_counter()
     betas, sigmas, fallbacks = [], [], 0
     if spec.method == "condmean-jackknife":
-        loo = LeaveOneOut(prep, data)
+        loo = LeaveOneOut(prep, model, full, h_inv)
         for i in range(n):
-            opt, fell_back = loo.refit(i, model, full, h_inv)
+            opt, fell_back = loo.refit(i)
             betas.append(opt.beta)
             sigmas.append(opt.sigma)
             fallbacks += int(fell_back)
@@ -156,7 +116,7 @@ def draw_parameters(prep: Prepared) -> Draws:
         weight_rows = []
         for _ in range(spec.n_samples):
             ids = _stratified_resample(prep, rng)
-            sample_model = UnstructuredReml(_pattern_data(prep, ids))
+            sample_model = UnstructuredReml(pattern_data(prep, ids))
             opt, fell_back = sample_model.refit(full.theta, h_inv)
             fallbacks += int(fell_back)
             betas.append(opt.beta)
@@ -165,6 +125,15 @@ def draw_parameters(prep: Prepared) -> Draws:
         weights = np.array(weight_rows)
     seconds["refits"] = time.perf_counter() - start
     return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, seconds)
+
+
+def point_estimates(prep: Prepared) -> np.ndarray:
+    """Estimates (t, P) of the conditional-mean analysis of all subjects, fitted from scratch
+    (the naive baseline of the jackknife: one of these per subject left out)."""
+    full, _ = UnstructuredReml(pattern_data(prep)).fit()
+    completed = Imputer(prep).complete(full.beta[None], full.sigma[None])
+    ones = np.ones((1, prep.n_subjects))
+    return ancova(prep.x_analysis, completed, ones, len(prep.groups)).estimate[0]
 
 
 def delta_matrix(prep: Prepared, delta: pl.DataFrame | None) -> np.ndarray | None:

@@ -87,7 +87,8 @@ class Imputer:
         out = np.broadcast_to(self.y, (n_sets, *self.y.shape)).copy()
         for pat in self.patterns:
             idx, obs, mis = pat.subjects, pat.observed, pat.missing
-            mu = np.einsum("itp,sp->sit", self.design[idx], betas)
+            d = self.design[idx]
+            mu = (d.reshape(-1, d.shape[2]) @ betas.T).T.reshape(n_sets, *d.shape[:2])
             imputed = mu[:, :, mis]
             s_mo = sigmas[:, mis][:, :, obs]
             cond_cov = sigmas[:, mis][:, :, mis]

@@ -238,7 +238,7 @@ def prepare(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> Prep
     post_ice = (np.arange(t)[None, :] >= ice_visit[:, None]) & (strategy != "MAR")[:, None]
     fit_mask = ~np.isnan(y) & ~post_ice
     x_fit = x_own[fit_mask]
-    if np.linalg.matrix_rank(x_fit) < x_fit.shape[1]:
+    if not full_rank(x_fit):
         raise RbiInputError(
             "the imputation model is not estimable: some group x visit cell or covariate level "
             "has no observed, non-post-ICE outcome (or covariates are collinear)"
@@ -247,7 +247,7 @@ def prepare(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> Prep
     analysis = ModelFormula.build([(spec.group,), *ana_terms], levels)
     x_analysis = model_rows_by_visit(analysis, grid, n, t)
     for v in range(t):
-        if np.linalg.matrix_rank(x_analysis[v]) < x_analysis.shape[2]:
+        if not full_rank(x_analysis[v]):
             raise RbiInputError(
                 f"the ANCOVA at visit {visits[v]} is not estimable (collinear analysis covariates)"
             )
@@ -268,6 +268,16 @@ def prepare(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> Prep
         analysis_terms=analysis.column_names(),
         grid=grid.select(spec.subject, spec.visit, spec.group, spec.outcome),
     )
+
+
+def full_rank(x: np.ndarray) -> bool:
+    """Whether the columns of ``x`` are linearly independent (scaled X'X well conditioned)."""
+    xtx = x.T @ x
+    scale = np.sqrt(np.diag(xtx))
+    if np.any(scale == 0):
+        return False
+    eig = np.linalg.eigvalsh(xtx / np.outer(scale, scale))
+    return bool(eig[0] > 1e-10 * eig[-1])
 
 
 def model_rows_by_visit(model: ModelFormula, grid: pl.DataFrame, n: int, t: int) -> np.ndarray:

@@ -47,12 +47,17 @@ class ReportData:
     time_course: pl.DataFrame
     plantar_time_course: pl.DataFrame
     responders: pl.DataFrame
-    adverse_events: pl.DataFrame
+    ae_soc_pt: pl.DataFrame
+    ae_severity: pl.DataFrame
+    ae_related: pl.DataFrame
+    ae_discontinuation: pl.DataFrame
     serious_events: pl.DataFrame
     device: pl.DataFrame
     induction_adherence: pl.DataFrame
     faults: pl.DataFrame
     primary_lsmeans: pl.DataFrame
+    multiplicity: pl.DataFrame
+    baseline_visits: pl.DataFrame
     primary_contrasts: pl.DataFrame
     covariance_structure: str | None
     sensitivity: pl.DataFrame
@@ -99,24 +104,25 @@ def check_result_blinding(result: ModelResult, run: RunInfo, pooled: str) -> Non
         raise ValueError(f"unblinded report requested, but model result {result.name!r} is pooled")
 
 
-def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tuple[str, str]]:
+def methods_block(
+    study: Study, run: RunInfo, consort: pl.DataFrame, baseline_visits: pl.DataFrame | None = None
+) -> list[tuple[str, str]]:
     """Methods and populations footnotes generated from the study configuration.
 
     A blinded run names neither the arms nor the block size (CONSORT items 8-11 are
     completed at unblinding)."""
-    alloc = study.section("allocation")
-    ratio = ":".join(str(r) for r in alloc["ratio"])
+    alloc = study.allocation
+    ratio = ":".join(str(r) for r in alloc.ratio)
     arms = (
         "; ".join(f"{a.code} = {a.name} ({a.solution})" for a in study.arms)
         if not run.blinded
         else f"{len(study.arms)} arms, masked in this blinded report"
     )
-    block = "" if run.blinded else f", permuted blocks of {alloc['block_size']}"
-    sets = study.section("analysis_sets")
-    pp = sets["pp"]
-    models = study.section("models")
-    mmrm = models["mmrm"]
-    responder = study.section("endpoints")["responder"]
+    block = "" if run.blinded else f", permuted blocks of {alloc.block_size}"
+    pp = study.analysis_sets.pp
+    models = study.models
+    mmrm = models.mmrm
+    responder = study.endpoints.responder
     windows = ", ".join(
         f"{v.code} day {v.target_day}" + (f" ±{v.window_days}" if v.window_days else "")
         for v in study.visits
@@ -128,15 +134,29 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
         )
         return int(rows["n"].sum())
 
-    subgroups = ", ".join(g["name"].replace("_", " ") for g in models["subgroups"])
+    subgroups = ", ".join(g.name.replace("_", " ") for g in models.subgroups)
+    base_counts = (
+        {}
+        if baseline_visits is None
+        else dict(zip(baseline_visits["visit"], baseline_visits["n"], strict=True))
+    )
+    fallback = study.baseline_fallback_visit
+    from_fallback = base_counts.get(fallback, 0) if fallback else 0
+    baseline_note = (
+        f"Baseline = the {study.baseline_visit} visit value; where it is missing or invalid, the "
+        f"{fallback} value (screening) is the baseline: {from_fallback} of "
+        f"{sum(base_counts.values())} FAS subjects took their baseline from {fallback}."
+        if fallback
+        else f"Baseline = the {study.baseline_visit} visit value."
+    )
     return [
         ("Study", f"{study.study_id}: {study.title}. Centres: {', '.join(study.centres)}."),
         (
             "Randomisation",
-            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc['strata'])}. "
-            f"Arms: {arms}.",
+            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc.strata)}. Arms: {arms}.",
         ),
         ("Visits", f"Target study day and window (days): {windows}. Day 1 is the baseline visit."),
+        ("Baseline", baseline_note),
         (
             "Primary endpoint",
             f"Change from baseline in ln palmar sweat rate at {study.primary_visit}; percent "
@@ -148,9 +168,9 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             f"Screened {total('screened')}, randomised {total('randomised')}. "
             f"Full analysis set (FAS, n = {total('analysed_fas')}): randomised, >= 1 session, a "
             "baseline and >= 1 post-baseline palmar value; analysed as randomised. Per-protocol "
-            f"(n = {total('analysed_pp')}): FAS with >= {pp['min_induction_sessions_share']:.0%} "
-            f"of planned induction sessions at >= {pp['min_current_share']:.0%} of the "
-            f"prescribed current for >= {pp['min_duration_share']:.0%} of the duration, no major "
+            f"(n = {total('analysed_pp')}): FAS with >= {pp.min_induction_sessions_share:.0%} "
+            f"of planned induction sessions at >= {pp.min_current_share:.0%} of the "
+            f"prescribed current for >= {pp.min_duration_share:.0%} of the duration, no major "
             "eligibility violation, out-of-window visits excluded. Safety "
             f"(n = {total('analysed_safety')}): >= 1 session started; analysed as treated.",
         ),
@@ -158,14 +178,14 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             "Primary model",
             f"MMRM on the FAS, visits {', '.join(study.model_visits)}; fixed effects arm, visit, "
             "arm x visit, ln baseline, ln baseline x visit, centre, screening HDSS stratum; "
-            f"{mmrm['covariance']} within-subject covariance (fallback "
-            f"{', '.join(mmrm['fallback'])}), REML, {mmrm['ddf']} denominator df. Missing data "
+            f"{mmrm.covariance} within-subject covariance (fallback "
+            f"{', '.join(mmrm.fallback)}), REML, {mmrm.ddf} denominator df. Missing data "
             "assumed missing at random (no imputation).",
         ),
         (
             "Responders",
-            f"HDSS improvement >= {responder['hdss_improvement_points']} points, or palmar rate "
-            f"reduction >= {responder['sweat_reduction_pct']:g} %, at {study.primary_visit}; a "
+            f"HDSS improvement >= {responder.hdss_improvement} points, or palmar rate "
+            f"reduction >= {responder.sweat_reduction_pct:g} %, at {study.primary_visit}; a "
             "missing value counts as non-response. Logistic regression on arm, centre and "
             "stratum; Cochran-Mantel-Haenszel by centre as a check.",
         ),
@@ -213,6 +233,12 @@ def build_report_data(
     pooled = {r.name: r for r in (safety, device) if r is not None}
     primary = arm_models.get(roles.primary)
     has_primary = mt.fitted(primary) and primary is not None and "lsmeans" in primary.tables
+
+    def ae(table: str, category: str | None = None) -> pl.DataFrame:
+        if safety is None or table not in safety.tables:
+            return pl.DataFrame()
+        return sm.ae_hierarchy(safety, table, groups, category)
+
     return ReportData(
         study=study,
         run=run,
@@ -225,15 +251,18 @@ def build_report_data(
         if plantar
         else pl.DataFrame(),
         responders=sm.responder_shares(adsl, adsweat, tables["adhdss"], study),
-        adverse_events=sm.adverse_event_table(safety, study, groups)
-        if safety is not None
-        else pl.DataFrame(),
+        ae_soc_pt=ae("soc_pt"),
+        ae_severity=ae("soc_pt_severity", "severity"),
+        ae_related=ae("soc_pt_related", "related"),
+        ae_discontinuation=ae("soc_pt_discontinuation"),
         serious_events=sm.serious_event_listing(safety, adsl)
         if safety is not None
         else pl.DataFrame(),
         device=sm.device_table(device, study, groups) if device is not None else pl.DataFrame(),
         induction_adherence=sm.induction_adherence(adsl, study),
         faults=sm.fault_table(device, study, groups) if device is not None else pl.DataFrame(),
+        multiplicity=mt.multiplicity(arm_models),
+        baseline_visits=sm.baseline_visits(adsl, adsweat, study),
         primary_lsmeans=mt.primary_lsmeans(primary)
         if has_primary and primary is not None
         else pl.DataFrame(),
@@ -248,7 +277,7 @@ def build_report_data(
         responder_models=mt.responder_models(arm_models, roles),
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
-        methods=methods_block(study, run, consort),
+        methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
         estimands=section_data(
             named.get(estimand_results.NAME),
             named.get(estimand_results.TIPPING_NAME),

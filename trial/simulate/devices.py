@@ -85,9 +85,9 @@ class DeviceBuilder:
     def _planned_days(self) -> list[int]:
         """Planned session study days from the treatment phases (first session on day 1)."""
         days: list[int] = []
-        for phase in self.study.raw["treatment"]["phases"]:
-            first, last = (int(w) for w in phase["weeks"])
-            per_week = int(phase["sessions_per_week"])
+        for phase in self.study.treatment.phases:
+            first, last = phase.weeks
+            per_week = phase.sessions_per_week
             for week in range(first, last + 1):
                 for j in range(per_week):
                     days.append((week - 1) * 7 + 1 + (j * 7) // per_week)
@@ -180,7 +180,7 @@ class DeviceBuilder:
 
     def _outcome(self) -> tuple[int, str, str]:
         rng, p = self.rng, self.p
-        full = int(self.study.raw["treatment"]["session_minutes"]) * 60
+        full = self.study.treatment.session_minutes * 60
         u = rng.random()
         if u < p.session_fault_share:
             reason, code = "FAULT", _choice(rng, p.fault_code_weights)

@@ -1,6 +1,6 @@
 """Intercurrent events of amendment 1 (SAP section 11) in the simulated trial.
 
-- Rescue treatment for hyperhidrosis: per arm, about ``rescue_by_w12`` of the treated
+- Rescue treatment for hyperhidrosis: per arm, about ``rescue_share`` of the treated
   subjects take it by the treatment-end visit, mostly after the primary visit
   (``rescue_after_primary_share``), more often the poorer responders (logit slope
   ``rescue_logit_slope_per_log_change`` on the subject's deviation from the arm's expected
@@ -25,6 +25,7 @@ import itertools
 import numpy as np
 
 from study import Study
+from trial.estimands.config import ice_rules
 from trial.simulate.cohort import (
     Medication,
     Subject,
@@ -71,9 +72,9 @@ def assign_intercurrent_events(
     """Set ``rescue``, ``session_gap`` and ``medications`` of the randomised subjects (after
     withdrawals are known, before outcomes are drawn)."""
     primary = study.visit(study.primary_visit)
-    end_visit = study.visit(str(study.section("intercurrent_events")["ICE1"]["gap_until_visit"]))
+    end_visit = study.visit(ice_rules(study).gap_until_visit)
     treated = [s for s in rand if not s.never_treated]
-    for arm, target in p.rescue_by_w12.items():
+    for arm, target in p.rescue_share.items():
         pool = [s for s in treated if s.arm == arm]
         if not pool:
             continue
@@ -171,9 +172,9 @@ def ice_truth_rows(
     ``max_session_gap_days`` days without a session start before that visit's date (target when
     not done, capped by the last done visit); date: the day after the last session before it
     (the BL date when there was none). ICE2: the rescue start date."""
-    ice1 = study.section("intercurrent_events")["ICE1"]
-    max_gap = int(ice1["max_session_gap_days"])
-    end_code = str(ice1["gap_until_visit"])
+    rules = ice_rules(study)
+    max_gap = rules.max_session_gap_days
+    end_code = rules.gap_until_visit
     end_visit = study.visit(end_code)
     rows: list[list[str]] = []
     for s in subjects:

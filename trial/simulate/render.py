@@ -175,7 +175,7 @@ class Renderer:
         )
         codes = self.study.visit_codes
         rows: dict[str, list[list[str]]] = {k: [] for k in EDC_HEADERS}
-        sf_reason = str(self.study.raw["screen_failure_reason"])
+        sf_reason = self.study.screen_failure_reason
         for s in subs:
             rows["dm"].append(
                 [
@@ -307,7 +307,7 @@ class Renderer:
             ]
             for x in e.sessions:
                 assert x.device_start is not None
-                half = x.duration_s >= int(self.study.raw["treatment"]["session_minutes"]) * 30
+                half = x.duration_s >= self.study.treatment.session_minutes * 30
                 lines.append(
                     f"{x.session_no},{x.device_start.isoformat(timespec='seconds')},"
                     f"{x.duration_s},{x.programmed_ma:.1f},{x.mean_ma:.2f},{x.max_v:.1f},"
@@ -340,7 +340,7 @@ class Renderer:
         ]
         end_ts = str(ts[-1])
         out = [head(ts[0], "start") + f',"ma_set":{x.programmed_ma:.1f}}}']
-        half = int(self.study.raw["treatment"]["session_minutes"]) * 30 * hz
+        half = self.study.treatment.session_minutes * 30 * hz
         if n > half:
             out.extend(samples[:half])
             out.append(head(ts[half], "polarity") + "}")
