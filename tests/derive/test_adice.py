@@ -74,7 +74,7 @@ def _frames() -> dict[str, pl.DataFrame]:
         visit_rows += _visits(s, ALL_VISITS)
     visit_rows += _visits("C01-0004", {k: v for k, v in ALL_VISITS.items() if v < 40})
     visit_rows += _visits("C01-0008", {k: v for k, v in ALL_VISITS.items() if v <= 29})
-    visit_rows += [{"subject_id": "C01-0006", "visit": "SCR", "visit_date": day(-5), "status": "DONE"}]
+    visit_rows += _visits("C01-0006", {"SCR": -5})
     visits = pl.DataFrame(visit_rows).with_columns(
         source_file=pl.lit("C01/2026-06-01/visits.csv"),
         source_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64),
@@ -93,13 +93,17 @@ def _frames() -> dict[str, pl.DataFrame]:
         {
             "subject_id": ["C01-0007"] * 4 + ["C01-0006"],
             "cm_id": [f"CM{k}" for k in range(1, 6)],
-            "drug": ["ALUMINIUM_CHLORIDE", "OTHER", "BOTULINUM_TOXIN", "ORAL_GLYCOPYRRONIUM"]
-            + ["BOTULINUM_TOXIN"],
+            "drug": [
+                "ALUMINIUM_CHLORIDE",
+                "OTHER",
+                "BOTULINUM_TOXIN",
+                "ORAL_GLYCOPYRRONIUM",
+                "BOTULINUM_TOXIN",
+            ],
             "verbatim": ["topical", "ibuprofen", "botox palms", "robinul", "botox"],
             "start_date": [day(-100), day(20), day(70), day(45), day(-3)],
             "end_date": [day(-10), None, day(70), None, None],
-            "indication": ["HYPERHIDROSIS", "OTHER", "HYPERHIDROSIS", "HYPERHIDROSIS"]
-            + ["HYPERHIDROSIS"],
+            "indication": ["HYPERHIDROSIS", "OTHER", *["HYPERHIDROSIS"] * 3],
             "rescue": ["N", "Y", "Y", "Y", "Y"],
             "source_file": ["C01/2026-06-01/cm.csv"] * 5,
             "source_line": [2, 3, 4, 5, 6],

@@ -106,7 +106,7 @@ def rbi_spec(
         method=method,
         n_samples=n_samples,
         seed=seed,
-        alpha=float(study.raw["endpoints"]["alpha"]),
+        alpha=study.alpha,
     )
 
 
