@@ -12,13 +12,18 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.device_sessions import build_device_sessions, vendor_b_device_sessions
+from ingest.device_sessions import (
+    build_device_sessions,
+    vendor_a_device_sessions,
+    vendor_b_device_sessions,
+)
 from ingest.landing import landing_quarantine, scan_raw
 from ingest.quarantine import combine
 from ingest.readers.edc import read_edc_table, read_randomisation
 from ingest.readers.gravimetry import read_gravimetry
 from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
+from ingest.sealed import sealed_signature
 from study import Study
 
 SessionReader = Callable[[Path, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -88,7 +93,7 @@ def read_delivery(
     run; None (blinded) leaves ``randomisation`` None. ``extra_session_readers`` append further
     device sessions (bench units) to ``device_sessions``."""
     raw_root = Path(raw_root)
-    manifest = scan_raw(raw_root)
+    manifest = scan_raw(raw_root, sealed=sealed_signature(study))
     quarantines = [landing_quarantine(manifest)]
     edc: dict[str, pl.DataFrame] = {}
     for table in ("dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"):
@@ -110,7 +115,7 @@ def read_delivery(
         extra.append(sessions)
         quarantines.append(q)
     device_sessions = build_device_sessions(
-        vendor_a, vendor_b_device_sessions(vendor_b, study), extra
+        [vendor_a_device_sessions(vendor_a), vendor_b_device_sessions(vendor_b, study), *extra]
     )
     return RawTables(
         manifest=manifest,

@@ -32,42 +32,68 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
-    from pipelines.run import run_pipeline
+def _refused(command: str, error: Exception) -> int:
+    """A user's mistake the run refused before writing: one line on stderr, exit code 2."""
+    print(f"ionto {command}: {error}", file=sys.stderr)
+    return 2
 
-    report = run_pipeline(
-        raw_dir=Path(args.raw),
-        out_dir=Path(args.out),
-        study_path=study_file(args.study),
-        unblind_path=Path(args.unblind) if args.unblind else None,
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.blinding_record import (
+        OutputFolderRefused,
+        check_instance,
+        check_output_folder,
     )
+
+    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    try:
+        # Before the pipeline (and Dagster) is loaded: the refusal is the only line printed.
+        check_instance(Path(args.out), blinded=not args.unblind)
+        check_output_folder(Path(args.out), blinded=not args.unblind)
+        from pipelines.run import run_pipeline
+
+        report = run_pipeline(
+            raw_dir=Path(args.raw),
+            out_dir=Path(args.out),
+            study_path=study_file(args.study),
+            unblind_path=Path(args.unblind) if args.unblind else None,
+            verify=args.verify,
+        )
+    except OutputFolderRefused as error:
+        return _refused("run", error)
     print(report.describe())
     return 0 if report.success else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.blinding_record import OutputFolderRefused
     from pipelines.run import run_demo
 
-    report = run_demo(
-        out_dir=Path(args.out),
-        raw_dir=Path(args.raw) if args.raw else None,
-        subjects=args.subjects,
-        seed=args.seed,
-    )
+    try:
+        report = run_demo(
+            out_dir=Path(args.out),
+            raw_dir=Path(args.raw) if args.raw else None,
+            subjects=args.subjects,
+            seed=args.seed,
+        )
+    except OutputFolderRefused as error:
+        return _refused("demo", error)
     print(report.describe())
     return 0 if report.success else 1
 
 
 def _parse_effects(text: str | None) -> dict[str, float] | None:
-    """``TAP=-1.2,GLY=-1.6`` -> {"TAP": -1.2, "GLY": -1.6}: mean log change at the primary visit."""
+    """``A=-1.2,B=-1.6`` -> {"A": -1.2, "B": -1.6}: mean log change at the primary visit per
+    arm code."""
     if not text:
         return None
     effects = {}
     for item in text.split(","):
         arm, _, value = item.partition("=")
         if not value:
-            raise SystemExit(f"--effect: {item!r} is not ARM=VALUE (e.g. GLY=-1.6)")
+            raise SystemExit(
+                f"--effect: {item!r} is not ARM=VALUE (an arm code of the study, =, the change)"
+            )
         effects[arm.strip()] = float(value)
     return effects
 
@@ -229,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sealed randomisation list: the explicit, logged way to an unblinded run",
     )
     run.add_argument("--study", default=None, help=STUDY_HELP)
+    run.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every raw file again, also those whose size and modification time are "
+        "unchanged since the last run (see docs/incremental.md for when)",
+    )
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -248,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument(
         "--effect",
         default=None,
-        help="true mean log change at the primary visit per arm, e.g. TAP=-1.2,GLY=-1.5 "
+        help="true mean log change at the primary visit per arm, ARM=VALUE pairs with the "
+        "study's arm codes, e.g. <reference>=-1.2,<arm>=-1.5 "
         "(default: the study configuration's simulation values)",
     )
     power.add_argument("--seed", type=int, default=20260112)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,10 @@ from dagster._core.storage.tags import (
 
 from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
+from pipelines.blinding_record import check_instance, claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
@@ -105,13 +109,20 @@ def run_pipeline(
     out_dir: Path,
     study_path: Path | None = None,
     unblind_path: Path | None = None,
+    verify: bool = False,
+    sources: Sequence[SourceFormat] = SOURCES,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
     list is never opened. The study is loaded and validated first (:class:`study.StudyError`
     before any raw file is read); the contracts the run checks against, resolved for its study,
-    are written to ``OUT/contracts/``.
+    are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
+    anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
+    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
+    again, not trusting stored hashes of files whose size and modification time are unchanged.
+    ``sources``: the registry of raw formats (``ingest.registry``).
     """
     study = load_study(study_path)
     if not raw_dir.is_dir():
@@ -120,18 +131,20 @@ def run_pipeline(
         if not unblind_path.is_file():
             raise FileNotFoundError(f"sealed randomisation list {unblind_path} does not exist")
         log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_instance(out_dir, blinded=unblind_path is None)
+    claim_output_folder(out_dir, blinded=unblind_path is None)
     settings = TrialSettings(
         raw_dir=str(raw_dir.resolve()),
         out_dir=str(out_dir.resolve()),
         study_path=str(study_path.resolve()) if study_path else "",
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
+        verify=verify,
     )
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, sources=sources)
     write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
-    earlier = read_hash_cache(out_dir)
+    earlier = None if verify else read_hash_cache(out_dir)
     known = deliveries_from_hashes(earlier) if earlier is not None else None
     deliveries = scan_deliveries(raw_dir, known)
     to_read = [

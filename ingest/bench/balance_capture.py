@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -119,7 +119,8 @@ class Stopped(Exception):
 
 
 class BalanceCapture:
-    """Both modes; ``run()`` returns the exit code."""
+    """Both modes; ``run()`` returns the exit code. ``regions`` and ``sides`` are the study's
+    codes the interactive mode offers (``ionto capture balance --study``)."""
 
     def __init__(
         self,
@@ -127,6 +128,8 @@ class BalanceCapture:
         out_dir: str | Path,
         operator: str,
         *,
+        regions: Sequence[str],
+        sides: Sequence[str],
         worklist: str | Path | None = None,
         settings: SerialSettings | None = None,
         timing: BalanceTiming | None = None,
@@ -138,6 +141,8 @@ class BalanceCapture:
         self.port = port
         self.out_dir = Path(out_dir)
         self.operator = operator
+        self.regions = tuple(regions)
+        self.sides = tuple(sides)
         self.worklist = Path(worklist) if worklist else None
         self.settings = settings or SerialSettings(baudrate=9600, read_timeout=0.05)
         self.timing = timing or BalanceTiming()
@@ -396,8 +401,8 @@ class BalanceCapture:
                     "paper_id": paper_id,
                     "subject_id": self._prompt("subject"),
                     "visit": self._prompt("visit").upper(),
-                    "region": self._prompt("region", ("PALM", "SOLE")),
-                    "side": self._prompt("side", ("L", "R")),
+                    "region": self._prompt("region", self.regions),
+                    "side": self._prompt("side", self.sides),
                 }
                 phase = self._prompt("phase", PHASES, "dry")
             if (paper_id, phase) in self.done:

@@ -1,12 +1,16 @@
-"""Clean and analysis-ready groups: per-paper sweat rates, device sessions mapped to subjects,
-and the ADaM-style tables (ADSL, ADSWEAT, ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model
-inputs. Asset bodies call the Dagster-free functions of ``trial.derive``."""
+"""Clean and analysis-ready groups: device sessions of every registered format, per-paper sweat
+rates, device sessions mapped to subjects, and the ADaM-style tables (ADSL, ADSWEAT,
+ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model inputs. Asset bodies call the Dagster-free
+functions of ``trial.derive``."""
+
+from collections.abc import Sequence
 
 import dagster as dg
 import polars as pl
 
-from ingest.device_sessions import build_device_sessions
-from ingest.readers.bench_ibu import ibu_device_sessions
+from ingest.device_sessions import registry_device_sessions
+from ingest.registry import session_inputs
+from ingest.source_format import SourceFormat
 from pipelines.resources import TrialSettings
 from trial.derive.adice import derive_adice
 from trial.derive.ae import ae_coding_findings, derive_adae
@@ -22,18 +26,24 @@ CLEAN = "clean"
 READY = "analysis_ready"
 
 
-@dg.asset(group_name=CLEAN, kinds={"polars"})
-def device_sessions(
-    settings: TrialSettings,
-    vendor_a_sessions: pl.DataFrame,
-    vendor_b_sessions: pl.DataFrame,
-    bench_ibu_frames: pl.DataFrame,
-) -> pl.DataFrame:
-    """One row per distinct session of every home device and bench unit (summaries from the
-    samples where the device sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
-    study = settings.study()
-    bench = ibu_device_sessions(bench_ibu_frames, study.current_tolerance_pct)
-    return build_device_sessions(vendor_a_sessions, vendor_b_sessions, extra=[bench])
+def device_sessions_asset(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
+    """``device_sessions`` for the registry ``sources``: its inputs are the datasets of every
+    format that makes sessions."""
+
+    @dg.asset(
+        name="device_sessions",
+        group_name=CLEAN,
+        kinds={"polars"},
+        ins={name: dg.AssetIn(name) for name in session_inputs(sources)},
+    )
+    def device_sessions(settings: TrialSettings, **datasets: pl.DataFrame) -> pl.DataFrame:
+        """One row per distinct session of every home device and bench unit, each source
+        format's rows made sessions its own way (summaries from the samples where the device
+        sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
+        tolerance = settings.study().current_tolerance_pct
+        return registry_device_sessions(sources, datasets, tolerance)
+
+    return device_sessions
 
 
 @dg.multi_asset(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-import pipelines.assets.raw as raw_assets
+from ingest.registry import SOURCES
+from ingest.source_format import Resolution, Resolved
+from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
 from study import load_study
@@ -96,27 +99,42 @@ def test_blinded_run_leaks_no_arm_anywhere(blinded_run: Path, sealed_list: Path)
     assert "BLINDED" in (blinded_run / "reports" / "investigator_report.html").read_text("utf-8")
 
 
-def test_failing_blocking_check_stops_what_depends_on_it(
-    small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_path: Path) -> None:
     """A dm frame with a duplicated subject breaks dm's primary key: the blocking contract
     check fails and nothing downstream of dm (ADSL and the models) is materialised."""
-    real = raw_assets.resolve_raw_datasets
+    (dm_format,) = [s for s in SOURCES if s.kind == "dm"]
+    assert dm_format.resolve is not None
+    real = dm_format.resolve
 
-    def duplicated_dm(
-        manifest: pl.DataFrame, deliveries: list[dict[str, pl.DataFrame]], raw_root: Path
-    ) -> dict[str, pl.DataFrame]:
-        datasets = real(manifest, deliveries, raw_root)
-        return {**datasets, "dm": pl.concat([datasets["dm"], datasets["dm"].head(1)])}
+    def duplicated_dm(resolution: Resolution) -> Resolved:
+        resolved = real(resolution)
+        dm = resolved.datasets["dm"]
+        assert isinstance(dm, pl.DataFrame)
+        return replace(resolved, datasets={"dm": pl.concat([dm, dm.head(1)])})
 
-    monkeypatch.setattr(raw_assets, "resolve_raw_datasets", duplicated_dm)
-    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path)
+    sources = [replace(s, resolve=duplicated_dm) if s is dm_format else s for s in SOURCES]
+    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path, sources=sources)
     assert not report.success
     assert "dm:contract" in report.failed_checks
     assert not (tmp_path / "tables" / "adsl.parquet").exists()
     assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
+
+
+def test_a_blinded_run_refuses_the_unblinded_runs_folder(
+    small_raw: Path, unblinded_run: Path
+) -> None:
+    """Issue 12: a blinded run on an unblinded run's folder used to succeed and leave the
+    unblinded models beside its own. It is refused before anything is written, and the
+    unblinded run's metadata holds no preview row of the sealed list."""
+    before = {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()}
+    with pytest.raises(OutputFolderRefused, match="give --out another folder"):
+        run_pipeline(raw_dir=small_raw, out_dir=unblinded_run)
+    assert {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()} == before
+    sealed = _latest_metadata(unblinded_run)["randomisation"]
+    assert sealed["dagster/row_count"].value > 0
+    assert sealed["preview"].value.count("\n") == 1  # the header line and rule only
 
 
 def _truth_ices(small_raw: Path) -> list[tuple[str, str, str, str]]:

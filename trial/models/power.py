@@ -120,7 +120,7 @@ def simulate_trial(
     ratio = np.asarray(study.allocation.ratio, dtype=float)
     arm = rng.permutation(np.resize(np.repeat(np.arange(len(arms)), ratio.astype(int)), n))
     centre = rng.integers(0, len(study.centres), n)
-    stratum = rng.integers(0, len(study.stratum_levels), n)
+    stratum = rng.integers(0, len(study.stratum_codes), n)
     logbase = level + rng.normal(0.0, sd_e, n)
     response = (
         rng.normal(0.0, sim.sd_random_intercept, n)[:, None]
@@ -148,7 +148,7 @@ def simulate_trial(
             "arm": arms,
             "visit": visits,
             "centre": study.centres,
-            "stratum": list(study.stratum_levels.values()),
+            "stratum": study.stratum_codes,
             "subject": [f"S{k:05d}" for k in range(n)],
         },
     )

@@ -43,7 +43,7 @@ class ModelRoles:
     secondary: Mapping[str, str] = field(
         default_factory=lambda: {
             "plantar": "Plantar sweat rate, subjects with plantar involvement",
-            "durability": "Durability: ratio of rates W16 / W12",
+            "durability": "Durability: ratio of rates, later / earlier durability visit",
         }
     )
 
@@ -88,6 +88,7 @@ def contrasts_with_ratio(contrasts: pl.DataFrame) -> pl.DataFrame:
         "contrast",
         "estimate",
         "std_error",
+        *(["df"] if "df" in contrasts.columns else []),
         "ci_low",
         "ci_high",
         "p_value",

@@ -311,7 +311,7 @@ def baseline_characteristics(
             groups,
             "stratum",
             "Screening HDSS",
-            list(study.stratum_levels.values()),
+            study.stratum_codes,
             order,
         ),
         _categorical(
