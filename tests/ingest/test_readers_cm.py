@@ -13,7 +13,10 @@ from data_contracts.contracts import blocking_failures, check_frame, load_contra
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_file
+from ingest.sealed import sealed_signature
+from study import load_study
 
+SEALED = sealed_signature(load_study())
 HEADER = "subject_id,cm_id,drug,verbatim,start_date,end_date,indication,rescue"
 DM = (
     "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening\n"
@@ -66,28 +69,32 @@ def test_cm_rows_are_typed_and_each_bad_row_is_quarantined_at_its_line(tmp_path:
 
 
 def test_no_cm_before_the_amendment_then_the_latest_snapshot_is_current(tmp_path: Path) -> None:
-    _write(tmp_path / "C01" / "2026-03-01" / "dm.csv", DM)
-    _write(tmp_path / "C01" / "2026-05-01" / "dm.csv", DM)
+    raw = tmp_path / "raw"
+    _write(raw / "C01" / "2026-03-01" / "dm.csv", DM)
+    _write(raw / "C01" / "2026-05-01" / "dm.csv", DM)
     _write(
-        tmp_path / "C01" / "2026-05-01" / "cm.csv",
+        raw / "C01" / "2026-05-01" / "cm.csv",
         f"{HEADER}\nC01-0001,C01-0001-CM01,OTHER,paracetamol,2026-02-01,,OTHER,N\n",
     )
-    _write(tmp_path / "C01" / "2026-06-01" / "dm.csv", DM)
+    _write(raw / "C01" / "2026-06-01" / "dm.csv", DM)
     _write(
-        tmp_path / "C01" / "2026-06-01" / "cm.csv",
+        raw / "C01" / "2026-06-01" / "cm.csv",
         f"{HEADER}\nC01-0001,C01-0001-CM01,OTHER,paracetamol,2026-02-01,2026-02-09,OTHER,N\n"
         "C01-0001,C01-0001-CM02,BOTULINUM_TOXIN,botox palms,2026-05-20,2026-05-20,"
         "HYPERHIDROSIS,Y\n",
     )
     folders = ["C01/2026-03-01", "C01/2026-05-01", "C01/2026-06-01"]
-    deliveries = [read_delivery_folder(tmp_path, f) for f in folders]
+    deliveries = [read_delivery_folder(raw, f, SEALED) for f in folders]
     before = deliveries[0]
     assert before["cm"].height == 0
     assert before["cm"].schema == load_contract("cm").schema
     assert before["quarantine"].height == 0
-    current = resolve_raw_datasets(scan_raw(tmp_path), deliveries, tmp_path)
+    current = resolve_raw_datasets(scan_raw(raw), deliveries, raw, 10.0, tmp_path / "scratch")
     cm = current["cm"]
+    assert isinstance(cm, pl.DataFrame)
     assert cm["source_file"].unique().to_list() == ["C01/2026-06-01/cm.csv"]
     assert cm["cm_id"].to_list() == ["C01-0001-CM01", "C01-0001-CM02"]
     assert cm["end_date"].to_list() == [dt.date(2026, 2, 9), dt.date(2026, 5, 20)]
-    assert current["quarantine"].filter(pl.col("dataset") == "cm").height == 0
+    quarantine = current["quarantine"]
+    assert isinstance(quarantine, pl.DataFrame)
+    assert quarantine.filter(pl.col("dataset") == "cm").height == 0
