@@ -134,9 +134,10 @@ def run_pipeline(
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
     list is never opened. The study is loaded and validated first (:class:`study.StudyError`
     before any raw file is read); the contracts the run checks against, resolved for its study,
-    are written to ``OUT/contracts/`` by the ``landing_manifest`` asset. ``out_dir`` is claimed for the run's mode before
-    anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
-    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    are written to ``OUT/contracts/`` by the ``landing_manifest`` asset. ``out_dir`` is
+    claimed for the run's mode before anything is written
+    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for a
+    folder of the other mode, ``check_instance`` for an
     unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
     again, not trusting stored hashes of files whose size and modification time are unchanged.
     ``sources``: the registry of raw formats (``ingest.registry``).
