@@ -236,3 +236,12 @@ def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_da
     for tlf in chosen:
         assert tlf.label in whole
         assert all(cell in whole for cell in _cells(tlf))
+
+
+def test_model_notes_name_the_analysis_not_the_result(unblinded_data):
+    from trial.report.investigator import investigator_html
+
+    html = investigator_html(unblinded_data)
+    notes = re.findall(r"<dd>([^<:]+): ", html)
+    assert notes and not [n for n in notes if SNAKE.match(n)], notes
+    assert "<dd>Primary analysis: MMRM, full analysis set: " in html
