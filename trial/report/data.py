@@ -16,12 +16,14 @@ import polars as pl
 
 from study import Study
 from trial.derive.accountability import DM_ABSENT
+from trial.estimands import results as estimand_results
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.accountability import data_issue_subjects, reconciliation
+from trial.report.estimands_section import EstimandsSection, section_data
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -66,6 +68,7 @@ class ReportData:
     secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
+    estimands: EstimandsSection | None = None
     accountability: pl.DataFrame = field(default_factory=pl.DataFrame)
     data_issue_subjects: pl.DataFrame = field(default_factory=pl.DataFrame)
 
@@ -285,6 +288,11 @@ def build_report_data(
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
+        estimands=section_data(
+            named.get(estimand_results.NAME),
+            named.get(estimand_results.TIPPING_NAME),
+            blinded=run.blinded,
+        ),
         accountability=reconciliation(adsl, consort),
         data_issue_subjects=data_issue_subjects(adsl),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from trial.report import figures
 from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
+from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
 from trial.report.pdf import print_to_pdf
@@ -173,8 +174,16 @@ def investigator_html(data: ReportData) -> str:
         ),
         ("safety", "Adverse events", _safety(data, out)),
         ("device", "Device adherence and delivered dose", _device(data, out)),
-        ("methods", "Methods and populations", _methods(data)),
     ]
+    if data.estimands is not None:
+        sections.append(
+            (
+                "estimands",
+                "Estimands and intercurrent events",
+                estimands_html(data.estimands, blinded=data.blinded),
+            )
+        )
+    sections.append(("methods", "Methods and populations", _methods(data)))
     body = "\n".join(
         f'<section class="{_section_class(content)}" id="{sid_}">{top}'
         + (f"<h2>{escape(h)}</h2>" if h else "")
