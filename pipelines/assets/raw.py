@@ -69,9 +69,9 @@ def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         delivery, kind, SHA-256, size, version chain and whether a later delivery supersedes
         it; nothing is ever removed from it. Files unchanged since the last run keep their
         stored hashes (``pipelines/hash_cache.py``), unless the run verifies (``ionto run
-        --verify``): then every file is hashed again. Like every root asset of the graph
-        (``delivery_frames``, ``randomisation``) it first claims the output folder for the
-        run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
+        --verify``): then every file is hashed again. Like the graph's other root
+        asset ``delivery_frames`` (and ``randomisation``) it first claims the output folder for
+        the run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
         refused too. It writes the data contracts the run checks against, resolved for the
         run's study, to ``OUT/contracts/``."""
         claim_output_folder(Path(settings.out_dir), settings.blinded)
