@@ -27,7 +27,6 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat
@@ -135,14 +134,15 @@ def run_pipeline(
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
     list is never opened. The study is loaded and validated first (:class:`study.StudyError`
     before any raw file is read); the contracts the run checks against, resolved for its study,
-    are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
-    anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
-    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    are written to ``OUT/contracts/`` by the ``landing_manifest`` asset. ``out_dir`` is
+    claimed for the run's mode before anything is written
+    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for a
+    folder of the other mode, ``check_instance`` for an
     unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
     again, not trusting stored hashes of files whose size and modification time are unchanged.
     ``sources``: the registry of raw formats (``ingest.registry``).
     """
-    study = load_study(study_path)
+    load_study(study_path)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
     if unblind_path is not None:
@@ -159,7 +159,6 @@ def run_pipeline(
         verify=verify,
     )
     defs = build_definitions(settings, sources=sources)
-    write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     earlier = None if verify else read_hash_cache(out_dir)
