@@ -3,7 +3,9 @@
     uv run --frozen --no-sync python benchmarks/telemetry.py --events 5e6 2e7 5e7
 
 (pandas is left out above ``--pandas-max``, 2e7 events: it holds the whole delivery, about
-15 GB at 2e7, and would not fit a 23 GB host at 5e7; the eager reader above ``--eager-max``.)
+15 GB at 2e7, and would not fit a 23 GB host at 5e7; the Polars floor above ``--polars-max``,
+1e7: its duplicate removal holds every distinct event, about 3.2 GB at 5e6, so about 32 GB at
+5e7; the eager reader above ``--eager-max``.)
 
 For each size it generates (once; cached under ``benchmarks/.cache/``, gitignored) vendor-B
 telemetry in the simulator's format (``ionto-b_<serial>_<yyyymmddHHMMSS>.jsonl``, 2 Hz samples,
@@ -21,12 +23,15 @@ deliveries. Then it measures these implementations, each in a fresh subprocess:
 - ``pandas``: the same step written straightforwardly with pandas (``read_json(lines=True,
   engine="pyarrow")`` per file, a per-line ``json.loads`` fallback for a file with bad lines,
   ``drop_duplicates``, ``groupby``);
+- ``floor_polars``: issue 15's floor, the simplest correct Polars pipeline on clean files of
+  the same events (the files with their broken and half-written lines left out, made once
+  under ``clean/``): ``scan_ndjson`` with the schema, exact duplicates removed (and counted),
+  the session group-by with the pipeline's summaries
+  (:func:`ingest.device_sessions.summarise_sessions`), events and sessions sunk to Parquet;
+  "vs polars" and "cpu vs pl" divide by its wall and CPU time;
 - ``floor``: Polars' own ``scan_lines(...).sink_parquet(...)`` of the same files (no
-  decoding, validation or summaries): what reading and writing the bytes costs at least;
-- ``floor_ndjson``: Polars' ``scan_ndjson(...).sink_parquet(...)`` (JSON decoded, nothing
-  validated), the floor as the issue measured it. It stops at the first half-written or
-  broken line, so it reads only the files without one (found once and cached; about 90 % of
-  the bytes), and "vs ndjson" scales its time to all the bytes;
+  decoding, validation or summaries): what reading and writing the bytes costs at least
+  (the floor before issue 15, kept for reference as "vs lines");
 - ``reader_eager`` (small sizes only): the reader as it was, everything in one frame.
 
 Wall time, CPU time (user + system) and peak RSS come from ``os.wait4`` on each child.
@@ -333,35 +338,74 @@ NDJSON_SCHEMA = {
 }
 
 
-def ndjson_readable(raw: Path) -> list[Path]:
-    """The files Polars' NDJSON reader reads whole (cached beside ``raw``)."""
-    cache = raw.parent / "ndjson_readable.json"
-    if cache.exists():
-        return [raw / name for name in json.loads(cache.read_text())]
-    readable = []
+def clean_copy(raw: Path) -> Path:
+    """The same files with only their good lines (every line JSON: broken and half-written
+    lines left out, exact duplicates kept), under ``clean/`` beside ``raw`` (made once)."""
+    clean = raw.parent / "clean"
+    marker = raw.parent / "clean.done"
+    if marker.exists():
+        return clean
+    shutil.rmtree(clean, ignore_errors=True)
     for path in sorted(raw.rglob("*.jsonl")):
-        try:
-            pl.read_ndjson(path, schema=NDJSON_SCHEMA)
-        except pl.exceptions.PolarsError:
-            continue
-        readable.append(path)
-    cache.write_text(json.dumps([p.relative_to(raw).as_posix() for p in readable]))
-    return readable
+        good = []
+        for line in path.read_text().splitlines():
+            try:
+                json.loads(line)
+            except ValueError:
+                continue
+            good.append(line)
+        target = clean / path.relative_to(raw)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(f"{line}\n" for line in good))
+    marker.write_text("")
+    return clean
 
 
-def run_floor_ndjson(raw: Path, work: Path) -> dict[str, float]:
-    """Polars' NDJSON scan of the files it can read, straight to Parquet."""
-    pl.scan_ndjson(ndjson_readable(raw), schema=NDJSON_SCHEMA).sink_parquet(work / "events.parquet")
-    nan = float("nan")
-    return {"sessions": nan, "quarantined": nan, "charge_mc": nan, "within": nan}
+def run_floor_polars(raw: Path, work: Path) -> dict[str, float]:
+    """The simplest correct Polars pipeline on clean files of the same events (issue 15's
+    floor): ``scan_ndjson`` with the schema, exact duplicates removed (a group-by on every
+    field, counting the copies per line as the pipeline does), the session group-by with the
+    pipeline's summaries (:func:`ingest.device_sessions.summarise_sessions`, which holds the
+    shared :func:`~ingest.device_sessions.sample_statistics`), events and sessions sunk to
+    Parquet in one streaming query."""
+    from data_contracts.contracts import cast_frame, load_contract
+    from ingest.device_sessions import summarise_sessions
+
+    clean = raw.parent / "clean"
+    fields = list(NDJSON_SCHEMA)
+    events = (
+        pl.scan_ndjson(
+            sorted(clean.rglob("*.jsonl")), schema=NDJSON_SCHEMA, include_file_paths="source_file"
+        )
+        .group_by(fields)
+        .agg(
+            source_file=pl.col("source_file").min(),
+            n_duplicates=(pl.len() - 1).cast(pl.Int64),
+        )
+        .with_columns(
+            ts=pl.col("ts").str.to_datetime(
+                "%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC"
+            )
+        )
+    )
+    sessions = summarise_sessions(events, TOLERANCE_PCT)
+    pl.collect_all(
+        [
+            events.sink_parquet(work / "events.parquet", lazy=True),
+            sessions.sink_parquet(work / "sessions.parquet", lazy=True),
+        ],
+        engine="streaming",
+    )
+    stored = pl.read_parquet(work / "sessions.parquet")
+    return _summary(cast_frame(stored, load_contract("device_sessions")), 0)
 
 
 METHODS = {
     "pipeline": run_pipeline_step,
+    "floor_polars": run_floor_polars,
     "reader_eager": run_reader_eager,
     "pandas": run_pandas,
     "floor": run_floor,
-    "floor_ndjson": run_floor_ndjson,
 }
 
 
@@ -428,6 +472,12 @@ def main() -> None:
         help="run pandas only up to this size (it holds everything: ~15 GB at 2e7 events)",
     )
     parser.add_argument(
+        "--polars-max",
+        type=float,
+        default=1e7,
+        help="run the Polars floor only up to this size (it holds every distinct event)",
+    )
+    parser.add_argument(
         "--methods",
         nargs="+",
         choices=["pipeline", "pandas", "floor"],
@@ -439,6 +489,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        from data_contracts.contracts import use_study
+        from study import load_study
+
+        use_study(load_study())  # contracts take their codelists from the bundled study
         print(json.dumps(METHODS[args.child](args.raw, args.work)))
         return
     rows = []
@@ -450,14 +504,16 @@ def main() -> None:
         wanted = [m for m in ("pipeline", "pandas") if m in args.methods]
         if events > args.pandas_max:
             wanted = [m for m in wanted if m != "pandas"]
-        readable = ndjson_readable(raw)
-        ndjson_share = sum(p.stat().st_size for p in readable) / (size_gb * 1e9)
-        methods = [*wanted, "floor", "floor_ndjson"]
+        methods = [*wanted, "floor_polars", "floor"]
+        if events > args.polars_max:
+            methods.remove("floor_polars")
+        else:
+            clean_copy(raw)
         if events <= args.eager_max:
             methods.insert(1, "reader_eager")
         results = {m: measure(m, raw, CACHE / "work") for m in methods}
         for m in methods:
-            rows.append((lines, size_gb, results[m], results, ndjson_share))
+            rows.append((lines, size_gb, results[m], results))
             r = results[m]
             print(
                 f"  {lines:>11,d} lines {m:<13} {r.wall_s:8.1f} s wall "
@@ -466,26 +522,33 @@ def main() -> None:
             )
     print(
         f"{'events':>12} {'GB':>5} {'implementation':<14} {'wall s':>8} {'cpu s':>8} "
-        f"{'peak MB':>8} {'vs pandas':>9} {'vs floor':>8} {'vs ndjson':>9} {'sessions':>8} "
-        f"{'quarant.':>8} {'charge C':>10}"
+        f"{'peak MB':>8} {'vs pandas':>9} {'vs lines':>8} {'vs polars':>9} {'cpu vs pl':>9} "
+        f"{'sessions':>8} {'quarant.':>8} {'charge C':>10}"
     )
-    for lines, size_gb, r, group, ndjson_share in rows:
+    for lines, size_gb, r, group in rows:
         pandas = group.get("pandas")
         vs_pandas = (
             f"{pandas.wall_s / r.wall_s:8.2f}x" if pandas and not pandas.failed else f"{'-':>9}"
+        )
+        polars = group.get("floor_polars")
+        vs_polars = (
+            f"{r.wall_s / polars.wall_s:8.2f}x {r.cpu_s / polars.cpu_s:8.2f}x"
+            if polars and not polars.failed
+            else f"{'-':>9} {'-':>9}"
         )
         print(
             f"{lines:>12,d} {size_gb:5.2f} {r.method:<14} {r.wall_s:8.1f} {r.cpu_s:8.1f} "
             f"{r.peak_mb:8.0f} {vs_pandas} "
             f"{r.wall_s / group['floor'].wall_s:7.2f}x "
-            f"{r.wall_s * ndjson_share / group['floor_ndjson'].wall_s:8.2f}x "
+            f"{vs_polars} "
             f"{r.result['sessions']:8.0f} "
             f"{r.result['quarantined']:8.0f} {r.result['charge_mc'] / 1000:10.1f} {r.failed}"
         )
     print(
-        "vs pandas: pandas wall / this wall (> 1 is faster than pandas); vs floor: this wall / "
-        "Polars scan_lines->Parquet wall; vs ndjson: this wall / Polars scan_ndjson->Parquet "
-        "wall scaled from the files it reads to all bytes. Peak MB: max RSS of the child process."
+        "vs pandas: pandas wall / this wall (> 1 is faster than pandas); vs lines: this wall / "
+        "Polars scan_lines->Parquet wall; vs polars / cpu vs pl: this wall / CPU time over the "
+        "floor_polars pipeline's (scan_ndjson of the clean files, duplicates removed, sessions "
+        "summarised, sunk to Parquet). Peak MB: max RSS of the child process."
     )
 
 

@@ -183,7 +183,9 @@ def resolve_telemetry(
         q_order = backwards_quarantine(
             distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
         )
-        findings = key_findings(rows.join(distinct.select(lineage), on=lineage, how="semi"))
+        # Findings of every row, then of the kept ones: the few findings are joined, not the
+        # range's rows.
+        findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
         del rows
         distinct = distinct.filter(~back)
         distinct.write_parquet(events_dir / f"part-{number:05d}.parquet")

@@ -61,28 +61,45 @@ def key_findings(rows: pl.DataFrame) -> pl.DataFrame:
 
 def backwards_events(events: pl.DataFrame) -> pl.Series:
     """Boolean per row of ``events`` (``dev``, ``sid``, ``ts``, lineage): True for an event out
-    of time order within its session (see the module docstring)."""
+    of time order within its session (see the module docstring).
+
+    The rows are sorted once by session, file name and line; each session is then numbered
+    (``_s``) so that a neighbour is looked up by a plain shift kept only within the same
+    number, and only the running maximum needs a window. File names are cut from the few
+    distinct paths, not from every row."""
     if events.height == 0:
         return pl.Series("_back", [], dtype=pl.Boolean)
-    session = ["dev", "sid"]
     ts = pl.col("ts")
-    ordered = events.with_row_index("_row").sort(
-        *session,
-        pl.col("source_file").str.split("/").list.last(),
-        "source_line",
-        nulls_last=True,
+    names = events.select(pl.col("source_file").unique()).with_columns(
+        _name=pl.col("source_file").str.split("/").list.last()
     )
-    prev, nxt = ts.shift(1).over(session), ts.shift(-1).over(session)
-    prev2, nxt2 = ts.shift(2).over(session), ts.shift(-2).over(session)
+    ordered = (
+        events.select("dev", "sid", "ts", "source_file", "source_line")
+        .with_row_index("_row")
+        .join(names, on="source_file", how="left")
+        .sort("dev", "sid", "_name", "source_line", nulls_last=True)
+        .with_columns(
+            _s=(
+                pl.col("dev").ne_missing(pl.col("dev").shift(1))
+                | pl.col("sid").ne_missing(pl.col("sid").shift(1))
+            ).cum_sum()
+        )
+    )
+    session = pl.col("_s")
+
+    def neighbour(n: int) -> pl.Expr:
+        return pl.when(session == session.shift(n)).then(ts.shift(n))
+
+    prev, nxt, prev2, nxt2 = neighbour(1), neighbour(-1), neighbour(2), neighbour(-2)
     inner = prev.is_not_null() & nxt.is_not_null() & (prev <= nxt) & ((ts < prev) | (ts > nxt))
     first = prev.is_null() & nxt.is_not_null() & (ts > nxt) & (nxt <= nxt2)
     last = nxt.is_null() & prev.is_not_null() & (ts < prev) & (prev2 <= prev)
-    flagged = ordered.with_columns(_back=(inner | first | last).fill_null(False))
-    rest = flagged.filter(~pl.col("_back")).with_columns(
-        _late=(ts < ts.cum_max().shift(1).over(session)).fill_null(False)
+    flagged = ordered.select("_row", "_s", "ts", _back=(inner | first | last).fill_null(False))
+    rest = flagged.filter(~pl.col("_back")).select(
+        "_row", _late=(ts < ts.cum_max().shift(1).over("_s")).fill_null(False)
     )
-    back = flagged.join(rest.select("_row", "_late"), on="_row", how="left").with_columns(
-        _back=pl.col("_back") | pl.col("_late").fill_null(False)
+    back = flagged.join(rest, on="_row", how="left").select(
+        "_row", _back=pl.col("_back") | pl.col("_late").fill_null(False)
     )
     return back.sort("_row")["_back"]
 

@@ -284,12 +284,17 @@ def parse_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.concat([fast, slow]), quarantine
 
 
+def line_hash(text: pl.Expr) -> pl.Expr:
+    """64-bit hash of each line's text (Polars' own; equal texts, equal hashes)."""
+    return text.hash()
+
+
 def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
     """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines`, hashed: lines whose
-    text hash is unique cannot have a copy (``n_duplicates`` 0, the text dropped before they
-    are copied); the reader's own function decides among the rest (true copies and any hash
-    collisions), on the exact text."""
-    dup = events.select(pl.col("raw_text").hash().is_duplicated()).to_series()
+    text hash (:func:`line_hash`) is unique cannot have a copy (``n_duplicates`` 0, the text
+    dropped before they are copied); the reader's own function decides among the rest (true
+    copies and any hash collisions), on the exact text."""
+    dup = events.select(line_hash(pl.col("raw_text")).is_duplicated()).to_series()
     unique = events.select(pl.exclude("raw_text"), n_duplicates=pl.lit(0, dtype=pl.Int64)).filter(
         ~dup
     )

@@ -23,6 +23,7 @@ from polars.testing import assert_frame_equal
 from data_contracts.contracts import cast_frame, load_contract
 from ingest.device_sessions import summarise_sessions
 from ingest.readers.vendor_b import read_vendor_b_files, vendor_b_lines
+from ingest.readers import vendor_b_stream
 from ingest.readers.vendor_b_stream import (
     batch_lines,
     canonical_pattern,
@@ -301,3 +302,24 @@ def test_batches_never_split_a_device(tmp_path: Path) -> None:
     batches = device_batches([*paths, odd], max_batch_bytes=700)
     names = [[p.name.split("_")[1] if "_" in p.name else p.name for p in b] for b in batches]
     assert names == [["other.jsonl", "B-1", "B-1"], ["B-2", "B-3", "B-3"]]
+
+
+def test_hash_collisions_are_decided_on_the_text(
+    delivery: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Duplicates are found by a 64-bit hash of each line; lines whose hashes collide are
+    compared on their text. With a hash under which every line collides, the pipeline still
+    keeps every distinct line and counts only the true copies."""
+    raw, paths = delivery
+    lines = pl.DataFrame({"raw_text": [DUP, RESENT, "x"]})
+    monkeypatch.setattr(
+        vendor_b_stream, "line_hash", lambda text: text.str.len_bytes().cast(pl.UInt64) * 0
+    )
+    assert lines.select(vendor_b_stream.line_hash(pl.col("raw_text"))).n_unique() == 1
+    telemetry, _ = read_telemetry(_by_folder(paths), raw, TOLERANCE_PCT, tmp_path / "work", 1, 1)
+    events, sessions, _ = _eager(raw, paths)
+    by_line = ["source_file", "source_line"]
+    assert_frame_equal(telemetry.events.collect().sort(by_line), events.sort(by_line))
+    assert_frame_equal(telemetry.sessions, sessions)
+    a = telemetry.sessions.filter(pl.col("session_key") == "B:B-00042:7f3c")
+    assert a["n_duplicate_events"].to_list() == [2]
