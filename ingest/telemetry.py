@@ -183,8 +183,7 @@ def resolve_telemetry(
         q_order = backwards_quarantine(
             distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
         )
-        # Findings of every row, then of the kept ones: the few findings are joined, not the
-        # range's rows.
+        # Only lines with an odd key count are looked at; of those, the distinct ones count.
         findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
         del rows
         distinct = distinct.filter(~back)
