@@ -22,8 +22,8 @@ from polars.testing import assert_frame_equal
 
 from data_contracts.contracts import cast_frame, load_contract
 from ingest.device_sessions import summarise_sessions
-from ingest.readers.vendor_b import read_vendor_b_files, vendor_b_lines
 from ingest.readers import vendor_b_stream
+from ingest.readers.vendor_b import read_vendor_b_files, vendor_b_lines
 from ingest.readers.vendor_b_stream import (
     batch_lines,
     canonical_pattern,
