@@ -11,8 +11,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from materialise import Tables, materialise_tree
 
-from ingest.delivery import RawTables, read_delivery
 from study import Study, load_study
 from trial.simulate.simulator import SimulationSummary, simulate_trial
 
@@ -30,8 +30,14 @@ def simulated(study: Study, tmp_path_factory: pytest.TempPathFactory) -> Simulat
 
 
 @pytest.fixture(scope="module")
-def raw(simulated: SimulationSummary, study: Study) -> RawTables:
-    return read_delivery(simulated.raw_dir, study, include_sealed=simulated.sealed_dir)
+def raw(simulated: SimulationSummary, tmp_path_factory: pytest.TempPathFactory) -> Tables:
+    """The simulated tree through the asset graph's raw group, unblinded."""
+    return materialise_tree(
+        simulated.raw_dir,
+        tmp_path_factory.mktemp("faulty_out"),
+        STUDY_FILE,
+        unblind_path=simulated.sealed_dir / "randomisation.csv",
+    )
 
 
 def _sealed(simulated: SimulationSummary, name: str) -> Any:
@@ -47,7 +53,7 @@ def truth(simulated: SimulationSummary) -> pl.DataFrame:
 
 
 def test_every_injected_fault_and_nothing_else_is_quarantined(
-    simulated: SimulationSummary, raw: RawTables
+    simulated: SimulationSummary, raw: Tables
 ) -> None:
     faults = _sealed(simulated, "faults.json")["faults"]
     assert len(faults) >= 9
@@ -60,7 +66,7 @@ def test_every_injected_fault_and_nothing_else_is_quarantined(
 
 
 def test_duplicate_event_lines_are_dropped_once_and_counted(
-    simulated: SimulationSummary, raw: RawTables
+    simulated: SimulationSummary, raw: Tables
 ) -> None:
     events = _sealed(simulated, "delivery_events.json")["events"]
     dups = [e for e in events if e["kind"] == "duplicate_event"]
@@ -74,7 +80,7 @@ def test_duplicate_event_lines_are_dropped_once_and_counted(
 
 
 def test_device_sessions_match_the_truth_despite_the_faults(
-    simulated: SimulationSummary, raw: RawTables, truth: pl.DataFrame
+    simulated: SimulationSummary, raw: Tables, truth: pl.DataFrame
 ) -> None:
     ds = raw.device_sessions
     for vendor in ("A", "B"):
@@ -99,7 +105,7 @@ def test_device_sessions_match_the_truth_despite_the_faults(
 
 
 def test_clock_reset_sessions_are_flagged_and_placed_between_their_neighbours(
-    simulated: SimulationSummary, raw: RawTables, truth: pl.DataFrame
+    simulated: SimulationSummary, raw: Tables, truth: pl.DataFrame
 ) -> None:
     events = _sealed(simulated, "delivery_events.json")["events"]
     resets = [e for e in events if e["kind"] == "clock_reset"]
