@@ -27,13 +27,13 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.blinding_record import check_instance, claim_output_folder
 from pipelines.definitions import build_definitions
+from pipelines.freshness import Freshness, settings_digest, tree_listing
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.resources import TrialSettings
@@ -58,18 +58,24 @@ class RunReport:
     read_seconds: float = 0.0
     """Wall time of the run reading the unread deliveries (0 when none)."""
     refresh_seconds: float = 0.0
-    """Wall time of the run refreshing every unpartitioned asset."""
+    """Wall time of the run refreshing the stale unpartitioned assets."""
+    recomputed: list[str] = field(default_factory=list)
+    """The unpartitioned assets the refresh recomputed (``pipelines.freshness``)."""
+    assets_total: int = 0
 
     def describe(self) -> str:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
+        if self.success and not self.deliveries_read and not self.recomputed:
+            lines.append("  nothing changed: no new delivery, and every asset is up to date")
         earlier = self.deliveries_total - len(self.deliveries_read)
         lines.append(
             f"  deliveries: {len(self.deliveries_read)} of {self.deliveries_total} read "
             f"({self.read_seconds:.1f} s)"
             + (f", {earlier} read by an earlier run into this output folder" if earlier else "")
-            + f"; refresh of everything else {self.refresh_seconds:.1f} s"
+            + f"; {len(self.recomputed)} of {self.assets_total} other assets recomputed "
+            f"({self.refresh_seconds:.1f} s)"
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
@@ -81,6 +87,17 @@ class RunReport:
             f"  contracts: {self.out_dir / 'contracts'}",
         ]
         return "\n".join(lines)
+
+
+def _step_failure(event: dg.DagsterEvent) -> str:
+    """``<step>: <first line of its error>`` (the error's class name left out), so that a
+    check that stops a run, such as the sealed list's, says why in the run's summary."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None:  # Dagster wraps the op's own error
+        error = error.cause
+    lines = error.message.strip().splitlines() if error is not None else []
+    first = lines[0].split(": ", 1)[-1] if lines else ""
+    return f"{event.step_key or '?'}: {first}" if first else event.step_key or "?"
 
 
 def _instance(out_dir: Path) -> dg.DagsterInstance:
@@ -117,14 +134,15 @@ def run_pipeline(
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
     list is never opened. The study is loaded and validated first (:class:`study.StudyError`
     before any raw file is read); the contracts the run checks against, resolved for its study,
-    are written to ``OUT/contracts/``. ``out_dir`` is claimed for the run's mode before
-    anything is written (:func:`pipelines.blinding_record.claim_output_folder` raises
-    ``OutputFolderRefused`` for a folder of the other mode, ``check_instance`` for an
+    are written to ``OUT/contracts/`` by the ``landing_manifest`` asset. ``out_dir`` is
+    claimed for the run's mode before anything is written
+    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for a
+    folder of the other mode, ``check_instance`` for an
     unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
     again, not trusting stored hashes of files whose size and modification time are unchanged.
     ``sources``: the registry of raw formats (``ingest.registry``).
     """
-    study = load_study(study_path)
+    load_study(study_path)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
     if unblind_path is not None:
@@ -141,7 +159,6 @@ def run_pipeline(
         verify=verify,
     )
     defs = build_definitions(settings, sources=sources)
-    write_resolved_contracts(study, out_dir / "contracts")
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     earlier = None if verify else read_hash_cache(out_dir)
@@ -179,16 +196,42 @@ def run_pipeline(
                 )
             )
             read_seconds = time.perf_counter() - read_started
-        if all(r.success for r in results):
+        freshness = Freshness(
+            defs,
+            out_dir.resolve(),
+            settings_digest(settings.study_path, settings.unblind_path),
+            tree_listing(raw_dir) + "".join(sorted(d.key for d in deliveries)),
+        )
+        read_ok = all(r.success for r in results)
+        stale = freshness.stale() if read_ok else []
+        if stale:
             refresh_started = time.perf_counter()
-            results.append(
-                defs.resolve_job_def("refresh_analysis").execute_in_process(
-                    instance=instance, raise_on_error=False, run_config=run_config
-                )
+            refresh = defs.resolve_job_def("refresh_analysis").execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=run_config,
+                asset_selection=stale,
+            )
+            results.append(refresh)
+            freshness.record(
+                {
+                    e.asset_key: [
+                        Path(v.value)
+                        for v in e.materialization.metadata.values()
+                        if isinstance(v, dg.PathMetadataValue)
+                    ]
+                    for e in refresh.get_asset_materialization_events()
+                    if e.asset_key
+                },
+                {
+                    e.asset_check_key.asset_key
+                    for e in refresh.get_asset_check_evaluations()
+                    if not e.passed
+                },
             )
             refresh_seconds = time.perf_counter() - refresh_started
     events = [e for r in results for e in r.all_events]
-    failed_steps = [e.step_key or "?" for e in events if e.is_step_failure]
+    failed_steps = [_step_failure(e) for e in events if e.is_step_failure]
     failed_checks = [
         f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}"
         for r in results
@@ -196,7 +239,7 @@ def run_pipeline(
         if not e.passed
     ]
     return RunReport(
-        success=len(results) == (2 if to_read else 1) and all(r.success for r in results),
+        success=read_ok and all(r.success for r in results),
         out_dir=out_dir,
         blinded=settings.blinded,
         seconds=time.perf_counter() - started,
@@ -206,6 +249,8 @@ def run_pipeline(
         deliveries_total=len(deliveries),
         read_seconds=read_seconds,
         refresh_seconds=refresh_seconds,
+        recomputed=[k.to_user_string() for k in stale],
+        assets_total=len(freshness.assets),
     )
 
 

@@ -12,6 +12,7 @@ from ingest.device_sessions import registry_device_sessions
 from ingest.registry import session_inputs
 from ingest.source_format import SourceFormat
 from pipelines.resources import TrialSettings
+from trial.derive.accountability import subjects_seen
 from trial.derive.adice import derive_adice
 from trial.derive.ae import ae_coding_findings, derive_adae
 from trial.derive.analysis_long import build_analysis_long
@@ -99,13 +100,31 @@ def adsl(
     adsweat: pl.DataFrame,
     sweat_papers: pl.DataFrame,
     randomisation: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    hdss: pl.DataFrame,
+    ae: pl.DataFrame,
+    cm: pl.DataFrame,
+    gravimetry: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per subject: demographics, stratum, analysis-set flags, eligibility reasons
-    (the screening papers give the entry sweat-rate criterion); the arm only in an unblinded
-    run."""
+    """One row per subject seen anywhere (``dm``, any other subject-keyed table, kept or
+    quarantined, the sealed list when unblinded): demographics, stratum, analysis-set flags,
+    eligibility reasons (the screening papers give the entry sweat-rate criterion), what is
+    missing or quarantined and why (``dm_status``, ``data_issues``); the arm only in an
+    unblinded run."""
     study = settings.study()
     sealed = None if settings.blinded else randomisation
     context.log.info("blinded: no arm column" if sealed is None else "unblinded: arm added")
+    tables = {
+        "eligibility": eligibility,
+        "visits": visits,
+        "hdss": hdss,
+        "ae": ae,
+        "cm": cm,
+        "disposition": disposition,
+        "devices": devices,
+        "gravimetry": gravimetry,
+    }
+    seen = subjects_seen(dm, quarantine, tables, sealed)
     return derive_adsl(
         dm,
         eligibility,
@@ -117,6 +136,7 @@ def adsl(
         adherence(addev, study),
         study,
         randomisation=sealed,
+        seen=seen,
     )
 
 

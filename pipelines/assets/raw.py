@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from data_contracts.contracts import empty_frame, load_contract
+from data_contracts.contracts import empty_frame, load_contract, write_resolved_contracts
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
 from ingest.incremental import (
     FINDINGS,
@@ -29,6 +29,7 @@ from ingest.incremental import (
     resolve_raw_datasets,
     stale_deliveries,
 )
+from ingest.integrity import quarantined_keys
 from ingest.landing import file_hashes, scan_raw
 from ingest.readers.edc import read_randomisation
 from ingest.registry import raw_dataset_names
@@ -37,6 +38,8 @@ from ingest.source_format import SourceFormat
 from pipelines.blinding_record import claim_output_folder
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
+from trial.derive.sessions import sessions_started
+from trial.derive.unblinding import SealedListError, check_sealed_list, sealed_list_problems
 
 GROUP = "raw"
 DELIVERIES_NAME = "deliveries"
@@ -66,11 +69,13 @@ def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         delivery, kind, SHA-256, size, version chain and whether a later delivery supersedes
         it; nothing is ever removed from it. Files unchanged since the last run keep their
         stored hashes (``pipelines/hash_cache.py``), unless the run verifies (``ionto run
-        --verify``): then every file is hashed again. Like every root asset of the graph
-        (``delivery_frames``, ``randomisation``) it first claims the output folder for the
-        run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
-        refused too."""
+        --verify``): then every file is hashed again. Like the graph's other root
+        asset ``delivery_frames`` (and ``randomisation``) it first claims the output folder for
+        the run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
+        refused too. It writes the data contracts the run checks against, resolved for the
+        run's study, to ``OUT/contracts/``."""
         claim_output_folder(Path(settings.out_dir), settings.blinded)
+        write_resolved_contracts(settings.study(), Path(settings.out_dir) / "contracts")
         stored = read_hash_cache(Path(settings.out_dir))
         earlier = None if settings.verify else stored
         sealed = sealed_signature(settings.study())
@@ -209,11 +214,25 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
 
 
 @dg.asset(group_name=GROUP, kinds={"polars"})
-def randomisation(context: dg.AssetExecutionContext, settings: TrialSettings) -> pl.DataFrame:
+def randomisation(
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    dm: pl.DataFrame,
+    visits: pl.DataFrame,
+    disposition: pl.DataFrame,
+    devices: pl.DataFrame,
+    device_sessions: pl.DataFrame,
+    addev: pl.DataFrame,
+    quarantine: pl.DataFrame,
+) -> pl.DataFrame:
     """The sealed randomisation list, read only in an unblinded run (``ionto run --unblind``);
     a blinded run never opens it and this asset is then empty. Every arm-bearing asset
     depends on it, so it first claims the output folder for the run's mode
-    (``pipelines/blinding_record.py``): a run of the other mode stops here."""
+    (``pipelines/blinding_record.py``): a run of the other mode stops here. Before anything
+    is derived from it, the list is checked against the study and the data
+    (:mod:`trial.derive.unblinding`: arm codes, every randomised or treated subject exactly
+    once, no unknown subject, strata as ``dm.csv`` says, plausible dates); a list that does not
+    fit stops the run here, with one line naming its first problems."""
     claim_output_folder(Path(settings.out_dir), settings.blinded)
     if settings.blinded:
         context.log.info("blinded run: the sealed randomisation list is not read")
@@ -221,8 +240,21 @@ def randomisation(context: dg.AssetExecutionContext, settings: TrialSettings) ->
     context.log.warning(f"UNBLINDED run: reading the sealed list {settings.unblind_path}")
     rows, q = read_randomisation(Path(settings.unblind_path))
     if q.height:
-        raise ValueError(
+        raise SealedListError(
             f"the sealed randomisation list {settings.unblind_path} has {q.height} bad rows: "
             + "; ".join(q["message"].head(5).to_list())
+            + ". Nothing unblinded was written"
         )
+    dm_held = quarantined_keys(quarantine, "dm", ["subject_id"])["subject_id"]
+    problems = sealed_list_problems(
+        rows,
+        dm,
+        dm_held,
+        visits,
+        disposition,
+        sessions_started(device_sessions, devices, addev),
+        settings.study(),
+    )
+    check_sealed_list(problems, settings.unblind_path)
+    context.log.info(f"sealed list checked: {rows.height} subjects fit the study and its data")
     return rows

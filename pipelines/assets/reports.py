@@ -43,6 +43,8 @@ def investigator_report(
     safety: ModelResult,
     device: ModelResult,
     fixed_sequence: ModelResult,
+    estimands: ModelResult,
+    tipping_point: ModelResult,
 ) -> dg.MaterializeResult:
     """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
     or UNBLINDED on every page; blinded runs show pooled results only. Adverse events and
@@ -51,6 +53,7 @@ def investigator_report(
     tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
     models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
     models += [responders, subgroups, plantar, durability, safety, device, fixed_sequence]
+    models += [estimands, tipping_point]
     study = settings.study()
     data = build_report_data(tables, {m.name: m for m in models}, study, run)
     reports = Path(settings.out_dir) / "reports"
@@ -88,7 +91,9 @@ def data_quality_report(
     adhdss: pl.DataFrame,
     addev: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Every item a data manager must act on, with file, line, field and what to fix. Always
+    """Every item a data manager must act on, with file, line, field and what to fix, and its
+    life (stable id, first-seen delivery, resolved since the previous run, open findings per
+    centre with their age; ``OUT/reports/findings_ledger.parquet`` kept between runs). Always
     BLINDED (it goes to data managers), also in an unblinded run."""
     run = run_info_for(landing_manifest, blinded=True)
     tables = {
@@ -103,7 +108,7 @@ def data_quality_report(
         "addev": addev,
     }
     path = render_data_quality_report(
-        tables, settings.study(), run, Path(settings.out_dir) / "reports"
+        tables, settings.study(), run, Path(settings.out_dir) / "reports", landing_manifest
     )
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "quarantined": quarantine.height}

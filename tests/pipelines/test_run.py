@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+import pipelines.freshness as freshness
 from ingest.registry import SOURCES
 from ingest.source_format import Resolution, Resolved
 from pipelines.blinding_record import OutputFolderRefused
@@ -122,6 +124,61 @@ def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_pa
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
 
 
+def _runs(out: Path) -> int:
+    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
+        return len(instance.get_run_records())
+
+
+def test_an_unchanged_rerun_recomputes_nothing(
+    blinded_run: Path, small_raw: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    runs = _runs(out)
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success
+    assert (report.deliveries_read, report.recomputed) == ([], [])
+    assert "nothing changed" in report.describe()
+    assert _runs(out) == runs  # no Dagster run was launched: no asset materialised
+
+
+def test_a_code_change_recomputes_what_depends_on_it(
+    blinded_run: Path, small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    changed = dg.AssetKey("safety")
+    original = freshness.code_version
+    monkeypatch.setattr(
+        freshness,
+        "code_version",
+        lambda a: original(a) + ("edited" if changed in a.keys else ""),
+    )
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success, report.describe()
+    graph = defs.resolve_asset_graph()
+    expected = {changed} | graph.get(changed).child_keys
+    expected |= {k for c in list(expected) for k in graph.get(c).child_keys}
+    assert set(report.recomputed) == {k.to_user_string() for k in expected}
+    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
+        latest = instance.get_run_records(limit=1)[0].dagster_run.run_id
+        events = instance.all_logs(latest, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        stored = {e.dagster_event.asset_key.to_user_string() for e in events if e.dagster_event}
+    assert stored == set(report.recomputed)
+    again = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert again.recomputed == []
+
+
+def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
+    graph = defs.resolve_asset_graph()
+    safety = graph.assets_def_for_key(dg.AssetKey("safety"))
+    modules: set[str] = set()
+    freshness._reached(safety.op.compute_fn.decorated_fn, modules, {})
+    reached = freshness.module_closure(modules)
+    assert "trial.models.safety" in reached
+    assert "trial.models.mmrm" not in reached  # editing the MMRM does not recompute safety
+
+
 def test_a_blinded_run_refuses_the_unblinded_runs_folder(
     small_raw: Path, unblinded_run: Path
 ) -> None:
@@ -135,3 +192,43 @@ def test_a_blinded_run_refuses_the_unblinded_runs_folder(
     sealed = _latest_metadata(unblinded_run)["randomisation"]
     assert sealed["dagster/row_count"].value > 0
     assert sealed["preview"].value.count("\n") == 1  # the header line and rule only
+
+
+def _truth_ices(small_raw: Path) -> list[tuple[str, str, str, str]]:
+    truth = pl.read_csv(Path(str(small_raw) + "_sealed") / "ices_truth.csv")
+    return sorted(truth.select("subject_id", "ice", "basis", "date").rows())
+
+
+def test_estimand_assets_in_an_unblinded_run(unblinded_run: Path, small_raw: Path) -> None:
+    """ADICE equals the simulator's truth; the estimand and tipping-point results, and the
+    report's estimands section, are written."""
+    adice = pl.read_parquet(unblinded_run / "tables" / "adice.parquet")
+    got = adice.select("subject_id", "ICE", "basis", pl.col("ICEDT").cast(pl.String)).rows()
+    assert sorted(got) == _truth_ices(small_raw) and got
+    assert "arm" in adice.columns
+    models = unblinded_run / "models"
+    at_visit = pl.read_parquet(models / "estimands_primary_visit.parquet")
+    assert {"primary analysis", "E1", "E2", "E3-CR", "E3-CIR"} <= set(at_visit["estimand"])
+    assert at_visit["estimate"].is_finite().all()
+    curve = pl.read_parquet(models / "tipping_point_curve.parquet")
+    assert curve.height > 0 and curve["delta"].min() == 0.0
+    html = (unblinded_run / "reports" / "investigator_report.html").read_text("utf-8")
+    assert 'id="estimands"' in html and 'id="tipping-point"' in html
+
+
+def test_estimand_assets_in_a_blinded_run(blinded_run: Path, small_raw: Path) -> None:
+    """Blinded: ADICE without arms, the estimands table and pooled ICE counts, nothing fitted
+    (said in the notes), the results withheld in the report."""
+    adice = pl.read_parquet(blinded_run / "tables" / "adice.parquet")
+    assert "arm" not in adice.columns
+    got = adice.select("subject_id", "ICE", "basis", pl.col("ICEDT").cast(pl.String)).rows()
+    assert sorted(got) == _truth_ices(small_raw)
+    models = blinded_run / "models"
+    assert pl.read_parquet(models / "estimands_estimates.parquet").height == 0
+    assert "not fitted: blinded run" in pl.read_parquet(models / "estimands_notes.parquet")["note"]
+    counts = pl.read_parquet(models / "estimands_ice_counts.parquet")
+    assert counts["group"].unique().to_list() == ["TOTAL"]
+    assert pl.read_parquet(models / "tipping_point_estimates.parquet").height == 0
+    assert not (models / "tipping_point_curve.parquet").exists()
+    html = (blinded_run / "reports" / "investigator_report.html").read_text("utf-8")
+    assert 'id="estimands"' in html and 'id="tipping-point"' not in html

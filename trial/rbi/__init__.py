@@ -24,7 +24,8 @@ Inputs
 
 Model: the imputation model is an MMRM ``outcome ~ group * visit + covariates`` with one
 unstructured covariance, fitted by REML on rows that are observed and not post-ICE under a
-reference-based strategy (post-ICE observed values stay in the analysis). Analysis: ANCOVA per
+reference-based strategy (post-ICE observed values stay in the analysis; with
+``RbiSpec(fit_post_ice=True)`` they are also used in the fit). Analysis: ANCOVA per
 visit ``outcome ~ group + analysis_covariates``.
 
 Output ``RbiResult.pooled``: per visit (in visit order), the parameters ``trt_<level>`` (each
@@ -33,7 +34,8 @@ with ``estimate, se, lci, uci, pvalue, df`` (df null for the normal-based jackkn
 bootstrap; Barnard-Rubin df for ``bayes-approx``). Also ``samples``, ``imputed``
 (conditional-mean imputation of the full data), ``coefficients``, ``covariance``, ``fit``.
 ``run_rbi_deltas(data, ice, spec, [delta, ...])`` returns one result per delta from one set of
-fits. Bad input raises :class:`RbiInputError` with a message that says what to fix.
+fits. Bad input raises :class:`RbiInputError` with a message that says what to fix; a REML fit
+of the full data that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``.
 """
 
 from trial.rbi.engine import RbiResult, run_rbi, run_rbi_deltas

@@ -10,16 +10,20 @@ no arm-level model result is shown: those are withheld until unblinding.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from study import Study
+from trial.derive.accountability import DM_ABSENT
+from trial.estimands import results as estimand_results
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
+from trial.report.accountability import data_issue_subjects, reconciliation
+from trial.report.estimands_section import EstimandsSection, section_data
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -64,6 +68,9 @@ class ReportData:
     secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
+    estimands: EstimandsSection | None = None
+    accountability: pl.DataFrame = field(default_factory=pl.DataFrame)
+    data_issue_subjects: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def blinded(self) -> bool:
@@ -120,6 +127,7 @@ def methods_block(
     models = study.models
     mmrm = models.mmrm
     responder = study.endpoints.responder
+    region = study.region_label(study.primary_region.code).lower()
     windows = ", ".join(
         f"{v.code} day {v.target_day}" + (f" ±{v.window_days}" if v.window_days else "")
         for v in study.visits
@@ -156,7 +164,7 @@ def methods_block(
         ("Baseline", baseline_note),
         (
             "Primary endpoint",
-            f"Change from baseline in ln palmar sweat rate at {study.primary_visit}; percent "
+            f"Change from baseline in ln {region} sweat rate at {study.primary_visit}; percent "
             "reduction within an arm = 100 x (1 - exp(LS mean change)); treatment effect = ratio "
             "of geometric means versus the reference arm.",
         ),
@@ -164,7 +172,7 @@ def methods_block(
             "Analysis sets",
             f"Screened {total('screened')}, randomised {total('randomised')}. "
             f"Full analysis set (FAS, n = {total('analysed_fas')}): randomised, >= 1 session, a "
-            "baseline and >= 1 post-baseline palmar value; analysed as randomised. Per-protocol "
+            f"baseline and >= 1 post-baseline {region} value; analysed as randomised. Per-protocol "
             f"(n = {total('analysed_pp')}): FAS with >= {pp.min_induction_sessions_share:.0%} "
             f"of planned induction sessions at >= {pp.min_current_share:.0%} of the "
             f"prescribed current for >= {pp.min_duration_share:.0%} of the duration, no major "
@@ -181,7 +189,7 @@ def methods_block(
         ),
         (
             "Responders",
-            f"HDSS improvement >= {responder.hdss_improvement} points, or palmar rate "
+            f"HDSS improvement >= {responder.hdss_improvement} points, or {region} rate "
             f"reduction >= {responder.sweat_reduction_pct:g} %, at {study.primary_visit}; a "
             "missing value counts as non-response. Logistic regression on arm, centre and "
             "stratum; Cochran-Mantel-Haenszel by centre as a check.",
@@ -189,7 +197,8 @@ def methods_block(
         ("Subgroups", f"Treatment effect at {study.primary_visit} by {subgroups}."),
         (
             "Summaries",
-            "Sweat rates: geometric means with t-based 95 % CI on the log scale. Adverse events: "
+            f"Sweat rates: geometric means with t-based {study.ci_label} on the log scale. Adverse "
+            "events: "
             "treatment-emergent, subjects counted once per term and level, safety set. Device: "
             f"{study.planned_sessions_total} planned sessions per subject and treated region; "
             "charge = integral of current over time (mC).",
@@ -217,7 +226,11 @@ def build_report_data(
     adsl, adsweat = tables["adsl"], tables["adsweat"]
     check_blinding(adsl, run)
     groups = sm.group_order(adsl, study)
-    consort = sm.consort_flow(adsl, adsweat, study, tables.get("eligibility"))
+    # Subjects seen only outside dm.csv keep an ADSL row but were never screened.
+    screened = (
+        adsl.filter(pl.col("dm_status") != DM_ABSENT) if "dm_status" in adsl.columns else adsl
+    )
+    consort = sm.consort_flow(screened, adsweat, study, tables.get("eligibility"))
     plantar = [r for r in study.regions if not r.primary]
     named = mt.by_result_name(models)
     safety = named.get(safety_model.NAME)
@@ -241,7 +254,7 @@ def build_report_data(
         run=run,
         groups=groups,
         consort=consort,
-        enrolment=sm.enrolment_by_centre(adsl, study),
+        enrolment=sm.enrolment_by_centre(screened, study),
         baseline=sm.baseline_characteristics(adsl, adsweat, study),
         time_course=sm.sweat_time_course(adsl, adsweat, study),
         plantar_time_course=sm.sweat_time_course(adsl, adsweat, study, paramcd=plantar[0].paramcd)
@@ -275,4 +288,11 @@ def build_report_data(
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
+        estimands=section_data(
+            named.get(estimand_results.NAME),
+            named.get(estimand_results.TIPPING_NAME),
+            blinded=run.blinded,
+        ),
+        accountability=reconciliation(adsl, consort),
+        data_issue_subjects=data_issue_subjects(adsl),
     )

@@ -10,10 +10,17 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from trial.models import device as device_model
+from trial.models import multiplicity as multiplicity_model
+from trial.models import safety as safety_model
 from trial.report import figures
+from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
+from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
+from trial.report.labels import readable
+from trial.report.model_tables import DEFAULT_ROLES, ModelRoles
 from trial.report.pdf import print_to_pdf
 from trial.report.tlf import tlf_html
 
@@ -71,13 +78,17 @@ def _primary(data: ReportData, out: _Outputs) -> str:
 
 
 def _time_course(data: ReportData, out: _Outputs) -> str:
-    svg = figures.time_course_svg(data.time_course, data.groups, data.study.primary_visit)
+    study = data.study
+    region = study.region_label(study.primary_region.code)
+    svg = figures.time_course_svg(
+        data.time_course, data.groups, study.primary_visit, region=region, ci=study.ci_label
+    )
     return (
         '<figure id="time-course">'
         + svg
-        + "<figcaption>Figure 14.2.1 Geometric mean palmar sweat rate (mg/min, log scale) with "
-        "95 % CI by visit, baseline to the end of follow-up (treatment stops after the "
-        "maintenance phase: relapse shows at the last visit). Full analysis set, observed "
+        + f"<figcaption>Figure 14.2.1 Geometric mean {region.lower()} sweat rate (mg/min, log "
+        f"scale) with {study.ci_label} by visit, baseline to the end of follow-up (treatment "
+        "stops before the last visits: relapse shows there). Full analysis set, observed "
         "values.</figcaption></figure>" + out("time_course", "plantar")
     )
 
@@ -86,14 +97,16 @@ def _subgroups_responders_sensitivity(data: ReportData, out: _Outputs) -> str:
     if data.blinded:
         return _withheld("Subgroup effects, responder odds ratios and sensitivity analyses")
     parts = []
+    region = data.study.region_label(data.study.primary_region.code)
     if data.subgroups.height:
         parts.append(
             '<figure id="forest">'
-            + figures.forest_svg(subgroup_frame(data))
+            + figures.forest_svg(subgroup_frame(data), region=region, ci=data.study.ci_label)
             + f"<figcaption>Figure 14.2.2 Treatment effect at {data.study.primary_visit} by "
-            "subgroup: ratio of geometric mean palmar sweat rates with 95 % CI (below 1 favours "
-            "the treatment), n = subjects of the two arms in the level; interaction p: F test "
-            "of arm x subgroup. An arrow head marks a CI cut at the axis limit. Full analysis "
+            f"subgroup: ratio of geometric mean {region.lower()} sweat rates with "
+            f"{data.study.ci_label} (below 1 favours the treatment), n = subjects of the two "
+            "arms in the level; interaction p: F test of arm x subgroup. An arrow head marks a "
+            "CI cut at the axis limit. Full analysis "
             "set.</figcaption></figure>" + out("subgroups")
         )
     else:
@@ -123,12 +136,29 @@ def _device(data: ReportData, out: _Outputs) -> str:
     return out("device", "induction", "faults")
 
 
+def model_label(name: str, roles: ModelRoles = DEFAULT_ROLES) -> str:
+    """A model result's printed name: the report's label of its role (``mmrm_pp`` ->
+    ``Sensitivity 2: primary MMRM on the per-protocol set``), else its name as words."""
+    labels = {
+        roles.primary: "Primary analysis: MMRM, full analysis set",
+        roles.subgroups: "Subgroup analyses",
+        roles.responders: "Responder analyses",
+        **roles.sensitivity,
+        **roles.secondary,
+        multiplicity_model.NAME: "Multiplicity: fixed sequence",
+        safety_model.NAME: "Adverse events",
+        device_model.NAME: "Device adherence and dose",
+    }
+    return labels.get(name) or readable(name)
+
+
 def _methods(data: ReportData) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in data.methods)
     notes = ""
     if data.model_notes.height:
         notes = "<dt>Model notes</dt>" + "".join(
-            f"<dd>{escape(m)}: {escape(n)}</dd>" for m, n in data.model_notes.iter_rows()
+            f"<dd>{escape(model_label(m))}: {escape(n)}</dd>"
+            for m, n in data.model_notes.iter_rows()
         )
     return f'<dl class="methods">{items}{notes}</dl>'
 
@@ -153,7 +183,8 @@ def investigator_html(data: ReportData) -> str:
             + '<figure id="consort">'
             + figures.consort_svg(data.consort, data.groups)
             + "</figure>"
-            + out("enrolment"),
+            + out("enrolment")
+            + accountability_html(data.accountability, data.data_issue_subjects),
         ),
         ("baseline", "Baseline characteristics", out("baseline")),
         ("primary", "Primary endpoint", _primary(data, out)),
@@ -165,8 +196,16 @@ def investigator_html(data: ReportData) -> str:
         ),
         ("safety", "Adverse events", _safety(data, out)),
         ("device", "Device adherence and delivered dose", _device(data, out)),
-        ("methods", "Methods and populations", _methods(data)),
     ]
+    if data.estimands is not None:
+        sections.append(
+            (
+                "estimands",
+                "Estimands and intercurrent events",
+                estimands_html(data.estimands, blinded=data.blinded),
+            )
+        )
+    sections.append(("methods", "Methods and populations", _methods(data)))
     body = "\n".join(
         f'<section class="{_section_class(content)}" id="{sid_}">{top}'
         + (f"<h2>{escape(h)}</h2>" if h else "")
@@ -179,10 +218,16 @@ def investigator_html(data: ReportData) -> str:
 
 def render_investigator_report(data: ReportData, out_dir: Path, *, pdf: bool = False) -> Path:
     """Write ``out_dir/investigator_report.html`` (and ``.pdf`` with ``pdf=True`` when Chromium
-    is installed); returns the HTML path."""
+    is installed); returns the HTML path. The PDF is printed only when the HTML changed or no
+    PDF is there; it is printed aside and renamed, so a PDF present is a whole print."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{REPORT_NAME}.html"
-    path.write_text(investigator_html(data), encoding="utf-8")
-    if pdf:
-        print_to_pdf(path, path.with_suffix(".pdf"))
+    html = investigator_html(data)
+    printed = path.with_suffix(".pdf")
+    unchanged = printed.is_file() and path.is_file() and path.read_text("utf-8") == html
+    path.write_text(html, encoding="utf-8")
+    if pdf and not unchanged:
+        aside = out_dir / f".{REPORT_NAME}.printing.pdf"
+        print_to_pdf(path, aside)
+        aside.replace(printed)
     return path
