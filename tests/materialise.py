@@ -41,6 +41,22 @@ def group_assets(defs: dg.Definitions, groups: Iterable[str]) -> list[str]:
     )
 
 
+def with_upstream(defs: dg.Definitions, names: Iterable[str]) -> list[str]:
+    """``names`` with every unpartitioned asset they read, directly or not, and the other
+    outputs of each multi-asset among them (a multi-asset runs whole)."""
+    graph = defs.resolve_asset_graph()
+    todo = [dg.AssetKey(n) for n in names]
+    seen: set[dg.AssetKey] = set()
+    while todo:
+        key = todo.pop()
+        if key in seen or graph.get(key).partitions_def is not None:
+            continue
+        seen.add(key)
+        todo.extend(graph.get(key).parent_keys)
+        todo.extend(defs.resolve_assets_def(key).keys)
+    return sorted(k.to_user_string() for k in seen)
+
+
 def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, names: Sequence[str]) -> None:
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
@@ -105,7 +121,7 @@ def materialise_tree(
             raise RuntimeError(f"reading the deliveries of {raw} failed")
     raw_names = ["landing_manifest", *raw_dataset_names(sources), QUARANTINE, FINDINGS]
     names = {*raw_names, "randomisation", "device_sessions", *group_assets(defs, groups)}
-    _execute(defs, instance, sorted(names))
+    _execute(defs, instance, with_upstream(defs, names))
     return read_tables(out)
 
 
