@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -31,7 +32,17 @@ from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
+from pipelines.out_lock import out_folder_lock
+from pipelines.preflight import (
+    UsageError,
+    check_no_deliveries,
+    check_raw_dir,
+    check_sealed_list,
+    check_study_file,
+    prepare_out_dir,
+)
 from pipelines.resources import TrialSettings
+from pipelines.run_log import file_logger, new_log_path, run_logging
 
 log = logging.getLogger("ionto")
 
@@ -53,6 +64,8 @@ class RunReport:
     """Wall time of the run reading the unread deliveries (0 when none)."""
     refresh_seconds: float = 0.0
     """Wall time of the run refreshing every unpartitioned asset."""
+    log_path: Path | None = None
+    """The run's log file (``OUT/logs/run-<UTC time>.log``): Dagster's events, tracebacks."""
 
     def describe(self) -> str:
         status = "succeeded" if self.success else "FAILED"
@@ -67,6 +80,8 @@ class RunReport:
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
+        if self.log_path is not None:
+            lines.append(f"  log:     {self.log_path}")
         lines += [
             f"  tables:  {self.out_dir / 'tables'}",
             f"  models:  {self.out_dir / 'models'}",
@@ -97,24 +112,76 @@ def partition_range(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
     return order[span[0] : span[-1] + 1]
 
 
+class RunProgress(Protocol):
+    """What a terminal shows of a run: its phases, and the steps of each as they end."""
+
+    def phase(self, title: str, steps: int) -> None:
+        """A phase begins; ``steps`` Dagster steps follow (0: none, e.g. the landing scan)."""
+
+    def step(self, step_key: str, what: str) -> None:
+        """A step's ``start``, ``success`` or ``failure``."""
+
+
+class RunAborted(Exception):
+    """The run stopped on an unexpected error; the message is one line naming the log file
+    that holds the traceback."""
+
+
 def run_pipeline(
     raw_dir: Path,
     out_dir: Path,
     study_path: Path | None = None,
     unblind_path: Path | None = None,
+    progress: RunProgress | None = None,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened.
+    list is never opened (an unblinded run checks its header before starting).
+
+    Expected mistakes (no raw folder, no delivery, an output folder that is a file or not
+    writable, a missing study file, a wrong sealed list, a folder another run holds) raise
+    :class:`~pipelines.preflight.UsageError` before anything is written. Everything the run
+    logs goes to ``OUT/logs/run-<UTC time>.log``; an unexpected error is logged there with its
+    traceback and raised as :class:`RunAborted`.
     """
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
+    check_raw_dir(raw_dir)
+    check_study_file(study_path)
     if unblind_path is not None:
-        if not unblind_path.is_file():
-            raise FileNotFoundError(f"sealed randomisation list {unblind_path} does not exist")
+        check_sealed_list(unblind_path)
+    prepare_out_dir(out_dir)
+    with out_folder_lock(out_dir):
+        log_path = new_log_path(out_dir)
+        on_step = progress.step if progress is not None else None
+        with run_logging(log_path, on_step) as dagster_log:
+            try:
+                report = _run_locked(
+                    raw_dir, out_dir, study_path, unblind_path, progress, dagster_log
+                )
+            except UsageError:
+                raise
+            except Exception as exc:
+                log.exception("the run stopped on an unexpected error")
+                raise RunAborted(
+                    f"the run stopped on an unexpected error ({type(exc).__name__}: {exc}); "
+                    f"the traceback is in {log_path}"
+                ) from exc
+    report.log_path = log_path
+    return report
+
+
+def _run_locked(
+    raw_dir: Path,
+    out_dir: Path,
+    study_path: Path | None,
+    unblind_path: Path | None,
+    progress: RunProgress | None,
+    dagster_log: logging.Logger,
+) -> RunReport:
+    """:func:`run_pipeline` once its arguments are checked, ``OUT`` is locked and logging
+    goes to the run's log file."""
+    if unblind_path is not None:
         log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     settings = TrialSettings(
         raw_dir=str(raw_dir.resolve()),
         out_dir=str(out_dir.resolve()),
@@ -122,11 +189,15 @@ def run_pipeline(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
     )
     defs = build_definitions(settings)
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    loggers = {"ionto": file_logger(dagster_log)}
+    run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
     started = time.perf_counter()
+    if progress is not None:
+        progress.phase("landing area: hashing new and changed files", 0)
     earlier = read_hash_cache(out_dir)
     known = deliveries_from_hashes(earlier) if earlier is not None else None
     deliveries = scan_deliveries(raw_dir, known)
+    check_no_deliveries(raw_dir, len(deliveries))
     to_read = [
         d.key
         for d in deliveries
@@ -142,13 +213,17 @@ def run_pipeline(
             DELIVERIES_NAME, [d.key for d in deliveries if d.key not in registered]
         )
         log.info("%d deliveries, %d not read yet", len(deliveries), len(to_read))
-        process = defs.resolve_job_def("process_delivery")
+        process = defs.resolve_job_def("process_delivery").with_logger_defs(loggers)
         if to_read:
             to_read = partition_range(instance, to_read)
             tags = {
                 ASSET_PARTITION_RANGE_START_TAG: to_read[0],
                 ASSET_PARTITION_RANGE_END_TAG: to_read[-1],
             }
+            if progress is not None:
+                progress.phase(
+                    f"reading {len(to_read)} of {len(deliveries)} deliveries", _steps(process)
+                )
             read_started = time.perf_counter()
             results.append(
                 process.execute_in_process(
@@ -160,9 +235,12 @@ def run_pipeline(
             )
             read_seconds = time.perf_counter() - read_started
         if all(r.success for r in results):
+            refresh = defs.resolve_job_def("refresh_analysis").with_logger_defs(loggers)
+            if progress is not None:
+                progress.phase("tables, models, reports and exports", _steps(refresh))
             refresh_started = time.perf_counter()
             results.append(
-                defs.resolve_job_def("refresh_analysis").execute_in_process(
+                refresh.execute_in_process(
                     instance=instance, raise_on_error=False, run_config=run_config
                 )
             )
@@ -189,8 +267,18 @@ def run_pipeline(
     )
 
 
+def _steps(job: dg.JobDefinition) -> int:
+    """How many steps a run of ``job`` executes (one per op: an asset, a multi-asset, a
+    check)."""
+    return len(job.graph.nodes)
+
+
 def run_demo(
-    out_dir: Path, raw_dir: Path | None = None, subjects: int = 300, seed: int = 301
+    out_dir: Path,
+    raw_dir: Path | None = None,
+    subjects: int = 300,
+    seed: int = 301,
+    progress: RunProgress | None = None,
 ) -> RunReport:
     """The README's demo: simulate the bundled study if no raw root is given, then run it.
 
@@ -207,6 +295,8 @@ def run_demo(
         summary = simulate_trial(load_study(), n_subjects=subjects, seed=seed, raw_dir=raw_dir)
         preamble.extend(summary.lines())
         unblind = summary.sealed_dir / "randomisation.csv"
-    report = run_pipeline(raw_dir=raw_dir, out_dir=out_dir / "run", unblind_path=unblind)
+    report = run_pipeline(
+        raw_dir=raw_dir, out_dir=out_dir / "run", unblind_path=unblind, progress=progress
+    )
     report.preamble = preamble + report.preamble
     return report
