@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from ingest.deliveries import scan_deliveries  # noqa: E402
 from pipelines.run import RunReport, run_pipeline  # noqa: E402
+from study import load_study  # noqa: E402
 from trial.simulate import simulate_trial  # noqa: E402
-from trial.study import load_study  # noqa: E402
 
 
 def _copy(source: Path, folders: list[str], target: Path) -> None:

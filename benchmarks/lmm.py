@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from study import load_study
 from trial.models.lmm import fit_lmm
-from trial.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
-STUDY_FILE = REPO / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = REPO / "study" / "studies" / "ion301.yaml"
 R_SCRIPT = """
 d <- read.csv(commandArgs(TRUE)[1])
 for (f in c("arm", "visit", "centre", "stratum")) d[[f]] <- factor(d[[f]])

@@ -33,11 +33,11 @@ import numpy as np
 import polars as pl
 from scipy import optimize
 
+from study import load_study
 from trial.models.covariance import CovarianceStructure
 from trial.models.design import MmrmDesign, build_mmrm_design
 from trial.models.mmrm import fit_mmrm_model
 from trial.models.power import simulate_trial
-from trial.study import load_study
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 

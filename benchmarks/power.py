@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
+from study import load_study
 from trial.models.mmrm import fit_mmrm
 from trial.models.power import simulate_power, simulate_trial
-from trial.study import load_study
 
 
 def main() -> None:

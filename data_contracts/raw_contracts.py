@@ -1,7 +1,7 @@
 """Writes the raw datasets' ODCS contracts from one compact table and the study configuration.
 
 The YAML files are the source of truth that readers and checks load; this module is how they
-are made, so that their codelists always agree with ``trial/studies/<study>.yaml``. Run
+are made, so that their codelists always agree with ``study/studies/<study>.yaml``. Run
 ``python -m data_contracts.raw_contracts`` after changing either; ``tests/contracts`` fails
 when a committed file differs from what this writes.
 
@@ -26,7 +26,7 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR
-from trial.study import Study, load_study
+from study import Study, load_study
 
 GENERATOR = "data_contracts/raw_contracts.py"
 SUBJECT_PATTERN = r"^[A-Z0-9]+-[0-9]+$"

@@ -19,7 +19,7 @@ from ingest.readers.edc import read_edc_table, read_randomisation
 from ingest.readers.gravimetry import read_gravimetry
 from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
-from trial.study import Study
+from study import Study
 
 SessionReader = Callable[[Path, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 """Hook for further device-session sources (e.g. bench IBU captures): called with the raw root

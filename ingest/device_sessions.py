@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
-from trial.study import Study
+from study import Study
 
 DATASET = "device_sessions"
 

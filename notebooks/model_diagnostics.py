@@ -32,7 +32,7 @@ import polars as pl
 from scipy import stats
 
 from trial.report.diagnostics import covariance_comparison, empirical_covariance, marginal_residuals
-from trial.study import load_study
+from study import load_study
 
 OUT = Path(os.environ.get("IONTO_OUT", "out/demo/run"))
 study = load_study()

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from trial.report.summaries import TOTAL, group_order, sweat_time_course
-from trial.study import load_study
+from study import load_study
 
 OUT = Path(os.environ.get("IONTO_OUT", "out/demo/run"))
 study = load_study()

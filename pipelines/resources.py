@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from trial.study import Study, load_study
+from study import Study, load_study
 
 
 class TrialSettings(dg.ConfigurableResource):

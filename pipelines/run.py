@@ -285,8 +285,8 @@ def run_demo(
     A simulated study's sealed list is ours to open, so the demo runs unblinded (the
     explicit ``unblind_path`` route, logged like any other).
     """
+    from study import load_study
     from trial.simulate import simulate_trial
-    from trial.study import load_study
 
     preamble: list[str] = []
     unblind: Path | None = None

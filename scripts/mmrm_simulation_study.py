@@ -19,9 +19,9 @@ import time
 import numpy as np
 from scipy import stats
 
+from study import load_study
 from trial.models.mmrm import CovarianceFitError, fit_design
 from trial.models.power import simulate_trial, true_contrasts
-from trial.study import load_study
 
 
 def main() -> None:

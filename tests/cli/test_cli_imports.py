@@ -9,7 +9,7 @@ import sys
 
 def test_the_command_line_loads_neither_dagster_nor_polars() -> None:
     code = (
-        "import sys, trial.cli; trial.cli.build_parser(); "
+        "import sys, ionto.cli; ionto.cli.build_parser(); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'polars', 'scipy'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trial.cli import main
+from ionto.cli import main
 
 
 def _power_rows(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from data_contracts.contracts import (
     type_text_frame,
 )
 from data_contracts.raw_contracts import BENCH_INTERRUPTED, rendered_contracts
-from trial.study import load_study
+from study import load_study
 
 RAW_DATASETS = {
     "dm",

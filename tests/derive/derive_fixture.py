@@ -17,11 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
-from trial.study import Study, load_study
+from study import Study, load_study
 
 D = dt.date
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 def study() -> Study:

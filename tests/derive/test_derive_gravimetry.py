@@ -9,8 +9,8 @@ import pytest
 from derive_fixture import S1, S3, gravimetry, raw
 from derive_fixture import study as ion_study
 
+from study import Study
 from trial.derive import derive_all, latest_papers, paper_rates
-from trial.study import Study
 
 
 @pytest.fixture(scope="module")

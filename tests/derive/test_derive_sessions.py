@@ -9,8 +9,8 @@ import pytest
 from derive_fixture import RESET_PLACED, RESET_START, S1, S3, raw, utc
 from derive_fixture import study as ion_study
 
+from study import Study
 from trial.derive import AnalysisTables, derive_all, map_sessions
-from trial.study import Study
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from polars.testing import assert_frame_equal
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
 from ingest.delivery import RawTables, read_delivery
 from ingest.device_sessions import build_device_sessions, vendor_b_device_sessions
-from trial.study import Study, load_study
+from study import Study, load_study
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
 MINI = FIXTURES / "mini"
 BAD = FIXTURES / "bad"
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 LINEAGE = {"source_file", "source_line", "source_files", "kept_file", "superseded_file"}
 
 

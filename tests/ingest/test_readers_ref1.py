@@ -20,9 +20,9 @@ import pytest
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
 from ingest.delivery import RawTables, read_delivery
-from trial.study import load_study
+from study import load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 CHARGE_TOL_MC = 0.5
 
 

@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 
 from ingest.delivery import RawTables, read_delivery
+from study import Study, load_study
 from trial.simulate.simulator import SimulationSummary, simulate_trial
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")

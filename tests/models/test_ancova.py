@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.ancova import fit_ancova
 from trial.models.tidy import BLINDED_NOTE
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")

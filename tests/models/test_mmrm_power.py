@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import load_study
 from trial.models.mmrm import fit_design, fit_mmrm
 from trial.models.power import simulate_power, simulate_trial, true_contrasts
-from trial.study import load_study
 
 
 def test_true_contrasts_from_config() -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import load_study
 from trial.models.mmrm import MmrmFit, fit_mmrm, fit_mmrm_model
 from trial.models.result import ModelResult
-from trial.study import load_study
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import load_study
 from trial.models.covariance import STRUCTURES, CovarianceStructure
 from trial.models.design import MmrmDesign, build_mmrm_design
 from trial.models.mmrm import CovarianceFitError, fit_mmrm, fit_mmrm_model
 from trial.models.reml import LOG_2PI, PatternData
-from trial.study import load_study
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "r"
 REPO = FIXTURES.parent.parent.parent

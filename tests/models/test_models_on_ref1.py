@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.ancova import fit_ancova
 from trial.models.device import device_summary
 from trial.models.lmm import fit_lmm
@@ -20,9 +21,8 @@ from trial.models.secondary import fit_durability, fit_plantar
 from trial.models.sides import fit_sides, sides_long
 from trial.models.subgroups import subgroup_effects
 from trial.models.tidy import BLINDED_NOTE
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 def run_all(ref1_dir: Path, study: Study, unblinded: bool) -> dict[str, ModelResult]:

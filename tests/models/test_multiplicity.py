@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.multiplicity import (
     fixed_sequence,
     fixed_sequence_from_results,
@@ -14,9 +15,8 @@ from trial.models.multiplicity import (
 )
 from trial.models.result import ModelResult
 from trial.models.tidy import empty_estimates
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.safety import safety_summary
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")

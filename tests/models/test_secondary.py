@@ -8,12 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.ancova import fit_ancova
 from trial.models.secondary import durability_frame, fit_durability, fit_plantar, plantar_long
 from trial.models.tidy import BLINDED_NOTE
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 ARM_LOG_RATIO = {"TAP": 0.3, "GLY": 0.6, "OXY": 0.5}
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from study import Study, load_study
 from trial.models.sides import fit_sides, side_terms, sides_long
 from trial.models.tidy import BLINDED_NOTE, treatment_design
-from trial.study import Study, load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "trial" / "studies" / "ion301.yaml"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
 @pytest.fixture(scope="module")

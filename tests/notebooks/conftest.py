@@ -15,7 +15,7 @@ from trial.derive.analysis_long import build_analysis_long
 from trial.models.mmrm import fit_mmrm
 from trial.models.result import write_result
 from trial.models.tidy import not_fitted_blinded
-from trial.study import load_study
+from study import load_study
 
 
 def _synthetic_out(out: Path, blinded: bool) -> Path:

@@ -78,7 +78,7 @@ def test_notebooks_run_on_a_small_simulated_trial(tmp_path, monkeypatch):
     """End to end: simulate a small trial, run every asset, execute both notebooks on it."""
     from pipelines.run import run_pipeline
     from trial.simulate import simulate_trial
-    from trial.study import load_study
+    from study import load_study
 
     summary = simulate_trial(load_study(), n_subjects=36, seed=11, raw_dir=tmp_path / "raw")
     report = run_pipeline(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from study import load_study
 from trial.simulate import simulate_trial
-from trial.study import load_study
 
 SMALL_TRIAL_SUBJECTS = 36
 SMALL_TRIAL_SEED = 11

@@ -27,7 +27,7 @@ from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
 from pipelines.sensors import delivery_sensor, refresh_after_delivery
-from trial.study import load_study
+from study import load_study
 
 DM_HEADER = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening\n"
 DM_ROW = "C01-0001,C01,2026-02-02,F,1990,Y,3\n"

@@ -26,8 +26,8 @@ import pytest
 from pipelines.definitions import build_definitions, executor_from_env
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
+from study import load_study
 from trial.simulate import simulate_trial
-from trial.study import load_study
 
 DEPLOY_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
 PG_USER = "dagster"

@@ -11,8 +11,8 @@ import pytest
 import pipelines.assets.raw as raw_assets
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
+from study import load_study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
-from trial.study import load_study
 
 
 def test_definitions_load_with_groups_and_contract_checks() -> None:

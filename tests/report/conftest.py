@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 import synthetic_trial
 
+from study import Study, load_study
 from trial.models.result import ModelResult
 from trial.report.data import ReportData, build_report_data
 from trial.report.run_info import RunInfo
-from trial.study import Study, load_study
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from study import Study
 from trial.models.device import device_summary
 from trial.models.result import ModelResult, write_result
 from trial.models.safety import safety_summary
-from trial.study import Study
 
 N_PER_CENTRE = 9
 N_SCREEN_FAIL = 4

@@ -8,8 +8,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from study import Study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
-from trial.study import Study
 
 
 def test_every_blinded_output_is_free_of_arm_leaks(blinded_out, randomisation, study):

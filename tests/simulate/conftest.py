@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from study import Study, load_study
 from trial.simulate import SimulationSummary, simulate_trial
-from trial.study import Study, load_study
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from study import Study
 from trial.simulate import SimulationSummary, simulate_trial
-from trial.study import Study
 
 REQUIRED = {
     "NOT_UTF8",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from study import Study
 from trial.simulate import SimulationSummary, simulate_trial
-from trial.study import Study
 
 EDC = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
 NAME_PATTERNS = [

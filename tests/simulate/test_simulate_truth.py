@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from study import Study
 from trial.simulate import SimulationSummary, simulate_trial
-from trial.study import Study
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """Clean + derive: typed raw frames -> analysis-ready (ADaM-style) tables, Dagster-free.
 
-Every rule is read from the study configuration (:class:`trial.study.Study`).
+Every rule is read from the study configuration (:class:`study.Study`).
 """
 
 from trial.derive.ae import derive_adae

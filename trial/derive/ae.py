@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import study_day
-from trial.study import Study
 
 
 def derive_adae(ae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import polars as pl
 
-from trial.study import Study
+from study import Study
 
 Population = Literal["FAS", "PP"]
 

@@ -31,7 +31,7 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR, Contract, dtype_name, load_contract
-from trial.study import Study, load_study
+from study import Study, load_study
 
 GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")

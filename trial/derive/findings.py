@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.gravimetry import RATE_INVALID, RATE_MISSING
-from trial.study import Study
 
 FINDINGS_SCHEMA = pl.Schema(
     {

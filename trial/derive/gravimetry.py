@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import source_record
-from trial.study import Study
 
 PAPER_KEY = ["subject_id", "visit", "region", "side"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import schedule_frame, source_record, visit_days
 from trial.derive.sweat import region_baselines
-from trial.study import Study
 
 
 def derive_adhdss(hdss: pl.DataFrame, visits: pl.DataFrame, study: Study) -> pl.DataFrame:

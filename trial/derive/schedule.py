@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trial.study import Study
+from study import Study
 
 
 def schedule_frame(study: Study) -> pl.DataFrame:

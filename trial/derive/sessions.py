@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.schedule import baseline_dates, study_day
-from trial.study import Study
 
 PHASE_PRE_BASELINE = "pre_baseline"
 PHASE_POST_SCHEDULE = "post_schedule"

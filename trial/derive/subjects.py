@@ -27,9 +27,9 @@ import math
 
 import polars as pl
 
+from study import Study
 from trial.derive.gravimetry import RATE_VALID
 from trial.derive.schedule import baseline_dates, source_record
-from trial.study import Study
 
 YN = {True: "Y", False: "N"}
 

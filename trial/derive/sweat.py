@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.derive.gravimetry import RATE_VALID, region_values
 from trial.derive.schedule import (
     baseline_dates,
@@ -24,7 +25,6 @@ from trial.derive.schedule import (
     study_day,
     window_flag,
 )
-from trial.study import Study
 
 
 def _region_frame(study: Study) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from study import Study
 from trial.derive.ae import derive_adae
 from trial.derive.findings import gravimetry_findings, stratum_findings
 from trial.derive.gravimetry import latest_papers, paper_rates
@@ -18,7 +19,6 @@ from trial.derive.inputs import RawFrames
 from trial.derive.sessions import adherence, map_sessions, sessions_started
 from trial.derive.subjects import derive_adsl
 from trial.derive.sweat import derive_adsweat, derive_adsweat_side
-from trial.study import Study
 
 
 @dataclass(frozen=True)

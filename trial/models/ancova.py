@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from study import Study
 from trial.models.result import ModelResult
 from trial.models.tidy import (
     Factor,
@@ -27,7 +28,6 @@ from trial.models.tidy import (
     tidy_estimates,
     treatment_design,
 )
-from trial.study import Study
 
 NAME = "ancova_sensitivity4"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from trial.study import Study
+from study import Study
 
 REQUIRED_COLUMNS = ("subject", "arm", "centre", "stratum", "visit", "logbase", "chg")
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from study import Study
 from trial.models.result import ModelResult
 from trial.models.tidy import empty_estimates
-from trial.study import Study
 
 NAME = "device"
 POOLED = "pooled"

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from study import Study
 from trial.models.reml_patterns import PatternReml, RemlFit
 from trial.models.result import ModelResult
 from trial.models.tidy import (
@@ -41,7 +42,6 @@ from trial.models.tidy import (
     tidy_estimates,
     treatment_design,
 )
-from trial.study import Study
 
 NAME = "lmm_sensitivity1"
 STRUCTURE = "random intercept + random slope on nominal week per subject (unstructured 2x2 G)"

@@ -28,12 +28,12 @@ import numpy as np
 import polars as pl
 from scipy import optimize, stats
 
+from study import Study
 from trial.models.covariance import CovarianceStructure
 from trial.models.design import MmrmDesign, build_mmrm_design
 from trial.models.reml import PatternData, RemlState
 from trial.models.result import ModelResult
 from trial.models.satterthwaite import KenwardRoger, kenward_roger, satterthwaite_df
-from trial.study import Study
 
 MODEL_NAME = "mmrm_primary"
 NEWTON_DECREMENT_TOL = 1e-8

@@ -29,9 +29,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from study import Study
 from trial.models.design import MmrmDesign, design_from_codes
 from trial.models.mmrm import CovarianceFitError, fit_design
-from trial.study import Study
 
 INTERMITTENT_MISSING = 0.03
 """Probability that a visit before dropout is missed (not in the SAP; small and MCAR)."""

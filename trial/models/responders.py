@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from study import Study
 from trial.models.ancova import present_factors
 from trial.models.result import ModelResult
 from trial.models.tidy import (
@@ -43,7 +44,6 @@ from trial.models.tidy import (
     tidy_estimates,
     treatment_design,
 )
-from trial.study import Study
 
 NAME = "responders"
 ENDPOINTS = ("hdss_responder", "sweat_responder")

@@ -24,10 +24,10 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from study import Region, Study
 from trial.models.ancova import ancova_result
 from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates
-from trial.study import Region, Study
 
 PLANTAR_NAME = "plantar"
 DURABILITY_NAME = "durability"

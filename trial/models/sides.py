@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from study import Study
 from trial.models.reml_patterns import PatternReml
 from trial.models.result import ModelResult
 from trial.models.tidy import (
@@ -27,7 +28,6 @@ from trial.models.tidy import (
     tidy_estimates,
     treatment_design,
 )
-from trial.study import Study
 
 NAME = "sides_sensitivity3"
 STRUCTURE = "random intercepts: subject, side within subject"

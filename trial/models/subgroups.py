@@ -22,10 +22,10 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from study import Study
 from trial.models.ancova import ancova_result, ancova_terms, present_factors
 from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, Factor, empty_estimates, is_blinded, treatment_design
-from trial.study import Study
 
 NAME = "subgroups"
 ADSL_TO_MODEL = {"centre_id": "centre"}

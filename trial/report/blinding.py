@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from trial.study import Study
+from study import Study
 
 SUBJECT_COLUMNS = ("subject_id", "subject", "USUBJID", "SUBJID", "SUBJECT")
 TREATMENT_COLUMNS = {

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from study import Study
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.run_info import RunInfo
-from trial.study import Study
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
 """Tables :func:`build_report_data` needs; ``eligibility`` (raw) is optional and gives the

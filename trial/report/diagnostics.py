@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from study import Study
 from trial.models.design import build_mmrm_design
-from trial.study import Study
 
 
 def marginal_residuals(

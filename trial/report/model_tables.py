@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from study import Study
 from trial.models.result import ModelResult
-from trial.study import Study
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from study import Study
 from trial.models.result import ModelResult
 from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
@@ -23,7 +24,6 @@ from trial.report.investigator import REPORT_NAME, render_investigator_report
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
 from trial.report.run_info import RunInfo
-from trial.study import Study
 
 
 def write_report_data(data: ReportData, out_dir: Path) -> list[Path]:

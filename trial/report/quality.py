@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import BLOCKING, check_frame, list_contracts, load_contract
+from study import Study
 from trial.report.html import banner, document, gt_html, page_css
 from trial.report.run_info import RunInfo
-from trial.study import Study
 
 REPORT_NAME = "data_quality_report"
 TITLE = "Data-quality report"

@@ -17,11 +17,11 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from study import Study
 from trial.derive.subjects import min_adequate_induction_sessions
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
-from trial.study import Study
 
 TOTAL = "TOTAL"
 """Group label of the pooled column (every subject of the population)."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from study import Study, Visit
 from trial.simulate.params import SimulationParams
-from trial.study import Study, Visit
 
 OPERATOR_NAMES = [
     "A. Schmidt",

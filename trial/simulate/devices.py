@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import Subject, _choice
 from trial.simulate.params import SimulationParams
-from trial.study import Study
 
 UTC = dt.UTC
 CLOCK_RESET_EPOCH = dt.datetime(2000, 1, 1, 0, 0, 0)

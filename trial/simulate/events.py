@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from study import Study
 from trial.simulate.render import Delivery, OutFile
-from trial.study import Study
 
 LINE_NUMBERING = (
     "1-based physical lines of the file as delivered; the CSV header (or a vendor-A file's "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from trial.study import Study
+from study import Study
 
 
 def _float_map(raw: dict[Any, Any]) -> dict[str, float]:
@@ -20,7 +20,7 @@ def _float_map(raw: dict[Any, Any]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SimulationParams:
-    """Parameters of one simulated trial (see ``trial/studies/*.yaml`` ``simulation:``)."""
+    """Parameters of one simulated trial (see ``study/studies/*.yaml`` ``simulation:``)."""
 
     start_date: dt.date
     delivery_every_days: int

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import Paper, Subject
 from trial.simulate.devices import UTC, Device, Session, format_offset
 from trial.simulate.params import SimulationParams
-from trial.study import Study
 
 EDC_HEADERS: dict[str, list[str]] = {
     "dm": [

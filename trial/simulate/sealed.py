@@ -10,11 +10,11 @@ import json
 import math
 from typing import Any
 
+from study import Study
 from trial.simulate.cohort import Subject, expected_change, study_day
 from trial.simulate.devices import Device
 from trial.simulate.params import SimulationParams
 from trial.simulate.render import csv_lines
-from trial.study import Study
 
 SUBJECTS_TRUTH_HEADER = [
     "subject_id",

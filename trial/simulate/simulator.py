@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from study import Study
 from trial.simulate.cohort import CohortBuilder, Subject
 from trial.simulate.devices import Device, DeviceBuilder
 from trial.simulate.events import LINE_NUMBERING, EventInjector
@@ -28,7 +29,6 @@ from trial.simulate.sealed import (
     subjects_truth_csv,
     truth_json,
 )
-from trial.study import Study
 
 
 @dataclass(frozen=True)

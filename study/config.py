@@ -1,6 +1,6 @@
 """Study configuration: the one place where a trial's facts live.
 
-The configuration is a YAML file (``trial/studies/ion301.yaml`` for the reference
+The configuration is a YAML file (``study/studies/ion301.yaml`` for the reference
 trial). Every module reads study facts from a :class:`Study`; nothing about a
 particular trial is hard-coded elsewhere.
 """
@@ -172,9 +172,9 @@ def load_study(path: str | Path | None = None) -> Study:
     """Load a study configuration. ``None`` loads the bundled reference study (ION-301)."""
     if path is None:
         text = (
-            resources.files("trial").joinpath("studies", f"{DEFAULT_STUDY}.yaml").read_text("utf-8")
+            resources.files("study").joinpath("studies", f"{DEFAULT_STUDY}.yaml").read_text("utf-8")
         )
-        source = f"trial/studies/{DEFAULT_STUDY}.yaml"
+        source = f"study/studies/{DEFAULT_STUDY}.yaml"
     else:
         text = Path(path).read_text("utf-8")
         source = str(path)

@@ -17,8 +17,8 @@ DEFAULT_DEMO_SEED = 301
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from study import load_study
     from trial.simulate import simulate_trial
-    from trial.study import load_study
 
     study = load_study(args.study)
     summary = simulate_trial(
@@ -79,8 +79,8 @@ def _progress_bar(done: int, total: int) -> None:
 def _cmd_power(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from study import load_study
     from trial.models.power import simulate_power
-    from trial.study import load_study
 
     study = load_study(args.study)
     effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}

@@ -1,0 +1,1 @@
+"""The application: the ``ionto`` command line, above every other package; nothing imports it."""
