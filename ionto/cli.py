@@ -2,25 +2,48 @@
 
 Subcommands import what they need when they run, so that ``ionto capture`` on a clinic PC
 never loads Dagster, and ``ionto simulate`` never loads the models.
+
+An expected user mistake (:class:`~pipelines.preflight.UsageError`) ends the command with one
+line on stderr saying what to do, and exit code 2; a run that stops on an unexpected error
+prints one line naming the log file with the traceback (``OUT/logs/``), exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.bench.cli import add_bench_commands
+from pipelines.preflight import UsageError, check_study_file
 
 DEFAULT_DEMO_SEED = 301
+USAGE_EXIT = 2
+ABORTED_EXIT = 1
+
+
+def _study_path(text: str | None) -> Path | None:
+    """``--study`` as a path, checked to exist (None: the bundled study)."""
+    path = Path(text) if text else None
+    check_study_file(path)
+    return path
+
+
+def _import_pipelines() -> None:
+    """Load the Dagster definitions with the beta notice of ``backfill_policy`` (a parameter
+    the delivery assets use knowingly, docs/incremental.md) kept off the terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function")
+        import pipelines.run  # noqa: F401
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from study import load_study
     from trial.simulate import simulate_trial
 
-    study = load_study(args.study)
+    study = load_study(_study_path(args.study))
     summary = simulate_trial(
         study, n_subjects=args.subjects, seed=args.seed, raw_dir=Path(args.out), faults=args.faults
     )
@@ -29,27 +52,49 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.run import run_pipeline
+    from pipelines.preflight import check_run_arguments
 
-    report = run_pipeline(
-        raw_dir=Path(args.raw),
-        out_dir=Path(args.out),
-        study_path=Path(args.study) if args.study else None,
-        unblind_path=Path(args.unblind) if args.unblind else None,
-    )
+    raw, out, study_path = Path(args.raw), Path(args.out), _study_path(args.study)
+    unblind = Path(args.unblind) if args.unblind else None
+    check_run_arguments(raw, out, study_path, unblind)  # before Dagster loads: seconds earlier
+    _import_pipelines()
+    from ionto.progress import TerminalProgress
+    from pipelines.run import RunAborted, run_pipeline
+
+    progress = TerminalProgress()
+    try:
+        report = run_pipeline(
+            raw_dir=raw, out_dir=out, study_path=study_path, unblind_path=unblind, progress=progress
+        )
+    except RunAborted as exc:
+        progress.close()
+        print(f"ionto run: {exc}", file=sys.stderr)
+        return ABORTED_EXIT
+    progress.close()
     print(report.describe())
     return 0 if report.success else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.run import run_demo
+    _import_pipelines()
+    from ionto.progress import TerminalProgress
+    from pipelines.run import RunAborted, run_demo
 
-    report = run_demo(
-        out_dir=Path(args.out),
-        raw_dir=Path(args.raw) if args.raw else None,
-        subjects=args.subjects,
-        seed=args.seed,
-    )
+    progress = TerminalProgress()
+    try:
+        report = run_demo(
+            out_dir=Path(args.out),
+            raw_dir=Path(args.raw) if args.raw else None,
+            subjects=args.subjects,
+            seed=args.seed,
+            blinded=args.blinded,
+            progress=progress,
+        )
+    except RunAborted as exc:
+        progress.close()
+        print(f"ionto demo: {exc}", file=sys.stderr)
+        return ABORTED_EXIT
+    progress.close()
     print(report.describe())
     return 0 if report.success else 1
 
@@ -82,7 +127,7 @@ def _cmd_power(args: argparse.Namespace) -> int:
     from study import load_study
     from trial.models.power import simulate_power
 
-    study = load_study(args.study)
+    study = load_study(_study_path(args.study))
     effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
     unknown = set(effects) - set(study.arm_codes)
     if unknown:
@@ -96,9 +141,38 @@ def _cmd_power(args: argparse.Namespace) -> int:
         mean_change=effects,
         progress=None if args.quiet else _progress_bar,
     )
-    print(f"true mean change at {study.primary_visit}: {effects}")
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
-        print(result.table)
+    alpha = float(result.table["alpha"][0])
+    changes = ", ".join(f"{arm} {effects[arm]:+.2f}" for arm in study.arm_codes)
+    print(
+        f"Power of the primary MMRM contrasts at {study.primary_visit}: two-sided alpha "
+        f"{alpha:g}, {args.sims} simulated trials per size (seed {args.seed})."
+    )
+    print(
+        f"True mean change of log sweat rate at {study.primary_visit}: {changes}; "
+        f"effect = arm - {study.reference_arm}, on the log scale."
+    )
+    table = result.table.select(
+        pl.col("subjects").alias("subjects (total)"),
+        pl.col("subjects_per_arm").alias(f"per arm ({'/'.join(study.arm_codes)})"),
+        "hypothesis",
+        "contrast",
+        pl.col("effect").round(3),
+        "alpha",
+        "power",
+        pl.col("mc_se").round(3).alias("MC SE"),
+        pl.col("power_sequential").alias("power in the fixed sequence"),
+        pl.col("mc_se_sequential").round(3).alias("MC SE (sequence)"),
+        pl.col("failed_fits").alias("failed fits"),
+    )
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
+        print(table)
     print(f"{result.replicates_per_second:.1f} replicates per second")
     return 0
 
@@ -137,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     demo.add_argument("--subjects", type=int, default=300)
     demo.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED)
+    demo.add_argument(
+        "--blinded",
+        action="store_true",
+        help="do not open the simulated sealed list (the demo otherwise runs UNBLINDED)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     power = sub.add_parser(
@@ -162,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        print(f"ionto {args.command}: {exc}", file=sys.stderr)
+        return USAGE_EXIT
     return code
 
 

@@ -53,6 +53,12 @@ def table_metadata(frame: pl.DataFrame, n_rows: int | None = None) -> dict[str, 
     }
 
 
+def aside(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place (``.<name>.writing`` beside
+    it): a file at ``path`` is always whole, even after a run killed mid-write."""
+    return path.with_name(f".{path.name}.writing")
+
+
 def partition_path(out_dir: Path, asset: str, key: str) -> Path:
     """Where a partition of ``asset`` is stored, without suffix: ``<path>.parquet`` for a
     frame, the folder ``<path>`` for a dict of frames."""
@@ -86,7 +92,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._partition_path(name, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(value, pl.DataFrame):
-                value.write_parquet(path.with_suffix(".parquet"), row_group_size=ROW_GROUP_ROWS)
+                target = path.with_suffix(".parquet")
+                value.write_parquet(aside(target), row_group_size=ROW_GROUP_ROWS)
+                aside(target).replace(target)
                 rows[key] = value.height
                 continue
             if not isinstance(value, dict) or not all(
@@ -130,11 +138,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._table_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(obj, pl.LazyFrame):
-                obj.sink_parquet(path)
+                obj.sink_parquet(aside(path))
+                aside(path).replace(path)
                 n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
                 obj = pl.scan_parquet(path).head(PREVIEW_ROWS).collect()
             else:
-                obj.write_parquet(path)
+                obj.write_parquet(aside(path))
+                aside(path).replace(path)
                 n_rows = obj.height
             context.add_output_metadata({**table_metadata(obj, n_rows), "path": str(path)})
             return
@@ -149,8 +159,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             )
         path = self._object_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
+        with aside(path).open("wb") as handle:
             pickle.dump(obj, handle)
+        aside(path).replace(path)
 
     def load_input(self, context: dg.InputContext) -> Any:
         name = self._name(context.asset_key)

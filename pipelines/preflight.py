@@ -28,25 +28,35 @@ def check_study_file(path: Path | None) -> None:
     )
 
 
+def check_run_arguments(
+    raw_dir: Path, out_dir: Path, study_path: Path | None, unblind_path: Path | None
+) -> None:
+    """Everything ``ionto run`` can check before it starts, in the order of its options; the
+    output folder is created (last, so that a mistake elsewhere leaves no folder behind)."""
+    check_raw_dir(raw_dir)
+    check_study_file(study_path)
+    if unblind_path is not None:
+        check_sealed_list(unblind_path)
+    prepare_out_dir(out_dir)
+
+
 def check_raw_dir(raw_dir: Path) -> None:
-    """``--raw``: an existing folder holding at least one ``<centre>/<YYYY-MM-DD>/`` folder."""
-    from ingest.deliveries import delivery_folders
+    """``--raw``: an existing folder with a ``<centre>/<YYYY-MM-DD>/`` folder that holds a
+    complete file (:func:`ingest.deliveries.is_complete_name`)."""
+    from ingest.deliveries import complete_files, delivery_folders
 
     layout = "the folder holding <centre>/<YYYY-MM-DD>/ delivery folders"
     if not raw_dir.exists():
         raise UsageError(f"--raw {raw_dir} does not exist; give the delivery root, {layout}")
     if not raw_dir.is_dir():
         raise UsageError(f"--raw {raw_dir} is a file; give the delivery root, {layout}")
-    if not delivery_folders(raw_dir):
+    folders = delivery_folders(raw_dir)
+    if not folders:
         raise UsageError(
             f"--raw {raw_dir} holds no delivery folder (<centre>/<YYYY-MM-DD>/); check the "
             "path, or wait for the first delivery"
         )
-
-
-def check_no_deliveries(raw_dir: Path, n_deliveries: int) -> None:
-    """After the landing area's scan: some delivery folder must hold a complete file."""
-    if n_deliveries == 0:
+    if not any(complete_files(folder) for folder in folders):
         raise UsageError(
             f"--raw {raw_dir}: every delivery folder is empty or still being written (names "
             "starting with '.' or ending in .tmp/.part); wait for a complete delivery"

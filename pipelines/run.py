@@ -33,14 +33,7 @@ from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.out_lock import out_folder_lock
-from pipelines.preflight import (
-    UsageError,
-    check_no_deliveries,
-    check_raw_dir,
-    check_sealed_list,
-    check_study_file,
-    prepare_out_dir,
-)
+from pipelines.preflight import UsageError, check_run_arguments
 from pipelines.resources import TrialSettings
 from pipelines.run_log import file_logger, new_log_path, run_logging
 
@@ -145,11 +138,7 @@ def run_pipeline(
     logs goes to ``OUT/logs/run-<UTC time>.log``; an unexpected error is logged there with its
     traceback and raised as :class:`RunAborted`.
     """
-    check_raw_dir(raw_dir)
-    check_study_file(study_path)
-    if unblind_path is not None:
-        check_sealed_list(unblind_path)
-    prepare_out_dir(out_dir)
+    check_run_arguments(raw_dir, out_dir, study_path, unblind_path)
     with out_folder_lock(out_dir):
         log_path = new_log_path(out_dir)
         on_step = progress.step if progress is not None else None
@@ -197,7 +186,6 @@ def _run_locked(
     earlier = read_hash_cache(out_dir)
     known = deliveries_from_hashes(earlier) if earlier is not None else None
     deliveries = scan_deliveries(raw_dir, known)
-    check_no_deliveries(raw_dir, len(deliveries))
     to_read = [
         d.key
         for d in deliveries
@@ -278,12 +266,15 @@ def run_demo(
     raw_dir: Path | None = None,
     subjects: int = 300,
     seed: int = 301,
+    blinded: bool = False,
     progress: RunProgress | None = None,
 ) -> RunReport:
     """The README's demo: simulate the bundled study if no raw root is given, then run it.
 
     A simulated study's sealed list is ours to open, so the demo runs unblinded (the
-    explicit ``unblind_path`` route, logged like any other).
+    explicit ``unblind_path`` route, logged like any other) into ``OUT/run``, and says so;
+    ``blinded`` leaves the list closed and writes to ``OUT/run_blinded``. A given ``raw_dir``
+    has no sealed list the demo knows of: that run is blinded either way.
     """
     from study import load_study
     from trial.simulate import simulate_trial
@@ -292,11 +283,19 @@ def run_demo(
     unblind: Path | None = None
     if raw_dir is None:
         raw_dir = out_dir / "raw"
+        if progress is not None:
+            progress.phase(f"simulating the demo study ({subjects} subjects)", 0)
         summary = simulate_trial(load_study(), n_subjects=subjects, seed=seed, raw_dir=raw_dir)
         preamble.extend(summary.lines())
-        unblind = summary.sealed_dir / "randomisation.csv"
-    report = run_pipeline(
-        raw_dir=raw_dir, out_dir=out_dir / "run", unblind_path=unblind, progress=progress
-    )
+        if blinded:
+            preamble.append("The sealed list stays closed (--blinded): a BLINDED run.")
+        else:
+            unblind = summary.sealed_dir / "randomisation.csv"
+            preamble.append(
+                f"The demo opens the simulated sealed list {unblind}: an UNBLINDED run "
+                "(ionto demo --blinded for a blinded one)."
+            )
+    run_dir = out_dir / ("run_blinded" if blinded else "run")
+    report = run_pipeline(raw_dir=raw_dir, out_dir=run_dir, unblind_path=unblind, progress=progress)
     report.preamble = preamble + report.preamble
     return report
