@@ -21,6 +21,14 @@ v3.1.0). The engine reads the subset of ODCS this project uses:
   ``mustBeGreaterOrEqualTo``, ``mustBeLessThan``, ``mustBeLessOrEqualTo``, ``mustBeBetween``;
   optional ``severity``: ``warning``/``info`` make a failure non-blocking).
 
+Study-dependent values are never written in a contract: a property whose codelist depends on
+the study (arms, visits, centres, regions, strata, AE terms, the study id, ...) names it with the
+custom property ``studyCodelist`` (one of :data:`study.config.CODELIST_NAMES`), and
+:func:`load_contract` resolves it from the study the run uses (:func:`use_study`, or the
+``study`` argument) into an ``invalidValues`` rule; values the file itself lists in such a rule
+(e.g. a bench unit's ``INTERRUPTED`` end reason) are kept after the study's. A run writes the
+contracts it used, resolved, to ``OUT/contracts/`` (:func:`write_resolved_contracts`).
+
 Two uses:
 
 - :func:`check_frame` runs every rule of a contract on a frame and returns one
@@ -31,6 +39,7 @@ Two uses:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,9 +50,16 @@ from typing import Any
 import polars as pl
 import yaml
 
+from study import CODELIST_NAMES, Study
+
 CONTRACT_DIR = Path(__file__).resolve().parent
 CONTRACT_SUFFIX = ".odcs.yaml"
 API_VERSION = "v3.1.0"
+
+STUDY_CODELIST = "studyCodelist"
+"""Custom property naming the study codelist a column's values must come from."""
+RESOLVED_FROM = "resolvedFromStudyCodelist"
+"""What ``studyCodelist`` becomes once resolved (the values are then in the quality rule)."""
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -182,6 +198,8 @@ class Property:
     severity: str = BLOCKING
     quality: tuple[QualityRule, ...] = ()
     unblinded_only: bool = False
+    codelist: str | None = None
+    """Name of the study codelist the values must come from (resolved at run time)."""
 
     @property
     def valid_values(self) -> list[Any] | None:
@@ -217,6 +235,7 @@ class Property:
             severity=_severity(custom.get("severity")),
             quality=tuple(QualityRule.from_mapping(q) for q in (raw.get("quality") or [])),
             unblinded_only=custom.get("blinding") == "unblinded_only",
+            codelist=None if custom.get(STUDY_CODELIST) is None else str(custom[STUDY_CODELIST]),
         )
 
 
@@ -237,6 +256,11 @@ class Contract:
     @property
     def columns(self) -> list[str]:
         return [p.name for p in self.properties]
+
+    @property
+    def study_codelists(self) -> dict[str, str]:
+        """Column -> name of the study codelist its values come from (unresolved references)."""
+        return {p.name: p.codelist for p in self.properties if p.codelist is not None}
 
     @property
     def unblinded_only(self) -> list[str]:
@@ -329,12 +353,105 @@ def _load_cached(path: Path) -> Contract:
     return parse_contract(data, str(path))
 
 
-def load_contract(dataset_or_path: str | Path) -> Contract:
-    """Load ``data_contracts/<dataset>.odcs.yaml`` (by dataset name) or a contract file path."""
+def _path_of(dataset_or_path: str | Path) -> Path:
     path = Path(dataset_or_path)
     if not str(dataset_or_path).endswith(CONTRACT_SUFFIX):
         path = contract_path(str(dataset_or_path))
-    return _load_cached(path.resolve())
+    return path.resolve()
+
+
+def contract_template(dataset_or_path: str | Path) -> Contract:
+    """A contract as its file states it: schema only, study codelists named, not resolved."""
+    return _load_cached(_path_of(dataset_or_path))
+
+
+_bound: list[Study] = []
+_resolved: dict[tuple[Path, str], Contract] = {}
+
+
+def use_study(study: Study) -> None:
+    """Make ``study`` the one whose codelists resolve contracts in this process (the run's
+    study; the Dagster definitions and the CLI call this once, before any file is read)."""
+    _bound[:] = [study]
+
+
+def bound_study() -> Study | None:
+    """The study :func:`use_study` bound, or None."""
+    return _bound[0] if _bound else None
+
+
+def resolve_contract(contract: Contract, study: Study) -> Contract:
+    """``contract`` with every ``studyCodelist`` reference replaced by an ``invalidValues``
+    rule listing the study's values (then any values the file lists itself)."""
+    if not contract.study_codelists:
+        return contract
+    data = copy.deepcopy(contract.raw)
+    for prop in data["schema"][0]["properties"]:
+        custom = {c["property"]: c["value"] for c in prop.get("customProperties") or []}
+        name = custom.get(STUDY_CODELIST)
+        if name is None:
+            continue
+        prop["customProperties"] = [
+            {"property": RESOLVED_FROM, "value": c["value"]}
+            if c["property"] == STUDY_CODELIST
+            else c
+            for c in prop["customProperties"]
+        ]
+        values = list(study.codelist(str(name)))
+        rules = prop.setdefault("quality", [])
+        rule = next((q for q in rules if q.get("metric") == "invalidValues"), None)
+        if rule is None:
+            rules.append(
+                {
+                    "metric": "invalidValues",
+                    "arguments": {"validValues": values},
+                    "mustBe": 0,
+                    "dimension": "conformity",
+                }
+            )
+        else:
+            own = list(rule.setdefault("arguments", {}).get("validValues") or [])
+            rule["arguments"]["validValues"] = values + [v for v in own if v not in values]
+    return parse_contract(data, f"{contract.dataset} resolved for {study.study_id}")
+
+
+def load_contract(dataset_or_path: str | Path, study: Study | None = None) -> Contract:
+    """Load ``data_contracts/<dataset>.odcs.yaml`` (by dataset name) or a contract file path,
+    its study codelists resolved from ``study`` (default: the study bound by
+    :func:`use_study`). A contract that names study codelists cannot be used without a study."""
+    path = _path_of(dataset_or_path)
+    template = _load_cached(path)
+    if not template.study_codelists:
+        return template
+    chosen = study if study is not None else bound_study()
+    if chosen is None:
+        raise RuntimeError(
+            f"contract {template.dataset} takes codelists from the study "
+            f"({', '.join(sorted(set(template.study_codelists.values())))}): load the study and "
+            "call data_contracts.contracts.use_study(study) first, or pass study="
+        )
+    key = (path, chosen.digest)
+    if key not in _resolved:
+        _resolved[key] = resolve_contract(template, chosen)
+    return _resolved[key]
+
+
+def write_resolved_contracts(study: Study, directory: Path) -> list[Path]:
+    """Write every contract, resolved for ``study``, to ``directory`` (a run's
+    ``OUT/contracts/``: what the run checked its tables against); returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in list_contracts():
+        contract = load_contract(name, study)
+        header = (
+            f"# {contract_path(name).name} resolved for study {study.study_id} "
+            f"({study.source}, sha256 {study.digest[:12]}).\n"
+        )
+        path = directory / f"{name}{CONTRACT_SUFFIX}"
+        text = yaml.safe_dump(contract.raw, sort_keys=False, allow_unicode=True, width=100)
+        path.write_text(header + text, "utf-8")
+        written.append(path)
+    return written
 
 
 _STATUSES = {"proposed", "draft", "active", "deprecated", "retired"}
@@ -400,6 +517,11 @@ def _property_problems(table: str, prop: Any) -> list[str]:
     for custom in prop.get("customProperties") or []:
         if not isinstance(custom, dict) or "property" not in custom or "value" not in custom:
             problems.append(f"{where}: customProperties items need property and value")
+        elif custom["property"] == STUDY_CODELIST and custom["value"] not in CODELIST_NAMES:
+            problems.append(
+                f"{where}: studyCodelist {custom['value']!r} is not a study codelist "
+                f"({', '.join(CODELIST_NAMES)})"
+            )
     for rule in prop.get("quality") or []:
         try:
             QualityRule.from_mapping(rule)

@@ -1,9 +1,10 @@
-"""Writes the raw datasets' ODCS contracts from one compact table and the study configuration.
+"""Writes the raw datasets' ODCS contracts (schema only) from one compact table.
 
 The YAML files are the source of truth that readers and checks load; this module is how they
-are made, so that their codelists always agree with ``study/studies/<study>.yaml``. Run
-``python -m data_contracts.raw_contracts`` after changing either; ``tests/contracts`` fails
-when a committed file differs from what this writes.
+are made. A codelist that depends on the study is named (``codelist="visits"``), never listed,
+and resolved from the run's study when the contract is loaded, so one set of files serves every
+study. Run ``python -m data_contracts.raw_contracts`` after changing this module;
+``tests/contracts`` fails when a committed file differs from what this writes.
 
 Column names are exactly those of ``specs/site-exports.md``; readers add the lineage columns
 ``source_file``/``source_line`` and the derived columns ``docs/architecture.md`` lists.
@@ -11,7 +12,6 @@ Column names are exactly those of ``specs/site-exports.md``; readers add the lin
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from data_contracts.authoring import (
@@ -26,7 +26,6 @@ from data_contracts.authoring import (
     write_rendered,
 )
 from data_contracts.contracts import CONTRACT_DIR
-from study import Study, load_study
 
 GENERATOR = "data_contracts/raw_contracts.py"
 SUBJECT_PATTERN = r"^[A-Z0-9]+-[0-9]+$"
@@ -64,16 +63,11 @@ def _subject(key: int | None = 1) -> Col:
     )
 
 
-def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
-    """Dataset name -> (description, columns) for every dataset the ingest layer produces."""
-    cl = study.codelists
-    yes_no = tuple(cl["yes_no"])
-    visits = tuple(study.visit_codes)
-    regions = tuple(r.code for r in study.regions)
-    fault_codes = tuple(cl["fault_code"])
-    end_reasons = tuple(cl["end_reason"])
+def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
+    """Dataset name -> (description, columns) for every dataset the ingest layer produces.
+    Study-dependent codelists are named (``codelist=``), never listed."""
     visit = string_col(
-        "visit", "Visit", "Scheduled visit code.", required=True, key=2, values=visits
+        "visit", "Visit", "Scheduled visit code.", required=True, key=2, codelist="visits"
     )
     return {
         "dm": (
@@ -85,16 +79,16 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "Centre",
                     "Centre identifier.",
                     required=True,
-                    values=tuple(study.centres),
+                    codelist="centres",
                 ),
                 date_col("consent_date", "Informed consent date"),
-                string_col("sex", "Sex", values=tuple(cl["sex"])),
+                string_col("sex", "Sex", codelist="sex"),
                 int_col("birth_year", "Year of birth", minimum=1900, maximum=2100),
                 string_col(
                     "plantar_involved",
                     "Plantar involvement",
                     "Plantar hyperhidrosis present.",
-                    values=yes_no,
+                    codelist="yes_no",
                 ),
                 int_col(
                     "hdss_screening",
@@ -114,9 +108,9 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "Eligibility criterion",
                     required=True,
                     key=2,
-                    values=tuple(study.section("eligibility")["criteria"]),
+                    codelist="eligibility_criteria",
                 ),
-                string_col("answer", "Answer", values=yes_no),
+                string_col("answer", "Answer", codelist="yes_no"),
             ),
         ),
         "visits": (
@@ -125,9 +119,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 _subject(),
                 visit,
                 date_col("visit_date", "Visit date", "Empty when the visit was MISSED."),
-                string_col(
-                    "status", "Visit status", required=True, values=tuple(cl["visit_status"])
-                ),
+                string_col("status", "Visit status", required=True, codelist="visit_status"),
             ),
         ),
         "hdss": (
@@ -149,15 +141,33 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             (
                 _subject(None),
                 string_col("ae_id", "AE identifier", required=True, key=1),
-                string_col(
-                    "term", "AE term", "Coded adverse event term.", values=tuple(cl["ae_term"])
-                ),
+                string_col("term", "AE term", "Coded adverse event term.", codelist="ae_term"),
                 string_col("verbatim", "Verbatim term"),
                 date_col("onset_date", "Onset date"),
                 date_col("end_date", "End date", "Empty while the event is ongoing."),
-                string_col("severity", "Severity", values=tuple(cl["ae_severity"])),
-                string_col("serious", "Serious", values=yes_no),
-                string_col("related", "Related to treatment", values=tuple(cl["ae_related"])),
+                string_col("severity", "Severity", codelist="ae_severity"),
+                string_col("serious", "Serious", codelist="yes_no"),
+                string_col("related", "Related to treatment", codelist="ae_related"),
+            ),
+        ),
+        "cm": (
+            "EDC concomitant medications: one row per medication (latest snapshot); "
+            "delivered from protocol amendment 1 on (deliveries before it have no cm.csv).",
+            (
+                _subject(None),
+                string_col("cm_id", "Medication identifier", required=True, key=1),
+                string_col("drug", "Medication", "Coded medication.", codelist="cm_drug"),
+                string_col("verbatim", "Verbatim medication"),
+                date_col("start_date", "Start date", required=True),
+                date_col("end_date", "End date", "Empty while the medication is ongoing."),
+                string_col("indication", "Indication", codelist="cm_indication"),
+                string_col(
+                    "rescue",
+                    "Rescue treatment",
+                    "Y: taken as rescue treatment (an intercurrent event when the indication is "
+                    "hyperhidrosis, SAP section 11).",
+                    codelist="yes_no",
+                ),
             ),
         ),
         "disposition": (
@@ -168,7 +178,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "status",
                     "Disposition status",
                     required=True,
-                    values=tuple(cl["disposition_status"]),
+                    codelist="disposition_status",
                 ),
                 string_col(
                     "reason", "Reason", "Reason for withdrawal; SCREEN_FAILURE for screen failures."
@@ -181,7 +191,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             (
                 _subject(),
                 string_col("device_serial", "Device serial", required=True, key=2),
-                string_col("region", "Treated region", values=regions),
+                string_col("region", "Treated region", codelist="regions"),
                 date_col("from_date", "Assigned from", required=True, key=3),
                 date_col("to_date", "Assigned until", "Empty while still assigned."),
             ),
@@ -191,8 +201,8 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             (
                 _subject(),
                 date_col("rand_date", "Randomisation date"),
-                string_col("stratum", "Stratum", values=tuple(study.stratum_levels.values())),
-                string_col("arm", "Randomised arm", values=tuple(study.arm_codes)),
+                string_col("stratum", "Stratum", codelist="strata"),
+                string_col("arm", "Randomised arm", codelist="arms"),
             ),
         ),
         "gravimetry": (
@@ -201,8 +211,8 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             (
                 _subject(),
                 visit,
-                string_col("region", "Region", required=True, key=3, values=regions),
-                string_col("side", "Side", required=True, key=4, values=tuple(study.sides)),
+                string_col("region", "Region", required=True, key=3, codelist="regions"),
+                string_col("side", "Side", required=True, key=4, codelist="sides"),
                 string_col("paper_id", "Paper identifier"),
                 float_col(
                     "dry_weight",
@@ -218,7 +228,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=0,
                     unit="unit column (mg or g)",
                 ),
-                string_col("unit", "Weight unit", values=tuple(study.unit_to_mg)),
+                string_col("unit", "Weight unit", codelist="weight_units"),
                 int_col("collection_s", "Collection time", minimum=1, unit="s"),
                 string_col(
                     "collected_at",
@@ -289,8 +299,8 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                 float_col("max_v", "Maximum voltage", minimum=0, unit="V"),
                 float_col("charge_mc", "Delivered charge", minimum=0, unit="mC"),
                 int_col("polarity_switches", "Polarity switches", minimum=0),
-                string_col("end_reason", "End reason", values=end_reasons),
-                string_col("fault_code", "Fault code", values=fault_codes),
+                string_col("end_reason", "End reason", codelist="end_reason"),
+                string_col("fault_code", "Fault code", codelist="fault_code"),
                 Col(
                     "start_local",
                     "timestamp",
@@ -381,8 +391,8 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     unit="mA",
                 ),
                 float_col("v", "Voltage", unit="V"),
-                string_col("code", "Fault code", values=fault_codes),
-                string_col("reason", "End reason", values=end_reasons),
+                string_col("code", "Fault code", codelist="fault_code"),
+                string_col("reason", "End reason", codelist="end_reason"),
                 int_col(
                     "n_duplicates",
                     "Duplicate copies dropped",
@@ -433,9 +443,10 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "End reason",
                     "The device's end reason; a bench-unit session cut by a power cycle "
                     "(no END frame) is INTERRUPTED (bench-protocols.md).",
-                    values=(*end_reasons, BENCH_INTERRUPTED),
+                    values=(BENCH_INTERRUPTED,),
+                    codelist="end_reason",
                 ),
-                string_col("fault_code", "Fault code", values=fault_codes),
+                string_col("fault_code", "Fault code", codelist="fault_code"),
                 float_col(
                     "within_tolerance_share",
                     "Share within tolerance",
@@ -496,6 +507,7 @@ def raw_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
                         "visits",
                         "hdss",
                         "ae",
+                        "cm",
                         "disposition",
                         "devices",
                         "randomisation",
@@ -543,27 +555,28 @@ EDC_TABLES = (
     "visits",
     "hdss",
     "ae",
+    "cm",
     "disposition",
     "devices",
     "randomisation",
 )
 
 
-def rendered_contracts(study: Study) -> dict[str, str]:
+def rendered_contracts() -> dict[str, str]:
     """Dataset name -> YAML text of its contract (EDC tables get the lineage columns)."""
     return {
         name: render(
             contract_mapping(name, desc, (*cols, *LINEAGE) if name in EDC_TABLES else cols),
             GENERATOR,
         )
-        for name, (desc, cols) in raw_tables(study).items()
+        for name, (desc, cols) in raw_tables().items()
     }
 
 
-def write_contracts(study: Study, directory: Path = CONTRACT_DIR) -> list[Path]:
-    return write_rendered(rendered_contracts(study), directory)
+def write_contracts(directory: Path = CONTRACT_DIR) -> list[Path]:
+    return write_rendered(rendered_contracts(), directory)
 
 
 if __name__ == "__main__":
-    for path in write_contracts(load_study(sys.argv[1] if len(sys.argv) > 1 else None)):
+    for path in write_contracts():
         print(path)

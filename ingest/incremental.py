@@ -24,6 +24,7 @@ import polars as pl
 
 from data_contracts.contracts import empty_frame, load_contract
 from ingest.deliveries import complete_files
+from ingest.integrity import apply_trial_rules, plausibility
 from ingest.landing import EDC_TABLES, classify, current_files, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.balance import read_balance, weighings_as_gravimetry
@@ -32,6 +33,7 @@ from ingest.readers.edc import read_edc_file
 from ingest.readers.gravimetry import gravimetry_rows, resolve_duplicate_papers, type_gravimetry
 from ingest.readers.text import CsvRows
 from ingest.readers.vendor_a import earliest_consent, resolve_vendor_a, type_vendor_a_exports
+from ingest.snapshots import carried_rows
 from ingest.telemetry import (
     Telemetry,
     parse_delivery_telemetry,
@@ -135,9 +137,17 @@ def resolve_raw_datasets(
         "source_file", _file_no=pl.int_range(pl.len(), dtype=pl.Int64)
     )
     out: dict[str, pl.DataFrame] = {}
+    reader_quarantine = empty_quarantine()
+    if stacked["quarantine"].height:
+        reader_quarantine = _current(stacked["quarantine"], order)
+    carried_findings = []
     for table in EDC_TABLES:
         contract = load_contract(table)
         rows = _current(stacked[table], order)
+        carried, found = carried_rows(table, stacked[table], manifest, reader_quarantine)
+        carried_findings.append(found)
+        if carried.height:
+            rows = pl.concat([rows.select(contract.columns), carried.select(contract.columns)])
         out[table] = rows.select(contract.columns) if rows.height else empty_frame(contract)
     papers_contract = load_contract("gravimetry")
     papers = _current(stacked["gravimetry"], order)
@@ -146,19 +156,39 @@ def resolve_raw_datasets(
     weighings, q_balance = read_balance(raw_root, manifest)
     out["balance_weighings"] = weighings
     papers = pl.concat([papers, weighings_as_gravimetry(weighings)])
-    kept, pairs = resolve_duplicate_papers(papers, current_files(manifest))
+    papers, q_papers = plausibility(papers, "gravimetry", raw_root=raw_root)
+    checked = apply_trial_rules(
+        {**{t: out[t] for t in EDC_TABLES}, "gravimetry": papers},
+        combine([reader_quarantine, q_papers]),
+        raw_root,
+    )
+    out.update({t: checked.datasets[t] for t in EDC_TABLES})
+    kept, pairs = resolve_duplicate_papers(checked.datasets["gravimetry"], current_files(manifest))
     out["gravimetry"] = kept.sort("source_file", "source_line").select(papers_contract.columns)
     out["gravimetry_duplicates"] = pairs
     consent = earliest_consent(out["dm"], out["devices"])
-    sessions, q_repeats = resolve_vendor_a(_current(stacked["vendor_a"], order), consent)
+    vendor_a = _current(stacked["vendor_a"], order)
+    vendor_a, q_vendor_a = plausibility(vendor_a, "vendor_a_sessions", raw_text="_raw")
+    sessions, q_repeats = resolve_vendor_a(vendor_a, consent)
     out["vendor_a_sessions"] = sessions
-    out["bench_ibu_frames"], q_ibu = read_bench_ibu(raw_root, manifest)
-    quarantine = stacked["quarantine"]
-    if quarantine.height:
-        quarantine = _current(quarantine, order)
-    out["quarantine"] = combine(
-        [landing_quarantine(manifest), quarantine, q_repeats, q_balance, q_ibu]
+    frames, q_ibu = read_bench_ibu(raw_root, manifest)
+    out["bench_ibu_frames"], q_ibu_values = plausibility(
+        frames, "bench_ibu_frames", raw_root=raw_root
     )
+    out["quarantine"] = combine(
+        [
+            landing_quarantine(manifest),
+            reader_quarantine,
+            q_papers,
+            checked.quarantine,
+            q_vendor_a,
+            q_repeats,
+            q_balance,
+            q_ibu,
+            q_ibu_values,
+        ]
+    )
+    out["integrity_findings"] = pl.concat([*carried_findings, checked.findings])
     return out
 
 

@@ -30,7 +30,7 @@ import polars as pl
 
 from data_contracts.contracts import QUARANTINE_SCHEMA, load_contract
 
-EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices")
+EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
 """EDC exports a centre delivers (``randomisation`` is sealed and never in a centre folder)."""
 
 KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (

@@ -23,6 +23,9 @@ Reason codes used by the readers:
 | ``BAD_JSON`` | a vendor-B line that is not a JSON object |
 | ``TRUNCATED_LINE`` | a vendor-B file's last line cut off (device unplugged) |
 | ``UNKNOWN_FILE`` / ``SEALED_LIST_IN_RAW`` | files the landing area does not read |
+
+The trial-level rules (``data_contracts/trial_rules.yaml``, :mod:`ingest.integrity`) add their
+blocking codes (``UNKNOWN_SUBJECT``, ``NON_FINITE``, ``TIMESTAMP_BACKWARDS``, ...).
 """
 
 from __future__ import annotations

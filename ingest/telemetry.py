@@ -35,6 +35,7 @@ import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.device_sessions import summarise_sessions
+from ingest.integrity import empty_findings, plausibility
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import relative_name
 from ingest.readers.vendor_b import DATASET, FIELDS
@@ -45,6 +46,7 @@ from ingest.readers.vendor_b_stream import (
     drop_duplicates,
     parse_lines,
 )
+from ingest.telemetry_rules import backwards_events, backwards_quarantine, key_findings
 
 SESSIONS_DATASET = "device_sessions"
 ROW_GROUP_ROWS = 8_192
@@ -58,10 +60,15 @@ cores share the ranges of even a small trial."""
 @dataclass(frozen=True)
 class Telemetry:
     """``events``: distinct events (``vendor_b_events`` columns) scanned lazily from the parts
-    under ``events_dir``; ``sessions``: one row per session in ``device_sessions`` columns."""
+    under ``events_dir``; ``sessions``: one row per session in ``device_sessions`` columns;
+    ``quarantine``: events the trial-level rules rejected (implausible or non-finite numbers,
+    time stamps out of order: never integrated); ``findings``: kept events with unknown or
+    duplicated JSON keys (:mod:`ingest.telemetry_rules`)."""
 
     events: pl.LazyFrame
     sessions: pl.DataFrame
+    quarantine: pl.DataFrame
+    findings: pl.DataFrame
 
 
 def parsed_schema() -> pl.Schema:
@@ -160,27 +167,37 @@ def resolve_telemetry(
     files = current.select("source_file").unique().lazy()
     events = pl.concat(scans).join(files, on="source_file", how="semi")
 
-    def resolve(job: tuple[int, pl.Expr]) -> pl.DataFrame:
+    def resolve(job: tuple[int, pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         number, in_range = job
-        rows = events.filter(in_range).collect()
+        rows, q_values = plausibility(events.filter(in_range).collect(), DATASET)
         # In file and line order: the same rows in the same order whatever the order in
         # which the deliveries were read.
         distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
+        back = backwards_events(distinct)
+        lineage = ["source_file", "source_line"]
+        q_order = backwards_quarantine(
+            distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
+        )
+        findings = key_findings(rows.join(distinct.select(lineage), on=lineage, how="semi"))
         del rows
+        distinct = distinct.filter(~back)
         distinct.write_parquet(events_dir / f"part-{number:05d}.parquet")
-        return summarise_sessions(distinct, tolerance_pct).collect()
+        sessions = summarise_sessions(distinct, tolerance_pct).collect()
+        return sessions, combine([q_values, q_order]), findings
 
     filters = _device_filters(events, max_range_events)
     if not filters:
         return _no_telemetry(tolerance_pct)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        sessions = list(pool.map(resolve, enumerate(filters)))
+        parts = list(pool.map(resolve, enumerate(filters)))
     return Telemetry(
         events=pl.scan_parquet(sorted(events_dir.glob("part-*.parquet"))),
         sessions=cast_frame(
-            pl.concat(sessions).sort("device_serial", "start_utc"),
+            pl.concat([p[0] for p in parts]).sort("device_serial", "start_utc"),
             load_contract(SESSIONS_DATASET),
         ),
+        quarantine=combine([p[1] for p in parts]),
+        findings=pl.concat([p[2] for p in parts]).sort("source_file", "source_line"),
     )
 
 
@@ -190,6 +207,8 @@ def _no_telemetry(tolerance_pct: float) -> Telemetry:
     return Telemetry(
         events=no_events.lazy(),
         sessions=cast_frame(sessions, load_contract(SESSIONS_DATASET)),
+        quarantine=empty_quarantine(),
+        findings=empty_findings(),
     )
 
 
@@ -229,4 +248,4 @@ def read_telemetry(
         max_range_events,
         workers,
     )
-    return telemetry, combine([empty_quarantine(), *(q for _, q in parsed)])
+    return telemetry, combine([telemetry.quarantine, *(q for _, q in parsed)])

@@ -17,18 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.bench.cli import add_bench_commands
-from pipelines.preflight import UsageError, check_study_file
+from pipelines.preflight import UsageError
+from study import StudyError, load_study, study_file
 
 DEFAULT_DEMO_SEED = 301
+STUDY_HELP = (
+    "study configuration YAML, or the name of a shipped example (ion301, ion302); "
+    "default: the bundled ion301"
+)
 USAGE_EXIT = 2
 ABORTED_EXIT = 1
-
-
-def _study_path(text: str | None) -> Path | None:
-    """``--study`` as a path, checked to exist (None: the bundled study)."""
-    path = Path(text) if text else None
-    check_study_file(path)
-    return path
 
 
 def _import_pipelines() -> None:
@@ -40,10 +38,9 @@ def _import_pipelines() -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from study import load_study
     from trial.simulate import simulate_trial
 
-    study = load_study(_study_path(args.study))
+    study = load_study(args.study)
     summary = simulate_trial(
         study, n_subjects=args.subjects, seed=args.seed, raw_dir=Path(args.out), faults=args.faults
     )
@@ -54,9 +51,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.preflight import check_run_arguments
 
-    raw, out, study_path = Path(args.raw), Path(args.out), _study_path(args.study)
+    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
     unblind = Path(args.unblind) if args.unblind else None
-    check_run_arguments(raw, out, study_path, unblind)  # before Dagster loads: seconds earlier
+    check_run_arguments(raw, out, unblind)  # before Dagster loads: seconds earlier
     _import_pipelines()
     from ionto.progress import TerminalProgress
     from pipelines.run import RunAborted, run_pipeline
@@ -124,11 +122,10 @@ def _progress_bar(done: int, total: int) -> None:
 def _cmd_power(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from study import load_study
     from trial.models.power import simulate_power
 
-    study = load_study(_study_path(args.study))
-    effects = {**study.simulation["mean_change_w4"], **(_parse_effects(args.effect) or {})}
+    study = load_study(args.study)
+    effects = {**study.simulation.primary_mean_change, **(_parse_effects(args.effect) or {})}
     unknown = set(effects) - set(study.arm_codes)
     if unknown:
         raise SystemExit(f"--effect names arms {sorted(unknown)} not in {study.arm_codes}")
@@ -177,6 +174,103 @@ def _cmd_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rbi(args: argparse.Namespace) -> int:
+    import os
+
+    if "numpy" not in sys.modules:  # small matrices: one BLAS thread is fastest (benchmarks/rbi.py)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import polars as pl
+
+    from trial.rbi.command import RbiCommand, execute, split_list
+    from trial.rbi.spec import RbiInputError, RbiSpec
+
+    try:
+        spec = RbiSpec(
+            subject=args.subject,
+            visit=args.visit,
+            group=args.group,
+            reference=args.reference,
+            outcome=args.outcome,
+            covariates=split_list(args.covariates),
+            analysis_covariates=split_list(args.analysis_covariates),
+            visits=split_list(args.visits) or None,
+            strategy=args.strategy,
+            method=args.method,
+            n_samples=args.samples,
+            seed=args.seed,
+            alpha=args.alpha,
+        )
+        command = RbiCommand(
+            data=Path(args.data),
+            ice=Path(args.ice) if args.ice else None,
+            delta=Path(args.delta) if args.delta else None,
+            out=Path(args.out),
+            spec=spec,
+        )
+        result = execute(command)
+    except RbiInputError as err:
+        print(f"ionto rbi: {err}", file=sys.stderr)
+        return 2
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
+        print(result.pooled)
+    print(f"tables written to {args.out}")
+    return 0
+
+
+def _add_rbi_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rbi = sub.add_parser(
+        "rbi",
+        help="reference-based imputation (MAR, JR, CR, CIR) of a long table, like rbmi",
+        description="Impute missing continuous outcomes under MAR or a reference-based "
+        "strategy, analyse each visit by ANCOVA and pool (docs/statistics.md).",
+    )
+    rbi.add_argument("--data", required=True, help="long CSV: one row per subject and visit")
+    rbi.add_argument("--subject", required=True, help="subject column")
+    rbi.add_argument("--visit", required=True, help="visit column")
+    rbi.add_argument("--group", required=True, help="treatment group column")
+    rbi.add_argument("--reference", required=True, help="reference level of the group column")
+    rbi.add_argument("--outcome", required=True, help="outcome column (numeric; empty = missing)")
+    rbi.add_argument(
+        "--covariates",
+        default="",
+        help='imputation-model terms beyond group*visit, e.g. "BASE*VISIT,REGION"',
+    )
+    rbi.add_argument(
+        "--analysis-covariates", default="", help='per-visit ANCOVA terms beyond group, e.g. "BASE"'
+    )
+    rbi.add_argument(
+        "--ice",
+        default=None,
+        help="ICE CSV: subject and visit columns (first visit affected) and 'strategy'",
+    )
+    rbi.add_argument(
+        "--strategy",
+        choices=["MAR", "JR", "CR", "CIR"],
+        default=None,
+        help="replaces every non-MAR strategy of the ICE table (and is the strategy of an ICE "
+        "table without a 'strategy' column)",
+    )
+    rbi.add_argument(
+        "--method",
+        choices=["condmean-jackknife", "condmean-bootstrap", "bayes-approx"],
+        default="condmean-jackknife",
+    )
+    rbi.add_argument(
+        "--samples", type=int, default=200, help="bootstrap samples or imputations (default 200)"
+    )
+    rbi.add_argument(
+        "--delta",
+        default=None,
+        help="CSV with a 'delta' column keyed by any of the subject, group and visit columns: "
+        "added to imputed values (tipping point)",
+    )
+    rbi.add_argument("--visits", default="", help="visit order, comma-separated (default: data)")
+    rbi.add_argument("--seed", type=int, default=2013)
+    rbi.add_argument("--alpha", type=float, default=0.05)
+    rbi.add_argument("--out", required=True, help="folder for the tables (CSV and Parquet)")
+    rbi.set_defaults(func=_cmd_rbi)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ionto",
@@ -189,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, required=True)
     sim.add_argument("--out", required=True, help="raw root to write (sealed list goes beside it)")
     sim.add_argument("--faults", action="store_true", help="inject faults, listed in faults.json")
-    sim.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    sim.add_argument("--study", default=None, help=STUDY_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
     run = sub.add_parser("run", help="materialise every asset through Dagster")
@@ -201,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="sealed randomisation list: the explicit, logged way to an unblinded run",
     )
-    run.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    run.add_argument("--study", default=None, help=STUDY_HELP)
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -230,10 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the study configuration's simulation values)",
     )
     power.add_argument("--seed", type=int, default=20260112)
-    power.add_argument("--study", default=None, help="study configuration YAML (default ION-301)")
+    power.add_argument("--study", default=None, help=STUDY_HELP)
     power.add_argument("--quiet", action="store_true", help="no progress bar")
     power.set_defaults(func=_cmd_power)
 
+    _add_rbi_command(sub)
     add_bench_commands(sub)
     return parser
 
@@ -245,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except UsageError as exc:
         print(f"ionto {args.command}: {exc}", file=sys.stderr)
+        return USAGE_EXIT
+    except StudyError as exc:  # a mistake in the study file: one line, the key path in it
+        print(f"ionto {args.command}: study configuration: {exc}", file=sys.stderr)
         return USAGE_EXIT
     return code
 

@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from data_contracts.contracts import use_study
 from pipelines.assets import analysis_ready, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
@@ -46,7 +47,12 @@ def _asset_names(assets: list[dg.AssetsDefinition]) -> list[str]:
 def build_definitions(settings: TrialSettings, executor: str | None = None) -> dg.Definitions:
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
     output folder, with the delivery jobs and sensors (``docs/incremental.md``);
-    ``executor`` as in :func:`executor_from_env` (default in-process)."""
+    ``executor`` as in :func:`executor_from_env` (default in-process).
+
+    The study is loaded and validated here, once, and bound for the contracts
+    (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
+    with one line naming the key path, before any raw file is read."""
+    use_study(settings.study())
     assets = [
         a
         for module in ASSET_MODULES

@@ -17,24 +17,11 @@ class UsageError(Exception):
     """An expected user mistake; the message is one line saying what is wrong and what to do."""
 
 
-def check_study_file(path: Path | None) -> None:
-    """``--study``: None (the bundled study) or an existing file."""
-    if path is None or path.is_file():
-        return
-    what = "is a folder" if path.is_dir() else "does not exist"
-    raise UsageError(
-        f"--study {path} {what}; give a study configuration YAML file, or leave --study out "
-        "for the bundled study"
-    )
-
-
-def check_run_arguments(
-    raw_dir: Path, out_dir: Path, study_path: Path | None, unblind_path: Path | None
-) -> None:
-    """Everything ``ionto run`` can check before it starts, in the order of its options; the
-    output folder is created (last, so that a mistake elsewhere leaves no folder behind)."""
+def check_run_arguments(raw_dir: Path, out_dir: Path, unblind_path: Path | None) -> None:
+    """Everything about its folders ``ionto run`` can check before it starts (the study file
+    is :func:`study.load_study`'s); the output folder is created last, so that a mistake
+    elsewhere leaves no folder behind."""
     check_raw_dir(raw_dir)
-    check_study_file(study_path)
     if unblind_path is not None:
         check_sealed_list(unblind_path)
     prepare_out_dir(out_dir)

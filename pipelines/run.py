@@ -27,6 +27,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.definitions import build_definitions
@@ -36,6 +37,7 @@ from pipelines.out_lock import out_folder_lock
 from pipelines.preflight import UsageError, check_run_arguments
 from pipelines.resources import TrialSettings
 from pipelines.run_log import file_logger, new_log_path, run_logging
+from study import Study, load_study
 
 log = logging.getLogger("ionto")
 
@@ -80,6 +82,7 @@ class RunReport:
             f"  models:  {self.out_dir / 'models'}",
             f"  reports: {self.out_dir / 'reports'}",
             f"  exports: {self.out_dir / 'exports'}",
+            f"  contracts: {self.out_dir / 'contracts'}",
         ]
         return "\n".join(lines)
 
@@ -130,22 +133,25 @@ def run_pipeline(
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened (an unblinded run checks its header before starting).
+    list is never opened (an unblinded run checks its header before starting). The study is
+    loaded and validated first (:class:`study.StudyError` before any raw file is read); the
+    contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``.
 
     Expected mistakes (no raw folder, no delivery, an output folder that is a file or not
-    writable, a missing study file, a wrong sealed list, a folder another run holds) raise
+    writable, a wrong sealed list, a folder another run holds) raise
     :class:`~pipelines.preflight.UsageError` before anything is written. Everything the run
     logs goes to ``OUT/logs/run-<UTC time>.log``; an unexpected error is logged there with its
     traceback and raised as :class:`RunAborted`.
     """
-    check_run_arguments(raw_dir, out_dir, study_path, unblind_path)
+    study = load_study(study_path)
+    check_run_arguments(raw_dir, out_dir, unblind_path)
     with out_folder_lock(out_dir):
         log_path = new_log_path(out_dir)
         on_step = progress.step if progress is not None else None
         with run_logging(log_path, on_step) as dagster_log:
             try:
                 report = _run_locked(
-                    raw_dir, out_dir, study_path, unblind_path, progress, dagster_log
+                    raw_dir, out_dir, study, study_path, unblind_path, progress, dagster_log
                 )
             except UsageError:
                 raise
@@ -162,6 +168,7 @@ def run_pipeline(
 def _run_locked(
     raw_dir: Path,
     out_dir: Path,
+    study: Study,
     study_path: Path | None,
     unblind_path: Path | None,
     progress: RunProgress | None,
@@ -178,6 +185,7 @@ def _run_locked(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
     )
     defs = build_definitions(settings)
+    write_resolved_contracts(study, out_dir / "contracts")
     loggers = {"ionto": file_logger(dagster_log)}
     run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
     started = time.perf_counter()
@@ -276,7 +284,6 @@ def run_demo(
     ``blinded`` leaves the list closed and writes to ``OUT/run_blinded``. A given ``raw_dir``
     has no sealed list the demo knows of: that run is blinded either way.
     """
-    from study import load_study
     from trial.simulate import simulate_trial
 
     preamble: list[str] = []

@@ -31,11 +31,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=301)
     args = parser.parse_args()
     study = load_study()
-    config = study.section("models")["mmrm"]
-    names = [config["covariance"], *config.get("fallback", [])]
-    alpha = float(study.raw["endpoints"].get("alpha", 0.05))
+    config = study.models.mmrm
+    names = config.structures
+    alpha = study.alpha
     visit, ref = study.primary_visit, study.reference_arm
-    mean_change = study.simulation["mean_change_w4"]
+    mean_change = study.simulation.primary_mean_change
     scenarios = {
         "alternative": dict(mean_change),
         "null": {a: mean_change[ref] for a in study.arm_codes},
@@ -56,7 +56,7 @@ def main() -> None:
         for r in range(args.sims):
             design = simulate_trial(study, args.subjects, rng, mean_change=mu).design()
             try:
-                fit = fit_design(design, names, ddf=str(config.get("ddf", "satterthwaite")))
+                fit = fit_design(design, names, ddf=config.ddf)
             except CovarianceFitError:
                 failed += 1
                 continue

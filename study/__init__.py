@@ -3,6 +3,32 @@
 It imports nothing else of the project; every other package may import it.
 """
 
-from study.config import DEFAULT_STUDY, Arm, Region, Study, Visit, load_study
+from study.config import (
+    CODELIST_NAMES,
+    DEFAULT_STUDY,
+    EXAMPLE_STUDIES,
+    Arm,
+    Region,
+    Study,
+    StudyError,
+    Visit,
+    example_study_path,
+    load_study,
+    parse_study,
+    study_file,
+)
 
-__all__ = ["DEFAULT_STUDY", "Arm", "Region", "Study", "Visit", "load_study"]
+__all__ = [
+    "CODELIST_NAMES",
+    "DEFAULT_STUDY",
+    "EXAMPLE_STUDIES",
+    "Arm",
+    "Region",
+    "Study",
+    "StudyError",
+    "Visit",
+    "example_study_path",
+    "load_study",
+    "parse_study",
+    "study_file",
+]

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from data_contracts.contracts import use_study
+from study import Study, load_study
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -15,3 +18,16 @@ def ref1_dir() -> Path:
     """The reference trial ``ref1`` and its R results, kept in the project
     (``tests/fixtures/ref1/README.md`` says where they come from)."""
     return FIXTURES / "ref1"
+
+
+@pytest.fixture(scope="session")
+def default_study() -> Study:
+    """The bundled study ION-301, loaded once."""
+    return load_study()
+
+
+@pytest.fixture(autouse=True)
+def _contracts_resolve_for_the_default_study(default_study: Study) -> None:
+    """Contracts resolve their study codelists from ION-301 unless a test binds another
+    study (``data_contracts.contracts.use_study``), as ``ionto run`` binds the run's study."""
+    use_study(default_study)

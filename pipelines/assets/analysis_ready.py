@@ -8,6 +8,7 @@ import polars as pl
 from ingest.device_sessions import build_device_sessions
 from ingest.readers.bench_ibu import ibu_device_sessions
 from pipelines.resources import TrialSettings
+from trial.derive.adice import derive_adice
 from trial.derive.ae import derive_adae
 from trial.derive.analysis_long import build_analysis_long
 from trial.derive.findings import gravimetry_findings, stratum_findings
@@ -130,6 +131,22 @@ def adae(settings: TrialSettings, ae: pl.DataFrame, adsl: pl.DataFrame) -> pl.Da
 
 
 @dg.asset(group_name=READY, kinds={"polars"})
+def adice(
+    settings: TrialSettings,
+    adsl: pl.DataFrame,
+    disposition: pl.DataFrame,
+    visits: pl.DataFrame,
+    addev: pl.DataFrame,
+    cm: pl.DataFrame,
+    adsweat: pl.DataFrame,
+) -> pl.DataFrame:
+    """Intercurrent events (SAP section 11), one row per subject and ICE, derived from the
+    data: discontinuation (withdrawal, or a session gap before the treatment-end visit) and
+    rescue treatment (cm.csv), with the first visit each affects and its post-ICE rows."""
+    return derive_adice(adsl, disposition, visits, addev, cm, adsweat, settings.study())
+
+
+@dg.asset(group_name=READY, kinds={"polars"})
 def analysis_long(
     settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:
@@ -152,11 +169,13 @@ def derivation_findings(
     superseded_papers: pl.DataFrame,
     adsl: pl.DataFrame,
     randomisation: pl.DataFrame,
+    integrity_findings: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Data-quality findings of the derivations: invalid or missing rates, papers outside the
-    schedule, superseded paper rows, stratum disagreements (unblinded only)."""
+    """Data-quality findings: the trial-level rules' findings on kept raw rows
+    (``integrity_findings``), then the derivations': invalid or missing rates, papers outside
+    the schedule, superseded paper rows, stratum disagreements (unblinded only)."""
     study = settings.study()
-    findings = [gravimetry_findings(sweat_papers, superseded_papers, study)]
+    findings = [integrity_findings, gravimetry_findings(sweat_papers, superseded_papers, study)]
     if not settings.blinded:
         findings.append(stratum_findings(adsl, randomisation))
     return pl.concat(findings)

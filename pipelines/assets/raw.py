@@ -28,6 +28,7 @@ from ingest.incremental import (
     stale_deliveries,
 )
 from ingest.landing import file_hashes, scan_raw
+from ingest.quarantine import combine
 from ingest.readers.edc import read_randomisation
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
@@ -36,7 +37,7 @@ GROUP = "raw"
 DELIVERIES_NAME = "deliveries"
 DELIVERIES = dg.DynamicPartitionsDefinition(name=DELIVERIES_NAME)
 """One partition per delivery folder content: ``<centre>_<date>_<hash8>``."""
-EDC_TABLES = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
+EDC_TABLES = ["dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices"]
 RAW_OUTPUTS = [
     *EDC_TABLES,
     "gravimetry",
@@ -47,6 +48,7 @@ RAW_OUTPUTS = [
     "bench_ibu_frames",
     "balance_weighings",
     "quarantine",
+    "integrity_findings",
 ]
 
 
@@ -115,9 +117,11 @@ def raw_datasets(
     delivery_frames: dict[str, dict[str, pl.LazyFrame]],
 ) -> Iterator[dg.Output[pl.DataFrame | pl.LazyFrame]]:
     """Typed frames of every raw format, with lineage (source_file, source_line), and the
-    quarantine of every line or file a reader rejected: the current file versions of the
-    stored delivery frames, cross-file rules applied. ``vendor_b_sessions``: the vendor-B
-    sessions summarised from their events (joined across files and deliveries)."""
+    quarantine of every line or file a reader or a trial-level rule rejected: the current file
+    versions of the stored delivery frames (rows of a shrinking EDC snapshot kept in force),
+    cross-file rules applied. ``vendor_b_sessions``: the vendor-B sessions summarised from
+    their events (joined across files and deliveries). ``integrity_findings``: rows kept but
+    named by a trial-level rule (``data_contracts/trial_rules.yaml``)."""
     keys = manifest_delivery_keys(landing_manifest)
     missing = [k for k in keys["delivery_key"] if k not in delivery_frames]
     if missing:
@@ -138,9 +142,8 @@ def raw_datasets(
             "they are read anew"
         )
     current = [delivery_frames[k] for k in keys["delivery_key"]]
-    datasets: dict[str, pl.DataFrame | pl.LazyFrame] = {
-        **resolve_raw_datasets(landing_manifest, current, Path(settings.raw_dir))
-    }
+    resolved = resolve_raw_datasets(landing_manifest, current, Path(settings.raw_dir))
+    datasets: dict[str, pl.DataFrame | pl.LazyFrame] = {**resolved}
     # The resolved events wait here, one part per range of devices, until the IO manager has
     # streamed them into vendor_b_events; a folder per run, so that runs never share one.
     scratch = Path(settings.out_dir) / ".telemetry" / context.run.run_id
@@ -149,6 +152,8 @@ def raw_datasets(
     )
     datasets["vendor_b_events"] = telemetry.events
     datasets["vendor_b_sessions"] = telemetry.sessions
+    datasets["quarantine"] = combine([resolved["quarantine"], telemetry.quarantine])
+    datasets["integrity_findings"] = pl.concat([resolved["integrity_findings"], telemetry.findings])
     for name in RAW_OUTPUTS:
         frame = datasets[name]
         if isinstance(frame, pl.DataFrame):

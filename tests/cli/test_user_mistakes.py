@@ -134,8 +134,12 @@ def test_missing_sealed_list(tmp_path: Path) -> None:
     ids=["run", "simulate", "power"],
 )
 def test_missing_study_file(tmp_path: Path, command: list[str]) -> None:
-    line = one_line(ionto(*command, "--study", tmp_path / "trial.yaml", cwd=tmp_path))
-    assert line.startswith(f"ionto {command[0]}: --study ") and "does not exist" in line
+    study = tmp_path / "trial.yaml"
+    line = one_line(ionto(*command, "--study", study, cwd=tmp_path))
+    assert line == (
+        f"ionto {command[0]}: study configuration: {study}: cannot read the study file "
+        "(No such file or directory)"
+    )
     assert not (tmp_path / "o").exists() and not (tmp_path / "raw").exists()
 
 

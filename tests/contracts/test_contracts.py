@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -16,17 +17,21 @@ from data_contracts.contracts import (
     check_frame,
     check_lazy,
     contract_path,
+    contract_template,
     empty_frame,
     is_row_local,
     list_contracts,
     load_contract,
     parse_contract,
     parse_dtype,
+    resolve_contract,
     structural_problems,
     type_text_frame,
+    use_study,
+    write_resolved_contracts,
 )
 from data_contracts.raw_contracts import BENCH_INTERRUPTED, rendered_contracts
-from study import load_study
+from study import EXAMPLE_STUDIES, load_study
 
 RAW_DATASETS = {
     "dm",
@@ -122,44 +127,112 @@ def test_structural_validation_names_each_problem() -> None:
 
 
 def test_committed_raw_contracts_are_what_the_generator_writes() -> None:
-    for name, text in rendered_contracts(load_study()).items():
+    for name, text in rendered_contracts().items():
         assert contract_path(name).read_text("utf-8") == text, (
             f"{name}.odcs.yaml was edited by hand: change data_contracts/raw_contracts.py and "
             "run python -m data_contracts.raw_contracts"
         )
 
 
-def test_contract_codelists_agree_with_the_study_configuration() -> None:
-    study = load_study()
+@pytest.mark.parametrize("name", EXAMPLE_STUDIES)
+def test_contract_codelists_resolve_from_the_study(name: str) -> None:
+    study = load_study(name)
     cl = study.codelists
     expected = {
-        ("dm", "sex"): cl["sex"],
-        ("dm", "plantar_involved"): cl["yes_no"],
+        ("dm", "sex"): cl.sex,
+        ("dm", "plantar_involved"): cl.yes_no,
         ("dm", "centre_id"): study.centres,
-        ("eligibility", "criterion"): study.section("eligibility")["criteria"],
+        ("eligibility", "criterion"): study.eligibility.criteria,
         ("visits", "visit"): study.visit_codes,
-        ("visits", "status"): cl["visit_status"],
+        ("visits", "status"): cl.visit_status,
         ("hdss", "visit"): study.visit_codes,
-        ("ae", "term"): cl["ae_term"],
-        ("ae", "severity"): cl["ae_severity"],
-        ("ae", "serious"): cl["yes_no"],
-        ("ae", "related"): cl["ae_related"],
-        ("disposition", "status"): cl["disposition_status"],
+        ("ae", "term"): cl.ae_term,
+        ("ae", "severity"): cl.ae_severity,
+        ("ae", "serious"): cl.yes_no,
+        ("ae", "related"): cl.ae_related,
+        ("disposition", "status"): cl.disposition_status,
         ("devices", "region"): [r.code for r in study.regions],
         ("randomisation", "arm"): study.arm_codes,
-        ("randomisation", "stratum"): list(study.stratum_levels.values()),
+        ("randomisation", "stratum"): study.stratum_codes,
         ("gravimetry", "visit"): study.visit_codes,
         ("gravimetry", "side"): study.sides,
         ("gravimetry", "unit"): list(study.unit_to_mg),
-        ("vendor_a_sessions", "end_reason"): cl["end_reason"],
-        ("vendor_a_sessions", "fault_code"): list(cl["fault_code"]),
-        ("vendor_b_events", "reason"): cl["end_reason"],
-        ("vendor_b_events", "code"): list(cl["fault_code"]),
-        ("device_sessions", "end_reason"): [*cl["end_reason"], BENCH_INTERRUPTED],
-        ("device_sessions", "fault_code"): list(cl["fault_code"]),
+        ("vendor_a_sessions", "end_reason"): cl.end_reason,
+        ("vendor_a_sessions", "fault_code"): list(cl.fault_code),
+        ("vendor_b_events", "reason"): cl.end_reason,
+        ("vendor_b_events", "code"): list(cl.fault_code),
+        ("device_sessions", "end_reason"): [*cl.end_reason, BENCH_INTERRUPTED],
+        ("device_sessions", "fault_code"): list(cl.fault_code),
+        ("balance_weighings", "region"): [r.code for r in study.regions],
+        ("adsl", "STUDYID"): [study.study_id],
+        ("adsl", "arm"): study.arm_codes,
+        ("adsweat", "PARAMCD"): [r.paramcd for r in study.regions],
+        ("analysis_long", "visit"): study.model_visits,
+        ("addev", "phase"): [p.name for p in study.treatment.phases]
+        + ["pre_baseline", "post_schedule"],
     }
     for (dataset, column), values in expected.items():
-        assert load_contract(dataset).allowed_values[column] == list(values), (dataset, column)
+        assert load_contract(dataset, study).allowed_values[column] == list(values), (
+            dataset,
+            column,
+        )
+    use_study(study)
+    assert load_contract("adsl").allowed_values["centre_id"] == list(study.centres)
+
+
+def test_contract_files_hold_schema_only() -> None:
+    """No contract file lists a study's values: each study-dependent column names its study
+    codelist, and nothing of ION-301 (or of the second example) is written in a contract."""
+    facts = set()
+    for name in EXAMPLE_STUDIES:
+        study = load_study(name)
+        facts |= {study.study_id, *study.arm_codes, *study.centres, *study.stratum_codes}
+        facts |= {v for v in study.visit_codes if v not in ("BL",)}
+    for name in list_contracts():
+        data = yaml.safe_load(contract_path(name).read_text("utf-8"))
+        for prop in data["schema"][0]["properties"]:
+            for rule in prop.get("quality") or []:
+                listed = set(map(str, (rule.get("arguments") or {}).get("validValues") or []))
+                assert not listed & facts, (name, prop["name"], listed & facts)
+    text = "".join(contract_path(n).read_text("utf-8") for n in list_contracts())
+    assert "ION-301" not in text and "ION-302" not in text
+    assert contract_template("adsl").study_codelists["arm"] == "arms"
+
+
+def test_a_contract_naming_study_codelists_needs_a_study(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("data_contracts.contracts._bound", [])
+    with pytest.raises(RuntimeError, match=r"takes codelists from the study \(arms, strata\)"):
+        load_contract("randomisation")
+    assert load_contract("quarantine").columns[0] == "dataset"  # no study codelist: no study
+
+
+def test_an_unknown_study_codelist_is_a_structural_problem() -> None:
+    data = small_contract()
+    data["schema"][0]["properties"][2]["customProperties"] = [
+        {"property": "studyCodelist", "value": "armz"}
+    ]
+    problems = structural_problems(data)
+    assert len(problems) == 1 and "studyCodelist 'armz' is not a study codelist" in problems[0]
+
+
+def test_resolving_keeps_the_files_own_values_after_the_studys() -> None:
+    data = small_contract()
+    data["schema"][0]["properties"][2]["customProperties"] = [
+        {"property": "studyCodelist", "value": "sex"}
+    ]
+    data["schema"][0]["properties"][2]["quality"][0]["arguments"]["validValues"] = ["U", "F"]
+    resolved = resolve_contract(parse_contract(data), load_study())
+    assert resolved.allowed_values["sex"] == ["F", "M", "U"]
+
+
+def test_a_run_writes_the_contracts_it_used(tmp_path: Path) -> None:
+    study = load_study("ion302")
+    written = write_resolved_contracts(study, tmp_path / "contracts")
+    assert sorted(p.name.removesuffix(".odcs.yaml") for p in written) == list_contracts()
+    adsl = load_contract(tmp_path / "contracts" / "adsl.odcs.yaml")
+    assert adsl.allowed_values["STUDYID"] == ["ION-302"]
+    assert adsl.allowed_values["arm"] == ["SHAM", "GLY"]
+    assert "ION-302" in (tmp_path / "contracts" / "adsl.odcs.yaml").read_text("utf-8")
 
 
 def test_contract_accessors() -> None:

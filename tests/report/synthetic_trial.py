@@ -48,7 +48,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         f["centre_id"] = centres[k % len(centres)]
         f["arm"] = None
 
-    criteria = study.raw["eligibility"]["criteria"]
+    criteria = study.eligibility.criteria
     rows = []
     start = dt.date(2026, 1, 12)
     for k, s in enumerate(subjects + fails):
@@ -100,7 +100,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
     )
 
     effect = {code: -1.0 - 0.3 * i for i, code in enumerate(study.arm_codes)}
-    frac = study.simulation["effect_fraction_by_visit"]
+    frac = study.simulation.effect_fraction_by_visit
     sweat_rows = []
     hdss_rows = []
     randomised = adsl.filter(pl.col("RANDFL") == "Y").to_dicts()
@@ -378,13 +378,13 @@ def make_models(study: Study) -> dict[str, ModelResult]:
             tables={"contrasts": pl.DataFrame(rows)},
         )
     sub_rows = []
-    for g in study.section("models")["subgroups"]:
+    for g in study.models.subgroups:
         for level in ("a", "b"):
             for i, arm in enumerate(study.arm_codes[1:], start=1):
                 est = -0.3 * i + (0.1 if level == "b" else -0.1)
                 sub_rows.append(
                     {
-                        "subgroup": g["name"],
+                        "subgroup": g.name,
                         "level": level,
                         "contrast": f"{arm}-{study.reference_arm}",
                         "n": 15,

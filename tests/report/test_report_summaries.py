@@ -225,7 +225,7 @@ def test_serious_events_listing(unblinded_data, unblinded_tables):
 
 def test_device_adherence_and_dose_by_arm_and_region(unblinded_data, unblinded_tables, study):
     adsl, addev = unblinded_tables["adsl"], unblinded_tables["addev"]
-    phases = [p["name"] for p in study.raw["treatment"]["phases"] if p["sessions_per_week"] > 0]
+    phases = [p.name for p in study.treatment.phases if p.sessions_per_week > 0]
     safety = adsl.filter(pl.col("SAFFL") == "Y").select("subject_id", "arm")
     treated = addev.filter(pl.col("phase").is_in(phases)).join(safety, on="subject_id")
     d = unblinded_data.device

@@ -118,7 +118,7 @@ def test_each_fault_is_at_its_line(faulty_run: SimulationSummary, study: Study) 
                 continue
             raise AssertionError(f"{value} is a number")
         if code == "NOT_IN_CODELIST":
-            assert value not in study.codelists[f["field"]]
+            assert value not in study.codelist(f["field"])
         elif code == "OUT_OF_RANGE":
             assert not 1 <= int(value) <= 4
 

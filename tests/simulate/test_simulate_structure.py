@@ -17,8 +17,9 @@ from study import Study
 from trial.simulate import SimulationSummary, simulate_trial
 
 EDC = ["dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"]
+AMENDED_EDC = ["cm"]  # from protocol amendment 1 on; ref1 predates it
 NAME_PATTERNS = [
-    r"(dm|eligibility|visits|hdss|ae|disposition|devices)\.csv",
+    r"(dm|eligibility|visits|hdss|ae|cm|disposition|devices)\.csv",
     r"gravimetry_C\d\d_\d{8}\.csv",
     r"ionto-a_A-\d{5}_\d{8}\.csv",
     r"ionto-b_B-\d{5}_\d{14}\.jsonl",
@@ -99,7 +100,7 @@ def test_layout_and_file_names(clean_run: SimulationSummary, study: Study) -> No
         deliveries = sorted((root / centre).iterdir())
         dates = [dt.date.fromisoformat(d.name) for d in deliveries]
         gaps = {(b - a).days for a, b in itertools.pairwise(dates)}
-        assert gaps == {study.simulation["delivery_every_days"]}
+        assert gaps == {study.simulation.delivery_every_days}
         for d in deliveries:
             assert {f"{n}.csv" for n in EDC} <= {p.name for p in d.iterdir()}
     assert clean_run.files_by_kind["ionto-b"] > 0 and clean_run.files_by_kind["ionto-a"] > 0
@@ -150,7 +151,7 @@ def test_vendor_b_streams(clean_run: SimulationSummary, study: Study) -> None:
         key=lambda p: p.name,
     )
     spans: dict[str, set[str]] = {}
-    half_s = study.raw["treatment"]["session_minutes"] * 30
+    half_s = study.treatment.session_minutes * 30
     for path in files:
         events = read_events(path)
         assert len(events) <= 5000
@@ -177,13 +178,13 @@ def test_vendor_b_streams(clean_run: SimulationSummary, study: Study) -> None:
 
 
 def test_line_endings_and_encoding(clean_run: SimulationSummary, study: Study) -> None:
-    crlf = set(study.simulation["edc_crlf_centres"])
+    crlf = set(study.simulation.edc_crlf_centres)
     for path in clean_run.raw_dir.rglob("*"):
         if not path.is_file():
             continue
         data = path.read_bytes()
         data.decode("utf-8")
-        is_edc = path.stem in EDC
+        is_edc = path.stem in EDC or path.stem in AMENDED_EDC
         centre = path.parts[-3]
         if is_edc and centre in crlf:
             assert data.count(b"\r\n") == data.count(b"\n")
@@ -193,7 +194,7 @@ def test_line_endings_and_encoding(clean_run: SimulationSummary, study: Study) -
 
 
 def test_gravimetry_units_and_formats(clean_run: SimulationSummary, study: Study) -> None:
-    grams = set(study.simulation["balance_in_grams_centres"])
+    grams = set(study.simulation.balance_in_grams_centres)
     non_ascii = set()
     other_collection = total = 0
     for path in clean_run.raw_dir.rglob("gravimetry_*.csv"):

@@ -52,7 +52,7 @@ def test_screening_rates_and_entry(clean_run: SimulationSummary, study: Study) -
             by_subject.setdefault(sid, []).append(rate)
     geo = [math.exp(sum(math.log(r) for r in v) / len(v)) for v in by_subject.values()]
     assert 48 < statistics.median(geo) < 75  # median about 60 mg/min
-    entry = study.raw["gravimetry"]["entry_min_rate_mg_min"]
+    entry = study.gravimetry.entry_min_rate_mg_min
     for r in sealed:
         assert min(by_subject[r["subject_id"]]) >= entry
     sd = statistics.stdev(math.log(g) for g in geo)
@@ -85,7 +85,7 @@ def test_truth_counts_and_effects(clean_run: SimulationSummary, study: Study) ->
     assert counts["bl_palm_missing"] and counts["device_swaps"] and counts["vendor_b_subjects"]
     assert counts["out_of_window_visits"] > 0
     assert 0.03 < counts["withdrawn"] / counts["randomised"] < 0.2
-    change = study.simulation["mean_change_w4"]
+    change = study.simulation.primary_mean_change
     for arm, target in change.items():
         vals = [
             float(s["true_mean_chg_W4"])
@@ -105,7 +105,7 @@ def test_truth_counts_and_effects(clean_run: SimulationSummary, study: Study) ->
 def test_sessions_truth_reach_raw(clean_run: SimulationSummary, study: Study) -> None:
     """Every simulated session is in the raw tree; vendor-A start minus the file's
     utc_offset is the true UTC even after a daylight-saving change (the offset is kept)."""
-    tz = ZoneInfo(study.simulation["timezone"])
+    tz = ZoneInfo(study.simulation.timezone)
     stale = 0
     sessions = read_csv(clean_run.sealed_dir / "sessions_truth.csv")
     root = clean_run.raw_dir
@@ -172,7 +172,7 @@ def test_vendor_a_clock_reset_and_factory_reset(faulty_run: SimulationSummary) -
 @pytest.mark.slow
 def test_demo_size(tmp_path: Path, study: Study) -> None:
     """The demo study size runs through and holds its randomised count."""
-    n = int(study.simulation["subjects"])
+    n = int(study.simulation.subjects)
     summary = simulate_trial(study, n, 2026, tmp_path / "raw", faults=True)
     assert summary.n_randomised == n
     assert summary.n_faults >= 9 and summary.files_by_kind["ionto-b"] > 0

@@ -1,11 +1,12 @@
-"""ODCS contracts of the analysis-ready tables, generated from the study configuration.
+"""ODCS contracts of the analysis-ready tables: schema only, study codelists named.
 
 ``python -m trial.derive.contracts`` writes ``data_contracts/<table>.odcs.yaml`` for ADSL,
 ADSWEAT, ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV and ``analysis_long``; ``tests/derive`` fails when a
 committed file differs from what this writes, and checks derived frames against them with the
-contract engine (:mod:`data_contracts.contracts`). Codelists (visits, regions, PARAMCD, arms,
-strata) come from the study file; ADAE and ADDEV reuse the raw ``ae`` / ``device_sessions``
-contracts' columns so they cannot drift.
+contract engine (:mod:`data_contracts.contracts`). Codelists that depend on the study (visits,
+regions, PARAMCD, arms, strata, age groups, phases, the study id) are named, never listed: they
+are resolved from the run's study when a contract is loaded. ADAE and ADDEV reuse the raw
+``ae`` / ``device_sessions`` contracts' columns so they cannot drift.
 
 Blinding: columns that only an unblinded run has (``arm``, ``rand_date``) carry the custom
 property ``blinding: unblinded_only``. :func:`table_contract` returns the contract a given run
@@ -14,7 +15,6 @@ must satisfy (without those columns when blinded).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,14 @@ from data_contracts.authoring import (
     string_col,
     write_rendered,
 )
-from data_contracts.contracts import CONTRACT_DIR, Contract, dtype_name, load_contract
-from study import Study, load_study
+from data_contracts.contracts import (
+    CONTRACT_DIR,
+    Contract,
+    contract_template,
+    dtype_name,
+    load_contract,
+)
+from trial.derive.adice import BASES
 
 GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")
@@ -43,7 +49,7 @@ def _yn(name: str, label: str, description: str = "", **kw: Any) -> Col:
 
 def _from_raw(dataset: str) -> tuple[Col, ...]:
     """The columns of a raw contract, as analysis-table columns (same names, types, labels)."""
-    contract = load_contract(dataset)
+    contract = contract_template(dataset)
     logical = {p.name: p.logical_type for p in contract.properties}
     return tuple(
         Col(
@@ -57,32 +63,26 @@ def _from_raw(dataset: str) -> tuple[Col, ...]:
             minimum=p.minimum,
             maximum=p.maximum,
             values=None if p.valid_values is None else tuple(p.valid_values),
+            codelist=p.codelist,
         )
         for p in contract.properties
     )
 
 
-def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
+def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
     """Table name -> (description, columns), in the column order the derivations produce."""
-    visits = tuple(study.visit_codes)
-    regions = tuple(r.code for r in study.regions)
-    paramcds = tuple(r.paramcd for r in study.regions)
-    arms = tuple(study.arm_codes)
-    strata = tuple(study.stratum_levels.values())
-    ages = tuple(str(g["label"]) for g in study.section("models")["age_groups"])
-    phases = (
-        "pre_baseline",
-        *(str(p["name"]) for p in study.raw["treatment"]["phases"]),
-        "post_schedule",
-    )
+    visits = "visits"
+    regions = "regions"
+    arms = "arms"
+    strata = "strata"
     ln_unit = "ln(mg/min)"
-    studyid = string_col("STUDYID", "Study identifier", required=True, values=(study.study_id,))
+    studyid = string_col("STUDYID", "Study identifier", required=True, codelist="study_id")
 
     def subject(key: int | None = 1) -> Col:
         return string_col("subject_id", "Subject identifier", required=True, key=key)
 
     def avisit(key: int | None = None) -> Col:
-        return string_col("AVISIT", "Analysis visit", required=True, values=visits, key=key)
+        return string_col("AVISIT", "Analysis visit", required=True, codelist=visits, key=key)
 
     avisitn = int_col("AVISITN", "Analysis visit (N)", "Schedule order, 1-based.", required=True)
     week = int_col(
@@ -103,14 +103,16 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
     adsl = (
         studyid,
         subject(),
-        string_col("centre_id", "Centre", required=True, values=tuple(study.centres)),
-        string_col("sex", "Sex", values=tuple(study.codelists["sex"])),
+        string_col("centre_id", "Centre", required=True, codelist="centres"),
+        string_col("sex", "Sex", codelist="sex"),
         int_col("birth_year", "Birth year"),
         int_col("age", "Age at consent", "Consent year minus birth year.", unit="years"),
-        string_col("age_group", "Age group", values=ages),
+        string_col("age_group", "Age group", codelist="age_groups"),
         _yn("plantar_involved", "Plantar involvement"),
         int_col("hdss_screening", "HDSS at screening", minimum=1, maximum=4),
-        string_col("stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", values=strata),
+        string_col(
+            "stratum", "Stratum (screening HDSS)", "From dm.hdss_screening.", codelist=strata
+        ),
         date_col("consent_date", "Consent date"),
         date_col("bl_date", "Baseline visit date (day 1)"),
         bool_col("screen_failure", "Screen failure", required=True),
@@ -149,14 +151,14 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         float_col("charge_mc_total", "Total delivered charge", unit="mC", minimum=0),
         source,
         date_col("rand_date", "Randomisation date", unblinded_only=True),
-        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
+        string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),
     )
     adsweat = (
         studyid,
         subject(),
-        string_col("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
+        string_col("PARAMCD", "Parameter code", required=True, codelist="paramcds", key=2),
         string_col("PARAM", "Parameter", required=True),
-        string_col("region", "Body region", required=True, values=regions),
+        string_col("region", "Body region", required=True, codelist=regions),
         avisit(key=3),
         avisitn,
         week,
@@ -166,7 +168,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         float_col("rate_mg_min", "Sweat rate, geometric mean of sides", unit="mg/min", minimum=0),
         int_col("n_sides", "Number of valid sides", required=True, minimum=0, maximum=2),
         float_col("BASE", "Baseline log sweat rate", unit=ln_unit),
-        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        string_col("BASE_VISIT", "Visit giving the baseline", codelist=visits),
         float_col("CHG", "Change from baseline (log)", unit=ln_unit),
         float_col("PCHG", "Percent change of the rate", "100 * (exp(CHG) - 1).", unit="%"),
         _yn("ABLFL", "Baseline record flag", required=True),
@@ -177,16 +179,16 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
     adsweat_side = (
         studyid,
         subject(),
-        string_col("PARAMCD", "Parameter code", required=True, values=paramcds, key=2),
-        string_col("region", "Body region", required=True, values=regions),
+        string_col("PARAMCD", "Parameter code", required=True, codelist="paramcds", key=2),
+        string_col("region", "Body region", required=True, codelist=regions),
         avisit(key=3),
         avisitn,
         week,
-        string_col("side", "Side", required=True, values=tuple(study.sides), key=4),
+        string_col("side", "Side", required=True, codelist="sides", key=4),
         float_col("AVAL", "Log sweat rate of the side", required=True, unit=ln_unit),
         float_col("sweat_rate_mg_min", "Sweat rate of the side", required=True, unit="mg/min"),
         float_col("BASE", "Baseline log sweat rate (region)", unit=ln_unit),
-        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        string_col("BASE_VISIT", "Visit giving the baseline", codelist=visits),
         float_col("CHG", "Change from baseline (log)", unit=ln_unit),
         out_of_window,
         _yn("ANL01FL", "Analysis record flag", required=True),
@@ -203,7 +205,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         int_col("ADY", "Analysis study day", unit="day"),
         int_col("AVAL", "HDSS score", required=True, minimum=1, maximum=4),
         int_col("BASE", "Baseline HDSS", minimum=1, maximum=4),
-        string_col("BASE_VISIT", "Visit giving the baseline", values=visits),
+        string_col("BASE_VISIT", "Visit giving the baseline", codelist=visits),
         int_col("CHG", "Change from baseline in HDSS"),
         _yn("ABLFL", "Baseline record flag", required=True),
         _yn("RESPFL", "HDSS responder flag", "Improvement >= configured points."),
@@ -217,7 +219,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         _yn("TRTEMFL", "Treatment-emergent flag", required=True),
         int_col("ASTDY", "Onset study day", unit="day"),
         int_col("AENDY", "End study day", unit="day"),
-        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
+        string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),
     )
     session_cols = tuple(
         replace(c, key=1) if c.name == "session_key" else c for c in _from_raw("device_sessions")
@@ -225,7 +227,7 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
     addev = (
         studyid,
         string_col("subject_id", "Subject identifier", required=True),
-        string_col("region", "Treated region", values=regions),
+        string_col("region", "Treated region", codelist=regions),
         *session_cols,
         float_col(
             "time_at_min_current_s",
@@ -245,23 +247,74 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
         date_col("session_date", "Session date (UTC, placed)"),
         bool_col("adequate", "Adequate session (PP rule)", required=True),
         int_col("study_day", "Study day of the session", unit="day"),
-        string_col("phase", "Treatment phase", values=phases),
+        string_col(
+            "phase",
+            "Treatment phase",
+            "pre_baseline, a configured treatment phase, or post_schedule.",
+            values=("pre_baseline", "post_schedule"),
+            codelist="treatment_phases",
+        ),
     )
     analysis_long = (
         string_col("subject", "Subject identifier", required=True, key=1),
-        string_col("arm", "Randomised arm", values=arms, unblinded_only=True),
-        string_col("centre", "Centre", required=True, values=tuple(study.centres)),
-        string_col("stratum", "Stratum (screening HDSS)", required=True, values=strata),
-        string_col(
-            "visit", "Analysis visit", required=True, values=tuple(study.model_visits), key=2
-        ),
+        string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),
+        string_col("centre", "Centre", required=True, codelist="centres"),
+        string_col("stratum", "Stratum (screening HDSS)", required=True, codelist=strata),
+        string_col("visit", "Analysis visit", required=True, codelist="model_visits", key=2),
         int_col("visit_index", "Visit index (1-based)", required=True, minimum=1),
         int_col("week", "Nominal week", required=True, unit="week"),
         float_col("logbase", "Baseline log palmar sweat rate", required=True, unit=ln_unit),
         float_col("chg", "Change from baseline (log)", required=True, unit=ln_unit),
         float_col("aval_log", "Log palmar sweat rate", required=True, unit=ln_unit),
         int_col("n_sides", "Number of valid sides", required=True, minimum=1, maximum=2),
-        string_col("base_visit", "Visit giving the baseline", required=True, values=visits),
+        string_col("base_visit", "Visit giving the baseline", required=True, codelist=visits),
+    )
+    adice = (
+        studyid,
+        subject(),
+        _yn("FASFL", "Full analysis set flag", required=True),
+        string_col(
+            "ICE", "Intercurrent event", required=True, key=2, codelist="intercurrent_events"
+        ),
+        string_col("ICE_NAME", "Intercurrent event name", required=True),
+        string_col(
+            "basis",
+            "What the ICE was derived from",
+            "WITHDRAWAL (disposition), SESSION_GAP (device sessions), RESCUE (cm).",
+            required=True,
+            values=BASES,
+        ),
+        date_col(
+            "ICEDT",
+            "ICE date",
+            "Discontinuation: the day after the last session started before the withdrawal or "
+            "gap; rescue: the medication's start date.",
+            required=True,
+        ),
+        int_col("ICEDY", "ICE study day", unit="day"),
+        string_col(
+            "first_visit",
+            "First model visit affected",
+            "First model visit dated on or after the ICE date (target date when not done); "
+            "empty when none is.",
+            codelist="model_visits",
+        ),
+        int_col("first_visit_index", "Index of the first visit affected", minimum=1),
+        int_col(
+            "n_post_ice_rows",
+            "Observed post-ICE model rows",
+            "Observed primary-region model-visit values dated on or after the ICE date.",
+            required=True,
+            minimum=0,
+        ),
+        string_col("post_ice_visits", "Post-ICE observed visits", "Comma-separated."),
+        string_col("detail", "How the ICE was derived", required=True),
+        string_col(
+            "source_records",
+            "Raw source records (file:line)",
+            "The disposition, treatment-end visit or cm row behind the ICE.",
+        ),
+        string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),
     )
     return {
         "adsl": ("ADSL: one row per subject in dm, analysis-set flags.", adsl),
@@ -274,19 +327,23 @@ def adam_tables(study: Study) -> dict[str, tuple[str, tuple[Col, ...]]]:
             "Model input: one row per analysed subject and model visit.",
             analysis_long,
         ),
+        "adice": (
+            "ADICE: one row per randomised subject and intercurrent event (SAP section 11).",
+            adice,
+        ),
     }
 
 
-def rendered_contracts(study: Study) -> dict[str, str]:
+def rendered_contracts() -> dict[str, str]:
     """Table name -> YAML text of its contract."""
     return {
         name: render(contract_mapping(name, desc, cols), GENERATOR)
-        for name, (desc, cols) in adam_tables(study).items()
+        for name, (desc, cols) in adam_tables().items()
     }
 
 
-def write_contracts(study: Study, directory: Path = CONTRACT_DIR) -> list[Path]:
-    return write_rendered(rendered_contracts(study), directory)
+def write_contracts(directory: Path = CONTRACT_DIR) -> list[Path]:
+    return write_rendered(rendered_contracts(), directory)
 
 
 def table_contract(table: str, blinded: bool) -> Contract:
@@ -297,5 +354,5 @@ def table_contract(table: str, blinded: bool) -> Contract:
 
 
 if __name__ == "__main__":
-    for written in write_contracts(load_study(sys.argv[1] if len(sys.argv) > 1 else None)):
+    for written in write_contracts():
         print(written)

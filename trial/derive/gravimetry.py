@@ -51,7 +51,7 @@ def paper_rates(gravimetry: pl.DataFrame, study: Study) -> pl.DataFrame:
     ``collection_s_defaulted``, ``sweat_rate_mg_min``, ``rate_status``
     (VALID/MISSING/INVALID), ``invalid_rate`` (Boolean) and ``invalid_reason``."""
     units = study.unit_to_mg
-    default_s = float(study.raw["gravimetry"]["collection_s_default"])
+    default_s = float(study.gravimetry.collection_s_default)
     factor = pl.col("unit").replace_strict(
         list(units), list(units.values()), default=None, return_dtype=pl.Float64
     )

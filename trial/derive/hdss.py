@@ -18,7 +18,7 @@ from trial.derive.sweat import region_baselines
 def derive_adhdss(hdss: pl.DataFrame, visits: pl.DataFrame, study: Study) -> pl.DataFrame:
     """ADHDSS: ``STUDYID, subject_id, PARAMCD (HDSS), AVISIT, AVISITN, week, ADT, ADY, AVAL,
     BASE, BASE_VISIT, CHG, ABLFL, RESPFL, out_of_window``."""
-    points = int(study.section("endpoints")["responder"]["hdss_improvement_points"])
+    points = study.endpoints.responder.hdss_improvement
     sched = schedule_frame(study).filter(pl.col("hdss")).select("AVISIT", "AVISITN", "week")
     post_min = study.visit_codes.index(study.baseline_visit) + 2
     values = (

@@ -45,14 +45,6 @@ UNMAPPED_AMBIGUOUS = "AMBIGUOUS_ASSIGNMENT"
 UNMAPPED_CLOCK_RESET = "CLOCK_RESET_UNPLACED"
 
 
-def _pp(study: Study) -> dict[str, float]:
-    return {k: float(v) for k, v in study.section("analysis_sets")["pp"].items()}
-
-
-def _session_s(study: Study) -> float:
-    return float(study.raw["treatment"]["session_minutes"]) * 60.0
-
-
 def vendor_b_session_key(dev: pl.Expr, sid: pl.Expr) -> pl.Expr:
     """The ``device_sessions`` key of a vendor-B session: ``B:<dev>:<sid>`` (its contract)."""
     return pl.concat_str(pl.lit("B:"), dev, pl.lit(":"), sid)
@@ -66,7 +58,7 @@ def vendor_b_current_shares(
     prescribed current). ``vendor_b_events`` holds distinct lines (the reader dropped exact
     duplicates), so every sample counts once. Runs on Polars' streaming engine: memory grows
     with the number of sessions, not of events."""
-    low_share = _pp(study)["min_current_share"]
+    low_share = study.analysis_sets.pp.min_current_share
     events = vendor_b_events.lazy()
     set_ma = (
         events.filter(pl.col("ev") == "start")
@@ -92,10 +84,8 @@ def _phase(study: Study) -> pl.Expr:
     inside a configured phase's ``weeks``; after the last phase ``post_schedule``."""
     week = (pl.col("study_day") + 6) // 7
     in_phase = [
-        pl.when(week.is_between(int(p["weeks"][0]), int(p["weeks"][1]))).then(
-            pl.lit(str(p["name"]))
-        )
-        for p in study.raw["treatment"]["phases"]
+        pl.when(week.is_between(p.weeks[0], p.weeks[1])).then(pl.lit(p.name))
+        for p in study.treatment.phases
     ]
     return (
         pl.when(pl.col("study_day").is_null())
@@ -109,10 +99,10 @@ def _phase(study: Study) -> pl.Expr:
 def _with_adequacy(
     device_sessions: pl.DataFrame, vendor_b_events: pl.DataFrame | pl.LazyFrame, study: Study
 ) -> pl.LazyFrame:
-    pp = _pp(study)
+    pp = study.analysis_sets.pp
     prescribed = pl.col("programmed_ma").fill_null(study.prescribed_ma)
-    threshold = pp["min_current_share"] * prescribed
-    min_time_s = pp["min_duration_share"] * _session_s(study)
+    threshold = pp.min_current_share * prescribed
+    min_time_s = pp.min_duration_share * study.treatment.session_s
     tol = study.current_tolerance_pct / 100.0 * prescribed
     shares = vendor_b_current_shares(vendor_b_events, study)
     mean_ok = pl.col("mean_ma") >= threshold
@@ -268,16 +258,17 @@ def sessions_started(
 
 def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
     """Per subject with mapped sessions: planned versus completed sessions (planned from the
-    configured phases), adequate first-phase (induction) sessions, the duration-weighted share
-    of time within +/- tolerance of the prescribed current and the total charge.
+    configured phases), adequate sessions of the induction phase (``treatment.induction_phase``),
+    the duration-weighted share of time within +/- tolerance of the prescribed current and the
+    total charge.
 
     Planned sessions are per treated region, so the completed / adequate counts are those of
     the primary region's device (a subject with plantar involvement has a second device whose
     sessions count in ``n_sessions_mapped``, the tolerance share and the charge only)."""
-    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
+    induction = study.induction_phase
     primary = pl.col("region") == study.primary_region.code
     completed = (pl.col("end_reason") == "COMPLETED") & primary
-    in_first = (pl.col("phase") == first_phase) & primary
+    in_first = (pl.col("phase") == induction.name) & primary
     dur = pl.col("duration_s").cast(pl.Float64)
     return (
         addev.lazy()
@@ -293,9 +284,7 @@ def adherence(addev: pl.DataFrame, study: Study) -> pl.DataFrame:
         )
         .with_columns(
             n_sessions_planned=pl.lit(study.planned_sessions_total, dtype=pl.Int64),
-            n_induction_sessions_planned=pl.lit(
-                study.planned_sessions(first_phase), dtype=pl.Int64
-            ),
+            n_induction_sessions_planned=pl.lit(induction.planned_sessions, dtype=pl.Int64),
         )
         .collect()
     )

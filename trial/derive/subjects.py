@@ -40,10 +40,8 @@ def _yn(expr: pl.Expr) -> pl.Expr:
 
 def _age_group(study: Study) -> pl.Expr:
     groups = [
-        pl.when(pl.col("age").is_between(int(g["min"]), int(g["max"]))).then(
-            pl.lit(str(g["label"]))
-        )
-        for g in study.section("models")["age_groups"]
+        pl.when(pl.col("age").is_between(g.min, g.max)).then(pl.lit(g.label))
+        for g in study.models.age_groups
     ]
     return pl.coalesce(*groups, pl.lit(None, dtype=pl.String))
 
@@ -61,7 +59,7 @@ def screening_rate_findings(papers: pl.DataFrame, study: Study) -> pl.LazyFrame:
     paper is no evidence of a low rate and is not a finding here."""
     codes = study.visit_codes
     screening = codes[: codes.index(study.baseline_visit)]
-    entry_min = float(study.raw["gravimetry"]["entry_min_rate_mg_min"])
+    entry_min = study.gravimetry.entry_min_rate_mg_min
     return (
         papers.lazy()
         .filter(
@@ -81,10 +79,10 @@ def eligibility_findings(
     """Per subject in ``dm``: ``eligibility_violation`` (Boolean) and ``eligibility_reasons``
     (criteria answered Y, ``AGE``, ``HDSS_SCREENING``, ``SCR_RATE_BELOW_ENTRY`` from the
     screening papers in ``papers``; comma-separated, sorted)."""
-    rules = study.section("eligibility")
-    low, high = (int(x) for x in rules["age_range"])
-    allowed = [int(x) for x in rules["hdss_screening_allowed"]]
-    criteria = [str(c) for c in rules["criteria"]]
+    rules = study.eligibility
+    low, high = rules.age_range
+    allowed = list(rules.hdss_screening_allowed)
+    criteria = list(rules.criteria)
     answered_yes = (
         eligibility.lazy()
         .filter(pl.col("criterion").is_in(criteria) & (pl.col("answer") == "Y"))
@@ -123,11 +121,10 @@ def eligibility_findings(
 
 
 def min_adequate_induction_sessions(study: Study) -> int:
-    """Adequate first-phase (induction) sessions a per-protocol subject needs:
-    ``analysis_sets.pp.min_induction_sessions_share`` of the planned ones, rounded up."""
-    share = float(study.section("analysis_sets")["pp"]["min_induction_sessions_share"])
-    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
-    return math.ceil(share * study.planned_sessions(first_phase) - 1e-9)
+    """Adequate induction sessions (``treatment.induction_phase``) a per-protocol subject
+    needs: ``analysis_sets.pp.min_induction_sessions_share`` of the planned ones, rounded up."""
+    share = study.analysis_sets.pp.min_induction_sessions_share
+    return math.ceil(share * study.induction_phase.planned_sessions - 1e-9)
 
 
 def derive_adsl(
@@ -146,11 +143,9 @@ def derive_adsl(
     screening entry criterion), sessions started per subject
     (:func:`trial.derive.sessions.sessions_started`) and adherence
     (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run."""
-    sets = study.section("analysis_sets")
-    first_phase = str(study.raw["treatment"]["phases"][0]["name"])
     min_adequate = min_adequate_induction_sessions(study)
     primary = study.primary_region.paramcd
-    fas_visits = [str(v) for v in sets["fas_post_baseline_visits"]]
+    fas_visits = list(study.analysis_sets.fas_post_baseline_visits)
     levels = study.stratum_levels
     sweat = adsweat.lazy().filter(pl.col("PARAMCD") == primary)
     has_base = sweat.filter(pl.col("BASE").is_not_null()).select("subject_id").unique()
@@ -197,11 +192,11 @@ def derive_adsl(
             ).fill_null(0),
             n_sessions_planned=pl.lit(study.planned_sessions_total, dtype=pl.Int64),
             n_induction_sessions_planned=pl.lit(
-                study.planned_sessions(first_phase), dtype=pl.Int64
+                study.induction_phase.planned_sessions, dtype=pl.Int64
             ),
             screen_failure=(
                 (pl.col("disposition_status") == "WITHDRAWN")
-                & (pl.col("disposition_reason") == str(study.raw["screen_failure_reason"]))
+                & (pl.col("disposition_reason") == study.screen_failure_reason)
             ).fill_null(False),
         )
     )

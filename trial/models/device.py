@@ -58,9 +58,7 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Mod
             for region in study.regions
         ]
     )
-    treatment_phases = [
-        str(p["name"]) for p in study.raw["treatment"]["phases"] if p["sessions_per_week"] > 0
-    ]
+    treatment_phases = [p.name for p in study.treatment.phases if p.sessions_per_week > 0]
     sessions = addev.join(subjects.select("subject_id", "arm"), on="subject_id", how="inner")
     outside = sessions.filter(~pl.col("phase").is_in(treatment_phases)).height
     if outside:
@@ -117,7 +115,7 @@ def device_summary(addev: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Mod
         )
         .sort("arm", "region")
     )
-    descriptions = {str(k): str(v) for k, v in study.codelists["fault_code"].items()}
+    descriptions = dict(study.codelists.fault_code)
     faults = (
         sessions.filter(pl.col("fault_code").is_not_null() & (pl.col("fault_code") != ""))
         .group_by("arm", "region", "fault_code")

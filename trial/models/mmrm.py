@@ -261,13 +261,13 @@ def fit_mmrm_model(
     ``structures`` overrides the configured list (covariance, then fallbacks) and ``ddf``
     the configured df method (``satterthwaite`` or ``kenward_roger``).
     """
-    config = study.section("models")["mmrm"]
-    names = list(structures or [config["covariance"], *config.get("fallback", [])])
-    ddf = ddf or str(config.get("ddf", "satterthwaite"))
+    config = study.models.mmrm
+    names = list(structures or config.structures)
+    ddf = ddf or config.ddf
     if ddf not in DDF_METHODS:
         raise ValueError(f"unknown ddf method {ddf!r}; known: {DDF_METHODS}")
     design = build_mmrm_design(frame, study)
-    alpha = float(study.raw["endpoints"].get("alpha", 0.05))
+    alpha = study.alpha
     return fit_design(design, names, ddf=ddf, alpha=alpha, max_iter=max_iter)
 
 

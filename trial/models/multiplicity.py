@@ -60,12 +60,12 @@ def key_secondary_pvalues(
 ) -> dict[str, float | None]:
     """p-value per hypothesis id of the configured sequence (None where not available)."""
     out: dict[str, float | None] = {}
-    for step in study.raw["endpoints"]["key_secondary_sequence"]:
-        if step["endpoint"] == "primary":
-            p = _lookup(mmrm_contrasts, visit=study.primary_visit, contrast=step["contrast"])
+    for step in study.endpoints.key_secondary_sequence:
+        if step.endpoint == "primary":
+            p = _lookup(mmrm_contrasts, visit=study.primary_visit, contrast=step.contrast)
         else:
-            p = _lookup(responder_odds_ratios, endpoint=step["endpoint"], contrast=step["contrast"])
-        out[str(step["id"])] = p
+            p = _lookup(responder_odds_ratios, endpoint=step.endpoint, contrast=step.contrast)
+        out[step.id] = p
     return out
 
 
@@ -75,12 +75,12 @@ def fixed_sequence(study: Study, p_values: dict[str, float | None]) -> ModelResu
     Returns a result whose table ``fixed_sequence`` has one row per step in the configured
     order: ``step, id, endpoint, contrast, p_value, alpha, decision, reason``.
     """
-    alpha = float(study.raw["endpoints"]["alpha"])
+    alpha = study.alpha
     rows = []
     notes: list[str] = [f"fixed sequence at two-sided alpha {alpha:g}, in the configured order"]
     stopped: str | None = None
-    for i, step in enumerate(study.raw["endpoints"]["key_secondary_sequence"], start=1):
-        hid = str(step["id"])
+    for i, step in enumerate(study.endpoints.key_secondary_sequence, start=1):
+        hid = step.id
         p = p_values.get(hid)
         if stopped is not None:
             decision, reason = NOT_TESTED, stopped
@@ -97,8 +97,8 @@ def fixed_sequence(study: Study, p_values: dict[str, float | None]) -> ModelResu
             {
                 "step": i,
                 "id": hid,
-                "endpoint": str(step["endpoint"]),
-                "contrast": str(step["contrast"]),
+                "endpoint": step.endpoint,
+                "contrast": step.contrast,
                 "p_value": p,
                 "alpha": alpha,
                 "decision": decision,

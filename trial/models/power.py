@@ -82,9 +82,9 @@ class SimulatedTrial:
 def true_contrasts(study: Study, mean_change: Mapping[str, float] | None = None) -> dict:
     """True (arm - reference) change contrasts per model visit: {visit: {"GLY-TAP": ...}}."""
     sim = study.simulation
-    mu = dict(mean_change or sim["mean_change_w4"])
+    mu = dict(mean_change or sim.primary_mean_change)
     ref = study.reference_arm
-    frac = sim["effect_fraction_by_visit"]
+    frac = sim.effect_fraction_by_visit
     return {
         v: {f"{a}-{ref}": (mu[a] - mu[ref]) * float(frac[v]) for a in study.arm_codes[1:]}
         for v in study.model_visits
@@ -95,7 +95,7 @@ def allocation(study: Study, n_subjects: int) -> np.ndarray:
     """Arm index (into ``study.arm_codes``) of ``n_subjects`` subjects allocated in blocks of
     the configured ratio, before shuffling (so a size that is not a whole number of blocks
     gives the first arms one subject more)."""
-    ratio = np.asarray(study.raw["allocation"]["ratio"], dtype=float).astype(int)
+    ratio = np.asarray(study.allocation.ratio, dtype=float).astype(int)
     return np.resize(np.repeat(np.arange(len(study.arm_codes)), ratio), n_subjects)
 
 
@@ -119,16 +119,16 @@ def simulate_trial(
     """
     sim = study.simulation
     arms, visits = study.arm_codes, study.model_visits
-    mu = np.array([float((mean_change or sim["mean_change_w4"])[a]) for a in arms])
-    frac = np.array([float(sim["effect_fraction_by_visit"][v]) for v in visits])
+    mu = np.array([float((mean_change or sim.primary_mean_change)[a]) for a in arms])
+    frac = np.array([sim.effect_fraction_by_visit[v] for v in visits])
     weeks = np.array([float(study.visit(v).week or 0) for v in visits])
-    sd_e = float(np.hypot(sim["sd_residual"], sim["sd_left_right"] / np.sqrt(2.0)))
-    entry = np.log(float(study.raw["gravimetry"]["entry_min_rate_mg_min"]))
+    sd_e = float(np.hypot(sim.sd_residual, sim.sd_left_right / np.sqrt(2.0)))
+    entry = np.log(study.gravimetry.entry_min_rate_mg_min)
     n, t = n_subjects, len(visits)
 
     level = np.empty(0)
     while level.size < n:  # entry criterion on the screening value
-        draw = rng.normal(sim["log_median_screening"], sim["sd_log_screening"], 2 * n)
+        draw = rng.normal(sim.log_median_screening, sim.sd_log_screening, 2 * n)
         level = np.r_[level, draw[draw + rng.normal(0.0, sd_e, 2 * n) >= entry]]
     level = level[:n]
     arm = rng.permutation(allocation(study, n))
@@ -136,13 +136,13 @@ def simulate_trial(
     stratum = rng.integers(0, len(study.stratum_levels), n)
     logbase = level + rng.normal(0.0, sd_e, n)
     response = (
-        rng.normal(0.0, sim["sd_random_intercept"], n)[:, None]
-        + rng.normal(0.0, sim["sd_random_slope_week"], n)[:, None] * weeks[None, :]
+        rng.normal(0.0, sim.sd_random_intercept, n)[:, None]
+        + rng.normal(0.0, sim.sd_random_slope_week, n)[:, None] * weeks[None, :]
         + mu[arm][:, None] * frac[None, :]
     )
     aval = level[:, None] + response + rng.normal(0.0, sd_e, (n, t))
     last = np.full(n, t - 1)
-    drop = rng.random(n) < float(sim["dropout_by_w12"])
+    drop = rng.random(n) < sim.dropout_share
     last[drop] = rng.integers(0, t - 1, int(drop.sum()))
     observed = (np.arange(t)[None, :] <= last[:, None]) & (
         rng.random((n, t)) >= INTERMITTENT_MISSING
@@ -202,14 +202,14 @@ def simulate_power(
     scale), overriding the configuration's ``simulation.mean_change_w4``. ``progress`` is
     called with (replicates done, replicates in all) after every replicate.
     """
-    config = study.section("models")["mmrm"]
-    names = [config["covariance"], *config.get("fallback", [])]
-    ddf = str(config.get("ddf", "satterthwaite"))
-    alpha = float(study.raw["endpoints"].get("alpha", 0.05))
+    config = study.models.mmrm
+    names = config.structures
+    ddf = config.ddf
+    alpha = study.alpha
     hypotheses = [
-        (str(h["id"]), str(h["contrast"]))
-        for h in study.raw["endpoints"]["key_secondary_sequence"]
-        if h["endpoint"] == "primary"
+        (h.id, h.contrast)
+        for h in study.endpoints.key_secondary_sequence
+        if h.endpoint == "primary"
     ]
     truth = true_contrasts(study, mean_change)[study.primary_visit]
     rng = np.random.default_rng(seed)

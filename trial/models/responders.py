@@ -1,6 +1,6 @@
 """Responder endpoints at the primary visit (SAP sections 5 and 7).
 
-Two responder definitions, thresholds from ``study.raw["endpoints"]["responder"]``:
+Two responder definitions, thresholds from the study's ``endpoints.responder``:
 
 - ``hdss_responder``: HDSS improved by at least ``hdss_improvement_points`` from baseline
   (``adhdss.CHG <= -points``; HDSS runs 1-4, lower is better);
@@ -65,9 +65,8 @@ def derive_responders(
     CHG, PCHG`` (+ ``ANL01FL`` when present). Returns ``subject, [arm,] centre, stratum,
     hdss_chg, sweat_chg, hdss_responder, sweat_responder`` (missing value -> False).
     """
-    cfg = study.raw["endpoints"]["responder"]
-    points = float(cfg["hdss_improvement_points"])
-    pct = float(cfg["sweat_reduction_pct"])
+    points = float(study.endpoints.responder.hdss_improvement)
+    pct = study.endpoints.responder.sweat_reduction_pct
     visit = study.primary_visit
     keep = ["subject_id", "centre_id", "stratum"] + (["arm"] if "arm" in adsl.columns else [])
     subjects = adsl.filter(pl.col(population_flag) == "Y").select(keep)

@@ -57,8 +57,8 @@ def safety_summary(adae: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Mode
     in_set = events.join(subjects, on="subject_id", how="inner")
     if events.height - in_set.height:
         notes.append(f"{events.height - in_set.height} AEs of subjects outside the Safety set")
-    terms = study.codelists["ae_term"]
-    severities = study.codelists["ae_severity"]
+    terms = study.codelists.ae_term
+    severities = study.codelists.ae_severity
     term_rank = pl.col("term").replace_strict(terms, list(range(len(terms))), default=len(terms))
 
     any_ae = in_set.with_columns(term=pl.lit(ANY_TERM))

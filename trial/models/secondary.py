@@ -157,7 +157,7 @@ def durability_frame(
 ) -> pl.DataFrame:
     """Per subject with both durability visits: ``subject, [arm,] centre, stratum, logbase,
     log_ratio`` (primary region, ``AVAL`` at the later visit minus the earlier)."""
-    first, last = study.raw["endpoints"]["durability_visits"]
+    first, last = study.durability_visits
     keep = ["subject_id", "centre_id", "stratum"] + (["arm"] if "arm" in adsl.columns else [])
     subjects = adsl.filter(pl.col(population_flag) == "Y").select(keep)
     rows = adsweat.filter(
@@ -200,7 +200,7 @@ def fit_durability(adsweat: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> M
     ``contrasts`` (arm vs reference, ratio of ratios) and ``by_arm`` (raw mean log ratio per
     arm with t CI and its exp). Blinded: the pooled raw table only.
     """
-    first, last = study.raw["endpoints"]["durability_visits"]
+    first, last = study.durability_visits
     frame = durability_frame(adsweat, adsl, study)
     label = f"{last}/{first}"
     if "arm" not in frame.columns:

@@ -54,10 +54,10 @@ FOREST_SCHEMA = {
 def _levels(study: Study, column: str, observed: list[str]) -> list[str]:
     """Configured order of a subgroup's levels where the study defines one, else sorted."""
     configured: dict[str, list[str]] = {
-        "sex": [str(s) for s in study.codelists.get("sex", [])],
-        "age_group": [str(a["label"]) for a in study.section("models").get("age_groups", [])],
-        "stratum": list(study.stratum_levels.values()),
-        "plantar_involved": [str(s) for s in study.codelists.get("yes_no", [])],
+        "sex": list(study.codelists.sex),
+        "age_group": [a.label for a in study.models.age_groups],
+        "stratum": study.stratum_codes,
+        "plantar_involved": list(study.codelists.yes_no),
         "centre": study.centres,
     }
     order = configured.get(column, [])
@@ -66,10 +66,10 @@ def _levels(study: Study, column: str, observed: list[str]) -> list[str]:
 
 def _age_group(study: Study) -> pl.Expr:
     expr = pl.lit(None, dtype=pl.String)
-    for group in reversed(study.section("models")["age_groups"]):
+    for group in reversed(study.models.age_groups):
         expr = (
-            pl.when(pl.col("age").is_between(group["min"], group["max"]))
-            .then(pl.lit(str(group["label"])))
+            pl.when(pl.col("age").is_between(group.min, group.max))
+            .then(pl.lit(group.label))
             .otherwise(expr)
         )
     return expr
@@ -84,9 +84,9 @@ def subgroup_frame(analysis_long: pl.DataFrame, adsl: pl.DataFrame, study: Study
     visit = study.primary_visit
     base = analysis_long.filter((pl.col("visit") == visit) & pl.col("chg").is_not_null())
     wanted = [
-        str(s["column"])
-        for s in study.section("models")["subgroups"]
-        if ADSL_TO_MODEL.get(str(s["column"]), str(s["column"])) not in base.columns
+        s.column
+        for s in study.models.subgroups
+        if ADSL_TO_MODEL.get(s.column, s.column) not in base.columns
     ]
     extra = adsl
     if "age_group" in wanted and "age_group" not in adsl.columns:
@@ -163,13 +163,13 @@ def subgroup_counts(frame: pl.DataFrame, study: Study) -> pl.DataFrame:
     """Subjects per subgroup level (and arm when unblinded): ``subgroup, level, [arm,] n``."""
     parts = []
     by = ["level"] + (["arm"] if "arm" in frame.columns else [])
-    for spec in study.section("models")["subgroups"]:
-        column = ADSL_TO_MODEL.get(str(spec["column"]), str(spec["column"]))
+    for spec in study.models.subgroups:
+        column = ADSL_TO_MODEL.get(spec.column, spec.column)
         parts.append(
             frame.with_columns(pl.col(column).cast(pl.String).alias("level"))
             .group_by(by)
             .agg(n=pl.len())
-            .with_columns(subgroup=pl.lit(str(spec["name"])))
+            .with_columns(subgroup=pl.lit(spec.name))
         )
     return pl.concat(parts).select("subgroup", *by, "n").sort("subgroup", *by)
 
@@ -196,9 +196,9 @@ def subgroup_effects(analysis_long: pl.DataFrame, adsl: pl.DataFrame, study: Stu
     rows, overall_notes = _contrast_rows(frame, study, "overall", "all", float("nan"))
     notes.extend(overall_notes)
     interactions = []
-    for spec in study.section("models")["subgroups"]:
-        name = str(spec["name"])
-        column = ADSL_TO_MODEL.get(str(spec["column"]), str(spec["column"]))
+    for spec in study.models.subgroups:
+        name = spec.name
+        column = ADSL_TO_MODEL.get(spec.column, spec.column)
         n_missing = frame.get_column(column).null_count()
         data = frame.filter(pl.col(column).is_not_null())
         if n_missing:

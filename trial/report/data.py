@@ -101,19 +101,18 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
 
     A blinded run names neither the arms nor the block size (CONSORT items 8-11 are
     completed at unblinding)."""
-    alloc = study.section("allocation")
-    ratio = ":".join(str(r) for r in alloc["ratio"])
+    alloc = study.allocation
+    ratio = ":".join(str(r) for r in alloc.ratio)
     arms = (
         "; ".join(f"{a.code} = {a.name} ({a.solution})" for a in study.arms)
         if not run.blinded
         else f"{len(study.arms)} arms, masked in this blinded report"
     )
-    block = "" if run.blinded else f", permuted blocks of {alloc['block_size']}"
-    sets = study.section("analysis_sets")
-    pp = sets["pp"]
-    models = study.section("models")
-    mmrm = models["mmrm"]
-    responder = study.section("endpoints")["responder"]
+    block = "" if run.blinded else f", permuted blocks of {alloc.block_size}"
+    pp = study.analysis_sets.pp
+    models = study.models
+    mmrm = models.mmrm
+    responder = study.endpoints.responder
     windows = ", ".join(
         f"{v.code} day {v.target_day}" + (f" ±{v.window_days}" if v.window_days else "")
         for v in study.visits
@@ -125,13 +124,12 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
         )
         return int(rows["n"].sum())
 
-    subgroups = ", ".join(g["name"].replace("_", " ") for g in models["subgroups"])
+    subgroups = ", ".join(g.name.replace("_", " ") for g in models.subgroups)
     return [
         ("Study", f"{study.study_id}: {study.title}. Centres: {', '.join(study.centres)}."),
         (
             "Randomisation",
-            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc['strata'])}. "
-            f"Arms: {arms}.",
+            f"Allocation {ratio}{block}, stratified by {' and '.join(alloc.strata)}. Arms: {arms}.",
         ),
         ("Visits", f"Target study day and window (days): {windows}. Day 1 is the baseline visit."),
         (
@@ -145,9 +143,9 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             f"Screened {total('screened')}, randomised {total('randomised')}. "
             f"Full analysis set (FAS, n = {total('analysed_fas')}): randomised, >= 1 session, a "
             "baseline and >= 1 post-baseline palmar value; analysed as randomised. Per-protocol "
-            f"(n = {total('analysed_pp')}): FAS with >= {pp['min_induction_sessions_share']:.0%} "
-            f"of planned induction sessions at >= {pp['min_current_share']:.0%} of the "
-            f"prescribed current for >= {pp['min_duration_share']:.0%} of the duration, no major "
+            f"(n = {total('analysed_pp')}): FAS with >= {pp.min_induction_sessions_share:.0%} "
+            f"of planned induction sessions at >= {pp.min_current_share:.0%} of the "
+            f"prescribed current for >= {pp.min_duration_share:.0%} of the duration, no major "
             "eligibility violation, out-of-window visits excluded. Safety "
             f"(n = {total('analysed_safety')}): >= 1 session started; analysed as treated.",
         ),
@@ -155,14 +153,14 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             "Primary model",
             f"MMRM on the FAS, visits {', '.join(study.model_visits)}; fixed effects arm, visit, "
             "arm x visit, ln baseline, ln baseline x visit, centre, screening HDSS stratum; "
-            f"{mmrm['covariance']} within-subject covariance (fallback "
-            f"{', '.join(mmrm['fallback'])}), REML, {mmrm['ddf']} denominator df. Missing data "
+            f"{mmrm.covariance} within-subject covariance (fallback "
+            f"{', '.join(mmrm.fallback)}), REML, {mmrm.ddf} denominator df. Missing data "
             "assumed missing at random (no imputation).",
         ),
         (
             "Responders",
-            f"HDSS improvement >= {responder['hdss_improvement_points']} points, or palmar rate "
-            f"reduction >= {responder['sweat_reduction_pct']:g} %, at {study.primary_visit}; a "
+            f"HDSS improvement >= {responder.hdss_improvement} points, or palmar rate "
+            f"reduction >= {responder.sweat_reduction_pct:g} %, at {study.primary_visit}; a "
             "missing value counts as non-response. Logistic regression on arm, centre and "
             "stratum; Cochran-Mantel-Haenszel by centre as a check.",
         ),

@@ -191,15 +191,15 @@ def _primary(data: ReportData) -> str:
         "HDSS responders, n (%)",
         "Sweat responders, n (%)",
     )
-    responder = data.study.section("endpoints")["responder"]
+    responder = data.study.endpoints.responder
     parts.append(
         gt_html(
             table,
             "reduction-responders",
             title=f"Percent reduction from baseline and responders at {visit}",
             note=f"Percent reduction = 100 x (1 - exp(mean change in ln palmar rate)). Responders: "
-            f"HDSS improved >= {responder['hdss_improvement_points']} points; palmar rate reduced "
-            f">= {responder['sweat_reduction_pct']:g} %; missing = non-responder.",
+            f"HDSS improved >= {responder.hdss_improvement} points; palmar rate reduced "
+            f">= {responder.sweat_reduction_pct:g} %; missing = non-responder.",
         )
     )
     if data.blinded:

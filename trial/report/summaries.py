@@ -306,7 +306,7 @@ def baseline_characteristics(
     groups = subject_groups(randomised).join(randomised, on="subject_id")
     parts = [
         _continuous(groups, "age", "Age (years)", geometric=False),
-        _categorical(groups, "sex", "Sex", list(study.codelists["sex"]), order),
+        _categorical(groups, "sex", "Sex", list(study.codelists.sex), order),
         _categorical(
             groups,
             "stratum",
@@ -318,7 +318,7 @@ def baseline_characteristics(
             groups,
             "plantar_involved",
             "Plantar involvement",
-            list(study.codelists["yes_no"]),
+            list(study.codelists.yes_no),
             order,
         ),
     ]
@@ -417,9 +417,9 @@ def responder_shares(
     ``sweat_responders`` (palmar rate reduced by >= the configured percent); a subject with no
     value at the primary visit counts as a non-responder. ``n_observed`` palmar values at the
     primary visit and ``pct_reduction`` = 100 * (1 - exp(mean change in ln rate)) over them."""
-    responder = study.section("endpoints")["responder"]
-    points = float(responder["hdss_improvement_points"])
-    pct = float(responder["sweat_reduction_pct"])
+    responder = study.endpoints.responder
+    points = float(responder.hdss_improvement)
+    pct = responder.sweat_reduction_pct
     visit = study.primary_visit
     groups = subject_groups(adsl, "FASFL")
     hdss = adhdss.filter((pl.col("AVISIT") == visit) & pl.col("CHG").is_not_null()).select(
@@ -498,10 +498,10 @@ def adverse_event_table(safety: ModelResult, study: Study, order: list[str]) -> 
         )
         denominators = pl.concat([denominators, denominators.select(total, pl.col("N").sum())])
     codelists = study.codelists
-    known = [safety_model.ANY_TERM, *codelists["ae_term"]]
+    known = [safety_model.ANY_TERM, *codelists.ae_term]
     present = set(counted["term"].to_list())
     terms = [t for t in known if t in present] + sorted(present - set(known))
-    severities, related = list(codelists["ae_severity"]), list(codelists["ae_related"])
+    severities, related = list(codelists.ae_severity), list(codelists.ae_related)
     levels = pl.DataFrame(
         {
             "dimension": ["any"] + ["severity"] * len(severities) + ["related"] * len(related),

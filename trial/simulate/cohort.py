@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,19 @@ class AdverseEvent:
     related: str
 
 
+@dataclass(frozen=True)
+class Medication:
+    """One ``cm.csv`` row. ``end`` None: ongoing."""
+
+    cm_id: str
+    drug: str
+    verbatim: str
+    start: dt.date
+    end: dt.date | None
+    indication: str
+    rescue: str
+
+
 @dataclass
 class Subject:
     subject_id: str
@@ -124,6 +138,10 @@ class Subject:
     completed: dt.date | None = None
     hdss_responder: bool = False
     aes: list[AdverseEvent] = field(default_factory=list)
+    rescue: dt.date | None = None  # start of rescue treatment for hyperhidrosis (ICE2)
+    rescue_drug: str = ""
+    session_gap: tuple[dt.date, dt.date] | None = None  # no session in [start, end) (ICE1)
+    medications: list[Medication] = field(default_factory=list)  # cm.csv rows
 
     @property
     def randomised(self) -> bool:
@@ -188,7 +206,7 @@ class CohortBuilder:
         self.study = study
         self.p = params
         self.rng = rng
-        self.entry_min = float(study.raw["gravimetry"]["entry_min_rate_mg_min"])
+        self.entry_min = study.gravimetry.entry_min_rate_mg_min
         self.operators: dict[str, list[str]] = {}
         names = list(OPERATOR_NAMES)
         order = rng.permutation(len(names))
@@ -252,13 +270,13 @@ class CohortBuilder:
     def _candidate(self, centre: str, opens: dt.date, p_hdss_fail: float, p_excl: float) -> Subject:
         rng, p = self.rng, self.p
         consent = opens + dt.timedelta(days=int(rng.integers(0, p.recruitment_days)))
-        age_lo, age_hi = (int(a) for a in self.study.raw["eligibility"]["age_range"])
+        age_lo, age_hi = self.study.eligibility.age_range
         age = int(np.clip(round(rng.normal(p.age_mean, p.age_sd)), age_lo, age_hi))
-        sex_codes = self.study.codelists["sex"]
+        sex_codes = self.study.codelists.sex
         sex = "F" if rng.random() < p.female_share else "M"
         if sex not in sex_codes:
             sex = str(sex_codes[0])
-        criteria = [str(c) for c in self.study.raw["eligibility"]["criteria"]]
+        criteria = list(self.study.eligibility.criteria)
         eligibility = dict.fromkeys(criteria, "N")
         reason: str | None = None
         if rng.random() < p_hdss_fail:
@@ -273,7 +291,11 @@ class CohortBuilder:
         levels = {r.code: level for r in self.regions}
         for r in self.regions:
             if not r.primary:
-                levels[r.code] = level + p.sole_log_offset + float(rng.normal(0, p.sd_sole_extra))
+                levels[r.code] = (
+                    level
+                    + p.other_region_log_offset
+                    + float(rng.normal(0, p.sd_other_region_extra))
+                )
         s = Subject(
             subject_id="",
             centre=centre,
@@ -339,11 +361,8 @@ class CohortBuilder:
             if s.randomised:
                 s.bl_date = s.scr_date + dt.timedelta(days=int(rng.integers(-hi, -lo + 1)))
                 s.stratum = levels[s.hdss_scr]
-        alloc = study.raw["allocation"]
-        ratio = [int(r) for r in alloc["ratio"]]
-        size = int(alloc["block_size"])
-        if size % sum(ratio):
-            raise ValueError(f"{study.source}: block size {size} is not a multiple of the ratio")
+        ratio = list(study.allocation.ratio)
+        size = study.allocation.block_size
         block = [
             a
             for a, r in zip(study.arm_codes, ratio, strict=True)
@@ -385,11 +404,18 @@ class CohortBuilder:
             missed = rng.random() < p.visit_missed_share
             s.visits.append(VisitRecord(v.code, planned, None if missed else date, when))
 
-    def follow_up(self, subjects: list[Subject]) -> None:
+    def follow_up(
+        self,
+        subjects: list[Subject],
+        intercurrent: Callable[[list[Subject]], None] | None = None,
+        shift: Callable[[Subject, VisitRecord], float] | None = None,
+    ) -> None:
         """Visits, withdrawals, sweat papers, HDSS and AEs of the randomised subjects.
 
         One randomised subject is never treated, one withdraws before the first
-        post-baseline visit, and ``bl_palm_lost_share`` lose both BL palm papers.
+        post-baseline visit, and ``baseline_primary_papers_lost_share`` lose both BL palm papers.
+        ``intercurrent`` assigns intercurrent events once withdrawals are known (its own random
+        stream); ``shift`` is then the log-scale shift of a done visit's expected change.
         """
         rng, p = self.rng, self.p
         rand = [s for s in subjects if s.randomised]
@@ -404,13 +430,15 @@ class CohortBuilder:
         never, early = order[0], order[1 % len(order)]
         never.never_treated = True
         never.u = never.v = 0.0
-        n_lost = max(1, round(p.bl_palm_lost_share * len(rand)))
+        n_lost = max(1, round(p.baseline_primary_lost_share * len(rand)))
         lost = order[2 : 2 + n_lost]
         for s in lost:
             s.bl_palm_lost = True
         self._withdrawals(rand, never, early)
+        if intercurrent is not None:
+            intercurrent(rand)
         for s in rand:
-            self._outcomes(s)
+            self._outcomes(s, shift)
 
     def _withdrawals(self, rand: list[Subject], never: Subject, early: Subject) -> None:
         rng, p, study = self.rng, self.p, self.study
@@ -462,7 +490,9 @@ class CohortBuilder:
                 final = s.visits[-1]
                 s.completed = final.date or final.planned
 
-    def _outcomes(self, s: Subject) -> None:
+    def _outcomes(
+        self, s: Subject, shift: Callable[[Subject, VisitRecord], float] | None = None
+    ) -> None:
         rng, p, study = self.rng, self.p, self.study
         primary = study.visit(study.primary_visit)
         arm = s.arm or ""
@@ -496,7 +526,8 @@ class CohortBuilder:
                 s.hdss[v.code] = score
             if not rec.done or not v.gravimetry:
                 continue
-            means = {r: s.level[r] + expected_change(p, s, v) for r in s.level}
+            change = expected_change(p, s, v) + (0.0 if shift is None else shift(s, rec))
+            means = {r: s.level[r] + change for r in s.level}
             papers = self._papers(s, v.code, rec.start_local, means)
             if s.bl_palm_lost and v.code == study.baseline_visit:
                 papers = [pp for pp in papers if pp.region != study.primary_region.code]
@@ -519,7 +550,7 @@ class CohortBuilder:
             if s.programmed_ma <= p.anticholinergic_low_ma:
                 r *= p.anticholinergic_low_factor
             risks[term] = r
-        codes = [str(t) for t in self.study.codelists["ae_term"]]
+        codes = list(self.study.codelists.ae_term)
         first, last = session_days[0], session_days[-1]
         span = max((last - first).days, 0)
         events: list[tuple[str, dt.date]] = []

@@ -85,9 +85,9 @@ class DeviceBuilder:
     def _planned_days(self) -> list[int]:
         """Planned session study days from the treatment phases (first session on day 1)."""
         days: list[int] = []
-        for phase in self.study.raw["treatment"]["phases"]:
-            first, last = (int(w) for w in phase["weeks"])
-            per_week = int(phase["sessions_per_week"])
+        for phase in self.study.treatment.phases:
+            first, last = phase.weeks
+            per_week = phase.sessions_per_week
             for week in range(first, last + 1):
                 for j in range(per_week):
                     days.append((week - 1) * 7 + 1 + (j * 7) // per_week)
@@ -180,7 +180,7 @@ class DeviceBuilder:
 
     def _outcome(self) -> tuple[int, str, str]:
         rng, p = self.rng, self.p
-        full = int(self.study.raw["treatment"]["session_minutes"]) * 60
+        full = self.study.treatment.session_minutes * 60
         u = rng.random()
         if u < p.session_fault_share:
             reason, code = "FAULT", _choice(rng, p.fault_code_weights)
@@ -207,6 +207,9 @@ class DeviceBuilder:
             )
             if stop is not None and date >= stop:
                 break
+            gap = s.session_gap
+            if gap is not None and gap[0] <= date < gap[1]:
+                continue
             local = dt.datetime.combine(date, dt.time(0), tzinfo=p.timezone) + dt.timedelta(
                 seconds=int(rng.integers(15 * 3600, 21 * 3600 + 30 * 60)),
                 milliseconds=int(rng.integers(0, 1000)),
@@ -287,8 +290,9 @@ class DeviceBuilder:
     def _resets(self, devices: list[Device]) -> dict[str, list[dict[str, Any]]]:
         """One vendor-A factory reset and one backup-battery clock reset (different units).
 
-        Factory reset: right after export k (not the last); later memory holds only the new
-        sessions, numbered from 1. Clock reset: the battery dies after export j; the sessions
+        Factory reset: right after export k (not the last, and holding more sessions than the
+        next export adds, so that the counter visibly restarts); later memory holds only the
+        new sessions, numbered from 1. Clock reset: the battery dies after export j; the sessions
         until export j + 1 (where the clinic sets the clock again) run from 2000-01-01.
         """
         rng = self.rng
@@ -297,7 +301,9 @@ class DeviceBuilder:
             for d in devices
             if d.vendor == "A"
             for k in range(len(d.exports) - 1)
-            if any(_between(x, d.exports[k], d.exports[k + 1]) for x in d.sessions)
+            if 0
+            < sum(_between(x, d.exports[k], d.exports[k + 1]) for x in d.sessions)
+            < len(d.exports[k].sessions)
         ]
         if not windows:
             return {"factory_resets": [], "clock_resets": []}

@@ -208,7 +208,7 @@ class EventInjector:
         self.files[path].lines[i] = _join(fields)
 
     def edc_faults(self, randomised: set[str]) -> None:
-        sex_codes = set(self.study.codelists["sex"])
+        sex_codes = set(self.study.codelists.sex)
         bad_sex = next(x for x in ["X", "U", "Z"] if x not in sex_codes)
         path, i, header, f = self._edc_row(0, "dm", lambda r: r["subject_id"] in randomised)
         f[header.index("sex")] = bad_sex
@@ -225,7 +225,7 @@ class EventInjector:
 
         free = lambda r: r["visit"] not in self.protected_visits  # noqa: E731
         path, i, header, f = self._edc_row(1, "hdss", free)
-        low, high = (int(x) for x in self.study.simulation["hdss_scale"])
+        low, high = self.study.simulation.hdss_scale
         f[header.index("hdss")] = str(high + 3)
         self._set(path, i, f)
         self._fault(

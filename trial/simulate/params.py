@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from study import Study
-
-
-def _float_map(raw: dict[Any, Any]) -> dict[str, float]:
-    return {str(k): float(v) for k, v in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -41,8 +36,8 @@ class SimulationParams:
     sd_left_right: float
     sd_random_intercept: float
     sd_random_slope_week: float
-    sole_log_offset: float
-    sd_sole_extra: float
+    other_region_log_offset: float
+    sd_other_region_extra: float
     mean_change_primary: dict[str, float]
     effect_fraction: dict[str, float]
     dropout_share: float
@@ -76,8 +71,19 @@ class SimulationParams:
     collection_s_other: list[int]
     paper_never_weighed_share: float
     paper_wet_missing_share: float
-    bl_palm_lost_share: float
+    baseline_primary_lost_share: float
     device_swap_share: float
+    cm_first_delivery: dt.date | None
+    rescue_share: dict[str, float]
+    rescue_after_primary_share: float
+    rescue_slope: float
+    rescue_log_effect: float
+    rescue_drugs: dict[str, float]
+    session_gap_share: float
+    session_gap_days: tuple[int, int]
+    session_gap_fade_days: int
+    other_cm_share: float
+    topical_cm_share: float
 
     @property
     def sd_persistent(self) -> float:
@@ -86,77 +92,76 @@ class SimulationParams:
 
     @classmethod
     def from_study(cls, study: Study) -> SimulationParams:
+        """The study's ``simulation`` section (validated by :func:`study.load_study`)."""
         s = study.simulation
-        arms = study.arm_codes
-        by_arm: dict[str, dict[str, float]] = {
-            str(term): _float_map(v) for term, v in s.get("ae_risk_by_arm", {}).items()
-        }
-        by_arm["DRY_MOUTH"] = _float_map(s["dry_mouth_risk"])
-        for term, risks in by_arm.items():
-            missing = set(arms) - set(risks)
-            if missing:
-                raise ValueError(f"{study.source}: simulation risk of {term} lacks arms {missing}")
-        low = s.get("anticholinergic_low_current", {})
-        unknown = set(s.get("edc_crlf_centres", [])) | set(s.get("balance_in_grams_centres", []))
-        unknown -= set(study.centres)
-        if unknown:
-            raise ValueError(f"{study.source}: simulation names unknown centres {sorted(unknown)}")
-        low_hdss, high_hdss = s["hdss_scale"]
+        low = s.anticholinergic_low_current
+        low_hdss, high_hdss = s.hdss_scale
         return cls(
-            start_date=dt.date.fromisoformat(str(s["start_date"])),
-            delivery_every_days=int(s["delivery_every_days"]),
-            first_delivery_after_days=int(s.get("first_delivery_after_days", 28)),
-            centre_stagger_days=int(s.get("centre_stagger_days", 7)),
-            snapshot_lag_days=int(s.get("snapshot_lag_days", 3)),
-            recruitment_days=int(s.get("recruitment_days", 170)),
-            timezone=ZoneInfo(str(s.get("timezone", "UTC"))),
-            edc_crlf_centres=frozenset(str(c) for c in s.get("edc_crlf_centres", [])),
-            gram_centres=frozenset(str(c) for c in s.get("balance_in_grams_centres", [])),
-            screen_failure_share=float(s["screen_failure_share"]),
-            screening_hdss_probs={int(k): float(v) for k, v in s["screening_hdss_probs"].items()},
-            failing_hdss_values=[int(v) for v in s["failing_hdss_values"]],
-            hdss_scale=(int(low_hdss), int(high_hdss)),
-            log_median_screening=float(s["log_median_screening"]),
-            sd_log_screening=float(s["sd_log_screening"]),
-            sd_residual=float(s["sd_residual"]),
-            sd_left_right=float(s["sd_left_right"]),
-            sd_random_intercept=float(s["sd_random_intercept"]),
-            sd_random_slope_week=float(s["sd_random_slope_week"]),
-            sole_log_offset=float(s.get("sole_log_offset", 0.0)),
-            sd_sole_extra=float(s.get("sd_sole_extra", 0.0)),
-            mean_change_primary=_float_map(s["mean_change_w4"]),
-            effect_fraction=_float_map(s["effect_fraction_by_visit"]),
-            dropout_share=float(s["dropout_by_w12"]),
-            dropout_slope=float(s.get("dropout_logit_slope_per_log_change", 0.0)),
-            dropout_visit=str(s.get("dropout_visit", study.visit_codes[-2])),
-            late_withdrawal_share=float(s.get("withdrawal_after_dropout_visit_share", 0.0)),
-            withdrawal_reasons=_float_map(s["withdrawal_reasons"]),
-            never_treated_reason=str(s["never_treated_reason"]),
-            plantar_share=float(s["plantar_share"]),
-            female_share=float(s.get("female_share", 0.5)),
-            age_mean=float(s.get("age_mean", 30.0)),
-            age_sd=float(s.get("age_sd", 12.0)),
-            vendor_b_share=float(s["vendor_b_share"]),
-            vendor_a_memory=int(s.get("vendor_a_memory_sessions", 200)),
-            vendor_b_hz=int(s.get("vendor_b_hz", 2)),
-            vendor_b_rotate_lines=int(s.get("vendor_b_rotate_lines", 5000)),
-            hdss_responder=_float_map(s["hdss_responder_w4"]),
-            hdss_coupling=float(s.get("hdss_gravimetric_coupling", 0.0)),
-            titration_ma_probs={float(k): float(v) for k, v in s["titration_ma_probs"].items()},
-            ae_risk=_float_map(s["ae_risk"]),
-            ae_risk_by_arm=by_arm,
-            anticholinergic_low_ma=float(low.get("max_ma", 0.0)),
-            anticholinergic_low_factor=float(low.get("risk_factor", 1.0)),
-            visit_missed_share=float(s["visit_missed_share"]),
-            visit_out_of_window_share=float(s["visit_out_of_window_share"]),
-            session_skip_share=float(s["session_skip_share"]),
-            session_stopped_share=float(s["session_stopped_share"]),
-            session_fault_share=float(s["session_fault_share"]),
-            fault_code_weights=_float_map(s["fault_code_weights"]),
-            collection_s_other_share=float(s["collection_s_other_share"]),
-            collection_s_other=[int(v) for v in s["collection_s_other"]],
-            paper_never_weighed_share=float(s["paper_never_weighed_share"]),
-            paper_wet_missing_share=float(s["paper_wet_missing_share"]),
-            bl_palm_lost_share=float(s["bl_palm_lost_share"]),
-            device_swap_share=float(s["device_swap_share"]),
+            start_date=s.start_date,
+            delivery_every_days=s.delivery_every_days,
+            first_delivery_after_days=s.first_delivery_after_days,
+            centre_stagger_days=s.centre_stagger_days,
+            snapshot_lag_days=s.snapshot_lag_days,
+            recruitment_days=s.recruitment_days,
+            timezone=ZoneInfo(s.timezone),
+            edc_crlf_centres=frozenset(s.edc_crlf_centres),
+            gram_centres=frozenset(s.balance_in_grams_centres),
+            screen_failure_share=s.screen_failure_share,
+            screening_hdss_probs=dict(s.screening_hdss_probs),
+            failing_hdss_values=list(s.failing_hdss_values),
+            hdss_scale=(low_hdss, high_hdss),
+            log_median_screening=s.log_median_screening,
+            sd_log_screening=s.sd_log_screening,
+            sd_residual=s.sd_residual,
+            sd_left_right=s.sd_left_right,
+            sd_random_intercept=s.sd_random_intercept,
+            sd_random_slope_week=s.sd_random_slope_week,
+            other_region_log_offset=s.other_region_log_offset,
+            sd_other_region_extra=s.sd_other_region_extra,
+            mean_change_primary=dict(s.primary_mean_change),
+            effect_fraction=dict(s.effect_fraction_by_visit),
+            dropout_share=s.dropout_share,
+            dropout_slope=s.dropout_logit_slope_per_log_change,
+            dropout_visit=s.dropout_visit,
+            late_withdrawal_share=s.withdrawal_after_dropout_visit_share,
+            withdrawal_reasons=dict(s.withdrawal_reasons),
+            never_treated_reason=s.never_treated_reason,
+            plantar_share=s.plantar_share,
+            female_share=s.female_share,
+            age_mean=s.age_mean,
+            age_sd=s.age_sd,
+            vendor_b_share=s.vendor_b_share,
+            vendor_a_memory=s.vendor_a_memory_sessions,
+            vendor_b_hz=s.vendor_b_hz,
+            vendor_b_rotate_lines=s.vendor_b_rotate_lines,
+            hdss_responder=dict(s.primary_hdss_responder_share),
+            hdss_coupling=s.hdss_gravimetric_coupling,
+            titration_ma_probs=dict(s.titration_ma_probs),
+            ae_risk=dict(s.ae_risk),
+            ae_risk_by_arm={term: dict(risks) for term, risks in s.ae_risk_by_arm.items()},
+            anticholinergic_low_ma=low.max_ma,
+            anticholinergic_low_factor=low.risk_factor,
+            visit_missed_share=s.visit_missed_share,
+            visit_out_of_window_share=s.visit_out_of_window_share,
+            session_skip_share=s.session_skip_share,
+            session_stopped_share=s.session_stopped_share,
+            session_fault_share=s.session_fault_share,
+            fault_code_weights=dict(s.fault_code_weights),
+            collection_s_other_share=s.collection_s_other_share,
+            collection_s_other=list(s.collection_s_other),
+            paper_never_weighed_share=s.paper_never_weighed_share,
+            paper_wet_missing_share=s.paper_wet_missing_share,
+            baseline_primary_lost_share=s.baseline_primary_papers_lost_share,
+            device_swap_share=s.device_swap_share,
+            cm_first_delivery=s.cm_first_delivery,
+            rescue_share=dict(s.rescue_share),
+            rescue_after_primary_share=s.rescue_after_primary_share,
+            rescue_slope=s.rescue_logit_slope_per_log_change,
+            rescue_log_effect=s.rescue_log_effect,
+            rescue_drugs=dict(s.rescue_drugs),
+            session_gap_share=s.session_gap_share,
+            session_gap_days=s.session_gap_days,
+            session_gap_fade_days=s.session_gap_fade_days,
+            other_cm_share=s.other_cm_share,
+            topical_cm_share=s.topical_cm_share,
         )

@@ -44,7 +44,19 @@ EDC_HEADERS: dict[str, list[str]] = {
     ],
     "disposition": ["subject_id", "status", "reason", "date"],
     "devices": ["subject_id", "device_serial", "region", "from_date", "to_date"],
+    "cm": [
+        "subject_id",
+        "cm_id",
+        "drug",
+        "verbatim",
+        "start_date",
+        "end_date",
+        "indication",
+        "rescue",
+    ],
 }
+AMENDMENT_TABLES = ("cm",)
+"""EDC exports delivered only from ``simulation.cm_first_delivery`` on (protocol amendment 1)."""
 GRAVIMETRY_HEADER = [
     "subject_id",
     "visit",
@@ -163,7 +175,7 @@ class Renderer:
         )
         codes = self.study.visit_codes
         rows: dict[str, list[list[str]]] = {k: [] for k in EDC_HEADERS}
-        sf_reason = str(self.study.raw["screen_failure_reason"])
+        sf_reason = self.study.screen_failure_reason
         for s in subs:
             rows["dm"].append(
                 [
@@ -199,6 +211,21 @@ class Renderer:
                             ae.related,
                         ]
                     )
+            for m in s.medications:
+                if m.start <= cut:
+                    end = _d(m.end) if m.end is not None and m.end <= cut else ""
+                    rows["cm"].append(
+                        [
+                            s.subject_id,
+                            m.cm_id,
+                            m.drug,
+                            m.verbatim,
+                            _d(m.start),
+                            end,
+                            m.indication,
+                            m.rescue,
+                        ]
+                    )
             if s.end_date <= cut:
                 if s.fail_reason is not None:
                     rows["disposition"].append(
@@ -220,7 +247,10 @@ class Renderer:
                     [dev.subject_id, dev.serial, dev.region, _d(dev.from_date), to]
                 )
         eol = "\r\n" if d.centre in self.p.edc_crlf_centres else "\n"
+        amended = self.p.cm_first_delivery is not None and d.date >= self.p.cm_first_delivery
         for name, header in EDC_HEADERS.items():
+            if name in AMENDMENT_TABLES and not amended:
+                continue
             self.files[f"{d.folder}/{name}.csv"] = OutFile(csv_lines(header, rows[name]), eol)
 
     # -- gravimetry ----------------------------------------------------------------------
@@ -277,7 +307,7 @@ class Renderer:
             ]
             for x in e.sessions:
                 assert x.device_start is not None
-                half = x.duration_s >= int(self.study.raw["treatment"]["session_minutes"]) * 30
+                half = x.duration_s >= self.study.treatment.session_minutes * 30
                 lines.append(
                     f"{x.session_no},{x.device_start.isoformat(timespec='seconds')},"
                     f"{x.duration_s},{x.programmed_ma:.1f},{x.mean_ma:.2f},{x.max_v:.1f},"
@@ -310,7 +340,7 @@ class Renderer:
         ]
         end_ts = str(ts[-1])
         out = [head(ts[0], "start") + f',"ma_set":{x.programmed_ma:.1f}}}']
-        half = int(self.study.raw["treatment"]["session_minutes"]) * 30 * hz
+        half = self.study.treatment.session_minutes * 30 * hz
         if n > half:
             out.extend(samples[:half])
             out.append(head(ts[half], "polarity") + "}")

@@ -212,7 +212,7 @@ def truth_json(
             f"dropout_target_by_{drop_visit.code.lower()}": p.dropout_share,
             "dropout_logit_intercept": extras.pop("dropout_logit_intercept"),
             "dropout_logit_slope_per_log_change": p.dropout_slope,
-            "min_rate_entry_mg_min": float(study.raw["gravimetry"]["entry_min_rate_mg_min"]),
+            "min_rate_entry_mg_min": study.gravimetry.entry_min_rate_mg_min,
         },
         "population_contrasts": contrasts,
         "population_mean_change": mean_change,

@@ -20,6 +20,7 @@ from study import Study
 from trial.simulate.cohort import CohortBuilder, Subject
 from trial.simulate.devices import Device, DeviceBuilder
 from trial.simulate.events import LINE_NUMBERING, EventInjector
+from trial.simulate.ices import assign_intercurrent_events, ice_shift, ice_truth_csv
 from trial.simulate.params import SimulationParams
 from trial.simulate.render import Renderer, schedule_deliveries
 from trial.simulate.sealed import (
@@ -126,13 +127,17 @@ def simulate_trial(
     if n_subjects < 12:
         raise ValueError("simulate at least 12 randomised subjects (special cases need room)")
     params = SimulationParams.from_study(study)
-    cohort_rng, device_rng, render_rng, event_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    cohort_rng, device_rng, render_rng, event_rng, ice_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
     cohort = CohortBuilder(study, params, cohort_rng)
     subjects = cohort.screen(n_subjects)
     cohort.allocate(subjects)
-    cohort.follow_up(subjects)
+    cohort.follow_up(
+        subjects,
+        intercurrent=lambda rand: assign_intercurrent_events(study, params, rand, ice_rng),
+        shift=lambda s, record: ice_shift(study, params, s, record),
+    )
     devices, device_events = DeviceBuilder(study, params, device_rng).build(subjects)
     primary = study.primary_region.code
     session_days: dict[str, set[dt.date]] = {}
@@ -210,6 +215,7 @@ def simulate_trial(
         "truth.json": dumps(truth_json(study, params, subjects, extras)),
         "subjects_truth.csv": subjects_truth_csv(study, params, subjects, devices),
         "sessions_truth.csv": sessions_truth_csv(devices),
+        "ices_truth.csv": ice_truth_csv(study, subjects, devices),
         "delivery_events.json": dumps({"paths": "relative to the raw root", "events": log.events}),
         "faults.json": dumps({"line_numbering": LINE_NUMBERING, "faults": log.faults}),
     }

@@ -1,0 +1,277 @@
+"""Profile of ``ionto run`` on the demo trial: where the time of a run goes (issue 15).
+
+The demo study is simulated once (300 subjects by default). Three runs of ``run_pipeline``
+share one output folder, as a trial's refreshes do:
+
+1. ``first``: every delivery but the last one (by delivery date) into an empty folder;
+2. ``one_delivery``: the last delivery added, then the same folder run again;
+3. ``no_change``: the same raw tree once more.
+
+For every Dagster step (an asset, a multi-asset, or an asset's contract check) the table gives
+its wall and CPU seconds, and of those the IO manager's reads and writes. The run's fixed costs
+are rows of their own: importing the pipeline, building the definitions and opening the
+instance (measured alone, before the runs), the instance's event storage (time spent storing
+Dagster's events, inside and outside steps), Chromium printing the PDF (inside the report
+step), and what is left of the run's wall time outside every step (Dagster's orchestration).
+
+CPU is user + system time of this process and its finished children (Chromium, process
+pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time.
+
+Usage: ``python benchmarks/refresh.py [--subjects 300] [--seed 301] [--top 25]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import dagster as dg  # noqa: E402
+
+import trial.report.investigator as investigator  # noqa: E402
+from ingest.deliveries import scan_deliveries  # noqa: E402
+from pipelines.definitions import build_definitions  # noqa: E402
+from pipelines.io_manager import ParquetIOManager  # noqa: E402
+from pipelines.resources import TrialSettings  # noqa: E402
+from pipelines.run import RunReport, run_pipeline  # noqa: E402
+from study import load_study  # noqa: E402
+from trial.simulate import simulate_trial  # noqa: E402
+
+RUNS = ("first", "one_delivery", "no_change")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children, in seconds."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Cost:
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+@dataclass
+class Profile:
+    """What one run spent, by step and by fixed cost."""
+
+    steps: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    reads: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    writes: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    fixed: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    step_started: dict[str, tuple[float, float]] = field(default_factory=dict)
+    current_step: str = "?"
+    """The step running now: the in-process executor runs one step at a time."""
+
+
+PROFILE = Profile()
+
+
+@contextmanager
+def timed(cost: Cost) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    try:
+        yield
+    finally:
+        cost.add(time.perf_counter() - wall, cpu_seconds() - cpu)
+
+
+def _wrap_io(method: Callable[..., Any], into: str) -> Callable[..., Any]:
+    def wrapper(self: Any, context: Any, *args: Any) -> Any:
+        with timed(getattr(PROFILE, into)[PROFILE.current_step]):
+            return method(self, context, *args)
+
+    return wrapper
+
+
+def _wrap_events(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Time the instance's event storage, and take each step's span from its events."""
+
+    def wrapper(self: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
+        dagster_event = getattr(event, "dagster_event", None)
+        if dagster_event is not None and dagster_event.step_key:
+            key = dagster_event.step_key
+            if dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                PROFILE.step_started[key] = (time.perf_counter(), cpu_seconds())
+                PROFILE.current_step = key
+            elif dagster_event.is_step_success or dagster_event.is_step_failure:
+                wall, cpu = PROFILE.step_started.pop(key)
+                PROFILE.steps[key].add(time.perf_counter() - wall, cpu_seconds() - cpu)
+        with timed(PROFILE.fixed["instance event storage"]):
+            return method(self, event, *args, **kwargs)
+
+    return wrapper
+
+
+def _wrap_pdf(function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with timed(PROFILE.fixed["chromium (PDF, inside the report step)"]):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def instrument() -> None:
+    """Patch the IO manager, the instance's event handling and the PDF printer with timers."""
+    ParquetIOManager.handle_output = _wrap_io(ParquetIOManager.handle_output, "writes")  # type: ignore[method-assign]
+    ParquetIOManager.load_input = _wrap_io(ParquetIOManager.load_input, "reads")  # type: ignore[method-assign]
+    dg.DagsterInstance.handle_new_event = _wrap_events(dg.DagsterInstance.handle_new_event)  # type: ignore[method-assign]
+    investigator.print_to_pdf = _wrap_pdf(investigator.print_to_pdf)  # type: ignore[assignment]
+
+
+def import_cost() -> Cost:
+    """Wall and CPU of importing the pipeline in a fresh interpreter (what ``ionto run`` pays)."""
+    code = (
+        "import resource, time; w = time.perf_counter(); import pipelines.run, "
+        "pipelines.definitions; r = resource.getrusage(resource.RUSAGE_SELF); "
+        "print(time.perf_counter() - w, r.ru_utime + r.ru_stime)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    wall, cpu = (float(v) for v in out.stdout.split()[-2:])
+    return Cost(wall, cpu)
+
+
+def start_cost(raw: Path, out: Path) -> Cost:
+    """Building the definitions and opening a fresh SQLite instance, as ``run_pipeline`` does."""
+    cost = Cost()
+    with timed(cost):
+        settings = TrialSettings(raw_dir=str(raw), out_dir=str(out), study_path="", unblind_path="")
+        build_definitions(settings)
+        home = out / ".dagster"
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with dg.DagsterInstance.from_config(str(home)):
+            pass
+    return cost
+
+
+def profiled_run(raw: Path, out: Path) -> tuple[RunReport, Profile]:
+    global PROFILE
+    PROFILE = Profile()
+    report = run_pipeline(raw_dir=raw, out_dir=out)
+    if not report.success:
+        raise SystemExit(f"the run on {raw} failed: {report.failed_steps} {report.failed_checks}")
+    return report, PROFILE
+
+
+def print_steps(profiles: dict[str, Profile], top: int) -> None:
+    keys = sorted(
+        {k for p in profiles.values() for k in p.steps},
+        key=lambda k: -profiles["first"].steps[k].wall if k in profiles["first"].steps else 0,
+    )
+    head = "| step | " + " | ".join(f"{r} wall | cpu | io read | io write" for r in RUNS) + " |"
+    print(head)
+    print("|---" * (1 + 4 * len(RUNS)) + "|")
+    for key in keys[:top]:
+        cells = []
+        for run in RUNS:
+            p = profiles[run]
+            if key in p.steps:
+                s, r, w = p.steps[key], p.reads[key], p.writes[key]
+                cells.append(f"{s.wall:.2f} | {s.cpu:.2f} | {r.wall:.2f} | {w.wall:.2f}")
+            else:
+                cells.append("- | - | - | -")
+        print(f"| {key} | " + " | ".join(cells) + " |")
+    rest = keys[top:]
+    if rest:
+        cells = []
+        for run in RUNS:
+            p = profiles[run]
+            wall = sum(p.steps[k].wall for k in rest if k in p.steps)
+            cpu = sum(p.steps[k].cpu for k in rest if k in p.steps)
+            read = sum(p.reads[k].wall for k in rest if k in p.reads)
+            write = sum(p.writes[k].wall for k in rest if k in p.writes)
+            cells.append(f"{wall:.2f} | {cpu:.2f} | {read:.2f} | {write:.2f}")
+        print(f"| {len(rest)} other steps | " + " | ".join(cells) + " |")
+
+
+def print_summary(
+    reports: dict[str, RunReport], profiles: dict[str, Profile], imports: Cost, start: Cost
+) -> None:
+    print("| cost | " + " | ".join(f"{r} wall | cpu" for r in RUNS) + " |")
+    print("|---" * (1 + 2 * len(RUNS)) + "|")
+    print(f"| imports (fresh interpreter) | {imports.wall:.2f} | {imports.cpu:.2f} | | | | |")
+    print(f"| definitions + instance (alone) | {start.wall:.2f} | {start.cpu:.2f} | | | | |")
+    rows: dict[str, list[str]] = defaultdict(list)
+    for run in RUNS:
+        p, report = profiles[run], reports[run]
+        steps = Cost(sum(c.wall for c in p.steps.values()), sum(c.cpu for c in p.steps.values()))
+        reads = Cost(sum(c.wall for c in p.reads.values()), sum(c.cpu for c in p.reads.values()))
+        writes = Cost(sum(c.wall for c in p.writes.values()), sum(c.cpu for c in p.writes.values()))
+        checks = [c for k, c in p.steps.items() if k.endswith("contract")]
+        check = Cost(sum(c.wall for c in checks), sum(c.cpu for c in checks))
+        for name, cost in [
+            ("all steps", steps),
+            ("  of which IO manager reads", reads),
+            ("  of which IO manager writes", writes),
+            ("  of which contract check steps", check),
+            *sorted(p.fixed.items()),
+        ]:
+            rows[name].append(f"{cost.wall:.2f} | {cost.cpu:.2f}")
+        rows["outside steps (orchestration)"].append(f"{report.seconds - steps.wall:.2f} | ")
+        rows["run total (wall)"].append(f"{report.seconds:.2f} | ")
+        rows["deliveries read"].append(f"{len(report.deliveries_read)} | ")
+    for name, cells in rows.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=301)
+    parser.add_argument("--top", type=int, default=25, help="steps listed one by one")
+    args = parser.parse_args()
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    imports = import_cost()
+    instrument()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source, raw, out = work / "source", work / "raw", work / "out"
+        simulate_trial(load_study(), n_subjects=args.subjects, seed=args.seed, raw_dir=source)
+        start = start_cost(source, work / "start")
+        # "<centre>/<date>" in delivery-date order: the last one is the newest delivery.
+        folders = sorted(
+            (d.folder for d in scan_deliveries(source)), key=lambda f: (f.split("/")[1], f)
+        )
+        for folder in folders[:-1]:
+            shutil.copytree(source / folder, raw / folder)
+        reports: dict[str, RunReport] = {}
+        profiles: dict[str, Profile] = {}
+        reports["first"], profiles["first"] = profiled_run(raw, out)
+        shutil.copytree(source / folders[-1], raw / folders[-1])
+        reports["one_delivery"], profiles["one_delivery"] = profiled_run(raw, out)
+        reports["no_change"], profiles["no_change"] = profiled_run(raw, out)
+    print(
+        f"Demo trial: {args.subjects} subjects, seed {args.seed}, {len(folders)} deliveries; "
+        f"the last ({folders[-1]}) is added in the second run. Seconds."
+    )
+    print()
+    print_summary(reports, profiles, imports, start)
+    print()
+    print_steps(profiles, args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Trial-level rules on vendor-B events (``data_contracts/trial_rules.yaml``), applied by
+:func:`ingest.telemetry.resolve_telemetry` to each range of devices.
+
+- :func:`key_findings`: an event naming a key the spec does not (``UNKNOWN_JSON_KEY``) or one
+  key twice (``DUPLICATE_JSON_KEY``) is kept and named. Only lines whose count of ``":`` differs
+  from their count of read fields are looked at closely (a line as the devices write it never
+  does), so the check costs one literal scan per line.
+- :func:`backwards_events`: within a session (device, ``sid``) the events in file order (file
+  names carry the UTC time of their first event) then line order must have increasing time
+  stamps. An event that does not fit between its neighbours (which do fit each other) is out of
+  order; any event still earlier than one before it is too. Out-of-order events are
+  quarantined (``TIMESTAMP_BACKWARDS``) and never integrated into a session's charge.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ingest.integrity import findings_of, quarantine_of
+from ingest.readers.vendor_b import DATASET, FIELDS
+
+_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'
+"""A JSON object key followed by its colon (flat objects: vendor-B events nest nothing)."""
+
+
+def key_findings(rows: pl.DataFrame) -> pl.DataFrame:
+    """Findings for events (``raw_text``, lineage, the typed ``FIELDS``) with an unknown or a
+    duplicated JSON key; ``subject_id`` is null (the device's owner is decided later)."""
+    read = pl.sum_horizontal(*(pl.col(f).is_not_null().cast(pl.Int32) for f in FIELDS))
+    suspect = rows.filter(
+        pl.col("raw_text").str.count_matches('":', literal=True) != read
+    ).with_columns(_keys=pl.col("raw_text").str.extract_all(_KEY))
+    if suspect.height == 0:
+        return findings_of(rows.clear(), DATASET, "UNKNOWN_JSON_KEY", pl.lit(""))
+    keys = suspect.with_columns(_keys=pl.col("_keys").list.eval(pl.element().str.extract(_KEY, 1)))
+    unknown = keys.with_columns(
+        _unknown=pl.col("_keys").list.eval(pl.element().filter(~pl.element().is_in(FIELDS)))
+    ).filter(pl.col("_unknown").list.len() > 0)
+    doubled = keys.with_columns(
+        _doubled=pl.col("_keys").list.eval(pl.element().filter(pl.element().is_duplicated()))
+    ).filter(pl.col("_doubled").list.len() > 0)
+    return pl.concat(
+        [
+            findings_of(
+                unknown,
+                DATASET,
+                "UNKNOWN_JSON_KEY",
+                pl.format("key(s) {}", pl.col("_unknown").list.unique().list.join(", ")),
+            ),
+            findings_of(
+                doubled,
+                DATASET,
+                "DUPLICATE_JSON_KEY",
+                pl.format(
+                    "key(s) {} named twice", pl.col("_doubled").list.unique().list.join(", ")
+                ),
+            ),
+        ]
+    )
+
+
+def backwards_events(events: pl.DataFrame) -> pl.Series:
+    """Boolean per row of ``events`` (``dev``, ``sid``, ``ts``, lineage): True for an event out
+    of time order within its session (see the module docstring)."""
+    if events.height == 0:
+        return pl.Series("_back", [], dtype=pl.Boolean)
+    session = ["dev", "sid"]
+    ts = pl.col("ts")
+    ordered = events.with_row_index("_row").sort(
+        *session,
+        pl.col("source_file").str.split("/").list.last(),
+        "source_line",
+        nulls_last=True,
+    )
+    prev, nxt = ts.shift(1).over(session), ts.shift(-1).over(session)
+    prev2, nxt2 = ts.shift(2).over(session), ts.shift(-2).over(session)
+    inner = prev.is_not_null() & nxt.is_not_null() & (prev <= nxt) & ((ts < prev) | (ts > nxt))
+    first = prev.is_null() & nxt.is_not_null() & (ts > nxt) & (nxt <= nxt2)
+    last = nxt.is_null() & prev.is_not_null() & (ts < prev) & (prev2 <= prev)
+    flagged = ordered.with_columns(_back=(inner | first | last).fill_null(False))
+    rest = flagged.filter(~pl.col("_back")).with_columns(
+        _late=(ts < ts.cum_max().shift(1).over(session)).fill_null(False)
+    )
+    back = flagged.join(rest.select("_row", "_late"), on="_row", how="left").with_columns(
+        _back=pl.col("_back") | pl.col("_late").fill_null(False)
+    )
+    return back.sort("_row")["_back"]
+
+
+def backwards_quarantine(rows: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows (``TIMESTAMP_BACKWARDS``) for out-of-order events (``raw_text``,
+    lineage, ``ev``, ``sid``, ``ts``)."""
+    return quarantine_of(
+        rows,
+        DATASET,
+        "ts",
+        "TIMESTAMP_BACKWARDS",
+        pl.format(
+            "{} event of session {} at {}",
+            pl.col("ev"),
+            pl.col("sid"),
+            pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        ),
+    )

@@ -1,0 +1,281 @@
+"""Trial-level rules (``data_contracts/trial_rules.yaml``) on a small hand-made delivery tree,
+read by the pipeline's own per-delivery reader and resolver: every breach is quarantined or
+found with its file and line, and nothing else moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from data_contracts.trial_rules import BLOCKING, FINDING, load_trial_rules
+from ingest.deliveries import manifest_delivery_keys
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
+from ingest.integrity import plausibility
+from ingest.landing import scan_raw
+from ingest.telemetry_rules import backwards_events, key_findings
+
+DM = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening"
+VISITS = "subject_id,visit,visit_date,status"
+HDSS = "subject_id,visit,hdss"
+AE = "subject_id,ae_id,term,verbatim,onset_date,end_date,severity,serious,related"
+DEVICES = "subject_id,device_serial,region,from_date,to_date"
+GRAV = (
+    "subject_id,visit,region,side,paper_id,dry_weight,wet_weight,unit,collection_s,"
+    "collected_at,room_temp_c,humidity_pct,acclimatisation_min,operator,balance_serial"
+)
+
+
+def paper(subject: str, visit: str, side: str, wet: str = "627.5") -> str:
+    return (
+        f"{subject},{visit},PALM,{side},P-{subject}-{visit}-{side},530.6,{wet},mg,60,"
+        "2026-01-19T11:04:31+01:00,21.2,41,25,L. Bauer,B1"
+    )
+
+
+FIRST = {
+    "C01/2026-02-09/dm.csv": [
+        DM,
+        "C01-0001,C01,2026-01-10,M,2001,N,3",
+        "C01-0002,C01,2026-01-10,X,1990,Y,4",  # line 3: sex X, quarantined by the reader
+        "C01-0003,C01,2026-01-12,F,1985,N,3",
+    ],
+    "C01/2026-02-09/ae.csv": [
+        AE,
+        "C01-0001,C01-0001-AE01,ITCHING,itch,2026-01-20,,MILD,N,Y",
+        "C01-0001,C01-0001-AE02,TINGLING,tingle,2026-01-21,,MILD,N,Y",
+        "C01-0003,C01-0003-AE01,HEADACHE,headache,2026-01-05,,MILD,N,N",  # line 4: pre-consent
+    ],
+    "C01/2026-02-09/visits.csv": [
+        VISITS,
+        "C01-0001,SCR,2026-01-12,DONE",
+        "C01-0001,BL,2026-01-19,DONE",
+        "C01-0001,W1,,MISSED",
+        "C01-0003,SCR,2026-01-02,DONE",  # line 5: before consent 2026-01-12
+        "C01-0002,SCR,2026-01-12,DONE",
+    ],
+    "C01/2026-02-09/hdss.csv": [HDSS, "C01-0001,BL,3", "C01-0001,W1,2"],  # line 3: MISSED
+    "C01/2026-02-09/devices.csv": [
+        DEVICES,
+        "C01-0001,A-00001,PALM,2026-01-19,",
+        "C01-0003,A-00001,PALM,2026-01-25,2026-02-01",  # line 3: serial still with C01-0001
+        "C01-0002,A-00002,PALM,2026-01-19,",
+    ],
+    "C01/2026-02-09/gravimetry_C01_a.csv": [
+        GRAV,
+        paper("C01-0001", "BL", "L"),
+        paper("C04-9853", "BL", "L"),  # line 3: in no dm.csv
+        paper("C01-0002", "SCR", "L"),  # line 4: dm row quarantined: kept
+        paper("C01-0001", "SCR", "R", wet="1e400"),  # line 5: not finite
+    ],
+    "C02/2026-02-09/dm.csv": [DM, "C01-0001,C01,2026-01-10,M,2001,N,3"],  # another centre
+}
+SECOND = {
+    # The latest ae.csv of C01 is cut to its header: both AEs of C01-0001 stay in force.
+    "C01/2026-03-09/ae.csv": [AE],
+}
+
+
+def write_tree(root: Path, files: dict[str, list[str]]) -> None:
+    for name, lines in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def resolved(tmp_path: Path) -> dict[str, pl.DataFrame]:
+    raw = tmp_path / "raw"
+    write_tree(raw, {**FIRST, **SECOND})
+    manifest = scan_raw(raw)
+    keys = manifest_delivery_keys(manifest)
+    frames = [read_delivery_folder(raw, f) for f in keys["folder"]]
+    return resolve_raw_datasets(manifest, frames, raw)
+
+
+def at(frame: pl.DataFrame, code_col: str, code: str) -> list[tuple[str, int | None]]:
+    rows = frame.filter(pl.col(code_col) == code)
+    return sorted(zip(rows["source_file"], rows["source_line"], strict=True))
+
+
+def test_every_rule_is_declared_with_severity_and_fix() -> None:
+    rules = load_trial_rules()
+    for code in (
+        "UNKNOWN_SUBJECT",
+        "WRONG_CENTRE",
+        "SUBJECT_IN_TWO_CENTRES",
+        "VISIT_BEFORE_CONSENT",
+        "SERIAL_DOUBLE_ASSIGNED",
+        "AE_BEFORE_CONSENT",
+        "VISIT_NOT_DONE",
+        "NON_FINITE",
+        "IMPLAUSIBLE_VALUE",
+        "TIMESTAMP_BACKWARDS",
+    ):
+        assert rules.rule(code).severity == BLOCKING, code
+        assert rules.rule(code).fix
+    for code in ("UNKNOWN_JSON_KEY", "DUPLICATE_JSON_KEY", "SNAPSHOT_ROW_MISSING"):
+        assert rules.rule(code).severity == FINDING, code
+
+
+def test_blocking_rules_quarantine_with_file_and_line(resolved: dict[str, pl.DataFrame]) -> None:
+    q = resolved["quarantine"]
+    c01 = "C01/2026-02-09/"
+    assert at(q, "reason_code", "UNKNOWN_SUBJECT") == [(c01 + "gravimetry_C01_a.csv", 3)]
+    assert at(q, "reason_code", "NON_FINITE") == [(c01 + "gravimetry_C01_a.csv", 5)]
+    assert at(q, "reason_code", "VISIT_BEFORE_CONSENT") == [(c01 + "visits.csv", 5)]
+    assert at(q, "reason_code", "AE_BEFORE_CONSENT") == [(c01 + "ae.csv", 4)]
+    assert at(q, "reason_code", "VISIT_NOT_DONE") == [(c01 + "hdss.csv", 3)]
+    assert at(q, "reason_code", "SERIAL_DOUBLE_ASSIGNED") == [
+        (c01 + "devices.csv", 2),
+        (c01 + "devices.csv", 3),
+    ]
+    # One id in two centres: both dm rows quarantined; the subject stays registered.
+    assert at(q, "reason_code", "SUBJECT_IN_TWO_CENTRES") == [
+        (c01 + "dm.csv", 2),
+        ("C02/2026-02-09/dm.csv", 2),
+    ]
+    unknown = q.filter(pl.col("reason_code") == "UNKNOWN_SUBJECT").row(0, named=True)
+    assert unknown["raw_text"].startswith("C04-9853,BL,PALM,L")
+    assert "C04-9853" in unknown["message"] and "fix:" in unknown["message"]
+
+
+def test_no_blocked_row_reaches_a_dataset(resolved: dict[str, pl.DataFrame]) -> None:
+    papers = resolved["gravimetry"]
+    assert "C04-9853" not in papers["subject_id"].to_list()
+    # Kept: the paper of the subject whose dm row is quarantined (the subject exists).
+    assert papers.filter(pl.col("subject_id") == "C01-0002").height == 1
+    assert papers.height == 2
+    assert resolved["visits"].filter(pl.col("subject_id") == "C01-0003").height == 0
+    assert resolved["hdss"]["visit"].to_list() == ["BL"]
+    assert resolved["devices"]["subject_id"].to_list() == ["C01-0002"]
+    assert resolved["dm"]["subject_id"].to_list() == ["C01-0003"]
+
+
+def test_shrinking_snapshot_keeps_earlier_rows_with_a_finding(
+    resolved: dict[str, pl.DataFrame],
+) -> None:
+    ae = resolved["ae"]
+    assert sorted(ae["ae_id"]) == ["C01-0001-AE01", "C01-0001-AE02"]
+    assert set(ae["source_file"]) == {"C01/2026-02-09/ae.csv"}
+    found = resolved["integrity_findings"].filter(pl.col("finding") == "SNAPSHOT_ROW_MISSING")
+    # Each missing row is named (line 4, before consent, is then quarantined too).
+    assert at(found, "finding", "SNAPSHOT_ROW_MISSING") == [
+        ("C01/2026-02-09/ae.csv", 2),
+        ("C01/2026-02-09/ae.csv", 3),
+        ("C01/2026-02-09/ae.csv", 4),
+    ]
+    assert all("C01/2026-03-09/ae.csv" in d for d in found["detail"])
+
+
+def test_a_later_snapshot_with_the_row_settles_it(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    third = {"C01/2026-04-06/ae.csv": FIRST["C01/2026-02-09/ae.csv"]}
+    write_tree(raw, {**FIRST, **SECOND, **third})
+    manifest = scan_raw(raw)
+    frames = [read_delivery_folder(raw, f) for f in manifest_delivery_keys(manifest)["folder"]]
+    out = resolve_raw_datasets(manifest, frames, raw)
+    assert set(out["ae"]["source_file"]) == {"C01/2026-04-06/ae.csv"}
+    assert out["integrity_findings"].filter(pl.col("dataset") == "ae").height == 0
+
+
+def test_plausibility_rejects_non_finite_and_implausible() -> None:
+    frame = pl.DataFrame(
+        {
+            "source_file": ["f.csv"] * 3,
+            "source_line": [2, 3, 4],
+            "programmed_ma": [15.0, 9999.0, 15.0],
+            "mean_ma": [14.8, 14.9, float("inf")],
+            "_raw": ["a", "b", "c"],
+        }
+    )
+    kept, q = plausibility(frame, "vendor_a_sessions", raw_text="_raw")
+    assert kept["source_line"].to_list() == [2]
+    assert q.select("source_line", "reason_code", "field", "raw_text").rows() == [
+        (3, "IMPLAUSIBLE_VALUE", "programmed_ma", "b"),
+        (4, "NON_FINITE", "mean_ma", "c"),
+    ]
+
+
+def _events(ts: list[str]) -> pl.DataFrame:
+    base = dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.UTC)
+    return pl.DataFrame(
+        {
+            "source_file": ["C01/2026-03-15/ionto-b_B-1_20260314180000.jsonl"] * len(ts),
+            "source_line": list(range(1, len(ts) + 1)),
+            "dev": ["B-1"] * len(ts),
+            "sid": ["s1"] * len(ts),
+            "ts": [base + dt.timedelta(seconds=float(s)) for s in ts],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("offsets", "bad"),
+    [
+        (["0", "0.5", "1", "1.5", "2"], []),
+        (["0", "0.5", str(1 - 86400), "1.5", "2"], [3]),  # a day early, mid-session
+        (["0", "0.5", "1", str(1.5 + 86400), "2", "2.5"], [4]),  # a day late
+        ([str(-86400), "0.5", "1", "1.5"], []),  # first event alone early: nothing before it
+        (["0", "0.5", "1", "1.5", str(2 - 86400)], [5]),  # last event early
+        (["0", "1", "5000", "2", "3", "-100", "4"], [3, 6]),  # two strays in one session
+    ],
+)
+def test_backwards_events(offsets: list[str], bad: list[int]) -> None:
+    events = _events(offsets)
+    flagged = events.filter(backwards_events(events))
+    assert flagged["source_line"].to_list() == bad
+
+
+def test_vendor_b_backwards_sample_is_quarantined_and_not_integrated(tmp_path: Path) -> None:
+    def ev(ts: str, kind: str, extra: str = "") -> str:
+        return f'{{"ts":"2026-03-14T{ts}Z","dev":"B-00042","ev":"{kind}","sid":"7f3c"{extra}}}'
+
+    lines = [
+        ev("18:00:00.000", "start", ',"ma_set":10.0'),
+        ev("18:00:00.500", "sample", ',"ma":10.0,"v":20.0'),
+        ev("18:00:01.000", "sample", ',"ma":10.0,"v":20.0'),
+        ev("18:00:01.500", "sample", ',"ma":10.0,"v":20.0').replace("03-14", "03-13"),
+        ev("18:00:02.000", "sample", ',"ma":10.0,"v":20.0'),
+        ev("18:00:02.500", "end", ',"reason":"COMPLETED"'),
+        ev("18:00:02.600", "polarity", ',"volt":3,"dev":"B-00042"'),  # unknown + doubled key
+    ]
+    raw = tmp_path / "raw"
+    write_tree(raw, {"C01/2026-03-15/ionto-b_B-00042_20260314180000.jsonl": lines})
+    manifest = scan_raw(raw)
+    frames = [read_delivery_folder(raw, "C01/2026-03-15")]
+    telemetry = resolve_vendor_b(manifest, frames, 10.0, tmp_path / "events")
+    q = telemetry.quarantine
+    assert q.select("source_line", "reason_code").rows() == [(4, "TIMESTAMP_BACKWARDS")]
+    session = telemetry.sessions.row(0, named=True)
+    # Samples at 0.5, 1.0, 2.0 s of 10 mA: trapezoids 10 mA x 1.5 s = 15 mC, not a day's worth.
+    assert session["charge_mc"] == pytest.approx(15.0)
+    found = telemetry.findings
+    assert found.select("source_line", "finding").sort("finding").rows() == [
+        (7, "DUPLICATE_JSON_KEY"),
+        (7, "UNKNOWN_JSON_KEY"),
+    ]
+    assert "volt" in found.filter(pl.col("finding") == "UNKNOWN_JSON_KEY")["detail"][0]
+
+
+def test_key_findings_ignore_lines_as_devices_write_them() -> None:
+    line = '{"ts":"2026-03-14T18:00:00.500Z","dev":"B-1","ev":"sample","sid":"s","ma":1.0,"v":2.0}'
+    rows = pl.DataFrame(
+        {
+            "source_file": ["f"],
+            "source_line": [1],
+            "raw_text": [line],
+            "ts": ["x"],
+            "dev": ["B-1"],
+            "ev": ["sample"],
+            "sid": ["s"],
+            "ma_set": [None],
+            "ma": [1.0],
+            "v": [2.0],
+            "code": [None],
+            "reason": [None],
+        }
+    )
+    assert key_findings(rows).height == 0

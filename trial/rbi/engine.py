@@ -1,0 +1,324 @@
+"""run_rbi: fit the imputation model, draw its parameters per sample, impute, analyse, pool.
+
+Samples by method (all share the imputation model of :mod:`trial.rbi.reml_fit`):
+
+- ``condmean-jackknife``: one REML refit per subject left out (the pattern sums with that
+  subject's contribution removed, warm-started at the full fit); conditional mean imputation
+  of every subject and the ANCOVA without the left-out subject.
+- ``condmean-bootstrap``: subjects resampled with replacement within groups; REML refit on the
+  bootstrap sample; conditional mean imputation; ANCOVA on the bootstrap sample.
+- ``bayes-approx``: the bootstrap refits as parameter draws; one random imputation of the
+  original data per draw; ANCOVA with its standard errors; Rubin's rules.
+
+Parameter draws do not depend on a delta, so :func:`run_rbi_deltas` analyses many deltas (a
+tipping-point curve) from one set of fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from trial.models.reml import PatternData
+from trial.rbi.analysis import AncovaEstimates, ancova, parameter_names
+from trial.rbi.impute import Imputer
+from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
+from trial.rbi.prepare import Prepared, prepare
+from trial.rbi.reml_fit import RemlOptimum, UnstructuredReml
+from trial.rbi.spec import DELTA_COLUMN, RbiInputError, RbiSpec
+
+CHUNK = 128
+"""Samples imputed and analysed at once (bounds memory at CHUNK x subjects x visits)."""
+
+POOLED_COLUMNS = ["visit", "parameter", "estimate", "se", "lci", "uci", "pvalue", "df"]
+
+
+@dataclass
+class RbiResult:
+    """Pooled inference and what was fitted.
+
+    ``pooled``: one row per visit and parameter (``trt_<level>``: level minus reference;
+    ``lsm_<level>``: LS mean of a group), columns :data:`POOLED_COLUMNS`; ``df`` is null for
+    the normal-based jackknife and bootstrap. ``samples``: the estimate of every sample
+    (``sample``, ``visit``, ``parameter``, ``estimate``). ``imputed``: the grid with the
+    full-data conditional-mean imputation (``imputed`` flags imputed values, delta included).
+    ``coefficients`` / ``covariance``: the full-data imputation model. ``fit``: counts and
+    settings (subjects, observations fitted, strategies, method, samples, refits that needed
+    the full Newton fallback, -2 REML log-likelihood).
+    """
+
+    pooled: pl.DataFrame
+    samples: pl.DataFrame
+    imputed: pl.DataFrame
+    coefficients: pl.DataFrame
+    covariance: pl.DataFrame
+    fit: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Imputation-model parameters per sample and the subjects' weight in each sample."""
+
+    full: RemlOptimum
+    betas: np.ndarray
+    sigmas: np.ndarray
+    weights: np.ndarray
+    fallbacks: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
+    """Pattern sums of the fit rows, of all subjects or of a resample ``ids``."""
+    mask = prep.fit_mask if ids is None else prep.fit_mask[ids]
+    x = prep.x_own if ids is None else prep.x_own[ids]
+    y = prep.y if ids is None else prep.y[ids]
+    subject, visit = np.nonzero(mask)
+    return PatternData(x[mask], y[mask], subject, visit, prep.n_visits)
+
+
+class LeaveOneOut:
+    """Removes one subject's contribution from the pattern sums, and puts it back."""
+
+    def __init__(self, prep: Prepared, data: PatternData) -> None:
+        t = prep.n_visits
+        self.prep, self.data = prep, data
+        codes = data.masks.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
+        sizes = data.masks.sum(1) ** 2
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.pattern_of_code = {int(c): k for k, c in enumerate(codes)}
+        subject_codes = prep.fit_mask.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
+        self.codes = subject_codes
+
+    def contribution(self, i: int) -> tuple[int, np.ndarray, int]:
+        """Pattern index, the subject's rows of ``s_all`` and its number of observations."""
+        obs = np.flatnonzero(self.prep.fit_mask[i])
+        z = np.hstack([self.prep.x_own[i, obs], self.prep.y[i, obs][:, None]])
+        m, q = z.shape
+        block = np.einsum("aq,br->abqr", z, z).reshape(m * m, q * q)
+        return self.pattern_of_code[int(self.codes[i])], block, m
+
+    def refit(
+        self, i: int, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
+    ) -> tuple[RemlOptimum, bool]:
+        """The imputation model refitted without subject ``i``; whether it fell back."""
+        if self.codes[i] == 0:
+            return full, False
+        k, block, m = self.contribution(i)
+        rows = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+        saved = self.data.s_all[rows].copy()
+        self.data.s_all[rows] -= block
+        self.data.counts[k] -= 1.0
+        self.data.n_obs -= m
+        try:
+            return model.refit(full.theta, h_inv)
+        finally:
+            self.data.s_all[rows] = saved
+            self.data.counts[k] += 1.0
+            self.data.n_obs += m
+
+
+def _stratified_resample(prep: Prepared, rng: np.random.Generator) -> np.ndarray:
+    """Subject indices of a bootstrap sample, resampled within each group."""
+    parts = []
+    for g in range(len(prep.groups)):
+        members = np.flatnonzero(prep.group_index == g)
+        parts.append(rng.choice(members, size=len(members), replace=True))
+    return np.sort(np.concatenate(parts))
+
+
+def draw_parameters(prep: Prepared) -> Draws:
+    """Full-data fit plus the per-sample refits of the spec's method."""
+    import time
+
+    spec = prep.spec
+    start = time.perf_counter()
+    data = pattern_data(prep)
+    model = UnstructuredReml(data)
+    full, hessian = model.fit()
+    h_inv = np.linalg.inv(hessian)
+    seconds = {"full_fit": time.perf_counter() - start}
+    n = prep.n_subjects
+    start = time.perf_counter()
+    betas, sigmas, fallbacks = [], [], 0
+    if spec.method == "condmean-jackknife":
+        loo = LeaveOneOut(prep, data)
+        for i in range(n):
+            opt, fell_back = loo.refit(i, model, full, h_inv)
+            betas.append(opt.beta)
+            sigmas.append(opt.sigma)
+            fallbacks += int(fell_back)
+        weights = np.ones((n, n)) - np.eye(n)
+    else:
+        rng = np.random.default_rng(spec.seed)
+        weight_rows = []
+        for _ in range(spec.n_samples):
+            ids = _stratified_resample(prep, rng)
+            sample_model = UnstructuredReml(pattern_data(prep, ids))
+            opt, fell_back = sample_model.refit(full.theta, h_inv)
+            fallbacks += int(fell_back)
+            betas.append(opt.beta)
+            sigmas.append(opt.sigma)
+            weight_rows.append(np.bincount(ids, minlength=n).astype(float))
+        weights = np.array(weight_rows)
+    seconds["refits"] = time.perf_counter() - start
+    return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, seconds)
+
+
+def point_estimates(prep: Prepared) -> np.ndarray:
+    """Estimates (t, P) of the conditional-mean analysis of all subjects, fitted from scratch
+    (the naive baseline of the jackknife: one of these per subject left out)."""
+    full, _ = UnstructuredReml(pattern_data(prep)).fit()
+    completed = Imputer(prep).complete(full.beta[None], full.sigma[None])
+    ones = np.ones((1, prep.n_subjects))
+    return ancova(prep.x_analysis, completed, ones, len(prep.groups)).estimate[0]
+
+
+def delta_matrix(prep: Prepared, delta: pl.DataFrame | None) -> np.ndarray | None:
+    """The (n, t) shifts of a delta table keyed by any of subject, group and visit columns."""
+    if delta is None:
+        return None
+    spec = prep.spec
+    keys = [c for c in (spec.subject, spec.group, spec.visit) if c in delta.columns]
+    if DELTA_COLUMN not in delta.columns or not keys:
+        raise RbiInputError(
+            f"a delta table needs a {DELTA_COLUMN!r} column and at least one of the columns "
+            f"{spec.subject!r}, {spec.group!r}, {spec.visit!r}"
+        )
+    table = delta.select(*(pl.col(k).cast(pl.String) for k in keys), pl.col(DELTA_COLUMN))
+    if table.select(pl.struct(keys).is_duplicated().any()).item():
+        raise RbiInputError(f"the delta table has two rows for the same {', '.join(keys)}")
+    for k in keys:
+        known = set(prep.grid.get_column(k).to_list())
+        unknown = sorted(set(table.get_column(k).drop_nulls().to_list()) - known)
+        if unknown:
+            raise RbiInputError(f"the delta table names {k} value(s) {unknown} not in the data")
+    joined = prep.grid.join(table, on=keys, how="left", maintain_order="left")
+    values = joined.get_column(DELTA_COLUMN).cast(pl.Float64).fill_null(0.0).to_numpy()
+    return values.reshape(prep.n_subjects, prep.n_visits)
+
+
+def _analyse_samples(
+    prep: Prepared, draws: Draws, imputer: Imputer, delta: np.ndarray | None
+) -> AncovaEstimates:
+    spec = prep.spec
+    bayes = spec.method == "bayes-approx"
+    rng = np.random.default_rng([spec.seed, 1]) if bayes else None
+    n_sets = len(draws.betas)
+    parts = []
+    for lo in range(0, n_sets, CHUNK):
+        hi = min(lo + CHUNK, n_sets)
+        completed = imputer.complete(draws.betas[lo:hi], draws.sigmas[lo:hi], rng, delta)
+        weights = np.ones((hi - lo, prep.n_subjects)) if bayes else draws.weights[lo:hi]
+        parts.append(
+            ancova(prep.x_analysis, completed, weights, len(prep.groups), with_variance=bayes)
+        )
+    return AncovaEstimates(
+        np.concatenate([p.estimate for p in parts]),
+        np.concatenate([p.variance for p in parts if p.variance is not None]) if bayes else None,
+        np.concatenate([p.df for p in parts]),
+    )
+
+
+def _long(prep: Prepared, values: dict[str, np.ndarray]) -> pl.DataFrame:
+    names = parameter_names(prep.groups)
+    t, n_par = len(prep.visits), len(names)
+    frame = pl.DataFrame(
+        {
+            "visit": [v for v in prep.visits for _ in names],
+            "parameter": names * t,
+            **{k: v.reshape(t * n_par) for k, v in values.items()},
+        }
+    )
+    return frame.with_columns(pl.col("df").fill_nan(None)).select(POOLED_COLUMNS)
+
+
+def analyse(prep: Prepared, draws: Draws, delta: pl.DataFrame | None = None) -> RbiResult:
+    """Impute, analyse and pool for one delta (None: no shift)."""
+    spec = prep.spec
+    shift = delta_matrix(prep, delta)
+    imputer = Imputer(prep)
+    full_completed = imputer.complete(draws.full.beta[None], draws.full.sigma[None], None, shift)
+    ones = np.ones((1, prep.n_subjects))
+    full = ancova(prep.x_analysis, full_completed, ones, len(prep.groups)).estimate[0]
+    samples = _analyse_samples(prep, draws, imputer, shift)
+    if spec.method == "condmean-jackknife":
+        pooled = pool_jackknife(full, samples.estimate, spec.alpha)
+    elif spec.method == "condmean-bootstrap":
+        pooled = pool_bootstrap(full, samples.estimate, spec.alpha)
+    else:
+        assert samples.variance is not None
+        v_com = float(prep.n_subjects - prep.x_analysis.shape[2])
+        pooled = pool_rubin(samples.estimate, samples.variance, v_com, spec.alpha)
+
+    names = parameter_names(prep.groups)
+    n_sets, t = samples.estimate.shape[:2]
+    sample_frame = pl.DataFrame(
+        {
+            "sample": np.repeat(np.arange(n_sets), t * len(names)),
+            "visit": np.tile(np.repeat(prep.visits, len(names)), n_sets),
+            "parameter": np.tile(names, n_sets * t),
+            "estimate": samples.estimate.ravel(),
+        }
+    )
+    imputed = prep.grid.with_columns(
+        pl.Series(spec.outcome, full_completed[0].ravel()),
+        pl.Series("imputed", prep.missing.ravel()),
+    )
+    t_vis = prep.visits
+    coefficients = pl.DataFrame({"term": prep.terms, "estimate": draws.full.beta})
+    covariance = pl.DataFrame(
+        {
+            "visit_row": [a for a in t_vis for _ in t_vis],
+            "visit_col": [b for _ in t_vis for b in t_vis],
+            "covariance": draws.full.sigma.ravel(),
+        }
+    )
+    strategies, counts = np.unique(prep.strategy[prep.ice_visit < t], return_counts=True)
+    fit: dict[str, object] = {
+        "method": spec.method,
+        "n_subjects": prep.n_subjects,
+        "n_visits": t,
+        "n_observed": int((~prep.missing).sum()),
+        "n_imputed": int(prep.missing.sum()),
+        "n_fit_observations": int(prep.fit_mask.sum()),
+        "ice_strategies": {str(s): int(c) for s, c in zip(strategies, counts, strict=True)},
+        "n_samples": int(n_sets),
+        "refit_fallbacks": draws.fallbacks,
+        "m2_reml_loglik": draws.full.m2loglik,
+        "alpha": spec.alpha,
+        "seconds": draws.seconds,
+    }
+    return RbiResult(
+        pooled=_long(prep, pooled),
+        samples=sample_frame,
+        imputed=imputed,
+        coefficients=coefficients,
+        covariance=covariance,
+        fit=fit,
+    )
+
+
+def run_rbi(
+    data: pl.DataFrame,
+    ice: pl.DataFrame | None,
+    spec: RbiSpec,
+    delta: pl.DataFrame | None = None,
+) -> RbiResult:
+    """Reference-based imputation of ``data`` under the ICEs of ``ice`` (see the package doc)."""
+    prep = prepare(data, ice, spec)
+    return analyse(prep, draw_parameters(prep), delta)
+
+
+def run_rbi_deltas(
+    data: pl.DataFrame,
+    ice: pl.DataFrame | None,
+    spec: RbiSpec,
+    deltas: Sequence[pl.DataFrame | None],
+) -> list[RbiResult]:
+    """One result per delta table, all from one set of imputation-model fits (tipping point)."""
+    prep = prepare(data, ice, spec)
+    draws = draw_parameters(prep)
+    return [analyse(prep, draws, d) for d in deltas]
