@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trial.rbi.spec import RbiInputError
+
 
 def parameter_names(groups: list[str]) -> list[str]:
     return [f"trt_{g}" for g in groups[1:]] + [f"lsm_{g}" for g in groups]
@@ -60,7 +62,13 @@ def ancova(
             n_sets, k, k
         )
         rhs = (weights * y) @ x
-        gram_inv = np.linalg.inv(gram)
+        try:
+            gram_inv = np.linalg.inv(gram)
+        except np.linalg.LinAlgError as err:
+            raise RbiInputError(
+                "the ANCOVA is not estimable in a resample (a covariate level absent from a "
+                "bootstrap sample?); use fewer factor levels or the jackknife"
+            ) from err
         beta = np.einsum("skl,sl->sk", gram_inv, rhs)
         rows = np.repeat((weights @ x / total[:, None])[:, None, :], n_groups, axis=1)
         rows[:, :, 1:n_groups] = np.eye(n_groups)[:, 1:][None]

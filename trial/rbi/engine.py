@@ -3,8 +3,8 @@
 Samples by method (all share the imputation model of :mod:`trial.rbi.reml_fit`):
 
 - ``condmean-jackknife``: one REML refit per subject left out (the pattern sums with that
-  subject's contribution removed, warm-started at the full fit); conditional mean imputation
-  of every subject and the ANCOVA without the left-out subject.
+  subject's contribution removed, warm-started at the full fit: :mod:`trial.rbi.jackknife`);
+  conditional mean imputation of every subject and the ANCOVA without the left-out subject.
 - ``condmean-bootstrap``: subjects resampled with replacement within groups; REML refit on the
   bootstrap sample; conditional mean imputation; ANCOVA on the bootstrap sample.
 - ``bayes-approx``: the bootstrap refits as parameter draws; one random imputation of the
@@ -25,6 +25,7 @@ import polars as pl
 from trial.models.reml import PatternData
 from trial.rbi.analysis import AncovaEstimates, ancova, parameter_names
 from trial.rbi.impute import Imputer
+from trial.rbi.jackknife import LeaveOneOut
 from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
 from trial.rbi.prepare import Prepared, prepare
 from trial.rbi.reml_fit import RemlOptimum, UnstructuredReml
@@ -79,47 +80,6 @@ def pattern_data(prep: Prepared, ids: np.ndarray | None = None) -> PatternData:
     return PatternData(x[mask], y[mask], subject, visit, prep.n_visits)
 
 
-class LeaveOneOut:
-    """Removes one subject's contribution from the pattern sums, and puts it back."""
-
-    def __init__(self, prep: Prepared, data: PatternData) -> None:
-        t = prep.n_visits
-        self.prep, self.data = prep, data
-        codes = data.masks.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
-        sizes = data.masks.sum(1) ** 2
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self.pattern_of_code = {int(c): k for k, c in enumerate(codes)}
-        subject_codes = prep.fit_mask.astype(np.int64) @ (1 << np.arange(t, dtype=np.int64))
-        self.codes = subject_codes
-
-    def contribution(self, i: int) -> tuple[int, np.ndarray, int]:
-        """Pattern index, the subject's rows of ``s_all`` and its number of observations."""
-        obs = np.flatnonzero(self.prep.fit_mask[i])
-        z = np.hstack([self.prep.x_own[i, obs], self.prep.y[i, obs][:, None]])
-        m, q = z.shape
-        block = np.einsum("aq,br->abqr", z, z).reshape(m * m, q * q)
-        return self.pattern_of_code[int(self.codes[i])], block, m
-
-    def refit(
-        self, i: int, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
-    ) -> tuple[RemlOptimum, bool]:
-        """The imputation model refitted without subject ``i``; whether it fell back."""
-        if self.codes[i] == 0:
-            return full, False
-        k, block, m = self.contribution(i)
-        rows = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
-        saved = self.data.s_all[rows].copy()
-        self.data.s_all[rows] -= block
-        self.data.counts[k] -= 1.0
-        self.data.n_obs -= m
-        try:
-            return model.refit(full.theta, h_inv)
-        finally:
-            self.data.s_all[rows] = saved
-            self.data.counts[k] += 1.0
-            self.data.n_obs += m
-
-
 def _stratified_resample(prep: Prepared, rng: np.random.Generator) -> np.ndarray:
     """Subject indices of a bootstrap sample, resampled within each group."""
     parts = []
@@ -144,9 +104,9 @@ def draw_parameters(prep: Prepared) -> Draws:
     start = time.perf_counter()
     betas, sigmas, fallbacks = [], [], 0
     if spec.method == "condmean-jackknife":
-        loo = LeaveOneOut(prep, data)
+        loo = LeaveOneOut(prep, model, full, h_inv)
         for i in range(n):
-            opt, fell_back = loo.refit(i, model, full, h_inv)
+            opt, fell_back = loo.refit(i)
             betas.append(opt.beta)
             sigmas.append(opt.sigma)
             fallbacks += int(fell_back)

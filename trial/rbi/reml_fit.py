@@ -132,9 +132,11 @@ class UnstructuredReml:
         )
         return self.newton(np.asarray(opt.x), int(opt.nit))
 
-    def refit(self, theta0: np.ndarray, h0_inv: np.ndarray) -> tuple[RemlOptimum, bool]:
+    def refit(
+        self, theta0: np.ndarray, h0_inv: np.ndarray, fallback: np.ndarray | None = None
+    ) -> tuple[RemlOptimum, bool]:
         """Optimum near ``theta0`` by fixed-Hessian Newton steps (see module doc); and whether
-        the BFGS and Newton fallback was needed.
+        the BFGS and Newton fallback (from ``fallback``, default ``theta0``) was needed.
 
         Stops at the first theta whose decrement g' H0^-1 g is below :data:`REFIT_TOL` and
         returns the estimates evaluated there (no further evaluation).
@@ -153,6 +155,6 @@ class UnstructuredReml:
                 return RemlOptimum(theta, state.beta[0], sigma[0], m2, k + 1), False
             theta = theta - step
         try:
-            return self.fit(theta0)[0], True
+            return self.fit(theta0 if fallback is None else fallback)[0], True
         except ImputationModelError:
             return self.fit()[0], True
