@@ -51,10 +51,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.preflight import check_run_arguments
 
-    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    study = load_study(args.study)  # a broken study file stops here, before Dagster is loaded
     raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
     unblind = Path(args.unblind) if args.unblind else None
-    check_run_arguments(raw, out, unblind)  # before Dagster loads: seconds earlier
+    check_run_arguments(raw, out, unblind, study)  # before Dagster loads: seconds earlier
     _import_pipelines()
     from ionto.progress import TerminalProgress
     from pipelines.run import RunAborted, run_pipeline

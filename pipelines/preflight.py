@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from study import Study
 
 
 class UsageError(Exception):
     """An expected user mistake; the message is one line saying what is wrong and what to do."""
 
 
-def check_run_arguments(raw_dir: Path, out_dir: Path, unblind_path: Path | None) -> None:
+def check_run_arguments(
+    raw_dir: Path, out_dir: Path, unblind_path: Path | None, study: Study
+) -> None:
     """Everything about its folders ``ionto run`` can check before it starts (the study file
     is :func:`study.load_study`'s); the output folder is created last, so that a mistake
     elsewhere leaves no folder behind."""
     check_raw_dir(raw_dir)
     if unblind_path is not None:
-        check_sealed_list(unblind_path)
+        check_sealed_list(unblind_path, study)
     prepare_out_dir(out_dir)
 
 
@@ -72,9 +78,9 @@ def prepare_out_dir(out_dir: Path) -> None:
         ) from exc
 
 
-def check_sealed_list(path: Path) -> None:
-    """``--unblind``: an existing file whose header is the sealed list's (its contract's
-    columns, in order)."""
+def check_sealed_list(path: Path, study: Study) -> None:
+    """``--unblind``: an existing file whose header is the sealed list's (the columns of its
+    contract, resolved for ``study``, in order)."""
     from data_contracts.contracts import load_contract
     from ingest.readers.edc import spec_columns
 
@@ -84,7 +90,7 @@ def check_sealed_list(path: Path) -> None:
             f"--unblind {path} {what}; give the sealed randomisation list (a CSV file), or "
             "leave --unblind out for a blinded run"
         )
-    expected = spec_columns(load_contract("randomisation"))
+    expected = spec_columns(load_contract("randomisation", study))
     with path.open("rb") as handle:
         first = handle.readline(4096)
     header = first.decode("utf-8-sig", "replace").strip()

@@ -144,7 +144,7 @@ def run_pipeline(
     traceback and raised as :class:`RunAborted`.
     """
     study = load_study(study_path)
-    check_run_arguments(raw_dir, out_dir, unblind_path)
+    check_run_arguments(raw_dir, out_dir, unblind_path, study)
     with out_folder_lock(out_dir):
         log_path = new_log_path(out_dir)
         on_step = progress.step if progress is not None else None

@@ -109,11 +109,13 @@ def test_sealed_list_with_the_wrong_header(tmp_path: Path) -> None:
 def test_the_sealed_list_header_is_accepted(tmp_path: Path) -> None:
     """The check passes the real list (with or without a byte-order mark)."""
     from pipelines.preflight import check_sealed_list
+    from study import load_study
 
-    check_sealed_list(SEALED_LIST)
+    study = load_study()
+    check_sealed_list(SEALED_LIST, study)
     with_bom = tmp_path / "randomisation.csv"
     with_bom.write_bytes(b"\xef\xbb\xbf" + SEALED_LIST.read_bytes())
-    check_sealed_list(with_bom)
+    check_sealed_list(with_bom, study)
 
 
 def test_missing_sealed_list(tmp_path: Path) -> None:

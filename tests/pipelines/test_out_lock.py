@@ -93,6 +93,15 @@ def test_two_runs_at_once_then_later_runs(small_raw: Path, tmp_path: Path) -> No
     assert "Traceback" not in refused
     assert len(refused.strip().splitlines()) == 1
     assert "another ionto run (pid " in refused and f"is writing to {out}" in refused
+    winner = next(err for code, _, err in results if code == 0)
+    assert winner.splitlines()[:2] == [
+        "landing area: hashing new and changed files ...",
+        f"reading {len(list(small_raw.glob('*/*')))} of "
+        f"{len(list(small_raw.glob('*/*')))} deliveries (1 step) ...",
+    ]
+    assert " - dagster - " not in winner and "INFO" not in winner  # Dagster's lines: the log
+    (log,) = (out / "logs").glob("run-*.log")
+    assert "ionto.dagster: process_delivery" in log.read_text("utf-8")
     code, stdout, stderr = finished(small_raw, out)
     assert code == 0, stderr
     assert "deliveries: 0 of " in stdout and "Traceback" not in stderr
