@@ -517,6 +517,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                         "bench_ibu",
                         "balance",
                         "capture_state",
+                        "symlink",
                         "unknown",
                     ),
                 ),
@@ -541,8 +542,8 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "Content first delivered",
                     "Delivery date of the first version in an unbroken run of identical bytes: "
                     "a repeat keeps its content's original delivery date when later-delivery-"
-                    "wins rules compare files, so a repeat changes nothing.",
-                    required=True,
+                    "wins rules compare files, so a repeat changes nothing. Empty for an entry "
+                    "outside <centre>/<YYYY-MM-DD>/ (quarantined, never read).",
                 ),
             ),
         ),

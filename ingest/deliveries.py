@@ -14,18 +14,16 @@ needed). A folder with no complete file is no delivery yet.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from ingest.landing import sha256_of
+from ingest.landing import delivery_date, is_centre_folder, sha256_of
 
 TEMPORARY_SUFFIXES = (".tmp", ".part")
 KEY_HASH_CHARS = 8
-_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def is_complete_name(file_name: str) -> bool:
@@ -59,23 +57,34 @@ class Delivery:
     signature: str
 
 
+def _real_folder(path: Path) -> bool:
+    """A folder that is not a symbolic link (links are never followed, ``ingest.landing``)."""
+    return path.is_dir() and not path.is_symlink()
+
+
 def delivery_folders(raw_root: Path) -> list[Path]:
-    """Every ``<centre>/<YYYY-MM-DD>`` folder under ``raw_root``, sorted."""
+    """Every ``<centre>/<YYYY-MM-DD>`` folder under ``raw_root`` (a real date; neither folder
+    a symbolic link: the landing manifest lists a link, and no reader follows it), sorted."""
     raw_root = Path(raw_root)
     if not raw_root.is_dir():
         return []
     return sorted(
         day
         for centre in raw_root.iterdir()
-        if centre.is_dir() and not centre.name.startswith(".")
+        if _real_folder(centre) and is_centre_folder(centre.name)
         for day in centre.iterdir()
-        if day.is_dir() and _DATE_DIR.match(day.name)
+        if _real_folder(day) and delivery_date(day.name) is not None
     )
 
 
 def complete_files(folder: Path) -> list[Path]:
-    """The folder's files that have their final name, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_complete_name(p.name))
+    """The folder's regular files (no symbolic link) that have their final name, sorted by
+    name."""
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.is_symlink() and is_complete_name(p.name)
+    )
 
 
 def files_signature(entries: Iterable[tuple[str, int, int]]) -> str:
@@ -95,7 +104,8 @@ def folder_delivery(
     """The delivery ``<raw_root>/<folder>`` holds now (None without a complete file);
     ``earlier`` (an earlier scan of the folder) is reused when the signature is unchanged."""
     path = Path(raw_root) / folder
-    files = complete_files(path) if path.is_dir() else []
+    linked = path.is_symlink() or path.parent.is_symlink()
+    files = complete_files(path) if path.is_dir() and not linked else []
     if not files:
         return None
     signature = folder_signature(files)
@@ -129,8 +139,13 @@ def deliveries_from_hashes(hashes: pl.DataFrame) -> dict[str, Delivery]:
         _parts=pl.col("source_file").str.split("/"),
     ).filter(
         (pl.col("_parts").list.len() == 3)
+        & ~pl.col("symlink")
         & ~pl.col("_parts").list.get(0).str.starts_with(".")
-        & pl.col("_parts").list.get(1).str.contains(_DATE_DIR.pattern)
+        & pl.col("_parts")
+        .list.get(1, null_on_oob=True)
+        .str.to_date("%Y-%m-%d", strict=False)
+        .is_not_null()
+        & pl.col("_parts").list.get(1, null_on_oob=True).str.contains(r"^\d{4}-\d{2}-\d{2}$")
     )
     found: dict[str, Delivery] = {}
     rows = placed.with_columns(

@@ -19,6 +19,7 @@ from ingest.readers.edc import read_edc_table, read_randomisation
 from ingest.readers.gravimetry import read_gravimetry
 from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
+from ingest.sealed import sealed_signature
 from study import Study
 
 SessionReader = Callable[[Path, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -88,7 +89,7 @@ def read_delivery(
     run; None (blinded) leaves ``randomisation`` None. ``extra_session_readers`` append further
     device sessions (bench units) to ``device_sessions``."""
     raw_root = Path(raw_root)
-    manifest = scan_raw(raw_root)
+    manifest = scan_raw(raw_root, sealed=sealed_signature(study))
     quarantines = [landing_quarantine(manifest)]
     edc: dict[str, pl.DataFrame] = {}
     for table in ("dm", "eligibility", "visits", "hdss", "ae", "disposition", "devices"):

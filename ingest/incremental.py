@@ -25,7 +25,7 @@ import polars as pl
 from data_contracts.contracts import empty_frame, load_contract
 from ingest.deliveries import complete_files
 from ingest.integrity import apply_trial_rules, plausibility
-from ingest.landing import EDC_TABLES, classify, current_files, landing_quarantine
+from ingest.landing import EDC_TABLES, current_files, file_kind, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.balance import read_balance, weighings_as_gravimetry
 from ingest.readers.bench_ibu import read_bench_ibu
@@ -33,6 +33,7 @@ from ingest.readers.edc import read_edc_file
 from ingest.readers.gravimetry import gravimetry_rows, resolve_duplicate_papers, type_gravimetry
 from ingest.readers.text import CsvRows
 from ingest.readers.vendor_a import earliest_consent, resolve_vendor_a, type_vendor_a_exports
+from ingest.sealed import SealedListSignature
 from ingest.snapshots import carried_rows
 from ingest.telemetry import (
     Telemetry,
@@ -57,15 +58,18 @@ def _stack(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
 
 
-def read_delivery_folder(raw_root: Path, folder: str) -> dict[str, pl.DataFrame]:
+def read_delivery_folder(
+    raw_root: Path, folder: str, sealed: SealedListSignature
+) -> dict[str, pl.DataFrame]:
     """Every complete file of ``<raw_root>/<folder>`` read by its kind's reader -> frames named
     as :data:`DELIVERY_FRAMES` (the files of one kind are typed in one pass). Files of other
-    kinds (unknown, bench captures, a misplaced sealed list) are left to the landing
-    manifest's quarantine."""
+    kinds (unknown, bench captures) are left to the landing manifest's quarantine; a file
+    whose name or first bytes are the sealed list's (``sealed``: the study's signature,
+    :mod:`ingest.sealed`) is never opened by a reader, whatever its name."""
     raw_root = Path(raw_root)
     by_kind: dict[str, list[Path]] = {}
     for path in complete_files(raw_root / folder):
-        by_kind.setdefault(classify(path.name), []).append(path)
+        by_kind.setdefault(file_kind(path, sealed), []).append(path)
     frames: dict[str, pl.DataFrame] = {}
     quarantines = [empty_quarantine()]
     for table in EDC_TABLES:

@@ -14,21 +14,31 @@ size, SHA-256, and its place in the version chain of (centre folder, file name):
   rules between different files compare (so a repeat changes no outcome);
 - the scan is a pure function of the tree, so re-reading a delivery changes nothing.
 
-A file whose path is not ``<centre>/<YYYY-MM-DD>/<file>`` or whose name matches no known format
-has kind ``unknown``; :func:`landing_quarantine` lists those (reason ``UNKNOWN_FILE``), plus any
-sealed randomisation list found inside a centre folder (``SEALED_LIST_IN_RAW``: never read).
+Where a file lies never stops a run: a file whose path is not ``<centre>/<YYYY-MM-DD>/<file>``
+(``YYYY-MM-DD`` a real date) or whose name matches no known format has kind ``unknown``, and
+:func:`landing_quarantine` lists it (``UNKNOWN_FILE`` for a file at the root, at centre level or
+of an unknown name; ``UNKNOWN_FOLDER`` for a file in a folder that is no delivery folder:
+``latest``, ``2026-02-30``, a folder nested in a delivery). Symbolic links are never followed
+(kind ``symlink``, reason ``SYMLINK``: a link out of the raw root would let any file of the
+machine into the quarantine; a linked delivery folder is listed, not read). A copy of the
+sealed randomisation list - by its name, or by its header or rows whatever its name and
+place (:mod:`ingest.sealed`) - has kind ``randomisation`` and is never opened by a reader
+(``SEALED_LIST_IN_RAW``, without any of its content).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import QUARANTINE_SCHEMA, load_contract
+from ingest.sealed import SealedListSignature, file_looks_sealed
 
 EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
 """EDC exports a centre delivers (``randomisation`` is sealed and never in a centre folder)."""
@@ -46,6 +56,10 @@ KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 """File name -> kind, first match wins (the bench readers' engineer owns the bench names)."""
 
 UNKNOWN = "unknown"
+SYMLINK = "symlink"
+"""Kind of a symbolic link anywhere under the raw root (never followed)."""
+SEALED = "randomisation"
+"""Kind of a copy of the sealed list (by name or by content): never read."""
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -66,7 +80,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _delivery_date(folder: str) -> date | None:
+def delivery_date(folder: str) -> date | None:
+    """The date a delivery folder's name gives (``YYYY-MM-DD``, a real date), else None."""
     if not _DATE_DIR.match(folder):
         return None
     try:
@@ -75,47 +90,127 @@ def _delivery_date(folder: str) -> date | None:
         return None
 
 
+def is_centre_folder(name: str) -> bool:
+    """A folder at the raw root holds a centre's deliveries unless hidden (``.name``)."""
+    return not name.startswith(".")
+
+
+def placed_delivery_date(parts: tuple[str, ...]) -> date | None:
+    """The delivery date of a path (relative parts) laid out as ``<centre>/<YYYY-MM-DD>/<file>``,
+    else None."""
+    if len(parts) != 3 or not is_centre_folder(parts[0]):
+        return None
+    return delivery_date(parts[1])
+
+
 HASHES_SCHEMA = pl.Schema(
-    {"source_file": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64, "sha256": pl.String}
+    {
+        "source_file": pl.String,
+        "size_bytes": pl.Int64,
+        "mtime_ns": pl.Int64,
+        "sha256": pl.String,
+        "symlink": pl.Boolean,
+        "sealed": pl.Boolean,
+    }
 )
 """Columns of :func:`file_hashes`."""
 
 
-def file_hashes(raw_root: Path, earlier: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every file under ``raw_root``: ``source_file`` (relative path), ``size_bytes``,
-    ``mtime_ns`` (modification time, ns) and ``sha256``, sorted by path.
+def raw_entries(raw_root: Path) -> Iterator[Path]:
+    """Every regular file and every symbolic link (to a file or a folder, dangling or not)
+    under ``raw_root``, never following a link: a linked folder is one entry, not its files."""
+    for folder, dirs, files in os.walk(raw_root, followlinks=False):
+        base = Path(folder)
+        for name in dirs:
+            if (base / name).is_symlink():
+                yield base / name
+        for name in files:
+            path = base / name
+            if path.is_symlink() or path.is_file():
+                yield path
+
+
+def _link_sha256(path: Path) -> str:
+    """A link's hash is that of the path it holds (its target is never opened)."""
+    return hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
+
+
+def file_hashes(
+    raw_root: Path,
+    earlier: pl.DataFrame | None = None,
+    sealed: SealedListSignature | None = None,
+) -> pl.DataFrame:
+    """Every entry of :func:`raw_entries`: ``source_file`` (relative path), ``size_bytes``,
+    ``mtime_ns`` (modification time, ns), ``sha256``, ``symlink`` (a link: size, time and hash
+    are the link's own, its target is never opened) and ``sealed`` (the file's first bytes are
+    the sealed randomisation list's, :mod:`ingest.sealed`; ``sealed``: the study's signature,
+    None for the header rule only), sorted by path.
 
     A file whose path, size and modification time equal a row of ``earlier`` (an earlier
-    call's result) keeps that row's hash instead of being read again: in the landing area a
-    file is only ever written whole under its final name (``ingest.deliveries``), and writing
-    it again changes its modification time. This keeps a refresh from re-reading gigabytes
-    of earlier telemetry."""
+    call's result) keeps that row's hash and ``sealed`` instead of being read again: in the
+    landing area a file is only ever written whole under its final name
+    (``ingest.deliveries``), and writing it again changes its modification time. This keeps a
+    refresh from re-reading gigabytes of earlier telemetry; ``ionto run --verify`` passes no
+    ``earlier`` and so reads every file (``docs/incremental.md``)."""
     raw_root = Path(raw_root)
-    known: dict[tuple[str, int, int], str] = {}
+    signature = sealed or SealedListSignature.header_only()
+    known: dict[tuple[str, int, int], tuple[str, bool]] = {}
     if earlier is not None:
-        for rel, size, mtime, sha in earlier.select(HASHES_SCHEMA.names()).iter_rows():
-            known[(rel, size, mtime)] = sha
-    rows = []
-    for path in sorted(p for p in raw_root.rglob("*") if p.is_file()):
-        stat = path.stat()
+        rows = earlier.filter(~pl.col("symlink")).select(
+            "source_file", "size_bytes", "mtime_ns", "sha256", "sealed"
+        )
+        for rel, size, mtime, sha, is_sealed in rows.iter_rows():
+            known[(rel, size, mtime)] = (sha, is_sealed)
+    found = []
+    for path in sorted(raw_entries(raw_root)):
+        stat = path.lstat()
         rel = path.relative_to(raw_root).as_posix()
-        sha = known.get((rel, stat.st_size, stat.st_mtime_ns)) or sha256_of(path)
-        rows.append((rel, stat.st_size, stat.st_mtime_ns, sha))
-    return pl.DataFrame(rows, schema=HASHES_SCHEMA, orient="row")
+        if path.is_symlink():
+            found.append((rel, stat.st_size, stat.st_mtime_ns, _link_sha256(path), True, False))
+            continue
+        sha, is_sealed = known.get((rel, stat.st_size, stat.st_mtime_ns)) or (
+            sha256_of(path),
+            file_looks_sealed(path, signature),
+        )
+        found.append((rel, stat.st_size, stat.st_mtime_ns, sha, False, is_sealed))
+    return pl.DataFrame(found, schema=HASHES_SCHEMA, orient="row")
 
 
-def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The manifest of every file under ``raw_root`` (contract ``landing_manifest``), sorted by
-    centre, delivery date and file name. ``hashes``: the files' :func:`file_hashes` when the
-    caller has them (else they are computed)."""
+def file_kind(path: Path, sealed: SealedListSignature) -> str:
+    """The kind of the regular file ``path`` in a delivery folder: ``randomisation`` if its
+    name or its first bytes are the sealed list's, else its name's :func:`classify`."""
+    if file_looks_sealed(path, sealed):
+        return SEALED
+    return classify(path.name)
+
+
+def _kind(parts: tuple[str, ...], well_placed: bool, symlink: bool, sealed: bool) -> str:
+    if symlink:
+        return SYMLINK
+    if sealed or classify(parts[-1]) == SEALED:
+        return SEALED
+    return classify(parts[-1]) if well_placed else UNKNOWN
+
+
+def scan_raw(
+    raw_root: Path,
+    hashes: pl.DataFrame | None = None,
+    sealed: SealedListSignature | None = None,
+) -> pl.DataFrame:
+    """The manifest of every entry under ``raw_root`` (contract ``landing_manifest``), sorted
+    by centre, delivery date and file name. ``hashes``: the entries' :func:`file_hashes` when
+    the caller has them (else they are computed, with the sealed-list signature ``sealed``).
+    Only a regular file in ``<centre>/<YYYY-MM-DD>/`` has a centre and a delivery date."""
     raw_root = Path(raw_root)
     if hashes is None:
-        hashes = file_hashes(raw_root)
+        hashes = file_hashes(raw_root, sealed=sealed)
     records: list[dict[str, object]] = []
-    for rel_text, size, _mtime, sha in hashes.iter_rows():
+    for rel_text, size, _mtime, sha, symlink, is_sealed in hashes.select(
+        HASHES_SCHEMA.names()
+    ).iter_rows():
         rel = Path(rel_text)
         parts = rel.parts
-        delivered = _delivery_date(parts[1]) if len(parts) == 3 else None
+        delivered = None if symlink else placed_delivery_date(parts)
         well_placed = delivered is not None
         records.append(
             {
@@ -123,7 +218,7 @@ def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame
                 "centre_id": parts[0] if well_placed else None,
                 "delivery_date": delivered,
                 "file_name": rel.name,
-                "kind": classify(rel.name) if well_placed else UNKNOWN,
+                "kind": _kind(parts, well_placed, symlink, is_sealed),
                 "size_bytes": size,
                 "sha256": sha,
             }
@@ -132,9 +227,11 @@ def scan_raw(raw_root: Path, hashes: pl.DataFrame | None = None) -> pl.DataFrame
     if not records:
         return pl.DataFrame(schema=contract.schema)
     base = pl.DataFrame(records, schema={k: contract.schema[k] for k in records[0]})
-    # Version chains: (centre, file name) for well-placed files, the path itself otherwise.
+    # Version chains: (centre, file name) for well-placed files, the path itself otherwise; a
+    # copy of the sealed list is a version of nothing (a copy named dm.csv does not supersede
+    # the centre's dm snapshot).
     chain = (
-        pl.when(pl.col("delivery_date").is_not_null())
+        pl.when(pl.col("delivery_date").is_not_null() & (pl.col("kind") != SEALED))
         .then(pl.concat_str("centre_id", "file_name", separator="/"))
         .otherwise(pl.col("source_file"))
     )
@@ -182,34 +279,104 @@ def n_superseded(manifest: pl.DataFrame) -> int:
     return int(manifest.filter(~pl.col("is_current")).height)
 
 
+def _misplaced_message() -> pl.Expr:
+    """Why an ``unknown`` file is not read, from its place (see :func:`landing_quarantine`)."""
+    parts = pl.col("source_file").str.split("/")
+    depth = parts.list.len()
+    folder = parts.list.head(depth - 1).list.join("/")
+    return (
+        pl.when(depth == 1)
+        .then(
+            pl.format(
+                "{}: not read: a file at the raw root; deliveries go into "
+                "<centre>/<YYYY-MM-DD>/ folders",
+                pl.col("source_file"),
+            )
+        )
+        .when(depth == 2)
+        .then(
+            pl.format(
+                "{}: not read: a file in the centre folder {}, outside any delivery folder "
+                "<centre>/<YYYY-MM-DD>/",
+                pl.col("source_file"),
+                parts.list.first(),
+            )
+        )
+        .when(pl.col("delivery_date").is_not_null())
+        .then(
+            pl.format(
+                "{}: not read: the file name matches no raw format of site-exports.md (or the "
+                "file is still being written: a name starting with '.' or ending in .tmp/.part)",
+                pl.col("source_file"),
+            )
+        )
+        .when(depth == 3)
+        .then(
+            pl.format(
+                "{}: not read: {} is not a delivery folder (its name must be a real date "
+                "YYYY-MM-DD); move the files into <centre>/<YYYY-MM-DD>/",
+                pl.col("source_file"),
+                folder,
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{}: not read: it lies in the nested folder {}; a delivery folder "
+                "<centre>/<YYYY-MM-DD>/ holds files, not folders",
+                pl.col("source_file"),
+                folder,
+            )
+        )
+    )
+
+
+def _misplaced_reason() -> pl.Expr:
+    """``UNKNOWN_FOLDER`` for a file inside a folder that is no delivery folder (depth 3 with
+    no date, or deeper), else ``UNKNOWN_FILE``."""
+    depth = pl.col("source_file").str.split("/").list.len()
+    in_odd_folder = (depth > 3) | ((depth == 3) & pl.col("delivery_date").is_null())
+    return pl.when(in_odd_folder).then(pl.lit("UNKNOWN_FOLDER")).otherwise(pl.lit("UNKNOWN_FILE"))
+
+
 def landing_quarantine(manifest: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine rows for files the readers will not read: unknown names or layout
-    (``UNKNOWN_FILE``) and a sealed randomisation list in a centre folder
-    (``SEALED_LIST_IN_RAW``)."""
+    """Quarantine rows (dataset ``landing``, ``raw_text`` always null: none of these files is
+    opened) for the entries the readers will not read: files outside the layout or of no known
+    format (``UNKNOWN_FILE`` / ``UNKNOWN_FOLDER``), symbolic links (``SYMLINK``) and copies of
+    the sealed randomisation list (``SEALED_LIST_IN_RAW``, dataset ``randomisation``)."""
     unknown = manifest.filter(pl.col("kind") == UNKNOWN).select(
         pl.lit("landing").alias("dataset"),
         pl.col("source_file"),
         pl.lit(None, dtype=pl.Int64).alias("source_line"),
         pl.lit(None, dtype=pl.String).alias("field"),
-        pl.lit("UNKNOWN_FILE").alias("reason_code"),
+        _misplaced_reason().alias("reason_code"),
+        _misplaced_message().alias("message"),
+        pl.lit(None, dtype=pl.String).alias("raw_text"),
+    )
+    links = manifest.filter(pl.col("kind") == SYMLINK).select(
+        pl.lit("landing").alias("dataset"),
+        pl.col("source_file"),
+        pl.lit(None, dtype=pl.Int64).alias("source_line"),
+        pl.lit(None, dtype=pl.String).alias("field"),
+        pl.lit("SYMLINK").alias("reason_code"),
         pl.format(
-            "{}: not read: the path is not <centre>/<YYYY-MM-DD>/<file> or the file name "
-            "matches no raw format of site-exports.md",
+            "{}: not read: a symbolic link, and links are never followed (nothing it points "
+            "to is opened); copy the files themselves into <centre>/<YYYY-MM-DD>/",
             pl.col("source_file"),
         ).alias("message"),
         pl.lit(None, dtype=pl.String).alias("raw_text"),
     )
-    sealed = manifest.filter(pl.col("kind") == "randomisation").select(
+    sealed = manifest.filter(pl.col("kind") == SEALED).select(
         pl.lit("randomisation").alias("dataset"),
         pl.col("source_file"),
         pl.lit(None, dtype=pl.Int64).alias("source_line"),
         pl.lit(None, dtype=pl.String).alias("field"),
         pl.lit("SEALED_LIST_IN_RAW").alias("reason_code"),
         pl.format(
-            "{}: not read: the sealed randomisation list must never be delivered into a "
-            "centre folder; tell the unblinded statistician",
+            "{}: not read: by its name, header or rows this is the sealed randomisation list, "
+            "which must never be in the raw tree; move it out and tell the unblinded "
+            "statistician",
             pl.col("source_file"),
         ).alias("message"),
         pl.lit(None, dtype=pl.String).alias("raw_text"),
     )
-    return pl.concat([unknown, sealed]).cast(dict(QUARANTINE_SCHEMA))  # type: ignore[arg-type]
+    return pl.concat([unknown, links, sealed]).cast(dict(QUARANTINE_SCHEMA))  # type: ignore[arg-type]

@@ -22,7 +22,10 @@ Reason codes used by the readers:
 | ``CONFLICTING_REPEAT`` | vendor-A session row that a later export reports otherwise |
 | ``BAD_JSON`` | a vendor-B line that is not a JSON object |
 | ``TRUNCATED_LINE`` | a vendor-B file's last line cut off (device unplugged) |
-| ``UNKNOWN_FILE`` / ``SEALED_LIST_IN_RAW`` | files the landing area does not read |
+| ``UNKNOWN_FILE`` | a file at the raw root, at centre level, or of a name no raw format has |
+| ``UNKNOWN_FOLDER`` | a file in a folder that is no delivery folder (``latest``, ``2026-02-30``) |
+| ``SYMLINK`` | a symbolic link (to a file or a folder): never followed, nothing behind it read |
+| ``SEALED_LIST_IN_RAW`` | a copy of the sealed list (by name, header or rows): never read |
 
 The trial-level rules (``data_contracts/trial_rules.yaml``, :mod:`ingest.integrity`) add their
 blocking codes (``UNKNOWN_SUBJECT``, ``NON_FINITE``, ``TIMESTAMP_BACKWARDS``, ...).

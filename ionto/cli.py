@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.bench.cli import add_bench_commands
 from pipelines.preflight import UsageError
 from study import StudyError, load_study, study_file
+
+if TYPE_CHECKING:
+    from ionto.progress import TerminalProgress
+    from pipelines.run import RunReport
 
 DEFAULT_DEMO_SEED = 301
 STUDY_HELP = (
@@ -48,64 +53,92 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.preflight import check_run_arguments
+def _refused(command: str, error: Exception) -> int:
+    """A user's mistake the run refused before writing: one line on stderr, exit code 2."""
+    print(f"ionto {command}: {error}", file=sys.stderr)
+    return USAGE_EXIT
 
-    study = load_study(args.study)  # a broken study file stops here, before Dagster is loaded
-    raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
-    unblind = Path(args.unblind) if args.unblind else None
-    check_run_arguments(raw, out, unblind, study)  # before Dagster loads: seconds earlier
-    _import_pipelines()
+
+def _report_progress(command: str, run: Callable[[TerminalProgress], RunReport]) -> int:
+    """``run`` with the phases and steps drawn on stderr; its summary on stdout (exit 0 if it
+    succeeded, 1 if not); an unexpected error as one line naming the log (exit 1)."""
     from ionto.progress import TerminalProgress
-    from pipelines.run import RunAborted, run_pipeline
+    from pipelines.blinding_record import OutputFolderRefused
+    from pipelines.run import RunAborted
 
     progress = TerminalProgress()
     try:
-        report = run_pipeline(
-            raw_dir=raw, out_dir=out, study_path=study_path, unblind_path=unblind, progress=progress
-        )
+        report = run(progress)
     except RunAborted as exc:
         progress.close()
-        print(f"ionto run: {exc}", file=sys.stderr)
+        print(f"ionto {command}: {exc}", file=sys.stderr)
         return ABORTED_EXIT
+    except OutputFolderRefused as error:
+        progress.close()
+        return _refused(command, error)
     progress.close()
     print(report.describe())
     return 0 if report.success else 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.blinding_record import OutputFolderRefused, check_output_folder
+    from pipelines.preflight import check_run_arguments
+
+    study = load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
+    unblind = Path(args.unblind) if args.unblind else None
+    # Before the pipeline (and Dagster) is loaded: a refusal is the only line printed.
+    check_run_arguments(raw, out, unblind, study)
+    try:
+        check_output_folder(out, blinded=unblind is None)
+    except OutputFolderRefused as error:
+        return _refused("run", error)
+    _import_pipelines()
+    from pipelines.run import run_pipeline
+
+    return _report_progress(
+        "run",
+        lambda progress: run_pipeline(
+            raw_dir=raw,
+            out_dir=out,
+            study_path=study_path,
+            unblind_path=unblind,
+            verify=args.verify,
+            progress=progress,
+        ),
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     _import_pipelines()
-    from ionto.progress import TerminalProgress
-    from pipelines.run import RunAborted, run_demo
+    from pipelines.run import run_demo
 
-    progress = TerminalProgress()
-    try:
-        report = run_demo(
+    return _report_progress(
+        "demo",
+        lambda progress: run_demo(
             out_dir=Path(args.out),
             raw_dir=Path(args.raw) if args.raw else None,
             subjects=args.subjects,
             seed=args.seed,
             blinded=args.blinded,
             progress=progress,
-        )
-    except RunAborted as exc:
-        progress.close()
-        print(f"ionto demo: {exc}", file=sys.stderr)
-        return ABORTED_EXIT
-    progress.close()
-    print(report.describe())
-    return 0 if report.success else 1
+        ),
+    )
 
 
 def _parse_effects(text: str | None) -> dict[str, float] | None:
-    """``TAP=-1.2,GLY=-1.6`` -> {"TAP": -1.2, "GLY": -1.6}: mean log change at the primary visit."""
+    """``A=-1.2,B=-1.6`` -> {"A": -1.2, "B": -1.6}: mean log change at the primary visit per
+    arm code."""
     if not text:
         return None
     effects = {}
     for item in text.split(","):
         arm, _, value = item.partition("=")
         if not value:
-            raise SystemExit(f"--effect: {item!r} is not ARM=VALUE (e.g. GLY=-1.6)")
+            raise SystemExit(
+                f"--effect: {item!r} is not ARM=VALUE (an arm code of the study, =, the change)"
+            )
         effects[arm.strip()] = float(value)
     return effects
 
@@ -296,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sealed randomisation list: the explicit, logged way to an unblinded run",
     )
     run.add_argument("--study", default=None, help=STUDY_HELP)
+    run.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every raw file again, also those whose size and modification time are "
+        "unchanged since the last run (see docs/incremental.md for when)",
+    )
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -320,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument(
         "--effect",
         default=None,
-        help="true mean log change at the primary visit per arm, e.g. TAP=-1.2,GLY=-1.5 "
+        help="true mean log change at the primary visit per arm, ARM=VALUE pairs with the "
+        "study's arm codes, e.g. <reference>=-1.2,<arm>=-1.5 "
         "(default: the study configuration's simulation values)",
     )
     power.add_argument("--seed", type=int, default=20260112)

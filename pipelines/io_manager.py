@@ -34,15 +34,21 @@ from ingest.telemetry import ROW_GROUP_ROWS
 from trial.models.result import ModelResult, write_result
 
 PREVIEW_ROWS = 5
+NOT_PREVIEWED = frozenset({"randomisation"})
+"""Tables whose rows never go into Dagster's metadata (the sealed list: the instance may be
+shared, ``$DAGSTER_HOME``, and is read by people who must stay blinded); they get a row count
+and a schema only."""
 
 
-def table_metadata(frame: pl.DataFrame, n_rows: int | None = None) -> dict[str, Any]:
-    """Row count (``n_rows``, else the frame's), column schema and a short preview for the
-    Dagster UI."""
+def table_metadata(
+    frame: pl.DataFrame, n_rows: int | None = None, preview_rows: int = PREVIEW_ROWS
+) -> dict[str, Any]:
+    """Row count (``n_rows``, else the frame's), column schema and a preview of the first
+    ``preview_rows`` rows for the Dagster UI."""
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
     )
-    preview = frame.head(PREVIEW_ROWS)
+    preview = frame.head(preview_rows)
     header = "| " + " | ".join(preview.columns) + " |"
     rule = "|" + "---|" * len(preview.columns)
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in preview.iter_rows()]
@@ -146,7 +152,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 obj.write_parquet(aside(path))
                 aside(path).replace(path)
                 n_rows = obj.height
-            context.add_output_metadata({**table_metadata(obj, n_rows), "path": str(path)})
+            shown = 0 if name in NOT_PREVIEWED else PREVIEW_ROWS
+            context.add_output_metadata({**table_metadata(obj, n_rows, shown), "path": str(path)})
             return
         if isinstance(obj, ModelResult):
             written = write_result(obj, Path(self.out_dir) / "models")

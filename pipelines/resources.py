@@ -14,12 +14,15 @@ from study import Study, load_study
 class TrialSettings(dg.ConfigurableResource):
     """``raw_dir``: the delivery tree; ``out_dir``: run outputs; ``study_path``: a study
     configuration file ("" = the bundled ION-301); ``unblind_path``: the sealed randomisation
-    list, "" for a blinded run (the default: the list is never read)."""
+    list, "" for a blinded run (the default: the list is never read); ``verify``: hash every
+    raw file again instead of trusting the stored hashes of files whose size and modification
+    time are unchanged (``ionto run --verify``, ``docs/incremental.md``)."""
 
     raw_dir: str
     out_dir: str
     study_path: str = ""
     unblind_path: str = ""
+    verify: bool = False
 
     @property
     def blinded(self) -> bool:

@@ -30,6 +30,7 @@ from dagster._core.storage.tags import (
 from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
+from pipelines.blinding_record import claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
@@ -128,6 +129,7 @@ def run_pipeline(
     out_dir: Path,
     study_path: Path | None = None,
     unblind_path: Path | None = None,
+    verify: bool = False,
     progress: RunProgress | None = None,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
@@ -136,6 +138,10 @@ def run_pipeline(
     list is never opened (an unblinded run checks its header before starting). The study is
     loaded and validated first (:class:`study.StudyError` before any raw file is read); the
     contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``.
+    ``out_dir`` is claimed for the run's mode before anything else is written in it
+    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for
+    a folder of the other mode). ``verify``: hash every raw file again, not trusting stored
+    hashes of files whose size and modification time are unchanged.
 
     Expected mistakes (no raw folder, no delivery, an output folder that is a file or not
     writable, a wrong sealed list, a folder another run holds) raise
@@ -146,12 +152,14 @@ def run_pipeline(
     study = load_study(study_path)
     check_run_arguments(raw_dir, out_dir, unblind_path, study)
     with out_folder_lock(out_dir):
+        # Under the lock: two first runs of different modes cannot both claim the folder.
+        claim_output_folder(out_dir, blinded=unblind_path is None)
         log_path = new_log_path(out_dir)
         on_step = progress.step if progress is not None else None
         with run_logging(log_path, on_step) as dagster_log:
             try:
                 report = _run_locked(
-                    raw_dir, out_dir, study, study_path, unblind_path, progress, dagster_log
+                    raw_dir, out_dir, study, study_path, unblind_path, verify, progress, dagster_log
                 )
             except UsageError:
                 raise
@@ -171,6 +179,7 @@ def _run_locked(
     study: Study,
     study_path: Path | None,
     unblind_path: Path | None,
+    verify: bool,
     progress: RunProgress | None,
     dagster_log: logging.Logger,
 ) -> RunReport:
@@ -183,6 +192,7 @@ def _run_locked(
         out_dir=str(out_dir.resolve()),
         study_path=str(study_path.resolve()) if study_path else "",
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
+        verify=verify,
     )
     defs = build_definitions(settings)
     write_resolved_contracts(study, out_dir / "contracts")
@@ -190,8 +200,9 @@ def _run_locked(
     run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
     started = time.perf_counter()
     if progress is not None:
-        progress.phase("landing area: hashing new and changed files", 0)
-    earlier = read_hash_cache(out_dir)
+        what = "every file" if verify else "new and changed files"
+        progress.phase(f"landing area: hashing {what}", 0)
+    earlier = None if verify else read_hash_cache(out_dir)
     known = deliveries_from_hashes(earlier) if earlier is not None else None
     deliveries = scan_deliveries(raw_dir, known)
     to_read = [

@@ -358,7 +358,7 @@ class Simulation(_Section):
     """Share of randomised subjects whose baseline papers of the primary region are lost."""
     device_swap_share: Share
     cm_first_delivery: dt.date | None = None
-    """Deliveries before this date have no cm.csv (None: every delivery has one)."""
+    """Deliveries before this date have no cm.csv (None: no delivery has one)."""
     rescue_share: dict[Code, Share] = {}
     """Per arm, share of treated subjects taking rescue by the discontinuation ICE's
     ``gap_until_visit``."""
@@ -545,7 +545,13 @@ class Study(_Section):
 
     @property
     def alpha(self) -> float:
+        """Two-sided significance level of every test (``endpoints.alpha``)."""
         return self.endpoints.alpha
+
+    @property
+    def confidence_level(self) -> float:
+        """Coverage of every confidence interval: 1 - alpha (0.95 for alpha 0.05)."""
+        return 1.0 - self.endpoints.alpha
 
     # -- value lists for data contracts ----------------------------------------------------
     def codelist(self, name: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -122,9 +122,10 @@ class Stopped(Exception):
 
 
 class BalanceCapture:
-    """Both modes; ``run()`` returns the exit code. It raises :class:`NoDeviceError` when
-    ``connect_wait`` seconds pass without a first connection (a port lost after that is
-    retried for ever)."""
+    """Both modes; ``run()`` returns the exit code. ``regions`` and ``sides`` are the study's
+    codes the interactive mode offers (``ionto capture balance --study``). It raises
+    :class:`NoDeviceError` when ``connect_wait`` seconds pass without a first connection (a
+    port lost after that is retried for ever)."""
 
     def __init__(
         self,
@@ -132,6 +133,8 @@ class BalanceCapture:
         out_dir: str | Path,
         operator: str,
         *,
+        regions: Sequence[str],
+        sides: Sequence[str],
         worklist: str | Path | None = None,
         settings: SerialSettings | None = None,
         timing: BalanceTiming | None = None,
@@ -146,6 +149,8 @@ class BalanceCapture:
         self._first_connect_by: float | None = None
         self.out_dir = Path(out_dir)
         self.operator = operator
+        self.regions = tuple(regions)
+        self.sides = tuple(sides)
         self.worklist = Path(worklist) if worklist else None
         self.settings = settings or SerialSettings(baudrate=9600, read_timeout=0.05)
         self.timing = timing or BalanceTiming()
@@ -422,8 +427,8 @@ class BalanceCapture:
                     "paper_id": paper_id,
                     "subject_id": self._prompt("subject"),
                     "visit": self._prompt("visit").upper(),
-                    "region": self._prompt("region", ("PALM", "SOLE")),
-                    "side": self._prompt("side", ("L", "R")),
+                    "region": self._prompt("region", self.regions),
+                    "side": self._prompt("side", self.sides),
                 }
                 phase = self._prompt("phase", PHASES, "dry")
             if (paper_id, phase) in self.done:

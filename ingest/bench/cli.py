@@ -75,6 +75,7 @@ def _capture_ibu(args: argparse.Namespace) -> int:
 
 def _capture_balance(args: argparse.Namespace) -> int:
     from ingest.bench.balance_capture import BalanceCapture, BalanceTiming, WorklistError
+    from study import load_study
 
     _logging(args.verbose)
     stop = threading.Event()
@@ -85,10 +86,13 @@ def _capture_balance(args: argparse.Namespace) -> int:
         rtscts=args.handshake == "rtscts",
         read_timeout=0.05,
     )
+    study = load_study(args.study)
     capture = BalanceCapture(
         args.port,
         args.out,
         args.operator,
+        regions=[r.code for r in study.regions],
+        sides=study.sides,
         worklist=args.worklist,
         settings=settings,
         timing=BalanceTiming().scaled(args.time_scale),
@@ -179,6 +183,12 @@ def add_bench_commands(subparsers: argparse._SubParsersAction) -> None:
     bal.add_argument("--out", required=True, help="output folder (raw landing area)")
     bal.add_argument("--operator", required=True, help="who weighs (recorded with each paper)")
     bal.add_argument("--worklist", help="CSV: paper_id,subject_id,visit,region,side,phase")
+    bal.add_argument(
+        "--study",
+        default=None,
+        help="study configuration YAML or shipped example name: the regions and sides offered "
+        "(default: the bundled ion301)",
+    )
     bal.add_argument("--baud", type=int, default=9600)
     bal.add_argument("--handshake", choices=("none", "xonxoff", "rtscts"), default="none")
     bal.add_argument(

@@ -9,7 +9,7 @@ from ingest.device_sessions import build_device_sessions
 from ingest.readers.bench_ibu import ibu_device_sessions
 from pipelines.resources import TrialSettings
 from trial.derive.adice import derive_adice
-from trial.derive.ae import derive_adae
+from trial.derive.ae import ae_coding_findings, derive_adae
 from trial.derive.analysis_long import build_analysis_long
 from trial.derive.findings import gravimetry_findings, stratum_findings
 from trial.derive.gravimetry import latest_papers, paper_rates
@@ -168,14 +168,20 @@ def derivation_findings(
     sweat_papers: pl.DataFrame,
     superseded_papers: pl.DataFrame,
     adsl: pl.DataFrame,
+    adae: pl.DataFrame,
     randomisation: pl.DataFrame,
     integrity_findings: pl.DataFrame,
 ) -> pl.DataFrame:
     """Data-quality findings: the trial-level rules' findings on kept raw rows
     (``integrity_findings``), then the derivations': invalid or missing rates, papers outside
-    the schedule, superseded paper rows, stratum disagreements (unblinded only)."""
+    the schedule, superseded paper rows, adverse events the study dictionary does not code,
+    stratum disagreements (unblinded only)."""
     study = settings.study()
-    findings = [integrity_findings, gravimetry_findings(sweat_papers, superseded_papers, study)]
+    findings = [
+        integrity_findings,
+        gravimetry_findings(sweat_papers, superseded_papers, study),
+        ae_coding_findings(adae, study),
+    ]
     if not settings.blinded:
         findings.append(stratum_findings(adsl, randomisation))
     return pl.concat(findings)

@@ -30,6 +30,8 @@ from ingest.incremental import (
 from ingest.landing import file_hashes, scan_raw
 from ingest.quarantine import combine
 from ingest.readers.edc import read_randomisation
+from ingest.sealed import sealed_signature
+from pipelines.blinding_record import claim_output_folder
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
 
@@ -54,11 +56,15 @@ RAW_OUTPUTS = [
 
 @dg.asset(group_name=GROUP, kinds={"polars"})
 def landing_manifest(context: dg.AssetExecutionContext, settings: TrialSettings) -> pl.DataFrame:
-    """Every file under the raw root with centre, delivery, SHA-256, size, version chain and
-    whether a later delivery supersedes it; nothing is ever removed from it. Files unchanged
-    since the last run keep their stored hashes (``pipelines/hash_cache.py``)."""
-    earlier = read_hash_cache(Path(settings.out_dir))
-    hashes = file_hashes(Path(settings.raw_dir), earlier)
+    """Every file (and symbolic link, never followed) under the raw root with centre, delivery,
+    SHA-256, size, version chain and whether a later delivery supersedes it; nothing is ever
+    removed from it. Files unchanged since the last run keep their stored hashes
+    (``pipelines/hash_cache.py``), unless the run verifies (``ionto run --verify``): then
+    every file is hashed again."""
+    stored = read_hash_cache(Path(settings.out_dir))
+    earlier = None if settings.verify else stored
+    sealed = sealed_signature(settings.study())
+    hashes = file_hashes(Path(settings.raw_dir), earlier, sealed)
     write_hash_cache(Path(settings.out_dir), hashes)
     manifest = scan_raw(Path(settings.raw_dir), hashes)
     reused = 0 if earlier is None else hashes.join(earlier, on=list(hashes.columns)).height
@@ -66,6 +72,15 @@ def landing_manifest(context: dg.AssetExecutionContext, settings: TrialSettings)
         f"landing area: {manifest.height} files under {settings.raw_dir} "
         f"({manifest.height - reused} hashed, {reused} unchanged since the last run)"
     )
+    if settings.verify and stored is not None:
+        stat_columns = ["source_file", "size_bytes", "mtime_ns"]
+        silent = hashes.join(stored, on=stat_columns, suffix="_stored").filter(
+            pl.col("sha256") != pl.col("sha256_stored")
+        )
+        context.log.warning(
+            f"verify: {silent.height} files changed without a change of size or modification "
+            f"time{': ' if silent.height else ''}{', '.join(silent['source_file'].head(10))}"
+        )
     return manifest
 
 
@@ -84,6 +99,7 @@ def delivery_frames(
     step for many deliveries: Dagster's per-run overhead is paid once); its deliveries are
     read as many at once as there are cores."""
     raw_root = Path(settings.raw_dir)
+    sealed = sealed_signature(settings.study())
     folders: dict[str, str] = {}
     n_files: dict[str, int] = {}
     for key in context.partition_keys:
@@ -98,7 +114,9 @@ def delivery_frames(
         folders[key] = folder
         n_files[key] = len(now.files)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        frames = pool.map(lambda folder: read_delivery_folder(raw_root, folder), folders.values())
+        frames = pool.map(
+            lambda folder: read_delivery_folder(raw_root, folder, sealed), folders.values()
+        )
         read = dict(zip(folders, frames, strict=True))
     for key, delivery in read.items():
         counts = ", ".join(f"{n} {f.height}" for n, f in delivery.items() if f.height)
@@ -166,7 +184,10 @@ def raw_datasets(
 @dg.asset(group_name=GROUP, kinds={"polars"})
 def randomisation(context: dg.AssetExecutionContext, settings: TrialSettings) -> pl.DataFrame:
     """The sealed randomisation list, read only in an unblinded run (``ionto run --unblind``);
-    a blinded run never opens it and this asset is then empty."""
+    a blinded run never opens it and this asset is then empty. Every arm-bearing asset
+    depends on it, so it first claims the output folder for the run's mode
+    (``pipelines/blinding_record.py``): a run of the other mode stops here."""
+    claim_output_folder(Path(settings.out_dir), settings.blinded)
     if settings.blinded:
         context.log.info("blinded run: the sealed randomisation list is not read")
         from data_contracts.contracts import empty_frame, load_contract

@@ -12,9 +12,11 @@ from trial.models.result import ModelResult
 from trial.report.data import build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import render_investigator_report
+from trial.report.investigator_tables import investigator_outputs
 from trial.report.outputs import write_report_data
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
+from trial.report.rtf import write_rtf_outputs
 from trial.report.run_info import run_info_for
 
 GROUP = "reports"
@@ -40,6 +42,7 @@ def investigator_report(
     durability: ModelResult,
     safety: ModelResult,
     device: ModelResult,
+    fixed_sequence: ModelResult,
 ) -> dg.MaterializeResult:
     """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
     or UNBLINDED on every page; blinded runs show pooled results only. Adverse events and
@@ -47,11 +50,15 @@ def investigator_report(
     run = run_info_for(landing_manifest, blinded=settings.blinded)
     tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
     models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
-    models += [responders, subgroups, plantar, durability, safety, device]
-    data = build_report_data(tables, {m.name: m for m in models}, settings.study(), run)
+    models += [responders, subgroups, plantar, durability, safety, device, fixed_sequence]
+    study = settings.study()
+    data = build_report_data(tables, {m.name: m for m in models}, study, run)
     reports = Path(settings.out_dir) / "reports"
     pdf = find_chromium() is not None
     html = render_investigator_report(data, reports, pdf=pdf)
+    rtf_files = write_rtf_outputs(
+        list(investigator_outputs(data).values()), run, study.study_id, reports / "rtf"
+    )
     write_report_data(data, reports)
     context.log.info(
         f"investigator report: {html}" + (" (+ PDF)" if pdf else " (no Chromium: no PDF)")
@@ -62,6 +69,7 @@ def investigator_report(
             "pdf": dg.MetadataValue.path(str(html.with_suffix(".pdf"))) if pdf else "not printed",
             "blinded": settings.blinded,
             "data_version": run.data_version,
+            "rtf_outputs": len(rtf_files),
         }
     )
 
@@ -80,8 +88,9 @@ def data_quality_report(
     adhdss: pl.DataFrame,
     addev: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Every item a data manager must act on, with file, line, field and what to fix."""
-    run = run_info_for(landing_manifest, blinded=settings.blinded)
+    """Every item a data manager must act on, with file, line, field and what to fix. Always
+    BLINDED (it goes to data managers), also in an unblinded run."""
+    run = run_info_for(landing_manifest, blinded=True)
     tables = {
         "quarantine": quarantine,
         "device_sessions": device_sessions,

@@ -68,6 +68,8 @@ def _run(
         emulator.line.name,
         tmp_path / "out",
         "anna",
+        regions=["PALM", "SOLE"],
+        sides=["L", "R"],
         worklist=wl,
         timing=BalanceTiming().scaled(SPEED),
         stop_event=stop,

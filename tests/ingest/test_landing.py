@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
-from ingest.deliveries import deliveries_from_hashes, scan_deliveries
+from ingest.deliveries import deliveries_from_hashes, manifest_delivery_keys, scan_deliveries
+from ingest.incremental import read_delivery_folder
 from ingest.landing import (
     classify,
     current_by_kind,
@@ -21,6 +23,8 @@ from ingest.landing import (
     scan_raw,
     sha256_of,
 )
+from ingest.sealed import sealed_signature
+from study import load_study
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
 MINI = FIXTURES / "mini"
@@ -86,9 +90,135 @@ def test_unknown_files_and_a_sealed_list_in_a_centre_folder_are_quarantined(
     got = sorted(q.select("source_file", "source_line", "reason_code").rows())
     assert got == [
         ("C01/2026-02-09/randomisation.csv", None, "SEALED_LIST_IN_RAW"),
-        ("C01/latest/dm.csv", None, "UNKNOWN_FILE"),
+        ("C01/latest/dm.csv", None, "UNKNOWN_FOLDER"),
         ("C01/notes.csv", None, "UNKNOWN_FILE"),
     ]
+
+
+def _stray_tree(raw: Path) -> dict[str, str]:
+    """MINI plus one of every stray kind of issue 12 -> path: the reason expected."""
+    shutil.copytree(MINI, raw)
+    dm = (MINI / "C01" / "2026-02-09" / "dm.csv").read_bytes()
+    strays = {
+        "README.md": "UNKNOWN_FILE",  # at the raw root
+        "C01/notes.txt": "UNKNOWN_FILE",  # at centre level
+        "C01/2026-03-09/sub/dm.csv": "UNKNOWN_FOLDER",  # nested in a delivery folder
+        "C01/2026-03-09/sub/deeper/x.csv": "UNKNOWN_FOLDER",
+        "C01/latest/dm.csv": "UNKNOWN_FOLDER",  # a folder that is not a date
+        "C01/2026-02-30/dm.csv": "UNKNOWN_FOLDER",  # a date that does not exist
+        "C01/20260309/dm.csv": "UNKNOWN_FOLDER",
+        "randomisation.csv": "SEALED_LIST_IN_RAW",  # the sealed list's name, at the root
+    }
+    for rel in strays:
+        (raw / rel).parent.mkdir(parents=True, exist_ok=True)
+        (raw / rel).write_bytes(dm)
+    return strays
+
+
+def test_every_stray_kind_is_one_row_and_the_manifest_passes_its_contract(
+    tmp_path: Path,
+) -> None:
+    """Where a file lies never fails the landing manifest's contract (issue 12): each file
+    outside <centre>/<YYYY-MM-DD>/ is a row of its own, and the delivery folders are the
+    same as without the strays."""
+    raw = tmp_path / "raw"
+    strays = _stray_tree(raw)
+    m = scan_raw(raw)
+    assert blocking_failures(check_frame(m, load_contract("landing_manifest"))) == []
+    q = landing_quarantine(m)
+    assert blocking_failures(check_frame(q, load_contract("quarantine"))) == []
+    expected = {**strays, "C01/2026-04-06/README.txt": "UNKNOWN_FILE"}
+    assert dict(q.select("source_file", "reason_code").rows()) == expected
+    assert q["raw_text"].null_count() == q.height
+    messages = dict(q.select("source_file", "message").rows())
+    assert "a file at the raw root" in messages["README.md"]
+    assert "centre folder C01, outside any delivery folder" in messages["C01/notes.txt"]
+    assert "C01/2026-02-30 is not a delivery folder" in messages["C01/2026-02-30/dm.csv"]
+    assert "nested folder C01/2026-03-09/sub" in messages["C01/2026-03-09/sub/dm.csv"]
+    placed = {d.folder for d in scan_deliveries(raw)}
+    assert placed == {d.folder for d in scan_deliveries(MINI)}
+    assert deliveries_from_hashes(file_hashes(raw)) == {d.folder: d for d in scan_deliveries(raw)}
+    current = current_by_kind(m)
+    assert current["dm"] == ["C01/2026-03-09/dm.csv"]  # no stray became a dm snapshot
+
+
+def test_symlinks_are_listed_never_followed(tmp_path: Path) -> None:
+    """A link to a file outside the root (named like vendor-B telemetry) and a delivery folder
+    that is a link are each one SYMLINK row; nothing behind them is read, hashed or shown."""
+    raw = tmp_path / "raw"
+    shutil.copytree(MINI, raw)
+    secret = tmp_path / "outside" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:SECRET-MARKER:/root:/bin/bash\n")
+    link = raw / "C01" / "2026-03-09" / "ionto-b_B-00099_20260314180211.jsonl"
+    link.symlink_to(secret)
+    elsewhere = tmp_path / "outside" / "2026-05-04"
+    shutil.copytree(MINI / "C01" / "2026-03-09", elsewhere)
+    (raw / "C01" / "2026-05-04").symlink_to(elsewhere, target_is_directory=True)
+    (raw / "C02").symlink_to(tmp_path / "outside", target_is_directory=True)  # a centre
+    (raw / "C01" / "2026-04-06" / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    hashes = file_hashes(raw)
+    m = scan_raw(raw, hashes)
+    assert blocking_failures(check_frame(m, load_contract("landing_manifest"))) == []
+    links = m.filter(pl.col("kind") == "symlink")
+    assert sorted(links["source_file"]) == [
+        "C01/2026-03-09/ionto-b_B-00099_20260314180211.jsonl",
+        "C01/2026-04-06/dangling.csv",
+        "C01/2026-05-04",
+        "C02",
+    ]
+    assert links["delivery_date"].null_count() == links.height  # in no delivery
+    assert secret.read_text() not in str(m.rows())
+    assert not m["source_file"].str.starts_with("C01/2026-05-04/").any()  # not walked into
+    assert not m["source_file"].str.starts_with("C02/").any()
+    q = landing_quarantine(m)
+    rows = q.filter(pl.col("reason_code") == "SYMLINK")
+    assert sorted(rows["source_file"]) == sorted(links["source_file"])
+    assert rows["raw_text"].null_count() == rows.height
+    assert "SECRET-MARKER" not in str(q.rows())
+    # the linked delivery folder is no delivery: listed (quarantined), never read then dropped
+    folders = {d.folder for d in scan_deliveries(raw)}
+    assert folders == {"C01/2026-02-09", "C01/2026-03-09", "C01/2026-04-06"}
+    assert deliveries_from_hashes(hashes) == {d.folder: d for d in scan_deliveries(raw)}
+    assert set(manifest_delivery_keys(m)["folder"]) == folders
+
+
+def test_a_sealed_list_under_any_name_and_in_any_place_is_never_read(tmp_path: Path) -> None:
+    """The sealed list (by header, or by rows without a header) under a vendor-B name, an EDC
+    name, at the root, at centre level and nested: SEALED_LIST_IN_RAW, nothing of it in the
+    quarantine, and the per-delivery read does not open it."""
+    raw = tmp_path / "raw"
+    shutil.copytree(MINI, raw)
+    # subjects C01-0901/0902 exist nowhere else: finding them anywhere would be a leak
+    sealed = "subject_id,rand_date,stratum,arm\nC01-0901,2026-02-16,HDSS3,GLY\n"
+    rows_only = "C01-0902,2026-02-17,HDSS4,OXY\n"
+    places = {
+        "C01/2026-03-09/ionto-b_B-00077_20260314180211.jsonl": sealed,
+        "C01/2026-03-09/dm.csv": rows_only,  # replaces the delivery's dm snapshot
+        "C01/2026-04-06/gravimetry_C01_20260406.csv": sealed.replace(",", ";"),
+        "lists.csv": sealed,
+        "C01/arms.txt": rows_only,
+        "C01/2026-04-06/x/y.jsonl": sealed,
+    }
+    for rel, text in places.items():
+        (raw / rel).parent.mkdir(parents=True, exist_ok=True)
+        (raw / rel).write_text(text)
+    signature = sealed_signature(load_study())
+    m = scan_raw(raw, file_hashes(raw, sealed=signature))
+    assert blocking_failures(check_frame(m, load_contract("landing_manifest"))) == []
+    q = landing_quarantine(m)
+    found = q.filter(pl.col("reason_code") == "SEALED_LIST_IN_RAW")
+    assert sorted(found["source_file"]) == sorted(places)
+    assert set(found["dataset"]) == {"randomisation"}
+    assert found["raw_text"].null_count() == found.height
+    for text in ("GLY", "OXY", "HDSS3", "C01-0901", "C01-0902"):
+        assert text not in str(q.rows())
+    assert current_by_kind(m)["dm"] == ["C01/2026-02-09/dm.csv"]  # the copy is no snapshot
+    for folder in ("C01/2026-03-09", "C01/2026-04-06"):
+        frames = read_delivery_folder(raw, folder, signature)
+        stored = str([f.rows() for f in frames.values()])
+        assert "C01-0901" not in stored and "C01-0902" not in stored
+        assert not frames["quarantine"]["source_file"].is_in(list(places)).any()
 
 
 def test_scanning_twice_and_redelivering_identical_bytes_change_nothing(tmp_path: Path) -> None:
@@ -158,3 +288,27 @@ def test_ref1_file_counts_and_hashes(ref1_dir: Path) -> None:
             old = event["file"].removeprefix("raw/")
             assert row[old]["superseded_by"] == event["corrected_by"].removeprefix("raw/")
             assert row[event["corrected_by"].removeprefix("raw/")]["repeat_of"] is None
+
+
+def test_a_correction_keeping_size_and_time_is_seen_only_when_hashing_again(
+    tmp_path: Path,
+) -> None:
+    """What ``ionto run --verify`` changes: with stored hashes, a file rewritten in place with
+    the same size and modification time keeps its old hash and its delivery its old key;
+    hashed again (no stored hashes), the delivery gets the key of its new content."""
+    raw = tmp_path / "raw"
+    shutil.copytree(MINI, raw)
+    stored = file_hashes(raw)
+    path = raw / "C01" / "2026-03-09" / "dm.csv"
+    stat = path.stat()
+    data = path.read_bytes()
+    changed = data.replace(b",F,", b",M,", 1)
+    assert changed != data and len(changed) == len(data)
+    path.write_bytes(changed)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    trusted = {d.folder: d.key for d in scan_deliveries(raw, deliveries_from_hashes(stored))}
+    verified = {d.folder: d.key for d in scan_deliveries(raw)}
+    assert trusted == {d.folder: d.key for d in scan_deliveries(MINI)}
+    assert {f for f in verified if verified[f] != trusted[f]} == {"C01/2026-03-09"}
+    rehashed = file_hashes(raw).filter(pl.col("source_file") == "C01/2026-03-09/dm.csv")
+    assert rehashed["sha256"].item() == sha256_of(path) != sha256_of(MINI / "C01/2026-03-09/dm.csv")

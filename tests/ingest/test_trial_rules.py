@@ -15,8 +15,11 @@ from ingest.deliveries import manifest_delivery_keys
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
 from ingest.integrity import plausibility
 from ingest.landing import scan_raw
+from ingest.sealed import sealed_signature
 from ingest.telemetry_rules import backwards_events, key_findings
+from study import load_study
 
+SEALED = sealed_signature(load_study())
 DM = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening"
 VISITS = "subject_id,visit,visit_date,status"
 HDSS = "subject_id,visit,hdss"
@@ -91,7 +94,7 @@ def resolved(tmp_path: Path) -> dict[str, pl.DataFrame]:
     write_tree(raw, {**FIRST, **SECOND})
     manifest = scan_raw(raw)
     keys = manifest_delivery_keys(manifest)
-    frames = [read_delivery_folder(raw, f) for f in keys["folder"]]
+    frames = [read_delivery_folder(raw, f, SEALED) for f in keys["folder"]]
     return resolve_raw_datasets(manifest, frames, raw)
 
 
@@ -175,7 +178,9 @@ def test_a_later_snapshot_with_the_row_settles_it(tmp_path: Path) -> None:
     third = {"C01/2026-04-06/ae.csv": FIRST["C01/2026-02-09/ae.csv"]}
     write_tree(raw, {**FIRST, **SECOND, **third})
     manifest = scan_raw(raw)
-    frames = [read_delivery_folder(raw, f) for f in manifest_delivery_keys(manifest)["folder"]]
+    frames = [
+        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
+    ]
     out = resolve_raw_datasets(manifest, frames, raw)
     assert set(out["ae"]["source_file"]) == {"C01/2026-04-06/ae.csv"}
     assert out["integrity_findings"].filter(pl.col("dataset") == "ae").height == 0
@@ -245,7 +250,7 @@ def test_vendor_b_backwards_sample_is_quarantined_and_not_integrated(tmp_path: P
     raw = tmp_path / "raw"
     write_tree(raw, {"C01/2026-03-15/ionto-b_B-00042_20260314180000.jsonl": lines})
     manifest = scan_raw(raw)
-    frames = [read_delivery_folder(raw, "C01/2026-03-15")]
+    frames = [read_delivery_folder(raw, "C01/2026-03-15", SEALED)]
     telemetry = resolve_vendor_b(manifest, frames, 10.0, tmp_path / "events")
     q = telemetry.quarantine
     assert q.select("source_line", "reason_code").rows() == [(4, "TIMESTAMP_BACKWARDS")]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from study import Study, load_study
+from trial.derive.ae import code_events
 from trial.models.safety import safety_summary
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
@@ -96,3 +98,101 @@ def test_blinded_pools_arms(study: Study) -> None:
     assert (tingling["n_subjects"], tingling["n_events"], tingling["N"]) == (3, 4, 5)
     assert "arm" not in result.tables["serious"].columns
     assert result.tables["denominators"]["N"].to_list() == [5]
+
+
+# Coded events: S1 has two Paraesthesia events (one SEVERE) and a Pruritus (MILD) in two SOCs;
+# S3 a Dry mouth; S4 a Dry mouth and a Paraesthesia; S5 a Paraesthesia; S7 (GLY) an OTHER
+# whose verbatim the dictionary does not know; S6 is outside the Safety set, S2's event is not
+# treatment-emergent. S4 withdrew for an AE on day 2026-03-10: only the event with onset by then
+# led to the withdrawal.
+CODED_ADSL = pl.DataFrame(
+    {
+        "subject_id": ["S1", "S2", "S3", "S4", "S5", "S6", "S7"],
+        "SAFFL": ["Y", "Y", "Y", "Y", "Y", "N", "Y"],
+        "arm": ["TAP", "TAP", "GLY", "GLY", "GLY", "GLY", "GLY"],
+        "disposition_reason": [None, None, None, "ADVERSE_EVENT", "RELOCATED", None, None],
+        "disposition_date": [None, None, None, "2026-03-10", "2026-03-01", None, None],
+    }
+).with_columns(pl.col("disposition_date").str.to_date())
+CODED_ADAE = pl.concat(
+    [
+        ADAE.with_columns(
+            verbatim=pl.lit("text"),
+            onset_date=pl.lit("2026-03-05").str.to_date(),
+        ).with_columns(
+            onset_date=pl.when(pl.col("ae_id") == "6")
+            .then(pl.lit("2026-03-20").str.to_date())
+            .otherwise(pl.col("onset_date"))
+        ),
+        pl.DataFrame(
+            {
+                "subject_id": ["S7"],
+                "ae_id": ["10"],
+                "term": ["OTHER"],
+                "severity": ["MODERATE"],
+                "serious": ["Y"],
+                "related": ["N"],
+                "TRTEMFL": ["Y"],
+                "verbatim": ["stubbed toe"],
+                "onset_date": [dt.date(2026, 3, 5)],
+            }
+        ),
+    ]
+)
+
+
+def coded_result(study: Study):
+    adae = code_events(CODED_ADAE.lazy(), study.ae_coding).collect()
+    return safety_summary(adae, CODED_ADSL, study)
+
+
+def test_soc_pt_subjects_and_events(study: Study) -> None:
+    t = coded_result(study).tables["soc_pt"]
+    nervous = "Nervous system disorders"
+    tap_para = cell(t, arm="TAP", soc=nervous, pt="Paraesthesia")
+    assert (tap_para["n_subjects"], tap_para["n_events"]) == (1, 2)
+    tap_any = cell(t, arm="TAP", soc="ANY", pt="ANY")
+    assert (tap_any["n_subjects"], tap_any["n_events"], tap_any["N"]) == (1, 3, 2)
+    # GLY: S3, S4, S5, S7 treated with events; S6 outside the set
+    gly_any = cell(t, arm="GLY", soc="ANY", pt="ANY")
+    assert (gly_any["n_subjects"], gly_any["n_events"], gly_any["N"]) == (4, 5, 4)
+    gi = cell(t, arm="GLY", soc="Gastrointestinal disorders", pt="ANY")
+    assert (gi["n_subjects"], gi["n_events"]) == (2, 2)
+    # the SOC total counts a subject once even with two PTs in it; here Nervous system (GLY):
+    # S4 and S5 Paraesthesia
+    assert cell(t, arm="GLY", soc=nervous, pt="ANY")["n_subjects"] == 2
+    uncoded = cell(t, arm="GLY", soc="Not coded", pt="Not coded: stubbed toe")
+    assert (uncoded["n_subjects"], uncoded["n_events"]) == (1, 1)
+
+
+def test_worst_severity_and_strongest_relatedness_by_soc_and_pt(study: Study) -> None:
+    result = coded_result(study)
+    sev = result.tables["soc_pt_severity"]
+    tap_any = sev.filter((pl.col("arm") == "TAP") & (pl.col("soc") == "ANY"))
+    # S1: MILD, SEVERE, MILD -> one subject, SEVERE
+    assert tap_any.select("severity", "n_subjects").rows() == [("SEVERE", 1)]
+    gly_any = sev.filter((pl.col("arm") == "GLY") & (pl.col("soc") == "ANY"))
+    # S3 MODERATE, S4 MILD, S5 MILD, S7 MODERATE
+    assert sorted(gly_any.select("severity", "n_subjects").rows()) == [
+        ("MILD", 2),
+        ("MODERATE", 2),
+    ]
+    rel = result.tables["soc_pt_related"]
+    skin = rel.filter((pl.col("arm") == "TAP") & (pl.col("pt") == "Pruritus"))
+    assert skin.select("related", "n_subjects").rows() == [("N", 1)]
+    tap_any = rel.filter((pl.col("arm") == "TAP") & (pl.col("soc") == "ANY"))
+    assert tap_any.select("related", "n_subjects").rows() == [("Y", 1)]
+
+
+def test_leading_to_discontinuation_and_serious_listing(study: Study) -> None:
+    result = coded_result(study)
+    disc = result.tables["soc_pt_discontinuation"]
+    # S4 withdrew on 03-10: Dry mouth (03-05) counts, Paraesthesia (03-20) does not
+    assert disc.filter(pl.col("pt") != "ANY").select("arm", "pt", "n_events").rows() == [
+        ("GLY", "Dry mouth", 1)
+    ]
+    serious = result.tables["serious"]
+    assert serious.select("subject_id", "pt").rows() == [
+        ("S1", "Paraesthesia"),
+        ("S7", "Not coded: stubbed toe"),
+    ]

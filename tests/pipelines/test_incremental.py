@@ -22,6 +22,7 @@ from ingest.incremental import (
 )
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_file
+from ingest.sealed import sealed_signature
 from ingest.telemetry import parsed_schema
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
@@ -122,8 +123,9 @@ def test_per_delivery_reading_equals_the_whole_tree_readers(
     the telemetry resolved by ranges of devices too (events up to row order, sessions)."""
     study = load_study()
     whole = read_delivery(small_raw, study)
-    parts = [read_delivery_folder(small_raw, d.folder) for d in scan_deliveries(small_raw)]
-    manifest = scan_raw(small_raw)
+    sealed = sealed_signature(study)
+    parts = [read_delivery_folder(small_raw, d.folder, sealed) for d in scan_deliveries(small_raw)]
+    manifest = scan_raw(small_raw, sealed=sealed)
     resolved = resolve_raw_datasets(manifest, parts, small_raw)
     expected = {**whole.datasets(), "gravimetry_duplicates": whole.gravimetry_duplicates}
     shared = set(expected) & set(resolved)
@@ -160,7 +162,8 @@ def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
         folder = raw / "C01" / day
         folder.mkdir(parents=True)
         (folder / "dm.csv").write_text(DM_HEADER + DM_ROW.replace(",F,", f",{sex},"))
-    parts = [read_delivery_folder(raw, d.folder) for d in scan_deliveries(raw)]
+    sealed = sealed_signature(load_study())
+    parts = [read_delivery_folder(raw, d.folder, sealed) for d in scan_deliveries(raw)]
     assert [p["dm"]["sex"].to_list() for p in parts] == [["F"], ["M"]]
     dm = resolve_raw_datasets(scan_raw(raw), parts, raw)["dm"]
     expected, _ = read_edc_file(raw / "C01" / "2026-04-06" / "dm.csv", raw, "dm")

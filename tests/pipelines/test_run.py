@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import pipelines.assets.raw as raw_assets
+from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
 from study import load_study
@@ -117,3 +118,18 @@ def test_failing_blocking_check_stops_what_depends_on_it(
     assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
+
+
+def test_a_blinded_run_refuses_the_unblinded_runs_folder(
+    small_raw: Path, unblinded_run: Path
+) -> None:
+    """Issue 12: a blinded run on an unblinded run's folder used to succeed and leave the
+    unblinded models beside its own. It is refused before anything is written, and the
+    unblinded run's metadata holds no preview row of the sealed list."""
+    before = {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()}
+    with pytest.raises(OutputFolderRefused, match="give --out another folder"):
+        run_pipeline(raw_dir=small_raw, out_dir=unblinded_run)
+    assert {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()} == before
+    sealed = _latest_metadata(unblinded_run)["randomisation"]
+    assert sealed["dagster/row_count"].value > 0
+    assert sealed["preview"].value.count("\n") == 1  # the header line and rule only

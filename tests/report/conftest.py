@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import synthetic_trial
 
+from data_contracts.contracts import use_study
 from study import Study, load_study
 from trial.models.result import ModelResult
 from trial.report.data import ReportData, build_report_data
@@ -17,7 +18,11 @@ from trial.report.run_info import RunInfo
 
 @pytest.fixture(scope="session")
 def study() -> Study:
-    return load_study()
+    """ION-301, bound for the contracts too: the session-scoped report fixtures run before the
+    autouse fixture that binds it for each test."""
+    loaded = load_study()
+    use_study(loaded)
+    return loaded
 
 
 @pytest.fixture(scope="session")

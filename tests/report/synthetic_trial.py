@@ -16,6 +16,7 @@ import polars as pl
 
 from study import Study
 from trial.models.device import device_summary
+from trial.models.multiplicity import fixed_sequence_from_results
 from trial.models.result import ModelResult, write_result
 from trial.models.safety import safety_summary
 
@@ -391,6 +392,7 @@ def make_models(study: Study) -> dict[str, ModelResult]:
                         "estimate": est,
                         "ci_low": est - 0.4,
                         "ci_high": est + 0.4,
+                        "interaction_p": 0.2 + 0.1 * i,
                     }
                 )
     models["subgroups"] = ModelResult(
@@ -435,6 +437,9 @@ def make_models(study: Study) -> dict[str, ModelResult]:
                 "endpoint", "contrast", (pl.col("p_value") * 1.25).alias("p_value")
             ),
         },
+    )
+    models["fixed_sequence"] = fixed_sequence_from_results(
+        study, models["mmrm_primary"], models["responders"]
     )
     return models
 

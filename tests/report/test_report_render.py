@@ -20,7 +20,7 @@ SECTIONS = [
 
 
 def _sections(html: str) -> list[str]:
-    return re.findall(r'<section class="page" id="[^"]+">.*?</section>', html, flags=re.S)
+    return re.findall(r'<section class="page[^"]*" id="[^"]+">.*?</section>', html, flags=re.S)
 
 
 def test_unblinded_report_has_every_section_and_unblinded_on_each_page(unblinded_html):
@@ -32,12 +32,15 @@ def test_unblinded_report_has_every_section_and_unblinded_on_each_page(unblinded
     # The print margins repeat the label on every printed page.
     assert '@top-right { content: "UNBLINDED"' in html
     for key in (
-        "primary-lsmeans",
-        "primary-contrasts",
-        "sensitivity",
+        "t_14_2_2",  # LS means
+        "t_14_2_3",  # contrasts
+        "t_14_2_4",  # multiplicity
+        "t_14_2_10",  # sensitivity
         "forest",
         "consort",
-        "plantar-time-course",
+        "t_14_2_6",  # plantar time course
+        "t_14_3_1_1",  # AEs by SOC and PT
+        "l_14_3_2_1",  # serious AEs
     ):
         assert f'id="{key}"' in html
 
@@ -47,7 +50,7 @@ def test_blinded_report_says_blinded_and_withholds_arm_results(blinded_html):
     assert "UNBLINDED" not in html
     for page in _sections(html):
         assert '<span class="blinding">BLINDED</span>' in page
-    assert 'id="primary-lsmeans"' not in html
+    assert 'id="t_14_2_2"' not in html
     assert "withheld in this blinded report" in html
 
 
@@ -84,7 +87,7 @@ def test_methods_block_from_the_study_configuration(unblinded_data, blinded_data
 def test_numbers_print_with_fixed_decimals():
     import polars as pl
 
-    from trial.report.investigator import fixed
+    from trial.report.investigator_tables import fixed
 
     values = pl.DataFrame({"x": [-0.8, 0.0004, 12.3456, -0.0004, None]})
     out = values.select(fixed(pl.col("x"), 3).alias("x"))["x"].to_list()

@@ -152,52 +152,74 @@ def _safety_set_events(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return tables["adae"].filter(pl.col("TRTEMFL") == "Y").join(adsl, on="subject_id")
 
 
-def test_adverse_events_count_subjects_once_per_term_and_level(unblinded_data, unblinded_tables):
-    ae = unblinded_data.adverse_events
-    events = _safety_set_events(unblinded_tables)
+def _soc_pt(events: pl.DataFrame) -> pl.DataFrame:
+    """Events with the SOC and PT the report counts them under (ADAE coding, or 'Not coded')."""
+    if "AEDECOD" in events.columns:
+        return events.with_columns(
+            soc=pl.col("AEBODSYS").fill_null("Not coded"),
+            pt=pl.col("AEDECOD").fill_null(pl.format("Not coded: {}", pl.col("verbatim"))),
+        )
+    return events.with_columns(soc=pl.lit("Not coded"), pt=pl.col("term"))
+
+
+def test_ae_soc_pt_subjects_events_and_worst_severity(unblinded_data, unblinded_tables):
+    """Every cell of the SOC/PT tables against a plain count over ADAE, per group: subjects
+    once per row, events all, SOC totals a subject once across its PTs, worst severity and
+    strongest relatedness one category per subject."""
+    events = _soc_pt(_safety_set_events(unblinded_tables))
     safety_set = unblinded_tables["adsl"].filter(pl.col("SAFFL") == "Y")
     denominators = dict(safety_set.group_by("arm").len().rows()) | {sm.TOTAL: safety_set.height}
     rank = {"MILD": 0, "MODERATE": 1, "SEVERE": 2}
     strength = {"N": 0, "POSSIBLE": 1, "Y": 2}
+    soc_pt, sev, rel = (
+        unblinded_data.ae_soc_pt,
+        unblinded_data.ae_severity,
+        unblinded_data.ae_related,
+    )
+    assert soc_pt.group_by("soc", "pt").agg(pl.col("n").max())["n"].min() > 0  # no zero rows
     for group, N in denominators.items():
         mine = events if group == sm.TOTAL else events.filter(pl.col("arm") == group)
-        rows = ae.filter(pl.col("group") == group)
-        assert set(rows["N"]) == {N}
-        anyrow = rows.filter(pl.col("term") == "ANY")
-        assert anyrow["n"].to_list() == [mine["subject_id"].n_unique()]
-        for term in events["term"].unique().to_list():
-            of_term = mine.filter(pl.col("term") == term)
-            t = rows.filter(pl.col("term") == term)
-            assert (
-                t.filter(pl.col("dimension") == "any")["n"][0] == of_term["subject_id"].n_unique()
-            )
+        levels = [("ANY", "ANY", mine)]
+        for (soc,), part in mine.group_by("soc"):
+            levels.append((soc, "ANY", part))
+            for (pt,), of_pt in part.group_by("pt"):
+                levels.append((soc, pt, of_pt))
+        got = soc_pt.filter(pl.col("group") == group)
+        assert set(got["N"]) == {N}
+        for soc, pt, rows in levels:
+            cell = got.filter((pl.col("soc") == soc) & (pl.col("pt") == pt))
+            assert cell.select("n", "events").row(0) == (
+                rows["subject_id"].n_unique(),
+                rows.height,
+            ), (group, soc, pt)
             worst: dict[str, int] = {}
             strongest: dict[str, int] = {}
-            for sid, sev, rel in of_term.select("subject_id", "severity", "related").rows():
-                worst[sid] = max(worst.get(sid, -1), rank[sev])
-                strongest[sid] = max(strongest.get(sid, -1), strength[rel])
-            for level, r in rank.items():
-                got = t.filter((pl.col("dimension") == "severity") & (pl.col("level") == level))
-                assert got["n"][0] == sum(v == r for v in worst.values()), (group, term, level)
-            for level, r in strength.items():
-                got = t.filter((pl.col("dimension") == "related") & (pl.col("level") == level))
-                assert got["n"][0] == sum(v == r for v in strongest.values()), (group, term, level)
-        assert rows.filter(pl.col("N") > 0)["pct"].to_list() == pytest.approx(
-            (100.0 * rows["n"] / N).to_list()
-        )
-    # The overall row has no severity breakdown: the safety model tabulates it per term.
-    assert ae.filter(pl.col("term") == "ANY")["dimension"].unique().to_list() == ["any"]
+            for sid, s_, r_ in rows.select("subject_id", "severity", "related").rows():
+                worst[sid] = max(worst.get(sid, -1), rank[s_])
+                strongest[sid] = max(strongest.get(sid, -1), strength[r_])
+            for frame, counts, order in ((sev, worst, rank), (rel, strongest, strength)):
+                mine_rows = frame.filter(
+                    (pl.col("group") == group) & (pl.col("soc") == soc) & (pl.col("pt") == pt)
+                )
+                for level, r in order.items():
+                    expected = sum(v == r for v in counts.values())
+                    found = mine_rows.filter(pl.col("category") == level)["n"]
+                    assert (found[0] if found.len() else 0) == expected, (group, soc, pt, level)
+        # the worst-severity categories of a row add up to its subjects
+        sums = sev.filter(pl.col("group") == group).group_by("soc", "pt").agg(pl.col("n").sum())
+        joined = sums.join(got.select("soc", "pt", pl.col("n").alias("subjects")), on=["soc", "pt"])
+        assert (joined["n"] == joined["subjects"]).all()
 
 
 def test_adverse_events_are_read_from_the_safety_result(unblinded_tables, unblinded_results, study):
     """The report shows what the safety result holds, not a count of its own."""
     safety = unblinded_results["safety"]
-    by_term = safety.tables["by_term"].with_columns(pl.col("n_subjects") + 100)
+    soc_pt = safety.tables["soc_pt"].with_columns(pl.col("n_subjects") + 100)
     doctored = ModelResult(
         name=safety.name,
         estimates=safety.estimates,
         fit=safety.fit,
-        tables=safety.tables | {"by_term": by_term},
+        tables=safety.tables | {"soc_pt": soc_pt},
     )
     data = build_report_data(
         unblinded_tables,
@@ -205,12 +227,13 @@ def test_adverse_events_are_read_from_the_safety_result(unblinded_tables, unblin
         study,
         run_info(False),
     )
-    anyrows = data.adverse_events.filter(pl.col("dimension") == "any")
-    joined = anyrows.join(by_term, left_on=["group", "term"], right_on=["arm", "term"])
-    assert joined.height == by_term.height
-    assert (joined["n"] == joined["n_subjects"]).all()
-    total = anyrows.filter((pl.col("group") == sm.TOTAL) & (pl.col("term") == "ANY"))
-    assert total["n"][0] == by_term.filter(pl.col("term") == "ANY")["n_subjects"].sum()
+    shown = data.ae_soc_pt.join(
+        soc_pt, left_on=["group", "soc", "pt"], right_on=["arm", "soc", "pt"]
+    )
+    assert shown.height == soc_pt.height
+    assert (shown["n"] == shown["n_subjects"]).all()
+    total = data.ae_soc_pt.filter((pl.col("group") == sm.TOTAL) & (pl.col("soc") == "ANY"))
+    assert total["n"][0] == soc_pt.filter(pl.col("soc") == "ANY")["n_subjects"].sum()
 
 
 def test_serious_events_listing(unblinded_data, unblinded_tables):
@@ -289,7 +312,7 @@ def test_missing_safety_and_device_results_say_so(unblinded_tables, models, stud
     from trial.report.investigator import investigator_html
 
     data = build_report_data(unblinded_tables, models, study, run_info(False))
-    assert data.adverse_events.width == data.device.width == data.faults.width == 0
+    assert data.ae_soc_pt.width == data.device.width == data.faults.width == 0
     html = investigator_html(data)
     assert "the safety model result is not available" in html
     assert "the device model result is not available" in html
@@ -303,7 +326,7 @@ def test_blinded_frames_are_pooled_and_equal_the_unblinded_total(blinded_data, u
             if name in by_arm_only:
                 continue
             total = unblinded_data.frames()[name].filter(pl.col("group") == sm.TOTAL)
-            assert frame.drop_nulls().shape == total.drop_nulls().shape, name
+            assert frame.height == total.height, name
     b = blinded_data.time_course.select("visit", "geo_mean")
     u = unblinded_data.time_course.filter(pl.col("group") == sm.TOTAL).select("visit", "geo_mean")
     assert b.equals(u)
@@ -314,6 +337,11 @@ def test_blinded_frames_are_pooled_and_equal_the_unblinded_total(blinded_data, u
     faults = unblinded_data.faults.group_by("region", "fault_code").agg(pl.col("n_sessions").sum())
     pooled = blinded_data.faults.select("region", "fault_code", "n_sessions")
     assert pooled.sort("region", "fault_code").equals(faults.sort("region", "fault_code"))
+    keys = ["soc", "pt", "category"]
+    for name in ("ae_soc_pt", "ae_severity", "ae_related"):
+        pooled = blinded_data.frames()[name].select(*keys, "n", "events").sort(keys)
+        total = unblinded_data.frames()[name].filter(pl.col("group") == sm.TOTAL)
+        assert pooled.equals(total.select(*keys, "n", "events").sort(keys)), name
     assert "arm" not in blinded_data.serious_events.columns
     assert blinded_data.serious_events.height == unblinded_data.serious_events.height
     assert blinded_data.primary_lsmeans.height == 0

@@ -149,7 +149,7 @@ def _withdrawals(
                 pl.col("wd_date").cast(pl.String).fill_null("<no date>"),
                 pl.col("reason").fill_null("no reason given"),
                 pl.when(pl.col("last_session").is_null())
-                .then(pl.lit("no session started before it: the BL date"))
+                .then(pl.lit("no session started before it: the baseline date"))
                 .otherwise(
                     pl.format("last session started {}", pl.col("last_session").cast(pl.String))
                 ),

@@ -119,7 +119,10 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
         bool_col("eligibility_violation", "Eligibility violation", required=True),
         string_col("eligibility_reasons", "Eligibility violations", "Comma-separated, sorted."),
         _yn(
-            "RANDFL", "Randomised flag", "Blinded: not a screen failure and BL done.", required=True
+            "RANDFL",
+            "Randomised flag",
+            "Blinded: not a screen failure, baseline visit done.",
+            required=True,
         ),
         _yn("SAFFL", "Safety population flag", required=True),
         _yn("FASFL", "Full analysis set flag", required=True),
@@ -216,6 +219,16 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
     adae = (
         studyid,
         *ae_cols,
+        string_col(
+            "AEDECOD",
+            "Dictionary-derived term",
+            "Preferred term from the study AE dictionary (ae_coding); null: not coded.",
+        ),
+        string_col(
+            "AEBODSYS",
+            "Body system or organ class",
+            "System organ class from the study AE dictionary; null: not coded.",
+        ),
         _yn("TRTEMFL", "Treatment-emergent flag", required=True),
         int_col("ASTDY", "Onset study day", unit="day"),
         int_col("AENDY", "End study day", unit="day"),

@@ -27,6 +27,7 @@ import math
 
 import polars as pl
 
+from data_contracts.contracts import contract_template
 from study import Study
 from trial.derive.gravimetry import RATE_VALID
 from trial.derive.schedule import baseline_dates, source_record
@@ -229,42 +230,6 @@ def derive_adsl(
             PPFL=_yn(pl.col("_pp")),
         )
     )
-    columns = [
-        "STUDYID",
-        "subject_id",
-        "centre_id",
-        "sex",
-        "birth_year",
-        "age",
-        "age_group",
-        "plantar_involved",
-        "hdss_screening",
-        "stratum",
-        "consent_date",
-        "bl_date",
-        "screen_failure",
-        "eligibility_violation",
-        "eligibility_reasons",
-        "RANDFL",
-        "SAFFL",
-        "FASFL",
-        "PPFL",
-        "disposition_status",
-        "disposition_reason",
-        "disposition_date",
-        "trt_start_date",
-        "trt_end_date",
-        "n_sessions",
-        "n_sessions_mapped",
-        "n_sessions_planned",
-        "n_sessions_completed",
-        "n_induction_sessions_planned",
-        "n_induction_sessions_completed",
-        "n_induction_sessions_adequate",
-        "time_within_tolerance_share",
-        "charge_mc_total",
-        "source_records",
-    ]
-    if randomisation is not None:
-        columns += ["rand_date", "arm"]
+    contract = contract_template("adsl")  # its columns, in order; the arm only when unblinded
+    columns = (contract if randomisation is not None else contract.blinded_view()).columns
     return frame.select(columns).sort("subject_id").collect()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from study import Study
-from trial.derive.ae import derive_adae
+from trial.derive.ae import ae_coding_findings, derive_adae
 from trial.derive.findings import gravimetry_findings, stratum_findings
 from trial.derive.gravimetry import latest_papers, paper_rates
 from trial.derive.hdss import derive_adhdss
@@ -67,7 +67,8 @@ def derive_all(raw: RawFrames, study: Study) -> AnalysisTables:
         study,
         randomisation=raw.randomisation,
     )
-    findings = [gravimetry_findings(papers, superseded, study)]
+    adae = derive_adae(raw.ae, adsl, study)
+    findings = [gravimetry_findings(papers, superseded, study), ae_coding_findings(adae, study)]
     if raw.randomisation is not None:
         findings.append(stratum_findings(adsl, raw.randomisation))
     return AnalysisTables(
@@ -75,7 +76,7 @@ def derive_all(raw: RawFrames, study: Study) -> AnalysisTables:
         adsweat=adsweat,
         adsweat_side=derive_adsweat_side(papers, adsweat, study),
         adhdss=derive_adhdss(raw.hdss, raw.visits, study),
-        adae=derive_adae(raw.ae, adsl, study),
+        adae=adae,
         addev=addev,
         sweat_papers=papers,
         unmapped_sessions=unmapped,

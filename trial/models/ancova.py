@@ -94,7 +94,7 @@ def ancova_terms(study: Study, covariates: Sequence[str] = ("logbase",)) -> list
         Factor("arm", study.arm_codes),
         *covariates,
         Factor("centre", study.centres),
-        Factor("stratum", list(study.stratum_levels.values())),
+        Factor("stratum", study.stratum_codes),
     ]
 
 
@@ -139,10 +139,11 @@ def ancova_result(
             notes=[*notes, "not fitted: the reference arm and another arm are needed"],
         )
     fit = fit_ols(data, main, response)
-    estimates = tidy_estimates(fit.names, fit.beta, np.sqrt(np.diag(fit.cov)), fit.df_resid)
+    level = study.confidence_level
+    estimates = tidy_estimates(fit.names, fit.beta, np.sqrt(np.diag(fit.cov)), fit.df_resid, level)
     means = {c: float(data.get_column(c).mean()) for c in covariates}  # type: ignore[arg-type]
     lsmeans, contrasts = arm_comparisons(
-        fit.beta, fit.cov, main, [], means, arm_factor.levels, [visit], float(fit.df_resid)
+        fit.beta, fit.cov, main, [], means, arm_factor.levels, [visit], float(fit.df_resid), level
     )
     n_by_arm = data.group_by("arm").len().rename({"len": "n"})
     lsmeans = lsmeans.join(n_by_arm, on="arm", how="left")

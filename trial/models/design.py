@@ -106,7 +106,7 @@ def build_mmrm_design(frame: pl.DataFrame, study: Study) -> MmrmDesign:
     present_centres = set(frame.get_column("centre").cast(pl.String).unique().to_list())
     present_strata = set(frame.get_column("stratum").cast(pl.String).unique().to_list())
     centres = [c for c in study.centres if c in present_centres]
-    strata = [s for s in study.stratum_levels.values() if s in present_strata]
+    strata = [s for s in study.stratum_codes if s in present_strata]
 
     subjects = sorted(frame.get_column("subject").cast(pl.String).unique().to_list())
     return design_from_codes(

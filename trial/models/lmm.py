@@ -58,7 +58,7 @@ def lmm_terms(study: Study) -> tuple[list[Factor | str], list[tuple[str, str]]]:
         Factor("visit", study.model_visits),
         "logbase",
         Factor("centre", study.centres),
-        Factor("stratum", list(study.stratum_levels.values())),
+        Factor("stratum", study.stratum_codes),
     ]
     return main, [("arm", "visit")]
 
@@ -192,7 +192,7 @@ def fit_lmm(
         notes.append("fixed-effect SEs are conditional (X'V^-1X)^-1, as lme4, not bse_fe")
 
     se = np.sqrt(np.diag(fit.cov_beta))
-    estimates = tidy_estimates(names, fit.beta, se, None)
+    estimates = tidy_estimates(names, fit.beta, se, None, study.confidence_level)
     d = np.diag([1.0, 1.0 / time_scale])
     g = d @ fit.g @ d
     sd_int, sd_week = np.sqrt(np.diag(g))
@@ -218,6 +218,7 @@ def fit_lmm(
         study.arm_codes,
         visits,
         None,
+        level=study.confidence_level,
     )
     fit_dict = {
         "n_subjects": pattern_engine.n_subjects,

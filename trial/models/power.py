@@ -133,7 +133,7 @@ def simulate_trial(
     level = level[:n]
     arm = rng.permutation(allocation(study, n))
     centre = rng.integers(0, len(study.centres), n)
-    stratum = rng.integers(0, len(study.stratum_levels), n)
+    stratum = rng.integers(0, len(study.stratum_codes), n)
     logbase = level + rng.normal(0.0, sd_e, n)
     response = (
         rng.normal(0.0, sim.sd_random_intercept, n)[:, None]
@@ -161,7 +161,7 @@ def simulate_trial(
             "arm": arms,
             "visit": visits,
             "centre": study.centres,
-            "stratum": list(study.stratum_levels.values()),
+            "stratum": study.stratum_codes,
             "subject": [f"S{k:05d}" for k in range(n)],
         },
     )

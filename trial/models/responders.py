@@ -12,7 +12,8 @@ A FAS subject with no value at the primary visit counts as a non-responder.
 Per endpoint and each arm against the reference arm:
 
 - logistic regression ``responder ~ arm + centre + stratum`` (statsmodels ``Logit``, ML):
-  odds ratio, Wald 95 % CI, Wald p. When the ML fit shows separation (statsmodels' separation
+  odds ratio, Wald CI (coverage 1 - ``endpoints.alpha``), Wald p. When the ML fit shows
+  separation (statsmodels' separation
   warning, no convergence, or non-finite / huge coefficients or SEs), the fallback is Firth's
   penalised likelihood (bias-reduced logistic regression, Wald CI from the penalised
   information); the notes and the ``method`` column say so;
@@ -148,7 +149,7 @@ def _logistic(
         [
             Factor("arm", study.arm_codes),
             Factor("centre", study.centres),
-            Factor("stratum", list(study.stratum_levels.values())),
+            Factor("stratum", study.stratum_codes),
         ],
     )
     design = treatment_design(frame, main)
@@ -189,7 +190,9 @@ def _logistic(
     return design.names, beta, cov, "logistic (Firth)", notes
 
 
-def _cmh(frame: pl.DataFrame, endpoint: str, arm: str, reference: str) -> dict[str, object]:
+def _cmh(
+    frame: pl.DataFrame, endpoint: str, arm: str, reference: str, alpha: float
+) -> dict[str, object]:
     """CMH by centre of ``arm`` versus ``reference`` (strata missing either arm dropped)."""
     from statsmodels.stats.contingency_tables import StratifiedTable
 
@@ -217,7 +220,7 @@ def _cmh(frame: pl.DataFrame, endpoint: str, arm: str, reference: str) -> dict[s
         return {**out, "mh_odds_ratio": None, "ci_low": None, "ci_high": None}
     st = StratifiedTable(np.moveaxis(tables, 0, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        low, high = st.oddsratio_pooled_confint(alpha=0.05)
+        low, high = st.oddsratio_pooled_confint(alpha=alpha)
         test = st.test_null_odds(correction=False)
     return {
         **out,
@@ -308,7 +311,10 @@ def fit_responders(
         idx = [i for i, n in enumerate(names) if n.startswith("arm")]
         labels = [f"{names[i].removeprefix('arm')}-{ref}" for i in idx]
         tidy = tidy_estimates(
-            [f"{endpoint}:{lab}" for lab in labels], beta[idx], np.sqrt(np.diag(cov)[idx])
+            [f"{endpoint}:{lab}" for lab in labels],
+            beta[idx],
+            np.sqrt(np.diag(cov)[idx]),
+            level=study.confidence_level,
         )
         estimates.append(tidy)
         or_rows.append(
@@ -323,7 +329,7 @@ def fit_responders(
             )
         )
         for lab in labels:
-            cmh_rows.append(_cmh(responders, endpoint, lab.split("-")[0], ref))
+            cmh_rows.append(_cmh(responders, endpoint, lab.split("-")[0], ref, study.alpha))
     notes.append(
         f"missing {study.primary_visit} value = non-responder; CMH stratified by centre, "
         "no continuity correction, Robins-Breslow-Greenland CI"

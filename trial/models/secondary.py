@@ -1,17 +1,20 @@
 """Other secondary endpoints (SAP section 5): plantar sweat rate and durability.
 
-Plantar: change in the log rate of the region that requires involvement (ION-301: sole,
-``LSOLESR``) in subjects with plantar involvement (``adsl.plantar_involved == "Y"``).
+Plantar: change in the log rate of the region that requires involvement
+(``Study.involvement_region``) in subjects with plantar involvement
+(``adsl.plantar_involved == "Y"``); not applicable (a result with a note, no estimates) in a
+study whose regions are all measured in every subject.
 ``method="ancova"`` (default): ``chg ~ arm + logbase + centre + stratum`` at the primary
 visit, complete case, as sensitivity 4; ``method="mmrm"``: the primary MMRM
 (:func:`trial.models.mmrm.fit_mmrm`) on the plantar long table, all model visits - with
 fewer subjects its covariance fallback may well be taken, and its notes say so.
 
-Durability: per subject ``d = AVAL(W16) - AVAL(W12)`` of the primary region (visits from
-``endpoints.durability_visits``), the log of the ratio of rates W16 / W12 (values above 0 =
-sweating came back). Per arm: ANCOVA LS mean of ``d`` (``d ~ arm + logbase + centre +
-stratum``) with its ratio ``exp(d)`` and CI, and contrasts against the reference arm; beside
-it the raw mean of ``d`` per arm with a t CI. Subjects need both visits (complete case).
+Durability: per subject ``d = AVAL(later) - AVAL(earlier)`` of the primary region, the visits
+``endpoints.durability_visits = [earlier, later]``: the log of the ratio of rates later /
+earlier (values above 0 = sweating came back). Per arm: ANCOVA LS mean of ``d``
+(``d ~ arm + logbase + centre + stratum``) with its ratio ``exp(d)`` and CI, and contrasts
+against the reference arm; beside it the raw mean of ``d`` per arm with a t CI. Subjects need
+both visits (complete case).
 
 Blinded: models not fitted (note ``"not fitted: blinded run"``); a pooled descriptive table.
 """
@@ -33,9 +36,17 @@ PLANTAR_NAME = "plantar"
 DURABILITY_NAME = "durability"
 
 
+NOT_APPLICABLE_NOTE = (
+    "not applicable: the study measures no region only in subjects with plantar involvement"
+)
+
+
 def involvement_region(study: Study) -> Region:
-    """The region analysed only in involved subjects (ION-301: SOLE)."""
-    return next(r for r in study.regions if r.requires_involvement)
+    """The region analysed only in involved subjects (``KeyError`` when the study has none)."""
+    region = study.involvement_region
+    if region is None:
+        raise KeyError(f"{study.source}: no region has requires_involvement: true")
+    return region
 
 
 def plantar_long(
@@ -89,14 +100,17 @@ def plantar_long(
     )
 
 
-def _pooled(frame: pl.DataFrame, value: str) -> pl.DataFrame:
-    """n, mean, SD and t 95 % CI of ``value`` over all rows (blinded description)."""
+def _pooled(frame: pl.DataFrame, value: str, level: float) -> pl.DataFrame:
+    """n, mean, SD and t CI of coverage ``level`` of ``value`` over all rows (blinded
+    description)."""
     stats = frame.select(
         n=pl.col(value).count(), mean=pl.col(value).mean(), sd=pl.col(value).std()
     ).row(0, named=True)
     n = int(stats["n"])
     half = (
-        float(special.stdtrit(n - 1, 0.975) * stats["sd"] / np.sqrt(n)) if n > 1 else float("nan")
+        float(special.stdtrit(n - 1, 0.5 + level / 2.0) * stats["sd"] / np.sqrt(n))
+        if n > 1
+        else float("nan")
     )
     return pl.DataFrame(
         {
@@ -127,6 +141,13 @@ def fit_plantar(
     method: Literal["ancova", "mmrm"] = "ancova",
 ) -> ModelResult:
     """Plantar endpoint in involved subjects (see the module docstring)."""
+    if study.involvement_region is None:
+        return ModelResult(
+            name=PLANTAR_NAME,
+            estimates=empty_estimates(),
+            fit={"n_subjects": 0, "converged": False},
+            notes=[NOT_APPLICABLE_NOTE],
+        )
     long = plantar_long(adsweat, adsl, study)
     if "arm" not in long.columns:
         at_visit = long.filter(pl.col("visit") == study.primary_visit)
@@ -134,7 +155,7 @@ def fit_plantar(
             name=PLANTAR_NAME,
             estimates=empty_estimates(),
             fit={"n_subjects": at_visit.height, "converged": False, "blinded": True},
-            tables={"pooled": _pooled(at_visit, "chg")},
+            tables={"pooled": _pooled(at_visit, "chg", study.confidence_level)},
             notes=[BLINDED_NOTE, f"pooled change at {study.primary_visit} only"],
         )
     if method == "mmrm":
@@ -208,7 +229,7 @@ def fit_durability(adsweat: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> M
             name=DURABILITY_NAME,
             estimates=empty_estimates(),
             fit={"n_subjects": frame.height, "converged": False, "blinded": True},
-            tables={"by_arm": _with_ratio(_pooled(frame, "log_ratio"))},
+            tables={"by_arm": _with_ratio(_pooled(frame, "log_ratio", study.confidence_level))},
             notes=[BLINDED_NOTE, f"pooled raw log ratio {label}"],
         )
     result = ancova_result(frame, study, DURABILITY_NAME, response="log_ratio", visit=label)
@@ -224,13 +245,16 @@ def fit_durability(adsweat: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> M
         )
     by_arm = pl.concat(
         [
-            _pooled(frame.filter(pl.col("arm") == arm), "log_ratio").with_columns(arm=pl.lit(arm))
+            _pooled(
+                frame.filter(pl.col("arm") == arm), "log_ratio", study.confidence_level
+            ).with_columns(arm=pl.lit(arm))
             for arm in study.arm_codes
         ]
     )
     result.tables["by_arm"] = _with_ratio(by_arm)
     result.notes.append(
-        f"durability: log({label}) of the palmar rate per subject with both visits; "
+        f"durability: log({label}) of the {study.primary_region.code} rate per subject with "
+        "both visits; "
         "ratio > 1 means sweating increased after treatment stopped"
     )
     return result

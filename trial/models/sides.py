@@ -40,7 +40,7 @@ def side_terms(study: Study) -> tuple[list[Factor | str], list[tuple[str, str]]]
         Factor("visit", study.model_visits),
         "logbase",
         Factor("centre", study.centres),
-        Factor("stratum", list(study.stratum_levels.values())),
+        Factor("stratum", study.stratum_codes),
     ]
     return main, [("arm", "visit"), ("visit", "logbase")]
 
@@ -129,6 +129,7 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
         study.arm_codes,
         visits,
         None,
+        level=study.confidence_level,
     )
     variance = {
         "var_subject": float(fit.g[0, 0]),
@@ -146,7 +147,12 @@ def fit_sides(frame: pl.DataFrame, study: Study) -> ModelResult:
     )
     return ModelResult(
         name=NAME,
-        estimates=tidy_estimates(design.names, fit.beta, np.sqrt(np.diag(fit.cov_beta))),
+        estimates=tidy_estimates(
+            design.names,
+            fit.beta,
+            np.sqrt(np.diag(fit.cov_beta)),
+            level=study.confidence_level,
+        ),
         fit={
             "n_subjects": engine.n_subjects,
             "n_observations": engine.n_obs,

@@ -183,6 +183,7 @@ def arm_comparisons(
     arms: Sequence[str],
     visits: Sequence[str | None] = (None,),
     df: float | None = None,
+    level: float = 0.95,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """LS means per arm (and visit) and contrasts of each arm against ``arms[0]``.
 
@@ -190,9 +191,9 @@ def arm_comparisons(
     visit of ``None`` means the model has no visit factor. LS means are emmeans' (see
     :func:`emmeans_rows`) on the log scale of a change from baseline, so each carries
     ``percent_reduction = 100 (1 - exp(LS mean))`` and each contrast its ratio of geometric
-    means ``ratio_geometric_means = exp(contrast)`` with CI (column names as
-    the MMRM's tables). Returns ``(lsmeans, contrasts)``, both with a ``visit``
-    column (null without a visit factor) beside the tidy estimate columns.
+    means ``ratio_geometric_means = exp(contrast)`` with CI (column names as the MMRM's
+    tables), CIs of coverage ``level``. Returns ``(lsmeans, contrasts)``, both with a
+    ``visit`` column (null without a visit factor) beside the tidy estimate columns.
     """
     cells = [
         {"arm": arm} if visit is None else {"visit": visit, "arm": arm}
@@ -203,9 +204,9 @@ def arm_comparisons(
     rows = emmeans_rows(cells, main, numeric_values, interactions)
     per_visit = rows.reshape(len(visits), n_arms, -1)
     diffs = (per_visit[:, 1:, :] - per_visit[:, :1, :]).reshape(-1, rows.shape[1])
-    ls = tidy_estimates([c["arm"] for c in cells], rows @ beta, _quad_se(rows, cov), df).rename(
-        {"term": "arm"}
-    )
+    ls = tidy_estimates(
+        [c["arm"] for c in cells], rows @ beta, _quad_se(rows, cov), df, level
+    ).rename({"term": "arm"})
     lsmeans = ls.select(
         pl.Series("visit", [c.get("visit") for c in cells], dtype=pl.String),
         pl.all(),
@@ -214,7 +215,9 @@ def arm_comparisons(
         (100.0 * (1.0 - pl.col("ci_low").exp())).alias("percent_reduction_ci_high"),
     )
     labels = [f"{arm}-{arms[0]}" for _ in visits for arm in arms[1:]]
-    ct = tidy_estimates(labels, diffs @ beta, _quad_se(diffs, cov), df).rename({"term": "contrast"})
+    ct = tidy_estimates(labels, diffs @ beta, _quad_se(diffs, cov), df, level).rename(
+        {"term": "contrast"}
+    )
     contrasts = ct.select(
         pl.Series("visit", [v for v in visits for _ in arms[1:]], dtype=pl.String),
         pl.all(),

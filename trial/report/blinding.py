@@ -50,7 +50,19 @@ TREATMENT_COLUMNS = {
     "arm_code",
     "masked_arm",
 }
-TEXT_SUFFIXES = {".html", ".htm", ".json", ".md", ".txt", ".svg", ".yaml", ".yml", ".log", ".xml"}
+TEXT_SUFFIXES = {
+    ".html",
+    ".htm",
+    ".json",
+    ".md",
+    ".txt",
+    ".svg",
+    ".yaml",
+    ".yml",
+    ".log",
+    ".xml",
+    ".rtf",
+}
 MASKED_LABEL = re.compile(r"\b(?:arm|group|treatment)[ _-]?(?:[A-H]|[1-9])\b", re.IGNORECASE)
 MIN_SHARED = 2
 MIN_COVERAGE = 0.5

@@ -45,12 +45,17 @@ class ReportData:
     time_course: pl.DataFrame
     plantar_time_course: pl.DataFrame
     responders: pl.DataFrame
-    adverse_events: pl.DataFrame
+    ae_soc_pt: pl.DataFrame
+    ae_severity: pl.DataFrame
+    ae_related: pl.DataFrame
+    ae_discontinuation: pl.DataFrame
     serious_events: pl.DataFrame
     device: pl.DataFrame
     induction_adherence: pl.DataFrame
     faults: pl.DataFrame
     primary_lsmeans: pl.DataFrame
+    multiplicity: pl.DataFrame
+    baseline_visits: pl.DataFrame
     primary_contrasts: pl.DataFrame
     covariance_structure: str | None
     sensitivity: pl.DataFrame
@@ -96,7 +101,9 @@ def check_result_blinding(result: ModelResult, run: RunInfo, pooled: str) -> Non
         raise ValueError(f"unblinded report requested, but model result {result.name!r} is pooled")
 
 
-def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tuple[str, str]]:
+def methods_block(
+    study: Study, run: RunInfo, consort: pl.DataFrame, baseline_visits: pl.DataFrame | None = None
+) -> list[tuple[str, str]]:
     """Methods and populations footnotes generated from the study configuration.
 
     A blinded run names neither the arms nor the block size (CONSORT items 8-11 are
@@ -125,6 +132,20 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
         return int(rows["n"].sum())
 
     subgroups = ", ".join(g.name.replace("_", " ") for g in models.subgroups)
+    base_counts = (
+        {}
+        if baseline_visits is None
+        else dict(zip(baseline_visits["visit"], baseline_visits["n"], strict=True))
+    )
+    fallback = study.baseline_fallback_visit
+    from_fallback = base_counts.get(fallback, 0) if fallback else 0
+    baseline_note = (
+        f"Baseline = the {study.baseline_visit} visit value; where it is missing or invalid, the "
+        f"{fallback} value (screening) is the baseline: {from_fallback} of "
+        f"{sum(base_counts.values())} FAS subjects took their baseline from {fallback}."
+        if fallback
+        else f"Baseline = the {study.baseline_visit} visit value."
+    )
     return [
         ("Study", f"{study.study_id}: {study.title}. Centres: {', '.join(study.centres)}."),
         (
@@ -132,6 +153,7 @@ def methods_block(study: Study, run: RunInfo, consort: pl.DataFrame) -> list[tup
             f"Allocation {ratio}{block}, stratified by {' and '.join(alloc.strata)}. Arms: {arms}.",
         ),
         ("Visits", f"Target study day and window (days): {windows}. Day 1 is the baseline visit."),
+        ("Baseline", baseline_note),
         (
             "Primary endpoint",
             f"Change from baseline in ln palmar sweat rate at {study.primary_visit}; percent "
@@ -208,6 +230,12 @@ def build_report_data(
     pooled = {r.name: r for r in (safety, device) if r is not None}
     primary = arm_models.get(roles.primary)
     has_primary = mt.fitted(primary) and primary is not None and "lsmeans" in primary.tables
+
+    def ae(table: str, category: str | None = None) -> pl.DataFrame:
+        if safety is None or table not in safety.tables:
+            return pl.DataFrame()
+        return sm.ae_hierarchy(safety, table, groups, category)
+
     return ReportData(
         study=study,
         run=run,
@@ -220,15 +248,18 @@ def build_report_data(
         if plantar
         else pl.DataFrame(),
         responders=sm.responder_shares(adsl, adsweat, tables["adhdss"], study),
-        adverse_events=sm.adverse_event_table(safety, study, groups)
-        if safety is not None
-        else pl.DataFrame(),
+        ae_soc_pt=ae("soc_pt"),
+        ae_severity=ae("soc_pt_severity", "severity"),
+        ae_related=ae("soc_pt_related", "related"),
+        ae_discontinuation=ae("soc_pt_discontinuation"),
         serious_events=sm.serious_event_listing(safety, adsl)
         if safety is not None
         else pl.DataFrame(),
         device=sm.device_table(device, study, groups) if device is not None else pl.DataFrame(),
         induction_adherence=sm.induction_adherence(adsl, study),
         faults=sm.fault_table(device, study, groups) if device is not None else pl.DataFrame(),
+        multiplicity=mt.multiplicity(arm_models),
+        baseline_visits=sm.baseline_visits(adsl, adsweat, study),
         primary_lsmeans=mt.primary_lsmeans(primary)
         if has_primary and primary is not None
         else pl.DataFrame(),
@@ -243,5 +274,5 @@ def build_report_data(
         responder_models=mt.responder_models(arm_models, roles),
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
-        methods=methods_block(study, run, consort),
+        methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
     )

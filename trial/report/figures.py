@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from html import escape
+from typing import Any
 
 import matplotlib
 
@@ -27,7 +28,8 @@ LOG_TICKS = [0.5, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1
 """Tick marks of the log-scale rate axis (mg/min)."""
 FOREST_RANGE = (0.1, 10.0)
 """Ratio axis of the forest plot; a CI beyond it is cut and marked with an arrow head."""
-FOREST_TICKS = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+FOREST_TICKS_ALL = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0]
+"""Candidate ticks of the ratio axis; those inside the axis are drawn."""
 
 
 def _svg(fig: Figure) -> str:
@@ -92,61 +94,98 @@ def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str)
     return _svg(fig)
 
 
+def forest_axis(effects: pl.DataFrame) -> tuple[float, float]:
+    """The forest plot's ratio axis: the smallest CI bound to the largest, widened by 10 % on
+    the log scale and always holding 1, within ``FOREST_RANGE`` (a CI beyond it is cut there
+    and marked with an arrow head, so one tiny subgroup cannot squash the others)."""
+    low = min(v for v in [*effects["ratio_ci_low"].drop_nulls().to_list(), 1.0])
+    high = max(v for v in [*effects["ratio_ci_high"].drop_nulls().to_list(), 1.0])
+    low, high = max(low, FOREST_RANGE[0]), min(high, FOREST_RANGE[1])
+    pad = (high / low) ** 0.1
+    return low / pad, high * pad
+
+
 def forest_svg(effects: pl.DataFrame) -> str:
-    """Forest plot: ratio of geometric means (treatment / reference, log axis) with 95 % CI per
-    subgroup level and contrast. ``effects``: :func:`trial.report.model_tables.subgroup_effects`.
-    The axis spans ``FOREST_RANGE``; a CI (or estimate) beyond it is drawn to the edge with an
-    arrow head, so one tiny subgroup cannot squash the others."""
+    """Forest plot: ratio of geometric means (treatment / reference, log axis sized to the data,
+    :func:`forest_axis`) with 95 % CI per subgroup level and contrast, the level's n at the left
+    and the estimate and CI as text at the right; each subgroup's heading carries its
+    interaction p. ``effects``: :func:`trial.report.model_tables.subgroup_effects` with the
+    printed ``subgroup_label`` and ``level_label`` columns the report adds."""
     rows = effects
     contrasts = rows["contrast"].unique(maintain_order=True).to_list()
-    labels = [
-        f"{s.replace('_', ' ')}: {lv}  [{c}]"
-        for s, lv, c in rows.select("subgroup", "level", "contrast").iter_rows()
-    ]
-    fig, ax = plt.subplots(figsize=(7.5, 0.28 * max(len(labels), 4) + 1.0))
-    y = list(range(len(labels)))[::-1]
-    for i, c in enumerate(contrasts):
-        colour = PALETTE[(i + 1) % len(PALETTE)]
-        mask = [cc == c for cc in rows["contrast"].to_list()]
-        ys = [yy for yy, m in zip(y, mask, strict=True) if m]
-        sub = rows.filter(pl.col("contrast") == c).with_columns(
-            pl.col("ratio").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_r"),
-            pl.col("ratio_ci_low").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_lo"),
-            pl.col("ratio_ci_high").clip(FOREST_RANGE[0], FOREST_RANGE[1]).alias("_hi"),
-        )
-        r = sub["_r"].to_list()
+    lines: list[tuple[str, dict[str, Any] | None]] = []
+    for (subgroup,), part in rows.group_by("subgroup_label", maintain_order=True):
+        p = part["interaction_p"].drop_nulls()
+        p_text = "" if p.is_empty() else f"   interaction p = {_p_text(float(p[0]))}"
+        if part.height > len(contrasts):
+            lines.append((f"{subgroup}{p_text}", None))
+        for level in part.iter_rows(named=True):
+            lead = "    " if part.height > len(contrasts) else ""
+            name = level["level_label"] if part.height > len(contrasts) else subgroup
+            lines.append((f"{lead}{name} (n = {level['n']})  {level['contrast']}", level))
+    low, high = forest_axis(rows)
+    fig, ax = plt.subplots(figsize=(7.6, 0.24 * max(len(lines), 4) + 1.0))
+    y = list(range(len(lines)))[::-1]
+    for yy, (_text, point) in zip(y, lines, strict=True):
+        if point is None:
+            continue
+        row = point
+        colour = PALETTE[(contrasts.index(row["contrast"]) + 1) % len(PALETTE)]
+        r, lo, hi = row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"]
+        if r is None or lo is None or hi is None:
+            continue
+        rc, loc, hic = (min(max(v, low), high) for v in (r, lo, hi))
         ax.errorbar(
-            r,
-            ys,
-            xerr=[
-                [a - b for a, b in zip(r, sub["_lo"].to_list(), strict=True)],
-                [b - a for a, b in zip(r, sub["_hi"].to_list(), strict=True)],
-            ],
+            [rc],
+            [yy],
+            xerr=[[rc - loc], [hic - rc]],
             fmt="s",
             markersize=4,
             capsize=2,
             color=colour,
-            label=c,
         )
-        for yy, low, high in zip(
-            ys, sub["ratio_ci_low"].to_list(), sub["ratio_ci_high"].to_list(), strict=True
-        ):
-            if low is not None and low < FOREST_RANGE[0]:
-                ax.plot(FOREST_RANGE[0], yy, marker="<", color=colour, markersize=6)
-            if high is not None and high > FOREST_RANGE[1]:
-                ax.plot(FOREST_RANGE[1], yy, marker=">", color=colour, markersize=6)
+        if lo < low:
+            ax.plot(low, yy, marker="<", color=colour, markersize=6)
+        if hi > high:
+            ax.plot(high, yy, marker=">", color=colour, markersize=6)
+        ax.annotate(
+            f"{r:.2f} ({lo:.2f}, {hi:.2f})",
+            xy=(1.0, yy),
+            xycoords=("axes fraction", "data"),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     ax.axvline(1.0, color="#555555", linewidth=1)
     ax.set_xscale("log")
-    ax.set_xlim(FOREST_RANGE[0] / 1.15, FOREST_RANGE[1] * 1.15)
-    ax.set_xticks(FOREST_TICKS)
+    ax.set_xlim(low, high)
+    ticks = [t for t in FOREST_TICKS_ALL if low <= t <= high]
+    ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_yticklabels([t for t, _ in lines], fontsize=8)
+    for label_text, (_t, heading) in zip(ax.get_yticklabels(), lines, strict=True):
+        if heading is None:
+            label_text.set_fontweight("bold")
+    ax.set_ylim(-0.7, len(lines) - 0.3)
     ax.set_xlabel("Ratio of geometric mean palmar sweat rates (treatment / reference), 95 % CI")
+    ax.text(
+        1.0,
+        1.0,
+        "  Ratio (95 % CI)",
+        transform=ax.transAxes,
+        fontsize=8,
+        va="bottom",
+        fontweight="bold",
+    )
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(fig)
+
+
+def _p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def consort_svg(flow: pl.DataFrame, groups: list[str]) -> str:

@@ -14,6 +14,7 @@ import polars as pl
 from great_tables import GT
 
 from trial.report.run_info import RunInfo
+from trial.report.tlf import TLF_CSS
 
 CSS = """
 @page { size: A4; margin: 16mm 12mm 16mm 12mm;
@@ -21,9 +22,16 @@ CSS = """
   @top-left { content: "%(study)s  |  data cut %(cut)s"; font: 8pt sans-serif; color: #555; }
   @bottom-right { content: "%(label)s  |  page " counter(page) " of " counter(pages);
                   font: 8pt sans-serif; color: %(colour)s; } }
+@page wide { size: A4 landscape; margin: 14mm 12mm 14mm 12mm;
+  @top-right { content: "%(label)s"; font: bold 9pt sans-serif; color: %(colour)s; }
+  @top-left { content: "%(study)s  |  data cut %(cut)s"; font: 8pt sans-serif; color: #555; }
+  @bottom-right { content: "%(label)s  |  page " counter(page) " of " counter(pages);
+                  font: 8pt sans-serif; color: %(colour)s; } }
 html { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 11pt; color: #1a1a1a; }
 body { max-width: 1100px; margin: 0 auto; padding: 0 12px; }
-section.page { break-before: page; padding-top: 4px; }
+section.page { padding-top: 4px; }
+h2 { break-after: avoid; }
+section.wide { page: wide; }
 section.page:first-of-type { break-before: auto; }
 .banner { display: flex; justify-content: space-between; border-bottom: 2px solid %(colour)s;
   font-size: 9pt; color: #444; margin: 10px 0 8px 0; padding-bottom: 2px; }
@@ -45,7 +53,7 @@ dl.methods dd { margin: 0 0 2px 14px; font-size: 9pt; }
 def page_css(run: RunInfo, study_id: str) -> str:
     """The report CSS with the run's blinding label in the print margins."""
     colour = "#1b5e20" if run.blinded else "#b71c1c"
-    return CSS % {
+    return (CSS + TLF_CSS.replace("%", "%%")) % {
         "label": run.blinding_label,
         "colour": colour,
         "study": study_id,

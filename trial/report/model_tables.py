@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from study import Study
+from trial.models import multiplicity as multiplicity_model
 from trial.models.result import ModelResult
 
 
@@ -42,7 +43,7 @@ class ModelRoles:
     secondary: Mapping[str, str] = field(
         default_factory=lambda: {
             "plantar": "Plantar sweat rate, subjects with plantar involvement",
-            "durability": "Durability: ratio of rates W16 / W12",
+            "durability": "Durability: ratio of rates, later / earlier durability visit",
         }
     )
 
@@ -236,3 +237,12 @@ def model_notes(models: Mapping[str, ModelResult]) -> pl.DataFrame:
     """Every note of every result (fallbacks taken, warnings, blinding), for the methods block."""
     rows = [(name, note) for name, r in models.items() for note in r.notes]
     return pl.DataFrame(rows, schema={"model": pl.String, "note": pl.String}, orient="row")
+
+
+def multiplicity(models: Mapping[str, ModelResult]) -> pl.DataFrame:
+    """The fixed-sequence testing of the key secondary family (``trial.models.multiplicity``):
+    ``step, id, endpoint, contrast, p_value, alpha, decision, reason``; empty when absent."""
+    result = models.get(multiplicity_model.NAME)
+    if result is None or "fixed_sequence" not in result.tables:
+        return pl.DataFrame()
+    return result.tables["fixed_sequence"]

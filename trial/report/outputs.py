@@ -2,6 +2,7 @@
 
 - ``OUT/reports/investigator_report.html`` (+ ``.pdf`` with ``pdf=True``) and
   ``OUT/reports/investigator_report_data/<frame>.parquet`` (the numbers behind it);
+- ``OUT/reports/rtf/<output>.rtf`` every numbered table and listing, and ``all_outputs.rtf``;
 - ``OUT/reports/data_quality_report.html``, ``data_quality_issues.csv``, ``contract_checks.csv``;
 - ``OUT/exports/xpt/<dataset>.xpt`` (SAS v5) and ``OUT/exports/xpt/define.csv``.
 
@@ -21,8 +22,10 @@ from trial.models.result import ModelResult
 from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import REPORT_NAME, render_investigator_report
+from trial.report.investigator_tables import investigator_outputs
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
+from trial.report.rtf import write_rtf_outputs
 from trial.report.run_info import RunInfo
 
 
@@ -55,11 +58,15 @@ def write_report_outputs(
     reports = out_dir / "reports"
     data = build_report_data(tables, models, study, run)
     investigator = render_investigator_report(data, reports, pdf=pdf)
+    rtf_files = write_rtf_outputs(
+        list(investigator_outputs(data).values()), run, study.study_id, reports / "rtf"
+    )
     quality = render_data_quality_report(tables, study, run, reports)
     exports = write_xpt_exports(tables, out_dir / "exports" / "xpt")
     return {
         "investigator": [investigator, *([investigator.with_suffix(".pdf")] if pdf else [])],
         "investigator_data": write_report_data(data, reports),
+        "rtf": rtf_files,
         "data_quality": [quality],
         "exports": exports.paths,
     }

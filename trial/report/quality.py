@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 
@@ -484,7 +485,9 @@ def render_data_quality_report(
     tables: Mapping[str, pl.DataFrame], study: Study, run: RunInfo, out_dir: Path
 ) -> Path:
     """Write ``out_dir/data_quality_report.html``, ``data_quality_issues.csv`` and
-    ``contract_checks.csv``; returns the HTML path."""
+    ``contract_checks.csv``; returns the HTML path. The report is always BLINDED, whatever the
+    run: it goes to data managers, who must never receive a report marked unblinded."""
+    run = replace(run, blinded=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     issues, checks = data_quality_issues(tables, study, dt.date.fromisoformat(run.data_cut))
     issues.write_csv(out_dir / f"{REPORT_NAME.removesuffix('_report')}_issues.csv")

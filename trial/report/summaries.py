@@ -311,7 +311,7 @@ def baseline_characteristics(
             groups,
             "stratum",
             "Screening HDSS",
-            list(study.stratum_levels.values()),
+            study.stratum_codes,
             order,
         ),
         _categorical(
@@ -458,71 +458,59 @@ def _region_rank(study: Study) -> pl.Expr:
     )
 
 
-def adverse_event_table(safety: ModelResult, study: Study, order: list[str]) -> pl.DataFrame:
-    """Subjects with treatment-emergent AEs by term and group, as the safety model counted them
-    (``trial.models.safety.safety_summary``: Safety set, worst severity and strongest
-    relatedness per subject and term).
+def ae_hierarchy(
+    safety: ModelResult, table: str, order: list[str], category: str | None = None
+) -> pl.DataFrame:
+    """One of the safety model's SOC/PT tables (``soc_pt``, ``soc_pt_severity``,
+    ``soc_pt_related``, ``soc_pt_discontinuation``; ``trial.models.safety``) by report group.
 
-    Columns ``term`` (``ANY`` = any term), ``dimension`` (``any``, ``severity``, ``related``),
-    ``level``, ``group``, ``n`` subjects, ``N`` Safety-set subjects, ``pct``. Every codelist
-    level of a reported term is shown (``n = 0`` when no subject); ``ANY`` has its ``any`` row
-    only (the model tabulates severity and relatedness per term). For a result by arm,
-    ``TOTAL`` is the sum over the arms: each subject is counted in one arm only."""
-    tables = safety.tables
-    n = pl.col("n_subjects").cast(pl.Int64).alias("n")
-    rows = [
-        ("by_term", pl.lit("any"), pl.lit(safety_model.ANY_TERM)),
-        ("by_severity", pl.lit("severity"), pl.col("severity")),
-        ("by_relatedness", pl.lit("related"), pl.col("related")),
-    ]
-    counted = pl.concat(
-        [
-            result_groups(tables[name], safety_model.POOLED).select(
-                "term", dimension.alias("dimension"), level.alias("level"), "group", n
-            )
-            for name, dimension, level in rows
-        ]
+    Columns ``soc, pt`` (``ANY`` = any event / the SOC's total), ``category`` (the severity or
+    relatedness code when ``category`` names it, else null), ``group``, ``n`` subjects,
+    ``events`` (null for a by-category table), ``N`` Safety-set subjects, ``pct``. Only rows the
+    model counted (no all-zero rows); a group without events at a row has ``n = 0`` there. For
+    a result by arm, ``TOTAL`` is the sum over the arms (each subject is in one arm only)."""
+    source = result_groups(safety.tables[table], safety_model.POOLED)
+    has_events = "n_events" in source.columns
+    keys = ["soc", "pt", *([category] if category else [])]
+    counted = source.select(
+        *keys,
+        "group",
+        pl.col("n_subjects").cast(pl.Int64).alias("n"),
+        (pl.col("n_events") if has_events else pl.lit(None)).cast(pl.Int64).alias("events"),
     )
-    denominators = result_groups(tables["denominators"], safety_model.POOLED).select(
+    denominators = result_groups(safety.tables["denominators"], safety_model.POOLED).select(
         "group", pl.col("N").cast(pl.Int64)
     )
     if TOTAL in order and TOTAL not in denominators["group"].to_list():
-        total = pl.lit(TOTAL).alias("group")
+        events_sum = pl.col("events").sum() if has_events else pl.lit(None, pl.Int64)
         counted = pl.concat(
             [
                 counted,
-                counted.group_by("term", "dimension", "level", maintain_order=True)
-                .agg(pl.col("n").sum())
-                .select("term", "dimension", "level", total, "n"),
+                counted.group_by(keys, maintain_order=True)
+                .agg(pl.col("n").sum(), events_sum.alias("events"))
+                .select(*keys, pl.lit(TOTAL).alias("group"), "n", "events"),
             ]
         )
-        denominators = pl.concat([denominators, denominators.select(total, pl.col("N").sum())])
-    codelists = study.codelists
-    known = [safety_model.ANY_TERM, *codelists.ae_term]
-    present = set(counted["term"].to_list())
-    terms = [t for t in known if t in present] + sorted(present - set(known))
-    severities, related = list(codelists.ae_severity), list(codelists.ae_related)
-    levels = pl.DataFrame(
-        {
-            "dimension": ["any"] + ["severity"] * len(severities) + ["related"] * len(related),
-            "level": [safety_model.ANY_TERM, *severities, *related],
-        }
-    ).with_row_index("_l")
-    grid = (
-        pl.DataFrame({"term": terms})
-        .with_row_index("_t")
-        .join(levels, how="cross")
-        .filter((pl.col("term") != safety_model.ANY_TERM) | (pl.col("dimension") == "any"))
-        .join(pl.DataFrame({"group": order}), how="cross")
-    )
-    return (
-        grid.join(counted, on=["term", "dimension", "level", "group"], how="left")
+        denominators = pl.concat(
+            [denominators, denominators.select(pl.lit(TOTAL).alias("group"), pl.col("N").sum())]
+        )
+    rows = counted.select(keys).unique(maintain_order=True)
+    grid = rows.join(pl.DataFrame({"group": order}), how="cross")
+    out = (
+        grid.join(counted, on=[*keys, "group"], how="left", nulls_equal=True)
         .join(denominators, on="group", how="left")
-        .with_columns(pl.col("n").fill_null(0), pl.col("N").fill_null(0))
+        .with_columns(
+            pl.col("n").fill_null(0),
+            pl.col("N").fill_null(0),
+            pl.col("events").fill_null(0) if has_events else pl.col("events"),
+        )
         .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
-        .sort("_t", "_l", _group_rank(order))
-        .select("term", "dimension", "level", "group", "n", "N", "pct")
     )
+    if not category:
+        out = out.with_columns(pl.lit(None, pl.String).alias("category"))
+    else:
+        out = out.rename({category: "category"})
+    return out.select("soc", "pt", "category", "group", "n", "events", "N", "pct")
 
 
 def serious_event_listing(safety: ModelResult, adsl: pl.DataFrame) -> pl.DataFrame:
@@ -582,4 +570,31 @@ def induction_adherence(adsl: pl.DataFrame, study: Study) -> pl.DataFrame:
         .join(counts, on="group", how="left")
         .with_columns(pl.col("N").fill_null(0), pl.col("n").fill_null(0))
         .with_columns(pct=pl.when(pl.col("N") > 0).then(100.0 * pl.col("n") / pl.col("N")))
+    )
+
+
+def baseline_visits(adsl: pl.DataFrame, adsweat: pl.DataFrame, study: Study) -> pl.DataFrame:
+    """FAS subjects by the visit that gave their primary-region baseline (ADSWEAT
+    ``BASE_VISIT``: the baseline visit, or the configured fallback, screening, when the baseline
+    visit has no valid value): ``visit, n``, schedule order."""
+    fas = adsl.filter(pl.col("FASFL") == "Y").select("subject_id")
+    base = (
+        adsweat.filter(
+            (pl.col("PARAMCD") == study.primary_region.paramcd) & pl.col("BASE_VISIT").is_not_null()
+        )
+        .select("subject_id", pl.col("BASE_VISIT").alias("visit"))
+        .unique()
+        .join(fas, on="subject_id")
+    )
+    codes = study.visit_codes
+    return (
+        base.group_by("visit")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(
+            pl.col("visit")
+            .replace_strict({v: i for i, v in enumerate(codes)}, default=len(codes))
+            .alias("_v")
+        )
+        .sort("_v")
+        .drop("_v")
     )

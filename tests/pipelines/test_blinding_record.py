@@ -1,0 +1,76 @@
+"""An output folder is blinded or unblinded for life (pipelines/blinding_record.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.blinding_record import (
+    RECORD_NAME,
+    OutputFolderRefused,
+    claim_output_folder,
+    folder_mode,
+)
+
+
+def _tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_the_first_run_records_its_mode_and_the_same_mode_may_return(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert folder_mode(out) is None
+    claim_output_folder(out, blinded=False)
+    assert json.loads((out / RECORD_NAME).read_text("utf-8"))["mode"] == "unblinded"
+    claim_output_folder(out, blinded=False)
+    assert folder_mode(out) == "unblinded"
+
+
+@pytest.mark.parametrize(("first", "then"), [(False, True), (True, False)])
+def test_a_run_of_the_other_mode_is_refused_and_writes_nothing(
+    tmp_path: Path, first: bool, then: bool
+) -> None:
+    out = tmp_path / "out"
+    claim_output_folder(out, blinded=first)
+    before = _tree(out)
+    with pytest.raises(OutputFolderRefused, match="give --out another folder") as refused:
+        claim_output_folder(out, blinded=then)
+    assert "\n" not in str(refused.value)
+    assert ("UNBLINDED" if then else "BLINDED") in str(refused.value)
+    assert _tree(out) == before
+
+
+def test_a_folder_of_an_earlier_version_is_judged_by_its_tables(tmp_path: Path) -> None:
+    """No record: a randomisation table with rows, or any table with an ``arm`` column, makes
+    the folder unblinded; tables without either, blinded."""
+    unblinded = tmp_path / "unblinded" / "tables"
+    unblinded.mkdir(parents=True)
+    pl.DataFrame({"subject_id": ["C01-0001"], "arm": ["GLY"]}).write_parquet(
+        unblinded / "randomisation.parquet"
+    )
+    with pytest.raises(OutputFolderRefused):
+        claim_output_folder(unblinded.parent, blinded=True)
+    by_arm = tmp_path / "by_arm" / "tables"
+    by_arm.mkdir(parents=True)
+    pl.DataFrame({"subject_id": ["C01-0001"], "arm": ["GLY"]}).write_parquet(
+        by_arm / "adsl.parquet"
+    )
+    assert folder_mode(by_arm.parent) == "unblinded"
+    blinded = tmp_path / "blinded" / "tables"
+    blinded.mkdir(parents=True)
+    pl.DataFrame(schema={"subject_id": pl.String, "arm": pl.String}).write_parquet(
+        blinded / "randomisation.parquet"
+    )
+    pl.DataFrame({"subject_id": ["C01-0001"]}).write_parquet(blinded / "adsl.parquet")
+    claim_output_folder(blinded.parent, blinded=True)
+    assert folder_mode(blinded.parent) == "blinded"
+
+
+@pytest.mark.parametrize("text", ['{"mode": "maybe"}', "not json", "[]"])
+def test_a_record_that_says_neither_is_refused(tmp_path: Path, text: str) -> None:
+    (tmp_path / RECORD_NAME).write_text(text)
+    with pytest.raises(OutputFolderRefused, match="another folder"):
+        claim_output_folder(tmp_path, blinded=True)
