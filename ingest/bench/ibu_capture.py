@@ -119,6 +119,7 @@ class IbuCapture:
     ) -> None:
         self.port = port
         self.connect_wait = connect_wait
+        self._said_waiting = False
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings or SerialSettings(baudrate=115200)
@@ -370,9 +371,7 @@ class IbuCapture:
         try:
             transport = open_port(self.port, self.settings)
         except PortError as exc:
-            # Before the first connection the caller's deadline decides; after it, every
-            # failed reopening is worth a line.
-            log.log(logging.INFO if self.stats.connects else logging.DEBUG, "%s", exc)
+            self._port_failed(exc)
         else:
             self._attach(IbuLink(transport), [])
             return True
@@ -393,6 +392,18 @@ class IbuCapture:
                 return True
             transport.close()
         return False
+
+    def _port_failed(self, exc: PortError) -> None:
+        """Log a failed opening: every one once connected (an unplugged unit); before the
+        first connection only the first, saying how long the capture waits."""
+        if self.stats.connects:
+            log.info("%s", exc)
+        elif not self._said_waiting:
+            limit = "until it answers" if self.connect_wait is None else f"{self.connect_wait:g} s"
+            log.info("%s; waiting for the unit (%s)", exc, limit)
+            self._said_waiting = True
+        else:
+            log.debug("%s", exc)
 
     def _attach(self, link: IbuLink, seen: list[Frame | BadFrame]) -> None:
         self._link = link

@@ -165,6 +165,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("device", ["ibu", "balance"])
 def test_capture_on_a_port_that_is_not_there(tmp_path: Path, device: str) -> None:
+    """It says once that it waits (with the port's error), then gives up with one line."""
     port = f"socket://127.0.0.1:{_closed_port()}"
     extra = ["--operator", "anna"] if device == "balance" else []
     result = ionto(
@@ -179,8 +180,12 @@ def test_capture_on_a_port_that_is_not_there(tmp_path: Path, device: str) -> Non
         *extra,
         cwd=tmp_path,
     )
-    line = one_line(result)
-    assert line == (
-        f"ionto capture: no {'unit' if device == 'ibu' else 'balance'} answered on {port} "
-        "within 1 s; check the cable and --port, or give a longer --wait"
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    what = "unit" if device == "ibu" else "balance"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ionto capture: no {what} answered on {port} within 1 s; check the cable and --port, "
+        "or give a longer --wait"
     )
+    said = (result.stdout + result.stderr).splitlines()
+    waiting = [line for line in said if "waiting" in line]
+    assert len(waiting) == 1 and "Connection refused" in waiting[0]
