@@ -26,7 +26,8 @@ class Col:
     label), and its constraints. ``key`` is the primary-key position; ``values`` a codelist
     fixed by the export specs; ``codelist`` the name of the study codelist the values come from
     (resolved at run time, after ``values``); ``unblinded_only`` marks a column a blinded run
-    must not have (the arm)."""
+    must not have (the arm); ``xpt_name`` and ``origin``: the SAS transport name and the define
+    origin of an exported column."""
 
     name: str
     logical: str
@@ -44,6 +45,8 @@ class Col:
     fmt: str | None = None
     unblinded_only: bool = False
     codelist: str | None = None
+    xpt_name: str | None = None
+    origin: str | None = None
 
 
 def string_col(name: str, label: str, description: str = "", **kw: Any) -> Col:
@@ -101,6 +104,10 @@ def property_mapping(col: Col) -> dict[str, Any]:
         custom.append({"property": "blinding", "value": UNBLINDED_ONLY})
     if col.codelist is not None:
         custom.append({"property": STUDY_CODELIST, "value": col.codelist})
+    if col.xpt_name is not None:
+        custom.append({"property": "xptName", "value": col.xpt_name})
+    if col.origin is not None:
+        custom.append({"property": "origin", "value": col.origin})
     if custom:
         prop["customProperties"] = custom
     if col.values is not None:

@@ -38,7 +38,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import QUARANTINE_SCHEMA, load_contract
-from ingest.sealed import SealedListSignature, file_looks_sealed
+from ingest.sealed import SNIFF_BYTES, SealedListSignature, file_looks_sealed, looks_sealed
 
 EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
 """EDC exports a centre delivers (``randomisation`` is sealed and never in a centre folder)."""
@@ -130,6 +130,18 @@ def raw_entries(raw_root: Path) -> Iterator[Path]:
                 yield path
 
 
+def _hash_and_judge(path: Path, signature: SealedListSignature) -> tuple[str, bool]:
+    """SHA-256 of a regular file and whether its first bytes are the sealed list's, in one
+    read of the file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+        digest.update(head)
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest(), looks_sealed(head, signature)
+
+
 def _link_sha256(path: Path) -> str:
     """A link's hash is that of the path it holds (its target is never opened)."""
     return hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
@@ -168,9 +180,8 @@ def file_hashes(
         if path.is_symlink():
             found.append((rel, stat.st_size, stat.st_mtime_ns, _link_sha256(path), True, False))
             continue
-        sha, is_sealed = known.get((rel, stat.st_size, stat.st_mtime_ns)) or (
-            sha256_of(path),
-            file_looks_sealed(path, signature),
+        sha, is_sealed = known.get((rel, stat.st_size, stat.st_mtime_ns)) or _hash_and_judge(
+            path, signature
         )
         found.append((rel, stat.st_size, stat.st_mtime_ns, sha, False, is_sealed))
     return pl.DataFrame(found, schema=HASHES_SCHEMA, orient="row")

@@ -91,9 +91,21 @@ def _is_row(fields: list[str], signature: SealedListSignature) -> bool:
 
 def looks_sealed(head: bytes, signature: SealedListSignature) -> bool:
     """True if ``head`` (the first bytes of a file) shows a header or a row of the sealed list
-    (module docstring). Undecodable bytes are replaced, so any file can be judged."""
+    (module docstring). Undecodable bytes are replaced, so any file can be judged. Lines are
+    split into fields only where a column name or an arm code occurs at all (most files of a
+    landing area are telemetry, judged by two substring searches)."""
     text = head.decode("utf-8", errors="replace")
+    lowered = text.lower()
+    names = {c for c in signature.columns if c in lowered}
+    header_possible = {_KEY_COLUMN, _ARM_COLUMN} <= names or len(names) >= 3
+    codes = [c for c in signature.arm_codes if c in text]
+    if not header_possible and not codes:
+        return False
     for line in text.splitlines():
+        header_here = header_possible and any(name in line.lower() for name in names)
+        row_here = any(code in line for code in codes)
+        if not (header_here or row_here):
+            continue
         fields = _fields(line)
         if fields and (_is_header(fields, signature) or _is_row(fields, signature)):
             return True

@@ -60,7 +60,10 @@ def landing_manifest(context: dg.AssetExecutionContext, settings: TrialSettings)
     SHA-256, size, version chain and whether a later delivery supersedes it; nothing is ever
     removed from it. Files unchanged since the last run keep their stored hashes
     (``pipelines/hash_cache.py``), unless the run verifies (``ionto run --verify``): then
-    every file is hashed again."""
+    every file is hashed again. Like every root asset of the graph (``delivery_frames``,
+    ``randomisation``) it first claims the output folder for the run's mode
+    (``pipelines/blinding_record.py``), so that a run started from the UI is refused too."""
+    claim_output_folder(Path(settings.out_dir), settings.blinded)
     stored = read_hash_cache(Path(settings.out_dir))
     earlier = None if settings.verify else stored
     sealed = sealed_signature(settings.study())
@@ -98,6 +101,7 @@ def delivery_frames(
     (``ingest.incremental``), by partition key. A run may cover a range of partitions (one
     step for many deliveries: Dagster's per-run overhead is paid once); its deliveries are
     read as many at once as there are cores."""
+    claim_output_folder(Path(settings.out_dir), settings.blinded)
     raw_root = Path(settings.raw_dir)
     sealed = sealed_signature(settings.study())
     folders: dict[str, str] = {}

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
+from data_contracts.contracts import use_study
+from pipelines.assets import raw
 from pipelines.blinding_record import (
     RECORD_NAME,
     OutputFolderRefused,
     claim_output_folder,
     folder_mode,
 )
+from pipelines.io_manager import ParquetIOManager
+from pipelines.resources import TrialSettings
+
+MINI = Path(__file__).resolve().parents[1] / "fixtures" / "raw" / "mini"
 
 
 def _tree(folder: Path) -> dict[str, int]:
@@ -74,3 +81,24 @@ def test_a_record_that_says_neither_is_refused(tmp_path: Path, text: str) -> Non
     (tmp_path / RECORD_NAME).write_text(text)
     with pytest.raises(OutputFolderRefused, match="another folder"):
         claim_output_folder(tmp_path, blinded=True)
+
+
+def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> None:
+    """``dagster dev`` materialises assets without ``ionto run``'s check: the graph's root
+    assets claim the folder themselves, so a blinded run from the UI into an unblinded
+    folder fails at its first step and stores no table."""
+    out = tmp_path / "out"
+    claim_output_folder(out, blinded=False)
+    settings = TrialSettings(raw_dir=str(MINI), out_dir=str(out))
+    use_study(settings.study())
+    result = dg.materialize(
+        [raw.landing_manifest, raw.randomisation],
+        resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=str(out))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert len(failures) == 2
+    for event in failures:
+        assert "holds an UNBLINDED run's outputs" in str(event.event_specific_data)
+    assert not (out / "tables").exists()

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from study import Study
+from trial.derive.ae import code_events
 from trial.models.device import device_summary
 from trial.models.multiplicity import fixed_sequence_from_results
 from trial.models.result import ModelResult, write_result
@@ -198,7 +199,10 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                     "ASTDY": 4 + j,
                 }
             )
-    adae = pl.DataFrame(ae_rows).with_columns(pl.col("end_date").cast(pl.Date))
+    adae = code_events(
+        pl.DataFrame(ae_rows).with_columns(pl.col("end_date").cast(pl.Date)).lazy(),
+        study.ae_coding,
+    ).collect()
 
     dev_rows = []
     for k, s in enumerate(randomised):

@@ -13,7 +13,6 @@ from trial.report.exports import (
     XPT_DATASETS,
     define_metadata,
     write_xpt_exports,
-    xpt_name,
 )
 
 
@@ -47,13 +46,13 @@ def test_round_trip_values_and_labels(exported, unblinded_tables):
     assert meta.column_labels == define["label"].to_list()
     assert data["USUBJID"].tolist() == adsl["subject_id"].to_list()
     assert data["AGE"].tolist() == [float(a) for a in adsl["age"].to_list()]
-    assert data["SCREFAIL"].tolist() == ["Y" if f else "N" for f in adsl["screen_failure"]]
-    assert data["CONSDATE"].tolist() == adsl["consent_date"].to_list()
-    assert data["ARM"].tolist() == adsl["arm"].fill_null("").to_list()
+    assert data["SCRFFL"].tolist() == ["Y" if f else "N" for f in adsl["screen_failure"]]
+    assert data["RFICDT"].tolist() == adsl["consent_date"].to_list()
+    assert data["ARMCD"].tolist() == adsl["arm"].fill_null("").to_list()
     dev, _ = pyreadstat.read_xport(str(out / "addev.xpt"))
     first = unblinded_tables["addev"].row(0, named=True)
-    assert dev["STARTUTC"][0].to_pydatetime() == first["start_utc"].replace(tzinfo=None)
-    assert dev["SOURFILE"][0] == ";".join(first["source_files"])
+    assert dev["STARTDTM"][0].to_pydatetime() == first["start_utc"].replace(tzinfo=None)
+    assert dev["SRCFILES"][0] == ";".join(first["source_files"])
 
 
 def test_define_comes_from_the_contracts():
@@ -66,8 +65,11 @@ def test_define_comes_from_the_contracts():
     adt = define.filter(pl.col("variable") == "ADT").row(0, named=True)
     assert adt["format"] == "DATE9."
     sex = define_metadata([load_contract("adsl")]).filter(pl.col("variable") == "sex")
-    assert sex["origin"][0] == "Predecessor (dm.sex)"
+    assert sex["origin"][0] == "Predecessor: dm.sex"
     assert define.filter(pl.col("variable") == "CHG")["origin"][0] == "Derived"
+    assert define.filter(pl.col("variable") == "STUDYID")["origin"][0] == "Assigned"
+    subject = define_metadata([load_contract("adsl")]).filter(pl.col("variable") == "subject_id")
+    assert subject.select("xpt_name", "origin").row(0) == ("USUBJID", "Predecessor: dm.subject_id")
 
 
 def test_blinded_define_lists_only_present_columns(blinded_tables):
@@ -75,13 +77,27 @@ def test_blinded_define_lists_only_present_columns(blinded_tables):
     assert "arm" not in define["variable"].to_list()
 
 
-def test_xpt_names_keep_each_word_and_stay_unique():
-    taken: set[str] = set()
-    assert xpt_name("subject_id", taken) == "USUBJID"
-    assert xpt_name("n_sessions_completed", taken) == "NSESSCOM"
-    assert xpt_name("plantar_involved", taken) == "PLANINVO"
-    assert xpt_name("out_of_window", taken) == "OUTOFWIN"
-    assert xpt_name("n_sessions_completed", taken) == "NSESSCO1"
+def test_xpt_names_are_the_contracts_choice_and_meaningful():
+    """Every exported variable has the name and origin its contract chose: ADaM-style, at
+    most 8 characters, unique per dataset, none of the old word-dealt abbreviations, and a
+    predecessor that exists in the raw dataset it names."""
+    define = define_metadata([load_contract(d) for d in XPT_DATASETS])
+    assert define.select(pl.struct("dataset", "xpt_name").is_unique().all()).item()
+    names = set(define["xpt_name"])
+    assert {"TIWITOSH", "CHAMCTOT", "SOURRECO", "NSESSCOM", "PLANINVO", "OUTOFWIN"}.isdisjoint(
+        names
+    )
+    assert {"USUBJID", "SITEID", "AGE", "TRTSDT", "AESEV", "AEDECOD", "AEBODSYS"} <= names
+    adsl = define.filter(pl.col("dataset") == "adsl")
+    chosen = dict(zip(adsl["variable"], adsl["xpt_name"], strict=True))
+    assert chosen["time_within_tolerance_share"] == "TOLSHR"
+    assert chosen["charge_mc_total"] == "CHRGTOT"
+    assert chosen["source_records"] == "SRCREC"
+    for origin in define["origin"]:
+        assert origin in ("Assigned", "Derived") or origin.startswith("Predecessor: ")
+        if origin.startswith("Predecessor: "):
+            dataset, column = origin.removeprefix("Predecessor: ").split(".")
+            assert column in load_contract(dataset).columns, origin
 
 
 def test_columns_outside_the_contract_are_refused(unblinded_tables, tmp_path):
@@ -94,7 +110,7 @@ def test_non_ascii_is_transliterated_and_noted(unblinded_tables, tmp_path):
     adae = unblinded_tables["adae"].with_columns(pl.lit("érythème").alias("verbatim"))
     result = write_xpt_exports({"adae": adae}, tmp_path)
     data, _ = pyreadstat.read_xport(str(tmp_path / "adae.xpt"))
-    assert set(data["VERBATIM"]) == {"erytheme"}
+    assert set(data["AEVERB"]) == {"erytheme"}
     assert any("non-ASCII" in n for n in result.notes)
-    assert data["ONSEDATE"].tolist() == adae["onset_date"].to_list()
-    assert dt.date(1960, 1, 1) < data["ONSEDATE"][0]
+    assert data["ASTDT"].tolist() == adae["onset_date"].to_list()
+    assert dt.date(1960, 1, 1) < data["ASTDT"][0]

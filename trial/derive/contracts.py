@@ -38,6 +38,7 @@ from data_contracts.contracts import (
     load_contract,
 )
 from trial.derive.adice import BASES
+from trial.derive.export_names import EXPORT_NAMES
 
 GENERATOR = "trial/derive/contracts.py"
 YN = ("Y", "N")
@@ -347,10 +348,22 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
     }
 
 
+def with_export_names(table: str, cols: tuple[Col, ...]) -> tuple[Col, ...]:
+    """The columns of an exported table with their XPT name and define origin
+    (:data:`trial.derive.export_names.EXPORT_NAMES`); a column without an entry is an error."""
+    names = EXPORT_NAMES.get(table)
+    if names is None:
+        return cols
+    missing = [c.name for c in cols if c.name not in names]
+    if missing:
+        raise KeyError(f"{table}: no XPT name and origin for {missing} in export_names.py")
+    return tuple(replace(c, xpt_name=names[c.name][0], origin=names[c.name][1]) for c in cols)
+
+
 def rendered_contracts() -> dict[str, str]:
     """Table name -> YAML text of its contract."""
     return {
-        name: render(contract_mapping(name, desc, cols), GENERATOR)
+        name: render(contract_mapping(name, desc, with_export_names(name, cols)), GENERATOR)
         for name, (desc, cols) in adam_tables().items()
     }
 

@@ -5,8 +5,10 @@ FDA's v5 limits are enforced before writing: dataset and variable names of at mo
 characters (upper-case letters, digits, underscore; not starting with a digit), labels of at
 most 40 characters, character values of at most 200 bytes in ASCII. Nothing is changed
 silently: a contract's ``businessName`` is the label (the contract engine keeps it within 40
-characters), a longer label or an out-of-limit value is reported in the export notes, and the
-define table maps every XPT name back to its column.
+characters), its ``xptName`` the variable name and its ``origin`` the define origin (both chosen
+by hand in ``trial/derive/export_names.py``; a column without them is an error, never an
+abbreviation made up here), a longer label or an out-of-limit value is reported in the export
+notes, and the define table maps every XPT name back to its column.
 
 Type mapping: String -> Char; integers, floats -> Num; Boolean -> Char ``Y``/``N``; Date -> Num
 (days since 1960-01-01) with ``DATE9.``; Datetime -> Num (UTC, naive) with ``E8601DT19.``;
@@ -25,7 +27,7 @@ from pathlib import Path
 import polars as pl
 import pyreadstat
 
-from data_contracts.contracts import Contract, list_contracts, load_contract
+from data_contracts.contracts import Contract, load_contract
 
 XPT_DATASETS = ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev")
 """The analysis-ready tables exported as XPT, in define order."""
@@ -37,12 +39,8 @@ MAX_LABEL = 40
 MAX_CHAR_BYTES = 200
 
 _VALID_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,7}$")
-CONVENTIONAL_NAMES = {
-    "subject_id": "USUBJID",
-    "centre_id": "SITEID",
-    "STUDYID": "STUDYID",
-}
-"""CDISC names reviewers expect for the identifiers; other columns get :func:`xpt_name`."""
+DATASET_NAMES = {"adsweat_side": "ADSWEATS"}
+"""XPT member names of datasets whose own name is longer than 8 characters."""
 
 
 @dataclass(frozen=True)
@@ -65,41 +63,13 @@ def _custom(contract: Contract, column: str, key: str) -> str | None:
     return None
 
 
-def _abbreviate(column: str) -> str:
-    """Upper-case name of at most 8 characters keeping the start of every word: characters
-    are dealt to the words in turn (``n_sessions_completed`` -> ``NSESSCOM``)."""
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", column.upper()) if w]
-    if sum(len(w) for w in words) <= MAX_NAME:
-        return "".join(words)
-    take = [0] * len(words)
-    budget = MAX_NAME
-    while budget:
-        for i, word in enumerate(words):
-            if budget and take[i] < len(word):
-                take[i] += 1
-                budget -= 1
-    return "".join(w[:k] for w, k in zip(words, take, strict=True))
-
-
-def xpt_name(column: str, taken: set[str]) -> str:
-    """An XPT v5 name for ``column``: the CDISC name for identifiers, else
-    :func:`_abbreviate`; a clash gets a numeric suffix."""
-    base = CONVENTIONAL_NAMES.get(column) or _abbreviate(column)
-    if not base or base[0].isdigit():
-        base = ("V" + base)[:MAX_NAME]
-    name = base
-    k = 1
-    while name in taken:
-        suffix = str(k)
-        name = base[: MAX_NAME - len(suffix)] + suffix
-        k += 1
-    taken.add(name)
-    return name
-
-
 def dataset_xpt_name(dataset: str) -> str:
-    """XPT member name of a dataset (``adsweat_side`` -> ``ADSWEATS``)."""
-    return xpt_name(dataset, set())
+    """XPT member name of a dataset: its name in upper case (``adsl`` -> ``ADSL``), or
+    :data:`DATASET_NAMES` where that is longer than 8 characters."""
+    name = DATASET_NAMES.get(dataset, dataset.upper())
+    if not _VALID_NAME.match(name):
+        raise ValueError(f"{dataset}: no valid XPT member name; add one to DATASET_NAMES")
+    return name
 
 
 def _type(dtype: pl.DataType) -> tuple[str, str | None]:
@@ -113,22 +83,16 @@ def _type(dtype: pl.DataType) -> tuple[str, str | None]:
     return "Char", None
 
 
-def _origin(contract: Contract, column: str, raw_columns: Mapping[str, list[str]]) -> str:
-    explicit = _custom(contract, column, "origin")
-    if explicit:
-        return explicit
-    sources = [ds for ds, cols in raw_columns.items() if column in cols and ds != contract.dataset]
-    return f"Predecessor ({sources[0]}.{column})" if sources else "Derived"
-
-
-def _raw_columns() -> dict[str, list[str]]:
-    """Columns of every non-ADaM contract, to tell predecessor columns from derived ones."""
-    out = {}
-    for name in list_contracts():
-        if name.startswith("ad") or name in ("analysis_long", "quarantine", "landing_manifest"):
-            continue
-        out[name] = load_contract(name).columns
-    return out
+def _chosen(contract: Contract, column: str, key: str) -> str:
+    """The contract's ``xptName`` or ``origin`` of an exported column: chosen there
+    (``trial/derive/export_names.py``), never made up here."""
+    value = _custom(contract, column, key)
+    if value is None:
+        raise ValueError(
+            f"{contract.dataset}.{column}: the contract names no {key}; add it to "
+            "trial/derive/export_names.py and regenerate the contracts"
+        )
+    return value
 
 
 def define_metadata(
@@ -139,10 +103,8 @@ def define_metadata(
     Columns ``dataset, xpt_dataset, variable, xpt_name, label, type, format, unit, origin,
     description, order``. With ``tables``, only columns present in the table are listed (a
     blinded ADSL has no ``arm``) and the table's own dtype decides the type."""
-    raw_columns = _raw_columns()
     rows = []
     for contract in contracts:
-        taken: set[str] = set()
         frame = None if tables is None else tables.get(contract.dataset)
         for order, prop in enumerate(contract.properties, start=1):
             if frame is not None and prop.name not in frame.columns:
@@ -154,13 +116,12 @@ def define_metadata(
                     "dataset": contract.dataset,
                     "xpt_dataset": dataset_xpt_name(contract.dataset),
                     "variable": prop.name,
-                    "xpt_name": _custom(contract, prop.name, "xptName")
-                    or xpt_name(prop.name, taken),
+                    "xpt_name": _chosen(contract, prop.name, "xptName"),
                     "label": prop.label or prop.description.split(". ")[0],
                     "type": xtype,
                     "format": fmt,
                     "unit": prop.unit,
-                    "origin": _origin(contract, prop.name, raw_columns),
+                    "origin": _chosen(contract, prop.name, "origin"),
                     "description": prop.description,
                     "order": order,
                 }

@@ -88,6 +88,7 @@ def contrasts_with_ratio(contrasts: pl.DataFrame) -> pl.DataFrame:
         "contrast",
         "estimate",
         "std_error",
+        *(["df"] if "df" in contrasts.columns else []),
         "ci_low",
         "ci_high",
         "p_value",

@@ -107,13 +107,17 @@ def page_parts(
     if height <= limit:
         return [(0, height)]
     parts = math.ceil(height / limit)
-    cuts = [round(height * i / parts) for i in range(1, parts)]
-    moved: list[int] = []
-    for cut in cuts:
-        while cut - 1 in headings and cut - 1 > (moved[-1] if moved else 0):
-            cut -= 1
-        moved.append(cut)
-    bounds = [0, *moved, height]
+    while True:
+        cuts = [round(height * i / parts) for i in range(1, parts)]
+        moved: list[int] = []
+        for cut in cuts:
+            while cut - 1 in headings and cut - 1 > (moved[-1] if moved else 0):
+                cut -= 1
+            moved.append(cut)
+        bounds = [0, *moved, height]
+        if all(b - a <= limit for a, b in itertools.pairwise(bounds)):
+            break
+        parts += 1  # a moved cut made a part too long: one part more
     return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
 
 

@@ -1,0 +1,226 @@
+"""The numbered outputs as a sponsor files them: page parts without orphan rows, labels instead
+of codes, the printed PDF without near-empty pages, and the RTF files opened by a real reader
+(LibreOffice, Debian's ``libreoffice-writer-nogui``) carrying the numbers the HTML shows.
+
+Chromium, pdftotext and LibreOffice tests are skipped, with the reason, where the program is
+missing (``scripts/system-deps`` installs them).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from study import Study
+from trial.report.data import ReportData
+from trial.report.html import document, page_css
+from trial.report.investigator_tables import investigator_outputs
+from trial.report.pdf import find_chromium, print_to_pdf
+from trial.report.rtf import COMBINED, write_rtf_outputs
+from trial.report.run_info import RunInfo
+from trial.report.tlf import ROWS_PER_LANDSCAPE_PAGE, ROWS_PER_PAGE, Tlf, page_parts, tlf_html
+
+needs_pdf = pytest.mark.skipif(
+    find_chromium() is None or shutil.which("pdftotext") is None,
+    reason="Chromium or pdftotext missing (scripts/system-deps installs them)",
+)
+needs_soffice = pytest.mark.skipif(
+    shutil.which("soffice") is None or shutil.which("pdftotext") is None,
+    reason="LibreOffice or pdftotext missing (scripts/system-deps installs them)",
+)
+RUN = RunInfo("2026-11-16", False, "sha256:0123456789abcdef", "git test")
+
+
+@pytest.mark.parametrize("landscape", [False, True])
+def test_page_parts_cover_the_body_and_leave_no_orphans(landscape):
+    limit = ROWS_PER_LANDSCAPE_PAGE if landscape else ROWS_PER_PAGE
+    for height in range(1, 4 * limit + 3):
+        headings = tuple(range(0, height, 4))  # a heading every fourth row
+        parts = page_parts(height, landscape, headings)
+        assert sum(n for _, n in parts) == height
+        assert [o for o, _ in parts] == [sum(n for _, n in parts[:i]) for i in range(len(parts))]
+        assert all(n <= limit for _, n in parts), (height, parts)
+        if len(parts) > 1:
+            assert min(n for _, n in parts) >= 3, (height, parts)
+        for offset, n in parts[:-1]:
+            assert offset + n - 1 not in headings, (height, parts)
+
+
+def _codes(study: Study) -> set[str]:
+    """Codes that must never print as a value: codelist values and the model's own names."""
+    names = ["sex", "yes_no", "ae_term", "ae_severity", "ae_related", "disposition_status"]
+    codes = {c for name in names for c in study.codelist(name)}
+    return codes | set(study.stratum_codes) | {"ANY", "TOTAL", "pooled", "overall", "all"}
+
+
+SNAKE = re.compile(r"^[A-Za-z]+(_[A-Za-z0-9]+)+$")
+
+
+@pytest.mark.parametrize("blinded", [False, True])
+def test_no_row_label_or_value_is_a_raw_code(blinded, unblinded_data, blinded_data, study):
+    data: ReportData = blinded_data if blinded else unblinded_data
+    outputs = investigator_outputs(data)
+    assert {"enrolment", "baseline", "ae_soc_pt", "ae_severity", "ae_related"} <= set(outputs)
+    codes = _codes(study)
+    for name, tlf in outputs.items():
+        for column in tlf.frame.columns:
+            values = [v for v in tlf.frame[column].to_list() if v]
+            raw = [v for v in values if v in codes or SNAKE.match(v)]
+            assert raw == [], (name, column, raw)
+        assert not any(SNAKE.match(c) for c in tlf.frame.columns), (name, tlf.frame.columns)
+
+
+def test_every_output_has_number_population_and_source(unblinded_data):
+    outputs = investigator_outputs(unblinded_data)
+    numbers = [t.number for t in outputs.values()]
+    assert len(set(numbers)) == len(numbers)
+    for tlf in outputs.values():
+        assert re.fullmatch(r"14\.\d+(\.\d+)+", tlf.number)
+        assert re.search(r"\(N = \d+\)|\d+ serious events", tlf.population), tlf.population
+        assert tlf.sources and tlf.footnotes
+        html = tlf_html(tlf, unblinded_data.run)
+        assert f"{tlf.label}</p>" in html
+        assert "Program: " in html and "data cut 2026-11-16" in html
+
+
+def test_primary_contrast_rows_are_bold_with_se_and_df(unblinded_data, study):
+    tlf = investigator_outputs(unblinded_data)["contrasts"]
+    assert {"SE", "df"} <= set(tlf.frame.columns)
+    visits = tlf.frame["Visit"].to_list()
+    assert tlf.emphasis and all(visits[i] == study.primary_visit for i in tlf.emphasis)
+    assert len(tlf.emphasis) == visits.count(study.primary_visit)
+
+
+def test_multiplicity_table_shows_order_p_and_decision(unblinded_data, study):
+    tlf = investigator_outputs(unblinded_data)["multiplicity"]
+    sequence = study.endpoints.key_secondary_sequence
+    assert tlf.frame["Hypothesis"].to_list() == [h.id for h in sequence]
+    assert tlf.frame["Order"].to_list() == [str(i) for i in range(1, len(sequence) + 1)]
+    decisions = unblinded_data.multiplicity["decision"].str.to_titlecase().to_list()
+    assert tlf.frame["Decision"].to_list() == decisions
+
+
+def _pdf_pages(pdf: Path) -> list[list[str]]:
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    margin = re.compile(r"data cut \d{4}-\d\d-\d\d\s*(UN)?BLINDED\s*$|page \d+ of \d+\s*$")
+    return [
+        [line for line in page.splitlines() if line.strip() and not margin.search(line)]
+        for page in text.split("\f")
+        if page.strip()
+    ]
+
+
+def _stress_html(study: Study) -> str:
+    """Outputs that must be cut: 100 rows (portrait), 40 rows (landscape), a heading row on
+    every fifth line, between short tables and text."""
+
+    def table(number: str, rows: int, landscape: bool = False) -> Tlf:
+        frame = pl.DataFrame(
+            {
+                "Row": [f"Row {i + 1}" for i in range(rows)],
+                "A (N = 10)": [f"{i} ({i / 10:.1f})" for i in range(rows)],
+                "B (N = 10)": [f"{2 * i} ({i / 5:.1f})" for i in range(rows)],
+            }
+        )
+        return Tlf(
+            number=number,
+            title=f"Stress table of {rows} rows",
+            population="Test set (N = 20)",
+            frame=frame,
+            footnotes=("A footnote.",),
+            sources=("ADSL",),
+            landscape=landscape,
+            headings=tuple(range(0, rows, 5)),
+        )
+
+    body = "".join(
+        tlf_html(t, RUN) + "<p>Text between outputs.</p>"
+        for t in (
+            table("14.9.1", 7),
+            table("14.9.2", 100),
+            table("14.9.3", 40, landscape=True),
+            table("14.9.4", 12),
+            table("14.9.5", 33),
+        )
+    )
+    return document("stress", page_css(RUN, study.study_id), f"<section>{body}</section>")
+
+
+def _assert_no_orphan_pages(pages: list[list[str]]) -> None:
+    row = re.compile(r"^\s*Row \d+\s{2,}\S")
+    title = re.compile(r"^\s*(Table|Listing) 14\.[\d.]+")
+    for number, lines in enumerate(pages, start=1):
+        assert len(lines) >= 3, f"page {number} is near empty: {lines}"
+        rows = [line for line in lines if row.match(line)]
+        if not any(title.match(line) for line in lines):
+            # a page without an output's title continues a table cut by the browser
+            assert len(rows) >= 3, f"page {number} holds {len(rows)} table rows only: {lines}"
+        if any("(continued)" in line for line in lines):
+            assert len(rows) >= 3, f"page {number}: a continued part with {len(rows)} rows"
+
+
+@needs_pdf
+def test_printed_outputs_leave_no_page_with_a_few_rows(study, tmp_path):
+    html = tmp_path / "stress.html"
+    html.write_text(_stress_html(study), encoding="utf-8")
+    pages = _pdf_pages(print_to_pdf(html, tmp_path / "stress.pdf"))
+    _assert_no_orphan_pages(pages)
+    text = "\n".join("\n".join(p) for p in pages)
+    for i in range(100):  # every row printed once
+        assert len(re.findall(rf"^\s*Row {i + 1}\s", text, flags=re.M)) == 1 + (i < 40) + (
+            i < 33
+        ) + (i < 12) + (i < 7)
+    assert text.count("Table 14.9.2 (continued)") >= 2  # the header repeats on each part
+
+
+@needs_pdf
+def test_printed_report_has_no_near_empty_page(unblinded_html, tmp_path):
+    html = tmp_path / "report.html"
+    html.write_text(unblinded_html, encoding="utf-8")
+    pages = _pdf_pages(print_to_pdf(html, tmp_path / "report.pdf"))
+    for number, lines in enumerate(pages, start=1):
+        assert len(lines) >= 3, f"page {number} is near empty: {lines}"
+
+
+def _cells(tlf: Tlf) -> list[str]:
+    return [str(v) for row in tlf.frame.iter_rows() for v in row[1:] if v not in (None, "")]
+
+
+@needs_soffice
+def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_data, tmp_path):
+    outputs = investigator_outputs(unblinded_data)
+    chosen = [outputs[k] for k in ("enrolment", "contrasts", "ae_soc_pt", "ae_severity")]
+    paths = write_rtf_outputs(chosen, unblinded_data.run, "ION-301", tmp_path / "rtf")
+    assert [p.name for p in paths] == [f"{t.key}.rtf" for t in chosen] + [COMBINED]
+    subprocess.run(
+        ["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path / "pdf")]
+        + [str(p) for p in paths],
+        capture_output=True,
+        check=True,
+        timeout=300,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    combined = ""
+    for tlf, path in zip(chosen, paths, strict=False):
+        pdf = tmp_path / "pdf" / path.with_suffix(".pdf").name
+        text = " ".join("\n".join(p) for p in _pdf_pages(pdf))
+        text = " ".join(text.split())
+        html = tlf_html(tlf, unblinded_data.run)
+        assert tlf.label in text and tlf.title.split(" (")[0] in text
+        for cell in _cells(tlf):
+            assert cell in html
+            assert cell in text, (tlf.label, cell)
+        combined += text
+    whole = " ".join(
+        " ".join("\n".join(p) for p in _pdf_pages(tmp_path / "pdf" / "all_outputs.pdf")).split()
+    )
+    for tlf in chosen:
+        assert tlf.label in whole
+        assert all(cell in whole for cell in _cells(tlf))
