@@ -30,7 +30,7 @@ from dagster._core.storage.tags import (
 from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from pipelines.assets.raw import DELIVERIES_NAME
-from pipelines.blinding_record import claim_output_folder
+from pipelines.blinding_record import check_output_folder, claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
@@ -151,6 +151,7 @@ def run_pipeline(
     """
     study = load_study(study_path)
     check_run_arguments(raw_dir, out_dir, unblind_path, study)
+    check_output_folder(out_dir, blinded=unblind_path is None)  # writes nothing, not even a lock
     with out_folder_lock(out_dir):
         # Under the lock: two first runs of different modes cannot both claim the folder.
         claim_output_folder(out_dir, blinded=unblind_path is None)
