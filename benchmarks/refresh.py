@@ -233,6 +233,7 @@ def print_summary(
         rows["outside steps (orchestration)"].append(f"{report.seconds - steps.wall:.2f} | ")
         rows["run total (wall)"].append(f"{report.seconds:.2f} | ")
         rows["deliveries read"].append(f"{len(report.deliveries_read)} | ")
+        rows["assets recomputed"].append(f"{len(report.recomputed)} of {report.assets_total} | ")
     for name, cells in rows.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
 

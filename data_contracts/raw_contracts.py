@@ -97,6 +97,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=1,
                     maximum=4,
                 ),
+                *LINEAGE,
             ),
         ),
         "eligibility": (
@@ -111,6 +112,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     codelist="eligibility_criteria",
                 ),
                 string_col("answer", "Answer", codelist="yes_no"),
+                *LINEAGE,
             ),
         ),
         "visits": (
@@ -120,6 +122,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 visit,
                 date_col("visit_date", "Visit date", "Empty when the visit was MISSED."),
                 string_col("status", "Visit status", required=True, codelist="visit_status"),
+                *LINEAGE,
             ),
         ),
         "hdss": (
@@ -134,6 +137,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     minimum=1,
                     maximum=4,
                 ),
+                *LINEAGE,
             ),
         ),
         "ae": (
@@ -148,6 +152,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("severity", "Severity", codelist="ae_severity"),
                 string_col("serious", "Serious", codelist="yes_no"),
                 string_col("related", "Related to treatment", codelist="ae_related"),
+                *LINEAGE,
             ),
         ),
         "cm": (
@@ -168,6 +173,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "hyperhidrosis, SAP section 11).",
                     codelist="yes_no",
                 ),
+                *LINEAGE,
             ),
         ),
         "disposition": (
@@ -184,6 +190,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                     "reason", "Reason", "Reason for withdrawal; SCREEN_FAILURE for screen failures."
                 ),
                 date_col("date", "Disposition date"),
+                *LINEAGE,
             ),
         ),
         "devices": (
@@ -194,6 +201,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col("region", "Treated region", codelist="regions"),
                 date_col("from_date", "Assigned from", required=True, key=3),
                 date_col("to_date", "Assigned until", "Empty while still assigned."),
+                *LINEAGE,
             ),
         ),
         "randomisation": (
@@ -203,6 +211,7 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 date_col("rand_date", "Randomisation date"),
                 string_col("stratum", "Stratum", codelist="strata"),
                 string_col("arm", "Randomised arm", codelist="arms"),
+                *LINEAGE,
             ),
         ),
         "gravimetry": (
@@ -407,7 +416,13 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
             "One row per distinct home-device session, all vendors (A, B, bench IBU).",
             (
                 string_col("device_serial", "Device serial", required=True),
-                string_col("vendor", "Vendor", required=True, values=("A", "B", "IBU")),
+                string_col(
+                    "vendor",
+                    "Vendor",
+                    "Set by the raw format the session comes from (ingest/registry.py): A, B, "
+                    "IBU for the bench units.",
+                    required=True,
+                ),
                 string_col(
                     "session_key",
                     "Session key",
@@ -500,26 +515,10 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
                 string_col(
                     "kind",
                     "File kind",
+                    "The kind of the first raw format of the registry (ingest/registry.py) whose "
+                    "file pattern the name matches; randomisation for a copy of the sealed list "
+                    "(by name or content), symlink for a symbolic link, else unknown.",
                     required=True,
-                    values=(
-                        "dm",
-                        "eligibility",
-                        "visits",
-                        "hdss",
-                        "ae",
-                        "cm",
-                        "disposition",
-                        "devices",
-                        "randomisation",
-                        "gravimetry",
-                        "vendor_a",
-                        "vendor_b",
-                        "bench_ibu",
-                        "balance",
-                        "capture_state",
-                        "symlink",
-                        "unknown",
-                    ),
                 ),
                 int_col("size_bytes", "Size", minimum=0, unit="byte"),
                 string_col("sha256", "SHA-256", required=True, pattern=r"^[0-9a-f]{64}$"),
@@ -550,26 +549,10 @@ def raw_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
     }
 
 
-EDC_TABLES = (
-    "dm",
-    "eligibility",
-    "visits",
-    "hdss",
-    "ae",
-    "cm",
-    "disposition",
-    "devices",
-    "randomisation",
-)
-
-
 def rendered_contracts() -> dict[str, str]:
-    """Dataset name -> YAML text of its contract (EDC tables get the lineage columns)."""
+    """Dataset name -> YAML text of its contract."""
     return {
-        name: render(
-            contract_mapping(name, desc, (*cols, *LINEAGE) if name in EDC_TABLES else cols),
-            GENERATOR,
-        )
+        name: render(contract_mapping(name, desc, cols), GENERATOR)
         for name, (desc, cols) in raw_tables().items()
     }
 

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.device_sessions import build_device_sessions, vendor_b_device_sessions
+from ingest.device_sessions import (
+    build_device_sessions,
+    vendor_a_device_sessions,
+    vendor_b_device_sessions,
+)
 from ingest.landing import landing_quarantine, scan_raw
 from ingest.quarantine import combine
 from ingest.readers.edc import read_edc_table, read_randomisation
@@ -111,7 +115,7 @@ def read_delivery(
         extra.append(sessions)
         quarantines.append(q)
     device_sessions = build_device_sessions(
-        vendor_a, vendor_b_device_sessions(vendor_b, study), extra
+        [vendor_a_device_sessions(vendor_a), vendor_b_device_sessions(vendor_b, study), *extra]
     )
     return RawTables(
         manifest=manifest,

@@ -2,8 +2,9 @@
 
 Vendor A sessions come summarised by the device (``vendor_a_sessions``); vendor B sessions are
 summarised from their events (:func:`summarise_sessions`); bench-unit
-(IBU) sessions, or any other source, are appended through ``extra`` frames that already have
-the ``device_sessions`` columns (the contract is checked, nothing is coerced).
+(IBU) sessions from their 10 Hz samples; each source format of the registry says how its rows
+become sessions (:func:`registry_device_sessions`; the contract is checked, nothing is
+coerced).
 
 ``session_key``: ``A:<serial>:<session_no>:<start as printed>`` (the counter alone is not a key:
 it restarts after a factory reset) and ``B:<dev>:<sid>``. ``start_utc`` is the start as the
@@ -12,11 +13,12 @@ device recorded it; ``start_utc_placed`` the reader's placement of a clock-reset
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
+from ingest.source_format import SourceFormat
 from study import Study
 
 DATASET = "device_sessions"
@@ -149,24 +151,27 @@ def vendor_b_device_sessions(vendor_b_events: pl.DataFrame, study: Study) -> pl.
     return cast_frame(summary, load_contract(DATASET))
 
 
-def build_device_sessions(
-    vendor_a_sessions: pl.DataFrame,
-    vendor_b_sessions: pl.DataFrame,
-    extra: Sequence[pl.DataFrame] = (),
-) -> pl.DataFrame:
-    """All vendors' sessions in one frame, sorted by serial and start.
-
-    ``vendor_b_sessions``: vendor-B sessions already summarised from their events
-    (:func:`vendor_b_device_sessions`, or :mod:`ingest.telemetry` at trial scale). ``extra``:
-    further session frames in ``device_sessions`` columns (e.g. the bench IBU reader's). Each
-    frame is cast strictly to the contract, so a missing column or a value of the wrong type
-    raises instead of being coerced."""
+def build_device_sessions(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Session frames in ``device_sessions`` columns (one per source format) as one frame,
+    sorted by serial, start and key. Each frame is cast strictly to the contract, so a missing
+    column or a value of the wrong type raises instead of being coerced."""
     contract = load_contract(DATASET)
-    frames = [
-        empty_frame(contract),
-        vendor_a_device_sessions(vendor_a_sessions),
-        *(cast_frame(f, contract) for f in (vendor_b_sessions, *extra)),
-    ]
+    frames = [empty_frame(contract), *(cast_frame(f, contract) for f in parts)]
     return pl.concat(frames, how="vertical").sort(
         "device_serial", "start_utc", "session_key", nulls_last=True
+    )
+
+
+def registry_device_sessions(
+    sources: Sequence[SourceFormat], datasets: Mapping[str, pl.DataFrame], tolerance_pct: float
+) -> pl.DataFrame:
+    """``device_sessions`` from every registered format that makes sessions: each format's
+    ``sessions`` applied to its ``session_inputs`` among ``datasets`` (``tolerance_pct``: the
+    study's ``treatment.current_tolerance_pct``)."""
+    return build_device_sessions(
+        [
+            s.sessions({name: datasets[name] for name in s.session_inputs}, tolerance_pct)
+            for s in sources
+            if s.sessions is not None
+        ]
     )

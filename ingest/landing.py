@@ -14,10 +14,13 @@ size, SHA-256, and its place in the version chain of (centre folder, file name):
   rules between different files compare (so a repeat changes no outcome);
 - the scan is a pure function of the tree, so re-reading a delivery changes nothing.
 
-Where a file lies never stops a run: a file whose path is not ``<centre>/<YYYY-MM-DD>/<file>``
-(``YYYY-MM-DD`` a real date) or whose name matches no known format has kind ``unknown``, and
-:func:`landing_quarantine` lists it (``UNKNOWN_FILE`` for a file at the root, at centre level or
-of an unknown name; ``UNKNOWN_FOLDER`` for a file in a folder that is no delivery folder:
+A file's kind is that of the first raw format of the registry (:mod:`ingest.registry`) whose
+pattern its name matches; which versions are current is asked of the manifest with
+:mod:`ingest.manifest`. Where a file lies never stops a run: a file whose path is not
+``<centre>/<YYYY-MM-DD>/<file>`` (``YYYY-MM-DD`` a real date) or whose name matches no
+registered format has kind ``unknown``, and :func:`landing_quarantine` lists it
+(``UNKNOWN_FILE`` for a file at the root, at centre level or of an unknown name;
+``UNKNOWN_FOLDER`` for a file in a folder that is no delivery folder:
 ``latest``, ``2026-02-30``, a folder nested in a delivery). Symbolic links are never followed
 (kind ``symlink``, reason ``SYMLINK``: a link out of the raw root would let any file of the
 machine into the quarantine; a linked delivery folder is listed, not read). A copy of the
@@ -31,44 +34,32 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import QUARANTINE_SCHEMA, load_contract
+from ingest.readers.edc import SEALED_LIST
+from ingest.registry import SOURCES
 from ingest.sealed import SNIFF_BYTES, SealedListSignature, file_looks_sealed, looks_sealed
-
-EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
-"""EDC exports a centre delivers (``randomisation`` is sealed and never in a centre folder)."""
-
-KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    *((t, re.compile(rf"^{t}\.csv$")) for t in EDC_TABLES),
-    ("randomisation", re.compile(r"^randomisation\.csv$")),
-    ("gravimetry", re.compile(r"^gravimetry_.+\.csv$")),
-    ("vendor_a", re.compile(r"^ionto-a_[^_]+_\d{8}\.csv$")),
-    ("vendor_b", re.compile(r"^ionto-b_[^_]+_\d{14}\.jsonl$")),
-    ("bench_ibu", re.compile(r"^(bench_)?ibu[_-].*\.jsonl$")),
-    ("balance", re.compile(r"^(bench_)?balance[_-].*\.jsonl$")),
-    ("capture_state", re.compile(r"^capture-(ibu|balance)\.checkpoint\.json(\.tmp)?$")),
-)
-"""File name -> kind, first match wins (the bench readers' engineer owns the bench names)."""
+from ingest.source_format import SourceFormat
 
 UNKNOWN = "unknown"
 SYMLINK = "symlink"
 """Kind of a symbolic link anywhere under the raw root (never followed)."""
-SEALED = "randomisation"
+SEALED = SEALED_LIST.kind
 """Kind of a copy of the sealed list (by name or by content): never read."""
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def classify(file_name: str) -> str:
-    """The kind of a raw file from its name: an EDC table name, ``gravimetry``, ``vendor_a``,
-    ``vendor_b``, ``bench_ibu``, ``balance``, or ``unknown``."""
-    for kind, pattern in KIND_PATTERNS:
-        if pattern.match(file_name):
-            return kind
+def classify(file_name: str, sources: Sequence[SourceFormat] = SOURCES) -> str:
+    """The kind of a raw file from its name: the kind of the first registered format whose
+    pattern it matches (:mod:`ingest.registry`), or ``unknown``."""
+    for source in sources:
+        if source.matches(file_name):
+            return source.kind
     return UNKNOWN
 
 
@@ -187,31 +178,42 @@ def file_hashes(
     return pl.DataFrame(found, schema=HASHES_SCHEMA, orient="row")
 
 
-def file_kind(path: Path, sealed: SealedListSignature) -> str:
+def file_kind(
+    path: Path, sealed: SealedListSignature, sources: Sequence[SourceFormat] = SOURCES
+) -> str:
     """The kind of the regular file ``path`` in a delivery folder: ``randomisation`` if its
     name or its first bytes are the sealed list's, else its name's :func:`classify`."""
     if file_looks_sealed(path, sealed):
         return SEALED
-    return classify(path.name)
+    return classify(path.name, sources)
 
 
-def _kind(parts: tuple[str, ...], well_placed: bool, symlink: bool, sealed: bool) -> str:
+def _kind(
+    parts: tuple[str, ...],
+    well_placed: bool,
+    symlink: bool,
+    sealed: bool,
+    sources: Sequence[SourceFormat],
+) -> str:
     if symlink:
         return SYMLINK
-    if sealed or classify(parts[-1]) == SEALED:
+    kind = classify(parts[-1], sources)
+    if sealed or kind == SEALED:
         return SEALED
-    return classify(parts[-1]) if well_placed else UNKNOWN
+    return kind if well_placed else UNKNOWN
 
 
 def scan_raw(
     raw_root: Path,
     hashes: pl.DataFrame | None = None,
     sealed: SealedListSignature | None = None,
+    sources: Sequence[SourceFormat] = SOURCES,
 ) -> pl.DataFrame:
     """The manifest of every entry under ``raw_root`` (contract ``landing_manifest``), sorted
-    by centre, delivery date and file name. ``hashes``: the entries' :func:`file_hashes` when
-    the caller has them (else they are computed, with the sealed-list signature ``sealed``).
-    Only a regular file in ``<centre>/<YYYY-MM-DD>/`` has a centre and a delivery date."""
+    by centre, delivery date and file name; kinds from the registry ``sources``. ``hashes``:
+    the entries' :func:`file_hashes` when the caller has them (else they are computed, with
+    the sealed-list signature ``sealed``). Only a regular file in ``<centre>/<YYYY-MM-DD>/``
+    has a centre and a delivery date."""
     raw_root = Path(raw_root)
     if hashes is None:
         hashes = file_hashes(raw_root, sealed=sealed)
@@ -229,7 +231,7 @@ def scan_raw(
                 "centre_id": parts[0] if well_placed else None,
                 "delivery_date": delivered,
                 "file_name": rel.name,
-                "kind": _kind(parts, well_placed, symlink, is_sealed),
+                "kind": _kind(parts, well_placed, symlink, is_sealed, sources),
                 "size_bytes": size,
                 "sha256": sha,
             }
@@ -266,28 +268,6 @@ def scan_raw(
         .sort("centre_id", "delivery_date", "file_name", "source_file", nulls_last=True)
     )
     return manifest.select(contract.columns)
-
-
-def current_files(manifest: pl.DataFrame, kind: str | None = None) -> pl.DataFrame:
-    """Current versions (optionally of one kind), in delivery order (date, centre, file name)."""
-    current = manifest.filter(pl.col("is_current"))
-    if kind is not None:
-        current = current.filter(pl.col("kind") == kind)
-    return current.sort("delivery_date", "centre_id", "file_name", nulls_last=True)
-
-
-def current_by_kind(manifest: pl.DataFrame) -> dict[str, list[str]]:
-    """Kind -> relative paths of its current files, in delivery order."""
-    current = current_files(manifest)
-    return {
-        str(kind): frame["source_file"].to_list()
-        for (kind,), frame in current.group_by("kind", maintain_order=True)
-    }
-
-
-def n_superseded(manifest: pl.DataFrame) -> int:
-    """File versions superseded by a later delivery of the same (centre, file name)."""
-    return int(manifest.filter(~pl.col("is_current")).height)
 
 
 def _misplaced_message() -> pl.Expr:

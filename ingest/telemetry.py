@@ -26,7 +26,7 @@ as the telemetry benchmark (``benchmarks/telemetry.py``) measures them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ import polars as pl
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.device_sessions import summarise_sessions
 from ingest.integrity import empty_findings, plausibility
+from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import relative_name
 from ingest.readers.vendor_b import DATASET, FIELDS
@@ -46,9 +47,13 @@ from ingest.readers.vendor_b_stream import (
     drop_duplicates,
     parse_lines,
 )
+from ingest.source_format import Resolution, Resolved, SourceFormat
 from ingest.telemetry_rules import backwards_events, backwards_quarantine, key_findings
 
 SESSIONS_DATASET = "device_sessions"
+KIND = "vendor_b"
+EVENTS = DATASET
+SESSIONS = "vendor_b_sessions"
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
 few devices skips most of a delivery's file by the row groups' ``dev`` statistics."""
@@ -249,3 +254,38 @@ def read_telemetry(
         workers,
     )
     return telemetry, combine([telemetry.quarantine, *(q for _, q in parsed)])
+
+
+def resolve_vendor_b(resolution: Resolution) -> Resolved:
+    """Every delivery's parsed events (scanned, never collected whole) -> ``vendor_b_events``
+    (lazy scan of the parts under the resolution's scratch folder, which the caller keeps
+    until the events are stored) and ``vendor_b_sessions``, with the events the trial-level
+    rules rejected and the findings on kept ones (unreadable lines were quarantined when
+    each delivery was parsed)."""
+    current = current_files(resolution.manifest, KIND).select("source_file")
+    telemetry = resolve_telemetry(
+        resolution.scans(KIND), current, resolution.tolerance_pct, resolution.scratch / KIND
+    )
+    return Resolved(
+        {EVENTS: telemetry.events, SESSIONS: telemetry.sessions},
+        telemetry.quarantine,
+        telemetry.findings,
+    )
+
+
+def _device_sessions(datasets: Mapping[str, pl.DataFrame], _tolerance_pct: float) -> pl.DataFrame:
+    return datasets[SESSIONS]
+
+
+SOURCE = SourceFormat(
+    kind=KIND,
+    pattern=r"^ionto-b_[^_]+_\d{14}\.jsonl$",
+    datasets=(EVENTS, SESSIONS),
+    read=parse_delivery_telemetry,
+    resolve=resolve_vendor_b,
+    sessions=_device_sessions,
+    session_inputs=(SESSIONS,),
+    contracts={SESSIONS: SESSIONS_DATASET},
+)
+"""Registry entry: vendor-B event streams parsed per delivery, resolved one range of devices
+at a time; sessions summarised from the events (contract ``device_sessions``)."""

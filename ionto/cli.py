@@ -82,7 +82,11 @@ def _report_progress(command: str, run: Callable[[TerminalProgress], RunReport])
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.blinding_record import OutputFolderRefused, check_output_folder
+    from pipelines.blinding_record import (
+        OutputFolderRefused,
+        check_instance,
+        check_output_folder,
+    )
     from pipelines.preflight import check_run_arguments
 
     study = load_study(args.study)  # a broken study file stops here, before Dagster is loaded
@@ -91,6 +95,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Before the pipeline (and Dagster) is loaded: a refusal is the only line printed.
     check_run_arguments(raw, out, unblind, study)
     try:
+        check_instance(out, blinded=unblind is None)
         check_output_folder(out, blinded=unblind is None)
     except OutputFolderRefused as error:
         return _refused("run", error)

@@ -14,6 +14,7 @@ unblinded if its randomisation table has rows or any other table has an ``arm`` 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,9 +70,22 @@ def folder_mode(out_dir: Path) -> str | None:
     return UNBLINDED if _holds_arms(out_dir) else BLINDED
 
 
+def check_instance(out_dir: Path, blinded: bool) -> None:
+    """``ionto run``: raise :class:`OutputFolderRefused` when an unblinded run would record
+    its runs and metadata in the instance of ``$DAGSTER_HOME`` (the shared one blinded runs
+    and readers use, ``docs/deployment.md``); an unblinded run keeps its own in
+    ``OUT/.dagster``. (``dagster dev`` chooses its instance itself.)"""
+    if not blinded and os.environ.get("DAGSTER_HOME"):
+        raise OutputFolderRefused(
+            f"an unblinded run keeps its Dagster records in {Path(out_dir) / '.dagster'}, never "
+            f"in the shared instance DAGSTER_HOME={os.environ['DAGSTER_HOME']} that blinded "
+            "runs use; unset DAGSTER_HOME for this run"
+        )
+
+
 def check_output_folder(out_dir: Path, blinded: bool) -> None:
-    """Raise :class:`OutputFolderRefused` when ``out_dir`` belongs to the other mode (writes
-    nothing: the command line calls it before it loads the pipeline)."""
+    """Raise :class:`OutputFolderRefused` when ``out_dir`` belongs to the other mode. Writes
+    nothing: the command line calls it before it loads the pipeline."""
     wanted = BLINDED if blinded else UNBLINDED
     found = folder_mode(out_dir)
     if found is not None and found != wanted:

@@ -11,7 +11,8 @@ telemetry's) is checked :data:`CHECK_BATCH_ROWS` rows at a time, so checking 50 
 events needs the memory of one batch; any other table is checked whole.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -39,9 +40,10 @@ def _rule_table(results: list[CheckResult]) -> str:
 
 
 def contract_check_result(
-    frame: pl.DataFrame | pl.LazyFrame, dataset: str, blinded: bool
+    frame: pl.DataFrame | pl.LazyFrame, dataset: str | Path, blinded: bool
 ) -> dg.AssetCheckResult:
-    """Evaluate the contract of ``dataset`` on ``frame`` as a Dagster check result.
+    """Evaluate the contract of ``dataset`` (a dataset name of ``data_contracts/`` or a
+    contract file) on ``frame`` as a Dagster check result.
 
     In a blinded run the contract's unblinded-only columns (the arm, the randomisation date)
     must be absent: their presence is a blocking blinding failure, and the remaining rules are
@@ -85,20 +87,32 @@ def contract_check_result(
     )
 
 
-def _contract_check(asset_name: str) -> dg.AssetChecksDefinition:
+def _contract_check(asset_name: str, contract: str | Path) -> dg.AssetChecksDefinition:
+    where = f"data_contracts/{contract}.odcs.yaml" if isinstance(contract, str) else contract
+
     @dg.asset_check(
         asset=asset_name,
         name="contract",
         blocking=True,
-        description=f"Every rule of data_contracts/{asset_name}.odcs.yaml holds.",
+        description=f"Every rule of {where} holds.",
     )
     def _check(settings: TrialSettings, frame: pl.LazyFrame) -> dg.AssetCheckResult:
-        return contract_check_result(frame, asset_name, blinded=settings.blinded)
+        return contract_check_result(frame, contract, blinded=settings.blinded)
 
     return _check
 
 
-def contract_checks(asset_names: Iterable[str]) -> list[dg.AssetChecksDefinition]:
-    """One blocking contract check for each asset that has a contract."""
+def contract_checks(
+    asset_names: Iterable[str], contracts: Mapping[str, str | Path] | None = None
+) -> list[dg.AssetChecksDefinition]:
+    """One blocking contract check for each asset that has a contract: the one ``contracts``
+    names for it (the registry of raw formats names its datasets' contracts), else
+    ``data_contracts/<asset>.odcs.yaml`` when it exists."""
+    contracts = contracts or {}
     available = set(list_contracts())
-    return [_contract_check(name) for name in asset_names if name in available]
+    checks = []
+    for name in asset_names:
+        contract = contracts.get(name, name)
+        if not isinstance(contract, str) or contract in available:
+            checks.append(_contract_check(name, contract))
+    return checks

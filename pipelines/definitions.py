@@ -8,10 +8,13 @@ settings through :func:`build_definitions`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 
 from data_contracts.contracts import use_study
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat, check_registry
 from pipelines.assets import analysis_ready, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
@@ -23,7 +26,8 @@ from pipelines.sensors import (
     refresh_analysis,
 )
 
-ASSET_MODULES = [raw, analysis_ready, models, reports]
+ASSET_MODULES = [analysis_ready, models, reports]
+"""Modules of the assets that do not depend on the registry of raw formats."""
 EXECUTORS = ("in_process", "multiprocess")
 
 
@@ -44,24 +48,35 @@ def _asset_names(assets: list[dg.AssetsDefinition]) -> list[str]:
     return [key.to_user_string() for a in assets for key in a.keys]
 
 
-def build_definitions(settings: TrialSettings, executor: str | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: TrialSettings,
+    executor: str | None = None,
+    sources: Sequence[SourceFormat] = SOURCES,
+) -> dg.Definitions:
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
     output folder, with the delivery jobs and sensors (``docs/incremental.md``);
-    ``executor`` as in :func:`executor_from_env` (default in-process).
+    ``executor`` as in :func:`executor_from_env` (default in-process). ``sources``: the
+    registry of raw formats the raw assets and ``device_sessions`` are made from.
 
     The study is loaded and validated here, once, and bound for the contracts
     (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
     with one line naming the key path, before any raw file is read."""
     use_study(settings.study())
+    sources = check_registry(sources)
     assets = [
-        a
-        for module in ASSET_MODULES
-        for a in dg.load_assets_from_modules([module])
-        if isinstance(a, dg.AssetsDefinition)
+        *raw.raw_assets(sources),
+        analysis_ready.device_sessions_asset(sources),
+        *(
+            a
+            for module in ASSET_MODULES
+            for a in dg.load_assets_from_modules([module])
+            if isinstance(a, dg.AssetsDefinition)
+        ),
     ]
+    contracts = {name: s.contract(name) for s in sources for name in s.datasets}
     return dg.Definitions(
         assets=assets,
-        asset_checks=contract_checks(_asset_names(assets)),
+        asset_checks=contract_checks(_asset_names(assets), contracts),
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=settings.out_dir)},
         executor=executor_from_env(executor),
         jobs=[process_delivery, refresh_analysis],

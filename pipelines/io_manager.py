@@ -4,7 +4,8 @@ polars 2, see ../shared/research/stack.md).
 Tables go to ``<out_dir>/tables/<asset>.parquet``; model results to ``<out_dir>/models/`` as
 Parquet (see :func:`trial.models.result.write_result`) with a pickle beside them so that
 downstream assets get the typed object back; any other value (a report path, a small summary)
-is pickled under ``<out_dir>/.objects/``.
+is pickled under ``<out_dir>/.objects/``. Every stored unpartitioned value's content hash is
+recorded for :mod:`pipelines.freshness`, which decides what a refresh recomputes.
 
 Large tables stay out of memory (the dagster-polars convention): an asset may return a
 ``pl.LazyFrame``, which is streamed to its Parquet file (``sink_parquet``), and an input
@@ -31,6 +32,7 @@ import dagster as dg
 import polars as pl
 
 from ingest.telemetry import ROW_GROUP_ROWS
+from pipelines.freshness import file_digest, record_content
 from trial.models.result import ModelResult, write_result
 
 PREVIEW_ROWS = 5
@@ -152,6 +154,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 obj.write_parquet(aside(path))
                 aside(path).replace(path)
                 n_rows = obj.height
+            record_content(Path(self.out_dir), name, file_digest(path), [path])
             shown = 0 if name in NOT_PREVIEWED else PREVIEW_ROWS
             context.add_output_metadata({**table_metadata(obj, n_rows, shown), "path": str(path)})
             return
@@ -169,6 +172,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         with aside(path).open("wb") as handle:
             pickle.dump(obj, handle)
         aside(path).replace(path)
+        record_content(Path(self.out_dir), name, file_digest(path), [path])
 
     def load_input(self, context: dg.InputContext) -> Any:
         name = self._name(context.asset_key)

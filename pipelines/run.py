@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,9 +30,12 @@ from dagster._core.storage.tags import (
 
 from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
+from ingest.registry import SOURCES
+from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
-from pipelines.blinding_record import check_output_folder, claim_output_folder
+from pipelines.blinding_record import check_instance, check_output_folder, claim_output_folder
 from pipelines.definitions import build_definitions
+from pipelines.freshness import Freshness, settings_digest, tree_listing
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.out_lock import out_folder_lock
@@ -59,7 +63,10 @@ class RunReport:
     read_seconds: float = 0.0
     """Wall time of the run reading the unread deliveries (0 when none)."""
     refresh_seconds: float = 0.0
-    """Wall time of the run refreshing every unpartitioned asset."""
+    """Wall time of the run refreshing the stale unpartitioned assets."""
+    recomputed: list[str] = field(default_factory=list)
+    """The unpartitioned assets the refresh recomputed (``pipelines.freshness``)."""
+    assets_total: int = 0
     log_path: Path | None = None
     """The run's log file (``OUT/logs/run-<UTC time>.log``): Dagster's events, tracebacks."""
 
@@ -67,12 +74,15 @@ class RunReport:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
+        if self.success and not self.deliveries_read and not self.recomputed:
+            lines.append("  nothing changed: no new delivery, and every asset is up to date")
         earlier = self.deliveries_total - len(self.deliveries_read)
         lines.append(
             f"  deliveries: {len(self.deliveries_read)} of {self.deliveries_total} read "
             f"({self.read_seconds:.1f} s)"
             + (f", {earlier} read by an earlier run into this output folder" if earlier else "")
-            + f"; refresh of everything else {self.refresh_seconds:.1f} s"
+            + f"; {len(self.recomputed)} of {self.assets_total} other assets recomputed "
+            f"({self.refresh_seconds:.1f} s)"
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
@@ -86,6 +96,17 @@ class RunReport:
             f"  contracts: {self.out_dir / 'contracts'}",
         ]
         return "\n".join(lines)
+
+
+def _step_failure(event: dg.DagsterEvent) -> str:
+    """``<step>: <first line of its error>`` (the error's class name left out), so that a
+    check that stops a run, such as the sealed list's, says why in the run's summary."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None:  # Dagster wraps the op's own error
+        error = error.cause
+    lines = error.message.strip().splitlines() if error is not None else []
+    first = lines[0].split(": ", 1)[-1] if lines else ""
+    return f"{event.step_key or '?'}: {first}" if first else event.step_key or "?"
 
 
 def _instance(out_dir: Path) -> dg.DagsterInstance:
@@ -130,6 +151,7 @@ def run_pipeline(
     study_path: Path | None = None,
     unblind_path: Path | None = None,
     verify: bool = False,
+    sources: Sequence[SourceFormat] = SOURCES,
     progress: RunProgress | None = None,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
@@ -140,8 +162,10 @@ def run_pipeline(
     contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``.
     ``out_dir`` is claimed for the run's mode before anything else is written in it
     (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for
-    a folder of the other mode). ``verify``: hash every raw file again, not trusting stored
-    hashes of files whose size and modification time are unchanged.
+    a folder of the other mode, ``check_instance`` for an unblinded run with a shared
+    ``$DAGSTER_HOME``). ``verify``: hash every raw file again, not trusting stored hashes of
+    files whose size and modification time are unchanged. ``sources``: the registry of raw
+    formats (``ingest.registry``).
 
     Expected mistakes (no raw folder, no delivery, an output folder that is a file or not
     writable, a wrong sealed list, a folder another run holds) raise
@@ -151,7 +175,9 @@ def run_pipeline(
     """
     study = load_study(study_path)
     check_run_arguments(raw_dir, out_dir, unblind_path, study)
-    check_output_folder(out_dir, blinded=unblind_path is None)  # writes nothing, not even a lock
+    # Refusals that write nothing, not even the lock file:
+    check_instance(out_dir, blinded=unblind_path is None)
+    check_output_folder(out_dir, blinded=unblind_path is None)
     with out_folder_lock(out_dir):
         # Under the lock: two first runs of different modes cannot both claim the folder.
         claim_output_folder(out_dir, blinded=unblind_path is None)
@@ -160,7 +186,15 @@ def run_pipeline(
         with run_logging(log_path, on_step) as dagster_log:
             try:
                 report = _run_locked(
-                    raw_dir, out_dir, study, study_path, unblind_path, verify, progress, dagster_log
+                    raw_dir,
+                    out_dir,
+                    study,
+                    study_path,
+                    unblind_path,
+                    verify,
+                    sources,
+                    progress,
+                    dagster_log,
                 )
             except UsageError:
                 raise
@@ -181,6 +215,7 @@ def _run_locked(
     study_path: Path | None,
     unblind_path: Path | None,
     verify: bool,
+    sources: Sequence[SourceFormat],
     progress: RunProgress | None,
     dagster_log: logging.Logger,
 ) -> RunReport:
@@ -195,7 +230,7 @@ def _run_locked(
         unblind_path=str(unblind_path.resolve()) if unblind_path else "",
         verify=verify,
     )
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, sources=sources)
     write_resolved_contracts(study, out_dir / "contracts")
     loggers = {"ionto": file_logger(dagster_log)}
     run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
@@ -242,19 +277,48 @@ def _run_locked(
                 )
             )
             read_seconds = time.perf_counter() - read_started
-        if all(r.success for r in results):
-            refresh = defs.resolve_job_def("refresh_analysis").with_logger_defs(loggers)
+        freshness = Freshness(
+            defs,
+            out_dir.resolve(),
+            settings_digest(settings.study_path, settings.unblind_path),
+            tree_listing(raw_dir) + "".join(sorted(d.key for d in deliveries)),
+        )
+        read_ok = all(r.success for r in results)
+        stale = freshness.stale() if read_ok else []
+        if stale:
+            refresh_job = defs.resolve_job_def("refresh_analysis").with_logger_defs(loggers)
             if progress is not None:
-                progress.phase("tables, models, reports and exports", _steps(refresh))
-            refresh_started = time.perf_counter()
-            results.append(
-                refresh.execute_in_process(
-                    instance=instance, raise_on_error=False, run_config=run_config
+                progress.phase(
+                    f"refreshing {len(stale)} stale tables, models, reports and exports",
+                    _steps(refresh_job, stale),
                 )
+            refresh_started = time.perf_counter()
+            refresh = refresh_job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=run_config,
+                asset_selection=stale,
+            )
+            results.append(refresh)
+            freshness.record(
+                {
+                    e.asset_key: [
+                        Path(v.value)
+                        for v in e.materialization.metadata.values()
+                        if isinstance(v, dg.PathMetadataValue)
+                    ]
+                    for e in refresh.get_asset_materialization_events()
+                    if e.asset_key
+                },
+                {
+                    e.asset_check_key.asset_key
+                    for e in refresh.get_asset_check_evaluations()
+                    if not e.passed
+                },
             )
             refresh_seconds = time.perf_counter() - refresh_started
     events = [e for r in results for e in r.all_events]
-    failed_steps = [e.step_key or "?" for e in events if e.is_step_failure]
+    failed_steps = [_step_failure(e) for e in events if e.is_step_failure]
     failed_checks = [
         f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}"
         for r in results
@@ -262,7 +326,7 @@ def _run_locked(
         if not e.passed
     ]
     return RunReport(
-        success=len(results) == (2 if to_read else 1) and all(r.success for r in results),
+        success=read_ok and all(r.success for r in results),
         out_dir=out_dir,
         blinded=settings.blinded,
         seconds=time.perf_counter() - started,
@@ -272,12 +336,16 @@ def _run_locked(
         deliveries_total=len(deliveries),
         read_seconds=read_seconds,
         refresh_seconds=refresh_seconds,
+        recomputed=[k.to_user_string() for k in stale],
+        assets_total=len(freshness.assets),
     )
 
 
-def _steps(job: dg.JobDefinition) -> int:
-    """How many steps a run of ``job`` executes (one per op: an asset, a multi-asset, a
-    check)."""
+def _steps(job: dg.JobDefinition, assets: Sequence[dg.AssetKey] | None = None) -> int:
+    """How many steps a run of ``job`` (of only ``assets`` and their checks, if given)
+    executes: one per op (an asset, a multi-asset, a check)."""
+    if assets is not None:
+        job = job.get_subset(asset_selection=set(assets))
     return len(job.graph.nodes)
 
 

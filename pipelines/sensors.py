@@ -24,10 +24,10 @@ from pathlib import Path
 import dagster as dg
 
 from ingest.deliveries import Delivery, scan_deliveries
-from pipelines.assets.raw import DELIVERIES, DELIVERIES_NAME, delivery_frames
+from pipelines.assets.raw import DELIVERIES, DELIVERIES_NAME, DELIVERY_FRAMES
 from pipelines.resources import TrialSettings
 
-PARTITIONED = dg.AssetSelection.assets(delivery_frames)
+PARTITIONED = dg.AssetSelection.assets(DELIVERY_FRAMES)
 process_delivery = dg.define_asset_job("process_delivery", selection=PARTITIONED)
 """Reads one delivery (one partition of ``delivery_frames``)."""
 refresh_analysis = dg.define_asset_job(

@@ -18,14 +18,15 @@ balance_serial, operator, dry{value, unit, raw, at}, wet{value, unit, raw, at}``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
-from ingest.landing import current_files
-from ingest.quarantine import combine, empty_quarantine, quarantine_rows
+from ingest.quarantine import combine, quarantine_rows
 from ingest.readers.text import decode_file, relative_name
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "balance_weighings"
 GRAVIMETRY = "gravimetry"
@@ -127,13 +128,14 @@ def read_balance_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame,
     return cast_frame(typed.select(contract.columns), contract), combine(quarantines)
 
 
-def read_balance(raw_root: Path, manifest: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every current balance capture of the landing manifest -> (weighings, quarantine)."""
-    current = current_files(manifest, LANDING_KIND)
-    paths = [Path(raw_root) / p for p in current["source_file"]]
+def resolve_balance(resolution: Resolution) -> Resolved:
+    """Every current balance capture, read across delivery folders -> ``balance_weighings``
+    and the quarantine (their papers are checked with the worksheets')."""
+    paths = resolution.current_paths(LANDING_KIND)
     if not paths:
-        return empty_frame(load_contract(DATASET)), empty_quarantine()
-    return read_balance_files(paths, Path(raw_root))
+        return Resolved({DATASET: empty_frame(load_contract(DATASET))})
+    weighings, q = read_balance_files(paths, resolution.raw_root)
+    return Resolved({DATASET: weighings}, q)
 
 
 def weighings_as_gravimetry(weighings: pl.DataFrame) -> pl.DataFrame:
@@ -166,3 +168,18 @@ def weighings_as_gravimetry(weighings: pl.DataFrame) -> pl.DataFrame:
         source_line="source_line",
     )
     return cast_frame(frame.select(contract.columns), contract)
+
+
+def _papers(datasets: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    return weighings_as_gravimetry(datasets[DATASET])
+
+
+SOURCE = SourceFormat(
+    kind=LANDING_KIND,
+    pattern=r"^(bench_)?balance[_-].*\.jsonl$",
+    datasets=(DATASET,),
+    resolve=resolve_balance,
+    papers=_papers,
+)
+"""Registry entry: captures read across delivery folders; each weighing is a paper, joined
+with the worksheets' papers under the spec's rule (later delivery, then later line)."""

@@ -15,15 +15,17 @@ escaped, ``reason``). Outputs:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.device_sessions import sample_statistics
-from ingest.landing import current_files
-from ingest.quarantine import combine, empty_quarantine
+from ingest.integrity import plausibility
+from ingest.quarantine import combine
 from ingest.readers.text import numbered_lines, relative_name
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "bench_ibu_frames"
 LANDING_KIND = "bench_ibu"
@@ -190,13 +192,16 @@ def read_bench_ibu_files(paths: list[Path], raw_root: Path) -> tuple[pl.DataFram
     return typed, combine([*quarantines, findings, q_dup])
 
 
-def read_bench_ibu(raw_root: Path, manifest: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every current capture file of the landing manifest -> (frames, quarantine)."""
-    current = current_files(manifest, LANDING_KIND)
-    paths = [Path(raw_root) / p for p in current["source_file"]]
+def resolve_bench_ibu(resolution: Resolution) -> Resolved:
+    """Every current capture file, read across delivery folders (a driver restarted into a
+    new date folder fetches again frames an earlier folder holds: only a read across folders
+    finds those repeats) -> ``bench_ibu_frames`` with plausible numbers, and the quarantine."""
+    paths = resolution.current_paths(LANDING_KIND)
     if not paths:
-        return empty_frame(load_contract(DATASET)), empty_quarantine()
-    return read_bench_ibu_files(paths, Path(raw_root))
+        return Resolved({DATASET: empty_frame(load_contract(DATASET))})
+    frames, q_read = read_bench_ibu_files(paths, resolution.raw_root)
+    frames, q_values = plausibility(frames, DATASET, raw_root=resolution.raw_root)
+    return Resolved({DATASET: frames}, combine([q_read, q_values]))
 
 
 def ibu_device_sessions(frames: pl.DataFrame, tolerance_pct: float) -> pl.DataFrame:
@@ -273,3 +278,18 @@ def ibu_device_sessions(frames: pl.DataFrame, tolerance_pct: float) -> pl.DataFr
         .collect()
     )
     return cast_frame(sessions, contract)
+
+
+def _device_sessions(datasets: Mapping[str, pl.DataFrame], tolerance_pct: float) -> pl.DataFrame:
+    return ibu_device_sessions(datasets[DATASET], tolerance_pct)
+
+
+SOURCE = SourceFormat(
+    kind=LANDING_KIND,
+    pattern=r"^(bench_)?ibu[_-].*\.jsonl$",
+    datasets=(DATASET,),
+    resolve=resolve_bench_ibu,
+    sessions=_device_sessions,
+    session_inputs=(DATASET,),
+)
+"""Registry entry: captures read across delivery folders; sessions from the 10 Hz samples."""

@@ -10,14 +10,18 @@ table's contract (``data_contracts/<table>.odcs.yaml``); every row carries ``sou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import Contract, empty_frame, load_contract, type_text_frame
-from ingest.landing import current_files
+from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import csv_text_frame, decode_file, relative_name
+from ingest.snapshots import carried_rows
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 LINEAGE = ("source_file", "source_line")
 
@@ -77,7 +81,7 @@ def read_edc_file(path: Path, raw_root: Path, table: str) -> tuple[pl.DataFrame,
 
 
 def read_edc_files(
-    paths: list[Path], raw_root: Path, table: str
+    paths: Sequence[Path], raw_root: Path, table: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Several files of one table stacked (e.g. each centre's current snapshot)."""
     contract = load_contract(table)
@@ -103,3 +107,38 @@ def read_randomisation(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     ``<folder>/randomisation.csv``, e.g. ``sealed/randomisation.csv``."""
     path = Path(path)
     return read_edc_file(path, path.parent.parent, "randomisation")
+
+
+def snapshot_in_force(resolution: Resolution, table: str) -> Resolved:
+    """``table`` from the rows of each centre's current snapshot (the landing manifest's
+    current versions), centres in delivery order, plus the rows of earlier snapshots that stay
+    in force when the latest lacks them (:func:`ingest.snapshots.carried_rows`, each named by
+    a finding)."""
+    contract = load_contract(table)
+    rows = resolution.current_rows(table)
+    carried, findings = carried_rows(
+        table, resolution.delivered_rows(table), resolution.manifest, resolution.reader_quarantine
+    )
+    if carried.height:
+        rows = pl.concat([rows.select(contract.columns), carried.select(contract.columns)])
+    typed = rows.select(contract.columns) if rows.height else empty_frame(contract)
+    return Resolved({table: typed}, findings=findings)
+
+
+def edc_source(table: str) -> SourceFormat:
+    """The registry entry of the EDC export ``<table>.csv`` (dataset and contract ``table``):
+    read per delivery, resolved to the current snapshot of every centre."""
+    return SourceFormat(
+        kind=table,
+        pattern=rf"^{table}\.csv$",
+        datasets=(table,),
+        read=partial(read_edc_files, table=table),
+        resolve=partial(snapshot_in_force, table=table),
+        edc=True,
+    )
+
+
+SEALED_LIST = SourceFormat(kind="randomisation", pattern=r"^randomisation\.csv$")
+"""The sealed randomisation list: never read from the raw tree (a copy found in a centre
+folder is quarantined by the landing area); an unblinded run reads it from its own path
+(:func:`read_randomisation`)."""

@@ -10,15 +10,18 @@ report can list them. Empty weights are missing values (a lost paper), not error
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import empty_frame, load_contract, type_text_frame
-from ingest.landing import current_files
+from ingest.integrity import plausibility
+from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.edc import spec_columns
 from ingest.readers.text import CsvRows, csv_rows, decode_file, relative_name, rows_frame
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "gravimetry"
 PAPER_KEY = ["subject_id", "visit", "region", "side"]
@@ -103,6 +106,55 @@ def resolve_duplicate_papers(
     return kept.drop("_order", "_last"), pairs.sort(PAPER_KEY).cast(
         dict(DUPLICATE_SCHEMA)  # type: ignore[arg-type]
     )
+
+
+def read_worksheets(paths: Sequence[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One delivery's worksheets typed in one pass -> (papers, quarantine); duplicates are
+    resolved across deliveries (:func:`resolve_gravimetry`)."""
+    parts: list[CsvRows] = []
+    quarantines = [empty_quarantine()]
+    for path in paths:
+        rows, q = gravimetry_rows(path, raw_root)
+        quarantines.append(q)
+        if rows is not None:
+            parts.append(rows)
+    typed, q_values = type_gravimetry(parts)
+    return typed, combine([*quarantines, q_values])
+
+
+def gravimetry_papers(resolution: Resolution) -> Resolved:
+    """The current worksheets' papers and the papers of the paper-making formats (bench
+    weighings), every one plausible (:func:`ingest.integrity.plausibility`) -> ``gravimetry``
+    before duplicates are resolved (the trial-level rules see every paper)."""
+    contract = load_contract(DATASET)
+    rows = resolution.current_rows(DATASET)
+    papers = pl.concat(
+        [rows if rows.height else empty_frame(contract), *resolution.papers], how="vertical"
+    )
+    kept, quarantine = plausibility(papers, DATASET, raw_root=resolution.raw_root)
+    return Resolved({DATASET: kept}, quarantine)
+
+
+def settle_duplicates(resolution: Resolution) -> Resolved:
+    """The papers the trial-level rules kept -> ``gravimetry`` (one row per paper, the spec's
+    rule) and ``gravimetry_duplicates`` (the pairs resolved)."""
+    contract = load_contract(DATASET)
+    papers = resolution.dataset(DATASET)
+    kept, pairs = resolve_duplicate_papers(papers, current_files(resolution.manifest))
+    kept = kept.sort("source_file", "source_line").select(contract.columns)
+    return Resolved({DATASET: kept, "gravimetry_duplicates": pairs})
+
+
+SOURCE = SourceFormat(
+    kind=DATASET,
+    pattern=r"^gravimetry_.+\.csv$",
+    datasets=(DATASET, "gravimetry_duplicates"),
+    read=read_worksheets,
+    resolve=gravimetry_papers,
+    settle=settle_duplicates,
+)
+"""Registry entry: worksheets read per delivery, papers checked and resolved across
+deliveries."""
 
 
 def read_gravimetry_files(

@@ -13,7 +13,7 @@ Derived columns:
 - ``clock_reset``: the device clock had restarted (backup battery died; it restarts at
   2000-01-01): ``start`` before 2001-01-01, or after the export's own ``exported_at`` when that
   is itself dated after 2001, or (given ``consent`` from :func:`earliest_consent`, as
-  ``read_delivery`` does) before the consent of every subject the serial was assigned to. Such a
+  as the registry entry does) before the consent of every subject the serial was assigned to. Such a
   session is never dropped;
 - ``start_utc_placed``/``start_placement``: for a clock-reset session, an estimate placed by the
   counter among the same export's correctly dated sessions (:func:`place_clock_resets`); the
@@ -28,13 +28,16 @@ and ``source_files`` naming every export that held it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from data_contracts.contracts import Contract, empty_frame, load_contract, type_text_frame
-from ingest.landing import current_files
+from ingest.device_sessions import vendor_a_device_sessions
+from ingest.integrity import plausibility
+from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine, quarantine_rows
 from ingest.readers.text import (
     CsvRows,
@@ -44,6 +47,7 @@ from ingest.readers.text import (
     relative_name,
     rows_frame,
 )
+from ingest.source_format import Resolution, Resolved, SourceFormat
 
 DATASET = "vendor_a_sessions"
 HEADER_KEYS = ("serial", "firmware", "exported_at", "utc_offset")
@@ -499,7 +503,9 @@ def read_vendor_a(
     return read_vendor_a_files(paths, Path(raw_root), consent)
 
 
-def type_vendor_a_exports(paths: list[Path], raw_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def type_vendor_a_exports(
+    paths: Sequence[Path], raw_root: Path
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Exports typed in one pass, before consent and deduplication -> (rows in contract
     columns plus the working columns ``_death_low``, ``_death_high``, ``_raw``, or an empty
     frame without columns when no export has rows; quarantine). :func:`resolve_vendor_a`
@@ -539,3 +545,38 @@ def resolve_vendor_a(
         )
     placed = place_clock_resets(typed).select(*contract.columns, *HELPERS)
     return deduplicate_sessions(placed, contract)
+
+
+def plausible_exports(resolution: Resolution) -> Resolved:
+    """The current exports' rows of every delivery, implausible numbers quarantined before
+    repeats are compared (a bad repeat must not make the good one look like a conflict) ->
+    ``vendor_a_sessions`` before deduplication (with the reader's working columns)."""
+    rows, quarantine = plausibility(resolution.current_rows("vendor_a"), DATASET, raw_text="_raw")
+    return Resolved({DATASET: rows}, quarantine)
+
+
+def settle_exports(resolution: Resolution) -> Resolved:
+    """Rows of every current export -> distinct sessions (clock test against the consent of
+    the ``dm`` and ``devices`` rows the trial-level rules kept) and the quarantine of
+    conflicting repeats."""
+    consent = earliest_consent(resolution.dataset("dm"), resolution.dataset("devices"))
+    sessions, quarantine = resolve_vendor_a(resolution.dataset(DATASET), consent)
+    return Resolved({DATASET: sessions}, quarantine)
+
+
+def _device_sessions(datasets: Mapping[str, pl.DataFrame], _tolerance_pct: float) -> pl.DataFrame:
+    return vendor_a_device_sessions(datasets[DATASET])
+
+
+SOURCE = SourceFormat(
+    kind="vendor_a",
+    pattern=r"^ionto-a_[^_]+_\d{8}\.csv$",
+    datasets=(DATASET,),
+    read=type_vendor_a_exports,
+    resolve=plausible_exports,
+    settle=settle_exports,
+    needs=("dm", "devices"),
+    sessions=_device_sessions,
+    session_inputs=(DATASET,),
+)
+"""Registry entry: exports typed per delivery, sessions deduplicated across deliveries."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.contracts import empty_frame, load_contract, type_text_frame
-from ingest.landing import current_files
+from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import numbered_lines
 

@@ -1,13 +1,18 @@
-"""Clean and analysis-ready groups: per-paper sweat rates, device sessions mapped to subjects,
-and the ADaM-style tables (ADSL, ADSWEAT, ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model
-inputs. Asset bodies call the Dagster-free functions of ``trial.derive``."""
+"""Clean and analysis-ready groups: device sessions of every registered format, per-paper sweat
+rates, device sessions mapped to subjects, and the ADaM-style tables (ADSL, ADSWEAT,
+ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model inputs. Asset bodies call the Dagster-free
+functions of ``trial.derive``."""
+
+from collections.abc import Sequence
 
 import dagster as dg
 import polars as pl
 
-from ingest.device_sessions import build_device_sessions
-from ingest.readers.bench_ibu import ibu_device_sessions
+from ingest.device_sessions import registry_device_sessions
+from ingest.registry import session_inputs
+from ingest.source_format import SourceFormat
 from pipelines.resources import TrialSettings
+from trial.derive.accountability import subjects_seen
 from trial.derive.adice import derive_adice
 from trial.derive.ae import ae_coding_findings, derive_adae
 from trial.derive.analysis_long import build_analysis_long
@@ -22,18 +27,24 @@ CLEAN = "clean"
 READY = "analysis_ready"
 
 
-@dg.asset(group_name=CLEAN, kinds={"polars"})
-def device_sessions(
-    settings: TrialSettings,
-    vendor_a_sessions: pl.DataFrame,
-    vendor_b_sessions: pl.DataFrame,
-    bench_ibu_frames: pl.DataFrame,
-) -> pl.DataFrame:
-    """One row per distinct session of every home device and bench unit (summaries from the
-    samples where the device sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
-    study = settings.study()
-    bench = ibu_device_sessions(bench_ibu_frames, study.current_tolerance_pct)
-    return build_device_sessions(vendor_a_sessions, vendor_b_sessions, extra=[bench])
+def device_sessions_asset(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
+    """``device_sessions`` for the registry ``sources``: its inputs are the datasets of every
+    format that makes sessions."""
+
+    @dg.asset(
+        name="device_sessions",
+        group_name=CLEAN,
+        kinds={"polars"},
+        ins={name: dg.AssetIn(name) for name in session_inputs(sources)},
+    )
+    def device_sessions(settings: TrialSettings, **datasets: pl.DataFrame) -> pl.DataFrame:
+        """One row per distinct session of every home device and bench unit, each source
+        format's rows made sessions its own way (summaries from the samples where the device
+        sends samples: vendor B at 2 Hz, bench units at 10 Hz)."""
+        tolerance = settings.study().current_tolerance_pct
+        return registry_device_sessions(sources, datasets, tolerance)
+
+    return device_sessions
 
 
 @dg.multi_asset(
@@ -89,13 +100,31 @@ def adsl(
     adsweat: pl.DataFrame,
     sweat_papers: pl.DataFrame,
     randomisation: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    hdss: pl.DataFrame,
+    ae: pl.DataFrame,
+    cm: pl.DataFrame,
+    gravimetry: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per subject: demographics, stratum, analysis-set flags, eligibility reasons
-    (the screening papers give the entry sweat-rate criterion); the arm only in an unblinded
-    run."""
+    """One row per subject seen anywhere (``dm``, any other subject-keyed table, kept or
+    quarantined, the sealed list when unblinded): demographics, stratum, analysis-set flags,
+    eligibility reasons (the screening papers give the entry sweat-rate criterion), what is
+    missing or quarantined and why (``dm_status``, ``data_issues``); the arm only in an
+    unblinded run."""
     study = settings.study()
     sealed = None if settings.blinded else randomisation
     context.log.info("blinded: no arm column" if sealed is None else "unblinded: arm added")
+    tables = {
+        "eligibility": eligibility,
+        "visits": visits,
+        "hdss": hdss,
+        "ae": ae,
+        "cm": cm,
+        "disposition": disposition,
+        "devices": devices,
+        "gravimetry": gravimetry,
+    }
+    seen = subjects_seen(dm, quarantine, tables, sealed)
     return derive_adsl(
         dm,
         eligibility,
@@ -107,6 +136,7 @@ def adsl(
         adherence(addev, study),
         study,
         randomisation=sealed,
+        seen=seen,
     )
 
 

@@ -13,16 +13,8 @@ from polars.testing import assert_frame_equal
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
 from ingest.deliveries import deliveries_from_hashes, manifest_delivery_keys, scan_deliveries
 from ingest.incremental import read_delivery_folder
-from ingest.landing import (
-    classify,
-    current_by_kind,
-    current_files,
-    file_hashes,
-    landing_quarantine,
-    n_superseded,
-    scan_raw,
-    sha256_of,
-)
+from ingest.landing import classify, file_hashes, landing_quarantine, scan_raw, sha256_of
+from ingest.manifest import current_by_kind, current_files, n_superseded
 from ingest.sealed import sealed_signature
 from study import load_study
 

@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
 from ingest.delivery import RawTables, read_delivery
-from ingest.device_sessions import build_device_sessions, vendor_b_device_sessions
+from ingest.device_sessions import build_device_sessions
 from study import Study, load_study
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
@@ -147,8 +147,4 @@ def test_extra_session_readers_append_bench_sessions(study: Study) -> None:
     )
     assert raw.device_sessions.filter(vendor="IBU")["session_key"].to_list() == ["IBU:IBU-7:1"]
     with pytest.raises(ValueError, match="lacks columns"):
-        build_device_sessions(
-            raw.vendor_a_sessions,
-            vendor_b_device_sessions(raw.vendor_b_events, study),
-            [ibu.drop("vendor")],
-        )
+        build_device_sessions([raw.device_sessions, ibu.drop("vendor")])

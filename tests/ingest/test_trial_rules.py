@@ -12,10 +12,12 @@ import pytest
 
 from data_contracts.trial_rules import BLOCKING, FINDING, load_trial_rules
 from ingest.deliveries import manifest_delivery_keys
-from ingest.incremental import read_delivery_folder, resolve_raw_datasets, resolve_vendor_b
+from ingest.incremental import read_delivery_folder, resolve_raw_datasets
 from ingest.integrity import plausibility
 from ingest.landing import scan_raw
+from ingest.manifest import current_files
 from ingest.sealed import sealed_signature
+from ingest.telemetry import resolve_telemetry
 from ingest.telemetry_rules import backwards_events, key_findings
 from study import load_study
 
@@ -95,7 +97,8 @@ def resolved(tmp_path: Path) -> dict[str, pl.DataFrame]:
     manifest = scan_raw(raw)
     keys = manifest_delivery_keys(manifest)
     frames = [read_delivery_folder(raw, f, SEALED) for f in keys["folder"]]
-    return resolve_raw_datasets(manifest, frames, raw)
+    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    return {name: frame for name, frame in out.items() if isinstance(frame, pl.DataFrame)}
 
 
 def at(frame: pl.DataFrame, code_col: str, code: str) -> list[tuple[str, int | None]]:
@@ -181,7 +184,7 @@ def test_a_later_snapshot_with_the_row_settles_it(tmp_path: Path) -> None:
     frames = [
         read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
     ]
-    out = resolve_raw_datasets(manifest, frames, raw)
+    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
     assert set(out["ae"]["source_file"]) == {"C01/2026-04-06/ae.csv"}
     assert out["integrity_findings"].filter(pl.col("dataset") == "ae").height == 0
 
@@ -251,7 +254,10 @@ def test_vendor_b_backwards_sample_is_quarantined_and_not_integrated(tmp_path: P
     write_tree(raw, {"C01/2026-03-15/ionto-b_B-00042_20260314180000.jsonl": lines})
     manifest = scan_raw(raw)
     frames = [read_delivery_folder(raw, "C01/2026-03-15", SEALED)]
-    telemetry = resolve_vendor_b(manifest, frames, 10.0, tmp_path / "events")
+    current = current_files(manifest, "vendor_b").select("source_file")
+    telemetry = resolve_telemetry(
+        [f["vendor_b"].lazy() for f in frames], current, 10.0, tmp_path / "events"
+    )
     q = telemetry.quarantine
     assert q.select("source_line", "reason_code").rows() == [(4, "TIMESTAMP_BACKWARDS")]
     session = telemetry.sessions.row(0, named=True)

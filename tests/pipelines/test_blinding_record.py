@@ -10,15 +10,18 @@ import polars as pl
 import pytest
 
 from data_contracts.contracts import use_study
+from ingest.registry import SOURCES
 from pipelines.assets import raw
 from pipelines.blinding_record import (
     RECORD_NAME,
     OutputFolderRefused,
+    check_instance,
     claim_output_folder,
     folder_mode,
 )
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
+from pipelines.run import run_pipeline
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "raw" / "mini"
 
@@ -91,8 +94,14 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     claim_output_folder(out, blinded=False)
     settings = TrialSettings(raw_dir=str(MINI), out_dir=str(out))
     use_study(settings.study())
+    roots = [
+        a
+        for a in raw.raw_assets(SOURCES)
+        if {k.to_user_string() for k in a.keys} & {"landing_manifest", "randomisation"}
+    ]
+    assert len(roots) == 2
     result = dg.materialize(
-        [raw.landing_manifest, raw.randomisation],
+        roots,
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=str(out))},
         raise_on_error=False,
     )
@@ -102,3 +111,15 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     for event in failures:
         assert "holds an UNBLINDED run's outputs" in str(event.event_specific_data)
     assert not (out / "tables").exists()
+
+
+def test_an_unblinded_run_never_records_into_a_shared_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "shared_home"))
+    sealed = tmp_path / "randomisation.csv"
+    sealed.write_text("subject_id,rand_date,stratum,arm\n")
+    with pytest.raises(OutputFolderRefused, match="unset DAGSTER_HOME"):
+        run_pipeline(raw_dir=MINI, out_dir=tmp_path / "out", unblind_path=sealed)
+    assert not (tmp_path / "out").exists()
+    check_instance(tmp_path / "out", blinded=True)  # a blinded run may share it

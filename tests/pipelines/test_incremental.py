@@ -11,17 +11,23 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from data_contracts.contracts import cast_frame, load_contract
 from ingest.deliveries import delivery_key, scan_deliveries
-from ingest.delivery import read_delivery
-from ingest.device_sessions import vendor_b_device_sessions
+from ingest.device_sessions import summarise_sessions
 from ingest.incremental import (
+    FINDINGS,
+    QUARANTINE,
     read_delivery_folder,
     resolve_raw_datasets,
-    resolve_vendor_b,
     stale_deliveries,
 )
-from ingest.landing import scan_raw
-from ingest.readers.edc import read_edc_file
+from ingest.landing import landing_quarantine, scan_raw
+from ingest.quarantine import combine
+from ingest.readers.edc import read_edc_file, read_edc_table
+from ingest.readers.gravimetry import read_gravimetry
+from ingest.readers.vendor_a import earliest_consent, read_vendor_a
+from ingest.readers.vendor_b import read_vendor_b
+from ingest.registry import delivery_kinds, edc_tables, raw_dataset_names
 from ingest.sealed import sealed_signature
 from ingest.telemetry import parsed_schema
 from pipelines.definitions import build_definitions
@@ -116,42 +122,69 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _whole_tree(raw: Path, manifest: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Each format's own whole-tree reader on the current files (the independent reference):
+    every EDC table, the worksheets, the vendor-A and vendor-B exports, and their quarantine
+    with the landing area's."""
+    out: dict[str, pl.DataFrame] = {}
+    quarantines = [landing_quarantine(manifest)]
+    for table in edc_tables():
+        out[table], q = read_edc_table(raw, manifest, table)
+        quarantines.append(q)
+    out["gravimetry"], q, out["gravimetry_duplicates"] = read_gravimetry(raw, manifest)
+    quarantines.append(q)
+    consent = earliest_consent(out["dm"], out["devices"])
+    out["vendor_a_sessions"], q = read_vendor_a(raw, manifest, consent)
+    quarantines.append(q)
+    out["vendor_b_events"], q = read_vendor_b(raw, manifest)
+    quarantines.append(q)
+    out["quarantine"] = combine(quarantines)
+    return out
+
+
 def test_per_delivery_reading_equals_the_whole_tree_readers(
     small_raw: Path, tmp_path: Path
 ) -> None:
-    """Every delivery read alone, then resolved, gives exactly the whole-tree readers' frames;
-    the telemetry resolved by ranges of devices too (events up to row order, sessions)."""
+    """Every delivery read alone, then resolved through the registry, gives exactly the
+    whole-tree readers' frames; the telemetry resolved by ranges of devices too (events up to
+    row order, sessions)."""
     study = load_study()
-    whole = read_delivery(small_raw, study)
     sealed = sealed_signature(study)
-    parts = [read_delivery_folder(small_raw, d.folder, sealed) for d in scan_deliveries(small_raw)]
     manifest = scan_raw(small_raw, sealed=sealed)
-    resolved = resolve_raw_datasets(manifest, parts, small_raw)
-    expected = {**whole.datasets(), "gravimetry_duplicates": whole.gravimetry_duplicates}
-    shared = set(expected) & set(resolved)
-    assert set(expected) - shared == {"landing_manifest", "device_sessions", "vendor_b_events"}
-    for name in shared:
-        assert_frame_equal(resolved[name], expected[name])
+    whole = _whole_tree(small_raw, manifest)
+    parts = [read_delivery_folder(small_raw, d.folder, sealed) for d in scan_deliveries(small_raw)]
     lazy_parts = [{name: frame.lazy() for name, frame in p.items()} for p in parts]
-    telemetry = resolve_vendor_b(
-        manifest, lazy_parts, study.current_tolerance_pct, tmp_path / "events"
-    )
-    by_line = ["source_file", "source_line"]
-    assert_frame_equal(
-        telemetry.events.collect().sort(by_line), whole.vendor_b_events.sort(by_line)
-    )
-    assert_frame_equal(telemetry.sessions, vendor_b_device_sessions(whole.vendor_b_events, study))
-    assert telemetry.sessions.height > 0
-    # The simulated tree has no bench captures (tests/pipelines/test_bench_captures_in_pipeline).
-    assert resolved["bench_ibu_frames"].height == resolved["balance_weighings"].height == 0
-    assert resolved["vendor_a_sessions"]["n_exports"].max() > 1  # repeats were resolved
+    for deliveries in (parts, lazy_parts):
+        resolved = resolve_raw_datasets(
+            manifest, deliveries, small_raw, study.current_tolerance_pct, tmp_path / "scratch"
+        )
+        assert set(resolved) == {*raw_dataset_names(), QUARANTINE, FINDINGS}
+        for name in set(whole) - {"vendor_b_events"}:
+            assert_frame_equal(resolved[name], whole[name])
+        events = resolved["vendor_b_events"]
+        assert isinstance(events, pl.LazyFrame)
+        by_line = ["source_file", "source_line"]
+        assert_frame_equal(events.collect().sort(by_line), whole["vendor_b_events"].sort(by_line))
+        sessions = summarise_sessions(whole["vendor_b_events"], study.current_tolerance_pct)
+        expected = cast_frame(sessions.collect(), load_contract("device_sessions"))
+        assert_frame_equal(resolved["vendor_b_sessions"], expected)
+        assert expected.height > 0
+        # No bench captures in the simulated tree (tests/pipelines/test_bench_captures_in_pipeline)
+        assert resolved["bench_ibu_frames"].height == resolved["balance_weighings"].height == 0
+        assert resolved["vendor_a_sessions"]["n_exports"].max() > 1  # repeats were resolved
 
 
-def test_deliveries_stored_by_an_earlier_version_are_named() -> None:
+def test_deliveries_stored_by_an_earlier_version_are_named(tmp_path: Path) -> None:
     """A partition whose vendor-B frame has no typed telemetry columns (an earlier version
-    stored an empty frame without columns) must be read again; one with them is current."""
-    current = {"vendor_b": pl.LazyFrame(schema=parsed_schema())}
-    assert stale_deliveries({"old": {"vendor_b": pl.LazyFrame()}, "new": current}) == ["old"]
+    stored an empty frame without columns), or that lacks the frame of a format registered
+    since, must be read again; one with every format's columns is current."""
+    current = read_delivery_folder(tmp_path, ".", sealed_signature(load_study()))
+    assert set(current) == {*delivery_kinds(), "quarantine"}
+    assert current["vendor_b"].schema == parsed_schema()
+    older = {**current, "vendor_b": pl.DataFrame()}
+    unregistered = {k: v for k, v in current.items() if k != "gravimetry"}
+    stored = {"old": older, "new": current, "before_gravimetry": unregistered}
+    assert stale_deliveries(stored, tmp_path) == ["old", "before_gravimetry"]
 
 
 def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
@@ -165,7 +198,7 @@ def test_resolution_keeps_only_current_versions(tmp_path: Path) -> None:
     sealed = sealed_signature(load_study())
     parts = [read_delivery_folder(raw, d.folder, sealed) for d in scan_deliveries(raw)]
     assert [p["dm"]["sex"].to_list() for p in parts] == [["F"], ["M"]]
-    dm = resolve_raw_datasets(scan_raw(raw), parts, raw)["dm"]
+    dm = resolve_raw_datasets(scan_raw(raw), parts, raw, 10.0, tmp_path / "scratch")["dm"]
     expected, _ = read_edc_file(raw / "C01" / "2026-04-06" / "dm.csv", raw, "dm")
     assert_frame_equal(dm, expected)
     assert dm["source_file"].to_list() == ["C01/2026-04-06/dm.csv"]

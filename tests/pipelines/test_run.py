@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-import pipelines.assets.raw as raw_assets
+import pipelines.freshness as freshness
+from ingest.registry import SOURCES
+from ingest.source_format import Resolution, Resolved
 from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
 from pipelines.run import run_pipeline
@@ -97,27 +101,82 @@ def test_blinded_run_leaks_no_arm_anywhere(blinded_run: Path, sealed_list: Path)
     assert "BLINDED" in (blinded_run / "reports" / "investigator_report.html").read_text("utf-8")
 
 
-def test_failing_blocking_check_stops_what_depends_on_it(
-    small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_path: Path) -> None:
     """A dm frame with a duplicated subject breaks dm's primary key: the blocking contract
     check fails and nothing downstream of dm (ADSL and the models) is materialised."""
-    real = raw_assets.resolve_raw_datasets
+    (dm_format,) = [s for s in SOURCES if s.kind == "dm"]
+    assert dm_format.resolve is not None
+    real = dm_format.resolve
 
-    def duplicated_dm(
-        manifest: pl.DataFrame, deliveries: list[dict[str, pl.DataFrame]], raw_root: Path
-    ) -> dict[str, pl.DataFrame]:
-        datasets = real(manifest, deliveries, raw_root)
-        return {**datasets, "dm": pl.concat([datasets["dm"], datasets["dm"].head(1)])}
+    def duplicated_dm(resolution: Resolution) -> Resolved:
+        resolved = real(resolution)
+        dm = resolved.datasets["dm"]
+        assert isinstance(dm, pl.DataFrame)
+        return replace(resolved, datasets={"dm": pl.concat([dm, dm.head(1)])})
 
-    monkeypatch.setattr(raw_assets, "resolve_raw_datasets", duplicated_dm)
-    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path)
+    sources = [replace(s, resolve=duplicated_dm) if s is dm_format else s for s in SOURCES]
+    report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path, sources=sources)
     assert not report.success
     assert "dm:contract" in report.failed_checks
     assert not (tmp_path / "tables" / "adsl.parquet").exists()
     assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
+
+
+def _runs(out: Path) -> int:
+    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
+        return len(instance.get_run_records())
+
+
+def test_an_unchanged_rerun_recomputes_nothing(
+    blinded_run: Path, small_raw: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    runs = _runs(out)
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success
+    assert (report.deliveries_read, report.recomputed) == ([], [])
+    assert "nothing changed" in report.describe()
+    assert _runs(out) == runs  # no Dagster run was launched: no asset materialised
+
+
+def test_a_code_change_recomputes_what_depends_on_it(
+    blinded_run: Path, small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    changed = dg.AssetKey("safety")
+    original = freshness.code_version
+    monkeypatch.setattr(
+        freshness,
+        "code_version",
+        lambda a: original(a) + ("edited" if changed in a.keys else ""),
+    )
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success, report.describe()
+    graph = defs.resolve_asset_graph()
+    expected = {changed} | graph.get(changed).child_keys
+    expected |= {k for c in list(expected) for k in graph.get(c).child_keys}
+    assert set(report.recomputed) == {k.to_user_string() for k in expected}
+    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
+        latest = instance.get_run_records(limit=1)[0].dagster_run.run_id
+        events = instance.all_logs(latest, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        stored = {e.dagster_event.asset_key.to_user_string() for e in events if e.dagster_event}
+    assert stored == set(report.recomputed)
+    again = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert again.recomputed == []
+
+
+def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
+    graph = defs.resolve_asset_graph()
+    safety = graph.assets_def_for_key(dg.AssetKey("safety"))
+    modules: set[str] = set()
+    freshness._reached(safety.op.compute_fn.decorated_fn, modules, {})
+    reached = freshness.module_closure(modules)
+    assert "trial.models.safety" in reached
+    assert "trial.models.mmrm" not in reached  # editing the MMRM does not recompute safety
 
 
 def test_a_blinded_run_refuses_the_unblinded_runs_folder(

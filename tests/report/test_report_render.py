@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import trial.report.investigator as investigator
 from trial.report.investigator import render_investigator_report
 
 SECTIONS = [
@@ -115,3 +116,25 @@ def test_data_version_depends_on_the_manifest_content_only():
     assert info.data_cut == "2026-03-09"
     assert info.blinding_label == "BLINDED"
     assert info.data_version.startswith("sha256:")
+
+
+def test_the_pdf_is_printed_only_when_the_html_changed(
+    blinded_data, unblinded_data, tmp_path, monkeypatch
+):
+    printed: list[str] = []
+
+    def fake_print(html, pdf):
+        printed.append(html.read_text("utf-8"))
+        pdf.write_bytes(b"%PDF")
+        return pdf
+
+    monkeypatch.setattr(investigator, "print_to_pdf", fake_print)
+    render_investigator_report(blinded_data, tmp_path, pdf=True)
+    render_investigator_report(blinded_data, tmp_path, pdf=True)
+    assert len(printed) == 1
+    render_investigator_report(unblinded_data, tmp_path, pdf=True)
+    assert len(printed) == 2 and "UNBLINDED" in printed[1]
+    (tmp_path / "investigator_report.pdf").unlink()
+    render_investigator_report(unblinded_data, tmp_path, pdf=True)
+    assert len(printed) == 3
+    assert not list(tmp_path.glob(".*printing*"))

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from study import Study, load_study
+from data_contracts.contracts import use_study
+from study import EXAMPLE_STUDIES, Study, load_study
 from trial.simulate import SimulationSummary, simulate_trial
 
 
-@pytest.fixture(scope="session")
-def study() -> Study:
-    return load_study()
+@pytest.fixture(scope="session", params=EXAMPLE_STUDIES)
+def study(request: pytest.FixtureRequest) -> Study:
+    """Each example study in turn: every simulator test runs for both designs."""
+    return load_study(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _contracts_for_the_simulated_study(study: Study) -> None:
+    use_study(study)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,14 @@ REQUIRED = {
 }
 
 
+VENDOR_B_CODES = {"BAD_JSON", "TRUNCATED_LINE"}
+
+
+def required(study: Study) -> set[str]:
+    """The fault kinds a study's design allows: no vendor-B fault without vendor-B devices."""
+    return REQUIRED if study.simulation.vendor_b_share > 0 else REQUIRED - VENDOR_B_CODES
+
+
 def load(run: SimulationSummary, name: str) -> Any:
     return json.loads((run.sealed_dir / name).read_text("utf-8"))
 
@@ -56,12 +64,12 @@ def is_json(line: str) -> bool:
     return True
 
 
-def test_fault_kinds_are_all_present(faulty_run: SimulationSummary) -> None:
+def test_fault_kinds_are_all_present(faulty_run: SimulationSummary, study: Study) -> None:
     faults = load(faulty_run, "faults.json")["faults"]
-    assert {f["reason_code"] for f in faults} >= REQUIRED
+    assert {f["reason_code"] for f in faults} >= required(study)
     datasets = {f["dataset"] for f in faults}
     assert {"dm", "hdss", "visits", "ae", "gravimetry", "vendor_a_sessions"} <= datasets
-    assert "vendor_b_events" in datasets
+    assert ("vendor_b_events" in datasets) == (study.simulation.vendor_b_share > 0)
     for f in faults:
         assert set(f) == {"file", "line", "dataset", "field", "reason_code", "note"}
 
@@ -132,10 +140,10 @@ def test_faults_are_in_current_files(faulty_run: SimulationSummary) -> None:
         assert not later, f
 
 
-def test_duplicate_events_listed(faulty_run: SimulationSummary) -> None:
+def test_duplicate_events_listed(faulty_run: SimulationSummary, study: Study) -> None:
     events = load(faulty_run, "delivery_events.json")["events"]
     dups = [e for e in events if e["kind"] == "duplicate_event"]
-    assert dups
+    assert bool(dups) == (study.simulation.vendor_b_share > 0)
     for e in dups:
         lines = physical_lines(faulty_run.raw_dir / e["file"])
         assert lines[e["line"] - 1] == lines[e["duplicate_of_line"] - 1]
@@ -178,6 +186,7 @@ def test_clean_run_has_no_faults(clean_run: SimulationSummary) -> None:
 def test_small_trials_place_every_fault(tmp_path: Path, study: Study, seed: int, n: int) -> None:
     """Seeds that once left a fault without a place (a centre with no candidate row)."""
     run = simulate_trial(study, n, seed, tmp_path / "raw", faults=True)
-    assert {f["reason_code"] for f in load(run, "faults.json")["faults"]} >= REQUIRED
+    assert {f["reason_code"] for f in load(run, "faults.json")["faults"]} >= required(study)
     kinds = {e["kind"] for e in load(run, "delivery_events.json")["events"]}
-    assert kinds >= {"repeat", "correction", "factory_reset", "clock_reset", "duplicate_event"}
+    assert kinds >= {"repeat", "correction", "factory_reset", "clock_reset"}
+    assert ("duplicate_event" in kinds) == (study.simulation.vendor_b_share > 0)

@@ -153,6 +153,21 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
             maximum=1,
         ),
         float_col("charge_mc_total", "Total delivered charge", unit="mC", minimum=0),
+        string_col(
+            "dm_status",
+            "Demographics row status",
+            "READ; QUARANTINED (the subject's dm.csv row was quarantined: demographics and "
+            "stratum unknown, never FAS or PP); ABSENT (in no dm.csv: seen only in other "
+            "files, whose rows were quarantined).",
+            required=True,
+            values=("READ", "QUARANTINED", "ABSENT"),
+        ),
+        string_col(
+            "data_issues",
+            "Data issues",
+            "What is missing or quarantined for the subject and why, with file and line; "
+            "null when nothing is.",
+        ),
         source,
         date_col("rand_date", "Randomisation date", unblinded_only=True),
         string_col("arm", "Randomised arm", codelist=arms, unblinded_only=True),

@@ -56,6 +56,8 @@ EXPORT_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "n_induction_sessions_adequate": ("INDADQN", DERIVED),
         "time_within_tolerance_share": ("TOLSHR", DERIVED),
         "charge_mc_total": ("CHRGTOT", DERIVED),
+        "dm_status": ("DMSTAT", DERIVED),
+        "data_issues": ("DATAISS", DERIVED),
         "source_records": ("SRCREC", DERIVED),
         "rand_date": ("RANDDT", _pred("randomisation", "rand_date")),
         "arm": ("ARMCD", _pred("randomisation", "arm")),

@@ -29,6 +29,7 @@ import polars as pl
 
 from data_contracts.contracts import contract_template
 from study import Study
+from trial.derive.accountability import DM_READ
 from trial.derive.gravimetry import RATE_VALID
 from trial.derive.schedule import baseline_dates, source_record
 
@@ -128,6 +129,24 @@ def min_adequate_induction_sessions(study: Study) -> int:
     return math.ceil(share * study.induction_phase.planned_sessions - 1e-9)
 
 
+def _people(dm: pl.DataFrame, seen: pl.DataFrame | None) -> pl.DataFrame:
+    """``dm`` rows with ``source_records``, ``dm_status`` and ``data_issues``, plus a row (only
+    ``subject_id``, ``centre_id`` and those three) for each subject of ``seen`` not in ``dm``."""
+    own = dm.with_columns(source_records=source_record()).drop("source_file", "source_line")
+    if seen is None:
+        return own.with_columns(
+            dm_status=pl.lit(DM_READ), data_issues=pl.lit(None, dtype=pl.String)
+        )
+    issues = seen.select("subject_id", "dm_status", "data_issues")
+    extra = seen.join(dm.select("subject_id"), on="subject_id", how="anti").select(
+        "subject_id", "centre_id", "source_records"
+    )
+    both = pl.concat([own, extra], how="diagonal_relaxed")
+    return both.join(issues, on="subject_id", how="left").with_columns(
+        pl.col("dm_status").fill_null(DM_READ)
+    )
+
+
 def derive_adsl(
     dm: pl.DataFrame,
     eligibility: pl.DataFrame,
@@ -139,11 +158,17 @@ def derive_adsl(
     adherence: pl.DataFrame,
     study: Study,
     randomisation: pl.DataFrame | None = None,
+    seen: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """ADSL from the EDC frames, ADSWEAT, the per-paper rates (``sweat_papers``, for the
     screening entry criterion), sessions started per subject
     (:func:`trial.derive.sessions.sessions_started`) and adherence
-    (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run."""
+    (:func:`trial.derive.sessions.adherence`). ``randomisation`` only in an unblinded run.
+
+    ``seen``: every subject seen anywhere (:func:`trial.derive.accountability.subjects_seen`);
+    a subject seen but not in ``dm`` gets a row too, demographics null, flags from the
+    evidence there is, and never FAS or PP (the models need centre and stratum). Without it,
+    ADSL holds the subjects of ``dm`` (``dm_status`` READ)."""
     min_adequate = min_adequate_induction_sessions(study)
     primary = study.primary_region.paramcd
     fas_visits = list(study.analysis_sets.fas_post_baseline_visits)
@@ -162,8 +187,9 @@ def derive_adsl(
         disposition_reason=pl.col("reason"),
         disposition_date=pl.col("date"),
     )
+    people = _people(dm, seen)
     frame = (
-        dm.lazy()
+        people.lazy()
         .with_columns(
             STUDYID=pl.lit(study.study_id),
             age=(pl.col("consent_date").dt.year() - pl.col("birth_year")).cast(pl.Int64),
@@ -171,11 +197,11 @@ def derive_adsl(
                 list(levels), list(levels.values()), default=None, return_dtype=pl.String
             ),
         )
-        .with_columns(age_group=_age_group(study), source_records=source_record())
+        .with_columns(age_group=_age_group(study))
         .join(baseline_dates(visits, study).lazy(), on="subject_id", how="left")
         .join(disp, on="subject_id", how="left")
         .join(
-            eligibility_findings(dm, eligibility, papers, study).lazy(),
+            eligibility_findings(people, eligibility, papers, study).lazy(),
             on="subject_id",
             how="left",
         )
@@ -214,6 +240,7 @@ def derive_adsl(
         )
         .with_columns(
             _fas=pl.col("_rand")
+            & (pl.col("dm_status") == DM_READ)
             & pl.col("_saf")
             & pl.col("_base").fill_null(False)
             & pl.col("_post").fill_null(False)

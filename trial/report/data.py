@@ -10,16 +10,18 @@ no arm-level model result is shown: those are withheld until unblinding.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from study import Study
+from trial.derive.accountability import DM_ABSENT
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
+from trial.report.accountability import data_issue_subjects, reconciliation
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -64,6 +66,8 @@ class ReportData:
     secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
+    accountability: pl.DataFrame = field(default_factory=pl.DataFrame)
+    data_issue_subjects: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def blinded(self) -> bool:
@@ -217,7 +221,11 @@ def build_report_data(
     adsl, adsweat = tables["adsl"], tables["adsweat"]
     check_blinding(adsl, run)
     groups = sm.group_order(adsl, study)
-    consort = sm.consort_flow(adsl, adsweat, study, tables.get("eligibility"))
+    # Subjects seen only outside dm.csv keep an ADSL row but were never screened.
+    screened = (
+        adsl.filter(pl.col("dm_status") != DM_ABSENT) if "dm_status" in adsl.columns else adsl
+    )
+    consort = sm.consort_flow(screened, adsweat, study, tables.get("eligibility"))
     plantar = [r for r in study.regions if not r.primary]
     named = mt.by_result_name(models)
     safety = named.get(safety_model.NAME)
@@ -241,7 +249,7 @@ def build_report_data(
         run=run,
         groups=groups,
         consort=consort,
-        enrolment=sm.enrolment_by_centre(adsl, study),
+        enrolment=sm.enrolment_by_centre(screened, study),
         baseline=sm.baseline_characteristics(adsl, adsweat, study),
         time_course=sm.sweat_time_course(adsl, adsweat, study),
         plantar_time_course=sm.sweat_time_course(adsl, adsweat, study, paramcd=plantar[0].paramcd)
@@ -275,4 +283,6 @@ def build_report_data(
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
+        accountability=reconciliation(adsl, consort),
+        data_issue_subjects=data_issue_subjects(adsl),
     )

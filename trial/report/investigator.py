@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from trial.report import figures
+from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
@@ -153,7 +154,8 @@ def investigator_html(data: ReportData) -> str:
             + '<figure id="consort">'
             + figures.consort_svg(data.consort, data.groups)
             + "</figure>"
-            + out("enrolment"),
+            + out("enrolment")
+            + accountability_html(data.accountability, data.data_issue_subjects),
         ),
         ("baseline", "Baseline characteristics", out("baseline")),
         ("primary", "Primary endpoint", _primary(data, out)),
@@ -179,10 +181,16 @@ def investigator_html(data: ReportData) -> str:
 
 def render_investigator_report(data: ReportData, out_dir: Path, *, pdf: bool = False) -> Path:
     """Write ``out_dir/investigator_report.html`` (and ``.pdf`` with ``pdf=True`` when Chromium
-    is installed); returns the HTML path."""
+    is installed); returns the HTML path. The PDF is printed only when the HTML changed or no
+    PDF is there; it is printed aside and renamed, so a PDF present is a whole print."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{REPORT_NAME}.html"
-    path.write_text(investigator_html(data), encoding="utf-8")
-    if pdf:
-        print_to_pdf(path, path.with_suffix(".pdf"))
+    html = investigator_html(data)
+    printed = path.with_suffix(".pdf")
+    unchanged = printed.is_file() and path.is_file() and path.read_text("utf-8") == html
+    path.write_text(html, encoding="utf-8")
+    if pdf and not unchanged:
+        aside = out_dir / f".{REPORT_NAME}.printing.pdf"
+        print_to_pdf(path, aside)
+        aside.replace(printed)
     return path

@@ -179,7 +179,8 @@ def simulate_trial(
             for r in device_events.get(k, [])
         }
         injector.vendor_a_faults(reset_serials)
-        injector.vendor_b_faults(b_paths, {d.serial: d.subject_id for d in devices})
+        if b_paths:  # a study with vendor A devices only has no vendor-B file to fault
+            injector.vendor_b_faults(b_paths, {d.serial: d.subject_id for d in devices})
     log = injector.log
 
     total = 0

@@ -1,0 +1,286 @@
+"""Which unpartitioned assets a refresh must recompute: content hashes and code versions.
+
+Dagster materialises whatever a run selects; this module decides the selection, so that a
+refresh recomputes only what can have changed (``docs/incremental.md``). It uses content
+hashes recorded by the IO manager, not Dagster's data versions: the IO manager hashes every
+stored value as it writes it (:func:`record_content`), and after a run each asset that was
+materialised, and whose checks passed, gets a fingerprint: the hash of
+
+- its code version (:func:`code_version`: the source of its compute function and of every
+  project module that function reaches, and its data contract),
+- the run's settings that every asset sees (the study file's bytes, the sealed list's bytes
+  or "blinded"),
+- the content hashes of its upstream assets (a partitioned upstream: the partition keys
+  stored, which are content keys), and, for the raw group, the raw tree's listing.
+
+Before the next refresh an asset is stale when it has no fingerprint, its stored value is
+gone, its fingerprint differs from the one its current inputs and code give, or an upstream
+asset is stale. Nothing stale and no delivery to read: the run does nothing and says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import types
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from study import DEFAULT_STUDY, example_study_path
+
+PROJECT_PACKAGES = ("study", "data_contracts", "ingest", "trial", "pipelines")
+CONTRACTS = Path(__file__).resolve().parents[1] / "data_contracts"
+FINGERPRINTS = ".fingerprints"
+
+
+def _digest(parts: Iterable[str | bytes]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _is_project(module: str) -> bool:
+    return module.split(".")[0] in PROJECT_PACKAGES
+
+
+@cache
+def _module_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+@cache
+def _module_imports(module: str) -> frozenset[str]:
+    """Project modules that ``module`` imports (at top level or inside functions)."""
+    path = _module_file(module)
+    if path is None:
+        return frozenset()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return frozenset(m for m in found if _is_project(m) and _module_file(m) is not None)
+
+
+def module_closure(modules: Iterable[str]) -> set[str]:
+    """``modules`` and every project module they import, transitively."""
+    seen: set[str] = set()
+    todo = [m for m in modules if _is_project(m)]
+    while todo:
+        module = todo.pop()
+        if module in seen or _module_file(module) is None:
+            continue
+        seen.add(module)
+        todo.extend(_module_imports(module) - seen)
+    return seen
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _reached(fn: Any, modules: set[str], sources: dict[str, str]) -> None:
+    """Collect what ``fn`` reaches: functions of its own module by their source (recursively),
+    anything else of the project by its whole module."""
+    fn = inspect.unwrap(fn)
+    key = f"{fn.__module__}.{fn.__qualname__}"
+    if key in sources:
+        return
+    sources[key] = inspect.getsource(fn)
+    for name in _code_names(fn.__code__):
+        value = fn.__globals__.get(name)
+        if isinstance(value, types.ModuleType):
+            modules.add(value.__name__)
+        elif isinstance(value, types.FunctionType) and value.__module__ == fn.__module__:
+            _reached(value, modules, sources)
+        elif value is not None and _is_project(getattr(value, "__module__", "") or ""):
+            modules.add(value.__module__)
+
+
+def code_version(assets_def: dg.AssetsDefinition) -> str:
+    """Hash of the code that computes ``assets_def``: its compute function's source, the
+    functions of its own module that it calls, every project module it reaches (transitively,
+    by their source files) and the data contracts of its assets."""
+    modules: set[str] = set()
+    sources: dict[str, str] = {}
+    _reached(assets_def.op.compute_fn.decorated_fn, modules, sources)  # type: ignore[union-attr]
+    files = sorted(str(_module_file(m)) for m in module_closure(modules))
+    contracts = sorted(
+        CONTRACTS / f"{key.to_user_string()}.odcs.yaml"
+        for key in assets_def.keys
+        if (CONTRACTS / f"{key.to_user_string()}.odcs.yaml").is_file()
+    )
+    return _digest(
+        [*(sources[k] for k in sorted(sources))]
+        + [Path(f).read_bytes() for f in files]
+        + [c.read_bytes() for c in contracts]
+    )
+
+
+def tree_listing(root: Path) -> str:
+    """Hash of every entry under ``root`` (path, size, modification time, link target),
+    links not followed: what a refresh compares to see that the raw tree is unchanged."""
+    entries: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            stat = path.lstat()
+            link = os.readlink(path) if path.is_symlink() else ""
+            entries.append(f"{path.relative_to(root)}\t{stat.st_size}\t{stat.st_mtime_ns}\t{link}")
+    return _digest(entries)
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of one file, read in blocks of 1 MiB."""
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _store(out_dir: Path) -> Path:
+    return Path(out_dir) / FINGERPRINTS
+
+
+def _write_json(path: Path, value: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.writing")
+    aside.write_text(json.dumps(value, sort_keys=True), "utf-8")
+    aside.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def record_content(out_dir: Path, asset: str, digest: str, stored: Iterable[Path]) -> None:
+    """Called by the IO manager once it has stored ``asset``: the content hash and the files
+    that hold the value, under ``out_dir`` (a fingerprint is only trusted while they exist;
+    paths are kept relative, so an output folder can be moved)."""
+    entry = _read_json(_store(out_dir) / f"{asset}.json")
+    files = sorted(str(Path(p).relative_to(out_dir)) for p in stored)
+    entry.update({"content": digest, "files": files, "self_stored": False})
+    _write_json(_store(out_dir) / f"{asset}.json", entry)
+
+
+def _content(out_dir: Path, asset: str) -> str | None:
+    entry = _read_json(_store(out_dir) / f"{asset}.json")
+    files = entry.get("files", [])
+    if "content" not in entry or not all((Path(out_dir) / f).exists() for f in files):
+        return None
+    return str(entry["content"])
+
+
+def _partition_keys(out_dir: Path, asset: str) -> str:
+    folder = Path(out_dir) / "partitions" / asset
+    keys = sorted(p.name.removesuffix(".parquet") for p in folder.glob("[!.]*"))
+    return _digest(keys)
+
+
+class Freshness:
+    """Fingerprints of the unpartitioned assets of ``defs`` for one run's settings."""
+
+    def __init__(
+        self, defs: dg.Definitions, out_dir: Path, settings_digest: str, raw_listing: str
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.graph = defs.resolve_asset_graph()
+        self.settings_digest = settings_digest
+        self.raw_listing = raw_listing
+        self._code: dict[dg.AssetKey, str] = {}
+        for assets_def in self.graph.assets_defs:
+            if assets_def.is_executable and not assets_def.partitions_def:
+                version = code_version(assets_def)
+                self._code.update({key: version for key in assets_def.keys})
+
+    @property
+    def assets(self) -> list[dg.AssetKey]:
+        """The unpartitioned assets, upstream before downstream."""
+        order = self.graph.toposorted_asset_keys
+        return [k for k in order if k in self._code]
+
+    def _inputs(self, key: dg.AssetKey) -> str | None:
+        """What ``key`` is computed from, as one hash; None when an input is not stored."""
+        node = self.graph.get(key)
+        parts = [self._code[key], self.settings_digest]
+        if node.group_name == "raw":
+            parts.append(self.raw_listing)
+        for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+            name = parent.to_user_string()
+            if self.graph.get(parent).partitions_def is not None:
+                parts.append(f"{name}={_partition_keys(self.out_dir, name)}")
+                continue
+            content = _content(self.out_dir, name)
+            if content is None:
+                return None
+            parts.append(f"{name}={content}")
+        return _digest(parts)
+
+    def stale(self) -> list[dg.AssetKey]:
+        """The assets a refresh must recompute, upstream before downstream."""
+        stale: set[dg.AssetKey] = set()
+        for key in self.assets:
+            name = key.to_user_string()
+            recorded = _read_json(_store(self.out_dir) / f"{name}.json").get("inputs")
+            if (
+                any(p in stale for p in self.graph.get(key).parent_keys)
+                or _content(self.out_dir, name) is None
+                or recorded is None
+                or recorded != self._inputs(key)
+            ):
+                stale.add(key)
+        return [k for k in self.assets if k in stale]
+
+    def record(
+        self, materialised: Mapping[dg.AssetKey, list[Path]], failed_checks: set[dg.AssetKey]
+    ) -> None:
+        """After a run: fingerprint each asset it materialised whose checks all passed (an
+        asset with a failing check stays stale, so its check runs again). ``materialised``
+        gives, for an asset that stores its own files (a report), the paths it reported: they
+        stand for its stored value, whose content is then its fingerprint."""
+        for key in self.assets:
+            if key not in materialised:
+                continue
+            path = _store(self.out_dir) / f"{key.to_user_string()}.json"
+            entry = _read_json(path)
+            inputs = None if key in failed_checks else self._inputs(key)
+            if entry.get("self_stored", "content" not in entry):
+                files = sorted(str(p.relative_to(self.out_dir)) for p in materialised[key])
+                entry.update({"content": inputs, "files": files, "self_stored": True})
+            entry["inputs"] = inputs
+            _write_json(path, entry)
+
+
+def settings_digest(study_path: str, unblind_path: str) -> str:
+    """What every asset sees of the run's settings: the study file's bytes (the bundled
+    study's when none is given) and the sealed list's (or "blinded")."""
+    study = file_digest(Path(study_path) if study_path else example_study_path(DEFAULT_STUDY))
+    sealed = file_digest(Path(unblind_path)) if unblind_path else "blinded"
+    return _digest([study, sealed])
