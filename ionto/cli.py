@@ -93,12 +93,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
     unblind = Path(args.unblind) if args.unblind else None
     # Before the pipeline (and Dagster) is loaded: a refusal is the only line printed.
-    check_run_arguments(raw, out, unblind, study)
     try:
         check_instance(out, blinded=unblind is None)
         check_output_folder(out, blinded=unblind is None)
     except OutputFolderRefused as error:
         return _refused("run", error)
+    check_run_arguments(raw, out, unblind, study)
     _import_pipelines()
     from pipelines.run import run_pipeline
 

@@ -174,10 +174,11 @@ def run_pipeline(
     traceback and raised as :class:`RunAborted`.
     """
     study = load_study(study_path)
-    check_run_arguments(raw_dir, out_dir, unblind_path, study)
-    # Refusals that write nothing, not even the lock file:
+    # Refusals that write nothing (not even the output folder or its lock file), then the
+    # folders' checks, which create the output folder last:
     check_instance(out_dir, blinded=unblind_path is None)
     check_output_folder(out_dir, blinded=unblind_path is None)
+    check_run_arguments(raw_dir, out_dir, unblind_path, study)
     with out_folder_lock(out_dir):
         # Under the lock: two first runs of different modes cannot both claim the folder.
         claim_output_folder(out_dir, blinded=unblind_path is None)
