@@ -237,6 +237,7 @@ def _cmd_rbi(args: argparse.Namespace) -> int:
             n_samples=args.samples,
             seed=args.seed,
             alpha=args.alpha,
+            fit_post_ice=args.fit_post_ice,
         )
         command = RbiCommand(
             data=Path(args.data),
@@ -303,6 +304,12 @@ def _add_rbi_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "added to imputed values (tipping point)",
     )
     rbi.add_argument("--visits", default="", help="visit order, comma-separated (default: data)")
+    rbi.add_argument(
+        "--fit-post-ice",
+        action="store_true",
+        help="also fit the imputation model on observed post-ICE values (default: rbmi's "
+        "convention, used in the analysis only)",
+    )
     rbi.add_argument("--seed", type=int, default=2013)
     rbi.add_argument("--alpha", type=float, default=0.05)
     rbi.add_argument("--out", required=True, help="folder for the tables (CSV and Parquet)")

@@ -15,7 +15,7 @@ import dagster as dg
 from data_contracts.contracts import use_study
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat, check_registry
-from pipelines.assets import analysis_ready, models, raw, reports
+from pipelines.assets import analysis_ready, estimands, models, raw, reports
 from pipelines.checks import contract_checks
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
@@ -26,7 +26,7 @@ from pipelines.sensors import (
     refresh_analysis,
 )
 
-ASSET_MODULES = [analysis_ready, models, reports]
+ASSET_MODULES = [analysis_ready, models, estimands, reports]
 """Modules of the assets that do not depend on the registry of raw formats."""
 EXECUTORS = ("in_process", "multiprocess")
 

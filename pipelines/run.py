@@ -28,7 +28,6 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from data_contracts.contracts import write_resolved_contracts
 from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat
@@ -159,7 +158,8 @@ def run_pipeline(
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
     list is never opened (an unblinded run checks its header before starting). The study is
     loaded and validated first (:class:`study.StudyError` before any raw file is read); the
-    contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``.
+    contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``
+    by the ``landing_manifest`` asset.
     ``out_dir`` is claimed for the run's mode before anything else is written in it
     (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for
     a folder of the other mode, ``check_instance`` for an unblinded run with a shared
@@ -232,7 +232,6 @@ def _run_locked(
         verify=verify,
     )
     defs = build_definitions(settings, sources=sources)
-    write_resolved_contracts(study, out_dir / "contracts")
     loggers = {"ionto": file_logger(dagster_log)}
     run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
     started = time.perf_counter()

@@ -549,6 +549,15 @@ class Study(_Section):
         return self.endpoints.alpha
 
     @property
+    def ci_label(self) -> str:
+        """How reports name an interval: ``95 % CI`` for alpha 0.05, ``90 % CI`` for 0.10."""
+        return f"{self.endpoints.confidence_pct:g} % CI"
+
+    def region_label(self, code: str) -> str:
+        """Printed name of a region (``labels.region``, e.g. ``Palmar``), else its code."""
+        return self.labels.get("region", {}).get(code, code)
+
+    @property
     def confidence_level(self) -> float:
         """Coverage of every confidence interval: 1 - alpha (0.95 for alpha 0.05)."""
         return 1.0 - self.endpoints.alpha

@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from data_contracts.contracts import empty_frame, load_contract
+from data_contracts.contracts import empty_frame, load_contract, write_resolved_contracts
 from ingest.deliveries import folder_delivery, key_folder, manifest_delivery_keys
 from ingest.incremental import (
     FINDINGS,
@@ -69,11 +69,13 @@ def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         delivery, kind, SHA-256, size, version chain and whether a later delivery supersedes
         it; nothing is ever removed from it. Files unchanged since the last run keep their
         stored hashes (``pipelines/hash_cache.py``), unless the run verifies (``ionto run
-        --verify``): then every file is hashed again. Like every root asset of the graph
-        (``delivery_frames``, ``randomisation``) it first claims the output folder for the
-        run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
-        refused too."""
+        --verify``): then every file is hashed again. Like the graph's other root
+        asset ``delivery_frames`` (and ``randomisation``) it first claims the output folder for
+        the run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
+        refused too. It writes the data contracts the run checks against, resolved for the
+        run's study, to ``OUT/contracts/``."""
         claim_output_folder(Path(settings.out_dir), settings.blinded)
+        write_resolved_contracts(settings.study(), Path(settings.out_dir) / "contracts")
         stored = read_hash_cache(Path(settings.out_dir))
         earlier = None if settings.verify else stored
         sealed = sealed_signature(settings.study())

@@ -43,6 +43,8 @@ def investigator_report(
     safety: ModelResult,
     device: ModelResult,
     fixed_sequence: ModelResult,
+    estimands: ModelResult,
+    tipping_point: ModelResult,
 ) -> dg.MaterializeResult:
     """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
     or UNBLINDED on every page; blinded runs show pooled results only. Adverse events and
@@ -51,6 +53,7 @@ def investigator_report(
     tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
     models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
     models += [responders, subgroups, plantar, durability, safety, device, fixed_sequence]
+    models += [estimands, tipping_point]
     study = settings.study()
     data = build_report_data(tables, {m.name: m for m in models}, study, run)
     reports = Path(settings.out_dir) / "reports"

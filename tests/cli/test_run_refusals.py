@@ -73,3 +73,16 @@ def test_verify_is_passed_to_the_run(
     assert main(["run", "--raw", str(MINI), "--out", str(tmp_path)]) == 0
     assert seen["verify"] is False
     assert "BLINDED run succeeded" in capsys.readouterr().out
+
+
+def test_an_unblinded_run_with_a_shared_dagster_home_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    sealed = tmp_path / "randomisation.csv"
+    sealed.write_text("subject_id,rand_date,stratum,arm\n")
+    out = tmp_path / "out"
+    assert main(["run", "--raw", str(MINI), "--out", str(out), "--unblind", str(sealed)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unset DAGSTER_HOME" in err
+    assert not out.exists()

@@ -88,8 +88,9 @@ def test_a_record_that_says_neither_is_refused(tmp_path: Path, text: str) -> Non
 
 def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> None:
     """``dagster dev`` materialises assets without ``ionto run``'s check: the graph's root
-    assets claim the folder themselves, so a blinded run from the UI into an unblinded
-    folder fails at its first step and stores no table."""
+    assets (``landing_manifest`` here; ``delivery_frames`` too) claim the folder themselves, so
+    a blinded run from the UI into an unblinded folder fails at its first step and stores no
+    table."""
     out = tmp_path / "out"
     claim_output_folder(out, blinded=False)
     settings = TrialSettings(raw_dir=str(MINI), out_dir=str(out))
@@ -97,9 +98,9 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     roots = [
         a
         for a in raw.raw_assets(SOURCES)
-        if {k.to_user_string() for k in a.keys} & {"landing_manifest", "randomisation"}
+        if {k.to_user_string() for k in a.keys} == {"landing_manifest"}
     ]
-    assert len(roots) == 2
+    assert len(roots) == 1
     result = dg.materialize(
         roots,
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=str(out))},
@@ -107,7 +108,7 @@ def test_assets_run_outside_ionto_run_refuse_the_folder_too(tmp_path: Path) -> N
     )
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert len(failures) == 2
+    assert len(failures) == 1
     for event in failures:
         assert "holds an UNBLINDED run's outputs" in str(event.event_specific_data)
     assert not (out / "tables").exists()

@@ -71,6 +71,7 @@ def test_dagster_dev_shows_groups_and_checks(small_raw: Path, tmp_path: Path) ->
         "clean",
         "analysis_ready",
         "models",
+        "estimands",
         "reports",
     }
     assert assets["adsl"]["groupName"] == "analysis_ready"

@@ -192,3 +192,43 @@ def test_a_blinded_run_refuses_the_unblinded_runs_folder(
     sealed = _latest_metadata(unblinded_run)["randomisation"]
     assert sealed["dagster/row_count"].value > 0
     assert sealed["preview"].value.count("\n") == 1  # the header line and rule only
+
+
+def _truth_ices(small_raw: Path) -> list[tuple[str, str, str, str]]:
+    truth = pl.read_csv(Path(str(small_raw) + "_sealed") / "ices_truth.csv")
+    return sorted(truth.select("subject_id", "ice", "basis", "date").rows())
+
+
+def test_estimand_assets_in_an_unblinded_run(unblinded_run: Path, small_raw: Path) -> None:
+    """ADICE equals the simulator's truth; the estimand and tipping-point results, and the
+    report's estimands section, are written."""
+    adice = pl.read_parquet(unblinded_run / "tables" / "adice.parquet")
+    got = adice.select("subject_id", "ICE", "basis", pl.col("ICEDT").cast(pl.String)).rows()
+    assert sorted(got) == _truth_ices(small_raw) and got
+    assert "arm" in adice.columns
+    models = unblinded_run / "models"
+    at_visit = pl.read_parquet(models / "estimands_primary_visit.parquet")
+    assert {"primary analysis", "E1", "E2", "E3-CR", "E3-CIR"} <= set(at_visit["estimand"])
+    assert at_visit["estimate"].is_finite().all()
+    curve = pl.read_parquet(models / "tipping_point_curve.parquet")
+    assert curve.height > 0 and curve["delta"].min() == 0.0
+    html = (unblinded_run / "reports" / "investigator_report.html").read_text("utf-8")
+    assert 'id="estimands"' in html and 'id="tipping-point"' in html
+
+
+def test_estimand_assets_in_a_blinded_run(blinded_run: Path, small_raw: Path) -> None:
+    """Blinded: ADICE without arms, the estimands table and pooled ICE counts, nothing fitted
+    (said in the notes), the results withheld in the report."""
+    adice = pl.read_parquet(blinded_run / "tables" / "adice.parquet")
+    assert "arm" not in adice.columns
+    got = adice.select("subject_id", "ICE", "basis", pl.col("ICEDT").cast(pl.String)).rows()
+    assert sorted(got) == _truth_ices(small_raw)
+    models = blinded_run / "models"
+    assert pl.read_parquet(models / "estimands_estimates.parquet").height == 0
+    assert "not fitted: blinded run" in pl.read_parquet(models / "estimands_notes.parquet")["note"]
+    counts = pl.read_parquet(models / "estimands_ice_counts.parquet")
+    assert counts["group"].unique().to_list() == ["TOTAL"]
+    assert pl.read_parquet(models / "tipping_point_estimates.parquet").height == 0
+    assert not (models / "tipping_point_curve.parquet").exists()
+    html = (blinded_run / "reports" / "investigator_report.html").read_text("utf-8")
+    assert 'id="estimands"' in html and 'id="tipping-point"' not in html

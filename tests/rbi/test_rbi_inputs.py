@@ -227,3 +227,23 @@ def test_conditional_means_follow_each_strategy(trial: tuple[pl.DataFrame, pl.Da
         np.testing.assert_allclose(y[m], expected, atol=1e-10)
         checked.add((row["strategy"], arm))
     assert {("JR", "DRUG"), ("CR", "DRUG"), ("CIR", "DRUG"), ("MAR", "DRUG")} <= checked
+
+
+def test_fit_post_ice_fits_the_model_on_every_observed_value(
+    trial: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    """With post-ICE observed values in the data, ``fit_post_ice`` fits the imputation model on
+    the rows MAR would use; by default those rows are left out of the fit."""
+    data, _ = trial
+    # ICEs at W2 for subjects observed at W2 and W3: their post-ICE values are observed
+    seen = data.filter(pl.col("visit") == "W3").get_column("subject").head(8)
+    ice = pl.DataFrame({"subject": seen, "visit": "W2", "strategy": "JR"})
+    default = run_rbi(data, ice, SPEC)
+    included = run_rbi(data, ice, _with(fit_post_ice=True))
+    mar = run_rbi(data, ice, _with(strategy="MAR"))
+    assert included.fit["n_fit_observations"] == mar.fit["n_fit_observations"]
+    assert default.fit["n_fit_observations"] == mar.fit["n_fit_observations"] - 16
+    np.testing.assert_allclose(
+        included.coefficients["estimate"], mar.coefficients["estimate"], atol=1e-10
+    )
+    assert not np.allclose(default.coefficients["estimate"], mar.coefficients["estimate"])

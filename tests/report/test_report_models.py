@@ -72,6 +72,6 @@ def test_secondary_endpoint_contrasts(models):
     sec = mt.secondary_contrasts(models)
     assert sec["endpoint"].unique(maintain_order=True).to_list() == [
         "Plantar sweat rate, subjects with plantar involvement",
-        "Durability: ratio of rates W16 / W12",
+        "Durability: ratio of rates, later / earlier durability visit",
     ]
     assert (sec["ratio"] == sec["estimate"].exp()).all()

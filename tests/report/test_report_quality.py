@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 
+from trial.derive.ae import ae_coding_findings, code_events
 from trial.report.quality import (
     CATEGORIES,
     data_quality_html,
@@ -122,3 +123,36 @@ def test_duplicate_papers_are_listed_as_pairs(blinded_tables, study):
     assert row["source_file"] == "C01/2026-02-09/gravimetry_a.csv"
     assert row["source_line"] == 9
     assert "C01/2026-03-09/gravimetry_b.csv line 4" in row["detail"]
+
+
+def test_the_report_is_blinded_in_an_unblinded_run(unblinded_tables, study, tmp_path):
+    """It goes to data managers: never marked UNBLINDED, whatever the run."""
+    run = RunInfo(CUT.isoformat(), False, "sha256:x", "git x")
+    html = render_data_quality_report(unblinded_tables, study, run, tmp_path).read_text("utf-8")
+    assert "UNBLINDED" not in html
+    assert '<span class="blinding">BLINDED</span>' in html
+    assert '@top-right { content: "BLINDED"' in html
+
+
+def test_an_uncoded_adverse_event_is_an_actionable_finding(blinded_tables, study):
+    """An AE the study dictionary does not code reaches the report with its file and line."""
+    adae = code_events(
+        blinded_tables["adae"]
+        .drop("AEDECOD", "AEBODSYS")
+        .head(1)
+        .with_columns(
+            pl.lit("OTHER").alias("term"),
+            pl.lit("stubbed toe").alias("verbatim"),
+            pl.lit("C01/2026-03-01/ae.csv").alias("source_file"),
+            pl.lit(7).alias("source_line"),
+        )
+        .lazy(),
+        study.ae_coding,
+    ).collect()
+    tables = blinded_tables | {"derivation_findings": ae_coding_findings(adae, study)}
+    issues, _ = _issues(tables, study)
+    found = issues.filter(pl.col("code") == "AE_NOT_CODED")
+    assert found.select("category", "source_file", "source_line").rows() == [
+        ("DERIVATION", "C01/2026-03-01/ae.csv", 7)
+    ]
+    assert "'stubbed toe'" in found["detail"][0] and found["action"][0]

@@ -301,4 +301,4 @@ def test_sealed_files_outside_raw(
     assert {in_study_terms(k, study) for k in ref["counts"]} <= set(truth["counts"])
     assert {in_study_terms(k, study) for k in ref["parameters"]} <= set(truth["parameters"])
     faults = json.loads((sealed / "faults.json").read_text("utf-8"))
-    assert set(faults) == {"line_numbering", "faults"}
+    assert set(faults) == {"line_numbering", "faults", "trial_faults"}

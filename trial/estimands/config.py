@@ -96,10 +96,19 @@ class Estimand:
 
 @dataclass(frozen=True)
 class TippingPoint:
-    """Delta adjustment of the non-reference arms' imputed values at ``visit``: delta from
-    ``delta_start`` in steps of ``delta_step`` (log scale) until the CI first includes 0, at
-    most ``delta_max``."""
+    """Delta adjustment of the non-reference arms' imputed values, one arm at a time, on the
+    data of ``estimand`` with every missing value imputed under ``missing``: delta from
+    ``delta_start`` in steps of ``delta_step`` (log scale) until the CI of the arm's contrast at
+    ``visit`` first includes 0, at most ``delta_max``."""
 
+    @property
+    def grid(self) -> list[float]:
+        """``delta_start, delta_start + delta_step, ...`` up to ``delta_max`` (rounded to 10
+        decimals so that 0.15 prints as 0.15)."""
+        n = int((self.delta_max - self.delta_start) / self.delta_step + 1e-9)
+        return [round(self.delta_start + k * self.delta_step, 10) for k in range(n + 1)]
+
+    estimand: str
     visit: str
     missing: str
     method: str
@@ -191,6 +200,7 @@ def estimands_config(study: Study) -> EstimandsConfig:
     section = study.estimands
     tp = dict(section["tipping_point"])
     tipping = TippingPoint(
+        estimand=str(tp["estimand"]),
         visit=str(tp["visit"]),
         missing=_choice(tp["missing"], STRATEGIES, f"{study.source}: tipping_point"),
         method=_choice(tp["method"], METHODS[1:], f"{study.source}: tipping_point"),
@@ -200,10 +210,15 @@ def estimands_config(study: Study) -> EstimandsConfig:
     )
     if tipping.delta_step <= 0 or tipping.delta_max < tipping.delta_start:
         raise ValueError(f"{study.source}: tipping_point needs delta_step > 0, a non-empty grid")
+    estimands = [_estimand(dict(e), rules, study) for e in section["definitions"]]
+    if tipping.estimand not in {e.id for e in estimands}:
+        raise ValueError(f"{study.source}: tipping_point names unknown estimand {tipping.estimand}")
+    if tipping.visit not in study.model_visits:
+        raise ValueError(f"{study.source}: tipping_point visit {tipping.visit} is no model visit")
     return EstimandsConfig(
         rules=rules,
         imputation_covariates=[str(c) for c in section["imputation_model"]["covariates"]],
         analysis_covariates=[str(c) for c in section["analysis_model"]["covariates"]],
-        estimands=[_estimand(dict(e), rules, study) for e in section["definitions"]],
+        estimands=estimands,
         tipping_point=tipping,
     )

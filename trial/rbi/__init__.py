@@ -24,7 +24,8 @@ Inputs
 
 Model: the imputation model is an MMRM ``outcome ~ group * visit + covariates`` with one
 unstructured covariance, fitted by REML on rows that are observed and not post-ICE under a
-reference-based strategy (post-ICE observed values stay in the analysis). Analysis: ANCOVA per
+reference-based strategy (post-ICE observed values stay in the analysis; with
+``RbiSpec(fit_post_ice=True)`` they are also used in the fit). Analysis: ANCOVA per
 visit ``outcome ~ group + analysis_covariates``.
 
 Output ``RbiResult.pooled``: per visit (in visit order), the parameters ``trt_<level>`` (each

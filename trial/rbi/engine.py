@@ -16,6 +16,7 @@ tipping-point curve) from one set of fits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,12 +62,13 @@ class RbiResult:
 
 @dataclass(frozen=True)
 class Draws:
-    """Imputation-model parameters per sample and the subjects' weight in each sample."""
+    """Imputation-model parameters per sample and the subjects' weight in each sample
+    (``weights`` None for the jackknife: sample i is every subject but i)."""
 
     full: RemlOptimum
     betas: np.ndarray
     sigmas: np.ndarray
-    weights: np.ndarray
+    weights: np.ndarray | None
     fallbacks: int
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -91,8 +93,6 @@ def _stratified_resample(prep: Prepared, rng: np.random.Generator) -> np.ndarray
 
 def draw_parameters(prep: Prepared) -> Draws:
     """Full-data fit plus the per-sample refits of the spec's method."""
-    import time
-
     spec = prep.spec
     start = time.perf_counter()
     data = pattern_data(prep)
@@ -110,7 +110,7 @@ def draw_parameters(prep: Prepared) -> Draws:
             betas.append(opt.beta)
             sigmas.append(opt.sigma)
             fallbacks += int(fell_back)
-        weights = np.ones((n, n)) - np.eye(n)
+        weights = None
     else:
         rng = np.random.default_rng(spec.seed)
         weight_rows = []
@@ -171,7 +171,13 @@ def _analyse_samples(
     for lo in range(0, n_sets, CHUNK):
         hi = min(lo + CHUNK, n_sets)
         completed = imputer.complete(draws.betas[lo:hi], draws.sigmas[lo:hi], rng, delta)
-        weights = np.ones((hi - lo, prep.n_subjects)) if bayes else draws.weights[lo:hi]
+        if bayes:
+            weights = np.ones((hi - lo, prep.n_subjects))
+        elif draws.weights is None:  # jackknife: sample i leaves subject i out
+            weights = np.ones((hi - lo, prep.n_subjects))
+            weights[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+        else:
+            weights = draws.weights[lo:hi]
         parts.append(
             ancova(prep.x_analysis, completed, weights, len(prep.groups), with_variance=bayes)
         )

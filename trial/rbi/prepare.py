@@ -26,8 +26,9 @@ class Prepared:
     ``ice_visit`` (n,): index of the first visit its ICE affects (t when it has none).
     ``x_own`` / ``x_ref`` (n, t, p): imputation-model rows with the subject's own group and
     with the reference group. ``fit_mask`` (n, t): rows the imputation model is fitted on
-    (observed and not post-ICE under a reference-based strategy). ``x_analysis`` (t, n, k):
-    per-visit ANCOVA rows; columns ``1 .. n_groups - 1`` are the group dummies.
+    (observed and, unless ``spec.fit_post_ice``, not post-ICE under a reference-based
+    strategy). ``x_analysis`` (t, n, k): per-visit ANCOVA rows; columns ``1 .. n_groups - 1``
+    are the group dummies.
     """
 
     spec: RbiSpec
@@ -236,7 +237,7 @@ def prepare(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> Prep
     x_ref = model.matrix(grid.with_columns(pl.lit(spec.reference).alias(spec.group)))
     x_ref = x_ref.reshape(n, t, -1)
     post_ice = (np.arange(t)[None, :] >= ice_visit[:, None]) & (strategy != "MAR")[:, None]
-    fit_mask = ~np.isnan(y) & ~post_ice
+    fit_mask = ~np.isnan(y) & (~post_ice | spec.fit_post_ice)
     x_fit = x_own[fit_mask]
     if not full_rank(x_fit):
         raise RbiInputError(

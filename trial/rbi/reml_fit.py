@@ -1,15 +1,19 @@
 """REML fits of the imputation model: MMRM with unstructured covariance, and fast refits.
 
 The criterion, its analytic gradient and the pattern cross-product sums are the project's MMRM
-engine (:mod:`trial.models.reml`, :mod:`trial.models.covariance`). A fit runs BFGS from a moment
+engine (:mod:`trial.models.reml`, :mod:`trial.models.covariance`): batched for Hessians, and as
+a single-Sigma transcription of the same formulas (:meth:`UnstructuredReml.evaluate`, fewer
+array operations, tested against the engine) for gradients. A fit runs BFGS from a moment
 estimate, then Newton steps with a finite-difference Hessian of the analytic gradient until the
-Newton decrement g' H^-1 g of -2 l_R falls below :data:`NEWTON_TOL` (the last step is taken).
+Newton decrement g' H^-1 g of -2 l_R falls below :data:`NEWTON_TOL` (the last step is taken;
+steps are damped by a line search only while the decrement exceeds
+:data:`FULL_STEP_DECREMENT`).
 
 A *refit* near a known optimum (leave one subject out, a bootstrap sample) iterates
 theta <- theta - H0^-1 g(theta) with the Hessian H0 of the full-data fit held fixed: a
 contraction with rate of order 1 / n for a leave-one-out change, so a few gradient evaluations
 reach the refit's optimum. A refit that does not converge in :data:`REFIT_MAX_ITER` steps falls
-back to BFGS and Newton from the same start (then from the moment estimate).
+back to Newton with a fresh Hessian (then to BFGS and Newton from the moment estimate).
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import numpy as np
 from scipy import optimize
 
 from trial.models.covariance import CovarianceStructure
-from trial.models.reml import PatternData
+from trial.models.reml import LOG_2PI, PatternData
 
 NEWTON_TOL = 1e-12
 """Newton decrement (-2 l_R units) below which a fit stops after taking its last step."""
+FULL_STEP_DECREMENT = 1e-6
+"""Below this decrement Newton takes full steps without a line search (the quadratic region:
+there the criterion's rounding, ~1e-12 of its value, could hide a true decrease)."""
 REFIT_TOL = 1e-14
 """Decrement g' H0^-1 g below which a refit stops (at that theta: its distance to the optimum
 is then of order 1e-7 in the H0 norm; the estimates are within ~1e-9 of the refit's optimum)."""
@@ -53,15 +60,60 @@ class UnstructuredReml:
     def __init__(self, data: PatternData) -> None:
         self.data = data
         self.structure = CovarianceStructure("unstructured", data.n_visits)
+        t = data.n_visits
+        self._diag = np.arange(t)
+        self._rows, self._cols = np.tril_indices(t, -1)
+        self._pad = np.where(data.pair_mask, 0.0, np.eye(t)[None])
+
+    def evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """-2 l_R, its gradient in theta, beta and Sigma at one theta (single-Sigma path).
+
+        The same quantities as :meth:`trial.models.reml.PatternData.evaluate` and
+        ``gradient_sigma`` with the unstructured chain rule, written for one Sigma with few
+        array operations (a refit calls it a few times per subject). Raises
+        ``numpy.linalg.LinAlgError`` where Sigma_P or X'WX is not positive definite.
+        """
+        data, t, p = self.data, self.data.n_visits, self.data.n_fixed
+        chol = np.zeros((t, t))
+        chol[self._diag, self._diag] = np.exp(theta[:t])
+        chol[self._rows, self._cols] = theta[t:]
+        sigma = chol @ chol.T
+        sub = np.where(data.pair_mask, sigma, self._pad)
+        sign, logdets = np.linalg.slogdet(sub)
+        zwz_flat = np.linalg.inv(sub).reshape(-1)
+        w = zwz_flat.reshape(sub.shape)
+        zwz = (zwz_flat[data.flat_index] @ data.s_all).reshape(p + 1, p + 1)
+        sign_a, logdet_a = np.linalg.slogdet(zwz[:p, :p])
+        if np.any(sign <= 0) or sign_a <= 0:
+            raise np.linalg.LinAlgError("Sigma_P or X'WX not positive definite")
+        a_inv = np.linalg.inv(zwz[:p, :p])
+        beta = a_inv @ zwz[:p, p]
+        rss = zwz[p, p] - zwz[:p, p] @ beta
+        value = (data.n_obs - p) * LOG_2PI + float(logdets @ data.counts) + logdet_a + rss
+        u = np.append(-beta, 1.0)
+        m_mat = np.outer(u, u)
+        m_mat[:p, :p] += a_inv
+        g_flat = np.zeros(w.size)
+        g_flat[data.flat_index] = data.s_all @ m_mat.ravel()
+        g = g_flat.reshape(w.shape)
+        counts_w = np.einsum("k,kab->ab", data.counts, np.where(data.pair_mask, w, 0.0))
+        g_sigma = counts_w - (w @ g @ w).sum(0)
+        d_chol = (g_sigma + g_sigma.T) @ chol
+        grad = np.concatenate(
+            [
+                d_chol[self._diag, self._diag] * chol[self._diag, self._diag],
+                d_chol[self._rows, self._cols],
+            ]
+        )
+        return float(value), grad, beta, sigma
 
     def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """-2 l_R and its gradient; (inf, 0) where Sigma or X'WX is not positive definite."""
         try:
-            state = self.data.evaluate(self.structure.sigma(theta[None]))
+            value, grad, _, _ = self.evaluate(theta)
         except np.linalg.LinAlgError:
             return np.inf, np.zeros_like(theta)
-        grad = self.structure.chain_gradient(theta[None], self.data.gradient_sigma(state))
-        return float(state.m2loglik[0]), grad[0]
+        return value, grad
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
         """Central differences of the analytic gradient, all 2q points in one batch."""
@@ -105,17 +157,19 @@ class UnstructuredReml:
                 break
             step = np.linalg.solve(h, grad)
             decrement = float(grad @ step)
+            if decrement < NEWTON_TOL:
+                theta = theta - step
+                return self.optimum(theta, iterations + 1), self.hessian(theta)
             length = 1.0
-            while length > 1e-8 and not self.value_and_gradient(theta - length * step)[0] <= value:
-                length /= 2.0
-            if length <= 1e-8:
-                if decrement < NEWTON_TOL:
-                    return self.optimum(theta, iterations), h
-                break
+            if decrement > FULL_STEP_DECREMENT:
+                while (
+                    length > 1e-8 and not self.value_and_gradient(theta - length * step)[0] <= value
+                ):
+                    length /= 2.0
+                if length <= 1e-8:
+                    break
             theta = theta - length * step
             iterations += 1
-            if decrement < NEWTON_TOL:
-                return self.optimum(theta, iterations), self.hessian(theta)
         raise ImputationModelError(
             "the REML fit of the imputation model (unstructured covariance) did not converge"
         )
@@ -136,7 +190,8 @@ class UnstructuredReml:
         self, theta0: np.ndarray, h0_inv: np.ndarray, fallback: np.ndarray | None = None
     ) -> tuple[RemlOptimum, bool]:
         """Optimum near ``theta0`` by fixed-Hessian Newton steps (see module doc); and whether
-        the BFGS and Newton fallback (from ``fallback``, default ``theta0``) was needed.
+        a fallback was needed: Newton with a fresh Hessian from ``fallback`` (default
+        ``theta0``), then BFGS and Newton from the moment estimate.
 
         Stops at the first theta whose decrement g' H0^-1 g is below :data:`REFIT_TOL` and
         returns the estimates evaluated there (no further evaluation).
@@ -144,17 +199,14 @@ class UnstructuredReml:
         theta = theta0.copy()
         for k in range(REFIT_MAX_ITER):
             try:
-                sigma = self.structure.sigma(theta[None])
-                state = self.data.evaluate(sigma)
+                value, grad, beta, sigma = self.evaluate(theta)
             except np.linalg.LinAlgError:
                 break
-            grad = self.structure.chain_gradient(theta[None], self.data.gradient_sigma(state))[0]
             step = h0_inv @ grad
             if float(grad @ step) < REFIT_TOL:
-                m2 = float(state.m2loglik[0])
-                return RemlOptimum(theta, state.beta[0], sigma[0], m2, k + 1), False
+                return RemlOptimum(theta, beta, sigma, value, k + 1), False
             theta = theta - step
         try:
-            return self.fit(theta0 if fallback is None else fallback)[0], True
+            return self.newton(theta0 if fallback is None else fallback)[0], True
         except ImputationModelError:
             return self.fit()[0], True

@@ -42,6 +42,10 @@ class RbiSpec:
     ``n_samples``: bootstrap samples (``condmean-bootstrap``) or imputations
     (``bayes-approx``); the jackknife always uses one sample per subject.
     ``alpha``: two-sided level of the confidence intervals.
+    ``fit_post_ice``: also fit the imputation model on observed values after a reference-based
+    ICE (default False: rbmi's convention leaves them out of the fit and keeps them in the
+    analysis; True where a protocol fits the model on every observed value that is not
+    excluded by a hypothetical strategy, e.g. treatment-policy values after discontinuation).
     """
 
     subject: str
@@ -57,6 +61,7 @@ class RbiSpec:
     n_samples: int = 200
     seed: int = 2013
     alpha: float = 0.05
+    fit_post_ice: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy is not None and self.strategy not in STRATEGIES:

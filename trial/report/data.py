@@ -16,12 +16,14 @@ import polars as pl
 
 from study import Study
 from trial.derive.accountability import DM_ABSENT
+from trial.estimands import results as estimand_results
 from trial.models import device as device_model
 from trial.models import safety as safety_model
 from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.accountability import data_issue_subjects, reconciliation
+from trial.report.estimands_section import EstimandsSection, section_data
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -66,6 +68,7 @@ class ReportData:
     secondary: pl.DataFrame
     model_notes: pl.DataFrame
     methods: list[tuple[str, str]]
+    estimands: EstimandsSection | None = None
     accountability: pl.DataFrame = field(default_factory=pl.DataFrame)
     data_issue_subjects: pl.DataFrame = field(default_factory=pl.DataFrame)
 
@@ -124,6 +127,7 @@ def methods_block(
     models = study.models
     mmrm = models.mmrm
     responder = study.endpoints.responder
+    region = study.region_label(study.primary_region.code).lower()
     windows = ", ".join(
         f"{v.code} day {v.target_day}" + (f" ±{v.window_days}" if v.window_days else "")
         for v in study.visits
@@ -160,7 +164,7 @@ def methods_block(
         ("Baseline", baseline_note),
         (
             "Primary endpoint",
-            f"Change from baseline in ln palmar sweat rate at {study.primary_visit}; percent "
+            f"Change from baseline in ln {region} sweat rate at {study.primary_visit}; percent "
             "reduction within an arm = 100 x (1 - exp(LS mean change)); treatment effect = ratio "
             "of geometric means versus the reference arm.",
         ),
@@ -168,7 +172,7 @@ def methods_block(
             "Analysis sets",
             f"Screened {total('screened')}, randomised {total('randomised')}. "
             f"Full analysis set (FAS, n = {total('analysed_fas')}): randomised, >= 1 session, a "
-            "baseline and >= 1 post-baseline palmar value; analysed as randomised. Per-protocol "
+            f"baseline and >= 1 post-baseline {region} value; analysed as randomised. Per-protocol "
             f"(n = {total('analysed_pp')}): FAS with >= {pp.min_induction_sessions_share:.0%} "
             f"of planned induction sessions at >= {pp.min_current_share:.0%} of the "
             f"prescribed current for >= {pp.min_duration_share:.0%} of the duration, no major "
@@ -185,7 +189,7 @@ def methods_block(
         ),
         (
             "Responders",
-            f"HDSS improvement >= {responder.hdss_improvement} points, or palmar rate "
+            f"HDSS improvement >= {responder.hdss_improvement} points, or {region} rate "
             f"reduction >= {responder.sweat_reduction_pct:g} %, at {study.primary_visit}; a "
             "missing value counts as non-response. Logistic regression on arm, centre and "
             "stratum; Cochran-Mantel-Haenszel by centre as a check.",
@@ -193,7 +197,8 @@ def methods_block(
         ("Subgroups", f"Treatment effect at {study.primary_visit} by {subgroups}."),
         (
             "Summaries",
-            "Sweat rates: geometric means with t-based 95 % CI on the log scale. Adverse events: "
+            f"Sweat rates: geometric means with t-based {study.ci_label} on the log scale. Adverse "
+            "events: "
             "treatment-emergent, subjects counted once per term and level, safety set. Device: "
             f"{study.planned_sessions_total} planned sessions per subject and treated region; "
             "charge = integral of current over time (mC).",
@@ -283,6 +288,11 @@ def build_report_data(
         secondary=mt.secondary_contrasts(arm_models, roles),
         model_notes=mt.model_notes({**arm_models, **pooled}),
         methods=methods_block(study, run, consort, sm.baseline_visits(adsl, adsweat, study)),
+        estimands=section_data(
+            named.get(estimand_results.NAME),
+            named.get(estimand_results.TIPPING_NAME),
+            blinded=run.blinded,
+        ),
         accountability=reconciliation(adsl, consort),
         data_issue_subjects=data_issue_subjects(adsl),
     )

@@ -41,8 +41,11 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str) -> str:
-    """Geometric mean rate (mg/min, log axis) with 95 % CI by nominal week and group.
+def time_course_svg(
+    course: pl.DataFrame, groups: list[str], primary_visit: str, *, region: str, ci: str
+) -> str:
+    """Geometric mean rate (mg/min, log axis) with its CI (``ci`` names it, e.g. ``95 % CI``)
+    by nominal week and group; ``region`` is the printed region name (``Palmar``).
 
     ``course``: :func:`trial.report.summaries.sweat_time_course`. The pooled ``TOTAL`` line is
     drawn only when it is the sole group (blinded run)."""
@@ -85,7 +88,7 @@ def time_course_svg(course: pl.DataFrame, groups: list[str], primary_visit: str)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("Week")
-    ax.set_ylabel("Palmar sweat rate, geometric mean (mg/min)")
+    ax.set_ylabel(f"{region} sweat rate, geometric mean (mg/min)")
     ticks = sorted(set(course["week"].drop_nulls().to_list()))
     ax.set_xticks(ticks)
     ax.grid(True, which="major", axis="y", color="#dddddd", linewidth=0.6)
@@ -105,10 +108,11 @@ def forest_axis(effects: pl.DataFrame) -> tuple[float, float]:
     return low / pad, high * pad
 
 
-def forest_svg(effects: pl.DataFrame) -> str:
+def forest_svg(effects: pl.DataFrame, *, region: str, ci: str) -> str:
     """Forest plot: ratio of geometric means (treatment / reference, log axis sized to the data,
-    :func:`forest_axis`) with 95 % CI per subgroup level and contrast, the level's n at the left
-    and the estimate and CI as text at the right; each subgroup's heading carries its
+    :func:`forest_axis`) with its CI (``ci``, e.g. ``95 % CI``) per subgroup level and
+    contrast, the level's n at the left and the estimate and CI as text at the right; each
+    subgroup's heading carries its
     interaction p. ``effects``: :func:`trial.report.model_tables.subgroup_effects` with the
     printed ``subgroup_label`` and ``level_label`` columns the report adds."""
     rows = effects
@@ -170,11 +174,13 @@ def forest_svg(effects: pl.DataFrame) -> str:
         if heading is None:
             label_text.set_fontweight("bold")
     ax.set_ylim(-0.7, len(lines) - 0.3)
-    ax.set_xlabel("Ratio of geometric mean palmar sweat rates (treatment / reference), 95 % CI")
+    ax.set_xlabel(
+        f"Ratio of geometric mean {region.lower()} sweat rates (treatment / reference), {ci}"
+    )
     ax.text(
         1.0,
         1.0,
-        "  Ratio (95 % CI)",
+        f"  Ratio ({ci})",
         transform=ax.transAxes,
         fontsize=8,
         va="bottom",

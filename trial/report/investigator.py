@@ -13,6 +13,7 @@ from pathlib import Path
 from trial.report import figures
 from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
+from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
 from trial.report.pdf import print_to_pdf
@@ -72,13 +73,17 @@ def _primary(data: ReportData, out: _Outputs) -> str:
 
 
 def _time_course(data: ReportData, out: _Outputs) -> str:
-    svg = figures.time_course_svg(data.time_course, data.groups, data.study.primary_visit)
+    study = data.study
+    region = study.region_label(study.primary_region.code)
+    svg = figures.time_course_svg(
+        data.time_course, data.groups, study.primary_visit, region=region, ci=study.ci_label
+    )
     return (
         '<figure id="time-course">'
         + svg
-        + "<figcaption>Figure 14.2.1 Geometric mean palmar sweat rate (mg/min, log scale) with "
-        "95 % CI by visit, baseline to the end of follow-up (treatment stops after the "
-        "maintenance phase: relapse shows at the last visit). Full analysis set, observed "
+        + f"<figcaption>Figure 14.2.1 Geometric mean {region.lower()} sweat rate (mg/min, log "
+        f"scale) with {study.ci_label} by visit, baseline to the end of follow-up (treatment "
+        "stops before the last visits: relapse shows there). Full analysis set, observed "
         "values.</figcaption></figure>" + out("time_course", "plantar")
     )
 
@@ -87,14 +92,16 @@ def _subgroups_responders_sensitivity(data: ReportData, out: _Outputs) -> str:
     if data.blinded:
         return _withheld("Subgroup effects, responder odds ratios and sensitivity analyses")
     parts = []
+    region = data.study.region_label(data.study.primary_region.code)
     if data.subgroups.height:
         parts.append(
             '<figure id="forest">'
-            + figures.forest_svg(subgroup_frame(data))
+            + figures.forest_svg(subgroup_frame(data), region=region, ci=data.study.ci_label)
             + f"<figcaption>Figure 14.2.2 Treatment effect at {data.study.primary_visit} by "
-            "subgroup: ratio of geometric mean palmar sweat rates with 95 % CI (below 1 favours "
-            "the treatment), n = subjects of the two arms in the level; interaction p: F test "
-            "of arm x subgroup. An arrow head marks a CI cut at the axis limit. Full analysis "
+            f"subgroup: ratio of geometric mean {region.lower()} sweat rates with "
+            f"{data.study.ci_label} (below 1 favours the treatment), n = subjects of the two "
+            "arms in the level; interaction p: F test of arm x subgroup. An arrow head marks a "
+            "CI cut at the axis limit. Full analysis "
             "set.</figcaption></figure>" + out("subgroups")
         )
     else:
@@ -167,8 +174,16 @@ def investigator_html(data: ReportData) -> str:
         ),
         ("safety", "Adverse events", _safety(data, out)),
         ("device", "Device adherence and delivered dose", _device(data, out)),
-        ("methods", "Methods and populations", _methods(data)),
     ]
+    if data.estimands is not None:
+        sections.append(
+            (
+                "estimands",
+                "Estimands and intercurrent events",
+                estimands_html(data.estimands, blinded=data.blinded),
+            )
+        )
+    sections.append(("methods", "Methods and populations", _methods(data)))
     body = "\n".join(
         f'<section class="{_section_class(content)}" id="{sid_}">{top}'
         + (f"<h2>{escape(h)}</h2>" if h else "")

@@ -206,13 +206,13 @@ def responders(data: ReportData) -> Tlf:
                 fixed(pl.col("percent_reduction"), 1),
                 fixed(pl.col("percent_reduction_ci_low"), 1),
                 fixed(pl.col("percent_reduction_ci_high"), 1),
-            ).alias("LS mean % reduction (95 % CI)"),
+            ).alias(f"LS mean % reduction ({data.study.ci_label})"),
         )
         resp = resp.join(lsm, on="group", how="left")
     body = resp.select(
         "Group",
         pl.col("N").alias("N (FAS)"),
-        *(["LS mean % reduction (95 % CI)"] if data.primary_lsmeans.height else []),
+        *([f"LS mean % reduction ({data.study.ci_label})"] if data.primary_lsmeans.height else []),
         "Observed % reduction",
         pl.col("n_observed").alias(f"n observed at {visit}"),
         "HDSS responders, n (%)",
@@ -226,11 +226,11 @@ def responders(data: ReportData) -> Tlf:
         population=_set("Full analysis set", n.get(TOTAL, 0)),
         frame=_text(body),
         footnotes=(
-            "Percent reduction = 100 x (1 - exp(mean change in ln palmar rate)); LS mean from the "
-            "primary MMRM.",
+            f"Percent reduction = 100 x (1 - exp(mean change in ln {_region(data)} rate)); LS mean "
+            "from the primary MMRM.",
             f"Responders: HDSS improved by >= {responder.hdss_improvement} points; "
-            f"palmar rate reduced by >= {responder.sweat_reduction_pct:g} %; a missing value "
-            "counts as non-response.",
+            f"{_region(data)} rate reduced by >= {responder.sweat_reduction_pct:g} %; a missing "
+            "value counts as non-response.",
             *_arms_note(data),
         ),
         sources=("ADSL", "ADSWEAT", "ADHDSS"),
@@ -239,7 +239,7 @@ def responders(data: ReportData) -> Tlf:
 
 
 def lsmeans(data: ReportData) -> Tlf:
-    visit = data.study.primary_visit
+    visit, ci = data.study.primary_visit, data.study.ci_label
     lsm = data.primary_lsmeans
     body = lsm.select(
         pl.col("visit").alias("Visit"),
@@ -247,15 +247,15 @@ def lsmeans(data: ReportData) -> Tlf:
         fixed(pl.col("estimate"), 3).alias("LS mean change (ln)"),
         fixed(pl.col("std_error"), 3).alias("SE"),
         *([fixed(pl.col("df"), 1).alias("df")] if "df" in lsm.columns else []),
-        _ci("ci_low", "ci_high", 3).alias("95 % CI"),
+        _ci("ci_low", "ci_high", 3).alias(ci),
         fixed(pl.col("percent_reduction"), 1).alias("% reduction"),
     )
     primary = [i for i, v in enumerate(lsm["visit"].to_list()) if v == visit]
     n = _denominators(data, "analysed_fas")
     return Tlf(
         number="14.2.2",
-        title="Primary endpoint: LS mean change from baseline in ln palmar sweat rate by visit "
-        "(MMRM)",
+        title=f"Primary endpoint: LS mean change from baseline in ln {_region(data)} sweat rate "
+        "by visit (MMRM)",
         population=_set("Full analysis set", n.get(TOTAL, 0)),
         frame=_text(body),
         footnotes=(
@@ -271,7 +271,7 @@ def lsmeans(data: ReportData) -> Tlf:
 
 
 def contrasts(data: ReportData) -> Tlf:
-    visit = data.study.primary_visit
+    visit, ci = data.study.primary_visit, data.study.ci_label
     ct = data.primary_contrasts
     body = ct.select(
         pl.col("visit").alias("Visit"),
@@ -279,9 +279,9 @@ def contrasts(data: ReportData) -> Tlf:
         fixed(pl.col("estimate"), 3).alias("Difference (ln)"),
         fixed(pl.col("std_error"), 3).alias("SE"),
         *([fixed(pl.col("df"), 1).alias("df")] if "df" in ct.columns else []),
-        _ci("ci_low", "ci_high", 3).alias("95 % CI"),
+        _ci("ci_low", "ci_high", 3).alias(ci),
         fixed(pl.col("ratio"), 3).alias("Ratio of geometric means"),
-        _ci("ratio_ci_low", "ratio_ci_high", 3).alias("Ratio 95 % CI"),
+        _ci("ratio_ci_low", "ratio_ci_high", 3).alias(f"Ratio {ci}"),
         _p("p_value").alias("p"),
     )
     primary = [i for i, v in enumerate(ct["visit"].to_list()) if v == visit]
@@ -293,8 +293,8 @@ def contrasts(data: ReportData) -> Tlf:
         frame=_text(body),
         footnotes=(
             f"Primary contrasts: visit {visit}, rows in bold. Difference in LS mean change of "
-            "ln palmar rate; ratio of geometric means = exp(difference), below 1 favours the "
-            f"treatment. Covariance structure used: {data.covariance_structure}.",
+            f"ln {_region(data)} rate; ratio of geometric means = exp(difference), below 1 favours "
+            f"the treatment. Covariance structure used: {data.covariance_structure}.",
             *_arms_note(data),
         ),
         sources=("ADSL", "ADSWEAT"),
@@ -345,16 +345,16 @@ def time_course(data: ReportData, plantar: bool = False) -> Tlf:
         ).alias("value")
     )
     body = _wide(table, ["visit"], "value", data.groups, None).rename({"visit": "Visit"})
-    region = "plantar" if plantar else "palmar"
+    region = "plantar" if plantar else _region(data)
     return Tlf(
         number="14.2.6" if plantar else "14.2.5",
-        title=f"Geometric mean {region} sweat rate (95 % CI) by visit"
+        title=f"Geometric mean {region} sweat rate ({data.study.ci_label}) by visit"
         + (", subjects with plantar involvement" if plantar else ""),
         population=_set("Full analysis set", _denominators(data, "analysed_fas").get(TOTAL, 0)),
         frame=_text(body),
         footnotes=(
-            "mg/min; t-based 95 % CI on the log scale, back-transformed; n = subjects with a "
-            "value at the visit (observed values).",
+            f"mg/min; t-based {data.study.ci_label} on the log scale, back-transformed; n = "
+            "subjects with a value at the visit (observed values).",
             *_arms_note(data),
         ),
         sources=("ADSL", "ADSWEAT"),
@@ -386,7 +386,7 @@ def subgroup_frame(data: ReportData) -> pl.DataFrame:
 
 
 def subgroups(data: ReportData) -> Tlf:
-    s = subgroup_frame(data)
+    s, ci = subgroup_frame(data), data.study.ci_label
     ratio = "ratio_geometric_means" if "ratio_geometric_means" in s.columns else "ratio"
     body = s.select(
         pl.col("subgroup_label").alias("Subgroup"),
@@ -394,7 +394,7 @@ def subgroups(data: ReportData) -> Tlf:
         pl.col("contrast").alias("Contrast"),
         pl.col("n").alias("n"),
         fixed(pl.col(ratio), 2).alias("Ratio"),
-        _ci("ratio_ci_low", "ratio_ci_high", 2).alias("95 % CI"),
+        _ci("ratio_ci_low", "ratio_ci_high", 2).alias(ci),
         _p("interaction_p").alias("Interaction p"),
     )
     return Tlf(
@@ -403,8 +403,8 @@ def subgroups(data: ReportData) -> Tlf:
         population=_set("Full analysis set", _denominators(data, "analysed_fas").get(TOTAL, 0)),
         frame=_text(body),
         footnotes=(
-            "Ratio of geometric mean palmar sweat rates (treatment / reference) within the "
-            "level; n = subjects of the two arms with a value at the visit. Interaction p: F "
+            f"Ratio of geometric mean {_region(data)} sweat rates (treatment / reference) within "
+            "the level; n = subjects of the two arms with a value at the visit. Interaction p: F "
             "test of arm x subgroup on all subjects.",
         ),
         sources=("ADSL", "ADSWEAT"),
@@ -416,6 +416,7 @@ def subgroups(data: ReportData) -> Tlf:
 def responder_models(data: ReportData) -> Tlf:
     rm = data.responder_models
     study = data.study
+    ci = study.ci_label
     body = rm.select(
         *(
             [label_expr(study, "endpoint", "endpoint").alias("Endpoint")]
@@ -432,7 +433,7 @@ def responder_models(data: ReportData) -> Tlf:
             else []
         ),
         fixed(pl.col("odds_ratio"), 2).alias("Odds ratio"),
-        _ci("ci_low", "ci_high", 2).alias("95 % CI"),
+        _ci("ci_low", "ci_high", 2).alias(ci),
         _p("p_value").alias("p"),
         *([_p("cmh_p_value").alias("CMH p")] if "cmh_p_value" in rm.columns else []),
     )
@@ -450,21 +451,23 @@ def responder_models(data: ReportData) -> Tlf:
     )
 
 
-def _contrast_body(frame: pl.DataFrame, first: list[pl.Expr]) -> pl.DataFrame:
+def _contrast_body(frame: pl.DataFrame, first: list[pl.Expr], ci: str) -> pl.DataFrame:
     return frame.select(
         *first,
         pl.col("contrast").map_elements(contrast_label, return_dtype=pl.String).alias("Contrast"),
         fixed(pl.col("estimate"), 3).alias("Difference (ln)"),
-        _ci("ci_low", "ci_high", 3).alias("95 % CI"),
+        _ci("ci_low", "ci_high", 3).alias(ci),
         fixed(pl.col("ratio"), 3).alias("Ratio"),
-        _ci("ratio_ci_low", "ratio_ci_high", 3).alias("Ratio 95 % CI"),
+        _ci("ratio_ci_low", "ratio_ci_high", 3).alias(f"Ratio {ci}"),
         _p("p_value").alias("p"),
     )
 
 
 def secondary(data: ReportData) -> Tlf:
     body = _contrast_body(
-        data.secondary, [pl.col("endpoint").alias("Endpoint"), pl.col("visit").alias("Visit")]
+        data.secondary,
+        [pl.col("endpoint").alias("Endpoint"), pl.col("visit").alias("Visit")],
+        data.study.ci_label,
     )
     return Tlf(
         number="14.2.9",
@@ -481,7 +484,9 @@ def secondary(data: ReportData) -> Tlf:
 def sensitivity(data: ReportData) -> Tlf:
     s = data.sensitivity
     body = _contrast_body(
-        s, [pl.col("analysis").alias("Analysis"), pl.col("n_subjects").alias("Subjects")]
+        s,
+        [pl.col("analysis").alias("Analysis"), pl.col("n_subjects").alias("Subjects")],
+        data.study.ci_label,
     )
     return Tlf(
         number="14.2.10",
@@ -651,3 +656,9 @@ def investigator_outputs(data: ReportData) -> dict[str, Tlf]:
     if data.faults.width and data.faults.height:
         out["faults"] = faults(data)
     return out
+
+
+def _region(data: ReportData) -> str:
+    """The primary region's printed name in a sentence (``palmar``, ``plantar``)."""
+    study = data.study
+    return study.region_label(study.primary_region.code).lower()

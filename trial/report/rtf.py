@@ -46,6 +46,12 @@ def _text(value: object) -> str:
     return "".join(c if ord(c) < 128 else f"\\u{ord(c)}?" for c in text)
 
 
+def _header(name: str) -> str:
+    """A column header on one line: its lines joined with `` / `` (``System organ class /
+    Preferred term``)."""
+    return _text(" / ".join(part.strip() for part in name.split("\n")))
+
+
 def _cell(value: object) -> str:
     """A body cell: as :func:`_text`, a line break as `` / `` (rtflite measures body text
     on one line and fails on a line break)."""
@@ -75,7 +81,7 @@ def rtf_document(tlf: Tlf, run: RunInfo, study_id: str) -> rtf.RTFDocument:
     """The rtflite document of one output."""
     clean = pl.DataFrame(
         [[_cell(v) for v in row] for row in tlf.frame.iter_rows()],
-        schema={_text(c): pl.String for c in tlf.frame.columns},
+        schema={_header(c): pl.String for c in tlf.frame.columns},
         orient="row",
     )
     n_cols = clean.width

@@ -97,7 +97,10 @@ def soc_pt_table(
     shown = frame.filter(pl.col("n").max().over("soc", "pt") > 0)
     order = _row_order(shown, groups)
     cells = shown.with_columns(
-        pl.format("{} [{}]", _pct(pl.col("n"), pl.col("pct")), pl.col("events")).alias("value")
+        pl.when(pl.col("n") == 0)
+        .then(pl.lit("0"))
+        .otherwise(pl.format("{} [{}]", _pct(pl.col("n"), pl.col("pct")), pl.col("events")))
+        .alias("value")
     )
     wide = (
         _row_label(cells.join(order, on=["soc", "pt"]))
@@ -212,7 +215,7 @@ def serious_listing(listing: pl.DataFrame, study: Study, number: str) -> Tlf:
         ),
         sources=("ADSL", "ADAE"),
         program=PROGRAM,
-        wrap_columns=(3, 4) if not arm else (4, 5),
+        wrap_columns=(3, 4) if arm else (2, 3),
         col_widths=(8, 5, *([5] if arm else []), 30, 24, 14, 10, 9, 14),
     )
 

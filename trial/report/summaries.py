@@ -364,9 +364,10 @@ def sweat_time_course(
     *,
     paramcd: str | None = None,
     population: str = "FASFL",
-    level: float = 0.95,
+    level: float | None = None,
 ) -> pl.DataFrame:
-    """Geometric mean sweat rate by visit and group, baseline to the last visit.
+    """Geometric mean sweat rate by visit and group, baseline to the last visit; CIs of coverage
+    ``level`` (default the study's 1 - alpha).
 
     Columns ``visit, week, group, n, geo_mean, ci_low, ci_high`` (mg/min; t interval on the
     log scale, back-transformed) and ``mean_chg`` (mean change in ln rate),
@@ -390,7 +391,9 @@ def sweat_time_course(
         pl.col("AVAL").std().alias("_sd"),
         pl.col("CHG").mean().alias("mean_chg"),
     )
-    half = t_quantile(summary["n"], level) * summary["_sd"] / summary["n"].cast(pl.Float64).sqrt()
+    coverage = study.confidence_level if level is None else level
+    n = summary["n"].cast(pl.Float64)
+    half = t_quantile(summary["n"], coverage) * summary["_sd"] / n.sqrt()
     summary = summary.with_columns(half.alias("_h")).with_columns(
         pl.col("_m").exp().alias("geo_mean"),
         (pl.col("_m") - pl.col("_h")).exp().alias("ci_low"),

@@ -128,7 +128,8 @@ def _row_html(tlf: Tlf, row: int, values: tuple[object, ...]) -> str:
         if j == 0:
             pad = tlf.indent_of(row)
             style = f' style="padding-left:{0.3 + 1.2 * pad:.1f}em"' if pad else ""
-            cells.append(f'<td class="lab"{style}>{text}</td>')
+            kind = "lab nowrap" if tlf.kind == "Listing" else "lab"
+            cells.append(f'<td class="{kind}"{style}>{text}</td>')
         elif j in tlf.wrap_columns:
             cells.append(f'<td class="wrap">{text}</td>')
         else:
@@ -178,6 +179,7 @@ table.tlf th { border-top: 1.5px solid #000; border-bottom: 1px solid #000; padd
   text-align: center; vertical-align: bottom; font-weight: bold; white-space: pre-line; }
 table.tlf td { padding: 1px 4px; text-align: center; white-space: pre; }
 table.tlf td.lab { text-align: left; white-space: pre-line; }
+table.tlf td.lab.nowrap { white-space: pre; }
 table.tlf th:first-child { text-align: left; }
 table.tlf td.wrap { white-space: pre-line; }
 table.tlf tbody tr:last-child td { border-bottom: 1.5px solid #000; }

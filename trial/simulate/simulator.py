@@ -30,6 +30,7 @@ from trial.simulate.sealed import (
     subjects_truth_csv,
     truth_json,
 )
+from trial.simulate.trial_faults import MISSING_LIST, TrialFaults, missing_subject_fault
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,12 @@ def simulate_trial(
         injector.vendor_a_faults(reset_serials)
         if b_paths:  # a study with vendor A devices only has no vendor-B file to fault
             injector.vendor_b_faults(b_paths, {d.serial: d.subject_id for d in devices})
+        trial_faults = TrialFaults(injector).place(b_paths, reset_serials)
+        treated = sorted(d.subject_id for d in devices if d.sessions)
+        dropped = treated[0] if treated else ""
+        trial_faults.append(missing_subject_fault(dropped))
+    else:
+        trial_faults, dropped = [], ""
     log = injector.log
 
     total = 0
@@ -218,8 +225,12 @@ def simulate_trial(
         "sessions_truth.csv": sessions_truth_csv(devices),
         "ices_truth.csv": ice_truth_csv(study, subjects, devices),
         "delivery_events.json": dumps({"paths": "relative to the raw root", "events": log.events}),
-        "faults.json": dumps({"line_numbering": LINE_NUMBERING, "faults": log.faults}),
+        "faults.json": dumps(
+            {"line_numbering": LINE_NUMBERING, "faults": log.faults, "trial_faults": trial_faults}
+        ),
     }
+    if faults:
+        sealed[MISSING_LIST] = randomisation_csv([s for s in subjects if s.subject_id != dropped])
     sealed_dir.mkdir(parents=True, exist_ok=True)
     for name, text in sealed.items():
         (sealed_dir / name).write_text(text, encoding="utf-8", newline="\n")

@@ -1,0 +1,340 @@
+"""The estimands of the study file on the reference trial ref1's ``analysis_long`` (120
+subjects, R-validated MMRM input) with ICEs placed by hand.
+
+- E1 with no rescue is section 7's primary MMRM exactly; with a rescue it is the MMRM on the
+  rows before the rescue;
+- the ICE table the engine receives, and the rows a hypothetical strategy removes;
+- E2's conditional mean (jackknife) and approximate Bayesian MI (Rubin's rules) agree within
+  Monte-Carlo error;
+- the tipping point: the first delta whose CI includes 0, linear in delta under conditional
+  mean imputation;
+- blinded: nothing fitted, the estimands table and pooled ICE counts only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from study import Study, load_study, parse_study
+from trial.estimands.analysis import (
+    estimand_data,
+    estimand_rbi,
+    monte_carlo_agreement,
+    run_estimand,
+)
+from trial.estimands.config import estimands_config
+from trial.estimands.results import (
+    PRIMARY_ANALYSIS,
+    estimand_results,
+    tipping_curve,
+    tipping_point_result,
+    tipping_points,
+)
+from trial.models.mmrm import fit_mmrm
+from trial.models.tidy import BLINDED_NOTE
+from trial.rbi.simulate import TrialDesign, simulate_trial
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    return load_study()
+
+
+def _raw(study: Study) -> dict[str, Any]:
+    """The study's configuration as a mapping, to change and parse again (:func:`_study`)."""
+    return study.model_dump(mode="json")
+
+
+def _study(raw: dict[str, Any]) -> Study:
+    return parse_study(raw, "changed-in-test.yaml")
+
+
+def _without(value: Any, codes: set[str]) -> Any:
+    """A configuration mapping without the arms or centres ``codes``: their keys, list items,
+    entries with that ``code`` and contrasts naming them."""
+    if isinstance(value, dict):
+        return {k: _without(v, codes) for k, v in value.items() if k not in codes}
+    if isinstance(value, list):
+        return [
+            _without(v, codes)
+            for v in value
+            if not (isinstance(v, str) and v in codes)
+            and not (
+                isinstance(v, dict)
+                and (v.get("code") in codes or any(c in str(v.get("contrast", "")) for c in codes))
+            )
+        ]
+    return value
+
+
+@pytest.fixture(scope="module")
+def analysis_long(ref1_dir: Path) -> pl.DataFrame:
+    return pl.read_csv(
+        ref1_dir / "expected" / "analysis_long.csv",
+        schema_overrides={"week": pl.Int64, "visit_index": pl.Int64, "n_sides": pl.Int64},
+    )
+
+
+def _adice(rows: list[tuple[str, str, str, int]]) -> pl.DataFrame:
+    """ADICE rows ``(subject, ICE, first_visit, first_visit_index)``."""
+    return pl.DataFrame(
+        {
+            "subject_id": [r[0] for r in rows],
+            "ICE": [r[1] for r in rows],
+            "basis": ["RESCUE" if r[1] == "ICE2" else "WITHDRAWAL" for r in rows],
+            "first_visit": [r[2] for r in rows],
+            "first_visit_index": [r[3] for r in rows],
+            "n_post_ice_rows": [0] * len(rows),
+        },
+        schema={
+            "subject_id": pl.String,
+            "ICE": pl.String,
+            "basis": pl.String,
+            "first_visit": pl.String,
+            "first_visit_index": pl.Int64,
+            "n_post_ice_rows": pl.Int64,
+        },
+    )
+
+
+def _subjects(frame: pl.DataFrame) -> list[str]:
+    return frame["subject"].unique(maintain_order=True).to_list()
+
+
+def test_e1_without_rescue_is_the_primary_mmrm_exactly(
+    study: Study, analysis_long: pl.DataFrame
+) -> None:
+    config = estimands_config(study)
+    e1 = config.estimands[0]
+    assert e1.method == "mmrm"
+    ids = _subjects(analysis_long)
+    adice = _adice([(ids[0], "ICE1", "W4", 4), (ids[5], "ICE1", "W2", 2)])
+    e1_result = run_estimand({"FAS": analysis_long}, adice, e1, config, study)
+    primary = fit_mmrm(analysis_long, study)
+    contrasts = e1_result.filter(pl.col("parameter").str.starts_with("trt_"))
+    expected = primary.tables["contrasts"]
+    assert contrasts["visit"].to_list() == expected["visit"].to_list()
+    assert contrasts["contrast"].to_list() == expected["contrast"].to_list()
+    for ours, theirs in [("estimate", "estimate"), ("se", "std_error"), ("df", "df")]:
+        assert (contrasts[ours].to_numpy() == expected[theirs].to_numpy()).all()
+    lsm = e1_result.filter(pl.col("parameter").str.starts_with("lsm_"))
+    assert (lsm["estimate"].to_numpy() == primary.tables["lsmeans"]["estimate"].to_numpy()).all()
+
+
+def test_e1_sets_post_rescue_values_missing(study: Study, analysis_long: pl.DataFrame) -> None:
+    config = estimands_config(study)
+    ids = _subjects(analysis_long)
+    rescued = ids[3:9]
+    adice = _adice([(s, "ICE2", "W4", 4) for s in rescued])
+    e1_result = run_estimand({"FAS": analysis_long}, adice, config.estimands[0], config, study)
+    kept = analysis_long.filter(~pl.col("subject").is_in(rescued) | (pl.col("visit_index") < 4))
+    assert kept.height < analysis_long.height
+    by_hand = fit_mmrm(kept, study).tables["contrasts"]
+    contrasts = e1_result.filter(pl.col("parameter").str.starts_with("trt_"))
+    assert np.array_equal(contrasts["estimate"].to_numpy(), by_hand["estimate"].to_numpy())
+    primary = fit_mmrm(analysis_long, study).tables["contrasts"]
+    assert not np.allclose(contrasts["estimate"].to_numpy(), primary["estimate"].to_numpy())
+
+
+def test_estimand_data_removes_hypothetical_rows_and_lists_the_switch_visit(
+    study: Study, analysis_long: pl.DataFrame
+) -> None:
+    config = estimands_config(study)
+    e2 = config.estimands[1]
+    a, b, c = _subjects(analysis_long)[:3]
+    adice = _adice([(a, "ICE1", "W8", 5), (a, "ICE2", "W3", 3), (b, "ICE1", "W12", 6)])
+    data, ice = estimand_data(analysis_long, adice, e2)
+    assert data.filter(pl.col("subject") == a)["visit_index"].max() == 2  # post-rescue gone
+    assert data.filter(pl.col("subject") == b).height == (
+        analysis_long.filter(pl.col("subject") == b).height
+    )  # post-discontinuation values are used (treatment policy)
+    assert data.filter(pl.col("subject") == c).height > 0
+    assert ice.rows() == [(a, "W3", "JR"), (b, "W12", "JR")]  # the earlier ICE switches
+
+
+def _discontinued(analysis_long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every 6th subject discontinues at W4: ICE1 there, values from W4 on missing."""
+    ids = _subjects(analysis_long)[::6]
+    data = analysis_long.filter(~pl.col("subject").is_in(ids) | (pl.col("visit_index") < 4))
+    return data, _adice([(s, "ICE1", "W4", 4) for s in ids])
+
+
+def _small_trial(
+    study: Study, effect_last: float = -0.5
+) -> tuple[Study, pl.DataFrame, pl.DataFrame]:
+    """A simulated two-arm trial (``trial.rbi.simulate``: 160 subjects, 30 % discontinue at a
+    uniform visit, values after it missing) as ``analysis_long`` (two centres, two strata
+    alternating) and ``adice``, and the study cut to its two arms and two centres, with the
+    tipping point at the last visit."""
+    arms = (study.reference_arm, study.arm_codes[1])
+    design = TrialDesign(n_subjects=160, labels=arms, effect_last=effect_last)
+    long, ice = simulate_trial(design, seed=3)
+    visits = study.model_visits
+    index = pl.DataFrame({"sim": [f"W{j + 1}" for j in range(len(visits))], "visit": visits})
+    index = index.with_columns(visit_index=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
+    number = pl.col("subject").str.slice(1).cast(pl.Int64)
+    data = (
+        long.rename({"visit": "sim", "base": "logbase", "y": "chg"})
+        .join(index, on="sim")
+        .drop("sim")
+        .with_columns(
+            # arms alternate by subject number: centres and strata cross them
+            centre=pl.when(number // 2 % 2 == 0).then(pl.lit("C01")).otherwise(pl.lit("C02")),
+            stratum=pl.when(number // 4 % 2 == 0).then(pl.lit("HDSS3")).otherwise(pl.lit("HDSS4")),
+        )
+    )
+    adice = (
+        ice.rename({"visit": "sim"})
+        .join(index, on="sim")
+        .select(
+            pl.col("subject").alias("subject_id"),
+            ICE=pl.lit("ICE1"),
+            basis=pl.lit("WITHDRAWAL"),
+            first_visit=pl.col("visit"),
+            first_visit_index=pl.col("visit_index"),
+            n_post_ice_rows=pl.lit(0, dtype=pl.Int64),
+        )
+    )
+    dropped = {*study.arm_codes[2:], *study.centres[2:]}
+    raw = _without(_raw(study), dropped)
+    raw["allocation"]["ratio"] = raw["allocation"]["ratio"][:2]
+    raw["estimands"]["tipping_point"]["visit"] = visits[-1]
+    return _study(raw), data, adice
+
+
+def test_e2_conditional_mean_and_bayesian_mi_agree_within_monte_carlo_error(
+    study: Study,
+) -> None:
+    small, data, adice = _small_trial(study)
+    config = estimands_config(small)
+    e2 = config.estimands[1]
+    populations = {"FAS": data}
+    primary = run_estimand(populations, adice, e2, config, small)
+    check = estimand_rbi(populations, adice, e2, config, small, "bayes-approx", 100, seed=7)
+    agreement = monte_carlo_agreement(primary, check)
+    assert agreement.height == 6 * 3  # visits x (1 contrast + 2 LS means)
+    assert agreement["n_imputations"].unique().to_list() == [100]
+    assert agreement["agree"].all(), agreement.filter(~pl.col("agree"))
+    first = agreement.filter(pl.col("visit") == small.model_visits[0])
+    assert (first["mc_se"] < 1e-9).all()  # nothing missing at the first visit: no MC error
+    assert (agreement.filter(pl.col("visit") != small.model_visits[0])["mc_se"] > 0).all()
+    # J2R pulls the drug arm towards the reference: a smaller effect at the last visit than MAR
+    mar = estimand_rbi(populations, adice.head(0), e2, config, small, "condmean-jackknife")
+    last = small.model_visits[-1]
+
+    def effect(frame: pl.DataFrame) -> float:
+        row = frame.filter(pl.col("visit") == last, pl.col("parameter").str.starts_with("trt_"))
+        return float(row["estimate"][0])
+
+    assert abs(effect(primary)) < abs(effect(mar.pooled))
+
+
+def _with_grid(study: Study, start: float, step: float, top: float) -> Study:
+    raw = _raw(study)
+    raw["estimands"]["tipping_point"].update(delta_start=start, delta_step=step, delta_max=top)
+    return _study(raw)
+
+
+def test_tipping_point_is_the_first_delta_whose_ci_includes_zero(study: Study) -> None:
+    small, data, adice = _small_trial(study, effect_last=-1.0)
+    coarse = _with_grid(small, 0.0, 0.25, 3.0)
+    curve = tipping_curve({"FAS": data}, adice, coarse)
+    points = tipping_points(curve)
+    rows = curve.sort("delta")
+    tip = points.row(0, named=True)
+    assert tip["contrast"] == f"{small.arm_codes[1]}-{small.reference_arm}"
+    assert tip["visit"] == small.model_visits[-1]
+    assert tip["reached"] and rows.height > 2
+    assert rows["includes_zero"].to_list() == [False] * (rows.height - 1) + [True]
+    assert tip["tipping_delta"] == rows["delta"][-1]
+    assert rows["delta"].to_list() == [0.25 * k for k in range(rows.height)]
+    # conditional mean imputation: the estimate moves linearly with delta, towards 0
+    slope = np.diff(rows["estimate"].to_numpy()) / np.diff(rows["delta"].to_numpy())
+    assert np.allclose(slope, slope[0], rtol=1e-8, atol=1e-12)
+    assert slope[0] > 0 and rows["estimate"][0] < 0
+
+
+def test_tipping_points_of_a_hand_made_curve() -> None:
+    curve = pl.DataFrame(
+        {
+            "arm": ["GLY"] * 3 + ["OXY"],
+            "contrast": ["GLY-TAP"] * 3 + ["OXY-TAP"],
+            "visit": ["W4"] * 4,
+            "delta": [0.0, 0.05, 0.1, 0.0],
+            "estimate": [-0.3, -0.2, -0.1, -0.05],
+            "lci": [-0.5, -0.4, -0.3, -0.2],
+            "uci": [-0.1, -0.01, 0.1, 0.1],
+            "includes_zero": [False, False, True, True],
+        }
+    )
+    points = tipping_points(curve)
+    assert points.select("arm", "tipping_delta", "reached", "estimate_at_0").rows() == [
+        ("GLY", 0.1, True, -0.3),
+        ("OXY", 0.0, True, -0.05),
+    ]
+
+
+def test_blinded_results_fit_nothing_and_say_so(study: Study, analysis_long: pl.DataFrame) -> None:
+    blinded = analysis_long.drop("arm")
+    ids = _subjects(analysis_long)
+    adsl = pl.DataFrame({"subject_id": ids, "FASFL": ["Y"] * len(ids)})
+    adice = _adice([(ids[0], "ICE1", "W4", 4), (ids[1], "ICE2", "W8", 5)])
+    primary = fit_mmrm(analysis_long, study)
+    result = estimand_results({"FAS": blinded}, adsl, adice, primary, study)
+    assert result.estimates.height == 0 and BLINDED_NOTE in result.notes
+    assert set(result.tables) == {"definitions", "ice_counts"}
+    assert result.tables["ice_counts"]["group"].unique().to_list() == ["TOTAL"]
+    assert result.tables["ice_counts"]["n_subjects"].to_list() == [1, 1]
+    assert result.tables["definitions"]["estimand"].to_list() == ["E1", "E2", "E3-CR", "E3-CIR"]
+    tipping = tipping_point_result({"FAS": blinded}, adsl, adice, study)
+    assert tipping.estimates.height == 0 and tipping.notes == [BLINDED_NOTE]
+
+
+def test_unblinded_results_put_each_estimand_beside_the_primary(study: Study) -> None:
+    small, data, adice = _small_trial(study)
+    adsl = (
+        data.select(pl.col("subject").alias("subject_id"), "arm")
+        .unique(maintain_order=True)
+        .with_columns(FASFL=pl.lit("Y"))
+    )
+    raw = _raw(small)
+    raw["estimands"]["definitions"][1]["check"]["n_samples"] = 20
+    fast = _study(raw)
+    result = estimand_results({"FAS": data}, adsl, adice, fit_mmrm(data, fast), fast)
+    at_visit = result.tables["primary_visit"]
+    assert at_visit["estimand"].unique(maintain_order=True).to_list() == [
+        PRIMARY_ANALYSIS,
+        "E1",
+        "E2",
+        "E3-CR",
+        "E3-CIR",
+    ]
+    assert set(at_visit["visit"]) == {"W4"}
+    primary = at_visit.filter(pl.col("estimand") == PRIMARY_ANALYSIS)
+    e1 = at_visit.filter(pl.col("estimand") == "E1")
+    assert np.array_equal(primary["estimate"].to_numpy(), e1["estimate"].to_numpy())
+    counts = result.tables["ice_counts"].filter(pl.col("ICE") == "ICE1")
+    assert counts["n_subjects"].sum() == adice.height
+    assert result.estimates.height == 4  # 4 estimands x 1 contrast
+    assert result.tables["check"]["n_imputations"].unique().to_list() == [20]
+    assert any(n.startswith("E2 check (bayes-approx, 20 imputations") for n in result.notes)
+
+
+def test_configuration_errors_name_what_to_fix(study: Study) -> None:
+    raw = _raw(study)
+    raw["estimands"]["definitions"][1]["ices"]["ICE1"]["missing"] = "LOCF"
+    with pytest.raises(ValueError, match="'LOCF' is not one of MAR, JR, CR, CIR"):
+        estimands_config(_study(raw))
+    raw = _raw(study)
+    raw["estimands"]["definitions"][0]["ices"]["ICE1"]["missing"] = "JR"
+    with pytest.raises(ValueError, match="MMRM handles missing values under MAR only"):
+        estimands_config(_study(raw))
+    raw = _raw(study)
+    raw["estimands"]["tipping_point"]["estimand"] = "E9"
+    with pytest.raises(ValueError, match="unknown estimand E9"):
+        estimands_config(_study(raw))
