@@ -196,7 +196,16 @@ def _cells(tlf: Tlf) -> list[str]:
 @needs_soffice
 def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_data, tmp_path):
     outputs = investigator_outputs(unblinded_data)
+    special = Tlf(
+        number="14.9.9",
+        title="Text that RTF must escape",
+        population="Test set (N = 2)",
+        frame=pl.DataFrame({"Label": ["enrolment_by_centre {x}", "érythème"], "A": ["1", "2"]}),
+        footnotes=("a_b stays a_b",),
+        sources=("ADSL",),
+    )
     chosen = [outputs[k] for k in ("enrolment", "contrasts", "ae_soc_pt", "ae_severity")]
+    chosen.append(special)
     paths = write_rtf_outputs(chosen, unblinded_data.run, "ION-301", tmp_path / "rtf")
     assert [p.name for p in paths] == [f"{t.key}.rtf" for t in chosen] + [COMBINED]
     subprocess.run(
@@ -218,9 +227,21 @@ def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_da
             assert cell in html
             assert cell in text, (tlf.label, cell)
         combined += text
+    special_text = " ".join("\n".join(p) for p in _pdf_pages(tmp_path / "pdf" / "t_14_9_9.pdf"))
+    for text in ("enrolment_by_centre {x}", "érythème", "a_b stays a_b"):
+        assert text in special_text, text
     whole = " ".join(
         " ".join("\n".join(p) for p in _pdf_pages(tmp_path / "pdf" / "all_outputs.pdf")).split()
     )
     for tlf in chosen:
         assert tlf.label in whole
         assert all(cell in whole for cell in _cells(tlf))
+
+
+def test_model_notes_name_the_analysis_not_the_result(unblinded_data):
+    from trial.report.investigator import investigator_html
+
+    html = investigator_html(unblinded_data)
+    notes = re.findall(r"<dd>([^<:]+): ", html)
+    assert notes and not [n for n in notes if SNAKE.match(n)], notes
+    assert "<dd>Primary analysis: MMRM, full analysis set: " in html

@@ -165,3 +165,16 @@ def test_dagster_definitions_refuse_a_broken_study(tmp_path: Path) -> None:
     )
     with pytest.raises(StudyError, match=r"models\.mmrm\.covariance: 'unstructred'"):
         build_definitions(settings)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_STUDIES)
+def test_the_amendment_sections_read_for_each_example(name: str) -> None:
+    """``intercurrent_events`` and ``estimands`` are typed by ``trial.estimands.config``: both
+    examples must stay readable there when its keys change."""
+    from trial.estimands.config import estimands_config
+
+    study = load_study(name)
+    config = estimands_config(study)
+    assert set(config.rules.names) == set(study.intercurrent_events)
+    assert config.tipping_point.visit in study.model_visits
+    assert all(e.visit in study.model_visits for e in config.estimands)

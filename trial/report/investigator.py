@@ -10,12 +10,17 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from trial.models import device as device_model
+from trial.models import multiplicity as multiplicity_model
+from trial.models import safety as safety_model
 from trial.report import figures
 from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
 from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
+from trial.report.labels import readable
+from trial.report.model_tables import DEFAULT_ROLES, ModelRoles
 from trial.report.pdf import print_to_pdf
 from trial.report.tlf import tlf_html
 
@@ -131,12 +136,29 @@ def _device(data: ReportData, out: _Outputs) -> str:
     return out("device", "induction", "faults")
 
 
+def model_label(name: str, roles: ModelRoles = DEFAULT_ROLES) -> str:
+    """A model result's printed name: the report's label of its role (``mmrm_pp`` ->
+    ``Sensitivity 2: primary MMRM on the per-protocol set``), else its name as words."""
+    labels = {
+        roles.primary: "Primary analysis: MMRM, full analysis set",
+        roles.subgroups: "Subgroup analyses",
+        roles.responders: "Responder analyses",
+        **roles.sensitivity,
+        **roles.secondary,
+        multiplicity_model.NAME: "Multiplicity: fixed sequence",
+        safety_model.NAME: "Adverse events",
+        device_model.NAME: "Device adherence and dose",
+    }
+    return labels.get(name) or readable(name)
+
+
 def _methods(data: ReportData) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in data.methods)
     notes = ""
     if data.model_notes.height:
         notes = "<dt>Model notes</dt>" + "".join(
-            f"<dd>{escape(m)}: {escape(n)}</dd>" for m, n in data.model_notes.iter_rows()
+            f"<dd>{escape(model_label(m))}: {escape(n)}</dd>"
+            for m, n in data.model_notes.iter_rows()
         )
     return f'<dl class="methods">{items}{notes}</dl>'
 

@@ -93,7 +93,7 @@ def rtf_document(tlf: Tlf, run: RunInfo, study_id: str) -> rtf.RTFDocument:
     bold = [["b" if i in tlf.emphasis else ""] * n_cols for i in range(rows)]
     header = (
         f"{_text(study_id)} | {run.blinding_label} | Page {{\\chpgn}} of "
-        "{\\fs16{\\field{\\*\\fldinst NUMPAGES }}}"
+        "{\\field{\\*\\fldinst {\\fs16 NUMPAGES }}{\\fldrslt {\\fs16 1}}}"
     )
     footnotes = [_text(n) for n in tlf.footnotes]
     page_rows = ROWS_LANDSCAPE if landscape else ROWS_PORTRAIT
