@@ -339,3 +339,26 @@ def test_a_bad_repeat_in_a_later_vendor_a_export_is_blamed_not_the_good_one(
         (15.0, 14.87),
         (15.0, 14.73),
     ]
+
+
+def test_an_unreadable_latest_snapshot_keeps_the_earlier_rows(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_tree(raw, {"C01/2026-02-09/dm.csv": FIRST["C01/2026-02-09/dm.csv"]})
+    write_tree(raw, {"C01/2026-02-09/ae.csv": FIRST["C01/2026-02-09/ae.csv"][:3]})
+    latest = raw / "C01/2026-03-09/ae.csv"
+    latest.parent.mkdir(parents=True)
+    latest.write_bytes(AE.encode() + b"\nC01-0001,C01-0001-AE01,ITCHING,\xff\xfe,2026-01-20\n")
+    manifest = scan_raw(raw)
+    frames = [
+        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
+    ]
+    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    ae, found = out["ae"], out["integrity_findings"]
+    assert isinstance(ae, pl.DataFrame) and isinstance(found, pl.DataFrame)
+    assert sorted(ae["ae_id"]) == ["C01-0001-AE01", "C01-0001-AE02"]
+    assert at(found, "finding", "SNAPSHOT_UNREADABLE") == [("C01/2026-03-09/ae.csv", None)]
+    assert at(found, "finding", "SNAPSHOT_ROW_MISSING") == [
+        ("C01/2026-02-09/ae.csv", 2),
+        ("C01/2026-02-09/ae.csv", 3),
+    ]
+    assert "not readable" in found.filter(finding="SNAPSHOT_ROW_MISSING")["detail"][0]
