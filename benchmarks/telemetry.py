@@ -193,7 +193,11 @@ def generate(events: int, root: Path) -> Path:
 # -- the implementations, each run in a child process ----------------------------------------
 def run_pipeline_step(raw: Path, work: Path) -> dict[str, float]:
     """The pipeline's telemetry steps (per delivery, then by ranges of devices)."""
+    from data_contracts.contracts import use_study
     from ingest.telemetry import read_telemetry
+    from study import load_study
+
+    use_study(load_study())  # the contracts' codelists come from the study
 
     deliveries = [
         sorted(folder.glob("*.jsonl")) for folder in sorted(raw.glob("*/*")) if folder.is_dir()
@@ -205,7 +209,10 @@ def run_pipeline_step(raw: Path, work: Path) -> dict[str, float]:
 
 def run_reader_eager(raw: Path, work: Path) -> dict[str, float]:
     """The reader as it is, everything in one frame (the starting point)."""
-    from data_contracts.contracts import cast_frame, load_contract
+    from data_contracts.contracts import cast_frame, load_contract, use_study
+    from study import load_study
+
+    use_study(load_study())
     from ingest.device_sessions import summarise_sessions
     from ingest.readers.vendor_b import read_vendor_b_files
 

@@ -183,7 +183,8 @@ def resolve_telemetry(
         q_order = backwards_quarantine(
             distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
         )
-        findings = key_findings(rows.join(distinct.select(lineage), on=lineage, how="semi"))
+        # Only lines with an odd key count are looked at; of those, the distinct ones count.
+        findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
         del rows
         distinct = distinct.filter(~back)
         distinct.write_parquet(events_dir / f"part-{number:05d}.parquet")

@@ -61,30 +61,61 @@ def key_findings(rows: pl.DataFrame) -> pl.DataFrame:
 
 def backwards_events(events: pl.DataFrame) -> pl.Series:
     """Boolean per row of ``events`` (``dev``, ``sid``, ``ts``, lineage): True for an event out
-    of time order within its session (see the module docstring)."""
+    of time order within its session (see the module docstring). One sort and shifts on the
+    sorted rows (neighbours of another session masked); the residual check (an event still
+    earlier than one before it) runs only on the few sessions that keep a decrease."""
     if events.height == 0:
         return pl.Series("_back", [], dtype=pl.Boolean)
-    session = ["dev", "sid"]
     ts = pl.col("ts")
-    ordered = events.with_row_index("_row").sort(
-        *session,
-        pl.col("source_file").str.split("/").list.last(),
-        "source_line",
-        nulls_last=True,
+    files = events["source_file"].unique().sort()
+    names = files.str.replace(r"^.*/", "").rank("dense").cast(pl.Int64)
+    ordered = (
+        events.select("dev", "sid", "ts", "source_file", "source_line")
+        .with_row_index("_row")
+        .with_columns(
+            # Numeric keys (sorting and comparing the strings costs several times as much):
+            # the session by a 64-bit hash of (dev, sid) (two sessions sharing one is a chance
+            # of about n^2 / 2^65); a file by the rank of its name (the name carries its first
+            # event's time, the folder only the delivery).
+            _session=pl.struct("dev", "sid").hash(),
+            _name=pl.col("source_file").replace_strict(files, names, return_dtype=pl.Int64),
+        )
+        .sort("_session", "_name", "source_line")
     )
-    prev, nxt = ts.shift(1).over(session), ts.shift(-1).over(session)
-    prev2, nxt2 = ts.shift(2).over(session), ts.shift(-2).over(session)
+
+    def near(k: int) -> pl.Expr:
+        """The time stamp ``k`` rows away (negative: after) when that row and every row
+        between are of the same session, else null."""
+        step = 1 if k > 0 else -1
+        ok = pl.all_horizontal(
+            (pl.col("_session") == pl.col("_session").shift(j)).fill_null(False)
+            for j in range(step, k + step, step)
+        )
+        return pl.when(ok).then(ts.shift(k))
+
+    ordered = ordered.with_columns(_prev=near(1), _next=near(-1), _prev2=near(2), _next2=near(-2))
+    prev, nxt, prev2, nxt2 = (pl.col(c) for c in ("_prev", "_next", "_prev2", "_next2"))
     inner = prev.is_not_null() & nxt.is_not_null() & (prev <= nxt) & ((ts < prev) | (ts > nxt))
     first = prev.is_null() & nxt.is_not_null() & (ts > nxt) & (nxt <= nxt2)
     last = nxt.is_null() & prev.is_not_null() & (ts < prev) & (prev2 <= prev)
     flagged = ordered.with_columns(_back=(inner | first | last).fill_null(False))
-    rest = flagged.filter(~pl.col("_back")).with_columns(
-        _late=(ts < ts.cum_max().shift(1).over(session)).fill_null(False)
+    rest = flagged.filter(~pl.col("_back"))
+    still = rest.filter((ts < near(1)).fill_null(False)).select("dev", "sid").unique()
+    back = flagged.select("_row", "_back")
+    if still.height:
+        session = ["dev", "sid"]
+        late = (
+            rest.join(still, on=session, how="semi", nulls_equal=True)
+            .with_columns(_late=(ts < ts.cum_max().shift(1).over(session)).fill_null(False))
+            .filter("_late")
+            .select("_row")
+        )
+        back = back.with_columns(
+            _back=pl.col("_back") | pl.col("_row").is_in(late["_row"].implode())
+        )
+    return pl.Series("_back", [False] * events.height, dtype=pl.Boolean).scatter(
+        back["_row"], back["_back"]
     )
-    back = flagged.join(rest.select("_row", "_late"), on="_row", how="left").with_columns(
-        _back=pl.col("_back") | pl.col("_late").fill_null(False)
-    )
-    return back.sort("_row")["_back"]
 
 
 def backwards_quarantine(rows: pl.DataFrame) -> pl.DataFrame:

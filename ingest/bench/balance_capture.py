@@ -8,8 +8,13 @@ twice. Two modes:
 
 - interactive: the operator types paper id, subject, visit, region, side and phase;
 - worklist: a CSV gives them row by row; the driver polls ``SI`` until the pan holds more than
-  5 mg, records a stable ``S``, then waits for the pan to be cleared (stable below 1 mg).
-  An error or ``S I`` repeats the row's weighing; the run ends (exit 0) when the list is done.
+  5 mg, records a stable ``S``, then waits for the pan to be cleared. A weight is recorded for
+  a row only after the driver has seen the pan cleared since the previous row (any reading
+  below 1 mg, stable or not): a loaded pan never seen cleared (a paper swapped for the next
+  faster than one poll, or a paper on the pan at the start) is refused with a prompt to lift
+  it off, never taken for the next row. An error or ``S I`` (the pan did not settle within
+  the balance's stability timeout: a draught) is reported and the row weighed again; the run
+  ends (exit 0) when the list is done.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ingest.bench.balance_device import Balance, BalanceError
+from ingest.bench.balance_device import Balance, BalanceBusy, BalanceError
 from ingest.bench.jsonl_store import (
     JsonlWriter,
     load_checkpoint,
@@ -158,6 +163,8 @@ class BalanceCapture:
         self.pending: dict[str, dict[str, Any]] = {}
         self.done: set[tuple[str, str]] = set()
         self.awaiting_clear = False
+        self.seen_clear = False
+        self.busy_replies = 0
         self.papers_written = 0
 
     # -- checkpoint --------------------------------------------------------------------------
@@ -289,24 +296,61 @@ class BalanceCapture:
             self.papers_written += 1
         self.say(f"{meta['paper_id']} {phase}: {weight.value} {weight.unit}")
 
-    def _wait_load(self) -> None:
+    def _poll(self) -> Weight | None:
+        """One ``SI`` reading (None after reporting an error); a reading below 1 mg, stable or
+        not, marks the pan as seen cleared."""
+        try:
+            weight: Weight = self._call(lambda b: b.weight_now())
+        except BalanceError as exc:
+            self.say(str(exc))
+            return None
+        if abs(to_mg(weight)) < CLEAR_MG:
+            self.seen_clear = True
+        return weight
+
+    def _wait_load(self, paper: str) -> None:
+        """Until the pan holds more than 5 mg after having been seen cleared since the previous
+        row. A load on a pan never seen cleared is refused with a prompt (said once per
+        episode), never weighed."""
+        refused = False
         while True:
-            try:
-                weight: Weight = self._call(lambda b: b.weight_now())
-                if to_mg(weight) > LOAD_MG:
+            weight = self._poll()
+            if weight is not None and to_mg(weight) > LOAD_MG:
+                if self.seen_clear:
                     return
-            except BalanceError as exc:
-                self.say(str(exc))
+                if not refused:
+                    self.say(
+                        f"refused: the pan holds {weight.value} {weight.unit} but was not seen "
+                        f"empty since the last weighing; lift it off until the display reads "
+                        f"0, then place paper {paper}"
+                    )
+                    refused = True
             self._pause()
 
-    def _wait_clear(self, limit_mg: Decimal) -> None:
-        while True:
-            try:
-                weight: Weight = self._call(lambda b: b.weight_now())
-                if weight.stable and abs(to_mg(weight)) < limit_mg:
-                    return
-            except BalanceError as exc:
-                self.say(str(exc))
+    def _wait_clear(self, paper: str | None = None, weighed: Weight | None = None) -> None:
+        """Until a reading below 1 mg (stable or not); asks once to clear the pan. A stable
+        load that is not the ``weighed`` paper's (the next paper put on without the pan being
+        seen empty) is refused with a prompt, once per load."""
+        asked = False
+        refused: Decimal | None = None
+        while not self.seen_clear:
+            weight = self._poll()
+            if self.seen_clear:
+                return
+            if weight is not None and paper is not None:
+                if not asked:
+                    self.say(f"remove paper {paper} from the pan")
+                    asked = True
+                mg = to_mg(weight)
+                other = weighed is not None and abs(mg - to_mg(weighed)) > CLEAR_MG
+                if weight.stable and mg > LOAD_MG and other and mg != refused:
+                    self.say(
+                        f"refused: the pan holds {weight.value} {weight.unit}, not paper {paper} "
+                        f"({weighed.value if weighed else '?'} {weighed.unit if weighed else ''}), "
+                        "and was not seen empty since it was weighed: lift it off until the "
+                        "display reads 0, then place it again"
+                    )
+                    refused = mg
             self._pause()
 
     def _zero_empty_pan(self) -> None:
@@ -325,6 +369,8 @@ class BalanceCapture:
             if not weight.stable:
                 self._pause()
                 continue
+            if abs(to_mg(weight)) < CLEAR_MG:
+                self.seen_clear = True
             if abs(to_mg(weight)) >= LOAD_MG:
                 self.say(f"pan not empty at start ({weight.value} {weight.unit}): not zeroed")
                 return
@@ -339,7 +385,7 @@ class BalanceCapture:
     def _run_worklist(self, rows: list[dict[str, str]]) -> None:
         if self.awaiting_clear:
             self.say("waiting for the pan to be cleared")
-            self._wait_clear(CLEAR_MG)
+            self._wait_clear()
             self.awaiting_clear = False
             self._save()
         self._zero_empty_pan()
@@ -348,23 +394,29 @@ class BalanceCapture:
                 continue
             self.say(f"place paper {row['paper_id']} ({row['phase']}) on the pan")
             while True:
-                self._wait_load()
+                self._wait_load(row["paper_id"])
                 try:
                     weight = self._weigh()
                 except BalanceError as exc:
-                    self.say(f"{exc}")
+                    self.busy_replies += isinstance(exc, BalanceBusy)
+                    self.say(f"{row['paper_id']} {row['phase']}: {exc}")
                     continue
                 if to_mg(weight) <= LOAD_MG:
                     self.say("the pan was cleared during the weighing; weighing again")
                     continue
                 break
             self._record(row, row["phase"], weight)
+            self.seen_clear = False
             self.awaiting_clear = True
             self._save()
-            self._wait_clear(CLEAR_MG)
+            self._wait_clear(row["paper_id"], weight)
             self.awaiting_clear = False
             self._save()
-        self.say(f"worklist done: {self.papers_written} paper(s) written")
+        retried = f"; {self.busy_replies} unsettled (S I) weighing(s) retried"
+        self.say(
+            f"worklist done: {self.papers_written} paper(s) written"
+            + (retried if self.busy_replies else "")
+        )
 
     def _prompt(self, text: str, allowed: tuple[str, ...] | None = None, default: str = "") -> str:
         while True:

@@ -91,7 +91,9 @@ def data_quality_report(
     adhdss: pl.DataFrame,
     addev: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Every item a data manager must act on, with file, line, field and what to fix. Always
+    """Every item a data manager must act on, with file, line, field and what to fix, and its
+    life (stable id, first-seen delivery, resolved since the previous run, open findings per
+    centre with their age; ``OUT/reports/findings_ledger.parquet`` kept between runs). Always
     BLINDED (it goes to data managers), also in an unblinded run."""
     run = run_info_for(landing_manifest, blinded=True)
     tables = {
@@ -106,7 +108,7 @@ def data_quality_report(
         "addev": addev,
     }
     path = render_data_quality_report(
-        tables, settings.study(), run, Path(settings.out_dir) / "reports"
+        tables, settings.study(), run, Path(settings.out_dir) / "reports", landing_manifest
     )
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "quarantined": quarantine.height}

@@ -209,3 +209,46 @@ def test_balance_found_again_under_another_name(tmp_path: Path) -> None:
         ("0.2345", "0.3001"),
     ]
     assert any(s.startswith("balance B123456789 found on") for s in said)
+
+
+def test_quick_paper_swap_is_refused_never_recorded_for_the_next_row(tmp_path: Path) -> None:
+    """The operator swaps the weighed P1 for P2 faster than one poll (the pan never reads
+    empty): P2's weight must not become P2's dry weight without the pan having been seen
+    cleared; the driver refuses with a prompt and records nothing more."""
+    scenario = BalanceScenario(operator={**OPERATOR, "swap": True})
+    code, said, emulator = _run(
+        tmp_path, scenario, stop_when=lambda text: text.startswith("refused:")
+    )
+    emulator.stop_event.set()
+    assert code == 0
+    refusal = next(s for s in said if s.startswith("refused:"))
+    assert "0.2345 g, not paper P1 (0.1234 g)" in refusal and "lift it off" in refusal
+    assert any(s == "remove paper P1 from the pan" for s in said)
+    assert emulator.model.stable_replies == 1, "only P1 dry was weighed"
+    assert _records(tmp_path / "out") == []
+    state = json.loads((tmp_path / "out" / "capture-balance.checkpoint.json").read_text("utf-8"))
+    assert state["done"] == [["P1", "dry"]] and state["awaiting_clear"]
+    assert state["pending"]["P1"]["dry"]["value"] == "0.1234"
+
+
+def test_draught_longer_than_the_stability_timeout(tmp_path: Path) -> None:
+    """A draught outlasts the balance's stability timeout twice over while P1 is weighed:
+    each ``S I`` is reported and the weighing retried; every phase is weighed once, right."""
+    scenario = BalanceScenario(
+        operator=OPERATOR,
+        stability_timeout_s=2.0,
+        steps=[{"at": 0.0, "unsettled_s": 8.0, "after_zero": True}],
+    )
+    code, said, emulator = _run(tmp_path, scenario)
+    emulator.stop_event.set()
+    assert code == 0
+    unsettled = [s for s in said if "did not settle" in s]
+    assert len(unsettled) >= 2 and all(s.startswith("P1 dry: S:") for s in unsettled)
+    assert emulator.model.sent.count("S I") == len(unsettled)
+    assert said[-1].endswith(f"; {len(unsettled)} unsettled (S I) weighing(s) retried")
+    records = _records(tmp_path / "out")
+    assert [(r["paper_id"], r["dry"]["value"], r["wet"]["value"]) for r in records] == [
+        ("P1", "0.1234", "0.1534"),
+        ("P2", "0.2345", "0.3001"),
+    ]
+    assert emulator.model.stable_replies == 4

@@ -149,11 +149,14 @@ def test_estimand_data_removes_hypothetical_rows_and_lists_the_switch_visit(
     a, b, c = _subjects(analysis_long)[:3]
     adice = _adice([(a, "ICE1", "W8", 5), (a, "ICE2", "W3", 3), (b, "ICE1", "W12", 6)])
     data, ice = estimand_data(analysis_long, adice, e2)
-    assert data.filter(pl.col("subject") == a)["visit_index"].max() == 2  # post-rescue gone
-    assert data.filter(pl.col("subject") == b).height == (
-        analysis_long.filter(pl.col("subject") == b).height
-    )  # post-discontinuation values are used (treatment policy)
-    assert data.filter(pl.col("subject") == c).height > 0
+    assert data.height == analysis_long.height  # rows stay, outcomes are set missing
+    rows_a = data.filter(pl.col("subject") == a)
+    assert rows_a.filter(pl.col("chg").is_not_null())["visit_index"].max() == 2  # post-rescue
+    assert rows_a.filter(pl.col("visit_index") >= 3)["chg"].null_count() == (
+        rows_a.filter(pl.col("visit_index") >= 3).height
+    )
+    for subject in (b, c):  # post-discontinuation values are used (treatment policy)
+        assert data.filter(pl.col("subject") == subject)["chg"].null_count() == 0
     assert ice.rows() == [(a, "W3", "JR"), (b, "W12", "JR")]  # the earlier ICE switches
 
 
@@ -338,3 +341,25 @@ def test_configuration_errors_name_what_to_fix(study: Study) -> None:
     raw["estimands"]["tipping_point"]["estimand"] = "E9"
     with pytest.raises(ValueError, match="unknown estimand E9"):
         estimands_config(_study(raw))
+
+
+def test_a_subject_rescued_before_the_first_visit_is_imputed_not_dropped(
+    study: Study, analysis_long: pl.DataFrame
+) -> None:
+    """Every value of the subject is post-rescue: E1's MMRM has no row of them, E2 imputes all
+    of them (jump to reference) instead of refusing an ICE row without data."""
+    config = estimands_config(study)
+    rescued = _subjects(analysis_long)[7]
+    adice = _adice([(rescued, "ICE2", study.model_visits[0], 1)])
+    populations = {"FAS": analysis_long}
+    data, ice = estimand_data(analysis_long, adice, config.estimands[1])
+    assert data.filter(pl.col("subject") == rescued)["chg"].null_count() > 0
+    assert ice.rows() == [(rescued, study.model_visits[0], "JR")]
+    e1 = run_estimand(populations, adice, config.estimands[0], config, study)
+    kept = analysis_long.filter(pl.col("subject") != rescued)
+    by_hand = fit_mmrm(kept, study).tables["contrasts"]["estimate"].to_numpy()
+    assert np.array_equal(
+        e1.filter(pl.col("parameter").str.starts_with("trt_"))["estimate"].to_numpy(), by_hand
+    )
+    e2 = run_estimand(populations, adice, config.estimands[1], config, study)
+    assert e2["estimate"].is_finite().all()

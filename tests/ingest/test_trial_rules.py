@@ -290,3 +290,75 @@ def test_key_findings_ignore_lines_as_devices_write_them() -> None:
         }
     )
     assert key_findings(rows).height == 0
+
+
+def test_a_bad_repeat_in_a_later_vendor_a_export_is_blamed_not_the_good_one(
+    tmp_path: Path,
+) -> None:
+    """A later export repeats session 2 with ``programmed_ma`` 9999 and session 3 with
+    ``mean_ma`` 1e400: those lines are quarantined (implausible, not finite) before repeats are
+    resolved, so no conflict blames the earlier, correct export and the sessions keep its
+    values."""
+    head = [
+        "#serial=A-00001",
+        "#firmware=3.2.1",
+        "#exported_at=2026-02-01T12:00:00",
+        "#utc_offset=+01:00",
+        "session_no,start,duration_s,programmed_ma,mean_ma,max_v,charge_mc,polarity_switches,"
+        "end_reason,fault_code",
+    ]
+    s1 = "1,2026-01-19T19:00:00,1200,15.0,14.85,22.8,17820.0,1,COMPLETED,"
+    s2 = "2,2026-01-21T19:00:00,1200,15.0,14.87,25.1,17844.0,1,COMPLETED,"
+    s3 = "3,2026-01-24T20:30:00,508,15.0,14.73,25.9,7482.8,0,STOPPED_BY_USER,"
+    bad2 = s2.replace(",15.0,14.87,", ",9999,14.87,")
+    bad3 = s3.replace(",14.73,", ",1e400,")
+    raw = tmp_path / "raw"
+    write_tree(
+        raw,
+        {
+            "C01/2026-02-09/ionto-a_A-00001_20260201.csv": [*head, s1, s2, s3],
+            "C01/2026-03-09/ionto-a_A-00001_20260301.csv": [*head, s1, bad2, bad3],
+        },
+    )
+    manifest = scan_raw(raw)
+    frames = [
+        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
+    ]
+    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    q = out["quarantine"]
+    assert isinstance(q, pl.DataFrame)
+    later = "C01/2026-03-09/ionto-a_A-00001_20260301.csv"
+    assert q.select("source_file", "source_line", "reason_code", "field").rows() == [
+        (later, 7, "IMPLAUSIBLE_VALUE", "programmed_ma"),
+        (later, 8, "NON_FINITE", "mean_ma"),
+    ]
+    sessions = out["vendor_a_sessions"]
+    assert isinstance(sessions, pl.DataFrame)
+    assert sessions.sort("session_no").select("programmed_ma", "mean_ma").rows() == [
+        (15.0, 14.85),
+        (15.0, 14.87),
+        (15.0, 14.73),
+    ]
+
+
+def test_an_unreadable_latest_snapshot_keeps_the_earlier_rows(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_tree(raw, {"C01/2026-02-09/dm.csv": FIRST["C01/2026-02-09/dm.csv"]})
+    write_tree(raw, {"C01/2026-02-09/ae.csv": FIRST["C01/2026-02-09/ae.csv"][:3]})
+    latest = raw / "C01/2026-03-09/ae.csv"
+    latest.parent.mkdir(parents=True)
+    latest.write_bytes(AE.encode() + b"\nC01-0001,C01-0001-AE01,ITCHING,\xff\xfe,2026-01-20\n")
+    manifest = scan_raw(raw)
+    frames = [
+        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
+    ]
+    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    ae, found = out["ae"], out["integrity_findings"]
+    assert isinstance(ae, pl.DataFrame) and isinstance(found, pl.DataFrame)
+    assert sorted(ae["ae_id"]) == ["C01-0001-AE01", "C01-0001-AE02"]
+    assert at(found, "finding", "SNAPSHOT_UNREADABLE") == [("C01/2026-03-09/ae.csv", None)]
+    assert at(found, "finding", "SNAPSHOT_ROW_MISSING") == [
+        ("C01/2026-02-09/ae.csv", 2),
+        ("C01/2026-02-09/ae.csv", 3),
+    ]
+    assert "not readable" in found.filter(finding="SNAPSHOT_ROW_MISSING")["detail"][0]

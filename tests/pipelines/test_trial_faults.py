@@ -112,6 +112,13 @@ def test_whole_run_accounts_for_every_subject(faulty: SimulationSummary, tmp_pat
     data = out / "reports" / "investigator_report_data"
     reconciled = pl.read_parquet(data / "accountability.parquet")
     assert reconciled.height and (reconciled["reconciles"] != "N").all(), reconciled
+    ledger = pl.read_parquet(out / "reports" / "findings_ledger.parquet")
+    assert ledger["finding_id"].is_unique().all() and set(ledger["status"]) == {"OPEN"}
+    assert {f["file"] for f in trial_faults(faulty) if f["outcome"] != "stop"} <= set(
+        ledger["source_file"]
+    )
+    html = (out / "reports" / "data_quality_report.html").read_text("utf-8")
+    assert "Open findings per centre" in html
     consort = pl.read_parquet(data / "consort.parquet")
     screened = consort.filter((pl.col("stage") == "screened") & pl.col("reason").is_null())
     assert int(screened["n"].sum()) == adsl.filter(pl.col("dm_status") != "ABSENT").height

@@ -247,3 +247,35 @@ def test_fit_post_ice_fits_the_model_on_every_observed_value(
         included.coefficients["estimate"], mar.coefficients["estimate"], atol=1e-10
     )
     assert not np.allclose(default.coefficients["estimate"], mar.coefficients["estimate"])
+
+
+def _with_centre(data: pl.DataFrame, rare: int) -> pl.DataFrame:
+    """A centre covariate whose level C9 holds the first ``rare`` subjects."""
+    subjects = data.get_column("subject").unique(maintain_order=True).to_list()
+    centre = {
+        s: "C9" if k < rare else ("C1" if k % 4 < 2 else "C2") for k, s in enumerate(subjects)
+    }
+    return data.with_columns(pl.col("subject").replace_strict(centre).alias("centre"))
+
+
+def test_bootstrap_redraws_a_sample_without_a_rare_level() -> None:
+    """rbmi's behaviour: a resample on which the model is not estimable is drawn again."""
+    data, ice = simulate_trial(TrialDesign(n_subjects=60, n_visits=3), seed=8)
+    spec = _with(
+        covariates=["base*visit", "centre"],
+        analysis_covariates=["base", "centre"],
+        method="condmean-bootstrap",
+        n_samples=30,
+        seed=1,
+    )
+    result = run_rbi(_with_centre(data, 4), ice, spec)
+    assert result.fit["redrawn_samples"] == 1
+    assert result.fit["n_samples"] == 30
+    assert result.pooled.get_column("se").is_finite().all()
+
+
+def test_jackknife_refuses_a_level_of_one_subject() -> None:
+    data, ice = simulate_trial(TrialDesign(n_subjects=30, n_visits=3), seed=8)
+    spec = _with(covariates=["base*visit", "centre"])
+    with pytest.raises(RbiInputError, match="'centreC9' is informed by one subject only"):
+        run_rbi(_with_centre(data, 1), ice, spec)

@@ -205,3 +205,18 @@ def test_single_visit_j2r_with_covariate_matches_two_regressions() -> None:
     expected = np.linalg.lstsq(design, completed, rcond=None)[0][1]
     got = run_rbi(data, ice, _with(covariates=["x"], analysis_covariates=["x"])).pooled
     assert _estimates(got, "trt_DRUG")[0] == pytest.approx(expected, abs=1e-10)
+
+
+def test_bayes_and_conditional_mean_agree_within_monte_carlo_error() -> None:
+    """Both target the same J2R estimand: the mean of 100 random imputations is within 4
+    Monte-Carlo SEs (sqrt(between-imputation variance / M)) of the conditional-mean estimate."""
+    data, ice = simulate_trial(TrialDesign(n_subjects=200, n_visits=4), seed=21)
+    cm = run_rbi(data, ice, SPEC).pooled
+    bayes = run_rbi(data, ice, _with(method="bayes-approx", n_samples=100, seed=3))
+    draws = bayes.samples.group_by("visit", "parameter", maintain_order=True).agg(
+        pl.col("estimate").std().alias("between_sd")
+    )
+    mc_se = draws.get_column("between_sd").to_numpy() / np.sqrt(100)
+    diff = bayes.pooled.get_column("estimate").to_numpy() - cm.get_column("estimate").to_numpy()
+    assert np.all(np.abs(diff) <= 4 * mc_se + 1e-12)
+    assert np.any(mc_se > 0)

@@ -3,7 +3,8 @@
 For each estimand:
 
 - observed values post an ICE whose handling is ``set_missing`` (hypothetical strategy) are
-  removed: the rows of ``analysis_long`` at or after the ICE's ``first_visit`` (schedule order);
+  set missing: the outcome of the rows of ``analysis_long`` at or after the ICE's
+  ``first_visit`` (schedule order);
 - ``method: mmrm``: section 7's primary MMRM (:func:`trial.models.mmrm.fit_mmrm`) on the rows
   left, missing values handled by the likelihood under MAR. With no such rows removed this is
   the primary analysis exactly;
@@ -63,16 +64,22 @@ def _first_visits(adice: pl.DataFrame, ices: list[str]) -> pl.DataFrame:
 def estimand_data(
     analysis_long: pl.DataFrame, adice: pl.DataFrame, estimand: Estimand
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(data, ice)`` of one estimand: ``analysis_long`` without the rows its hypothetical
-    ICEs set missing, and the ICE table of :mod:`trial.rbi` (``subject, visit, strategy``: the
-    first visit of the subject's earliest ICE imputed under the estimand's reference-based
-    strategy; no rows when every ICE is handled under MAR)."""
+    """``(data, ice)`` of one estimand: ``analysis_long`` with the outcome (``chg``) set missing
+    at and after the first visit of each ICE its hypothetical strategy handles (the rows stay,
+    so that a subject with no value left is still imputed), and the ICE table of
+    :mod:`trial.rbi` (``subject, visit, strategy``: the first visit of the subject's earliest
+    ICE imputed under the estimand's reference-based strategy; no rows when every ICE is
+    handled under MAR)."""
     removed = _first_visits(adice, estimand.set_missing())
     data = (
         analysis_long.join(removed, on="subject", how="left")
-        .filter(
-            pl.col("first_visit_index").is_null()
-            | (pl.col("visit_index") < pl.col("first_visit_index"))
+        .with_columns(
+            chg=pl.when(
+                pl.col("first_visit_index").is_null()
+                | (pl.col("visit_index") < pl.col("first_visit_index"))
+            )
+            .then(pl.col("chg"))
+            .otherwise(None)
         )
         .drop("first_visit_index")
     )
@@ -87,6 +94,11 @@ def estimand_data(
         .sort("subject")
     )
     return data, ice
+
+
+def observed(data: pl.DataFrame) -> pl.DataFrame:
+    """The rows of an estimand's data with an outcome (the MMRM's input)."""
+    return data.filter(pl.col("chg").is_not_null())
 
 
 def rbi_spec(
@@ -206,7 +218,7 @@ def run_estimand(
     ``populations``: analysis set name -> its ``analysis_long`` (unblinded)."""
     if estimand.method == "mmrm":
         data, _ = estimand_data(_population(populations, estimand), adice, estimand)
-        return mmrm_estimand(data, estimand, study)
+        return mmrm_estimand(observed(data), estimand, study)
     result = estimand_rbi(populations, adice, estimand, config, study, estimand.method)
     return tidy_rbi(result, estimand.id, estimand.method, estimand.imputation, study.reference_arm)
 

@@ -28,12 +28,15 @@ from trial.rbi.analysis import AncovaEstimates, ancova, parameter_names
 from trial.rbi.impute import Imputer
 from trial.rbi.jackknife import LeaveOneOut
 from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
-from trial.rbi.prepare import Prepared, prepare
-from trial.rbi.reml_fit import RemlOptimum, UnstructuredReml
+from trial.rbi.prepare import Prepared, full_rank, prepare
+from trial.rbi.reml_fit import ImputationModelError, RemlOptimum, UnstructuredReml
 from trial.rbi.spec import DELTA_COLUMN, RbiInputError, RbiSpec
 
 CHUNK = 128
 """Samples imputed and analysed at once (bounds memory at CHUNK x subjects x visits)."""
+
+MAX_REDRAWN_SHARE = 0.1
+"""Share of ``n_samples`` that may be redrawn (not estimable, or not fitted) before an error."""
 
 POOLED_COLUMNS = ["visit", "parameter", "estimate", "se", "lci", "uci", "pvalue", "df"]
 
@@ -49,7 +52,7 @@ class RbiResult:
     full-data conditional-mean imputation (``imputed`` flags imputed values, delta included).
     ``coefficients`` / ``covariance``: the full-data imputation model. ``fit``: counts and
     settings (subjects, observations fitted, strategies, method, samples, refits that needed
-    the full Newton fallback, -2 REML log-likelihood).
+    a fallback, bootstrap samples redrawn, -2 REML log-likelihood).
     """
 
     pooled: pl.DataFrame
@@ -70,6 +73,7 @@ class Draws:
     sigmas: np.ndarray
     weights: np.ndarray | None
     fallbacks: int
+    redrawn: int
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -91,8 +95,55 @@ def _stratified_resample(prep: Prepared, rng: np.random.Generator) -> np.ndarray
     return np.sort(np.concatenate(parts))
 
 
+def _single_subject_columns(prep: Prepared) -> str | None:
+    """A model column that only one subject informs (the jackknife cannot leave it out)."""
+    fit_cols = ((prep.x_own != 0) & prep.fit_mask[:, :, None]).any(1).sum(0)
+    ana_cols = (prep.x_analysis != 0).any(0).sum(0)
+    for names, counts in ((prep.terms, fit_cols), (prep.analysis_terms, ana_cols)):
+        single = [name for name, c in zip(names, counts, strict=True) if c <= 1]
+        if single:
+            return single[0]
+    return None
+
+
+def _valid_resample(prep: Prepared, ids: np.ndarray) -> bool:
+    """Whether the imputation model, and for conditional mean the ANCOVA of every visit, is
+    estimable on the resample ``ids``."""
+    mask = prep.fit_mask[ids]
+    if not full_rank(prep.x_own[ids][mask]):
+        return False
+    if prep.spec.method == "bayes-approx":
+        return True
+    return all(full_rank(prep.x_analysis[v][ids]) for v in range(prep.n_visits))
+
+
+def _jackknife(
+    prep: Prepared, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """One refit per subject left out: parameters and the number of fallbacks."""
+    column = _single_subject_columns(prep)
+    if column is not None:
+        raise RbiInputError(
+            f"model column {column!r} is informed by one subject only: the jackknife cannot "
+            "leave that subject out; merge rare covariate levels"
+        )
+    loo = LeaveOneOut(prep, model, full, h_inv)
+    betas, sigmas, fallbacks = [], [], 0
+    for i in range(prep.n_subjects):
+        opt, fell_back = loo.refit(i)
+        betas.append(opt.beta)
+        sigmas.append(opt.sigma)
+        fallbacks += int(fell_back)
+    return betas, sigmas, fallbacks
+
+
 def draw_parameters(prep: Prepared) -> Draws:
-    """Full-data fit plus the per-sample refits of the spec's method."""
+    """Full-data fit plus the per-sample refits of the spec's method.
+
+    A bootstrap sample on which the imputation model (or, for conditional mean, a visit's
+    ANCOVA) is not estimable - a rare covariate level left out - or whose fit fails is drawn
+    again, as rbmi does; more than :data:`MAX_REDRAWN_SHARE` of ``n_samples`` redrawn is an error.
+    """
     spec = prep.spec
     start = time.perf_counter()
     data = pattern_data(prep)
@@ -102,29 +153,37 @@ def draw_parameters(prep: Prepared) -> Draws:
     seconds = {"full_fit": time.perf_counter() - start}
     n = prep.n_subjects
     start = time.perf_counter()
-    betas, sigmas, fallbacks = [], [], 0
+    redrawn = 0
+    weights: np.ndarray | None = None
     if spec.method == "condmean-jackknife":
-        loo = LeaveOneOut(prep, model, full, h_inv)
-        for i in range(n):
-            opt, fell_back = loo.refit(i)
-            betas.append(opt.beta)
-            sigmas.append(opt.sigma)
-            fallbacks += int(fell_back)
-        weights = None
+        betas, sigmas, fallbacks = _jackknife(prep, model, full, h_inv)
     else:
+        betas, sigmas, fallbacks = [], [], 0
         rng = np.random.default_rng(spec.seed)
         weight_rows = []
-        for _ in range(spec.n_samples):
+        while len(betas) < spec.n_samples:
+            if redrawn > MAX_REDRAWN_SHARE * spec.n_samples:
+                raise RbiInputError(
+                    f"{redrawn} bootstrap samples were not estimable or not fitted (a covariate "
+                    "level too rare to be in every resample?); merge rare levels or use the "
+                    "jackknife"
+                )
             ids = _stratified_resample(prep, rng)
-            sample_model = UnstructuredReml(pattern_data(prep, ids))
-            opt, fell_back = sample_model.refit(full.theta, h_inv)
+            if not _valid_resample(prep, ids):
+                redrawn += 1
+                continue
+            try:
+                opt, fell_back = UnstructuredReml(pattern_data(prep, ids)).refit(full.theta, h_inv)
+            except (ImputationModelError, np.linalg.LinAlgError):
+                redrawn += 1
+                continue
             fallbacks += int(fell_back)
             betas.append(opt.beta)
             sigmas.append(opt.sigma)
             weight_rows.append(np.bincount(ids, minlength=n).astype(float))
         weights = np.array(weight_rows)
     seconds["refits"] = time.perf_counter() - start
-    return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, seconds)
+    return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, redrawn, seconds)
 
 
 def point_estimates(prep: Prepared) -> np.ndarray:
@@ -253,6 +312,7 @@ def analyse(prep: Prepared, draws: Draws, delta: pl.DataFrame | None = None) -> 
         "ice_strategies": {str(s): int(c) for s, c in zip(strategies, counts, strict=True)},
         "n_samples": int(n_sets),
         "refit_fallbacks": draws.fallbacks,
+        "redrawn_samples": draws.redrawn,
         "m2_reml_loglik": draws.full.m2loglik,
         "alpha": spec.alpha,
         "seconds": draws.seconds,

@@ -19,6 +19,12 @@ import polars as pl
 
 from data_contracts.contracts import BLOCKING, check_frame, list_contracts, load_contract
 from study import Study
+from trial.report.finding_life import (
+    LEDGER_NAME,
+    finding_life_html,
+    update_ledger,
+    with_finding_ids,
+)
 from trial.report.html import banner, document, gt_html, page_css
 from trial.report.run_info import RunInfo
 
@@ -438,9 +444,11 @@ def data_quality_issues(
 
 
 def data_quality_html(
-    issues: pl.DataFrame, checks: pl.DataFrame, study: Study, run: RunInfo
+    issues: pl.DataFrame, checks: pl.DataFrame, study: Study, run: RunInfo, life: str = ""
 ) -> str:
-    """The report as one HTML string: a summary, then one section per category."""
+    """The report as one HTML string: a summary, the findings over time (``life``:
+    :func:`trial.report.finding_life.finding_life_html`, when given), then one section per
+    category."""
     top = banner(run, study.study_id, TITLE)
     counts = (
         pl.DataFrame({"category": list(CATEGORIES), "Section": list(CATEGORIES.values())})
@@ -467,6 +475,11 @@ def data_quality_html(
         + gt_html(check_summary, "dq-checks", title="Data-contract check results by dataset")
     )
     sections = [f'<section class="page" id="summary">{top}{intro}</section>']
+    if life:
+        sections.append(
+            f'<section class="page" id="finding-life">{top}<h2>Findings over time</h2>'
+            f"{life}</section>"
+        )
     for category, heading in CATEGORIES.items():
         rows = issues.filter(pl.col("category") == category).drop("category")
         rows = rows.select(
@@ -483,16 +496,31 @@ def data_quality_html(
 
 
 def render_data_quality_report(
-    tables: Mapping[str, pl.DataFrame], study: Study, run: RunInfo, out_dir: Path
+    tables: Mapping[str, pl.DataFrame],
+    study: Study,
+    run: RunInfo,
+    out_dir: Path,
+    manifest: pl.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/data_quality_report.html``, ``data_quality_issues.csv`` and
     ``contract_checks.csv``; returns the HTML path. The report is always BLINDED, whatever the
-    run: it goes to data managers, who must never receive a report marked unblinded."""
+    run: it goes to data managers, who must never receive a report marked unblinded.
+
+    With the run's landing ``manifest``, every item gets a life
+    (:mod:`trial.report.finding_life`): the ledger stored in ``out_dir`` by the previous run
+    is updated, written back (``findings_ledger.parquet``) and shown."""
     run = replace(run, blinded=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     issues, checks = data_quality_issues(tables, study, dt.date.fromisoformat(run.data_cut))
     issues.write_csv(out_dir / f"{REPORT_NAME.removesuffix('_report')}_issues.csv")
     checks.write_csv(out_dir / "contract_checks.csv")
+    life = ""
+    if manifest is not None:
+        stored = out_dir / LEDGER_NAME
+        previous = pl.read_parquet(stored) if stored.is_file() else None
+        ledger = update_ledger(previous, with_finding_ids(issues), manifest)
+        ledger.write_parquet(stored)
+        life = finding_life_html(ledger)
     path = out_dir / f"{REPORT_NAME}.html"
-    path.write_text(data_quality_html(issues, checks, study, run), encoding="utf-8")
+    path.write_text(data_quality_html(issues, checks, study, run, life), encoding="utf-8")
     return path

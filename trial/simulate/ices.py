@@ -171,7 +171,8 @@ def ice_truth_rows(
     ``gap_until_visit`` visit date (target date when not done) and the first gap of more than
     ``max_session_gap_days`` days without a session start before that visit's date (target when
     not done, capped by the last done visit); date: the day after the last session before it
-    (the BL date when there was none). ICE2: the rescue start date."""
+    (the BL date when there was none). ICE2: the rescue start date. ICEs are named by the
+    study's ICE ids (discontinuation first, rescue second)."""
     rules = ice_rules(study)
     max_gap = rules.max_session_gap_days
     end_code = rules.gap_until_visit
@@ -198,9 +199,9 @@ def ice_truth_rows(
                 break
         if candidates:
             date, basis, cause = min(candidates)
-            rows.append([s.subject_id, s.arm or "", "ICE1", basis, date.isoformat(), cause])
+            row = [s.subject_id, s.arm or "", rules.discontinuation, basis, date.isoformat()]
+            rows.append([*row, cause])
         if s.rescue is not None:
-            rows.append(
-                [s.subject_id, s.arm or "", "ICE2", "RESCUE", s.rescue.isoformat(), "rescue"]
-            )
+            row = [s.subject_id, s.arm or "", rules.rescue, "RESCUE", s.rescue.isoformat()]
+            rows.append([*row, "rescue"])
     return rows

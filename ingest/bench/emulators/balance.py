@@ -13,9 +13,11 @@ Emulated time runs ``speed`` times faster than real time. Scenario keys:
   counted from the emulator's start, or, for a step with ``after_zero: true``, from the
   moment the driver first zeroed the pan (so a fault meant for an attached driver never
   comes before it, however slow the host);
-- ``operator``: ``{loads_g: [...], dwell_s, gap_s}``: once the pan has been zeroed, places
-  each load on the empty pan after ``gap_s``, and clears the pan ``dwell_s`` after the
-  balance has answered a stable ``S`` for it (the operator hears the beep).
+- ``operator``: ``{loads_g: [...], dwell_s, gap_s, swap}``: once the pan has been zeroed,
+  places each load on the empty pan after ``gap_s``, and clears the pan ``dwell_s`` after the
+  balance has answered a stable ``S`` for it (the operator hears the beep). With ``swap:
+  true`` the operator replaces each weighed paper by the next one at once (a swap faster than
+  any poll: the pan never reads empty in between); after the last paper the pan is cleared.
 
 ``sent`` records every reply line the balance sent (the tests' reference).
 """
@@ -248,10 +250,15 @@ class BalanceEmulator:
             self._op_state = "weighed"
             self._op_at = t
         elif self._op_state == "weighed" and t - self._op_at >= float(op.get("dwell_s", 0.3)):
-            m.set_load(0.0, t)
-            self._op_state = "empty"
-            self._op_at = t
             self._op_index += 1
+            if op.get("swap") and self._op_index < len(loads):
+                m.set_load(float(loads[self._op_index]), t)
+                self._op_state = "loaded"
+                self._op_seen = m.stable_replies
+            else:
+                m.set_load(0.0, t)
+                self._op_state = "empty"
+            self._op_at = t
 
     def run(self) -> None:
         try:
