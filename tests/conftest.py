@@ -26,6 +26,13 @@ def default_study() -> Study:
     return load_study()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_fixtures_resolve_for_the_default_study(default_study: Study) -> None:
+    """The same binding before any session-scoped fixture reads a delivery (those are set up
+    before the per-test binding below, so a file of them run alone found no study bound)."""
+    use_study(default_study)
+
+
 @pytest.fixture(autouse=True)
 def _contracts_resolve_for_the_default_study(default_study: Study) -> None:
     """Contracts resolve their study codelists from ION-301 unless a test binds another
