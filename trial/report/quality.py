@@ -421,8 +421,8 @@ def data_quality_issues(
     """``(issues, contract_checks)`` for the run.
 
     ``tables``: ``quarantine``, ``device_sessions``, ``adsl``, ``adsweat``, ``adhdss``,
-    ``addev``; optionally ``unmapped_sessions``, ``derivation_findings`` (from
-    ``trial.derive.tables``) and ``gravimetry_duplicates`` (from the gravimetry reader).
+    ``addev``; optionally ``unmapped_sessions``, ``derivation_findings`` (the derivations'
+    assets) and ``gravimetry_duplicates`` (from the gravimetry reader).
     Every table with a data contract is also checked against it (blinded when ``adsl`` has no
     ``arm``)."""
     checks = contract_check_results(tables, blinded="arm" not in tables["adsl"].columns)
