@@ -19,7 +19,6 @@ import polars as pl
 
 from data_contracts.contracts import cast_frame, empty_frame, load_contract
 from ingest.source_format import SourceFormat
-from study import Study
 
 DATASET = "device_sessions"
 
@@ -143,12 +142,6 @@ def vendor_a_device_sessions(vendor_a_sessions: pl.DataFrame) -> pl.DataFrame:
         source_files="source_files",
     )
     return cast_frame(frame, contract)
-
-
-def vendor_b_device_sessions(vendor_b_events: pl.DataFrame, study: Study) -> pl.DataFrame:
-    """Vendor-B sessions summarised from events, tolerance from the study configuration."""
-    summary = summarise_sessions(vendor_b_events, study.current_tolerance_pct).collect()
-    return cast_frame(summary, load_contract(DATASET))
 
 
 def build_device_sessions(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:

@@ -2,23 +2,44 @@
 
 Subcommands import what they need when they run, so that ``ionto capture`` on a clinic PC
 never loads Dagster, and ``ionto simulate`` never loads the models.
+
+An expected user mistake (:class:`~pipelines.preflight.UsageError`) ends the command with one
+line on stderr saying what to do, and exit code 2; a run that stops on an unexpected error
+prints one line naming the log file with the traceback (``OUT/logs/``), exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.bench.cli import add_bench_commands
+from pipelines.preflight import UsageError
 from study import StudyError, load_study, study_file
+
+if TYPE_CHECKING:
+    from ionto.progress import TerminalProgress
+    from pipelines.run import RunReport
 
 DEFAULT_DEMO_SEED = 301
 STUDY_HELP = (
     "study configuration YAML, or the name of a shipped example (ion301, ion302); "
     "default: the bundled ion301"
 )
+USAGE_EXIT = 2
+ABORTED_EXIT = 1
+
+
+def _import_pipelines() -> None:
+    """Load the Dagster definitions with the beta notice of ``backfill_policy`` (a parameter
+    the delivery assets use knowingly, docs/incremental.md) kept off the terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function")
+        import pipelines.run  # noqa: F401
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -35,7 +56,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _refused(command: str, error: Exception) -> int:
     """A user's mistake the run refused before writing: one line on stderr, exit code 2."""
     print(f"ionto {command}: {error}", file=sys.stderr)
-    return 2
+    return USAGE_EXIT
+
+
+def _report_progress(command: str, run: Callable[[TerminalProgress], RunReport]) -> int:
+    """``run`` with the phases and steps drawn on stderr; its summary on stdout (exit 0 if it
+    succeeded, 1 if not); an unexpected error as one line naming the log (exit 1)."""
+    from ionto.progress import TerminalProgress
+    from pipelines.blinding_record import OutputFolderRefused
+    from pipelines.run import RunAborted
+
+    progress = TerminalProgress()
+    try:
+        report = run(progress)
+    except RunAborted as exc:
+        progress.close()
+        print(f"ionto {command}: {exc}", file=sys.stderr)
+        return ABORTED_EXIT
+    except OutputFolderRefused as error:
+        progress.close()
+        return _refused(command, error)
+    progress.close()
+    print(report.describe())
+    return 0 if report.success else 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -44,42 +87,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_instance,
         check_output_folder,
     )
+    from pipelines.preflight import check_run_arguments
 
-    load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    study = load_study(args.study)  # a broken study file stops here, before Dagster is loaded
+    raw, out, study_path = Path(args.raw), Path(args.out), study_file(args.study)
+    unblind = Path(args.unblind) if args.unblind else None
+    # Before the pipeline (and Dagster) is loaded: a refusal is the only line printed.
     try:
-        # Before the pipeline (and Dagster) is loaded: the refusal is the only line printed.
-        check_instance(Path(args.out), blinded=not args.unblind)
-        check_output_folder(Path(args.out), blinded=not args.unblind)
-        from pipelines.run import run_pipeline
-
-        report = run_pipeline(
-            raw_dir=Path(args.raw),
-            out_dir=Path(args.out),
-            study_path=study_file(args.study),
-            unblind_path=Path(args.unblind) if args.unblind else None,
-            verify=args.verify,
-        )
+        check_instance(out, blinded=unblind is None)
+        check_output_folder(out, blinded=unblind is None)
     except OutputFolderRefused as error:
         return _refused("run", error)
-    print(report.describe())
-    return 0 if report.success else 1
+    check_run_arguments(raw, out, unblind, study)
+    _import_pipelines()
+    from pipelines.run import run_pipeline
+
+    return _report_progress(
+        "run",
+        lambda progress: run_pipeline(
+            raw_dir=raw,
+            out_dir=out,
+            study_path=study_path,
+            unblind_path=unblind,
+            verify=args.verify,
+            progress=progress,
+        ),
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.blinding_record import OutputFolderRefused
+    _import_pipelines()
     from pipelines.run import run_demo
 
-    try:
-        report = run_demo(
+    return _report_progress(
+        "demo",
+        lambda progress: run_demo(
             out_dir=Path(args.out),
             raw_dir=Path(args.raw) if args.raw else None,
             subjects=args.subjects,
             seed=args.seed,
-        )
-    except OutputFolderRefused as error:
-        return _refused("demo", error)
-    print(report.describe())
-    return 0 if report.success else 1
+            blinded=args.blinded,
+            progress=progress,
+        ),
+    )
 
 
 def _parse_effects(text: str | None) -> dict[str, float] | None:
@@ -126,9 +176,38 @@ def _cmd_power(args: argparse.Namespace) -> int:
         mean_change=effects,
         progress=None if args.quiet else _progress_bar,
     )
-    print(f"true mean change at {study.primary_visit}: {effects}")
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
-        print(result.table)
+    alpha = float(result.table["alpha"][0])
+    changes = ", ".join(f"{arm} {effects[arm]:+.2f}" for arm in study.arm_codes)
+    print(
+        f"Power of the primary MMRM contrasts at {study.primary_visit}: two-sided alpha "
+        f"{alpha:g}, {args.sims} simulated trials per size (seed {args.seed})."
+    )
+    print(
+        f"True mean change of log sweat rate at {study.primary_visit}: {changes}; "
+        f"effect = arm - {study.reference_arm}, on the log scale."
+    )
+    table = result.table.select(
+        pl.col("subjects").alias("subjects (total)"),
+        pl.col("subjects_per_arm").alias(f"per arm ({'/'.join(study.arm_codes)})"),
+        "hypothesis",
+        "contrast",
+        pl.col("effect").round(3),
+        "alpha",
+        "power",
+        pl.col("mc_se").round(3).alias("MC SE"),
+        pl.col("power_sequential").alias("power in the fixed sequence"),
+        pl.col("mc_se_sequential").round(3).alias("MC SE (sequence)"),
+        pl.col("failed_fits").alias("failed fits"),
+    )
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
+        print(table)
     print(f"{result.replicates_per_second:.1f} replicates per second")
     return 0
 
@@ -277,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     demo.add_argument("--subjects", type=int, default=300)
     demo.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED)
+    demo.add_argument(
+        "--blinded",
+        action="store_true",
+        help="do not open the simulated sealed list (the demo otherwise runs UNBLINDED)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     power = sub.add_parser(
@@ -306,9 +390,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except UsageError as exc:
+        print(f"ionto {args.command}: {exc}", file=sys.stderr)
+        return USAGE_EXIT
     except StudyError as exc:  # a mistake in the study file: one line, the key path in it
         print(f"ionto {args.command}: study configuration: {exc}", file=sys.stderr)
-        return 2
+        return USAGE_EXIT
     return code
 
 

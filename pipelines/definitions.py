@@ -25,6 +25,7 @@ from pipelines.sensors import (
     refresh_after_delivery,
     refresh_analysis,
 )
+from pipelines.study_sections import check_amendment_sections
 
 ASSET_MODULES = [analysis_ready, models, estimands, reports]
 """Modules of the assets that do not depend on the registry of raw formats."""
@@ -61,7 +62,9 @@ def build_definitions(
     The study is loaded and validated here, once, and bound for the contracts
     (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
     with one line naming the key path, before any raw file is read."""
-    use_study(settings.study())
+    study = settings.study()
+    check_amendment_sections(study)
+    use_study(study)
     sources = check_registry(sources)
     assets = [
         *raw.raw_assets(sources),

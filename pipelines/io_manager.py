@@ -61,6 +61,12 @@ def table_metadata(
     }
 
 
+def aside(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place (``.<name>.writing`` beside
+    it): a file at ``path`` is always whole, even after a run killed mid-write."""
+    return path.with_name(f".{path.name}.writing")
+
+
 def partition_path(out_dir: Path, asset: str, key: str) -> Path:
     """Where a partition of ``asset`` is stored, without suffix: ``<path>.parquet`` for a
     frame, the folder ``<path>`` for a dict of frames."""
@@ -94,7 +100,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._partition_path(name, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(value, pl.DataFrame):
-                value.write_parquet(path.with_suffix(".parquet"), row_group_size=ROW_GROUP_ROWS)
+                target = path.with_suffix(".parquet")
+                value.write_parquet(aside(target), row_group_size=ROW_GROUP_ROWS)
+                aside(target).replace(target)
                 rows[key] = value.height
                 continue
             if not isinstance(value, dict) or not all(
@@ -138,11 +146,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._table_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(obj, pl.LazyFrame):
-                obj.sink_parquet(path)
+                obj.sink_parquet(aside(path))
+                aside(path).replace(path)
                 n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
                 obj = pl.scan_parquet(path).head(PREVIEW_ROWS).collect()
             else:
-                obj.write_parquet(path)
+                obj.write_parquet(aside(path))
+                aside(path).replace(path)
                 n_rows = obj.height
             record_content(Path(self.out_dir), name, file_digest(path), [path])
             shown = 0 if name in NOT_PREVIEWED else PREVIEW_ROWS
@@ -159,8 +169,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             )
         path = self._object_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
+        with aside(path).open("wb") as handle:
             pickle.dump(obj, handle)
+        aside(path).replace(path)
         record_content(Path(self.out_dir), name, file_digest(path), [path])
 
     def load_input(self, context: dg.InputContext) -> Any:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -31,13 +32,16 @@ from ingest.deliveries import deliveries_from_hashes, scan_deliveries
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
-from pipelines.blinding_record import check_instance, claim_output_folder
+from pipelines.blinding_record import check_instance, check_output_folder, claim_output_folder
 from pipelines.definitions import build_definitions
 from pipelines.freshness import Freshness, settings_digest, tree_listing
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
+from pipelines.out_lock import out_folder_lock
+from pipelines.preflight import UsageError, check_run_arguments
 from pipelines.resources import TrialSettings
-from study import load_study
+from pipelines.run_log import file_logger, new_log_path, run_logging
+from study import Study, load_study
 
 log = logging.getLogger("ionto")
 
@@ -62,6 +66,8 @@ class RunReport:
     recomputed: list[str] = field(default_factory=list)
     """The unpartitioned assets the refresh recomputed (``pipelines.freshness``)."""
     assets_total: int = 0
+    log_path: Path | None = None
+    """The run's log file (``OUT/logs/run-<UTC time>.log``): Dagster's events, tracebacks."""
 
     def describe(self) -> str:
         status = "succeeded" if self.success else "FAILED"
@@ -79,6 +85,8 @@ class RunReport:
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
+        if self.log_path is not None:
+            lines.append(f"  log:     {self.log_path}")
         lines += [
             f"  tables:  {self.out_dir / 'tables'}",
             f"  models:  {self.out_dir / 'models'}",
@@ -121,6 +129,21 @@ def partition_range(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
     return order[span[0] : span[-1] + 1]
 
 
+class RunProgress(Protocol):
+    """What a terminal shows of a run: its phases, and the steps of each as they end."""
+
+    def phase(self, title: str, steps: int) -> None:
+        """A phase begins; ``steps`` Dagster steps follow (0: none, e.g. the landing scan)."""
+
+    def step(self, step_key: str, what: str) -> None:
+        """A step's ``start``, ``success`` or ``failure``."""
+
+
+class RunAborted(Exception):
+    """The run stopped on an unexpected error; the message is one line naming the log file
+    that holds the traceback."""
+
+
 def run_pipeline(
     raw_dir: Path,
     out_dir: Path,
@@ -128,29 +151,79 @@ def run_pipeline(
     unblind_path: Path | None = None,
     verify: bool = False,
     sources: Sequence[SourceFormat] = SOURCES,
+    progress: RunProgress | None = None,
 ) -> RunReport:
     """Materialise every asset (and run every check) on ``raw_dir``, writing under ``out_dir``.
 
     ``unblind_path`` is the sealed randomisation list; without it the run is blinded and the
-    list is never opened. The study is loaded and validated first (:class:`study.StudyError`
-    before any raw file is read); the contracts the run checks against, resolved for its study,
-    are written to ``OUT/contracts/`` by the ``landing_manifest`` asset. ``out_dir`` is
-    claimed for the run's mode before anything is written
-    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for a
-    folder of the other mode, ``check_instance`` for an
-    unblinded run with a shared ``$DAGSTER_HOME``). ``verify``: hash every raw file
-    again, not trusting stored hashes of files whose size and modification time are unchanged.
-    ``sources``: the registry of raw formats (``ingest.registry``).
+    list is never opened (an unblinded run checks its header before starting). The study is
+    loaded and validated first (:class:`study.StudyError` before any raw file is read); the
+    contracts the run checks against, resolved for its study, are written to ``OUT/contracts/``
+    by the ``landing_manifest`` asset.
+    ``out_dir`` is claimed for the run's mode before anything else is written in it
+    (:func:`pipelines.blinding_record.claim_output_folder` raises ``OutputFolderRefused`` for
+    a folder of the other mode, ``check_instance`` for an unblinded run with a shared
+    ``$DAGSTER_HOME``). ``verify``: hash every raw file again, not trusting stored hashes of
+    files whose size and modification time are unchanged. ``sources``: the registry of raw
+    formats (``ingest.registry``).
+
+    Expected mistakes (no raw folder, no delivery, an output folder that is a file or not
+    writable, a wrong sealed list, a folder another run holds) raise
+    :class:`~pipelines.preflight.UsageError` before anything is written. Everything the run
+    logs goes to ``OUT/logs/run-<UTC time>.log``; an unexpected error is logged there with its
+    traceback and raised as :class:`RunAborted`.
     """
-    load_study(study_path)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw delivery root {raw_dir} does not exist")
-    if unblind_path is not None:
-        if not unblind_path.is_file():
-            raise FileNotFoundError(f"sealed randomisation list {unblind_path} does not exist")
-        log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
+    study = load_study(study_path)
+    # Refusals that write nothing (not even the output folder or its lock file), then the
+    # folders' checks, which create the output folder last:
     check_instance(out_dir, blinded=unblind_path is None)
-    claim_output_folder(out_dir, blinded=unblind_path is None)
+    check_output_folder(out_dir, blinded=unblind_path is None)
+    check_run_arguments(raw_dir, out_dir, unblind_path, study)
+    with out_folder_lock(out_dir):
+        # Under the lock: two first runs of different modes cannot both claim the folder.
+        claim_output_folder(out_dir, blinded=unblind_path is None)
+        log_path = new_log_path(out_dir)
+        on_step = progress.step if progress is not None else None
+        with run_logging(log_path, on_step) as dagster_log:
+            try:
+                report = _run_locked(
+                    raw_dir,
+                    out_dir,
+                    study,
+                    study_path,
+                    unblind_path,
+                    verify,
+                    sources,
+                    progress,
+                    dagster_log,
+                )
+            except UsageError:
+                raise
+            except Exception as exc:
+                log.exception("the run stopped on an unexpected error")
+                raise RunAborted(
+                    f"the run stopped on an unexpected error ({type(exc).__name__}: {exc}); "
+                    f"the traceback is in {log_path}"
+                ) from exc
+    report.log_path = log_path
+    return report
+
+
+def _run_locked(
+    raw_dir: Path,
+    out_dir: Path,
+    study: Study,
+    study_path: Path | None,
+    unblind_path: Path | None,
+    verify: bool,
+    sources: Sequence[SourceFormat],
+    progress: RunProgress | None,
+    dagster_log: logging.Logger,
+) -> RunReport:
+    """:func:`run_pipeline` once its arguments are checked, ``OUT`` is locked and logging
+    goes to the run's log file."""
+    if unblind_path is not None:
+        log.warning("UNBLINDED run requested with the randomisation list %s", unblind_path)
     settings = TrialSettings(
         raw_dir=str(raw_dir.resolve()),
         out_dir=str(out_dir.resolve()),
@@ -159,8 +232,12 @@ def run_pipeline(
         verify=verify,
     )
     defs = build_definitions(settings, sources=sources)
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    loggers = {"ionto": file_logger(dagster_log)}
+    run_config: dict[str, Any] = {"loggers": {"ionto": {}}}
     started = time.perf_counter()
+    if progress is not None:
+        what = "every file" if verify else "new and changed files"
+        progress.phase(f"landing area: hashing {what}", 0)
     earlier = None if verify else read_hash_cache(out_dir)
     known = deliveries_from_hashes(earlier) if earlier is not None else None
     deliveries = scan_deliveries(raw_dir, known)
@@ -179,13 +256,17 @@ def run_pipeline(
             DELIVERIES_NAME, [d.key for d in deliveries if d.key not in registered]
         )
         log.info("%d deliveries, %d not read yet", len(deliveries), len(to_read))
-        process = defs.resolve_job_def("process_delivery")
+        process = defs.resolve_job_def("process_delivery").with_logger_defs(loggers)
         if to_read:
             to_read = partition_range(instance, to_read)
             tags = {
                 ASSET_PARTITION_RANGE_START_TAG: to_read[0],
                 ASSET_PARTITION_RANGE_END_TAG: to_read[-1],
             }
+            if progress is not None:
+                progress.phase(
+                    f"reading {len(to_read)} of {len(deliveries)} deliveries", _steps(process)
+                )
             read_started = time.perf_counter()
             results.append(
                 process.execute_in_process(
@@ -205,8 +286,14 @@ def run_pipeline(
         read_ok = all(r.success for r in results)
         stale = freshness.stale() if read_ok else []
         if stale:
+            refresh_job = defs.resolve_job_def("refresh_analysis").with_logger_defs(loggers)
+            if progress is not None:
+                progress.phase(
+                    f"refreshing {len(stale)} stale tables, models, reports and exports",
+                    _steps(refresh_job, stale),
+                )
             refresh_started = time.perf_counter()
-            refresh = defs.resolve_job_def("refresh_analysis").execute_in_process(
+            refresh = refresh_job.execute_in_process(
                 instance=instance,
                 raise_on_error=False,
                 run_config=run_config,
@@ -254,13 +341,28 @@ def run_pipeline(
     )
 
 
+def _steps(job: dg.JobDefinition, assets: Sequence[dg.AssetKey] | None = None) -> int:
+    """How many steps a run of ``job`` (of only ``assets`` and their checks, if given)
+    executes: one per op (an asset, a multi-asset, a check)."""
+    if assets is not None:
+        job = job.get_subset(asset_selection=set(assets))
+    return len(job.graph.nodes)
+
+
 def run_demo(
-    out_dir: Path, raw_dir: Path | None = None, subjects: int = 300, seed: int = 301
+    out_dir: Path,
+    raw_dir: Path | None = None,
+    subjects: int = 300,
+    seed: int = 301,
+    blinded: bool = False,
+    progress: RunProgress | None = None,
 ) -> RunReport:
     """The README's demo: simulate the bundled study if no raw root is given, then run it.
 
     A simulated study's sealed list is ours to open, so the demo runs unblinded (the
-    explicit ``unblind_path`` route, logged like any other).
+    explicit ``unblind_path`` route, logged like any other) into ``OUT/run``, and says so;
+    ``blinded`` leaves the list closed and writes to ``OUT/run_blinded``. A given ``raw_dir``
+    has no sealed list the demo knows of: that run is blinded either way.
     """
     from trial.simulate import simulate_trial
 
@@ -268,9 +370,19 @@ def run_demo(
     unblind: Path | None = None
     if raw_dir is None:
         raw_dir = out_dir / "raw"
+        if progress is not None:
+            progress.phase(f"simulating the demo study ({subjects} subjects)", 0)
         summary = simulate_trial(load_study(), n_subjects=subjects, seed=seed, raw_dir=raw_dir)
         preamble.extend(summary.lines())
-        unblind = summary.sealed_dir / "randomisation.csv"
-    report = run_pipeline(raw_dir=raw_dir, out_dir=out_dir / "run", unblind_path=unblind)
+        if blinded:
+            preamble.append("The sealed list stays closed (--blinded): a BLINDED run.")
+        else:
+            unblind = summary.sealed_dir / "randomisation.csv"
+            preamble.append(
+                f"The demo opens the simulated sealed list {unblind}: an UNBLINDED run "
+                "(ionto demo --blinded for a blinded one)."
+            )
+    run_dir = out_dir / ("run_blinded" if blinded else "run")
+    report = run_pipeline(raw_dir=raw_dir, out_dir=run_dir, unblind_path=unblind, progress=progress)
     report.preamble = preamble + report.preamble
     return report

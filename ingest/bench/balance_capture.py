@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -43,7 +44,9 @@ from ingest.bench.transport import (
     SerialSettings,
     SerialTransport,
     discover_ports,
+    first_connect_deadline,
     is_url,
+    no_device,
     open_port,
     resolve_port,
 )
@@ -125,7 +128,9 @@ class Stopped(Exception):
 
 class BalanceCapture:
     """Both modes; ``run()`` returns the exit code. ``regions`` and ``sides`` are the study's
-    codes the interactive mode offers (``ionto capture balance --study``)."""
+    codes the interactive mode offers (``ionto capture balance --study``). It raises
+    :class:`NoDeviceError` when ``connect_wait`` seconds pass without a first connection (a
+    port lost after that is retried for ever)."""
 
     def __init__(
         self,
@@ -142,8 +147,11 @@ class BalanceCapture:
         discover: list[str] | None = None,
         ask: Callable[[str], str] = input,
         say: Callable[[str], None] = print,
+        connect_wait: float | None = None,
     ) -> None:
         self.port = port
+        self.connect_wait = connect_wait
+        self._first_connect_by: float | None = None
         self.out_dir = Path(out_dir)
         self.operator = operator
         self.regions = tuple(regions)
@@ -235,8 +243,7 @@ class BalanceCapture:
                         break
                     opened[0].close()
                 if found is None:
-                    self.say(f"balance on {self.port} not reachable: {exc}; retrying")
-                    self.stop_event.wait(backoff.next_delay())
+                    self._wait_to_reconnect(backoff, exc)
                     continue
                 transport, balance, serial = found
                 self.say(f"balance {serial} found on {transport.name}")
@@ -247,6 +254,25 @@ class BalanceCapture:
             self._balance = balance
             log.info("balance %s on %s", serial, transport.name)
             return balance
+
+    def _wait_to_reconnect(self, backoff: Backoff, exc: Exception) -> None:
+        """Wait before the next attempt; before the first connection, give up (raise
+        :class:`NoDeviceError`) at the deadline, saying only the first failure."""
+        delay = backoff.next_delay()
+        by = self._first_connect_by
+        if self.serial is None and by is not None:
+            left = by - time.monotonic()
+            if left <= 0:
+                raise no_device(self.port, self.connect_wait, "balance")
+            if delay == backoff.initial:
+                self.say(
+                    f"balance on {self.port} not reachable: {exc}; waiting up to "
+                    f"{self.connect_wait:g} s"
+                )
+            delay = min(delay, left)
+        else:
+            self.say(f"balance on {self.port} not reachable: {exc}; retrying")
+        self.stop_event.wait(delay)
 
     def _disconnect(self) -> None:
         if self._transport is not None:
@@ -473,6 +499,7 @@ class BalanceCapture:
     def run(self) -> int:
         rows = read_worklist(self.worklist) if self.worklist else None
         self._recover()
+        self._first_connect_by = first_connect_deadline(self.connect_wait)
         try:
             if rows is not None:
                 self._run_worklist(rows)

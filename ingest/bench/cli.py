@@ -2,7 +2,9 @@
 
 ``add_bench_commands(subparsers)`` registers both on the ``ionto`` parser; ``python -m
 ingest.bench.cli ...`` runs them alone (the clinic PC needs nothing else). SIGINT and SIGTERM
-stop a capture cleanly with exit 0 after everything received is written.
+stop a capture cleanly with exit 0 after everything received is written. A capture whose port
+never answers (a wrong ``--port``, a unit not plugged in) exits 2 after ``--wait`` seconds
+with one line; a port lost after the first connection is retried for ever.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, TypeAlias
 
-from ingest.bench.transport import SerialSettings
+from ingest.bench.transport import NoDeviceError, SerialSettings
+
+DEFAULT_CONNECT_WAIT_S = 60.0
+NO_DEVICE_EXIT = 2
 
 if TYPE_CHECKING:
     from ingest.bench.emulators.balance import BalanceEmulator
@@ -58,8 +63,12 @@ def _capture_ibu(args: argparse.Namespace) -> int:
         timing=IbuTiming().scaled(args.time_scale),
         discover=args.discover,
         stop_event=stop,
+        connect_wait=args.wait,
     )
-    code = capture.run()
+    try:
+        code = capture.run()
+    except NoDeviceError as exc:
+        return _no_device(exc)
     logging.getLogger("ingest.bench").info("stopped: %s", capture.stats)
     return code
 
@@ -89,12 +98,31 @@ def _capture_balance(args: argparse.Namespace) -> int:
         timing=BalanceTiming().scaled(args.time_scale),
         stop_event=stop,
         discover=args.discover,
+        connect_wait=args.wait,
     )
     try:
         return capture.run()
     except WorklistError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NoDeviceError as exc:
+        return _no_device(exc)
+
+
+def _no_device(exc: NoDeviceError) -> int:
+    print(f"ionto capture: {exc}", file=sys.stderr)
+    return NO_DEVICE_EXIT
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_CONNECT_WAIT_S,
+        metavar="SECONDS",
+        help="give up (exit 2) if the port does not answer within this many seconds of the "
+        "start (default %(default)g); once connected, a lost port is retried for ever",
+    )
 
 
 def _serve(args: argparse.Namespace, build: Callable[[Line], Emulator]) -> int:
@@ -146,6 +174,7 @@ def add_bench_commands(subparsers: argparse._SubParsersAction) -> None:
     ibu.add_argument(
         "--time-scale", type=float, default=1.0, help="divide the driver's timers (emulators)"
     )
+    _add_wait(ibu)
     ibu.add_argument("-v", "--verbose", action="store_true")
     ibu.set_defaults(func=_capture_ibu)
 
@@ -170,6 +199,7 @@ def add_bench_commands(subparsers: argparse._SubParsersAction) -> None:
         "another name (repeatable; default: the system's serial ports)",
     )
     bal.add_argument("--time-scale", type=float, default=1.0)
+    _add_wait(bal)
     bal.add_argument("-v", "--verbose", action="store_true")
     bal.set_defaults(func=_capture_balance)
 

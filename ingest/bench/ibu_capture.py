@@ -39,7 +39,9 @@ from ingest.bench.transport import (
     PortError,
     SerialSettings,
     discover_ports,
+    first_connect_deadline,
     is_url,
+    no_device,
     open_port,
     resolve_port,
 )
@@ -100,7 +102,9 @@ class CaptureStats:
 
 
 class IbuCapture:
-    """The capture loop. ``run()`` returns 0 after ``stop_event`` is set."""
+    """The capture loop. ``run()`` returns 0 after ``stop_event`` is set; it raises
+    :class:`NoDeviceError` when ``connect_wait`` seconds pass without a first connection (a
+    port lost after that is retried for ever)."""
 
     def __init__(
         self,
@@ -111,8 +115,11 @@ class IbuCapture:
         timing: IbuTiming | None = None,
         discover: list[str] | None = None,
         stop_event: threading.Event | None = None,
+        connect_wait: float | None = None,
     ) -> None:
         self.port = port
+        self.connect_wait = connect_wait
+        self._said_waiting = False
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings or SerialSettings(baudrate=115200)
@@ -364,7 +371,7 @@ class IbuCapture:
         try:
             transport = open_port(self.port, self.settings)
         except PortError as exc:
-            log.info("%s", exc)
+            self._port_failed(exc)
         else:
             self._attach(IbuLink(transport), [])
             return True
@@ -385,6 +392,18 @@ class IbuCapture:
                 return True
             transport.close()
         return False
+
+    def _port_failed(self, exc: PortError) -> None:
+        """Log a failed opening: every one once connected (an unplugged unit); before the
+        first connection only the first, saying how long the capture waits."""
+        if self.stats.connects:
+            log.info("%s", exc)
+        elif not self._said_waiting:
+            limit = "until it answers" if self.connect_wait is None else f"{self.connect_wait:g} s"
+            log.info("%s; waiting for the unit (%s)", exc, limit)
+            self._said_waiting = True
+        else:
+            log.debug("%s", exc)
 
     def _attach(self, link: IbuLink, seen: list[Frame | BadFrame]) -> None:
         self._link = link
@@ -416,12 +435,19 @@ class IbuCapture:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
         self._recover()
+        deadline = first_connect_deadline(self.connect_wait)
         try:
             while not self.stop_event.is_set():
                 if self._link is None:
                     if not self._connect():
                         self._sync()
-                        self.stop_event.wait(self._backoff.next_delay())
+                        delay = self._backoff.next_delay()
+                        if deadline is not None and self.stats.connects == 0:
+                            left = deadline - time.monotonic()
+                            if left <= 0:
+                                raise no_device(self.port, self.connect_wait, "unit")
+                            delay = min(delay, left)
+                        self.stop_event.wait(delay)
                     continue
                 try:
                     self._step()

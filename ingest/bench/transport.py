@@ -24,6 +24,24 @@ class PortError(Exception):
     """The port cannot be opened, or failed while open (unplugged, closed by the peer)."""
 
 
+class NoDeviceError(Exception):
+    """No device answered on the port within the wait for a first connection (a wrong
+    ``--port`` or a unit not plugged in); once a capture has connected, it retries for ever."""
+
+
+def first_connect_deadline(wait_s: float | None) -> float | None:
+    """The ``time.monotonic()`` by which a first connection must be made (None: no limit)."""
+    return None if wait_s is None else time.monotonic() + wait_s
+
+
+def no_device(port: str, wait_s: float | None, what: str) -> NoDeviceError:
+    """The error for ``what`` (e.g. "unit") not found on ``port`` within ``wait_s`` seconds."""
+    return NoDeviceError(
+        f"no {what} answered on {port} within {wait_s:g} s; check the cable and --port, "
+        "or give a longer --wait"
+    )
+
+
 class Transport(Protocol):
     """What the device APIs and capture loops need from a port."""
 

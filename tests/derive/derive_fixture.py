@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from materialise import Tables, materialise_from_raw
 
+from data_contracts.contracts import empty_frame, load_contract
+from data_contracts.trial_rules import FINDINGS_SCHEMA
 from study import Study, load_study
 
 D = dt.date
@@ -330,3 +333,32 @@ def raw(blinded: bool = False) -> Raw:
         vendor_b_events=vendor_b_events(),
         device_sessions=device_sessions(),
     )
+
+
+def derived_tables(frames: Raw, out: Path) -> Tables:
+    """The ``clean`` and ``analysis_ready`` assets of the real graph computed from ``frames``
+    (stored as the raw assets they stand for; no trial-level finding), in an output folder
+    ``out``. Unblinded exactly when ``frames.randomisation`` is not None."""
+    stored = {
+        name: getattr(frames, name)
+        for name in (
+            "dm",
+            "eligibility",
+            "visits",
+            "hdss",
+            "ae",
+            "disposition",
+            "devices",
+            "gravimetry",
+            "vendor_b_events",
+            "device_sessions",
+        )
+    }
+    blinded = frames.randomisation is None
+    stored["randomisation"] = (
+        empty_frame(load_contract("randomisation"))
+        if frames.randomisation is None
+        else frames.randomisation
+    )
+    stored["integrity_findings"] = pl.DataFrame(schema=FINDINGS_SCHEMA)
+    return materialise_from_raw(stored, out, STUDY_FILE, blinded=blinded)

@@ -86,18 +86,30 @@ def test_reconciliation_and_the_box() -> None:
     )
     consort = pl.DataFrame(
         {
-            "stage": ["screened", "randomised", "analysed_fas", "excluded_fas"],
-            "group": [TOTAL] * 4,
-            "reason": [None] * 4,
-            "n": [2, 2, 1, 1],
+            "stage": [
+                "screened",
+                "randomised",
+                "analysed_fas",
+                "excluded_fas",
+                "analysed_pp",
+                "analysed_safety",
+            ],
+            "group": [TOTAL] * 6,
+            "reason": [None] * 6,
+            "n": [2, 2, 1, 1, 1, 2],
         },
         schema={"stage": pl.String, "group": pl.String, "reason": pl.String, "n": pl.Int64},
     )
     table = reconciliation(adsl, consort)
-    assert table.select("edc", "report", "reconciles").rows()[:3] == [
+    assert table.select("edc", "report", "reconciles").rows() == [
         (2, 2, "Y"),
         (2, 2, "Y"),
         (2, 2, "Y"),
+        (1, 1, "Y"),
+        (1, 1, "Y"),
+        (2, 2, "Y"),
+        (1, None, "-"),
+        (1, None, "-"),
     ]
     broken = reconciliation(adsl, consort.with_columns(n=pl.lit(1, dtype=pl.Int64)))
     assert broken["reconciles"].to_list()[:2] == ["N", "N"]

@@ -6,11 +6,12 @@ import math
 
 import polars as pl
 import pytest
-from derive_fixture import S1, S3, gravimetry, raw
+from derive_fixture import S1, S3, gravimetry
 from derive_fixture import study as ion_study
+from materialise import Tables
 
 from study import Study
-from trial.derive import derive_all, latest_papers, paper_rates
+from trial.derive import latest_papers, paper_rates
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,8 @@ def test_later_worksheet_wins_for_the_same_paper() -> None:
     assert lost["source_file"].to_list() == [first["source_file"].item()]
 
 
-def test_region_value_geometric_mean_and_one_side(study: Study) -> None:
-    adsweat = derive_all(raw(), study).adsweat
+def test_region_value_geometric_mean_and_one_side(unblinded: Tables) -> None:
+    adsweat = unblinded.adsweat
     row = adsweat.filter((pl.col("subject_id") == S1) & (pl.col("AVISIT") == "BL"))
     assert row["AVAL"].item() == pytest.approx((math.log(60) + math.log(40)) / 2, abs=1e-12)
     assert row["rate_mg_min"].item() == pytest.approx(math.sqrt(60 * 40))
@@ -86,8 +87,8 @@ def test_region_value_geometric_mean_and_one_side(study: Study) -> None:
     assert one["n_sides"].item() == 1
 
 
-def test_baseline_bl_and_change(study: Study) -> None:
-    adsweat = derive_all(raw(), study).adsweat
+def test_baseline_bl_and_change(unblinded: Tables) -> None:
+    adsweat = unblinded.adsweat
     w1 = adsweat.filter((pl.col("subject_id") == S1) & (pl.col("AVISIT") == "W1")).row(
         0, named=True
     )
@@ -102,8 +103,8 @@ def test_baseline_bl_and_change(study: Study) -> None:
     assert flags.filter(pl.col("AVISIT").is_in(["SCR", "BL"]))["CHG"].null_count() == 2
 
 
-def test_baseline_falls_back_to_scr_when_bl_has_no_valid_side(study: Study) -> None:
-    adsweat = derive_all(raw(), study).adsweat
+def test_baseline_falls_back_to_scr_when_bl_has_no_valid_side(unblinded: Tables) -> None:
+    adsweat = unblinded.adsweat
     s3 = adsweat.filter(pl.col("subject_id") == S3)
     bl = s3.filter(pl.col("AVISIT") == "BL").row(0, named=True)
     assert bl["AVAL"] is None and bl["n_sides"] == 0 and bl["ANL01FL"] == "N"
@@ -115,8 +116,8 @@ def test_baseline_falls_back_to_scr_when_bl_has_no_valid_side(study: Study) -> N
     assert s3.filter(pl.col("ABLFL") == "Y")["AVISIT"].to_list() == ["SCR"]
 
 
-def test_side_table_uses_region_baseline(study: Study) -> None:
-    side = derive_all(raw(), study).adsweat_side
+def test_side_table_uses_region_baseline(unblinded: Tables) -> None:
+    side = unblinded.adsweat_side
     w2 = side.filter((pl.col("subject_id") == S1) & (pl.col("AVISIT") == "W2")).sort("side")
     assert w2["side"].to_list() == ["L", "R"]
     base = (math.log(60) + math.log(40)) / 2
@@ -125,8 +126,8 @@ def test_side_table_uses_region_baseline(study: Study) -> None:
     assert side.filter((pl.col("subject_id") == S1) & (pl.col("AVISIT") == "W1")).height == 1
 
 
-def test_findings_list_every_paper_without_a_rate(study: Study) -> None:
-    findings = derive_all(raw(), study).derivation_findings
+def test_findings_list_every_paper_without_a_rate(unblinded: Tables) -> None:
+    findings = unblinded.derivation_findings
     grav = findings.filter(pl.col("dataset") == "gravimetry")
     assert sorted(grav["finding"].to_list()) == ["INVALID_RATE", "INVALID_RATE", "MISSING_WEIGHT"]
     assert grav["source_line"].null_count() == 0

@@ -11,25 +11,26 @@ from typing import Any
 import polars as pl
 import pytest
 from derive_fixture import study as ion_study
+from materialise import Tables
 
 from data_contracts.contracts import blocking_failures, check_frame
-from ingest.delivery import read_delivery
-from trial.derive import AnalysisTables, build_analysis_long, derive_all
+from trial.derive import build_analysis_long
 from trial.derive.contracts import table_contract
 
 TOL = 1e-9
 
 
 @pytest.fixture(scope="session")
-def ref1_tables(ref1_dir: Path) -> AnalysisTables:
-    """ref1 read unblinded and derived once for the whole session."""
-    raw = read_delivery(ref1_dir / "raw", ion_study(), include_sealed=ref1_dir / "sealed")
-    return derive_all(raw, ion_study())
+def ref1_tables(ref1_run: Tables) -> Tables:
+    """ref1 read unblinded and derived by the asset graph, once for the whole session."""
+    return ref1_run
 
 
 @pytest.fixture(scope="session")
-def ref1_long(ref1_tables: AnalysisTables) -> pl.DataFrame:
-    return build_analysis_long(ref1_tables.adsl, ref1_tables.adsweat, ion_study())
+def ref1_long(ref1_tables: Tables) -> pl.DataFrame:
+    long = build_analysis_long(ref1_tables.adsl, ref1_tables.adsweat, ion_study())
+    assert long.equals(ref1_tables.analysis_long)  # the asset is this function's result
+    return long
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +53,7 @@ def test_analysis_long_matches_ref1(ref1_dir: Path, ref1_long: pl.DataFrame) -> 
 
 
 def test_counts_match_ref1(
-    ref1_tables: AnalysisTables, ref1_long: pl.DataFrame, expected_derivation: dict[str, Any]
+    ref1_tables: Tables, ref1_long: pl.DataFrame, expected_derivation: dict[str, Any]
 ) -> None:
     adsl = ref1_tables.adsl
     exp = expected_derivation
@@ -75,7 +76,7 @@ def test_counts_match_ref1(
 
 
 def test_baselines_and_fas_exclusions_match_ref1(
-    ref1_tables: AnalysisTables, ref1_long: pl.DataFrame, expected_derivation: dict[str, Any]
+    ref1_tables: Tables, ref1_long: pl.DataFrame, expected_derivation: dict[str, Any]
 ) -> None:
     exp = expected_derivation
     from_scr = ref1_long.filter(pl.col("base_visit") == "SCR")["subject"].unique().sort()
@@ -94,7 +95,7 @@ def test_baselines_and_fas_exclusions_match_ref1(
 
 
 def test_ref1_papers_sessions_and_windows(
-    ref1_tables: AnalysisTables, expected_derivation: dict[str, Any]
+    ref1_tables: Tables, expected_derivation: dict[str, Any]
 ) -> None:
     papers = ref1_tables.sweat_papers
     assert papers.height == expected_derivation["gravimetry_rows_in_latest_versions"]
@@ -107,9 +108,7 @@ def test_ref1_papers_sessions_and_windows(
     assert adsweat.filter(pl.col("out_of_window")).height == 25
 
 
-def test_ref1_tables_satisfy_their_contracts(
-    ref1_tables: AnalysisTables, ref1_long: pl.DataFrame
-) -> None:
+def test_ref1_tables_satisfy_their_contracts(ref1_tables: Tables, ref1_long: pl.DataFrame) -> None:
     frames = {
         name: getattr(ref1_tables, name)
         for name in ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev")
@@ -119,9 +118,7 @@ def test_ref1_tables_satisfy_their_contracts(
         assert blocking_failures(check_frame(frame, table_contract(name, blinded=False))) == []
 
 
-def test_ref1_screen_failures_carry_their_reason(
-    ref1_dir: Path, ref1_tables: AnalysisTables
-) -> None:
+def test_ref1_screen_failures_carry_their_reason(ref1_dir: Path, ref1_tables: Tables) -> None:
     """Every screen failure has an eligibility reason. The simulator's GRAVIMETRY failures
     (expected/subjects_truth.csv: a screening palm below the entry minimum) get
     SCR_RATE_BELOW_ENTRY, HDSS failures HDSS_SCREENING. No randomised subject is excluded by
@@ -147,9 +144,8 @@ def test_ref1_screen_failures_carry_their_reason(
 
 
 @pytest.mark.slow
-def test_ref1_blinded_run_agrees_without_arm(ref1_dir: Path, ref1_tables: AnalysisTables) -> None:
-    raw = read_delivery(ref1_dir / "raw", ion_study())
-    blinded = derive_all(raw, ion_study())
+def test_ref1_blinded_run_agrees_without_arm(ref1_blinded_run: Tables, ref1_tables: Tables) -> None:
+    blinded = ref1_blinded_run
     assert "arm" not in blinded.adsl.columns
     flags = ["subject_id", "RANDFL", "SAFFL", "FASFL", "PPFL"]
     assert blinded.adsl.select(flags).equals(ref1_tables.adsl.select(flags))
@@ -162,9 +158,7 @@ def _raw_line(ref1_dir: Path, record: str) -> list[str]:
     return text[int(line) - 1].split(",")
 
 
-def test_every_derived_row_traces_to_its_raw_lines(
-    ref1_dir: Path, ref1_tables: AnalysisTables
-) -> None:
+def test_every_derived_row_traces_to_its_raw_lines(ref1_dir: Path, ref1_tables: Tables) -> None:
     """ADSWEAT's region values, ADHDSS's scores and ADSL's subjects name the raw file lines
     they came from; following a sample of them back leads to the right subject, visit and
     region. The corrected worksheet (delivery_events.json) is the version cited."""

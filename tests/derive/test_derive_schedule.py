@@ -6,10 +6,11 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from derive_fixture import S1, raw
+from derive_fixture import S1
 from derive_fixture import study as ion_study
+from materialise import Tables
 
-from trial.derive import derive_all, schedule_frame, study_day
+from trial.derive import schedule_frame, study_day
 from trial.derive.schedule import window_flag
 
 
@@ -47,8 +48,8 @@ def test_schedule_order_and_weeks_come_from_the_config() -> None:
     assert sched["AVISITN"].to_list() == list(range(1, sched.height + 1))
 
 
-def test_out_of_window_visit_is_kept_and_flagged() -> None:
-    adsweat = derive_all(raw(), ion_study()).adsweat
+def test_out_of_window_visit_is_kept_and_flagged(unblinded: Tables) -> None:
+    adsweat = unblinded.adsweat
     s1 = adsweat.filter(pl.col("subject_id") == S1).sort("AVISITN")
     assert s1.select("AVISIT", "ADY", "out_of_window").rows() == [
         ("SCR", -5, False),

@@ -8,17 +8,18 @@ import polars as pl
 import pytest
 from derive_fixture import RESET_PLACED, RESET_START, S1, S3, raw, utc
 from derive_fixture import study as ion_study
+from materialise import Tables
 
 from study import Study
-from trial.derive import AnalysisTables, derive_all, map_sessions
+from trial.derive import map_sessions
 
 
 @pytest.fixture(scope="module")
-def tables() -> AnalysisTables:
-    return derive_all(raw(), ion_study())
+def tables(unblinded: Tables) -> Tables:
+    return unblinded
 
 
-def test_device_swap_maps_each_serial_by_its_dates(tables: AnalysisTables) -> None:
+def test_device_swap_maps_each_serial_by_its_dates(tables: Tables) -> None:
     addev = tables.addev
     s1 = addev.filter(pl.col("subject_id") == S1)
     assert s1.filter(pl.col("device_serial") == "A-00001")["start_utc"].to_list() == [
@@ -32,7 +33,7 @@ def test_device_swap_maps_each_serial_by_its_dates(tables: AnalysisTables) -> No
     assert addev.filter(pl.col("subject_id") == S3)["device_serial"].to_list() == ["B-00001"]
 
 
-def test_unmapped_sessions_are_reported_with_a_reason(tables: AnalysisTables) -> None:
+def test_unmapped_sessions_are_reported_with_a_reason(tables: Tables) -> None:
     unmapped = tables.unmapped_sessions.select("device_serial", "start_utc", "unmapped_reason")
     assert unmapped.rows() == [
         ("A-00001", utc(2026, 1, 25, 18), "OUTSIDE_ASSIGNMENT_DATES"),
@@ -43,7 +44,7 @@ def test_unmapped_sessions_are_reported_with_a_reason(tables: AnalysisTables) ->
 
 
 def test_clock_reset_session_is_flagged_and_dated_by_its_placement(
-    tables: AnalysisTables,
+    tables: Tables,
 ) -> None:
     reset = tables.addev.filter(pl.col("clock_reset"))
     assert reset.height == 1
@@ -80,7 +81,7 @@ def test_unplaced_reset_session_stays_with_a_single_owner_else_is_unmapped() -> 
     assert unmapped["unmapped_reason"].to_list() == ["CLOCK_RESET_UNPLACED"]
 
 
-def test_adequacy_vendor_a_mean_and_vendor_b_samples(tables: AnalysisTables) -> None:
+def test_adequacy_vendor_a_mean_and_vendor_b_samples(tables: Tables) -> None:
     addev = tables.addev
     low = addev.filter(pl.col("start_utc") == utc(2026, 1, 22, 18))
     assert low["mean_ma"].item() == 10.0 and low["adequate"].item() is False
@@ -111,7 +112,7 @@ def test_short_session_at_full_current_is_not_adequate() -> None:
     assert not addev["adequate"].any()
 
 
-def test_adherence_counts(tables: AnalysisTables) -> None:
+def test_adherence_counts(tables: Tables) -> None:
     s1 = tables.adsl.filter(pl.col("subject_id") == S1).row(0, named=True)
     assert s1["n_sessions"] == 15  # every session on A-00001 / A-00002, incl. the unmapped one
     assert s1["n_sessions_mapped"] == 14

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import polars as pl
 import pytest
-from derive_fixture import S1, S2, S3, S4, raw
+from derive_fixture import S1, S2, S3, S4, Raw, raw
 from derive_fixture import study as ion_study
+from materialise import Tables
 
-from trial.derive import AnalysisTables, build_analysis_long, derive_all
+from trial.derive import build_analysis_long
 
-
-@pytest.fixture(scope="module")
-def unblinded() -> AnalysisTables:
-    return derive_all(raw(), ion_study())
-
-
-@pytest.fixture(scope="module")
-def blinded() -> AnalysisTables:
-    return derive_all(raw(blinded=True), ion_study())
+Derive = Callable[[Raw], Tables]
 
 
 def _flags(adsl: pl.DataFrame) -> dict[str, tuple[str, str, str, str]]:
@@ -29,7 +23,7 @@ def _flags(adsl: pl.DataFrame) -> dict[str, tuple[str, str, str, str]]:
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
-def test_analysis_set_flags_unblinded(unblinded: AnalysisTables) -> None:
+def test_analysis_set_flags_unblinded(unblinded: Tables) -> None:
     assert _flags(unblinded.adsl) == {
         # randomised, treated, baseline + post-baseline, 13 adequate induction sessions >= 10
         S1: ("Y", "Y", "Y", "Y"),
@@ -42,16 +36,18 @@ def test_analysis_set_flags_unblinded(unblinded: AnalysisTables) -> None:
     }
 
 
-def test_blinded_randfl_is_not_screen_failure_with_a_bl_visit(blinded: AnalysisTables) -> None:
-    assert _flags(blinded.adsl) == _flags(derive_all(raw(), ion_study()).adsl)
+def test_blinded_randfl_is_not_screen_failure_with_a_bl_visit(
+    blinded: Tables, unblinded: Tables, derive: Derive
+) -> None:
+    assert _flags(blinded.adsl) == _flags(unblinded.adsl)
     # remove S4's BL visit: blinded RANDFL falls to N
     base = raw(blinded=True)
     no_bl = base.visits.filter(~((pl.col("subject_id") == S4) & (pl.col("visit") == "BL")))
-    adsl = derive_all(replace(base, visits=no_bl), ion_study()).adsl
+    adsl = derive(replace(base, visits=no_bl)).adsl
     assert _flags(adsl)[S4][0] == "N"
 
 
-def test_screen_failure_and_eligibility(unblinded: AnalysisTables) -> None:
+def test_screen_failure_and_eligibility(unblinded: Tables) -> None:
     adsl = unblinded.adsl
     row = {r["subject_id"]: r for r in adsl.iter_rows(named=True)}
     assert row[S2]["screen_failure"] is True
@@ -63,20 +59,20 @@ def test_screen_failure_and_eligibility(unblinded: AnalysisTables) -> None:
     assert row[S3]["age"] == 14 and row[S3]["age_group"] == "12-17"
 
 
-def test_saffl_counts_sessions_on_any_serial_ever_assigned() -> None:
+def test_saffl_counts_sessions_on_any_serial_ever_assigned(derive: Derive) -> None:
     base = raw()
     # only the A-00001 session after its to_date remains: not mapped, but on S1's serial
     only = base.device_sessions.filter(
         (pl.col("device_serial") == "A-00001") & (pl.col("start_utc").dt.day() == 25)
     )
-    adsl = derive_all(replace(base, device_sessions=only), ion_study()).adsl
+    adsl = derive(replace(base, device_sessions=only)).adsl
     s1 = adsl.filter(pl.col("subject_id") == S1).row(0, named=True)
     assert s1["SAFFL"] == "Y" and s1["n_sessions"] == 1 and s1["n_sessions_mapped"] == 0
     assert s1["PPFL"] == "N"
 
 
-def test_blinded_tables_carry_no_arm(blinded: AnalysisTables, unblinded: AnalysisTables) -> None:
-    assert blinded.blinded and not unblinded.blinded
+def test_blinded_tables_carry_no_arm(blinded: Tables, unblinded: Tables) -> None:
+    assert "arm" not in blinded.adsl.columns and "arm" in unblinded.adsl.columns
     for name in ("adsl", "adsweat", "adsweat_side", "adhdss", "adae", "addev"):
         frame = getattr(blinded, name)
         assert not {"arm", "rand_date"} & set(frame.columns), name
@@ -85,12 +81,12 @@ def test_blinded_tables_carry_no_arm(blinded: AnalysisTables, unblinded: Analysi
     assert "arm" in unblinded.adae.columns
 
 
-def test_stratum_disagreement_is_a_finding(unblinded: AnalysisTables) -> None:
+def test_stratum_disagreement_is_a_finding(unblinded: Tables) -> None:
     found = unblinded.derivation_findings.filter(pl.col("finding") == "STRATUM_MISMATCH")
     assert found["subject_id"].to_list() == [S4]
 
 
-def test_adhdss_baseline_change_and_responder(unblinded: AnalysisTables) -> None:
+def test_adhdss_baseline_change_and_responder(unblinded: Tables) -> None:
     adhdss = unblinded.adhdss
     s1 = adhdss.filter(pl.col("subject_id") == S1).select("AVISIT", "BASE", "CHG", "RESPFL")
     assert s1.rows() == [
@@ -106,7 +102,7 @@ def test_adhdss_baseline_change_and_responder(unblinded: AnalysisTables) -> None
     assert w2["out_of_window"].item() is True
 
 
-def test_adae_treatment_emergence_and_study_day(unblinded: AnalysisTables) -> None:
+def test_adae_treatment_emergence_and_study_day(unblinded: Tables) -> None:
     adae = unblinded.adae.select("ae_id", "TRTEMFL", "ASTDY", "AENDY")
     assert adae.rows() == [
         ("C01-0001-AE01", "N", -2, -1),  # before the first session (01-12)
@@ -134,7 +130,7 @@ EXPECTED_COLUMNS = [
 ]
 
 
-def test_analysis_long_fas(unblinded: AnalysisTables) -> None:
+def test_analysis_long_fas(unblinded: Tables) -> None:
     long = build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study())
     assert long.columns == EXPECTED_COLUMNS
     assert long.select(
@@ -150,19 +146,19 @@ def test_analysis_long_fas(unblinded: AnalysisTables) -> None:
     assert s3["arm"] == "TAP"
 
 
-def test_analysis_long_pp_drops_out_of_window_and_non_pp(unblinded: AnalysisTables) -> None:
+def test_analysis_long_pp_drops_out_of_window_and_non_pp(unblinded: Tables) -> None:
     long = build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study(), population="PP")
     # S3 is not PP; S1's W2 (day 18) is out of window
     assert long.select("subject", "visit").rows() == [(S1, "W1")]
 
 
-def test_analysis_long_blinded_has_no_arm(blinded: AnalysisTables) -> None:
+def test_analysis_long_blinded_has_no_arm(blinded: Tables) -> None:
     long = build_analysis_long(blinded.adsl, blinded.adsweat, ion_study())
     assert long.columns == [c for c in EXPECTED_COLUMNS if c != "arm"]
     assert long.height == 3
 
 
-def test_analysis_long_rejects_unknown_population(unblinded: AnalysisTables) -> None:
+def test_analysis_long_rejects_unknown_population(unblinded: Tables) -> None:
     with pytest.raises(ValueError, match="population"):
         build_analysis_long(unblinded.adsl, unblinded.adsweat, ion_study(), population="ITT")  # type: ignore[arg-type]
 

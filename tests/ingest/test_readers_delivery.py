@@ -1,4 +1,6 @@
-"""read_delivery on whole raw trees: every dataset, the full quarantine, idempotence, hooks."""
+"""The raw group of the asset graph on whole raw trees (materialised on a temporary folder):
+every dataset, the full quarantine, idempotence, and device sessions from every registered
+format."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from materialise import materialise_tree
 from polars.testing import assert_frame_equal
 
-from data_contracts.contracts import blocking_failures, check_frame, load_contract
-from ingest.delivery import RawTables, read_delivery
-from ingest.device_sessions import build_device_sessions
+from data_contracts.contracts import blocking_failures, check_frame, list_contracts, load_contract
+from ingest.device_sessions import build_device_sessions, registry_device_sessions
+from ingest.registry import SOURCES
+from ingest.source_format import Resolved, SourceFormat
 from study import Study, load_study
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
@@ -19,6 +23,19 @@ MINI = FIXTURES / "mini"
 BAD = FIXTURES / "bad"
 STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 LINEAGE = {"source_file", "source_line", "source_files", "kept_file", "superseded_file"}
+RAW = [
+    "dm",
+    "eligibility",
+    "visits",
+    "hdss",
+    "ae",
+    "cm",
+    "disposition",
+    "devices",
+    "gravimetry",
+    "vendor_a_sessions",
+]
+"""Raw datasets compared between runs (with the sessions, papers and quarantine)."""
 
 
 @pytest.fixture(scope="module")
@@ -26,27 +43,59 @@ def study() -> Study:
     return load_study(STUDY_FILE)
 
 
-def test_every_frame_of_a_legal_tree_satisfies_its_contract(study: Study) -> None:
-    raw = read_delivery(MINI, study)
-    assert raw.randomisation is None  # blinded
-    for name, frame in raw.datasets().items():
-        assert blocking_failures(check_frame(frame, load_contract(name))) == [], name
-    assert raw.quarantine.select("source_file", "source_line", "reason_code").rows() == [
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    return materialise_tree(MINI, tmp_path_factory.mktemp("mini"), STUDY_FILE)
+
+
+VISITS = (
+    "subject_id,visit,visit_date,status\n"
+    "C01-0001,BL,2026-01-19,DONE\nC01-0001,W1,2026-01-26,DONE\nC01-0002,BL,2026-01-20,DONE\n"
+)
+"""The visits of the mini tree's papers (the tree itself has no visits.csv: every paper is then
+at a visit not done, a trial-level rule)."""
+
+
+@pytest.fixture(scope="module")
+def mini_visited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    base = tmp_path_factory.mktemp("mini_visited")
+    shutil.copytree(MINI, base / "raw")
+    (base / "raw" / "C01" / "2026-03-09" / "visits.csv").write_text(VISITS)
+    return materialise_tree(base / "raw", base / "out", STUDY_FILE)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    return materialise_tree(BAD, tmp_path_factory.mktemp("bad"), STUDY_FILE)
+
+
+def test_every_frame_of_a_legal_tree_satisfies_its_contract(
+    mini: dict[str, pl.DataFrame], mini_visited: dict[str, pl.DataFrame]
+) -> None:
+    assert mini["randomisation"].height == 0  # blinded
+    checked = [name for name in mini if name in list_contracts()]
+    assert {*RAW, "landing_manifest", "device_sessions", "quarantine"} <= set(checked)
+    for name in checked:
+        assert blocking_failures(check_frame(mini[name], load_contract(name))) == [], name
+    assert mini_visited["quarantine"].select(
+        "source_file", "source_line", "reason_code"
+    ).rows() == [
         ("C01/2026-02-09/ionto-b_B-00002_20260125180000.jsonl", 10, "TRUNCATED_LINE"),
         ("C01/2026-04-06/README.txt", None, "UNKNOWN_FILE"),
     ]
-    assert raw.device_sessions.group_by("vendor").len().sort("vendor").rows() == [
-        ("A", 12),
-        ("B", 2),
-    ]
-    assert raw.device_sessions["session_key"].is_unique().all()
-    assert raw.gravimetry_duplicates.height == 1
-    assert raw.dm.height == 3 and raw.devices.height == 3 and raw.ae.height == 1
-    assert raw.visits.height == 0 and raw.visits.schema == load_contract("visits").schema
+    sessions = mini["device_sessions"]
+    assert sessions.group_by("vendor").len().sort("vendor").rows() == [("A", 12), ("B", 2)]
+    assert sessions["session_key"].is_unique().all()
+    assert mini_visited["gravimetry_duplicates"].height == 1
+    assert mini_visited["gravimetry"].height == 6  # 4 + 3 papers, one a later copy
+    # Without visits.csv every paper is at a visit not done: quarantined, none analysed.
+    not_done = mini["quarantine"].filter(pl.col("reason_code") == "VISIT_NOT_DONE")
+    assert not_done.height == 7 and mini["gravimetry"].height == 0
+    assert mini["dm"].height == 3 and mini["devices"].height == 3 and mini["ae"].height == 1
+    assert mini["visits"].height == 0 and mini["visits"].schema == load_contract("visits").schema
 
 
-def test_the_whole_quarantine_of_the_bad_tree(study: Study) -> None:
-    raw = read_delivery(BAD, study)
+def test_the_whole_quarantine_of_the_bad_tree(bad: dict[str, pl.DataFrame]) -> None:
     d = "C02/2026-03-09/"
     grav, va9, va10 = (
         "gravimetry_C02_20260309.csv",
@@ -67,6 +116,8 @@ def test_the_whole_quarantine_of_the_bad_tree(study: Study) -> None:
         (grav, 3, "gravimetry", "side", "NOT_IN_CODELIST"),
         (grav, 4, "gravimetry", "collected_at", "BAD_DATE"),
         (grav, 5, "gravimetry", "dry_weight", "OUT_OF_RANGE"),
+        # the trial-level rule after the readers: visits.csv is unreadable, so no visit is done
+        (grav, 6, "gravimetry", "visit", "VISIT_NOT_DONE"),
         ("hdss.csv", 1, "hdss", None, "BAD_HEADER"),
         (va9, 1, "vendor_a_sessions", "utc_offset", "BAD_HEADER"),
         (va10, 7, "vendor_a_sessions", None, "WRONG_FIELD_COUNT"),
@@ -80,45 +131,47 @@ def test_the_whole_quarantine_of_the_bad_tree(study: Study) -> None:
         ("notes.txt", None, "landing", None, "UNKNOWN_FILE"),
         ("visits.csv", None, "visits", None, "NOT_UTF8"),
     ]
-    got = raw.quarantine.select("source_file", "source_line", "dataset", "field", "reason_code")
+    quarantine = bad["quarantine"]
+    got = quarantine.select("source_file", "source_line", "dataset", "field", "reason_code")
     assert sorted(got.rows(), key=str) == sorted(
         [(d + f, line, ds, fld, code) for f, line, ds, fld, code in expected], key=str
     )
-    assert blocking_failures(check_frame(raw.quarantine, load_contract("quarantine"))) == []
-    assert raw.quarantine.select(
-        pl.col("message").str.starts_with(pl.col("source_file")).all()
-    ).item()
+    assert blocking_failures(check_frame(quarantine, load_contract("quarantine"))) == []
+    assert quarantine.select(pl.col("message").str.starts_with(pl.col("source_file")).all()).item()
     # the good rows of the damaged files are still read
-    assert raw.dm["subject_id"].to_list() == ["C02-0001"]
-    assert raw.vendor_b_events.height == 3
+    assert bad["dm"]["subject_id"].to_list() == ["C02-0001"]
+    assert bad["vendor_b_events"].height == 3
 
 
-def _without_lineage(raw: RawTables) -> dict[str, pl.DataFrame]:
-    frames = {**raw.datasets(), "gravimetry_duplicates": raw.gravimetry_duplicates}
-    frames.pop("landing_manifest")
-    return {k: f.drop([c for c in f.columns if c in LINEAGE]) for k, f in frames.items()}
+def _without_lineage(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    names = [*RAW, "gravimetry_duplicates", "vendor_b_events", "device_sessions", "quarantine"]
+    return {k: tables[k].drop([c for c in tables[k].columns if c in LINEAGE]) for k in names}
 
 
 def test_rereading_and_redelivering_the_same_files_change_nothing(
-    study: Study, tmp_path: Path
+    mini_visited: dict[str, pl.DataFrame], tmp_path: Path
 ) -> None:
     raw = tmp_path / "raw"
     shutil.copytree(MINI, raw)
-    first = read_delivery(raw, study)
-    again = read_delivery(raw, study)
-    for name, frame in first.datasets().items():
-        assert_frame_equal(again.datasets()[name], frame)
+    (raw / "C01" / "2026-03-09" / "visits.csv").write_text(VISITS)
+    again = materialise_tree(raw, tmp_path / "again", STUDY_FILE)
+    for name in [*RAW, "landing_manifest", "device_sessions", "quarantine", "vendor_b_events"]:
+        assert_frame_equal(again[name], mini_visited[name])
     # a whole delivery arrives again, byte for byte, under a new date
     shutil.copytree(raw / "C01" / "2026-03-09", raw / "C01" / "2026-05-04")
-    repeated = read_delivery(raw, study)
-    assert repeated.manifest.height == first.manifest.height + 8
-    before, after = _without_lineage(first), _without_lineage(repeated)
+    repeated = materialise_tree(raw, tmp_path / "repeated", STUDY_FILE)
+    assert repeated["landing_manifest"].height == mini_visited["landing_manifest"].height + 9
+    before, after = _without_lineage(mini_visited), _without_lineage(repeated)
     assert before.keys() == after.keys()
     for name in before:
         assert_frame_equal(after[name], before[name], check_row_order=False)
 
 
-def test_extra_session_readers_append_bench_sessions(study: Study) -> None:
+def test_sessions_of_every_registered_format_join_device_sessions(
+    mini: dict[str, pl.DataFrame],
+) -> None:
+    """A further session-making format (here: bench sessions handed over whole) adds its rows
+    to ``device_sessions``; a frame that lacks a contract column is refused, not coerced."""
     contract = load_contract("device_sessions")
     ibu = pl.DataFrame(
         {
@@ -142,9 +195,18 @@ def test_extra_session_readers_append_bench_sessions(study: Study) -> None:
         },
         schema=contract.schema,
     )
-    raw = read_delivery(
-        MINI, study, extra_session_readers=[lambda root, manifest: (ibu, ibu.clear())]
+    extra = SourceFormat(
+        kind="extra",
+        pattern=r"^extra_.*\.parquet$",
+        datasets=("extra_sessions",),
+        resolve=lambda _resolution: Resolved({"extra_sessions": ibu}),
+        sessions=lambda datasets, _tolerance: datasets["extra_sessions"],
+        session_inputs=("extra_sessions",),
     )
-    assert raw.device_sessions.filter(vendor="IBU")["session_key"].to_list() == ["IBU:IBU-7:1"]
+    sessions = registry_device_sessions(
+        [*SOURCES, extra], {**mini, "extra_sessions": ibu}, tolerance_pct=10.0
+    )
+    assert sessions.filter(vendor="IBU")["session_key"].to_list() == ["IBU:IBU-7:1"]
+    assert sessions.height == mini["device_sessions"].height + 1
     with pytest.raises(ValueError, match="lacks columns"):
-        build_device_sessions([raw.device_sessions, ibu.drop("vendor")])
+        build_device_sessions([mini["device_sessions"], ibu.drop("vendor")])

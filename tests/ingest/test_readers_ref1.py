@@ -17,19 +17,17 @@ from typing import Any
 
 import polars as pl
 import pytest
+from materialise import Tables
 
 from data_contracts.contracts import blocking_failures, check_frame, load_contract
-from ingest.delivery import RawTables, read_delivery
-from study import load_study
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 CHARGE_TOL_MC = 0.5
 
 
 @pytest.fixture(scope="session")
-def ref1_raw(ref1_dir: Path) -> RawTables:
-    """ref1 read once, unblinded, for the whole session."""
-    return read_delivery(ref1_dir / "raw", load_study(STUDY_FILE), ref1_dir / "sealed")
+def ref1_raw(ref1_run: Tables) -> Tables:
+    """ref1 read once by the asset graph, unblinded, for the whole session."""
+    return ref1_run
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +45,7 @@ def sessions_truth(ref1_dir: Path) -> pl.DataFrame:
 
 
 def test_nothing_is_quarantined_and_every_contract_holds(
-    ref1_raw: RawTables, ref1_dir: Path, ref1_derivation: dict[str, Any]
+    ref1_raw: Tables, ref1_dir: Path, ref1_derivation: dict[str, Any]
 ) -> None:
     assert ref1_raw.quarantine.height == 0
     assert ref1_derivation["quarantine_counts"] == {}
@@ -57,7 +55,7 @@ def test_nothing_is_quarantined_and_every_contract_holds(
         assert blocking_failures(check_frame(frame, load_contract(name))) == [], name
 
 
-def test_counts(ref1_raw: RawTables, ref1_derivation: dict[str, Any]) -> None:
+def test_counts(ref1_raw: Tables, ref1_derivation: dict[str, Any]) -> None:
     assert ref1_raw.manifest.height == ref1_derivation["n_files"] == 1495
     superseded = ref1_raw.manifest.filter(~pl.col("is_current")).height
     assert superseded == ref1_derivation["n_file_versions_superseded"] == 261
@@ -81,7 +79,7 @@ def test_counts(ref1_raw: RawTables, ref1_derivation: dict[str, Any]) -> None:
     ) == {"g"}
 
 
-def test_the_corrected_worksheet_wins(ref1_raw: RawTables, ref1_dir: Path) -> None:
+def test_the_corrected_worksheet_wins(ref1_raw: Tables, ref1_dir: Path) -> None:
     events = json.loads((ref1_dir / "expected" / "delivery_events.json").read_text("utf-8"))
     fix = next(e for e in events["events"] if e["kind"] == "correction")
     paper = ref1_raw.gravimetry.filter(
@@ -93,7 +91,7 @@ def test_the_corrected_worksheet_wins(ref1_raw: RawTables, ref1_dir: Path) -> No
 
 
 def test_vendor_a_sessions_equal_the_truth(
-    ref1_raw: RawTables, sessions_truth: pl.DataFrame, ref1_dir: Path
+    ref1_raw: Tables, sessions_truth: pl.DataFrame, ref1_dir: Path
 ) -> None:
     truth = sessions_truth.filter(vendor="A")
     ours = ref1_raw.device_sessions.filter(vendor="A")
@@ -116,9 +114,7 @@ def test_vendor_a_sessions_equal_the_truth(
     assert ours_reset["session_no"].is_duplicated().any()  # counter restarted at 1
 
 
-def test_vendor_b_sessions_equal_the_truth(
-    ref1_raw: RawTables, sessions_truth: pl.DataFrame
-) -> None:
+def test_vendor_b_sessions_equal_the_truth(ref1_raw: Tables, sessions_truth: pl.DataFrame) -> None:
     truth = sessions_truth.filter(vendor="B").with_columns(
         session_key=pl.concat_str(pl.lit("B:"), "device_serial", pl.lit(":"), "sid")
     )

@@ -1,5 +1,5 @@
-"""Every model of this package on ref1's raw tree through the readers and derivations,
-unblinded and blinded (slow: reads and derives the whole delivery tree twice)."""
+"""Every model of this package on ref1's raw tree through the asset graph's reading and
+derivations, unblinded and blinded (slow: materialises the whole delivery tree twice)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from materialise import Tables
 
 from study import Study, load_study
 from trial.models.ancova import fit_ancova
@@ -25,16 +26,9 @@ from trial.models.tidy import BLINDED_NOTE
 STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
 
 
-def run_all(ref1_dir: Path, study: Study, unblinded: bool) -> dict[str, ModelResult]:
-    from ingest.delivery import read_delivery
-    from trial.derive.analysis_long import build_analysis_long
-    from trial.derive.tables import derive_all
-
-    raw = read_delivery(
-        ref1_dir / "raw", study, include_sealed=ref1_dir / "sealed" if unblinded else None
-    )
-    tabs = derive_all(raw, study)
-    long = build_analysis_long(tabs.adsl, tabs.adsweat, study)
+def run_all(tabs: Tables, study: Study) -> dict[str, ModelResult]:
+    """Every model fitted on ref1's analysis-ready tables as the asset graph stored them."""
+    long = tabs.analysis_long
     responders = fit_responders(tabs.adsl, tabs.adhdss, tabs.adsweat, study)
     return {
         "lmm": fit_lmm(long, study),
@@ -51,9 +45,9 @@ def run_all(ref1_dir: Path, study: Study, unblinded: bool) -> dict[str, ModelRes
 
 
 @pytest.mark.slow
-def test_unblinded_run_on_ref1(ref1_dir: Path) -> None:
+def test_unblinded_run_on_ref1(ref1_dir: Path, ref1_run: Tables) -> None:
     study = load_study(STUDY_FILE)
-    results = run_all(ref1_dir, study, unblinded=True)
+    results = run_all(ref1_run, study)
     expected = json.loads((ref1_dir / "expected" / "results.json").read_text())["lmm"]
     assert results["lmm"].fit["reml_loglik"] == pytest.approx(expected["reml_loglik"], abs=1e-4)
     shares = results["responders"].tables["shares"]
@@ -69,9 +63,9 @@ def test_unblinded_run_on_ref1(ref1_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_blinded_run_on_ref1_fits_nothing_and_shows_no_arm(ref1_dir: Path) -> None:
+def test_blinded_run_on_ref1_fits_nothing_and_shows_no_arm(ref1_blinded_run: Tables) -> None:
     study = load_study(STUDY_FILE)
-    results = run_all(ref1_dir, study, unblinded=False)
+    results = run_all(ref1_blinded_run, study)
     for name in ("lmm", "ancova", "responders", "subgroups", "sides", "plantar", "durability"):
         assert BLINDED_NOTE in results[name].notes, name
         assert results[name].estimates.height == 0, name

@@ -178,3 +178,21 @@ def test_the_amendment_sections_read_for_each_example(name: str) -> None:
     assert set(config.rules.names) == set(study.intercurrent_events)
     assert config.tipping_point.visit in study.model_visits
     assert all(e.visit in study.model_visits for e in config.estimands)
+
+
+def test_dagster_definitions_refuse_a_broken_estimand(tmp_path: Path) -> None:
+    """The estimands section is typed by trial.estimands.config; its mistakes stop the
+    definitions as early, in one line naming the section."""
+    from pipelines.definitions import build_definitions
+    from pipelines.resources import TrialSettings
+
+    text = example_study_path("ion302").read_text("utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace("      method: mmrm\n", "      method: mmrn\n", 1), "utf-8")
+    settings = TrialSettings(
+        raw_dir=str(tmp_path / "raw"), out_dir=str(tmp_path / "out"), study_path=str(broken)
+    )
+    with pytest.raises(StudyError) as caught:
+        build_definitions(settings)
+    assert str(caught.value).startswith(f"{broken}: estimands: estimand E1: 'mmrn' is not one of")
+    assert "\n" not in str(caught.value)

@@ -7,16 +7,12 @@ from trial.derive.ae import derive_adae
 from trial.derive.analysis_long import build_analysis_long
 from trial.derive.gravimetry import latest_papers, paper_rates, region_values
 from trial.derive.hdss import derive_adhdss
-from trial.derive.inputs import RawFrames
 from trial.derive.schedule import schedule_frame, study_day, visit_days
 from trial.derive.sessions import adherence, map_sessions, sessions_started
 from trial.derive.subjects import derive_adsl, eligibility_findings
 from trial.derive.sweat import derive_adsweat, derive_adsweat_side
-from trial.derive.tables import AnalysisTables, derive_all
 
 __all__ = [
-    "AnalysisTables",
-    "RawFrames",
     "adherence",
     "build_analysis_long",
     "derive_adae",
@@ -24,7 +20,6 @@ __all__ = [
     "derive_adsl",
     "derive_adsweat",
     "derive_adsweat_side",
-    "derive_all",
     "eligibility_findings",
     "latest_papers",
     "map_sessions",

@@ -292,9 +292,9 @@ def adam_tables() -> dict[str, tuple[str, tuple[Col, ...]]]:
         string_col("visit", "Analysis visit", required=True, codelist="model_visits", key=2),
         int_col("visit_index", "Visit index (1-based)", required=True, minimum=1),
         int_col("week", "Nominal week", required=True, unit="week"),
-        float_col("logbase", "Baseline log palmar sweat rate", required=True, unit=ln_unit),
+        float_col("logbase", "Baseline log rate, primary region", required=True, unit=ln_unit),
         float_col("chg", "Change from baseline (log)", required=True, unit=ln_unit),
-        float_col("aval_log", "Log palmar sweat rate", required=True, unit=ln_unit),
+        float_col("aval_log", "Log sweat rate, primary region", required=True, unit=ln_unit),
         int_col("n_sides", "Number of valid sides", required=True, minimum=1, maximum=2),
         string_col("base_visit", "Visit giving the baseline", required=True, codelist=visits),
     )

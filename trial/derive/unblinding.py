@@ -160,6 +160,7 @@ def check_sealed_list(problems: list[str], path: str) -> None:
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         raise SealedListError(
             f"the sealed randomisation list {path} does not fit the study and its data "
-            f"({len(problems)} problems): {first}{more}. Nothing unblinded was written; "
+            f"({len(problems)} problem{'s' if len(problems) > 1 else ''}): {first}{more}. "
+            "Nothing unblinded was written; "
             "check that it is this study's final list"
         )

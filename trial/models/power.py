@@ -91,6 +91,20 @@ def true_contrasts(study: Study, mean_change: Mapping[str, float] | None = None)
     }
 
 
+def allocation(study: Study, n_subjects: int) -> np.ndarray:
+    """Arm index (into ``study.arm_codes``) of ``n_subjects`` subjects allocated in blocks of
+    the configured ratio, before shuffling (so a size that is not a whole number of blocks
+    gives the first arms one subject more)."""
+    ratio = np.asarray(study.allocation.ratio, dtype=float).astype(int)
+    return np.resize(np.repeat(np.arange(len(study.arm_codes)), ratio), n_subjects)
+
+
+def subjects_per_arm(study: Study, n_subjects: int) -> dict[str, int]:
+    """How many of ``n_subjects`` each arm gets (:func:`allocation`)."""
+    counts = np.bincount(allocation(study, n_subjects), minlength=len(study.arm_codes))
+    return dict(zip(study.arm_codes, (int(c) for c in counts), strict=True))
+
+
 def simulate_trial(
     study: Study,
     n_subjects: int,
@@ -117,8 +131,7 @@ def simulate_trial(
         draw = rng.normal(sim.log_median_screening, sim.sd_log_screening, 2 * n)
         level = np.r_[level, draw[draw + rng.normal(0.0, sd_e, 2 * n) >= entry]]
     level = level[:n]
-    ratio = np.asarray(study.allocation.ratio, dtype=float)
-    arm = rng.permutation(np.resize(np.repeat(np.arange(len(arms)), ratio.astype(int)), n))
+    arm = rng.permutation(allocation(study, n))
     centre = rng.integers(0, len(study.centres), n)
     stratum = rng.integers(0, len(study.stratum_codes), n)
     logbase = level + rng.normal(0.0, sd_e, n)
@@ -156,7 +169,11 @@ def simulate_trial(
 
 @dataclass(frozen=True)
 class PowerResult:
-    """Power table (one row per sample size and hypothesis) and the run's throughput."""
+    """Power table (one row per sample size and hypothesis: ``subjects`` in all,
+    ``subjects_per_arm`` as ``n1/n2/...`` in the order of the study's arms, the hypothesis, its
+    ``contrast`` and true ``effect`` (difference of mean log change at the primary visit), the
+    two-sided ``alpha``, ``power`` and its Monte-Carlo SE, the same in the fixed sequence, the
+    replicates and failed fits) and the run's throughput."""
 
     table: pl.DataFrame
     replicates_per_second: float
@@ -194,6 +211,7 @@ def simulate_power(
         for h in study.endpoints.key_secondary_sequence
         if h.endpoint == "primary"
     ]
+    truth = true_contrasts(study, mean_change)[study.primary_visit]
     rng = np.random.default_rng(seed)
     rows = []
     started = time.perf_counter()
@@ -230,8 +248,11 @@ def simulate_power(
             rows.append(
                 {
                     "subjects": n,
+                    "subjects_per_arm": "/".join(map(str, subjects_per_arm(study, n).values())),
                     "hypothesis": hid,
                     "contrast": contrast,
+                    "effect": truth[contrast],
+                    "alpha": alpha,
                     "power": power,
                     "mc_se": float(np.sqrt(power * (1 - power) / n_sims)),
                     "power_sequential": power_seq,

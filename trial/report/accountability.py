@@ -32,9 +32,22 @@ def _consort_total(consort: pl.DataFrame, stage: str) -> int:
     return int(rows["n"].sum())
 
 
+SETS = (
+    ("Full analysis set", "FASFL", "analysed_fas"),
+    ("Per-protocol set", "PPFL", "analysed_pp"),
+    ("Safety set", "SAFFL", "analysed_safety"),
+)
+"""Analysis sets whose ADSL count the report's CONSORT flow must show."""
+
+
+def _flagged(adsl: pl.DataFrame, flag: str) -> int:
+    return int(adsl.filter(pl.col(flag) == "Y").height) if flag in adsl.columns else 0
+
+
 def reconciliation(adsl: pl.DataFrame, consort: pl.DataFrame) -> pl.DataFrame:
-    """``count, edc, report, reconciles`` (Y/N): screened, randomised and the FAS split of the
-    CONSORT flow against ADSL's subjects of the EDC, plus the subjects no analysis can hold
+    """``count, edc, report, reconciles`` (Y/N): screened, randomised, the FAS split and each
+    analysis set of the CONSORT flow against ADSL's subjects of the EDC, plus the subjects no
+    analysis can hold
     (demographics quarantined, seen only outside ``dm.csv``) for the record."""
     status = (
         adsl["dm_status"] if "dm_status" in adsl.columns else pl.Series([DM_READ] * adsl.height)
@@ -46,6 +59,10 @@ def reconciliation(adsl: pl.DataFrame, consort: pl.DataFrame) -> pl.DataFrame:
         ("Screened: subjects in the EDC's dm.csv", in_edc, _consort_total(consort, "screened")),
         ("Randomised", randomised, _consort_total(consort, "randomised")),
         ("Randomised = analysed in the FAS + excluded from it", randomised, fas_split),
+        *(
+            (f"{label} ({flag} = Y)", _flagged(adsl, flag), _consort_total(consort, stage))
+            for label, flag, stage in SETS
+        ),
         (
             "Demographics row quarantined (in ADSL, never FAS)",
             int((status == DM_QUARANTINED).sum()),

@@ -296,7 +296,7 @@ def unmapped_session_issues(
 def missing_visit_issues(
     adsl: pl.DataFrame, adsweat: pl.DataFrame, study: Study, data_cut: dt.date
 ) -> pl.DataFrame:
-    """Scheduled gravimetry visits with no palmar value although due by the data cut.
+    """Scheduled gravimetry visits with no primary-region value although due by the data cut.
 
     A visit is due when its window closed (``bl_date + target_day - 1 + window``) on or before
     the data cut and, for a withdrawn subject, on or before the withdrawal (``disposition_date``,
@@ -349,7 +349,8 @@ def missing_visit_issues(
         field=pl.lit("visit"),
         code=pl.lit("MISSING_VISIT"),
         detail=pl.format(
-            "no palmar sweat value for {} (due by {})",
+            f"no {study.region_label(study.primary_region.code).lower()} sweat value for {{}} "
+            "(due by {})",
             pl.col("AVISIT"),
             (pl.col("bl_date") + pl.duration(days=pl.col("_close"))).cast(pl.String),
         ),
@@ -420,8 +421,8 @@ def data_quality_issues(
     """``(issues, contract_checks)`` for the run.
 
     ``tables``: ``quarantine``, ``device_sessions``, ``adsl``, ``adsweat``, ``adhdss``,
-    ``addev``; optionally ``unmapped_sessions``, ``derivation_findings`` (from
-    ``trial.derive.tables``) and ``gravimetry_duplicates`` (from the gravimetry reader).
+    ``addev``; optionally ``unmapped_sessions``, ``derivation_findings`` (the derivations'
+    assets) and ``gravimetry_duplicates`` (from the gravimetry reader).
     Every table with a data contract is also checked against it (blinded when ``adsl`` has no
     ``arm``)."""
     checks = contract_check_results(tables, blinded="arm" not in tables["adsl"].columns)
