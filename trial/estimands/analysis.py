@@ -13,9 +13,10 @@ For each estimand:
   ``first_visit`` of those ICEs, with that strategy (a post-ICE1 missing value switches at the
   ICE1 visit); other missing values (intermittent, or post-ICE under MAR) are imputed under MAR.
   Imputation model: ``outcome ~ arm * visit`` plus the configured covariates, unstructured
-  covariance; analysis: ANCOVA per visit on the configured covariates. The engine leaves
-  observed post-ICE values of a reference-based strategy out of the imputation model's fit
-  (rbmi's convention) and keeps them in the analysis.
+  covariance, fitted as SAP section 11 says on every value that is neither missing nor
+  post-rescue (post-rescue values are set missing first), so observed values after a
+  discontinuation are in the fit (``RbiSpec.fit_post_ice``; rbmi's default leaves them out);
+  analysis: ANCOVA per visit on the configured covariates.
 
 Results are tidy: ``estimand, method, strategy, visit, parameter, contrast, estimate, se, lci,
 uci, pvalue, df`` with ``parameter`` ``trt_<arm>`` (arm minus reference) or ``lsm_<arm>``.
@@ -105,7 +106,8 @@ def rbi_spec(
     config: EstimandsConfig, study: Study, method: str, n_samples: int = 200, seed: int = 2013
 ) -> RbiSpec:
     """The imputation and analysis models of the configuration, on ``analysis_long``'s
-    columns, with the study's visit order, reference arm and alpha."""
+    columns, with the study's visit order, reference arm and alpha; the imputation model is
+    fitted on observed post-discontinuation values too (SAP section 11)."""
     return RbiSpec(
         subject="subject",
         visit="visit",
@@ -119,6 +121,7 @@ def rbi_spec(
         n_samples=n_samples,
         seed=seed,
         alpha=study.alpha,
+        fit_post_ice=True,
     )
 
 

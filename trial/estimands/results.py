@@ -158,8 +158,8 @@ def _check(
 
 
 def _post_ice_in_fit(adice: pl.DataFrame, populations: Mapping[str, pl.DataFrame]) -> int:
-    """Observed FAS model rows after a discontinuation (kept in the analysis, left out of a
-    reference-based imputation model's fit)."""
+    """Observed FAS model rows after a discontinuation (analysed as observed, and part of the
+    imputation model's fit)."""
     subjects = populations["FAS"].select(pl.col("subject").alias("subject_id")).unique()
     return int(
         adice.join(subjects, on="subject_id", how="semi")
@@ -243,8 +243,7 @@ def estimand_results(
     n_post = _post_ice_in_fit(adice, populations)
     notes.append(
         f"{n_post} observed FAS values after a discontinuation are analysed as observed "
-        "(treatment policy); a reference-based imputation model leaves them out of its fit "
-        "(rbmi's convention)."
+        "(treatment policy) and are part of the imputation model's fit (SAP section 11)."
     )
     return ModelResult(
         name=NAME,
