@@ -317,8 +317,9 @@ def run_pandas(raw: Path, work: Path) -> dict[str, float]:
 
 def run_floor(raw: Path, work: Path) -> dict[str, float]:
     """Polars' own scan of the same files straight to Parquet (one String column per line):
-    no JSON decoding, validation or summaries. ``scan_ndjson`` cannot be the floor: it stops at
-    the first half-written line (``ignore_errors`` covers type errors, not broken JSON)."""
+    no JSON decoding, validation or summaries (kept for reference). ``scan_ndjson`` cannot
+    read these files: it stops at the first half-written line (``ignore_errors`` covers type
+    errors, not broken JSON), hence :func:`clean_copy` for :func:`run_floor_polars`."""
     paths = sorted(raw.rglob("*.jsonl"))
     pl.scan_lines(paths, include_file_paths="source_file").sink_parquet(work / "lines.parquet")
     nan = float("nan")
