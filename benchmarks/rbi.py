@@ -33,20 +33,12 @@ import time
 import numpy as np
 import polars as pl
 
-from trial.rbi import RbiSpec, run_rbi
+from trial.rbi import run_rbi
 from trial.rbi.engine import point_estimates
 from trial.rbi.prepare import prepare
-from trial.rbi.simulate import TrialDesign, simulate_trial
+from trial.rbi.simulate import TrialDesign, simulate_trial, simulated_trial_spec
 
-SPEC = RbiSpec(
-    subject="subject",
-    visit="visit",
-    group="arm",
-    reference="PBO",
-    outcome="y",
-    covariates=["base*visit"],
-    analysis_covariates=["base"],
-)
+SPEC = simulated_trial_spec()
 
 
 def _naive(data: pl.DataFrame, ice: pl.DataFrame, subjects: list[str]) -> tuple[float, np.ndarray]:

@@ -29,22 +29,16 @@ import numpy as np
 import polars as pl
 
 from trial.rbi import RbiSpec, run_rbi
-from trial.rbi.simulate import TrialDesign, simulate_trial, true_j2r_effect
+from trial.rbi.simulate import (
+    TrialDesign,
+    simulate_trial,
+    simulated_trial_spec,
+    true_j2r_effect,
+)
 
 
 def _spec(method: str, imputations: int, seed: int) -> RbiSpec:
-    return RbiSpec(
-        subject="subject",
-        visit="visit",
-        group="arm",
-        reference="PBO",
-        outcome="y",
-        covariates=["base*visit"],
-        analysis_covariates=["base"],
-        method=method,
-        n_samples=imputations,
-        seed=seed,
-    )
+    return simulated_trial_spec(method=method, n_samples=imputations, seed=seed)
 
 
 def main() -> None:

@@ -6,22 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trial.rbi import RbiInputError, RbiSpec, run_rbi, run_rbi_deltas
-from trial.rbi.simulate import TrialDesign, simulate_trial
+from trial.rbi import RbiInputError, run_rbi, run_rbi_deltas
+from trial.rbi.simulate import TrialDesign, simulate_trial, simulated_trial_spec
 
-SPEC = RbiSpec(
-    subject="subject",
-    visit="visit",
-    group="arm",
-    reference="PBO",
-    outcome="y",
-    covariates=["base*visit"],
-    analysis_covariates=["base"],
-)
-
-
-def _with(**changes: object) -> RbiSpec:
-    return RbiSpec(**{**SPEC.__dict__, **changes})  # type: ignore[arg-type]
+SPEC = simulated_trial_spec()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +54,7 @@ def test_visit_order_follows_the_data_unless_given(
     reordered = data.sort(pl.col("visit") != "W2")  # W2 rows first
     got = run_rbi(reordered, ice, SPEC).pooled.get_column("visit").unique(maintain_order=True)
     assert got.to_list() == ["W2", "W1", "W3"]
-    given = run_rbi(reordered, ice, _with(visits=["W1", "W2", "W3"]))
+    given = run_rbi(reordered, ice, simulated_trial_spec(visits=["W1", "W2", "W3"]))
     assert given.pooled.get_column("visit").unique(maintain_order=True).to_list() == [
         "W1",
         "W2",
@@ -79,7 +67,7 @@ def test_visit_order_follows_the_data_unless_given(
 def test_reference_level_comes_first(trial: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     data, _ = trial
     pbo = run_rbi(data, None, SPEC).pooled
-    drug = run_rbi(data, None, _with(reference="DRUG")).pooled
+    drug = run_rbi(data, None, simulated_trial_spec(reference="DRUG")).pooled
     assert drug.get_column("parameter").unique(maintain_order=True).to_list() == [
         "trt_PBO",
         "lsm_DRUG",
@@ -104,7 +92,7 @@ def test_bad_spec_names_the_problem(
 ) -> None:
     data, ice = trial
     with pytest.raises(RbiInputError, match=message):
-        run_rbi(data, ice, _with(**change))
+        run_rbi(data, ice, simulated_trial_spec(**change))
 
 
 @pytest.mark.parametrize(
@@ -145,7 +133,7 @@ def test_spec_strategy_replaces_non_mar_strategies(
         .otherwise(pl.lit("CR"))
         .alias("strategy")
     )
-    a = run_rbi(data, mixed, _with(strategy="CR")).pooled
+    a = run_rbi(data, mixed, simulated_trial_spec(strategy="CR")).pooled
     b = run_rbi(data, as_cr, SPEC).pooled
     assert a.equals(b)
     c = run_rbi(data, mixed, SPEC).pooled
@@ -157,7 +145,7 @@ def test_delta_shifts_imputed_values_of_one_group(
 ) -> None:
     """No covariates: the mean of the drug arm moves by delta x its share of imputed values."""
     data, ice = trial
-    spec = _with(covariates=[], analysis_covariates=[])
+    spec = simulated_trial_spec(covariates=[], analysis_covariates=[])
     delta = pl.DataFrame({"arm": ["DRUG"], "visit": ["W3"], "delta": [0.7]})
     plain, shifted = run_rbi_deltas(data, ice, spec, [None, delta])
     alone = run_rbi(data, ice, spec, delta).pooled
@@ -239,8 +227,8 @@ def test_fit_post_ice_fits_the_model_on_every_observed_value(
     seen = data.filter(pl.col("visit") == "W3").get_column("subject").head(8)
     ice = pl.DataFrame({"subject": seen, "visit": "W2", "strategy": "JR"})
     default = run_rbi(data, ice, SPEC)
-    included = run_rbi(data, ice, _with(fit_post_ice=True))
-    mar = run_rbi(data, ice, _with(strategy="MAR"))
+    included = run_rbi(data, ice, simulated_trial_spec(fit_post_ice=True))
+    mar = run_rbi(data, ice, simulated_trial_spec(strategy="MAR"))
     assert included.fit["n_fit_observations"] == mar.fit["n_fit_observations"]
     assert default.fit["n_fit_observations"] == mar.fit["n_fit_observations"] - 16
     np.testing.assert_allclose(
@@ -261,7 +249,7 @@ def _with_centre(data: pl.DataFrame, rare: int) -> pl.DataFrame:
 def test_bootstrap_redraws_a_sample_without_a_rare_level() -> None:
     """rbmi's behaviour: a resample on which the model is not estimable is drawn again."""
     data, ice = simulate_trial(TrialDesign(n_subjects=60, n_visits=3), seed=8)
-    spec = _with(
+    spec = simulated_trial_spec(
         covariates=["base*visit", "centre"],
         analysis_covariates=["base", "centre"],
         method="condmean-bootstrap",
@@ -276,6 +264,6 @@ def test_bootstrap_redraws_a_sample_without_a_rare_level() -> None:
 
 def test_jackknife_refuses_a_level_of_one_subject() -> None:
     data, ice = simulate_trial(TrialDesign(n_subjects=30, n_visits=3), seed=8)
-    spec = _with(covariates=["base*visit", "centre"])
+    spec = simulated_trial_spec(covariates=["base*visit", "centre"])
     with pytest.raises(RbiInputError, match="'centreC9' is informed by one subject only"):
         run_rbi(_with_centre(data, 1), ice, spec)

@@ -15,23 +15,10 @@ import statsmodels.api as sm
 
 import trial.models.mmrm as project_mmrm
 from trial.models.design import design_from_codes
-from trial.rbi import RbiSpec, run_rbi
-from trial.rbi.simulate import TrialDesign, simulate_trial
+from trial.rbi import run_rbi
+from trial.rbi.simulate import TrialDesign, simulate_trial, simulated_trial_spec
 
-SPEC = RbiSpec(
-    subject="subject",
-    visit="visit",
-    group="arm",
-    reference="PBO",
-    outcome="y",
-    covariates=["base*visit"],
-    analysis_covariates=["base"],
-)
-
-
-def _with(**changes: object) -> RbiSpec:
-    fields = {**SPEC.__dict__, **changes}
-    return RbiSpec(**fields)  # type: ignore[arg-type]
+SPEC = simulated_trial_spec()
 
 
 def _estimates(result_pooled: pl.DataFrame, parameter: str) -> np.ndarray:
@@ -108,7 +95,7 @@ def _complete_case() -> tuple[pl.DataFrame, pl.DataFrame]:
 @pytest.mark.parametrize("method", ["condmean-jackknife", "condmean-bootstrap", "bayes-approx"])
 def test_no_missing_data_gives_complete_data_ancova(strategy: str, method: str) -> None:
     data, ice = _complete_case()
-    result = run_rbi(data, ice, _with(strategy=strategy, method=method, n_samples=5))
+    result = run_rbi(data, ice, simulated_trial_spec(strategy=strategy, method=method, n_samples=5))
     for visit in ["W1", "W2", "W3"]:
         rows = data.filter(pl.col("visit") == visit)
         drug = (rows.get_column("arm") == "DRUG").cast(pl.Float64).to_numpy()
@@ -140,7 +127,7 @@ def test_no_missing_data_gives_complete_data_ancova(strategy: str, method: str) 
 def test_jackknife_equals_brute_force_leave_one_out() -> None:
     data, ice = simulate_trial(TrialDesign(n_subjects=30, n_visits=3, p_discontinue=0.4), seed=2)
     result = run_rbi(data, ice, SPEC)
-    point = _with(method="condmean-bootstrap", n_samples=2)
+    point = simulated_trial_spec(method="condmean-bootstrap", n_samples=2)
     subjects = data.get_column("subject").unique(maintain_order=True).to_list()
     loo = []
     for s in subjects:
@@ -182,12 +169,14 @@ def test_single_visit_j2r_closed_form(strategy: str) -> None:
     ref_mean = y[observed & (arm == "PBO")].mean()
     drug_mean = y[observed & (arm == "DRUG")].mean()
     share = observed[arm == "DRUG"].mean()
-    spec = _with(covariates=[], analysis_covariates=[], strategy=strategy)
+    spec = simulated_trial_spec(covariates=[], analysis_covariates=[], strategy=strategy)
     got = run_rbi(data, ice, spec).pooled
     est = dict(zip(got.get_column("parameter"), got.get_column("estimate"), strict=True))
     assert est["trt_DRUG"] == pytest.approx(share * (drug_mean - ref_mean), abs=1e-12)
     assert est["lsm_PBO"] == pytest.approx(ref_mean, abs=1e-12)
-    mar = run_rbi(data, ice, _with(covariates=[], analysis_covariates=[], strategy="MAR"))
+    mar = run_rbi(
+        data, ice, simulated_trial_spec(covariates=[], analysis_covariates=[], strategy="MAR")
+    )
     assert _estimates(mar.pooled, "trt_DRUG")[0] == pytest.approx(drug_mean - ref_mean, abs=1e-12)
 
 
@@ -203,7 +192,9 @@ def test_single_visit_j2r_with_covariate_matches_two_regressions() -> None:
     b = np.linalg.lstsq(design[observed], y[observed], rcond=None)[0]
     completed = np.where(observed, y, b[0] + b[2] * x)
     expected = np.linalg.lstsq(design, completed, rcond=None)[0][1]
-    got = run_rbi(data, ice, _with(covariates=["x"], analysis_covariates=["x"])).pooled
+    got = run_rbi(
+        data, ice, simulated_trial_spec(covariates=["x"], analysis_covariates=["x"])
+    ).pooled
     assert _estimates(got, "trt_DRUG")[0] == pytest.approx(expected, abs=1e-10)
 
 
@@ -212,7 +203,7 @@ def test_bayes_and_conditional_mean_agree_within_monte_carlo_error() -> None:
     Monte-Carlo SEs (sqrt(between-imputation variance / M)) of the conditional-mean estimate."""
     data, ice = simulate_trial(TrialDesign(n_subjects=200, n_visits=4), seed=21)
     cm = run_rbi(data, ice, SPEC).pooled
-    bayes = run_rbi(data, ice, _with(method="bayes-approx", n_samples=100, seed=3))
+    bayes = run_rbi(data, ice, simulated_trial_spec(method="bayes-approx", n_samples=100, seed=3))
     draws = bayes.samples.group_by("visit", "parameter", maintain_order=True).agg(
         pl.col("estimate").std().alias("between_sd")
     )

@@ -16,6 +16,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from trial.rbi.spec import RbiSpec
+
+
+def simulated_trial_spec(**changes: object) -> RbiSpec:
+    """The :class:`RbiSpec` for :func:`simulate_trial`'s columns (outcome ``y``, baseline
+    ``base`` interacting with visit in the imputation model, reference ``PBO``); ``changes``
+    override any field (method, strategy, seed, ...)."""
+    fields: dict[str, object] = {
+        "subject": "subject",
+        "visit": "visit",
+        "group": "arm",
+        "reference": "PBO",
+        "outcome": "y",
+        "covariates": ["base*visit"],
+        "analysis_covariates": ["base"],
+    }
+    return RbiSpec(**{**fields, **changes})  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class TrialDesign:
