@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.contracts import cast_frame, empty_frame, load_contract
+from data_contracts.contracts import bound_study, cast_frame, empty_frame, load_contract
 from ingest.quarantine import combine, quarantine_rows
 from ingest.readers.text import decode_file, relative_name
 from ingest.source_format import Resolution, Resolved, SourceFormat
@@ -143,9 +143,14 @@ def weighings_as_gravimetry(weighings: pl.DataFrame) -> pl.DataFrame:
     contract = load_contract(GRAVIMETRY)
     same = pl.col("dry_unit") == pl.col("wet_unit")
 
+    study = bound_study()
+    if study is None:
+        raise RuntimeError("bench weighings need the run's study (data_contracts.use_study)")
+    to_mg = study.unit_to_mg  # the factors the sweat-rate derivation uses too
+
     def mg(phase: str) -> pl.Expr:
-        value = pl.col(f"{phase}_value").cast(pl.Float64)
-        return pl.when(pl.col(f"{phase}_unit") == "g").then(value * 1000.0).otherwise(value)
+        factor = pl.col(f"{phase}_unit").replace_strict(to_mg, return_dtype=pl.Float64)
+        return pl.col(f"{phase}_value").cast(pl.Float64) * factor
 
     frame = weighings.select(
         subject_id="subject_id",
