@@ -129,6 +129,7 @@ def definitions(data: ReportData) -> Tlf:
         sources=SOURCES,
         program="trial.estimands.config",
         landscape=True,
+        col_widths=(9, 12, 12, 16, *([28] * (frame.width - 6)), 26, 20),
         wrap_columns=tuple(range(1, frame.width)),
     )
 
@@ -146,7 +147,7 @@ def ice_counts(data: ReportData, section: EstimandsSection) -> Tlf:
     )
     wide = counts.pivot(on="group", index="row", values="value", aggregate_function="first")
     n = dict(counts.select("group", "n_fas").unique().iter_rows())
-    order = [g for g in [*data.groups, TOTAL] if g in wide.columns]
+    order = list(dict.fromkeys(g for g in [*data.groups, TOTAL] if g in wide.columns))
     body = wide.select(
         pl.col("row").map_elements(_sentence, return_dtype=pl.String).alias("Intercurrent event"),
         *[pl.col(g).alias(f"{'Total' if g == TOTAL else g} (N = {n[g]})") for g in order],
