@@ -370,3 +370,25 @@ def test_data_issue_listing_labels_status_and_flags():
         "dm.csv line 4: sex 'X'",
     )
     assert tlf.frame["Demography"][1] == "Not in dm.csv" and tlf.frame["Centre"][1] == ""
+
+
+def test_estimand_notes_name_methods_and_strategies(unblinded_data):
+    import dataclasses
+
+    from trial.report.estimand_tables import named_notes
+
+    section = dataclasses.replace(
+        unblinded_data.estimands,
+        notes=[
+            "E1: mmrm",
+            "E2 check (bayes-approx, 20 imputations): agrees; MAR imputation of E1-JR data",
+            "GLY-TAP: tipping point delta = 1.5",
+        ],
+    )
+    data = dataclasses.replace(unblinded_data, estimands=section)
+    assert named_notes(data) == [
+        "E1: MMRM (section 7)",
+        "E2 check (approximate Bayesian multiple imputation, 20 imputations): agrees; missing "
+        "at random imputation of E1-JR data",
+        "GLY-TAP: tipping point delta = 1.5",
+    ]

@@ -12,6 +12,8 @@ ICE counts; 14.2.13 and 14.2.14 are absent (their numbers are not reused).
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from study import Study
@@ -260,6 +262,26 @@ def check(data: ReportData, section: EstimandsSection) -> Tlf:
         program="trial.estimands.analysis.monte_carlo_agreement",
         landscape=True,
     )
+
+
+def named_notes(data: ReportData) -> list[str]:
+    """The estimand results' notes with method and strategy codes as their printed names
+    (``E2: condmean-jackknife, missing post-ICE values imputed JR`` -> ``E2: conditional mean
+    imputation, jackknife SE, missing post-ICE values imputed jump to reference``)."""
+    if data.estimands is None:
+        return []
+    study = data.study
+    names = {c: method_name(study, c) for c in METHODS} | {
+        c: imputation_name(study, c) for c in IMPUTATIONS
+    }
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+
+    def name(match: re.Match[str]) -> str:
+        start = match.start() == 0 or match.string[: match.start()].endswith(": ")
+        text = names[match.group(1)]
+        return text if start else _lower(text)
+
+    return [pattern.sub(name, note) for note in data.estimands.notes]
 
 
 def estimand_outputs(data: ReportData) -> dict[str, Tlf]:

@@ -103,10 +103,12 @@ def tipping_point_svg(curve: pl.DataFrame) -> str:
     return _svg(fig)
 
 
-def estimands_html(section: EstimandsSection, tables_html: str, *, blinded: bool) -> str:
+def estimands_html(
+    section: EstimandsSection, tables_html: str, notes: list[str], *, blinded: bool
+) -> str:
     """The section's HTML: its numbered tables (``tables_html``, rendered from
-    ``trial.report.estimand_tables``), the tipping-point figure and the notes; a blinded
-    report says that the results are withheld."""
+    ``trial.report.estimand_tables``), the tipping-point figure and the results' ``notes``
+    (methods by name); a blinded report says that the results are withheld."""
     parts = [tables_html]
     if blinded:
         parts.append(
@@ -122,7 +124,5 @@ def estimands_html(section: EstimandsSection, tables_html: str, *, blinded: bool
             "a dotted line marks the first delta whose CI includes 0. Full analysis set."
             "</figcaption></figure>"
         )
-    parts.append(
-        '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in section.notes) + "</ul>"
-    )
+    parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     return "".join(parts)

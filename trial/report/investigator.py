@@ -16,6 +16,7 @@ from trial.models import safety as safety_model
 from trial.report import figures
 from trial.report.accountability import accountability_html
 from trial.report.data import ReportData
+from trial.report.estimand_tables import named_notes
 from trial.report.estimands_section import estimands_html
 from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
@@ -207,6 +208,7 @@ def investigator_html(data: ReportData) -> str:
                 estimands_html(
                     data.estimands,
                     out("estimands", "ice_counts", "estimand_results", "estimand_check"),
+                    named_notes(data),
                     blinded=data.blinded,
                 ),
             )
