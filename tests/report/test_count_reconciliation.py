@@ -9,7 +9,6 @@ import datetime as dt
 import polars as pl
 import pytest
 import synthetic_trial
-from conftest import run_info
 
 from trial.report.accountability import accountability_html
 from trial.report.count_reconciliation import (
@@ -22,6 +21,7 @@ from trial.report.data import ReportData, build_report_data
 from trial.report.investigator_tables import investigator_outputs
 from trial.report.outputs import with_count_findings
 from trial.report.quality import data_quality_issues
+from trial.report.run_info import RunInfo
 from trial.report.summaries import TOTAL
 from trial.report.tlf import Tlf
 
@@ -61,7 +61,9 @@ def test_a_table_built_on_a_subset_is_flagged(study, unblinded_tables, unblinded
     results = unblinded_results | {
         "safety": synthetic_trial.safety_and_device(study, subset)["safety"]
     }
-    data = build_report_data(unblinded_tables, results, study, run_info(False))
+    data = build_report_data(
+        unblinded_tables, results, study, RunInfo("2026-11-16", False, "sha256:test", "git test")
+    )
     broken = data.count_reconciliation.filter(pl.col("agrees") == "N")
     expected = _expected_by_hand(adsl, "SAFFL", "GLY")
     total = _expected_by_hand(adsl, "SAFFL", TOTAL)
