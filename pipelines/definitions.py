@@ -25,7 +25,6 @@ from pipelines.sensors import (
     refresh_after_delivery,
     refresh_analysis,
 )
-from pipelines.study_sections import check_amendment_sections
 
 ASSET_MODULES = [analysis_ready, models, estimands, reports]
 """Modules of the assets that do not depend on the registry of raw formats."""
@@ -63,7 +62,6 @@ def build_definitions(
     (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
     with one line naming the key path, before any raw file is read."""
     study = settings.study()
-    check_amendment_sections(study)
     use_study(study)
     sources = check_registry(sources)
     assets = [

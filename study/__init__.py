@@ -17,15 +17,31 @@ from study.config import (
     parse_study,
     study_file,
 )
+from study.estimands import (
+    Check,
+    DiscontinuationIce,
+    Estimand,
+    Estimands,
+    IceHandling,
+    RescueIce,
+    TippingPoint,
+)
 
 __all__ = [
     "CODELIST_NAMES",
     "DEFAULT_STUDY",
     "EXAMPLE_STUDIES",
     "Arm",
+    "Check",
+    "DiscontinuationIce",
+    "Estimand",
+    "Estimands",
+    "IceHandling",
     "Region",
+    "RescueIce",
     "Study",
     "StudyError",
+    "TippingPoint",
     "Visit",
     "example_study_path",
     "load_study",

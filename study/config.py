@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
+
+from study.estimands import (
+    ICE_KINDS,
+    DiscontinuationIce,
+    Estimands,
+    IceRule,
+    RescueIce,
+    cross_problems,
+)
+from study.section import Code, Section
 
 DEFAULT_STUDY = "ion301"
 EXAMPLE_STUDIES = ("ion301", "ion302")
@@ -42,7 +52,6 @@ COVARIANCE_STRUCTURES = (
 DDF_METHODS = ("satterthwaite", "kenward_roger")
 HYPOTHESIS_ENDPOINTS = ("primary", "hdss_responder", "sweat_responder")
 
-Code = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -64,19 +73,13 @@ class StudyError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class _Section(BaseModel):
-    """A section of the study file: frozen, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Arm(_Section):
+class Arm(Section):
     code: Code
     name: str
     solution: str
 
 
-class Allocation(_Section):
+class Allocation(Section):
     """Randomisation: ``ratio`` per arm in file order, permuted blocks of ``block_size`` within
     each combination of the ``strata`` factors."""
 
@@ -85,14 +88,14 @@ class Allocation(_Section):
     strata: tuple[Literal["centre", "stratum"], ...]
 
 
-class Strata(_Section):
+class Strata(Section):
     """Screening HDSS -> stratum code; several scores may share a stratum (a cut-off)."""
 
     source_column: Literal["hdss_screening"]
     levels: dict[int, Code]
 
 
-class Visit(_Section):
+class Visit(Section):
     """A scheduled visit. ``target_day`` is the study day (day 1 = baseline date);
     ``window_days`` the +/- tolerance in days (None: no window judged); ``week`` the
     nominal week (None for screening)."""
@@ -105,7 +108,7 @@ class Visit(_Section):
     hdss: bool
 
 
-class Region(_Section):
+class Region(Section):
     """A body region measured by gravimetry. ``requires_involvement``: measured only in
     subjects with ``dm.plantar_involved == "Y"``."""
 
@@ -116,7 +119,7 @@ class Region(_Section):
     requires_involvement: bool
 
 
-class Gravimetry(_Section):
+class Gravimetry(Section):
     """``collection_s_default`` (s) when a worksheet leaves it empty; ``entry_min_rate_mg_min``
     the screening rate each side of the primary region must reach; ``unit_to_mg`` the factor
     from each weight unit a balance may report to mg."""
@@ -127,7 +130,7 @@ class Gravimetry(_Section):
     unit_to_mg: dict[Code, PositiveFloat]
 
 
-class Phase(_Section):
+class Phase(Section):
     """A treatment phase: study weeks ``weeks`` (first, last, inclusive) with
     ``sessions_per_week`` planned sessions per treated region."""
 
@@ -141,7 +144,7 @@ class Phase(_Section):
         return (last - first + 1) * self.sessions_per_week
 
 
-class Treatment(_Section):
+class Treatment(Section):
     """Currents in mA, session length in minutes; ``induction_phase`` names the phase whose
     adherence defines the per-protocol set."""
 
@@ -163,7 +166,7 @@ class Treatment(_Section):
         raise KeyError(f"treatment phase {name!r} is not configured")
 
 
-class PerProtocol(_Section):
+class PerProtocol(Section):
     """Per-protocol rules: a session is adequate when it delivered >= ``min_current_share`` of
     the prescribed current for >= ``min_duration_share`` of the session; a subject needs
     adequate sessions >= ``min_induction_sessions_share`` of the planned induction sessions."""
@@ -173,18 +176,18 @@ class PerProtocol(_Section):
     min_duration_share: Share
 
 
-class AnalysisSets(_Section):
+class AnalysisSets(Section):
     pp: PerProtocol
     fas_post_baseline_visits: tuple[Code, ...] = Field(min_length=1)
 
 
-class Eligibility(_Section):
+class Eligibility(Section):
     criteria: tuple[Code, ...] = Field(min_length=1)
     age_range: tuple[NonNegativeInt, NonNegativeInt]
     hdss_screening_allowed: tuple[Annotated[int, Field(ge=1, le=4)], ...] = Field(min_length=1)
 
 
-class Responder(_Section):
+class Responder(Section):
     """Responder thresholds at the primary visit: HDSS improved by >= ``hdss_improvement``
     points; primary-region sweat rate reduced by >= ``sweat_reduction_pct`` percent."""
 
@@ -192,7 +195,7 @@ class Responder(_Section):
     sweat_reduction_pct: Annotated[float, Field(gt=0.0, lt=100.0)]
 
 
-class Hypothesis(_Section):
+class Hypothesis(Section):
     """One step of the fixed sequence: ``contrast`` is ``<arm>-<reference arm>``."""
 
     id: Code
@@ -200,7 +203,7 @@ class Hypothesis(_Section):
     contrast: str
 
 
-class Endpoints(_Section):
+class Endpoints(Section):
     """``primary_visit`` of the primary contrast; ``model_visits`` of the repeated-measures
     models; ``durability_visits`` the (earlier, later) pair of the durability ratio; ``alpha``
     two-sided, for every test and confidence interval."""
@@ -218,7 +221,7 @@ class Endpoints(_Section):
         return round(100.0 * (1.0 - self.alpha), 6)
 
 
-class Mmrm(_Section):
+class Mmrm(Section):
     covariance: Covariance
     fallback: tuple[Covariance, ...] = ()
     ddf: Literal["satterthwaite", "kenward_roger"] = "satterthwaite"
@@ -229,24 +232,24 @@ class Mmrm(_Section):
         return [self.covariance, *self.fallback]
 
 
-class Subgroup(_Section):
+class Subgroup(Section):
     name: Code
     column: Literal["sex", "age_group", "stratum", "plantar_involved", "centre_id"]
 
 
-class AgeGroup(_Section):
+class AgeGroup(Section):
     label: str
     min: NonNegativeInt
     max: NonNegativeInt
 
 
-class Models(_Section):
+class Models(Section):
     mmrm: Mmrm
     subgroups: tuple[Subgroup, ...] = ()
     age_groups: tuple[AgeGroup, ...] = Field(min_length=1)
 
 
-class Codelists(_Section):
+class Codelists(Section):
     """Codelists of the EDC and device exports (``specs/site-exports.md``)."""
 
     sex: tuple[Code, ...]
@@ -262,14 +265,14 @@ class Codelists(_Section):
     cm_indication: tuple[Code, ...] = ()
 
 
-class AeCode(_Section):
+class AeCode(Section):
     """A dictionary entry: preferred term and system organ class."""
 
     pt: str
     soc: str
 
 
-class AeCoding(_Section):
+class AeCoding(Section):
     """The study's AE dictionary (``dictionary`` names it and its version): each term of the AE
     form -> its code; the ``other_term`` is coded by its verbatim (``verbatims``, compared in
     lower case); ``discontinuation_reason`` is the disposition reason of a withdrawal because
@@ -279,10 +282,10 @@ class AeCoding(_Section):
     discontinuation_reason: Code
     terms: dict[Code, AeCode]
     other_term: Code
-    verbatims: dict[str, AeCode] = {}
+    verbatims: dict[str, AeCode] = Field(default_factory=dict)
 
 
-class LowCurrentRisk(_Section):
+class LowCurrentRisk(Section):
     """The arm-dependent (anticholinergic) AEs of ``ae_risk_by_arm`` are rarer at low currents:
     risk x ``risk_factor`` at <= ``max_ma``."""
 
@@ -290,7 +293,7 @@ class LowCurrentRisk(_Section):
     risk_factor: float = 1.0
 
 
-class Simulation(_Section):
+class Simulation(Section):
     """Assumptions of ``ionto simulate`` and ``ionto power`` (natural-log scale for sweat
     rates, mg/min before the log; shares are probabilities)."""
 
@@ -342,7 +345,7 @@ class Simulation(_Section):
     hdss_gravimetric_coupling: float = 0.0
     titration_ma_probs: dict[float, Share]
     ae_risk: dict[Code, Share]
-    ae_risk_by_arm: dict[Code, dict[Code, Share]] = {}
+    ae_risk_by_arm: dict[Code, dict[Code, Share]] = Field(default_factory=dict)
     anticholinergic_low_current: LowCurrentRisk = LowCurrentRisk()
     visit_missed_share: Share
     visit_out_of_window_share: Share
@@ -359,13 +362,13 @@ class Simulation(_Section):
     device_swap_share: Share
     cm_first_delivery: dt.date | None = None
     """Deliveries before this date have no cm.csv (None: no delivery has one)."""
-    rescue_share: dict[Code, Share] = {}
+    rescue_share: dict[Code, Share] = Field(default_factory=dict)
     """Per arm, share of treated subjects taking rescue by the discontinuation ICE's
     ``gap_until_visit``."""
     rescue_after_primary_share: Share = 0.0
     rescue_logit_slope_per_log_change: float = 0.0
     rescue_log_effect: float = 0.0
-    rescue_drugs: dict[Code, Share] = {"OTHER": 1.0}
+    rescue_drugs: dict[Code, Share] = Field(default_factory=lambda: {"OTHER": 1.0})
     session_gap_share: Share = 0.0
     session_gap_days: tuple[PositiveInt, PositiveInt] = (35, 56)
     session_gap_fade_days: PositiveInt = 28
@@ -403,7 +406,7 @@ CODELIST_NAMES = (
 """Names of the study's value lists a data contract may refer to (:meth:`Study.codelist`)."""
 
 
-class Study(_Section):
+class Study(Section):
     """A whole study configuration, validated. Build it with :func:`load_study`."""
 
     study_id: str = Field(min_length=1)
@@ -428,11 +431,11 @@ class Study(_Section):
     models: Models
     codelists: Codelists
     ae_coding: AeCoding | None = None
-    intercurrent_events: dict[Code, dict[str, Any]] = {}
-    """Amendment 1: ICE id -> its derivation rule (typed by ``trial.estimands.config``)."""
-    estimands: dict[str, Any] = {}
-    """Amendment 1: estimands and the tipping point (typed by ``trial.estimands.config``)."""
-    labels: dict[str, dict[str, str]] = {}
+    intercurrent_events: dict[Code, IceRule]
+    """Amendment 1: ICE id -> its derivation rule (one discontinuation, one rescue)."""
+    estimands: Estimands
+    """Amendment 1: estimands and the tipping point (SAP section 11)."""
+    labels: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Printed labels of coded values: codelist (``sex``, ``stratum``, ``region``, ...) ->
     code -> label. Reports print these; an unlabelled code prints as itself."""
     simulation: Simulation
@@ -562,6 +565,25 @@ class Study(_Section):
         """Coverage of every confidence interval: 1 - alpha (0.95 for alpha 0.05)."""
         return 1.0 - self.endpoints.alpha
 
+    # -- intercurrent events --------------------------------------------------------------
+    @property
+    def discontinuation_ice(self) -> tuple[str, DiscontinuationIce]:
+        """(ICE id, rule) of the treatment discontinuation ICE."""
+        return next(
+            (ice, rule)
+            for ice, rule in self.intercurrent_events.items()
+            if isinstance(rule, DiscontinuationIce)
+        )
+
+    @property
+    def rescue_ice(self) -> tuple[str, RescueIce]:
+        """(ICE id, rule) of the rescue treatment ICE."""
+        return next(
+            (ice, rule)
+            for ice, rule in self.intercurrent_events.items()
+            if isinstance(rule, RescueIce)
+        )
+
     # -- value lists for data contracts ----------------------------------------------------
     def codelist(self, name: str) -> tuple[str, ...]:
         """The study's values of one of :data:`CODELIST_NAMES` (a data contract names them in
@@ -626,11 +648,16 @@ def _first_problem(error: ValidationError) -> tuple[str, str]:
     # a misspelt key shows as an unknown key and a missing one: name the misspelling
     e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     kind, value, ctx = e["type"], e.get("input"), e.get("ctx") or {}
-    path = _path(tuple(p for p in e["loc"] if not str(p).startswith("function-")))
+    loc = tuple(p for p in e["loc"] if not str(p).startswith("function-"))
+    if loc[:1] == ("intercurrent_events",) and len(loc) > 2 and loc[2] in ICE_KINDS:
+        loc = loc[:2] + loc[3:]  # the kind of ICE pydantic chose, not a key of the file
+    path = _path(loc)
     if kind == "missing":
         problem = "a required key is missing"
     elif kind == "extra_forbidden":
         problem = "is not a key of this section (misspelt, or a key renamed?)"
+    elif kind == "ice_kind":
+        problem = e["msg"]
     elif kind == "literal_error":
         problem = f"{value!r} is not one of {ctx.get('expected', '')}"
     else:
@@ -725,6 +752,7 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
         for term in s.ae_coding.terms:
             need(term, terms, f"ae_coding.terms.{term}", "AE terms (codelists.ae_term)")
         need(s.ae_coding.other_term, terms, "ae_coding.other_term", "AE terms (codelists.ae_term)")
+    out.extend(cross_problems(s.intercurrent_events, s.estimands, visits, s.model_visits))
     sim = s.simulation
     for key in ("primary_mean_change", "primary_hdss_responder_share"):
         keys = sorted(getattr(sim, key))

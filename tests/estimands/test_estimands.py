@@ -331,7 +331,7 @@ def test_unblinded_results_put_each_estimand_beside_the_primary(study: Study) ->
 def test_configuration_errors_name_what_to_fix(study: Study) -> None:
     raw = _raw(study)
     raw["estimands"]["definitions"][1]["ices"]["ICE1"]["missing"] = "LOCF"
-    with pytest.raises(ValueError, match="'LOCF' is not one of MAR, JR, CR, CIR"):
+    with pytest.raises(ValueError, match="'LOCF' is not one of 'MAR', 'JR', 'CR' or 'CIR'"):
         estimands_config(_study(raw))
     raw = _raw(study)
     raw["estimands"]["definitions"][0]["ices"]["ICE1"]["missing"] = "JR"

@@ -168,21 +168,107 @@ def test_dagster_definitions_refuse_a_broken_study(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", EXAMPLE_STUDIES)
-def test_the_amendment_sections_read_for_each_example(name: str) -> None:
-    """``intercurrent_events`` and ``estimands`` are typed by ``trial.estimands.config``: both
-    examples must stay readable there when its keys change."""
-    from trial.estimands.config import estimands_config
-
+def test_the_amendment_sections_are_typed_for_each_example(name: str) -> None:
+    """``intercurrent_events`` and ``estimands`` are typed by the study model: one
+    discontinuation and one rescue ICE, every estimand handles exactly those ICEs."""
     study = load_study(name)
-    config = estimands_config(study)
-    assert set(config.rules.names) == set(study.intercurrent_events)
-    assert config.tipping_point.visit in study.model_visits
-    assert all(e.visit in study.model_visits for e in config.estimands)
+    disc, rule = study.discontinuation_ice
+    rescue, _ = study.rescue_ice
+    assert list(study.intercurrent_events) == [disc, rescue]
+    assert rule.gap_until_visit in study.visit_codes
+    assert all(set(e.ices) == {disc, rescue} for e in study.estimands.definitions)
+    assert all(e.visit in study.model_visits for e in study.estimands.definitions)
+    assert study.estimands.tipping_point.visit in study.model_visits
+    assert study.codelist("intercurrent_events") == (disc, rescue)
+
+
+def _estimand_error(change: Callable[[dict], None]) -> str:
+    data = _mapping()
+    change(data)
+    text = str(_error(data))
+    assert "\n" not in text
+    return text
+
+
+def test_a_bad_strategy_is_one_line_with_its_key_path() -> None:
+    def change(data: dict) -> None:
+        data["estimands"]["definitions"][1]["ices"]["ICE1"]["missing"] = "J2Rx"
+
+    assert _estimand_error(change) == (
+        "bad.yaml: estimands.definitions[1].ices.ICE1.missing: 'J2Rx' is not one of "
+        "'MAR', 'JR', 'CR' or 'CIR'"
+    )
+
+
+def test_an_unknown_ice_of_an_estimand_is_one_line_with_its_key_path() -> None:
+    def change(data: dict) -> None:
+        ices = data["estimands"]["definitions"][2]["ices"]
+        ices["ICE3"] = ices.pop("ICE2")
+
+    assert _estimand_error(change) == (
+        "bad.yaml: estimands.definitions[2].ices.ICE3: 'ICE3' is not one of the intercurrent "
+        "events (ICE1, ICE2) (and 1 more problem)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("delta_step", 0, "estimands.tipping_point.delta_step: 0: input should be greater than 0"),
+        (
+            "delta_max",
+            -0.5,
+            "estimands.tipping_point.delta_max: -0.5 is below delta_start 0.0: the grid is empty",
+        ),
+    ],
+)
+def test_a_bad_tipping_point_grid_is_one_line_with_its_key_path(
+    key: str, value: float, expected: str
+) -> None:
+    def change(data: dict) -> None:
+        data["estimands"]["tipping_point"][key] = value
+
+    assert _estimand_error(change) == f"bad.yaml: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["intercurrent_events"]["ICE1"].update(gap_until_visit="W99"),
+            "intercurrent_events.ICE1.gap_until_visit: 'W99' is not one of the visits",
+        ),
+        (
+            lambda d: d["intercurrent_events"]["ICE2"].pop("cm_rescue"),
+            "intercurrent_events.ICE2.cm_rescue: a required key is missing",
+        ),
+        (
+            lambda d: d["intercurrent_events"].update(ICE2={"name": "rescue"}),
+            "intercurrent_events.ICE2: an ICE rule is a discontinuation (",
+        ),
+        (
+            lambda d: d["estimands"]["definitions"][0]["ices"]["ICE1"].update(missing="JR"),
+            "estimands.definitions[0].method: the MMRM handles missing values under MAR only",
+        ),
+        (
+            lambda d: d["estimands"]["definitions"][0]["ices"].pop("ICE2"),
+            "estimands.definitions[0].ices: gives no handling of ICE2",
+        ),
+        (
+            lambda d: d["estimands"]["tipping_point"].update(visit="W16"),
+            "estimands.tipping_point.visit: 'W16' is not one of the model visits",
+        ),
+    ],
+)
+def test_ice_and_estimand_mistakes_name_their_key_path(
+    change: Callable[[dict], None], expected: str
+) -> None:
+    assert _estimand_error(change).startswith(f"bad.yaml: {expected}")
 
 
 def test_dagster_definitions_refuse_a_broken_estimand(tmp_path: Path) -> None:
-    """The estimands section is typed by trial.estimands.config; its mistakes stop the
-    definitions as early, in one line naming the section."""
+    """The estimands section is validated with the rest of the study: its mistakes stop the
+    definitions as early, in one line naming the key path."""
     from pipelines.definitions import build_definitions
     from pipelines.resources import TrialSettings
 
@@ -194,5 +280,7 @@ def test_dagster_definitions_refuse_a_broken_estimand(tmp_path: Path) -> None:
     )
     with pytest.raises(StudyError) as caught:
         build_definitions(settings)
-    assert str(caught.value).startswith(f"{broken}: estimands: estimand E1: 'mmrn' is not one of")
+    assert str(caught.value).startswith(
+        f"{broken}: estimands.definitions[0].method: 'mmrn' is not one of"
+    )
     assert "\n" not in str(caught.value)

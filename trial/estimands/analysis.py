@@ -28,8 +28,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from study import Study
-from trial.estimands.config import Estimand, EstimandsConfig
+from study import Estimand, Study
+from trial.estimands.config import EstimandsConfig
 from trial.models.mmrm import fit_mmrm
 from trial.rbi import RbiResult, RbiSpec, run_rbi
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from study import Study
+from study import Estimand, IceHandling, Study
 from trial.estimands.analysis import (
     RESULT_SCHEMA,
     estimand_data,
@@ -28,7 +28,7 @@ from trial.estimands.analysis import (
     run_estimand,
     tidy_rbi,
 )
-from trial.estimands.config import Estimand, EstimandsConfig, IceHandling, estimands_config
+from trial.estimands.config import EstimandsConfig, estimands_config
 from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates, tidy_estimates
 from trial.rbi import run_rbi_deltas
