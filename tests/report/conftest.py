@@ -44,14 +44,22 @@ def models(study: Study) -> dict[str, ModelResult]:
 def unblinded_results(study, unblinded_tables, models) -> dict[str, ModelResult]:
     """What an unblinded run's models group hands the report: the model results above plus
     the safety and device summaries by arm."""
-    return models | synthetic_trial.safety_and_device(study, unblinded_tables)
+    return (
+        models
+        | synthetic_trial.safety_and_device(study, unblinded_tables)
+        | synthetic_trial.estimand_models(study, unblinded_tables["adsl"], blinded=False)
+    )
 
 
 @pytest.fixture(scope="session")
 def blinded_results(study, blinded_tables, models) -> dict[str, ModelResult]:
     """What a blinded run hands the report: arm-level results (the report must ignore them)
     and the pooled safety and device summaries."""
-    return models | synthetic_trial.safety_and_device(study, blinded_tables)
+    return (
+        models
+        | synthetic_trial.safety_and_device(study, blinded_tables)
+        | synthetic_trial.estimand_models(study, blinded_tables["adsl"], blinded=True)
+    )
 
 
 @pytest.fixture(scope="session")

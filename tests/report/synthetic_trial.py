@@ -16,6 +16,8 @@ import polars as pl
 
 from study import Study
 from trial.derive.ae import code_events
+from trial.estimands.config import estimands_config
+from trial.estimands.results import NAME, PRIMARY_ANALYSIS, TOTAL, definitions_table
 from trial.models.device import device_summary
 from trial.models.multiplicity import fixed_sequence_from_results
 from trial.models.result import ModelResult, write_result
@@ -470,3 +472,75 @@ def write_outputs(study: Study, out_dir: Path, *, blinded: bool) -> dict[str, pl
     for result in results.values():
         write_result(result, out_dir / "models")
     return tables
+
+
+def estimand_models(study: Study, adsl: pl.DataFrame, *, blinded: bool) -> dict[str, ModelResult]:
+    """The ``estimands`` and ``tipping_point`` results shaped as ``trial.estimands.results``
+    writes them: ICE counts by arm (pooled when ``blinded``: then no other table, as a blinded
+    run fits nothing by arm), each estimand of the study file at its visit beside the primary
+    analysis, and the check of the estimand that has one. ICE1 in the first two and ICE2 in
+    the first FAS subject of each group (counts a test can state by hand)."""
+    config = estimands_config(study)
+    fas = adsl.filter(pl.col("FASFL") == "Y")
+    group = pl.lit(TOTAL) if blinded else pl.col("arm")
+    n_fas = fas.group_by(group.alias("group")).agg(n_fas=pl.len().cast(pl.Int64)).sort("group")
+    names = config.rules.names
+    counts = n_fas.join(
+        pl.DataFrame({"ICE": list(names), "ICE_NAME": list(names.values())}), how="cross"
+    ).with_columns(
+        n_subjects=pl.when(pl.col("ICE") == config.rules.discontinuation)
+        .then(pl.lit(2, pl.Int64))
+        .otherwise(pl.lit(1, pl.Int64))
+    )
+    tables = {
+        "definitions": definitions_table(config),
+        "ice_counts": counts.select("group", "ICE", "ICE_NAME", "n_subjects", "n_fas"),
+    }
+    empty = ModelResult(NAME, _estimates([{"t": "x"}], "t").clear(), {}, tables)
+    if blinded:
+        return {NAME: empty}
+    rows = []
+    for i, arm in enumerate(study.arm_codes[1:], start=1):
+        entries = [(PRIMARY_ANALYSIS, "mmrm", "MAR")] + [
+            (e.id, e.method, e.imputation) for e in config.estimands
+        ]
+        for k, (estimand, method, strategy) in enumerate(entries):
+            est = -0.3 * i + 0.01 * k
+            rows.append(
+                {
+                    "estimand": estimand,
+                    "method": method,
+                    "strategy": strategy,
+                    "visit": study.primary_visit,
+                    "parameter": f"trt_{arm}",
+                    "contrast": f"{arm}-{study.reference_arm}",
+                    "estimate": est,
+                    "se": 0.12,
+                    "lci": est - 1.96 * 0.12,
+                    "uci": est + 1.96 * 0.12,
+                    "pvalue": 0.0004 * i,
+                    "df": None,
+                }
+            )
+    primary_visit = pl.DataFrame(rows)
+    checked = [e.id for e in config.estimands if e.check is not None]
+    check = primary_visit.filter(pl.col("estimand").is_in(checked)).select(
+        "estimand",
+        "visit",
+        "parameter",
+        "contrast",
+        "estimate",
+        "se",
+        mi_estimate=pl.col("estimate") + 0.001,
+        mc_se=pl.lit(0.002),
+        mi_se=pl.lit(0.125),
+        z=pl.lit(0.5),
+        agree=pl.lit(True),
+    )
+    result = ModelResult(
+        NAME,
+        empty.estimates,
+        {},
+        tables | {"primary_visit": primary_visit, "check": check},
+    )
+    return {NAME: result}

@@ -74,7 +74,7 @@ def test_a_table_built_on_a_subset_is_flagged(study, unblinded_tables, unblinded
     }
     marked = data.accountability.filter(pl.col("reconciles") == "N")
     assert marked.height == 2 and marked["count"].str.contains("Table 14.3.1.1").all()
-    assert "Counts do not reconcile" in accountability_html(data.accountability, pl.DataFrame())
+    assert "Counts do not reconcile" in accountability_html(data.accountability, "", "")
     findings = count_findings(data.count_reconciliation)
     assert findings.height == broken.height and set(findings["finding"]) == {FINDING}
     tables = with_count_findings(unblinded_tables, data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from html import escape
 from pathlib import Path
 
 import polars as pl
@@ -190,7 +191,15 @@ def test_printed_report_has_no_near_empty_page(unblinded_html, tmp_path):
 
 
 def _cells(tlf: Tlf) -> list[str]:
-    return [str(v) for row in tlf.frame.iter_rows() for v in row[1:] if v not in (None, "")]
+    """The value cells as text; a cell of a column that wraps (in the RTF too) as its words,
+    since a reader's text puts the lines of a wrapped cell apart."""
+    cells = []
+    for row in tlf.frame.iter_rows():
+        for j, value in enumerate(row[1:], start=1):
+            if value in (None, ""):
+                continue
+            cells.extend(str(value).split() if j in tlf.wrap_columns else [str(value)])
+    return cells
 
 
 @needs_soffice
@@ -204,7 +213,9 @@ def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_da
         footnotes=("a_b stays a_b",),
         sources=("ADSL",),
     )
-    chosen = [outputs[k] for k in ("enrolment", "contrasts", "ae_soc_pt", "ae_severity")]
+    names = ("enrolment", "accountability", "contrasts", "ae_soc_pt", "ae_severity")
+    chosen = [outputs[k] for k in (*names, "estimands", "ice_counts", "estimand_results")]
+    chosen.append(outputs["estimand_check"])
     chosen.append(special)
     paths = write_rtf_outputs(chosen, unblinded_data.run, "ION-301", tmp_path / "rtf")
     assert [p.name for p in paths] == [f"{t.key}.rtf" for t in chosen] + [COMBINED]
@@ -224,7 +235,7 @@ def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_da
         html = tlf_html(tlf, unblinded_data.run)
         assert tlf.label in text and tlf.title.split(" (")[0] in text
         for cell in _cells(tlf):
-            assert cell in html
+            assert escape(cell) in html
             assert cell in text, (tlf.label, cell)
         combined += text
     special_text = " ".join("\n".join(p) for p in _pdf_pages(tmp_path / "pdf" / "t_14_9_9.pdf"))
@@ -245,3 +256,117 @@ def test_model_notes_name_the_analysis_not_the_result(unblinded_data):
     notes = re.findall(r"<dd>([^<:]+): ", html)
     assert notes and not [n for n in notes if SNAKE.match(n)], notes
     assert "<dd>Primary analysis: MMRM, full analysis set: " in html
+
+
+ESTIMAND_OUTPUTS = {
+    "estimands": "14.2.11",
+    "ice_counts": "14.2.12",
+    "estimand_results": "14.2.13",
+    "estimand_check": "14.2.14",
+}
+
+
+def test_estimand_and_accountability_outputs_are_numbered_after_the_others(
+    unblinded_data, blinded_data
+):
+    outputs = investigator_outputs(unblinded_data)
+    assert {k: outputs[k].number for k in ESTIMAND_OUTPUTS} == ESTIMAND_OUTPUTS
+    assert outputs["accountability"].number == "14.1.3"
+    efficacy = [t.number for k, t in outputs.items() if k not in ESTIMAND_OUTPUTS]
+    assert all(int(n.split(".")[2]) < 11 for n in efficacy if n.startswith("14.2.")), (
+        efficacy
+    )  # the estimands come after every other efficacy table
+    numbers = list(outputs)  # the combined RTF file's order is the numbers' order
+    keys = [tuple(int(x) for x in outputs[k].number.split(".")) for k in numbers]
+    assert keys == sorted(keys)
+    blinded = investigator_outputs(blinded_data)
+    assert {"estimands", "ice_counts"} <= set(blinded)
+    assert not {"estimand_results", "estimand_check"} & set(blinded)
+    assert blinded["ice_counts"].frame.columns[1:] == [
+        f"Total (N = {blinded_data.estimands.ice_counts['n_fas'][0]})"
+    ]
+
+
+def test_ice_counts_table_carries_hand_counted_percentages(unblinded_data, study):
+    tlf = investigator_outputs(unblinded_data)["ice_counts"]
+    adsl_fas = unblinded_data.estimands.ice_counts.select("group", "n_fas").unique()
+    n = dict(adsl_fas.iter_rows())
+    assert tlf.frame["Intercurrent event"].to_list() == [
+        "Treatment discontinuation (ICE1)",
+        "Rescue treatment for hyperhidrosis (ICE2)",
+    ]
+    for arm in study.arm_codes:  # two subjects with ICE1, one with ICE2 per arm (fixture)
+        column = tlf.frame[f"{arm} (N = {n[arm]})"].to_list()
+        assert column == [f"2 ({round(200 / n[arm], 1)})", f"1 ({round(100 / n[arm], 1)})"]
+    assert tlf.population.startswith("Full analysis set (N = ")
+
+
+def test_estimand_tables_print_methods_and_strategies_by_name(unblinded_data, study):
+    outputs = investigator_outputs(unblinded_data)
+    results = outputs["estimand_results"].frame
+    assert "Conditional mean imputation, jackknife SE" in results["Method"].to_list()
+    assert set(results["Missing values"]) == {
+        "Missing at random",
+        "Jump to reference",
+        "Copy reference",
+        "Copy increments in reference",
+    }
+    assert results["Contrast"][0] == f"{study.arm_codes[1]} vs {study.reference_arm}"
+    bold = [results["Estimand"][i] for i in outputs["estimand_results"].emphasis]
+    assert bold and set(bold) == {"E1 (primary)"}
+    definitions = outputs["estimands"].frame
+    assert definitions["Method"][1] == (
+        "Conditional mean imputation, jackknife SE; checked by approximate Bayesian "
+        "multiple imputation"
+    )
+    raw = {"mmrm", "condmean-jackknife", "bayes-approx", "MAR", "JR", "CR", "CIR", "FAS"}
+    for name in ESTIMAND_OUTPUTS:
+        frame = outputs[name].frame
+        for column in frame.columns:
+            words = {w.strip("(),;:") for v in frame[column].to_list() for w in v.split()}
+            assert not words & raw, (name, column, words & raw)
+    assert outputs["estimand_check"].frame["Agree"].to_list() == ["Yes"] * (
+        len(study.arm_codes) - 1
+    )
+
+
+def test_estimands_section_shows_the_numbered_tables_and_withholds_when_blinded(
+    unblinded_html, blinded_html
+):
+    for number in ESTIMAND_OUTPUTS.values():
+        assert f"Table {number}</p>" in unblinded_html
+    assert "Table 14.2.11</p>" in blinded_html and "Table 14.2.12</p>" in blinded_html
+    assert "Table 14.2.13" not in blinded_html and "Table 14.2.14" not in blinded_html
+    assert "Estimand results and the tipping-point analysis by arm: withheld" in blinded_html
+    assert "Table 14.1.3</p>" in unblinded_html and "Table 14.1.3</p>" in blinded_html
+
+
+def test_data_issue_listing_labels_status_and_flags():
+    from trial.report.accountability import data_issue_listing
+
+    box = pl.DataFrame(
+        {
+            "subject_id": ["S-01", "S-02"],
+            "centre_id": ["C01", None],
+            "dm_status": ["QUARANTINED", "ABSENT"],
+            "RANDFL": ["Y", "N"],
+            "SAFFL": ["Y", "N"],
+            "FASFL": ["N", "N"],
+            "PPFL": ["N", "N"],
+            "data_issues": ["dm.csv line 4: sex 'X'", "ae.csv line 9: unknown subject"],
+        }
+    )
+    tlf = data_issue_listing(box, "14.1.4", 50)
+    assert tlf.label == "Listing 14.1.4"
+    assert tlf.population == "Subjects in the EDC (N = 50); 2 listed"
+    assert tlf.frame.row(0) == (
+        "S-01",
+        "C01",
+        "Quarantined",
+        "Yes",
+        "Yes",
+        "No",
+        "No",
+        "dm.csv line 4: sex 'X'",
+    )
+    assert tlf.frame["Demography"][1] == "Not in dm.csv" and tlf.frame["Centre"][1] == ""

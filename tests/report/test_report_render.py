@@ -16,6 +16,7 @@ SECTIONS = [
     "subgroups",
     "safety",
     "device",
+    "estimands",
     "methods",
 ]
 
@@ -42,6 +43,11 @@ def test_unblinded_report_has_every_section_and_unblinded_on_each_page(unblinded
         "t_14_2_6",  # plantar time course
         "t_14_3_1_1",  # AEs by SOC and PT
         "l_14_3_2_1",  # serious AEs
+        "t_14_1_3",  # subject accountability
+        "t_14_2_11",  # estimands
+        "t_14_2_12",  # intercurrent events
+        "t_14_2_13",  # estimands beside the primary analysis
+        "t_14_2_14",  # check of the key supportive estimand
     ):
         assert f'id="{key}"' in html
 

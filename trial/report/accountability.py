@@ -17,8 +17,8 @@ from html import escape
 import polars as pl
 
 from trial.derive.accountability import DM_ABSENT, DM_QUARANTINED, DM_READ
-from trial.report.html import gt_html
 from trial.report.summaries import TOTAL
+from trial.report.tlf import Tlf
 
 BOX_COLUMNS = ("subject_id", "centre_id", "dm_status", "RANDFL", "SAFFL", "FASFL", "PPFL")
 
@@ -99,10 +99,80 @@ def data_issue_subjects(adsl: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def accountability_html(reconciled: pl.DataFrame, box: pl.DataFrame) -> str:
+DM_STATUS = {
+    DM_READ: "Read",
+    DM_QUARANTINED: "Quarantined",
+    DM_ABSENT: "Not in dm.csv",
+}
+"""Printed ``dm_status`` of a subject's demography row."""
+FLAGS = {"Y": "Yes", "N": "No"}
+
+
+def reconciliation_table(reconciled: pl.DataFrame, number: str) -> Tlf:
+    """Table ``number``: the reconciliation as a numbered output (population: the subjects the
+    EDC names, its first row)."""
+    in_edc = int(reconciled["edc"][0])
+    body = reconciled.select(
+        pl.col("count").alias("Count"),
+        pl.col("edc").cast(pl.String).alias("EDC / ADSL"),
+        pl.col("report").cast(pl.String).fill_null("").alias("Report"),
+        pl.col("reconciles")
+        .replace_strict({**FLAGS, "-": "Not compared"}, return_dtype=pl.String)
+        .alias("Agree"),
+    )
+    return Tlf(
+        number=number,
+        title="Subject accountability: report counts against the EDC",
+        population=f"Subjects in the EDC (N = {in_edc})",
+        frame=body,
+        footnotes=(
+            "EDC / ADSL: subjects counted in ADSL from the site deliveries; Report: the same "
+            "count in this report's participant flow, or, in a row 'N stated in', the N the "
+            "named numbered outputs state for that set and arm. Agree = Yes when the two are "
+            "equal; rows Not compared are for the record (no analysis can hold these "
+            "subjects).",
+        ),
+        sources=("ADSL",),
+        program="trial.report.accountability.reconciliation",
+    )
+
+
+def data_issue_listing(box: pl.DataFrame, number: str, n_edc: int) -> Tlf:
+    """Listing ``number``: the subjects whose data issues may change an analysis set."""
+    flags = [c for c in ("RANDFL", "SAFFL", "FASFL", "PPFL") if c in box.columns]
+    headers = {"RANDFL": "Randomised", "SAFFL": "Safety", "FASFL": "FAS", "PPFL": "PP"}
+    body = box.select(
+        pl.col("subject_id").alias("Subject"),
+        pl.col("centre_id").cast(pl.String).fill_null("").alias("Centre"),
+        pl.col("dm_status").replace_strict(DM_STATUS, return_dtype=pl.String).alias("Demography"),
+        *[
+            pl.col(f).replace_strict(FLAGS, default="", return_dtype=pl.String).alias(headers[f])
+            for f in flags
+        ],
+        pl.col("data_issues").cast(pl.String).fill_null("").alias("Data issues"),
+    )
+    return Tlf(
+        number=number,
+        kind="Listing",
+        title="Subjects whose data issues change an analysis set",
+        population=f"Subjects in the EDC (N = {n_edc}); {box.height} listed",
+        frame=body,
+        footnotes=(
+            "Demography: the subject's dm.csv row read, quarantined, or absent (seen only in "
+            "other files). Correcting these rows (data-quality report) may change the "
+            "subject's sets.",
+        ),
+        sources=("ADSL",),
+        program="trial.report.accountability.data_issue_subjects",
+        wrap_columns=(body.width - 1,),
+    )
+
+
+def accountability_html(reconciled: pl.DataFrame, tables_html: str, box_html: str) -> str:
     """The reconciliation table and the box of subjects whose data issues change an analysis
-    set (a plain sentence when there are none); a count that does not reconcile is said first.
-    Nothing when there is no reconciliation (report data built without ADSL)."""
+    set (``tables_html`` and ``box_html``: the rendered outputs; a plain sentence when the box
+    is empty); a count that does not reconcile is said first. Nothing when there is no
+    reconciliation (report data built without ADSL)."""
     if reconciled.height == 0:
         return ""
     broken = reconciled.filter(pl.col("reconciles") == "N")
@@ -113,20 +183,5 @@ def accountability_html(reconciled: pl.DataFrame, box: pl.DataFrame) -> str:
         if broken.height
         else ""
     )
-    table = gt_html(
-        reconciled,
-        "accountability",
-        title="Subject accountability: report counts against the EDC",
-        labels={"count": "Count", "edc": "EDC / ADSL", "report": "Report", "reconciles": "Agree"},
-    )
-    if box.height == 0:
-        listing = "<p>No subject's analysis set depends on a data issue.</p>"
-    else:
-        listing = gt_html(
-            box,
-            "data-issue-subjects",
-            title="Subjects whose data issues change an analysis set",
-            labels={"subject_id": "Subject", "centre_id": "Centre", "data_issues": "Issues"},
-            note="Correcting these rows (data-quality report) may change the subject's sets.",
-        )
-    return alarm + table + f'<div class="box" id="data-issue-box">{listing}</div>'
+    listing = box_html or "<p>No subject's analysis set depends on a data issue.</p>"
+    return alarm + tables_html + f'<div class="box" id="data-issue-box">{listing}</div>'

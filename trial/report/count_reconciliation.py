@@ -30,12 +30,14 @@ from trial.report.tlf import Tlf
 SCREENED = "All screened subjects"
 SET_FLAGS: dict[str, str | None] = {
     SCREENED: None,
+    "Subjects in the EDC": None,
     "Randomised set": "RANDFL",
     "Full analysis set": "FASFL",
     "Per-protocol set": "PPFL",
     "Safety set": "SAFFL",
 }
-"""Analysis-set name as the outputs print it -> its ADSL flag (screened: ``dm_status``)."""
+"""Analysis-set name as the outputs print it -> its ADSL flag (screened, the subjects the
+EDC's ``dm.csv`` names: ``dm_status``)."""
 
 BODY_COUNTS = {"responders": ("Group", "N (FAS)"), "induction": ("Group", "Subjects")}
 """Outputs with a body column holding their set's N by group: output -> (group, N) columns."""
@@ -43,6 +45,8 @@ BODY_COUNTS = {"responders": ("Group", "N (FAS)"), "induction": ("Group", "Subje
 FINDING = "COUNT_NOT_RECONCILED"
 
 _N = re.compile(r"^(?P<name>.+) \(N = (?P<n>\d+)\)$")
+_POPULATION = re.compile(r"^(?P<name>.+?) \(N = (?P<n>\d+)\)")
+"""A header states its set first, maybe followed by more (``...; 3 listed``)."""
 
 STATED_SCHEMA = pl.Schema(
     {
@@ -78,7 +82,7 @@ def stated_counts(outputs: dict[str, Tlf]) -> pl.DataFrame:
     of events) are not counts of subjects and are left out."""
     rows: list[tuple[str, str, str, str, int]] = []
     for key, tlf in outputs.items():
-        header = _N.match(tlf.population)
+        header = _POPULATION.match(tlf.population)
         if header is None or header["name"] not in SET_FLAGS:
             continue
         name = header["name"]

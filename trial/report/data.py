@@ -298,9 +298,11 @@ def build_report_data(
         ),
         data_issue_subjects=data_issue_subjects(adsl),
     )
-    counts = count_reconciliation(investigator_outputs(data), adsl)
+    # The accountability outputs state counts too: reconcile them with the flow's rows in.
+    flow = replace(data, accountability=reconciliation(adsl, consort))
+    counts = count_reconciliation(investigator_outputs(flow), adsl)
     return replace(
-        data,
-        accountability=pl.concat([reconciliation(adsl, consort), accountability_rows(counts)]),
+        flow,
+        accountability=pl.concat([flow.accountability, accountability_rows(counts)]),
         count_reconciliation=counts,
     )

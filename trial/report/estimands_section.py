@@ -1,7 +1,8 @@
 """The investigator report's estimands section (SAP section 11), from the ``estimands`` and
-``tipping_point`` model results: the estimands table with the number of FAS subjects with each
-intercurrent event per arm, each estimand's result at its visit beside the primary analysis,
-the check of the key supportive estimand's inference, and the tipping-point figure.
+``tipping_point`` model results: the frames its numbered tables show
+(``trial.report.estimand_tables``: the estimands, the FAS subjects with each intercurrent event
+per arm, each estimand at its visit beside the primary analysis, the check of the key
+supportive estimand's inference) and the tipping-point figure.
 
 A blinded report shows the estimands and pooled ICE counts and withholds every result.
 """
@@ -14,10 +15,10 @@ from html import escape
 import matplotlib.pyplot as plt
 import polars as pl
 
-from trial.estimands.results import NAME, PRIMARY_ANALYSIS, TOTAL
+from trial.estimands.results import NAME, TOTAL
 from trial.models.result import ModelResult
 from trial.report.figures import PALETTE, _svg
-from trial.report.html import gt_html
+from trial.report.labels import contrast_label
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def tipping_point_svg(curve: pl.DataFrame) -> str:
             elinewidth=0.6,
             capsize=2,
             linewidth=1.5,
-            label=contrast,
+            label=contrast_label(contrast),
         )
         ax.fill_between(
             x, rows["lci"].to_list(), rows["uci"].to_list(), color=colour, alpha=0.18, linewidth=0
@@ -102,125 +103,25 @@ def tipping_point_svg(curve: pl.DataFrame) -> str:
     return _svg(fig)
 
 
-def _fixed(frame: pl.DataFrame, col: str, digits: int) -> pl.Series:
-    """A column as text with exactly ``digits`` decimals (null stays empty)."""
-    values = [None if v is None else f"{v:.{digits}f}" for v in frame[col].to_list()]
-    return pl.Series(col, values, dtype=pl.String)
-
-
-def _p(frame: pl.DataFrame) -> pl.Series:
-    values = [
-        None if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}")
-        for v in frame["pvalue"].to_list()
-    ]
-    return pl.Series("p", values, dtype=pl.String)
-
-
-def _estimands_table(section: EstimandsSection) -> str:
-    counts = section.ice_counts.with_columns(
-        pl.format(
-            "{} ({}%)",
-            pl.col("n_subjects"),
-            (100 * pl.col("n_subjects") / pl.col("n_fas")).round(1),
-        ).alias("value"),
-        pl.format("{} subjects with {} (FAS)", pl.col("ICE"), pl.col("ICE_NAME")).alias("row"),
-    )
-    wide = counts.pivot(on="group", index="row", values="value", aggregate_function="first")
-    groups = counts.select("group", "n_fas").unique(maintain_order=True)
-    labels = {
-        g: f"{'All subjects' if g == TOTAL else g} (N={n})"
-        for g, n in groups.iter_rows()
-        if g in wide.columns
-    }
-    return gt_html(
-        section.definitions,
-        "estimands-definitions",
-        title="Estimands (protocol amendment 1, ICH E9(R1))",
-        note="Intercurrent events are derived from the data (disposition, device sessions, "
-        "concomitant medication), never entered by hand.",
-    ) + gt_html(
-        wide.rename({"row": "Intercurrent event", **labels}),
-        "estimands-ice-counts",
-        title="Subjects with each intercurrent event, n (% of FAS)",
-    )
-
-
-def _results_table(section: EstimandsSection) -> str:
-    rows = section.primary_visit.sort("contrast", maintain_order=True)
-    table = pl.DataFrame(
-        {
-            "Contrast": rows["contrast"],
-            "Estimand": [
-                "Primary analysis (section 7 MMRM)" if e == PRIMARY_ANALYSIS else e
-                for e in rows["estimand"].to_list()
-            ],
-            "Method (imputation)": [
-                f"{m} ({s})" for m, s in zip(rows["method"], rows["strategy"], strict=True)
-            ],
-            "Visit": rows["visit"],
-            "Difference (ln)": _fixed(rows, "estimate", 3),
-            "95 % CI": [
-                f"({lo}, {hi})"
-                for lo, hi in zip(_fixed(rows, "lci", 3), _fixed(rows, "uci", 3), strict=True)
-            ],
-            "p": _p(rows),
-        }
-    )
-    return gt_html(
-        table,
-        "estimands-results",
-        title="Each estimand at its visit beside the primary analysis",
-        note="Jackknife and bootstrap intervals are normal-based; MMRM intervals use "
-        "Satterthwaite df.",
-    )
-
-
-def _check_table(section: EstimandsSection) -> str:
-    if not section.check.height:
-        return ""
-    check = section.check.filter(pl.col("parameter").str.starts_with("trt_"))
-    rows = pl.DataFrame(
-        {
-            "Estimand": check["estimand"],
-            "Visit": check["visit"],
-            "Contrast": check["contrast"],
-            "Conditional mean": _fixed(check, "estimate", 4),
-            "Bayesian MI": _fixed(check, "mi_estimate", 4),
-            "Monte-Carlo SE": _fixed(check, "mc_se", 4),
-            "z": _fixed(check, "z", 2),
-            "SE (jackknife)": _fixed(check, "se", 4),
-            "SE (Rubin)": _fixed(check, "mi_se", 4),
-            "Agree": ["yes" if a else "NO" for a in check["agree"].to_list()],
-        }
-    )
-    return gt_html(
-        rows,
-        "estimands-check",
-        title="Check of the key supportive estimand's inference",
-        note="Agreement: |z| <= 3, z = (MI estimate - conditional mean estimate) / Monte-Carlo SE "
-        "of the MI estimate (sqrt of the between-imputation variance over the imputations).",
-    )
-
-
-def estimands_html(section: EstimandsSection, *, blinded: bool) -> str:
-    """The section's HTML (tables, figure, notes)."""
-    parts = [_estimands_table(section)]
+def estimands_html(section: EstimandsSection, tables_html: str, *, blinded: bool) -> str:
+    """The section's HTML: its numbered tables (``tables_html``, rendered from
+    ``trial.report.estimand_tables``), the tipping-point figure and the notes; a blinded
+    report says that the results are withheld."""
+    parts = [tables_html]
     if blinded:
         parts.append(
             '<div class="withheld">Estimand results and the tipping-point analysis by arm: '
             "withheld in this blinded report (pooled results only until unblinding).</div>"
         )
-    else:
-        if section.primary_visit.height:
-            parts.append(_results_table(section))
-        parts.append(_check_table(section))
-        if section.tipping_curve.height:
-            parts.append(
-                '<figure id="tipping-point">'
-                + tipping_point_svg(section.tipping_curve)
-                + "<figcaption>Tipping point: contrast and 95 % CI against delta</figcaption>"
-                + "</figure>"
-            )
+    elif section.tipping_curve.height:
+        parts.append(
+            '<figure id="tipping-point">'
+            + tipping_point_svg(section.tipping_curve)
+            + "<figcaption>Figure 14.2.3 Tipping point: difference versus the reference arm "
+            "(ln scale) with its 95 % CI against the delta added to the arm's imputed values; "
+            "a dotted line marks the first delta whose CI includes 0. Full analysis set."
+            "</figcaption></figure>"
+        )
     parts.append(
         '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in section.notes) + "</ul>"
     )

@@ -184,7 +184,9 @@ def investigator_html(data: ReportData) -> str:
             + figures.consort_svg(data.consort, data.groups)
             + "</figure>"
             + out("enrolment")
-            + accountability_html(data.accountability, data.data_issue_subjects),
+            + accountability_html(
+                data.accountability, out("accountability"), out("data_issue_subjects")
+            ),
         ),
         ("baseline", "Baseline characteristics", out("baseline")),
         ("primary", "Primary endpoint", _primary(data, out)),
@@ -202,7 +204,11 @@ def investigator_html(data: ReportData) -> str:
             (
                 "estimands",
                 "Estimands and intercurrent events",
-                estimands_html(data.estimands, blinded=data.blinded),
+                estimands_html(
+                    data.estimands,
+                    out("estimands", "ice_counts", "estimand_results", "estimand_check"),
+                    blinded=data.blinded,
+                ),
             )
         )
     sections.append(("methods", "Methods and populations", _methods(data)))

@@ -1,9 +1,11 @@
 """Every numbered table and listing of the investigator report, built once from
 :class:`trial.report.data.ReportData`: :func:`investigator_outputs`.
 
-Numbering follows section 14 of an ICH E3 study report: 14.1 participants, 14.2 efficacy,
-14.3 safety (14.3.4 device). The HTML report shows these objects (``trial.report.tlf``) and the
-RTF files are written from the same objects (``trial.report.rtf``). An output whose numbers are
+Numbering follows section 14 of an ICH E3 study report: 14.1 participants (14.1.3-4 subject
+accountability, ``trial.report.accountability``), 14.2 efficacy (14.2.11-14 estimands,
+``trial.report.estimand_tables``), 14.3 safety (14.3.4 device). The HTML report shows these
+objects (``trial.report.tlf``) and the RTF files are written from the same objects
+(``trial.report.rtf``). An output whose numbers are
 withheld (blinded run) or not available is absent, and its number is not reused.
 """
 
@@ -13,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from trial.report import accountability as acc
 from trial.report import safety_tables as st
+from trial.report.estimand_tables import estimand_outputs
 from trial.report.labels import contrast_label, label, label_expr
 from trial.report.summaries import TOTAL
 from trial.report.tlf import Tlf
@@ -593,9 +597,17 @@ def faults(data: ReportData) -> Tlf:
 
 
 def investigator_outputs(data: ReportData) -> dict[str, Tlf]:
-    """Every numbered output the report shows, by name, in report order."""
+    """Every numbered output the report shows, by name, in the order of their numbers (the
+    combined RTF file's order; the HTML report places each where its section is)."""
     groups = data.groups
     out: dict[str, Tlf] = {"enrolment": enrolment(data), "baseline": baseline(data)}
+    if data.accountability.height:
+        out["accountability"] = acc.reconciliation_table(data.accountability, "14.1.3")
+        if data.data_issue_subjects.height:
+            n_edc = int(data.accountability["edc"][0])
+            out["data_issue_subjects"] = acc.data_issue_listing(
+                data.data_issue_subjects, "14.1.4", n_edc
+            )
     out["responders"] = responders(data)
     if not data.blinded and data.primary_lsmeans.height:
         out["lsmeans"] = lsmeans(data)
@@ -615,6 +627,7 @@ def investigator_outputs(data: ReportData) -> dict[str, Tlf]:
             out["secondary"] = secondary(data)
         if data.sensitivity.height:
             out["sensitivity"] = sensitivity(data)
+    out |= estimand_outputs(data)
     if data.ae_soc_pt.height:
         out["ae_soc_pt"] = st.soc_pt_table(
             data.ae_soc_pt,

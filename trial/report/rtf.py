@@ -100,7 +100,8 @@ def rtf_document(tlf: Tlf, run: RunInfo, study_id: str) -> rtf.RTFDocument:
     overhead = max(c.count("\n") for c in clean.columns) + 1 + 2 * len(footnotes) + 2
     body_rows = max(page_rows - overhead, 3)
     pages = max(1, -(-clean.height // body_rows))
-    balanced = -(-clean.height // pages) + overhead
+    # one page: the whole page's lines, as rtflite counts a wrapped cell's lines against nrow
+    balanced = page_rows if pages == 1 else -(-clean.height // pages) + overhead
     width, height = (A4[1], A4[0]) if landscape else A4
     return rtf.RTFDocument(
         df=clean,
