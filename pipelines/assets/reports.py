@@ -13,7 +13,7 @@ from trial.report.data import build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import render_investigator_report
 from trial.report.investigator_tables import investigator_outputs
-from trial.report.outputs import write_report_data
+from trial.report.outputs import with_count_findings, write_report_data
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
 from trial.report.rtf import write_rtf_outputs
@@ -90,11 +90,24 @@ def data_quality_report(
     adsweat: pl.DataFrame,
     adhdss: pl.DataFrame,
     addev: pl.DataFrame,
+    eligibility: pl.DataFrame,
+    safety: ModelResult,
+    device: ModelResult,
 ) -> dg.MaterializeResult:
     """Every item a data manager must act on, with file, line, field and what to fix, and its
     life (stable id, first-seen delivery, resolved since the previous run, open findings per
-    centre with their age; ``OUT/reports/findings_ledger.parquet`` kept between runs). Always
-    BLINDED (it goes to data managers), also in an unblinded run."""
+    centre with their age; ``OUT/reports/findings_ledger.parquet`` kept between runs), and
+    every N of the investigator report's numbered outputs that disagrees with its analysis set
+    (``trial.report.count_reconciliation``; the outputs' Ns come from ADSL and the safety and
+    device results, as the run is blinded or not). Always BLINDED (it goes to data managers),
+    also in an unblinded run."""
+    study = settings.study()
+    counted = build_report_data(
+        {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss},
+        {safety.name: safety, device.name: device},
+        study,
+        run_info_for(landing_manifest, blinded=settings.blinded),
+    )
     run = run_info_for(landing_manifest, blinded=True)
     tables = {
         "quarantine": quarantine,
@@ -108,7 +121,11 @@ def data_quality_report(
         "addev": addev,
     }
     path = render_data_quality_report(
-        tables, settings.study(), run, Path(settings.out_dir) / "reports", landing_manifest
+        with_count_findings(tables, counted),
+        study,
+        run,
+        Path(settings.out_dir) / "reports",
+        landing_manifest,
     )
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "quarantined": quarantine.height}

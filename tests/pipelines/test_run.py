@@ -65,6 +65,14 @@ def test_unblinded_run_writes_every_table_model_report_and_export(unblinded_run:
     html = (unblinded_run / "reports" / "investigator_report.html").read_text("utf-8")
     assert "UNBLINDED" in html
     assert (unblinded_run / "reports" / "data_quality_report.html").exists()
+    # Every N the report states is its analysis set's size in ADSL, by arm; none is a finding.
+    counts = pl.read_parquet(
+        unblinded_run / "reports" / "investigator_report_data" / "count_reconciliation.parquet"
+    )
+    assert counts.height and (counts["agrees"] == "Y").all(), counts.filter(agrees="N")
+    assert set(counts["group"]) > {"TOTAL"}
+    issues = pl.read_csv(unblinded_run / "reports" / "data_quality_issues.csv")
+    assert "COUNT_NOT_RECONCILED" not in set(issues["code"])
     assert {p.name for p in (unblinded_run / "exports" / "xpt").iterdir()} >= {
         "adsl.xpt",
         "adsweat.xpt",

@@ -127,8 +127,10 @@ def reconciliation_table(reconciled: pl.DataFrame, number: str) -> Tlf:
         frame=body,
         footnotes=(
             "EDC / ADSL: subjects counted in ADSL from the site deliveries; Report: the same "
-            "count in this report's participant flow. Agree = Yes when the two are equal; the "
-            "last two rows are for the record (no analysis can hold these subjects).",
+            "count in this report's participant flow, or, in a row 'N stated in', the N the "
+            "named numbered outputs state for that set and arm. Agree = Yes when the two are "
+            "equal; rows Not compared are for the record (no analysis can hold these "
+            "subjects).",
         ),
         sources=("ADSL",),
         program="trial.report.accountability.reconciliation",

@@ -10,7 +10,7 @@ no arm-level model result is shown: those are withheld until unblinding.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -23,7 +23,9 @@ from trial.models.result import ModelResult
 from trial.report import model_tables as mt
 from trial.report import summaries as sm
 from trial.report.accountability import data_issue_subjects, reconciliation
+from trial.report.count_reconciliation import accountability_rows, count_reconciliation
 from trial.report.estimands_section import EstimandsSection, section_data
+from trial.report.investigator_tables import investigator_outputs
 from trial.report.run_info import RunInfo
 
 REQUIRED_TABLES = ("adsl", "adsweat", "adhdss")
@@ -71,6 +73,7 @@ class ReportData:
     estimands: EstimandsSection | None = None
     accountability: pl.DataFrame = field(default_factory=pl.DataFrame)
     data_issue_subjects: pl.DataFrame = field(default_factory=pl.DataFrame)
+    count_reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def blinded(self) -> bool:
@@ -249,7 +252,7 @@ def build_report_data(
             return pl.DataFrame()
         return sm.ae_hierarchy(safety, table, groups, category)
 
-    return ReportData(
+    data = ReportData(
         study=study,
         run=run,
         groups=groups,
@@ -293,6 +296,13 @@ def build_report_data(
             named.get(estimand_results.TIPPING_NAME),
             blinded=run.blinded,
         ),
-        accountability=reconciliation(adsl, consort),
         data_issue_subjects=data_issue_subjects(adsl),
+    )
+    # The accountability outputs state counts too: reconcile them with the flow's rows in.
+    flow = replace(data, accountability=reconciliation(adsl, consort))
+    counts = count_reconciliation(investigator_outputs(flow), adsl)
+    return replace(
+        flow,
+        accountability=pl.concat([flow.accountability, accountability_rows(counts)]),
+        count_reconciliation=counts,
     )

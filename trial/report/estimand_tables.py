@@ -13,17 +13,20 @@ ICE counts; 14.2.13 and 14.2.14 are absent (their numbers are not reused).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from study import Study
 from trial.estimands.config import estimands_config
 from trial.estimands.results import PRIMARY_ANALYSIS, TOTAL
-from trial.report.data import ReportData
 from trial.report.estimands_section import EstimandsSection
 from trial.report.labels import contrast_label, labels
 from trial.report.summaries import TOTAL as SET_TOTAL
 from trial.report.tlf import Tlf
+
+if TYPE_CHECKING:  # data.py builds the outputs to reconcile their counts: no import cycle
+    from trial.report.data import ReportData
 
 METHODS = {
     "mmrm": "MMRM (section 7)",

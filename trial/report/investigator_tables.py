@@ -11,15 +11,19 @@ withheld (blinded run) or not available is absent, and its number is not reused.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from trial.report import accountability as acc
 from trial.report import safety_tables as st
-from trial.report.data import ReportData
 from trial.report.estimand_tables import estimand_outputs
 from trial.report.labels import contrast_label, label, label_expr
 from trial.report.summaries import TOTAL
 from trial.report.tlf import Tlf
+
+if TYPE_CHECKING:  # data.py builds the outputs to reconcile their counts: no import cycle
+    from trial.report.data import ReportData
 
 SUBGROUP_CODELISTS = {"sex": "sex", "screening_hdss": "stratum", "plantar_involvement": "yes_no"}
 """Subgroup name -> codelist whose labels print its levels (others print as they are)."""

@@ -19,6 +19,7 @@ import polars as pl
 
 from study import Study
 from trial.models.result import ModelResult
+from trial.report.count_reconciliation import count_findings
 from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import REPORT_NAME, render_investigator_report
@@ -41,6 +42,19 @@ def write_report_data(data: ReportData, out_dir: Path) -> list[Path]:
     return paths
 
 
+def with_count_findings(
+    tables: Mapping[str, pl.DataFrame], data: ReportData
+) -> dict[str, pl.DataFrame]:
+    """``tables`` for the data-quality report with every report count that disagrees with its
+    analysis set (``data.count_reconciliation``) added to ``derivation_findings``."""
+    found = count_findings(data.count_reconciliation)
+    earlier = tables.get("derivation_findings")
+    return {
+        **tables,
+        "derivation_findings": found if earlier is None else pl.concat([earlier, found]),
+    }
+
+
 def write_report_outputs(
     tables: Mapping[str, pl.DataFrame],
     models: Mapping[str, ModelResult],
@@ -61,7 +75,7 @@ def write_report_outputs(
     rtf_files = write_rtf_outputs(
         list(investigator_outputs(data).values()), run, study.study_id, reports / "rtf"
     )
-    quality = render_data_quality_report(tables, study, run, reports)
+    quality = render_data_quality_report(with_count_findings(tables, data), study, run, reports)
     exports = write_xpt_exports(tables, out_dir / "exports" / "xpt")
     return {
         "investigator": [investigator, *([investigator.with_suffix(".pdf")] if pdf else [])],
