@@ -175,22 +175,49 @@ def accountability_rows(reconciled: pl.DataFrame) -> pl.DataFrame:
 
 def count_findings(reconciled: pl.DataFrame) -> pl.DataFrame:
     """A data-quality finding (``FINDINGS_SCHEMA``, dataset ``report``) per stated N that
-    disagrees with its analysis set in ADSL."""
+    disagrees with its analysis set in ADSL. The data-quality report goes to blinded data
+    managers: a total's finding gives both numbers, an arm's says only which output and set
+    (one finding per output and set; the arm and its numbers are in the unblinded report's
+    accountability table)."""
     broken = reconciled.filter(pl.col("agrees") == "N")
-    return broken.select(
-        pl.lit("report").alias("dataset"),
-        pl.lit(None, pl.String).alias("subject_id"),
-        pl.lit(FINDING).alias("finding"),
+    total = broken.filter(pl.col("group") == TOTAL).select(
+        "output",
+        "set",
         pl.format(
-            "{} ({}) states {}, {} N = {}, but ADSL has {} subjects in that set: a table is "
-            "built on other subjects than its set; do not file the report until it is corrected",
+            "{} ({}) states {} N = {}, but ADSL has {} subjects in that set",
             pl.col("output"),
             pl.col("where"),
             pl.col("set"),
-            pl.col("group").replace(TOTAL, "Total"),
             pl.col("stated"),
             pl.col("expected"),
-        ).alias("detail"),
-        pl.lit(None, pl.String).alias("source_file"),
-        pl.lit(None, pl.Int64).alias("source_line"),
-    ).cast(FINDINGS_SCHEMA)
+        ).alias("what"),
+    )
+    by_arm = (
+        broken.filter(pl.col("group") != TOTAL)
+        .select("output", "set")
+        .unique(maintain_order=True)
+        .with_columns(
+            pl.format(
+                "{} states a {} N for an arm that ADSL does not have (arm and numbers: the "
+                "unblinded report's accountability table)",
+                pl.col("output"),
+                pl.col("set"),
+            ).alias("what")
+        )
+    )
+    return (
+        pl.concat([total, by_arm])
+        .select(
+            pl.lit("report").alias("dataset"),
+            pl.lit(None, pl.String).alias("subject_id"),
+            pl.lit(FINDING).alias("finding"),
+            pl.format(
+                "{}: the output is built on other subjects than its set; do not file the "
+                "report until it is corrected",
+                pl.col("what"),
+            ).alias("detail"),
+            pl.lit(None, pl.String).alias("source_file"),
+            pl.lit(None, pl.Int64).alias("source_line"),
+        )
+        .cast(FINDINGS_SCHEMA)
+    )
