@@ -10,19 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from data_contracts.trial_rules import FINDINGS_SCHEMA
 from study import Study
 from trial.derive.gravimetry import RATE_INVALID, RATE_MISSING
-
-FINDINGS_SCHEMA = pl.Schema(
-    {
-        "dataset": pl.String(),
-        "subject_id": pl.String(),
-        "finding": pl.String(),
-        "detail": pl.String(),
-        "source_file": pl.String(),
-        "source_line": pl.Int64(),
-    }
-)
 
 
 def _paper_label() -> pl.Expr:
