@@ -154,15 +154,12 @@ def import_cost() -> Cost:
 
 
 def start_cost(raw: Path, out: Path) -> Cost:
-    """Building the definitions and opening a fresh SQLite instance, as ``run_pipeline`` does."""
+    """Building the definitions and opening an in-memory instance, as ``run_pipeline`` does."""
     cost = Cost()
     with timed(cost):
         settings = TrialSettings(raw_dir=str(raw), out_dir=str(out), study_path="", unblind_path="")
         build_definitions(settings)
-        home = out / ".dagster"
-        home.mkdir(parents=True)
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        with dg.DagsterInstance.from_config(str(home)):
+        with dg.DagsterInstance.ephemeral():
             pass
     return cost
 

@@ -94,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     unblind = Path(args.unblind) if args.unblind else None
     # Before the pipeline (and Dagster) is loaded: a refusal is the only line printed.
     try:
-        check_instance(out, blinded=unblind is None)
+        check_instance(blinded=unblind is None)
         check_output_folder(out, blinded=unblind is None)
     except OutputFolderRefused as error:
         return _refused("run", error)

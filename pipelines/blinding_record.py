@@ -1,11 +1,11 @@
 """An output folder is blinded or unblinded for life: ``OUT/blinding.json`` records which.
 
-A blinded run writes tables, models, reports and Dagster metadata into ``OUT``; had an
-unblinded run written there before, its arm-bearing files (models by arm, ADSL with ``arm``,
-previews of the randomisation table in ``OUT/.dagster``) would stay beside the blinded ones,
-and a blinded reader of the folder would see them. So the first run into a folder records its
-mode, and a run of the other mode is refused before it writes anything: a blinded run never
-writes where an unblinded one did, nor an unblinded run where blinded readers look.
+A blinded run writes tables, models, reports and Dagster metadata into ``OUT``; had an unblinded
+run written there before, its arm-bearing files (models by arm, ADSL with ``arm``) would stay
+beside the blinded ones, and a blinded reader of the folder would see them. So the first run
+into a folder records its mode, and a run of the other mode is refused before it writes
+anything: a blinded run never writes where an unblinded one did, nor an unblinded run where
+blinded readers look.
 
 A folder written by a version before the record existed is judged by its content: it is
 unblinded if its randomisation table has rows or any other table has an ``arm`` column.
@@ -70,16 +70,16 @@ def folder_mode(out_dir: Path) -> str | None:
     return UNBLINDED if _holds_arms(out_dir) else BLINDED
 
 
-def check_instance(out_dir: Path, blinded: bool) -> None:
+def check_instance(blinded: bool) -> None:
     """``ionto run``: raise :class:`OutputFolderRefused` when an unblinded run would record
     its runs and metadata in the instance of ``$DAGSTER_HOME`` (the shared one blinded runs
-    and readers use, ``docs/deployment.md``); an unblinded run keeps its own in
-    ``OUT/.dagster``. (``dagster dev`` chooses its instance itself.)"""
+    and readers use, ``docs/deployment.md``); an unblinded run keeps its Dagster records in
+    memory, for the run only. (``dagster dev`` chooses its instance itself.)"""
     if not blinded and os.environ.get("DAGSTER_HOME"):
         raise OutputFolderRefused(
-            f"an unblinded run keeps its Dagster records in {Path(out_dir) / '.dagster'}, never "
-            f"in the shared instance DAGSTER_HOME={os.environ['DAGSTER_HOME']} that blinded "
-            "runs use; unset DAGSTER_HOME for this run"
+            "an unblinded run keeps its Dagster records in memory, never in the shared "
+            f"instance DAGSTER_HOME={os.environ['DAGSTER_HOME']} that blinded runs use; "
+            "unset DAGSTER_HOME for this run"
         )
 
 

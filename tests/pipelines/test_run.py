@@ -15,7 +15,7 @@ from ingest.registry import SOURCES
 from ingest.source_format import Resolution, Resolved
 from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
-from pipelines.run import run_pipeline
+from pipelines.run import RunReport, run_pipeline
 from study import load_study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
 
@@ -34,23 +34,33 @@ def sealed_list(small_raw: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def unblinded_run(
+def unblinded_report(
     small_raw: Path, sealed_list: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+) -> RunReport:
     out = tmp_path_factory.mktemp("unblinded")
     report = run_pipeline(raw_dir=small_raw, out_dir=out, unblind_path=sealed_list)
     assert report.success, report.describe()
     assert not report.failed_checks
-    return out
+    return report
 
 
 @pytest.fixture(scope="module")
-def blinded_run(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unblinded_run(unblinded_report: RunReport) -> Path:
+    return unblinded_report.out_dir
+
+
+@pytest.fixture(scope="module")
+def blinded_report(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> RunReport:
     out = tmp_path_factory.mktemp("blinded")
     report = run_pipeline(raw_dir=small_raw, out_dir=out)
     assert report.success, report.describe()
     assert not report.failed_checks
-    return out
+    return report
+
+
+@pytest.fixture(scope="module")
+def blinded_run(blinded_report: RunReport) -> Path:
+    return blinded_report.out_dir
 
 
 def test_unblinded_run_writes_every_table_model_report_and_export(unblinded_run: Path) -> None:
@@ -80,17 +90,9 @@ def test_unblinded_run_writes_every_table_model_report_and_export(unblinded_run:
     }
 
 
-def _latest_metadata(out_dir: Path) -> dict[str, dict[str, object]]:
-    """Latest materialisation metadata of every asset in the run's embedded instance."""
-    found = {}
-    with dg.DagsterInstance.from_config(str(out_dir / ".dagster")) as instance:
-        for key in instance.get_asset_keys():
-            for record in instance.fetch_materializations(key, limit=1).records:
-                found[key.to_user_string()] = dict(record.asset_materialization.metadata)
-    return found
-
-
-def test_blinded_run_leaks_no_arm_anywhere(blinded_run: Path, sealed_list: Path) -> None:
+def test_blinded_run_leaks_no_arm_anywhere(
+    blinded_run: Path, blinded_report: RunReport, sealed_list: Path
+) -> None:
     """Every blinded output - tables, model results, reports, exports and the Dagster
     metadata - is scanned for arm codes, arm names, masked labels and per-subject columns
     that split subjects along the sealed list."""
@@ -102,7 +104,7 @@ def test_blinded_run_leaks_no_arm_anywhere(blinded_run: Path, sealed_list: Path)
     randomisation = pl.read_csv(sealed_list)
     outputs = ["tables", "models", "reports", "exports"]
     assert scan_for_arm_leaks([blinded_run / o for o in outputs], randomisation, study) == []
-    metadata = _latest_metadata(blinded_run)
+    metadata = blinded_report.metadata
     assert {"adsl", "investigator_report"} <= set(metadata)
     for asset, values in metadata.items():
         assert scan_metadata(values, asset, randomisation, study) == []
@@ -132,22 +134,16 @@ def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_pa
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
 
 
-def _runs(out: Path) -> int:
-    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
-        return len(instance.get_run_records())
-
-
 def test_an_unchanged_rerun_recomputes_nothing(
     blinded_run: Path, small_raw: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     shutil.copytree(blinded_run, out)
-    runs = _runs(out)
     report = run_pipeline(raw_dir=small_raw, out_dir=out)
     assert report.success
     assert (report.deliveries_read, report.recomputed) == ([], [])
     assert "nothing changed" in report.describe()
-    assert _runs(out) == runs  # no Dagster run was launched: no asset materialised
+    assert report.dagster_runs == []  # no Dagster run was launched: no asset materialised
 
 
 def test_a_code_change_recomputes_what_depends_on_it(
@@ -168,11 +164,8 @@ def test_a_code_change_recomputes_what_depends_on_it(
     expected = {changed} | graph.get(changed).child_keys
     expected |= {k for c in list(expected) for k in graph.get(c).child_keys}
     assert set(report.recomputed) == {k.to_user_string() for k in expected}
-    with dg.DagsterInstance.from_config(str(out / ".dagster")) as instance:
-        latest = instance.get_run_records(limit=1)[0].dagster_run.run_id
-        events = instance.all_logs(latest, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        stored = {e.dagster_event.asset_key.to_user_string() for e in events if e.dagster_event}
-    assert stored == set(report.recomputed)
+    assert len(report.dagster_runs) == 1  # no delivery read: the refresh run only
+    assert set(report.metadata) == set(report.recomputed)  # what it materialised
     again = run_pipeline(raw_dir=small_raw, out_dir=out)
     assert again.recomputed == []
 
@@ -188,7 +181,7 @@ def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
 
 
 def test_a_blinded_run_refuses_the_unblinded_runs_folder(
-    small_raw: Path, unblinded_run: Path
+    small_raw: Path, unblinded_run: Path, unblinded_report: RunReport
 ) -> None:
     """Issue 12: a blinded run on an unblinded run's folder used to succeed and leave the
     unblinded models beside its own. It is refused before anything is written, and the
@@ -197,7 +190,7 @@ def test_a_blinded_run_refuses_the_unblinded_runs_folder(
     with pytest.raises(OutputFolderRefused, match="give --out another folder"):
         run_pipeline(raw_dir=small_raw, out_dir=unblinded_run)
     assert {p: p.stat().st_mtime_ns for p in unblinded_run.rglob("*") if p.is_file()} == before
-    sealed = _latest_metadata(unblinded_run)["randomisation"]
+    sealed = unblinded_report.metadata["randomisation"]
     assert sealed["dagster/row_count"].value > 0
     assert sealed["preview"].value.count("\n") == 1  # the header line and rule only
 

@@ -5,8 +5,6 @@ Slow (two pipeline runs): ``pytest -m slow tests/report/test_report_end_to_end.p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
@@ -26,29 +24,18 @@ def runs(tmp_path_factory, study):
     root = tmp_path_factory.mktemp("e2e")
     summary = simulate_trial(study, n_subjects=36, seed=5, raw_dir=root / "raw")
     sealed = summary.sealed_dir / "randomisation.csv"
-    out = {}
+    out, metadata = {}, {}
     for blinded in (True, False):
         folder = root / ("blinded" if blinded else "unblinded")
         report = run_pipeline(root / "raw", folder, unblind_path=None if blinded else sealed)
         assert report.success, report.describe()
         out[blinded] = folder
-    return out, pl.read_csv(sealed)
-
-
-def dagster_metadata(out_dir: Path) -> dict[str, dict]:
-    """Latest materialisation metadata of every asset in the run's embedded instance."""
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(out_dir / ".dagster")) as instance:
-        found = {}
-        for key in instance.get_asset_keys():
-            for record in instance.fetch_materializations(key, limit=1).records:
-                found[key.to_user_string()] = dict(record.asset_materialization.metadata)
-    return found
+        metadata[blinded] = report.metadata
+    return out, pl.read_csv(sealed), metadata
 
 
 def test_blinded_run_leaks_no_arm(runs, study):
-    (out, randomisation) = runs
+    (out, randomisation, metadata) = runs
     folder = out[True]
     leaks = scan_for_arm_leaks(
         [folder / "tables", folder / "models", folder / "reports", folder / "exports"],
@@ -56,10 +43,9 @@ def test_blinded_run_leaks_no_arm(runs, study):
         study,
     )
     assert leaks == []
-    metadata = dagster_metadata(folder)
-    assert "adsl" in metadata
+    assert "adsl" in metadata[True]
     found: list[Leak] = []
-    for asset, values in metadata.items():
+    for asset, values in metadata[True].items():
         found += scan_metadata(values, asset, randomisation, study)
     assert found == []
 
@@ -67,7 +53,7 @@ def test_blinded_run_leaks_no_arm(runs, study):
 def test_unblinded_report_numbers_follow_the_run(runs, study):
     from trial.report.data import build_report_data
 
-    (out, randomisation) = runs
+    (out, randomisation, _) = runs
     folder = out[False]
     tables, models = read_tables(folder), read_model_results(folder)
     run = RunInfo("2026-11-16", False, "sha256:test", "git test")
