@@ -53,17 +53,22 @@ class Resolution:
     scratch: Path
 
     def delivered_rows(self, kind: str) -> pl.DataFrame:
-        """The rows of every delivery's ``kind`` frame, current or superseded (frames
-        without rows left out: an empty result has no columns)."""
-        rows = [p for p in (_collected(d[kind]) for d in self.deliveries) if p.height]
+        """The rows of every delivery's ``kind`` frame, current or superseded, in delivery
+        order (frames without rows left out: an empty result has no columns). The stored
+        frames are collected in one call, in parallel."""
+        frames = pl.collect_all([d[kind].lazy() for d in self.deliveries])
+        rows = [frame for frame in frames if frame.height]
         return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame()
 
     def current_rows(self, kind: str) -> pl.DataFrame:
         """The rows of every delivery's ``kind`` frame that come from the manifest's current
         file versions, in delivery order (date, centre, file name) then line: as reading the
-        current files one after another gives them. A frame without rows is left out (an
-        empty result has no columns)."""
-        rows = self.delivered_rows(kind)
+        current files one after another gives them (an empty result has no columns)."""
+        return self.current_of(self.delivered_rows(kind))
+
+    def current_of(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The rows of :meth:`delivered_rows` that come from the manifest's current file
+        versions, ordered as :meth:`current_rows` says."""
         if rows.height == 0:
             return rows
         order = current_files(self.manifest).select(

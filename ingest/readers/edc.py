@@ -115,9 +115,10 @@ def snapshot_in_force(resolution: Resolution, table: str) -> Resolved:
     in force when the latest lacks them (:func:`ingest.snapshots.carried_rows`, each named by
     a finding)."""
     contract = load_contract(table)
-    rows = resolution.current_rows(table)
+    delivered = resolution.delivered_rows(table)
+    rows = resolution.current_of(delivered)
     carried, findings = carried_rows(
-        table, resolution.delivered_rows(table), resolution.manifest, resolution.reader_quarantine
+        table, delivered, resolution.manifest, resolution.reader_quarantine
     )
     if carried.height:
         rows = pl.concat([rows.select(contract.columns), carried.select(contract.columns)])
