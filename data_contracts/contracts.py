@@ -51,9 +51,12 @@ import polars as pl
 import yaml
 
 from study import CODELIST_NAMES, Study
+from study.config import YAML_LOADER
 
 CONTRACT_DIR = Path(__file__).resolve().parent
 CONTRACT_SUFFIX = ".odcs.yaml"
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's safe dumper where PyYAML was built with it, else PyYAML's."""
 API_VERSION = "v3.1.0"
 
 STUDY_CODELIST = "studyCodelist"
@@ -347,7 +350,7 @@ def parse_contract(data: dict[str, Any], source: str = "<mapping>") -> Contract:
 
 @cache
 def _load_cached(path: Path) -> Contract:
-    data = yaml.safe_load(path.read_text("utf-8"))
+    data = yaml.load(path.read_text("utf-8"), Loader=YAML_LOADER)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a contract must be a YAML mapping")
     return parse_contract(data, str(path))
@@ -448,7 +451,9 @@ def write_resolved_contracts(study: Study, directory: Path) -> list[Path]:
             f"({study.source}, sha256 {study.digest[:12]}).\n"
         )
         path = directory / f"{name}{CONTRACT_SUFFIX}"
-        text = yaml.safe_dump(contract.raw, sort_keys=False, allow_unicode=True, width=100)
+        text = yaml.dump(
+            contract.raw, Dumper=YAML_DUMPER, sort_keys=False, allow_unicode=True, width=100
+        )
         path.write_text(header + text, "utf-8")
         written.append(path)
     return written
