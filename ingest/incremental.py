@@ -89,8 +89,9 @@ def resolve_raw_datasets(
     deliveries: Sequence[DeliveryFrames],
     raw_root: Path,
     tolerance_pct: float,
-    scratch: Path,
+    store: Path,
     sources: Sequence[SourceFormat] = SOURCES,
+    code_version: str = "",
 ) -> dict[str, Frame]:
     """Per-delivery frames (from :func:`read_delivery_folder`) of the current deliveries ->
     every dataset of every format, ``quarantine`` (the landing area's, the readers' of the
@@ -101,7 +102,9 @@ def resolve_raw_datasets(
     (:func:`ingest.integrity.apply_trial_rules`) on every resolved dataset; each format's
     ``settle`` in registry order, on the datasets as the rules left them. ``tolerance_pct``:
     the study's ``treatment.current_tolerance_pct``. Large outputs (the vendor-B events) are
-    lazy scans of files under ``scratch``, which the caller keeps until it has stored them."""
+    lazy scans of files under ``store``, a folder the caller keeps between runs: with the
+    resolution's ``code_version``, parts whose inputs are unchanged are reused from it
+    (:attr:`ingest.source_format.Resolution.store`)."""
     resolved: dict[str, Frame] = {}
     papers: list[pl.DataFrame] = []
     reader_quarantine = empty_quarantine()
@@ -115,7 +118,8 @@ def resolve_raw_datasets(
             resolved=dict(resolved),
             papers=tuple(papers),
             tolerance_pct=tolerance_pct,
-            scratch=Path(scratch),
+            store=Path(store),
+            code_version=code_version,
         )
 
     current = resolution().current_rows(QUARANTINE)

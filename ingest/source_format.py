@@ -40,8 +40,11 @@ class Resolution:
     delivery's stored frames, the readers' quarantine of the current files, the datasets of
     the formats resolved before it (registry order; after the trial-level rules, for
     ``settle``), the papers the paper-making formats gave so far, the study's current
-    tolerance (%, ``treatment.current_tolerance_pct``) and a scratch folder for large outputs
-    (kept until the run has stored them)."""
+    tolerance (%, ``treatment.current_tolerance_pct``), a folder of the output kept between
+    runs (``store``: a format resolved in parts, such as the vendor-B telemetry's ranges, keeps
+    them there and reuses those whose inputs did not change) and the code version of the
+    resolution (``pipelines.freshness``: stored parts are reused only under the same code; empty
+    means never reuse)."""
 
     manifest: pl.DataFrame
     raw_root: Path
@@ -50,7 +53,8 @@ class Resolution:
     resolved: Mapping[str, Frame]
     papers: Sequence[pl.DataFrame]
     tolerance_pct: float
-    scratch: Path
+    store: Path
+    code_version: str = ""
 
     def delivered_rows(self, kind: str) -> pl.DataFrame:
         """The rows of every delivery's ``kind`` frame, current or superseded, in delivery

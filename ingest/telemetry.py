@@ -11,21 +11,28 @@ deliveries. The telemetry is read in two phases, each in memory bounded by a bat
    ``dev`` so that a scan for a range of devices reads only the row groups that hold them
    (:data:`ROW_GROUP_ROWS`).
 2. :func:`resolve_telemetry` (the ``raw_datasets`` step, over every delivery): the events of
-   the landing manifest's current files are taken one range of devices at a time (ranges of
-   at most ``max_range_events`` events); each range drops exact duplicate lines and is
-   summarised into sessions. A range holds every event of its devices from every delivery,
-   which makes both rules exact: an exact duplicate line has the same ``dev``, and a session
-   (``dev``, ``sid``) spanning files or deliveries is joined whole. Distinct events are
-   written as one Parquet part per range, in file and line order.
+   the landing manifest's current files are taken one range of devices at a time, in a
+   stable layout (:data:`RANGES`: a device's range is a hash of its serial, so it never
+   moves); each range drops exact duplicate lines and is summarised into sessions. A range
+   holds every event of its devices from every delivery, which makes both rules exact: an
+   exact duplicate line has the same ``dev``, and a session (``dev``, ``sid``) spanning files
+   or deliveries is joined whole. Distinct events are written as one Parquet part per range,
+   in file and line order, beside the range's sessions, quarantine and findings; an output
+   folder keeps them, so a refresh recomputes only the ranges whose files changed (a new
+   delivery's devices) and reuses the others.
 
-Peak memory is set by the largest delivery (phase 1) and by ``max_range_events`` (phase 2),
-not by the length of the trial. :func:`read_telemetry` runs both phases on folders of files,
-as the telemetry benchmark (``benchmarks/telemetry.py``) measures them.
+Peak memory is set by the largest delivery (phase 1) and by ``max_batch_events`` (phase 2:
+whole ranges packed into batches), not by the length of the trial. :func:`read_telemetry`
+runs both phases on folders of files, as the telemetry benchmark (``benchmarks/telemetry.py``)
+measures them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,23 +64,34 @@ SESSIONS = "vendor_b_sessions"
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
 few devices skips most of a delivery's file by the row groups' ``dev`` statistics."""
-MAX_RANGE_EVENTS = 500_000
-"""Events resolved at once (about 250 MB of memory with their text); small enough that the
-cores share the ranges of even a small trial."""
+RANGES = 128
+"""The stable range layout: device ``dev`` belongs to range ``crc32(dev) % RANGES`` whatever the
+trial's size or history, so a new delivery touches only the ranges of its devices (and the
+resolved events come out in the same order however the deliveries arrived). 128 ranges keep a
+range of a 50-million-event trial near 400,000 events."""
+NO_DEVICE = RANGES
+"""The range of events without a device (none pass the contract today; kept so that no event
+can fall between the ranges)."""
+MAX_BATCH_EVENTS = 500_000
+"""Events resolved at once (about 250 MB of memory with their text): whole ranges are packed
+into batches of at most this many events (a larger range is a batch of its own)."""
+INDEX = "ranges.json"
 
 
 @dataclass(frozen=True)
 class Telemetry:
-    """``events``: distinct events (``vendor_b_events`` columns) scanned lazily from the parts
-    under ``events_dir``; ``sessions``: one row per session in ``device_sessions`` columns;
-    ``quarantine``: events the trial-level rules rejected (implausible or non-finite numbers,
-    time stamps out of order: never integrated); ``findings``: kept events with unknown or
-    duplicated JSON keys (:mod:`ingest.telemetry_rules`)."""
+    """``events``: distinct events (``vendor_b_events`` columns) scanned lazily from the range
+    parts under ``events_dir``; ``sessions``: one row per session in ``device_sessions``
+    columns; ``quarantine``: events the trial-level rules rejected (implausible or non-finite
+    numbers, time stamps out of order: never integrated); ``findings``: kept events with
+    unknown or duplicated JSON keys (:mod:`ingest.telemetry_rules`); ``resolved``: the ranges
+    computed by this call (the others were reused)."""
 
     events: pl.LazyFrame
     sessions: pl.DataFrame
     quarantine: pl.DataFrame
     findings: pl.DataFrame
+    resolved: tuple[int, ...] = ()
 
 
 def parsed_schema() -> pl.Schema:
@@ -110,38 +128,86 @@ def parse_delivery_telemetry(
     return events.sort("dev", "source_file", "source_line", nulls_last=True), combine(quarantines)
 
 
-def device_ranges(counts: pl.DataFrame, max_events: int) -> list[tuple[str, str]]:
-    """``counts`` (``dev``, ``len``; no null ``dev``) -> (first, last) device of each range:
-    devices in sorted order packed into ranges of at most ``max_events`` events (a device with
-    more is a range of its own: a device is never split)."""
-    ranges: list[tuple[str, str]] = []
-    first = last = ""
+def range_of(devices: pl.Series) -> pl.DataFrame:
+    """``dev`` -> its range (``range``, Int64) in the stable layout; a null device is
+    :data:`NO_DEVICE`."""
+    ranges = [NO_DEVICE if d is None else zlib.crc32(d.encode()) % RANGES for d in devices]
+    return pl.DataFrame({"dev": devices, "range": pl.Series(ranges, dtype=pl.Int64)})
+
+
+def pack_ranges(counts: pl.DataFrame, max_events: int) -> list[list[int]]:
+    """``counts`` (``range``, ``len``) -> batches of whole ranges in range order, each of at
+    most ``max_events`` events (a range with more is a batch of its own)."""
+    batches: list[list[int]] = []
     size = 0
-    for dev, n in counts.sort("dev").iter_rows():
-        if size and size + n > max_events:
-            ranges.append((first, last))
+    for number, n in counts.sort("range").iter_rows():
+        if not batches or (size and size + n > max_events):
+            batches.append([])
             size = 0
-        if size == 0:
-            first = dev
-        last = dev
+        batches[-1].append(number)
         size += n
-    if size:
-        ranges.append((first, last))
-    return ranges
+    return batches
 
 
-def _device_filters(parsed: pl.LazyFrame, max_events: int) -> list[pl.Expr]:
-    """One filter per range of devices, and one for events without a device (none pass the
-    contract today; kept so that no event can fall between the ranges)."""
-    counts = parsed.group_by("dev").len().collect(engine="streaming")
-    known = counts.filter(pl.col("dev").is_not_null())
-    filters = [
-        pl.col("dev").is_between(pl.lit(first), pl.lit(last))
-        for first, last in device_ranges(known, max_events)
-    ]
-    if known.height < counts.height:
-        filters.append(pl.col("dev").is_null())
-    return filters
+def range_signatures(index: pl.DataFrame, current: pl.DataFrame, salt: str) -> dict[int, str]:
+    """What each range is computed from: ``index`` (``source_file``, ``range``: the ranges
+    each current file has events in) with the files' content hashes (``current``:
+    ``source_file``, ``sha256``) and ``salt`` (the code version and the study's tolerance) ->
+    range -> SHA-256. Equal signatures, equal results."""
+    files = index.join(current.select("source_file", "sha256"), on="source_file", how="left")
+    signatures = {}
+    for (number,), rows in files.group_by("range"):
+        lines = sorted(f"{f}\t{h}" for f, h in rows.select("source_file", "sha256").iter_rows())
+        text = "\n".join([salt, *lines])
+        signatures[int(number)] = hashlib.sha256(text.encode()).hexdigest()
+    return signatures
+
+
+def _resolve_range(
+    rows: pl.DataFrame, tolerance_pct: float
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """One range's parsed events (every delivery's) -> (distinct kept events in file and line
+    order, sessions, quarantine, findings)."""
+    contract = load_contract(DATASET)
+    rows, q_values = plausibility(rows, DATASET)
+    # In file and line order: the same rows in the same order whatever the order in which
+    # the deliveries were read.
+    distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
+    back = backwards_events(distinct)
+    lineage = ["source_file", "source_line"]
+    q_order = backwards_quarantine(
+        distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
+    )
+    # Only lines with an odd key count are looked at; of those, the distinct ones count.
+    findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
+    distinct = distinct.filter(~back)
+    sessions = summarise_sessions(distinct, tolerance_pct).collect()
+    return distinct, sessions, combine([q_values, q_order]), findings
+
+
+SUMMARIES = ("sessions", "quarantine", "findings")
+"""The small results of every range, kept as one Parquet file each (with a ``range``
+column) beside the range parts."""
+
+
+def _read_index(events_dir: Path) -> dict[int, str]:
+    path = events_dir / INDEX
+    if not path.is_file():
+        return {}
+    return {int(k): str(v) for k, v in json.loads(path.read_text("utf-8")).items()}
+
+
+def _write_index(events_dir: Path, signatures: Mapping[int, str]) -> None:
+    """Written aside and renamed: the index is whole, and names only ranges whose part and
+    summary rows are stored."""
+    path = events_dir / INDEX
+    aside = path.with_name(f".{INDEX}.writing")
+    aside.write_text(json.dumps({str(k): v for k, v in sorted(signatures.items())}), "utf-8")
+    aside.replace(path)
+
+
+def _part(events_dir: Path, number: int) -> Path:
+    return events_dir / f"part-{number:03d}.parquet"
 
 
 def resolve_telemetry(
@@ -149,72 +215,113 @@ def resolve_telemetry(
     current: pl.DataFrame,
     tolerance_pct: float,
     events_dir: Path,
-    max_range_events: int = MAX_RANGE_EVENTS,
+    max_batch_events: int = MAX_BATCH_EVENTS,
     workers: int | None = None,
+    salt: str | None = None,
 ) -> Telemetry:
     """Parsed events of any number of deliveries (lazy scans of
     :func:`parse_delivery_telemetry`'s output) -> distinct events of the ``current`` files
-    (``source_file`` column: the landing manifest's current versions) and their sessions.
+    (``source_file``: the landing manifest's current versions) and their sessions.
 
-    Exact duplicate lines are dropped and counted by the reader's rule (first by file, then
-    line); sessions are summarised by :func:`~ingest.device_sessions.summarise_sessions`
-    (``tolerance_pct``: the study's ``treatment.current_tolerance_pct``). ``events_dir`` is
-    emptied of earlier ``part-*.parquet`` files first. ``workers``: ranges resolved at once
-    (default: the cores; peak memory about workers x one range)."""
-    contract = load_contract(DATASET)
+    Events are resolved one range of devices at a time (:data:`RANGES`, a stable layout); an
+    exact duplicate line has the same ``dev`` and a session spanning files or deliveries is
+    joined whole, so each range is exact alone. Exact duplicate lines are dropped and counted
+    by the reader's rule (first by file, then line); sessions are summarised by
+    :func:`~ingest.device_sessions.summarise_sessions` (``tolerance_pct``: the study's
+    ``treatment.current_tolerance_pct``). ``workers``: batches resolved at once (default: the
+    cores; peak memory about workers x ``max_batch_events`` events).
+
+    ``events_dir`` holds one Parquet part per range and the ranges' sessions, quarantine and
+    findings. With a ``salt`` (the code version of the caller) and the files' ``sha256`` in
+    ``current``, a range whose files and salt are those it was last computed from is reused
+    from ``events_dir`` (an output folder's refresh computes only the ranges a new delivery
+    touches); without, every range is computed and ``events_dir`` emptied first."""
     events_dir = Path(events_dir)
     events_dir.mkdir(parents=True, exist_ok=True)
-    for old in events_dir.glob("part-*.parquet"):
-        old.unlink()
+    reuse = salt is not None and "sha256" in current.columns
+    stored = _read_index(events_dir) if reuse else {}
     scans = [p.select(parsed_schema().names()) for p in parsed]
-    if not scans:
-        return _no_telemetry(tolerance_pct)
     files = current.select("source_file").unique().lazy()
-    events = pl.concat(scans).join(files, on="source_file", how="semi")
+    events = pl.concat(scans).join(files, on="source_file", how="semi") if scans else None
+    if events is None:
+        shown = pl.DataFrame(schema={"source_file": pl.String, "dev": pl.String, "len": pl.UInt32})
+    else:
+        shown = events.group_by("source_file", "dev").len().collect(engine="streaming")
+    index = shown.join(range_of(shown["dev"].unique()), on="dev", how="left", nulls_equal=True)
+    key = f"{salt}\ttolerance {tolerance_pct!r}"
+    signatures = (
+        range_signatures(index.select("source_file", "range"), current, key)
+        if reuse
+        else {int(r): "" for r in index["range"].unique()}
+    )
+    todo = sorted(r for r, sig in signatures.items() if not sig or stored.get(r) != sig)
+    # Ranges to recompute or gone are forgotten first: a run killed from here on leaves
+    # them to be computed again, never a part that its signature does not describe.
+    kept = {r: sig for r, sig in stored.items() if r in signatures and r not in todo}
+    _write_index(events_dir, kept)
+    for part in events_dir.glob("part-*.parquet"):
+        if int(part.stem.split("-")[1]) not in kept:
+            part.unlink()
+    counts = index.filter(pl.col("range").is_in(todo)).group_by("range").agg(pl.col("len").sum())
+    devices = index.select("dev", "range").unique()
 
-    def resolve(job: tuple[int, pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        number, in_range = job
-        rows, q_values = plausibility(events.filter(in_range).collect(), DATASET)
-        # In file and line order: the same rows in the same order whatever the order in
-        # which the deliveries were read.
-        distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
-        back = backwards_events(distinct)
-        lineage = ["source_file", "source_line"]
-        q_order = backwards_quarantine(
-            distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
-        )
-        # Only lines with an odd key count are looked at; of those, the distinct ones count.
-        findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
-        del rows
-        distinct = distinct.filter(~back)
-        distinct.write_parquet(events_dir / f"part-{number:05d}.parquet")
-        sessions = summarise_sessions(distinct, tolerance_pct).collect()
-        return sessions, combine([q_values, q_order]), findings
+    def resolve(batch: list[int]) -> dict[str, pl.DataFrame]:
+        assert events is not None
+        devs = devices.filter(pl.col("range").is_in(batch))
+        known = devs["dev"].drop_nulls()
+        in_batch = pl.col("dev").is_in(known.implode())
+        if NO_DEVICE in batch:
+            in_batch = in_batch | pl.col("dev").is_null()
+        rows = events.filter(in_batch).collect()
+        rows = rows.join(devs, on="dev", how="left", nulls_equal=True)
+        out: dict[str, list[pl.DataFrame]] = {name: [] for name in SUMMARIES}
+        for (number,), part in rows.partition_by("range", as_dict=True, include_key=False).items():
+            distinct, sessions, quarantine, findings = _resolve_range(part, tolerance_pct)
+            target = _part(events_dir, int(number))
+            distinct.write_parquet(target.with_name(f".{target.name}.writing"))
+            target.with_name(f".{target.name}.writing").replace(target)
+            for name, frame in zip(SUMMARIES, (sessions, quarantine, findings), strict=True):
+                out[name].append(frame.with_columns(range=pl.lit(number, dtype=pl.Int64)))
+        return {name: pl.concat(frames) for name, frames in out.items() if frames}
 
-    filters = _device_filters(events, max_range_events)
-    if not filters:
-        return _no_telemetry(tolerance_pct)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        parts = list(pool.map(resolve, enumerate(filters)))
+        computed = list(pool.map(resolve, pack_ranges(counts, max_batch_events)))
+    summaries = {}
+    for name, empty in zip(SUMMARIES, _empty_summaries(tolerance_pct), strict=True):
+        path = events_dir / f"{name}.parquet"
+        earlier = (
+            pl.read_parquet(path).filter(pl.col("range").is_in(list(kept)))
+            if (kept and path.is_file())
+            else empty
+        )
+        frame = pl.concat(
+            [earlier, *(c[name] for c in computed if name in c)], how="vertical_relaxed"
+        )
+        frame.write_parquet(path.with_name(f".{path.name}.writing"))
+        path.with_name(f".{path.name}.writing").replace(path)
+        summaries[name] = frame
+    _write_index(events_dir, {**kept, **{r: signatures[r] for r in todo}})
+    parts = [_part(events_dir, r) for r in sorted(signatures) if _part(events_dir, r).is_file()]
+    lineage = ["source_file", "source_line"]
     return Telemetry(
-        events=pl.scan_parquet(sorted(events_dir.glob("part-*.parquet"))),
+        events=pl.scan_parquet(parts) if parts else empty_frame(load_contract(DATASET)).lazy(),
         sessions=cast_frame(
-            pl.concat([p[0] for p in parts]).sort("device_serial", "start_utc"),
+            summaries["sessions"].drop("range").sort("device_serial", "start_utc"),
             load_contract(SESSIONS_DATASET),
         ),
-        quarantine=combine([p[1] for p in parts]),
-        findings=pl.concat([p[2] for p in parts]).sort("source_file", "source_line"),
+        quarantine=combine([summaries["quarantine"].drop("range")]),
+        findings=summaries["findings"].drop("range").sort(lineage),
+        resolved=tuple(todo),
     )
 
 
-def _no_telemetry(tolerance_pct: float) -> Telemetry:
+def _empty_summaries(tolerance_pct: float) -> tuple[pl.DataFrame, ...]:
+    """Empty sessions, quarantine and findings with their ``range`` column."""
     no_events = empty_frame(load_contract(DATASET))
     sessions = summarise_sessions(no_events, tolerance_pct).collect()
-    return Telemetry(
-        events=no_events.lazy(),
-        sessions=cast_frame(sessions, load_contract(SESSIONS_DATASET)),
-        quarantine=empty_quarantine(),
-        findings=empty_findings(),
+    return tuple(
+        f.with_columns(range=pl.lit(None, dtype=pl.Int64))
+        for f in (sessions, empty_quarantine(), empty_findings())
     )
 
 
@@ -224,7 +331,7 @@ def read_telemetry(
     tolerance_pct: float,
     work_dir: Path,
     max_batch_bytes: int = MAX_BATCH_BYTES,
-    max_range_events: int = MAX_RANGE_EVENTS,
+    max_batch_events: int = MAX_BATCH_EVENTS,
     workers: int | None = None,
 ) -> tuple[Telemetry, pl.DataFrame]:
     """Both phases as the pipeline runs them: each delivery's files (one list per delivery,
@@ -251,7 +358,7 @@ def read_telemetry(
         current,
         tolerance_pct,
         Path(work_dir) / "events",
-        max_range_events,
+        max_batch_events,
         workers,
     )
     return telemetry, combine([telemetry.quarantine, *(q for _, q in parsed)])
@@ -259,13 +366,17 @@ def read_telemetry(
 
 def resolve_vendor_b(resolution: Resolution) -> Resolved:
     """Every delivery's parsed events (scanned, never collected whole) -> ``vendor_b_events``
-    (lazy scan of the parts under the resolution's scratch folder, which the caller keeps
-    until the events are stored) and ``vendor_b_sessions``, with the events the trial-level
-    rules rejected and the findings on kept ones (unreadable lines were quarantined when
-    each delivery was parsed)."""
-    current = current_files(resolution.manifest, KIND).select("source_file")
+    (lazy scan of the range parts under ``<resolution.store>/vendor_b``) and
+    ``vendor_b_sessions``, with the events the trial-level rules rejected and the findings on
+    kept ones (unreadable lines were quarantined when each delivery was parsed). Ranges whose
+    files and code are unchanged since the store's last run are reused."""
+    current = current_files(resolution.manifest, KIND).select("source_file", "sha256")
     telemetry = resolve_telemetry(
-        resolution.scans(KIND), current, resolution.tolerance_pct, resolution.scratch / KIND
+        resolution.scans(KIND),
+        current,
+        resolution.tolerance_pct,
+        resolution.store / KIND,
+        salt=resolution.code_version,
     )
     return Resolved(
         {EVENTS: telemetry.events, SESSIONS: telemetry.sessions},

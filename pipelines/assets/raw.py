@@ -12,7 +12,6 @@ summaries ``vendor_b_sessions``.
 """
 
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +35,7 @@ from ingest.registry import raw_dataset_names
 from ingest.sealed import sealed_signature
 from ingest.source_format import SourceFormat
 from pipelines.blinding_record import claim_output_folder
+from pipelines.freshness import code_version
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
 from trial.derive.sessions import sessions_started
@@ -190,25 +190,23 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
                 f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''} and run again, and "
                 "they are read anew"
             )
-        # Large outputs (the resolved vendor-B events) wait here until the IO manager has
-        # streamed them into their tables; a folder per run, so that runs never share one.
-        scratch = Path(settings.out_dir) / ".telemetry" / context.run.run_id
+        # Formats resolved in parts (the vendor-B telemetry's ranges) keep them here between
+        # runs and reuse the parts whose files and code are unchanged (one run at a time
+        # writes an output folder: pipelines/out_lock.py).
         datasets = resolve_raw_datasets(
             landing_manifest,
             list(current.values()),
             raw_root,
             settings.study().current_tolerance_pct,
-            scratch,
+            Path(settings.out_dir) / ".resolved",
             sources,
+            code_version=code_version(context.assets_def),
         )
         for name in outputs:
             frame = datasets[name]
             if isinstance(frame, pl.DataFrame):
                 context.log.info(f"{name}: {frame.height} rows")
             yield dg.Output(frame, output_name=name)
-        # Dagster stores each output as it is yielded: the parts have been copied.
-        if scratch.exists():
-            shutil.rmtree(scratch)
 
     return raw_datasets
 

@@ -14,6 +14,7 @@ and of the fast path's numbers (forms JSON or the reader's decoder reads differe
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +31,7 @@ from ingest.readers.vendor_b_stream import (
     device_batches,
     parse_lines,
 )
-from ingest.telemetry import device_ranges, read_telemetry
+from ingest.telemetry import NO_DEVICE, RANGES, pack_ranges, range_of, read_telemetry
 
 TOLERANCE_PCT = 10.0
 
@@ -210,11 +211,23 @@ def test_streaming_equals_the_reader(
     )
 
 
-def test_device_ranges_pack_whole_devices() -> None:
-    counts = pl.DataFrame({"dev": ["B-3", "B-1", "B-2", "B-4"], "len": [5, 4, 7, 1]})
-    assert device_ranges(counts, 10) == [("B-1", "B-1"), ("B-2", "B-2"), ("B-3", "B-4")]
-    assert device_ranges(counts, 100) == [("B-1", "B-4")]
-    assert device_ranges(counts.clear(), 10) == []
+def test_ranges_are_packed_whole_into_batches() -> None:
+    counts = pl.DataFrame({"range": [3, 1, 2, 4], "len": [5, 4, 7, 1]})
+    assert pack_ranges(counts, 10) == [[1], [2], [3, 4]]
+    assert pack_ranges(counts, 100) == [[1, 2, 3, 4]]
+    assert pack_ranges(counts, 2) == [[1], [2], [3], [4]]
+    assert pack_ranges(counts.clear(), 10) == []
+
+
+def test_a_device_keeps_its_range() -> None:
+    """The layout is a hash of the serial (CRC-32, by hand for one serial), not of the
+    trial's size or history."""
+    ranges = range_of(pl.Series("dev", ["B-00042", None, "B-00042"]))
+    assert ranges["range"].to_list() == [
+        zlib.crc32(b"B-00042") % RANGES,
+        NO_DEVICE,
+        zlib.crc32(b"B-00042") % RANGES,
+    ]
 
 
 def test_streaming_values_by_hand(delivery: tuple[Path, list[Path]], tmp_path: Path) -> None:
