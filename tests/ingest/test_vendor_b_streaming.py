@@ -178,7 +178,7 @@ def _eager(
 
 
 @pytest.mark.parametrize(
-    ("max_batch_bytes", "max_range_events"),
+    ("max_batch_bytes", "max_batch_events"),
     [(1, 1), (2**20, 10**6)],
     ids=["device_per_batch_and_range", "one_batch_and_range"],
 )
@@ -188,11 +188,11 @@ def test_streaming_equals_the_reader(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     max_batch_bytes: int,
-    max_range_events: int,
+    max_batch_events: int,
 ) -> None:
     raw, paths = request.getfixturevalue(files)
     telemetry, stream_quarantine = read_telemetry(
-        _by_folder(paths), raw, TOLERANCE_PCT, tmp_path / "work", max_batch_bytes, max_range_events
+        _by_folder(paths), raw, TOLERANCE_PCT, tmp_path / "work", max_batch_bytes, max_batch_events
     )
     by_line = ["source_file", "source_line"]
     # The trial-level rules (implausible numbers) reject events the reader alone accepts: the
