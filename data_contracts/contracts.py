@@ -817,6 +817,19 @@ def empty_quarantine() -> pl.DataFrame:
 
 LINEAGE_COLUMNS = ("source_file", "source_line")
 
+EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
+"""The EDC exports a centre delivers (``<table>.csv``, each checked against the contract of
+its name), in the raw registry's order: the one list the readers' registry
+(``ingest.registry``) and the simulator (``trial.simulate.render``) both use. The sealed
+``randomisation`` list is not one of them."""
+
+
+def file_columns(contract: Contract) -> list[str]:
+    """The columns a raw file carries, in file order: the contract's columns without the
+    lineage columns readers add (``source_file``, ``source_line``)."""
+    return [c for c in contract.columns if c not in LINEAGE_COLUMNS]
+
+
 TYPE_REASON = {
     "integer": "BAD_NUMBER",
     "number": "BAD_NUMBER",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from data_contracts.contracts import EDC_TABLES
 from ingest import telemetry
 from ingest.readers import balance, bench_ibu, gravimetry, vendor_a
 from ingest.readers.edc import SEALED_LIST, edc_source
@@ -29,14 +30,7 @@ never read as data."""
 
 SOURCES: tuple[SourceFormat, ...] = check_registry(
     (
-        edc_source("dm"),
-        edc_source("eligibility"),
-        edc_source("visits"),
-        edc_source("hdss"),
-        edc_source("ae"),
-        edc_source("cm"),
-        edc_source("disposition"),
-        edc_source("devices"),
+        *(edc_source(table) for table in EDC_TABLES),
         SEALED_LIST,
         balance.SOURCE,
         gravimetry.SOURCE,
