@@ -15,8 +15,9 @@ after every format that makes papers (bench weighings before the worksheets they
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from data_contracts.contracts import EDC_TABLES
+from data_contracts.contracts import CONTRACT_DIR, CONTRACT_SUFFIX, EDC_TABLES
 from ingest import telemetry
 from ingest.readers import balance, bench_ibu, gravimetry, vendor_a
 from ingest.readers.edc import SEALED_LIST, edc_source
@@ -61,3 +62,12 @@ def delivery_kinds(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]
 def session_inputs(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]:
     """The datasets ``device_sessions`` is made from."""
     return tuple(name for s in sources for name in s.session_inputs)
+
+
+def contract_files(sources: Sequence[SourceFormat] = SOURCES) -> tuple[Path, ...]:
+    """The contract files the formats name outside ``data_contracts/`` (a format's own
+    contract, e.g. a new vendor's kept beside its module), once each in registry order: a run
+    writes them, resolved, to ``OUT/contracts/`` with the others."""
+    named = (s.contract(dataset) for s in sources for dataset in s.datasets)
+    files = (Path(c).resolve() for c in named if str(c).endswith(CONTRACT_SUFFIX))
+    return tuple(dict.fromkeys(f for f in files if f.parent != CONTRACT_DIR.resolve()))
