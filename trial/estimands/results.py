@@ -345,7 +345,7 @@ def tipping_point_result(
     notes = [
         f"Delta (log scale) added to the imputed values of one arm at a time ({tp.missing} "
         f"imputation on the data of {tp.estimand}, {tp.method}), from {tp.delta_start} in "
-        f"steps of {tp.delta_step}, until the 95 % CI at {tp.visit} first includes 0 "
+        f"steps of {tp.delta_step}, until the {study.ci_label} at {tp.visit} first includes 0 "
         f"(at most {tp.delta_max})."
     ]
     for arm, contrast, tipping, reached in points.select(
