@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_contracts.contracts import CONTRACT_DIR, CONTRACT_SUFFIX, EDC_TABLES
+from data_contracts.contracts import (
+    CONTRACT_DIR,
+    CONTRACT_SUFFIX,
+    EDC_TABLES,
+    contract_path,
+    contract_template,
+)
 from ingest import telemetry
 from ingest.readers import balance, bench_ibu, gravimetry, vendor_a
 from ingest.readers.edc import SEALED_LIST, edc_source
@@ -71,3 +77,29 @@ def contract_files(sources: Sequence[SourceFormat] = SOURCES) -> tuple[Path, ...
     named = (s.contract(dataset) for s in sources for dataset in s.datasets)
     files = (Path(c).resolve() for c in named if str(c).endswith(CONTRACT_SUFFIX))
     return tuple(dict.fromkeys(f for f in files if f.parent != CONTRACT_DIR.resolve()))
+
+
+SUBJECT_REGISTER = "dm"
+"""The dataset that registers subjects (the subject rules judge the others against it)."""
+
+
+def _names_subjects(source: SourceFormat, dataset: str) -> bool:
+    """Whether ``dataset``'s contract has a ``subject_id`` column (False without a contract)."""
+    contract = source.contract(dataset)
+    if not str(contract).endswith(CONTRACT_SUFFIX) and not contract_path(str(contract)).is_file():
+        return False
+    return "subject_id" in contract_template(contract).columns
+
+
+def subject_datasets(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]:
+    """The datasets whose rows name a subject (their contract has ``subject_id``), in registry
+    order, which the trial-level subject rules judge: every one but the register itself and
+    those of formats that make papers (their rows are judged as the ``gravimetry`` papers
+    they become). A new format with subject rows needs no edit elsewhere."""
+    return tuple(
+        dataset
+        for s in sources
+        if s.papers is None
+        for dataset in s.datasets
+        if dataset != SUBJECT_REGISTER and _names_subjects(s, dataset)
+    )
