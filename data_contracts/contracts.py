@@ -436,18 +436,35 @@ def load_contract(dataset_or_path: str | Path, study: Study | None = None) -> Co
     return _resolved[key]
 
 
-def write_resolved_contracts(study: Study, directory: Path) -> list[Path]:
-    """Write every contract, resolved for ``study``, to ``directory`` (a run's
-    ``OUT/contracts/``: what the run checked its tables against); returns the paths."""
+def write_resolved_contracts(
+    study: Study, directory: Path, extra: Iterable[Path] = ()
+) -> list[Path]:
+    """Write every contract of ``data_contracts/`` and each contract file of ``extra`` (a raw
+    format's own contract kept elsewhere, e.g. a new vendor's beside its module), resolved for
+    ``study``, to ``directory`` (a run's ``OUT/contracts/``: what the run checked its tables
+    against); returns the paths. Raises ValueError when an extra contract's file name is one of
+    ``data_contracts/`` (its copy would hide which contract the run used)."""
+    sources = [contract_path(name) for name in list_contracts()]
+    own = {path.name for path in sources}
+    for file in dict.fromkeys(Path(p).resolve() for p in extra):
+        if file.parent == CONTRACT_DIR.resolve():
+            continue
+        if file.name in own:
+            raise ValueError(
+                f"contract {file} has the name of data_contracts/{file.name}: rename it, so "
+                "that OUT/contracts/ shows which of the two a run used"
+            )
+        sources.append(file)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in list_contracts():
-        contract = load_contract(name, study)
+    for source in sources:
+        contract = load_contract(source, study)
+        origin = source.name if source.parent == CONTRACT_DIR else str(source)
         header = (
-            f"# {contract_path(name).name} resolved for study {study.study_id} "
+            f"# {origin} resolved for study {study.study_id} "
             f"({study.source}, sha256 {study.digest[:12]}).\n"
         )
-        path = directory / f"{name}{CONTRACT_SUFFIX}"
+        path = directory / source.name
         text = yaml.safe_dump(contract.raw, sort_keys=False, allow_unicode=True, width=100)
         path.write_text(header + text, "utf-8")
         written.append(path)
@@ -816,6 +833,19 @@ def empty_quarantine() -> pl.DataFrame:
 # Typing raw text columns (readers)
 
 LINEAGE_COLUMNS = ("source_file", "source_line")
+
+EDC_TABLES = ("dm", "eligibility", "visits", "hdss", "ae", "cm", "disposition", "devices")
+"""The EDC exports a centre delivers (``<table>.csv``, each checked against the contract of
+its name), in the raw registry's order: the one list the readers' registry
+(``ingest.registry``) and the simulator (``trial.simulate.render``) both use. The sealed
+``randomisation`` list is not one of them."""
+
+
+def file_columns(contract: Contract) -> list[str]:
+    """The columns a raw file carries, in file order: the contract's columns without the
+    lineage columns readers add (``source_file``, ``source_line``)."""
+    return [c for c in contract.columns if c not in LINEAGE_COLUMNS]
+
 
 TYPE_REASON = {
     "integer": "BAD_NUMBER",

@@ -28,7 +28,7 @@ from ingest.deliveries import complete_files
 from ingest.integrity import apply_trial_rules, empty_findings
 from ingest.landing import file_kind, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
-from ingest.registry import SOURCES
+from ingest.registry import SOURCES, subject_datasets
 from ingest.sealed import SealedListSignature
 from ingest.source_format import DeliveryFrames, Frame, Resolution, Resolved, SourceFormat
 
@@ -134,7 +134,9 @@ def resolve_raw_datasets(
             if source.papers is not None:
                 papers.append(source.papers({n: _collected(resolved[n]) for n in source.datasets}))
     eager = {name: f for name, f in resolved.items() if isinstance(f, pl.DataFrame)}
-    checked = apply_trial_rules(eager, combine(quarantines), Path(raw_root))
+    checked = apply_trial_rules(
+        eager, combine(quarantines), Path(raw_root), subject_datasets(sources)
+    )
     take(Resolved(checked.datasets, checked.quarantine, checked.findings))
     for source in sources:
         if source.settle is not None:

@@ -31,8 +31,6 @@ from data_contracts.contracts import QUARANTINE_SCHEMA
 from data_contracts.trial_rules import FINDINGS_SCHEMA, load_trial_rules, rule_message
 from ingest.quarantine import combine, empty_quarantine
 
-SUBJECT_DATASETS = ("eligibility", "visits", "hdss", "ae", "disposition", "devices", "cm")
-"""EDC tables keyed by subject (``dm`` is the subject register itself)."""
 MEASURED_AT_VISIT = ("gravimetry", "hdss")
 
 
@@ -248,13 +246,19 @@ def _two_centres() -> pl.Expr:
 
 
 def apply_trial_rules(
-    datasets: dict[str, pl.DataFrame], quarantine: pl.DataFrame, raw_root: Path
+    datasets: dict[str, pl.DataFrame],
+    quarantine: pl.DataFrame,
+    raw_root: Path,
+    subject_datasets: Sequence[str],
 ) -> Checked:
     """The cross-file rules of ``trial_rules.yaml`` on resolved raw datasets (the EDC tables,
     ``gravimetry``; ``cm`` when present) -> kept datasets, the quarantine rows the rules added
     and the findings on kept rows. ``quarantine``: the readers' quarantine so far (quarantined
     ``dm`` rows still register their subject; quarantined ``visits`` rows turn the rule on a
-    visit's measurements into a finding). ``raw_root``: for the raw text of rejected rows."""
+    visit's measurements into a finding). ``raw_root``: for the raw text of rejected rows.
+    ``subject_datasets``: the datasets whose rows name a subject, judged by the subject rules
+    (``UNKNOWN_SUBJECT``, ``WRONG_CENTRE``): the registry's
+    (:func:`ingest.registry.subject_datasets`)."""
     run = _Apply(datasets, raw_root)
     dm = run.data["dm"]
     if dm.height:
@@ -274,7 +278,7 @@ def apply_trial_rules(
     register = subject_register(run.data["dm"], combine([quarantine, *moved]))
     pairs = register.select("subject_id", "centre").unique()
     known = register.select("subject_id").unique()
-    for name in (*SUBJECT_DATASETS, "gravimetry"):
+    for name in subject_datasets:
         frame = run.data.get(name)
         if frame is None or frame.height == 0:
             continue

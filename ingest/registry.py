@@ -15,7 +15,15 @@ after every format that makes papers (bench weighings before the worksheets they
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+from data_contracts.contracts import (
+    CONTRACT_DIR,
+    CONTRACT_SUFFIX,
+    EDC_TABLES,
+    contract_path,
+    contract_template,
+)
 from ingest import telemetry
 from ingest.readers import balance, bench_ibu, gravimetry, vendor_a
 from ingest.readers.edc import SEALED_LIST, edc_source
@@ -29,14 +37,7 @@ never read as data."""
 
 SOURCES: tuple[SourceFormat, ...] = check_registry(
     (
-        edc_source("dm"),
-        edc_source("eligibility"),
-        edc_source("visits"),
-        edc_source("hdss"),
-        edc_source("ae"),
-        edc_source("cm"),
-        edc_source("disposition"),
-        edc_source("devices"),
+        *(edc_source(table) for table in EDC_TABLES),
         SEALED_LIST,
         balance.SOURCE,
         gravimetry.SOURCE,
@@ -67,3 +68,38 @@ def delivery_kinds(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]
 def session_inputs(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]:
     """The datasets ``device_sessions`` is made from."""
     return tuple(name for s in sources for name in s.session_inputs)
+
+
+def contract_files(sources: Sequence[SourceFormat] = SOURCES) -> tuple[Path, ...]:
+    """The contract files the formats name outside ``data_contracts/`` (a format's own
+    contract, e.g. a new vendor's kept beside its module), once each in registry order: a run
+    writes them, resolved, to ``OUT/contracts/`` with the others."""
+    named = (s.contract(dataset) for s in sources for dataset in s.datasets)
+    files = (Path(c).resolve() for c in named if str(c).endswith(CONTRACT_SUFFIX))
+    return tuple(dict.fromkeys(f for f in files if f.parent != CONTRACT_DIR.resolve()))
+
+
+SUBJECT_REGISTER = "dm"
+"""The dataset that registers subjects (the subject rules judge the others against it)."""
+
+
+def _names_subjects(source: SourceFormat, dataset: str) -> bool:
+    """Whether ``dataset``'s contract has a ``subject_id`` column (False without a contract)."""
+    contract = source.contract(dataset)
+    if not str(contract).endswith(CONTRACT_SUFFIX) and not contract_path(str(contract)).is_file():
+        return False
+    return "subject_id" in contract_template(contract).columns
+
+
+def subject_datasets(sources: Sequence[SourceFormat] = SOURCES) -> tuple[str, ...]:
+    """The datasets whose rows name a subject (their contract has ``subject_id``), in registry
+    order, which the trial-level subject rules judge: every one but the register itself and
+    those of formats that make papers (their rows are judged as the ``gravimetry`` papers
+    they become). A new format with subject rows needs no edit elsewhere."""
+    return tuple(
+        dataset
+        for s in sources
+        if s.papers is None
+        for dataset in s.datasets
+        if dataset != SUBJECT_REGISTER and _names_subjects(s, dataset)
+    )

@@ -81,8 +81,7 @@ def prepare_out_dir(out_dir: Path) -> None:
 def check_sealed_list(path: Path, study: Study) -> None:
     """``--unblind``: an existing file whose header is the sealed list's (the columns of its
     contract, resolved for ``study``, in order)."""
-    from data_contracts.contracts import load_contract
-    from ingest.readers.edc import spec_columns
+    from data_contracts.contracts import file_columns, load_contract
 
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -90,7 +89,7 @@ def check_sealed_list(path: Path, study: Study) -> None:
             f"--unblind {path} {what}; give the sealed randomisation list (a CSV file), or "
             "leave --unblind out for a blinded run"
         )
-    expected = spec_columns(load_contract("randomisation", study))
+    expected = file_columns(load_contract("randomisation", study))
     with path.open("rb") as handle:
         first = handle.readline(4096)
     header = first.decode("utf-8-sig", "replace").strip()

@@ -16,19 +16,18 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.contracts import Contract, empty_frame, load_contract, type_text_frame
+from data_contracts.contracts import (
+    Contract,
+    empty_frame,
+    file_columns,
+    load_contract,
+    type_text_frame,
+)
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import csv_text_frame, decode_file, relative_name
 from ingest.snapshots import carried_rows
 from ingest.source_format import Resolution, Resolved, SourceFormat
-
-LINEAGE = ("source_file", "source_line")
-
-
-def spec_columns(contract: Contract) -> list[str]:
-    """The columns a raw file carries (the contract's columns without lineage/derived ones)."""
-    return [c for c in contract.columns if c not in LINEAGE]
 
 
 def duplicate_key_rows(
@@ -72,7 +71,7 @@ def read_edc_file(path: Path, raw_root: Path, table: str) -> tuple[pl.DataFrame,
     decoded, q_file = decode_file(Path(path).read_bytes(), src, table)
     if decoded is None:
         return empty_frame(contract), q_file
-    text, q_rows = csv_text_frame(decoded, table, spec_columns(contract))
+    text, q_rows = csv_text_frame(decoded, table, file_columns(contract))
     if text is None:
         return empty_frame(contract), q_rows
     typed, q_values = type_text_frame(text, contract, table)

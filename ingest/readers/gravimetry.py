@@ -15,11 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.contracts import empty_frame, load_contract, type_text_frame
+from data_contracts.contracts import empty_frame, file_columns, load_contract, type_text_frame
 from ingest.integrity import plausibility
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
-from ingest.readers.edc import spec_columns
 from ingest.readers.text import CsvRows, csv_rows, decode_file, relative_name, rows_frame
 from ingest.source_format import Resolution, Resolved, SourceFormat
 
@@ -46,7 +45,7 @@ def gravimetry_rows(path: Path, raw_root: Path) -> tuple[CsvRows | None, pl.Data
     decoded, q_file = decode_file(Path(path).read_bytes(), src, DATASET)
     if decoded is None:
         return None, q_file
-    columns = [c for c in spec_columns(contract) if c not in DERIVED]
+    columns = [c for c in file_columns(contract) if c not in DERIVED]
     return csv_rows(decoded, DATASET, columns)
 
 

@@ -32,7 +32,7 @@ from ingest.incremental import (
 from ingest.integrity import quarantined_keys
 from ingest.landing import file_hashes, scan_raw
 from ingest.readers.edc import read_randomisation
-from ingest.registry import raw_dataset_names
+from ingest.registry import contract_files, raw_dataset_names
 from ingest.sealed import sealed_signature
 from ingest.source_format import SourceFormat
 from pipelines.blinding_record import claim_output_folder
@@ -73,9 +73,11 @@ def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         asset ``delivery_frames`` (and ``randomisation``) it first claims the output folder for
         the run's mode (``pipelines/blinding_record.py``), so that a run started from the UI is
         refused too. It writes the data contracts the run checks against, resolved for the
-        run's study, to ``OUT/contracts/``."""
+        run's study, to ``OUT/contracts/``, with those of registered formats kept elsewhere."""
         claim_output_folder(Path(settings.out_dir), settings.blinded)
-        write_resolved_contracts(settings.study(), Path(settings.out_dir) / "contracts")
+        write_resolved_contracts(
+            settings.study(), Path(settings.out_dir) / "contracts", contract_files(sources)
+        )
         stored = read_hash_cache(Path(settings.out_dir))
         earlier = None if settings.verify else stored
         sealed = sealed_signature(settings.study())

@@ -1,18 +1,36 @@
-"""A small hand-built delivery in the reader's frame shapes (site-exports.md + lineage).
+"""A small hand-built delivery in the reader's frame shapes (site-exports.md + lineage), built
+from a study's design so that the same cases run for every example study.
 
-Subjects (ION-301 configuration):
-- C01-0001: randomised, SCR 2026-01-05, BL 2026-01-10 (day 1), W1 01-17 (day 8), W2 01-27
-  (day 18, out of window 15 +/- 2). PALM serial A-00001 01-10..01-20, then A-00002 from 01-20.
-- C01-0002: screen failure (WITHDRAWN / SCREEN_FAILURE), SCR only, no device.
-- C01-0003: randomised, BL papers lost / invalid -> SCR baseline; vendor-B unit B-00001; W1
-  one-sided; answered Y to an exclusion criterion.
-- C01-0004: randomised, BL done, device assigned, no sessions (not treated).
+Names below are the design's (:class:`Design`): ``SCR`` is the study's baseline fallback visit,
+``BL`` its baseline visit, ``V1``/``V2``/``V3`` the first three visits after it, ``REGION`` the
+primary region, ``C`` the first centre. Day 1 is 2026-01-10 for S1 and 2026-01-11 for S3/S4.
+
+- S1 (``C-0001``): randomised to the first treated arm, SCR day -5, BL day 1, V1 on its target
+  day, V2 one day after its window closes (out of window), V3 missed. HDSS: BL 4, V1 improved by
+  exactly the responder threshold, V2 by one point less. Unit A-00001 from day 1 to day 11, then
+  A-00002 (the swap day, day 11).
+- S2 (``C-0002``): screen failure (WITHDRAWN / SCREEN_FAILURE), SCR only, no device, screening
+  HDSS one below the lowest allowed score.
+- S3 (``C-0003``): randomised to the reference arm, BL papers lost / invalid -> SCR baseline;
+  a vendor-B unit B-00001 (vendor A, A-00003, in a study whose devices are all vendor A);
+  V1 one-sided; answered Y to the study's second eligibility criterion; aged two years above
+  the lowest age group's minimum.
+- S4 (``C-0004``): randomised to the last arm under another stratum than dm.csv's, BL done,
+  device assigned, no sessions (not treated).
+
+Sessions of S1 (study days from 2026-01-10): day 3 on A-00001 (adequate), day 16 on A-00001
+(after its to_date: unmapped), day 11 on A-00002 (the swap day), a clock-reset session placed
+right after it, day 13 at 10 mA (not adequate) and ten adequate sessions at 08:00 on days
+12..21. Every example study's induction phase holds enough of them for the per-protocol set:
+ION-301's (days 1-28) all 13 adequate ones (>= 10 needed), ION-302's (days 1-14) six (days 3,
+11, the reset, 12, 13, 14; >= 6 needed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -20,17 +38,12 @@ from materialise import Tables, materialise_from_raw
 
 from data_contracts.contracts import empty_frame, load_contract
 from data_contracts.trial_rules import FINDINGS_SCHEMA
-from study import Study, load_study
+from study import Study, example_study_path, load_study
 
 D = dt.date
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
-
-
-def study() -> Study:
-    """ION-301 from the checkout's file (``load_study()`` without a path needs the installed
-    package data)."""
-    return load_study(STUDY_FILE)
+BL_DATE = D(2026, 1, 10)
+"""S1's baseline date (study day 1); S3's and S4's is a day later."""
 
 
 def utc(*args: int) -> dt.datetime:
@@ -38,6 +51,129 @@ def utc(*args: int) -> dt.datetime:
 
 
 UTC_TYPE = pl.Datetime("us", "UTC")
+
+
+def on_day(day: int, bl: dt.date = BL_DATE) -> dt.date:
+    """The date of study day ``day`` (no day 0) for a baseline ``bl``."""
+    return bl + dt.timedelta(days=day - 1 if day > 0 else day)
+
+
+@dataclass(frozen=True)
+class Design:
+    """The facts of a study the hand-built delivery is made of."""
+
+    name: str
+    """The example study's file stem (``ion301``)."""
+
+    @cached_property
+    def study(self) -> Study:
+        return load_study(self.study_file)
+
+    @property
+    def study_file(self) -> Path:
+        return example_study_path(self.name)
+
+    @property
+    def centre(self) -> str:
+        return self.study.centres[0]
+
+    def subject(self, k: int) -> str:
+        return f"{self.centre}-{k:04d}"
+
+    @property
+    def delivery(self) -> str:
+        return f"{self.centre}/2026-02-09"
+
+    # visits -----------------------------------------------------------------------------
+    @property
+    def scr(self) -> str:
+        return self.study.baseline_fallback_visit
+
+    @property
+    def bl(self) -> str:
+        return self.study.baseline_visit
+
+    @property
+    def post(self) -> list[str]:
+        """Visits after the baseline visit, in schedule order."""
+        codes = self.study.visit_codes
+        return codes[codes.index(self.bl) + 1 :]
+
+    @property
+    def v1(self) -> str:
+        return self.post[0]
+
+    @property
+    def v2(self) -> str:
+        return self.post[1]
+
+    @property
+    def v3(self) -> str:
+        return self.post[2]
+
+    @property
+    def v1_day(self) -> int:
+        """V1 on its target day."""
+        return self.study.visit(self.v1).target_day
+
+    @property
+    def v2_day(self) -> int:
+        """V2 one day after its window closes."""
+        visit = self.study.visit(self.v2)
+        assert visit.window_days is not None
+        return visit.target_day + visit.window_days + 1
+
+    # arms, strata, regions, devices -------------------------------------------------------
+    @property
+    def arm_s1(self) -> str:
+        return self.study.treated_arms[0]
+
+    @property
+    def arm_s3(self) -> str:
+        return self.study.reference_arm
+
+    @property
+    def arm_s4(self) -> str:
+        return self.study.arm_codes[-1]
+
+    def stratum(self, hdss: int) -> str:
+        return self.study.stratum_levels[hdss]
+
+    @property
+    def other_stratum_s4(self) -> str:
+        """A stratum other than S4's (screening HDSS 3): the list disagrees with dm.csv."""
+        return next(c for c in self.study.stratum_codes if c != self.stratum(3))
+
+    @property
+    def hdss_s2(self) -> int:
+        """S2's screening HDSS: one below the lowest allowed score (an eligibility reason)."""
+        return min(self.study.eligibility.hdss_screening_allowed) - 1
+
+    @property
+    def age_s3(self) -> int:
+        return self.study.models.age_groups[0].min + 2
+
+    @property
+    def region(self) -> str:
+        return self.study.primary_region.code
+
+    @property
+    def criteria(self) -> tuple[str, str]:
+        first, second = self.study.eligibility.criteria[:2]
+        return first, second
+
+    @property
+    def vendor_b(self) -> bool:
+        """Whether the study has vendor-B devices (ION-302: vendor A only)."""
+        return self.study.simulation.vendor_b_share > 0
+
+    @property
+    def serial_s3(self) -> str:
+        return "B-00001" if self.vendor_b else "A-00003"
+
+    @property
+    def responder_points(self) -> int:
+        return self.study.endpoints.responder.hdss_improvement
 
 
 def _lineage(frame: pl.DataFrame, file: str) -> pl.DataFrame:
@@ -48,6 +184,7 @@ def _lineage(frame: pl.DataFrame, file: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class Raw:
+    design: Design
     dm: pl.DataFrame
     eligibility: pl.DataFrame
     visits: pl.DataFrame
@@ -61,50 +198,53 @@ class Raw:
     device_sessions: pl.DataFrame
 
 
-S1, S2, S3, S4 = "C01-0001", "C01-0002", "C01-0003", "C01-0004"
-DELIVERY = "C01/2026-02-09"
+def subjects(d: Design) -> tuple[str, str, str, str]:
+    return d.subject(1), d.subject(2), d.subject(3), d.subject(4)
 
 
-def dm() -> pl.DataFrame:
+def dm(d: Design) -> pl.DataFrame:
+    s1, s2, s3, s4 = subjects(d)
     return _lineage(
         pl.DataFrame(
             {
-                "subject_id": [S1, S2, S3, S4],
-                "centre_id": ["C01"] * 4,
+                "subject_id": [s1, s2, s3, s4],
+                "centre_id": [d.centre] * 4,
                 "consent_date": [D(2026, 1, 2), D(2026, 1, 3), D(2026, 1, 2), D(2026, 1, 2)],
                 "sex": ["F", "M", "M", "F"],
-                "birth_year": [1990, 1980, 2012, 1970],
+                "birth_year": [1990, 1980, 2026 - d.age_s3, 1970],
                 "plantar_involved": ["N", "N", "Y", "N"],
-                "hdss_screening": [3, 2, 4, 3],
+                "hdss_screening": [3, d.hdss_s2, 4, 3],
             }
         ),
-        f"{DELIVERY}/dm.csv",
+        f"{d.delivery}/dm.csv",
     )
 
 
-def eligibility() -> pl.DataFrame:
-    rows = [(s, c, "N") for s in (S1, S2, S3, S4) for c in ("PREGNANT", "PACEMAKER")]
-    rows[5] = (S3, "PACEMAKER", "Y")
+def eligibility(d: Design) -> pl.DataFrame:
+    rows = [(s, c, "N") for s in subjects(d) for c in d.criteria]
+    rows[5] = (d.subject(3), d.criteria[1], "Y")
     return _lineage(
         pl.DataFrame(rows, schema=["subject_id", "criterion", "answer"], orient="row"),
-        f"{DELIVERY}/eligibility.csv",
+        f"{d.delivery}/eligibility.csv",
     )
 
 
-def visits() -> pl.DataFrame:
+def visits(d: Design) -> pl.DataFrame:
+    s1, s2, s3, s4 = subjects(d)
+    bl3 = on_day(2)
     rows = [
-        (S1, "SCR", D(2026, 1, 5), "DONE"),
-        (S1, "BL", D(2026, 1, 10), "DONE"),
-        (S1, "W1", D(2026, 1, 17), "DONE"),
-        (S1, "W2", D(2026, 1, 27), "DONE"),
-        (S1, "W3", None, "MISSED"),
-        (S2, "SCR", D(2026, 1, 6), "DONE"),
-        (S3, "SCR", D(2026, 1, 4), "DONE"),
-        (S3, "BL", D(2026, 1, 11), "DONE"),
-        (S3, "W1", D(2026, 1, 18), "DONE"),
-        (S4, "SCR", D(2026, 1, 4), "DONE"),
-        (S4, "BL", D(2026, 1, 11), "DONE"),
-        (S4, "W1", D(2026, 1, 18), "DONE"),
+        (s1, d.scr, on_day(-5), "DONE"),
+        (s1, d.bl, BL_DATE, "DONE"),
+        (s1, d.v1, on_day(d.v1_day), "DONE"),
+        (s1, d.v2, on_day(d.v2_day), "DONE"),
+        (s1, d.v3, None, "MISSED"),
+        (s2, d.scr, D(2026, 1, 6), "DONE"),
+        (s3, d.scr, on_day(-7, bl3), "DONE"),
+        (s3, d.bl, bl3, "DONE"),
+        (s3, d.v1, on_day(d.v1_day, bl3), "DONE"),
+        (s4, d.scr, on_day(-7, bl3), "DONE"),
+        (s4, d.bl, bl3, "DONE"),
+        (s4, d.v1, on_day(d.v1_day, bl3), "DONE"),
     ]
     return _lineage(
         pl.DataFrame(
@@ -117,30 +257,33 @@ def visits() -> pl.DataFrame:
             },
             orient="row",
         ),
-        f"{DELIVERY}/visits.csv",
+        f"{d.delivery}/visits.csv",
     )
 
 
-def hdss() -> pl.DataFrame:
+def hdss(d: Design) -> pl.DataFrame:
+    s1, _, s3, _ = subjects(d)
+    points = d.responder_points
     rows = [
-        (S1, "SCR", 3),
-        (S1, "BL", 4),
-        (S1, "W1", 2),
-        (S1, "W2", 3),
-        (S3, "SCR", 4),
-        (S3, "W1", 3),
+        (s1, d.scr, 3),
+        (s1, d.bl, 4),
+        (s1, d.v1, 4 - points),
+        (s1, d.v2, 4 - points + 1),
+        (s3, d.scr, 4),
+        (s3, d.v1, 3),
     ]
     return _lineage(
         pl.DataFrame(rows, schema=["subject_id", "visit", "hdss"], orient="row"),
-        f"{DELIVERY}/hdss.csv",
+        f"{d.delivery}/hdss.csv",
     )
 
 
-def ae() -> pl.DataFrame:
+def ae(d: Design) -> pl.DataFrame:
+    s1, _, _, s4 = subjects(d)
     rows = [
-        (S1, "C01-0001-AE01", "HEADACHE", "headache", D(2026, 1, 8), D(2026, 1, 9)),
-        (S1, "C01-0001-AE02", "TINGLING", "tingling, hands", D(2026, 1, 12), None),
-        (S4, "C01-0004-AE01", "OTHER", "cold", D(2026, 1, 20), D(2026, 1, 25)),
+        (s1, f"{s1}-AE01", "HEADACHE", "headache", D(2026, 1, 8), D(2026, 1, 9)),
+        (s1, f"{s1}-AE02", "TINGLING", "tingling, hands", D(2026, 1, 12), None),
+        (s4, f"{s4}-AE01", "OTHER", "cold", D(2026, 1, 20), D(2026, 1, 25)),
     ]
     frame = pl.DataFrame(
         rows,
@@ -154,30 +297,35 @@ def ae() -> pl.DataFrame:
         },
         orient="row",
     ).with_columns(severity=pl.lit("MILD"), serious=pl.lit("N"), related=pl.lit("N"))
-    return _lineage(frame, f"{DELIVERY}/ae.csv")
+    return _lineage(frame, f"{d.delivery}/ae.csv")
 
 
-def disposition() -> pl.DataFrame:
+def disposition(d: Design) -> pl.DataFrame:
     return _lineage(
         pl.DataFrame(
             {
-                "subject_id": [S1, S2, S3, S4],
+                "subject_id": list(subjects(d)),
                 "status": ["ONGOING", "WITHDRAWN", "ONGOING", "ONGOING"],
                 "reason": [None, "SCREEN_FAILURE", None, None],
                 "date": [None, D(2026, 1, 7), None, None],
             },
             schema_overrides={"date": pl.Date, "reason": pl.String},
         ),
-        f"{DELIVERY}/disposition.csv",
+        f"{d.delivery}/disposition.csv",
     )
 
 
-def devices() -> pl.DataFrame:
+SWAP_DATE = on_day(11)
+"""S1's unit swap: A-00001 until, A-00002 from this date."""
+
+
+def devices(d: Design) -> pl.DataFrame:
+    s1, _, s3, s4 = subjects(d)
     rows = [
-        (S1, "A-00001", "PALM", D(2026, 1, 10), D(2026, 1, 20)),
-        (S1, "A-00002", "PALM", D(2026, 1, 20), None),
-        (S3, "B-00001", "PALM", D(2026, 1, 11), None),
-        (S4, "A-00004", "PALM", D(2026, 1, 11), None),
+        (s1, "A-00001", d.region, BL_DATE, SWAP_DATE),
+        (s1, "A-00002", d.region, SWAP_DATE, None),
+        (s3, d.serial_s3, d.region, on_day(2), None),
+        (s4, "A-00004", d.region, on_day(2), None),
     ]
     return _lineage(
         pl.DataFrame(
@@ -191,39 +339,42 @@ def devices() -> pl.DataFrame:
             },
             orient="row",
         ),
-        f"{DELIVERY}/devices.csv",
+        f"{d.delivery}/devices.csv",
     )
 
 
-def randomisation() -> pl.DataFrame:
+def randomisation(d: Design) -> pl.DataFrame:
+    s1, _, s3, s4 = subjects(d)
     return pl.DataFrame(
         {
-            "subject_id": [S1, S3, S4],
-            "rand_date": [D(2026, 1, 10), D(2026, 1, 11), D(2026, 1, 11)],
-            "stratum": ["HDSS3", "HDSS4", "HDSS4"],
-            "arm": ["GLY", "TAP", "OXY"],
+            "subject_id": [s1, s3, s4],
+            "rand_date": [BL_DATE, on_day(2), on_day(2)],
+            "stratum": [d.stratum(3), d.stratum(4), d.other_stratum_s4],
+            "arm": [d.arm_s1, d.arm_s3, d.arm_s4],
         }
     ).with_columns(source_file=pl.lit("randomisation.csv"), source_line=pl.int_range(2, 5))
 
 
-def gravimetry() -> pl.DataFrame:
-    """Rates (mg/min): S1 BL L 60 (mg, 60 s), R 40 (g: 0.03 g over 45 s); S1 W1 L 30, R invalid
-    (wet < dry); S1 W2 L 20, R 20 (g over 90 s: 0.03 g); S3 SCR L 50, R 80; S3 BL L empty wet,
-    R wet == dry (invalid); S3 W1 L 20, R missing row. S1 SCR L 100, R 100."""
+def gravimetry(d: Design) -> pl.DataFrame:
+    """Rates (mg/min): S1 BL L 60 (mg, 60 s), R 40 (g: 0.03 g over 45 s); S1 V1 L 30, R invalid
+    (wet < dry); S1 V2 L 20, R 20 (g over 90 s: 0.03 g); S3 SCR L 50, R 80; S3 BL L empty wet,
+    R wet == dry (invalid); S3 V1 L 20, R missing row. S1 SCR L 100, R 100."""
+    s1, _, s3, _ = subjects(d)
+    left, right = d.study.sides
     rows = [
-        (S1, "SCR", "L", 300.0, 400.0, "mg", 60),
-        (S1, "SCR", "R", 300.0, 400.0, "mg", 60),
-        (S1, "BL", "L", 400.0, 460.0, "mg", 60),
-        (S1, "BL", "R", 0.4000, 0.4300, "g", 45),
-        (S1, "W1", "L", 400.0, 430.0, "mg", 60),
-        (S1, "W1", "R", 400.0, 390.0, "mg", 60),
-        (S1, "W2", "L", 400.0, 420.0, "mg", 60),
-        (S1, "W2", "R", 0.5000, 0.5300, "g", 90),
-        (S3, "SCR", "L", 400.0, 450.0, "mg", 60),
-        (S3, "SCR", "R", 400.0, 480.0, "mg", 60),
-        (S3, "BL", "L", 400.0, None, "mg", 60),
-        (S3, "BL", "R", 400.0, 400.0, "mg", 60),
-        (S3, "W1", "L", 400.0, 420.0, "mg", 60),
+        (s1, d.scr, left, 300.0, 400.0, "mg", 60),
+        (s1, d.scr, right, 300.0, 400.0, "mg", 60),
+        (s1, d.bl, left, 400.0, 460.0, "mg", 60),
+        (s1, d.bl, right, 0.4000, 0.4300, "g", 45),
+        (s1, d.v1, left, 400.0, 430.0, "mg", 60),
+        (s1, d.v1, right, 400.0, 390.0, "mg", 60),
+        (s1, d.v2, left, 400.0, 420.0, "mg", 60),
+        (s1, d.v2, right, 0.5000, 0.5300, "g", 90),
+        (s3, d.scr, left, 400.0, 450.0, "mg", 60),
+        (s3, d.scr, right, 400.0, 480.0, "mg", 60),
+        (s3, d.bl, left, 400.0, None, "mg", 60),
+        (s3, d.bl, right, 400.0, 400.0, "mg", 60),
+        (s3, d.v1, left, 400.0, 420.0, "mg", 60),
     ]
     frame = pl.DataFrame(
         rows,
@@ -238,27 +389,32 @@ def gravimetry() -> pl.DataFrame:
         },
         orient="row",
     ).with_columns(
-        region=pl.lit("PALM"),
+        region=pl.lit(d.region),
         paper_id=pl.format("P{}", pl.int_range(1, len(rows) + 1)),
         collected_at_utc=pl.lit(utc(2026, 1, 10, 9), dtype=UTC_TYPE),
     )
-    return _lineage(frame, f"{DELIVERY}/gravimetry_C01_20260209.csv")
+    return _lineage(frame, f"{d.delivery}/gravimetry_{d.centre}_20260209.csv")
 
 
 def _a_session(
-    serial: str, start: dt.datetime, mean_ma: float, placed: dt.datetime | None = None
+    serial: str,
+    start: dt.datetime,
+    mean_ma: float,
+    duration_s: float,
+    placed: dt.datetime | None = None,
 ) -> dict:
+    """A vendor-A session programmed at 15 mA (a titrated current of both example studies)."""
     reset = placed is not None
     return {
         "session_key": f"A:{serial}:{start.isoformat()}",
         "device_serial": serial,
         "vendor": "A",
         "start_utc": start,
-        "end_utc": start + dt.timedelta(seconds=1200),
-        "duration_s": 1200.0,
+        "end_utc": start + dt.timedelta(seconds=duration_s),
+        "duration_s": duration_s,
         "programmed_ma": 15.0,
         "mean_ma": mean_ma,
-        "charge_mc": mean_ma * 1200,
+        "charge_mc": mean_ma * duration_s,
         "polarity_switches": 1,
         "end_reason": "COMPLETED",
         "fault_code": None,
@@ -270,28 +426,47 @@ def _a_session(
 
 
 RESET_START = utc(2000, 1, 1, 0, 10)
-RESET_PLACED = utc(2026, 1, 20, 18, 20)  # the reader's placement: after the 01-20 session
+SWAP_DAY_START = utc(2026, 1, 20, 18)
+"""S1's session on the swap day, on the new unit."""
 
 
-def device_sessions() -> pl.DataFrame:
+def reset_placed(d: Design) -> dt.datetime:
+    """The reader's placement of S1's clock-reset session: when the swap-day session ended."""
+    return SWAP_DAY_START + dt.timedelta(seconds=d.study.treatment.session_s)
+
+
+LOW_START = utc(2026, 1, 22, 18)
+"""S1's session at 10 mA (study day 13)."""
+BLOCK_DAYS = range(12, 22)
+"""Study days of S1's ten adequate sessions at 08:00 (2026-01-21..30)."""
+S1_MEANS = [14.9, 14.8, 14.8, 10.0, *[15.0] * len(BLOCK_DAYS)]
+"""Mean currents (mA) of S1's mapped sessions (programmed 15 mA, each as long as the study's
+session)."""
+
+
+def device_sessions(d: Design) -> pl.DataFrame:
     """S1: A-00001 on 01-12 (adequate); A-00001 on 01-25 (after its to_date: unmapped);
-    A-00002 on 01-20 (swap day), 01-22 at 10 mA (not adequate), a clock-reset session between
-    01-20 and 01-22 (placed by the reader at 01-20 18:20), and 10 adequate sessions
-    01-23..02-01 (induction days 14..23).
-    A-00009 never assigned. S3: B-00001 on 01-15 (90 % of samples at 15 mA)."""
+    A-00002 on 01-20 (swap day), a clock-reset session placed by the reader when that one
+    ended, 01-22 at 10 mA (not adequate) and 10 adequate sessions at 08:00 on 01-21..01-30.
+    A-00009 never assigned. S3: its unit on 01-15 (vendor B: 90 % of samples at 15 mA;
+    vendor A: mean 14 mA). Every session lasts the study's session length."""
+    length = d.study.treatment.session_s
     rows = [
-        _a_session("A-00001", utc(2026, 1, 12, 18), 14.9),
-        _a_session("A-00001", utc(2026, 1, 25, 18), 14.9),
-        _a_session("A-00002", utc(2026, 1, 20, 18), 14.8),
-        _a_session("A-00002", RESET_START, 14.8, placed=RESET_PLACED),
-        _a_session("A-00002", utc(2026, 1, 22, 18), 10.0),
-        *[_a_session("A-00002", utc(2026, 1, 23 + i, 18), 15.0) for i in range(9)],
-        _a_session("A-00002", utc(2026, 2, 1, 18), 15.0),
-        _a_session("A-00009", utc(2026, 1, 15, 18), 15.0),
+        _a_session("A-00001", utc(2026, 1, 12, 18), 14.9, length),
+        _a_session("A-00001", utc(2026, 1, 25, 18), 14.9, length),
+        _a_session("A-00002", SWAP_DAY_START, 14.8, length),
+        _a_session("A-00002", RESET_START, 14.8, length, placed=reset_placed(d)),
+        _a_session("A-00002", LOW_START, 10.0, length),
+        *[
+            _a_session("A-00002", dt.datetime.combine(on_day(k), dt.time(8), dt.UTC), 15.0, length)
+            for k in BLOCK_DAYS
+        ],
+        _a_session("A-00009", utc(2026, 1, 15, 18), 15.0, length),
     ]
-    b = _a_session("B-00001", utc(2026, 1, 15, 19), 14.0)
-    b.update(vendor="B", session_key="B:B-00001:s1", within_tolerance_share=0.9)
-    rows.append(b)
+    s3 = _a_session(d.serial_s3, utc(2026, 1, 15, 19), 14.0, length)
+    if d.vendor_b:
+        s3.update(vendor="B", session_key="B:B-00001:s1", within_tolerance_share=0.9)
+    rows.append(s3)
     frame = pl.DataFrame(
         rows,
         schema_overrides={
@@ -306,39 +481,42 @@ def device_sessions() -> pl.DataFrame:
     return frame.with_columns(source_files=pl.concat_list(pl.lit("x")))
 
 
-def vendor_b_events() -> pl.DataFrame:
+def vendor_b_events(d: Design) -> pl.DataFrame:
+    """S3's vendor-B session as the reader gives it (distinct lines: it drops exact duplicate
+    lines); none in a study without vendor-B devices."""
     start = utc(2026, 1, 15, 19)
     ts = [start + dt.timedelta(milliseconds=500 * i) for i in range(12)]
     ev = ["start"] + ["sample"] * 10 + ["end"]
     ma = [None] + [15.0] * 9 + [5.0] + [None]
     ma_set = [15.0] + [None] * 11
-    # Distinct lines, as the reader gives them (it drops exact duplicate lines).
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {"ts": ts, "dev": "B-00001", "ev": ev, "sid": "s1", "ma_set": ma_set, "ma": ma},
         schema_overrides={"ts": UTC_TYPE, "ma": pl.Float64, "ma_set": pl.Float64},
     )
+    return frame if d.vendor_b else frame.clear()
 
 
-def raw(blinded: bool = False) -> Raw:
+def raw(d: Design, blinded: bool = False) -> Raw:
     return Raw(
-        dm=dm(),
-        eligibility=eligibility(),
-        visits=visits(),
-        hdss=hdss(),
-        ae=ae(),
-        disposition=disposition(),
-        devices=devices(),
-        randomisation=None if blinded else randomisation(),
-        gravimetry=gravimetry(),
-        vendor_b_events=vendor_b_events(),
-        device_sessions=device_sessions(),
+        design=d,
+        dm=dm(d),
+        eligibility=eligibility(d),
+        visits=visits(d),
+        hdss=hdss(d),
+        ae=ae(d),
+        disposition=disposition(d),
+        devices=devices(d),
+        randomisation=None if blinded else randomisation(d),
+        gravimetry=gravimetry(d),
+        vendor_b_events=vendor_b_events(d),
+        device_sessions=device_sessions(d),
     )
 
 
 def derived_tables(frames: Raw, out: Path) -> Tables:
     """The ``clean`` and ``analysis_ready`` assets of the real graph computed from ``frames``
-    (stored as the raw assets they stand for; no trial-level finding), in an output folder
-    ``out``. Unblinded exactly when ``frames.randomisation`` is not None."""
+    (stored as the raw assets they stand for; no trial-level finding), for the frames' study, in
+    an output folder ``out``. Unblinded exactly when ``frames.randomisation`` is not None."""
     stored = {
         name: getattr(frames, name)
         for name in (
@@ -361,4 +539,4 @@ def derived_tables(frames: Raw, out: Path) -> Tables:
         else frames.randomisation
     )
     stored["integrity_findings"] = pl.DataFrame(schema=FINDINGS_SCHEMA)
-    return materialise_from_raw(stored, out, STUDY_FILE, blinded=blinded)
+    return materialise_from_raw(stored, out, frames.design.study_file, blinded=blinded)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from derive_fixture import study as ion_study
+from derive_fixture import Design
 from materialise import Tables
 
 from data_contracts.contracts import blocking_failures, check_frame, contract_path, load_contract
@@ -41,11 +41,14 @@ def test_blinded_contract_drops_unblinded_only_columns() -> None:
 
 
 @pytest.mark.parametrize("mode", ["unblinded", "blinded"])
-def test_derived_tables_satisfy_their_contracts(mode: str, request: pytest.FixtureRequest) -> None:
+def test_derived_tables_satisfy_their_contracts(
+    mode: str, design: Design, request: pytest.FixtureRequest
+) -> None:
+    """Resolved for the design's study: its codelists of arms, visits, centres, regions."""
     blinded = mode == "blinded"
     tables: Tables = request.getfixturevalue(mode)
     frames: dict[str, pl.DataFrame] = {name: getattr(tables, name) for name in TABLES}
-    expected_long = build_analysis_long(tables.adsl, tables.adsweat, ion_study())
+    expected_long = build_analysis_long(tables.adsl, tables.adsweat, design.study)
     assert frames["analysis_long"].equals(expected_long)
     for name, frame in frames.items():
         failures = blocking_failures(check_frame(frame, table_contract(name, blinded)))

@@ -10,10 +10,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-from derive_fixture import study as ion_study
 from materialise import Tables
 
 from data_contracts.contracts import blocking_failures, check_frame
+from study import load_study
 from trial.derive import build_analysis_long
 from trial.derive.contracts import table_contract
 
@@ -28,7 +28,7 @@ def ref1_tables(ref1_run: Tables) -> Tables:
 
 @pytest.fixture(scope="session")
 def ref1_long(ref1_tables: Tables) -> pl.DataFrame:
-    long = build_analysis_long(ref1_tables.adsl, ref1_tables.adsweat, ion_study())
+    long = build_analysis_long(ref1_tables.adsl, ref1_tables.adsweat, load_study("ion301"))
     assert long.equals(ref1_tables.analysis_long)  # the asset is this function's result
     return long
 

@@ -93,3 +93,12 @@ def test_sealed_randomisation_list(tmp_path: Path) -> None:
         (3, "stratum", "NOT_IN_CODELIST")
     ]
     assert rand.schema["rand_date"] == pl.Date
+
+
+def test_the_registry_reads_the_edc_tables_of_data_contracts() -> None:
+    """One list of EDC exports (``data_contracts.contracts.EDC_TABLES``): the registry has an
+    entry for each, in that order, and no other EDC entry."""
+    from data_contracts.contracts import EDC_TABLES
+    from ingest.registry import edc_tables
+
+    assert edc_tables() == EDC_TABLES

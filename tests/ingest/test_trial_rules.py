@@ -13,10 +13,12 @@ import pytest
 from data_contracts.trial_rules import BLOCKING, FINDING, load_trial_rules
 from ingest.deliveries import manifest_delivery_keys
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets
-from ingest.integrity import plausibility
+from ingest.integrity import apply_trial_rules, plausibility
 from ingest.landing import scan_raw
 from ingest.manifest import current_files
+from ingest.registry import SOURCES, subject_datasets
 from ingest.sealed import sealed_signature
+from ingest.source_format import Resolved, SourceFormat
 from ingest.telemetry import resolve_telemetry
 from ingest.telemetry_rules import backwards_events, key_findings
 from study import load_study
@@ -146,6 +148,77 @@ def test_blocking_rules_quarantine_with_file_and_line(resolved: dict[str, pl.Dat
     unknown = q.filter(pl.col("reason_code") == "UNKNOWN_SUBJECT").row(0, named=True)
     assert unknown["raw_text"].startswith("C04-9853,BL,PALM,L")
     assert "C04-9853" in unknown["message"] and "fix:" in unknown["message"]
+
+
+def test_the_subject_rules_judge_every_dataset_whose_contract_names_a_subject() -> None:
+    """Derived from the registry and the contracts: the datasets with ``subject_id`` but the
+    register ``dm`` and the bench weighings (judged as the gravimetry papers they become)."""
+    assert subject_datasets() == (
+        "eligibility",
+        "visits",
+        "hdss",
+        "ae",
+        "cm",
+        "disposition",
+        "devices",
+        "gravimetry",
+    )
+
+
+def _diary_contract(directory: Path) -> Path:
+    """A toy EDC form's contract, outside ``data_contracts/``: rows that name a subject."""
+    text = """apiVersion: v3.1.0
+kind: DataContract
+id: toy-diary
+version: 1.0.0
+status: active
+name: diary
+schema:
+- name: diary
+  physicalType: table
+  properties:
+  - {name: subject_id, logicalType: string, physicalType: String, required: true}
+  - {name: entry, logicalType: string, physicalType: String}
+  - {name: source_file, logicalType: string, physicalType: String, required: true}
+  - {name: source_line, logicalType: integer, physicalType: Int64, required: true}
+"""
+    path = directory / "diary.odcs.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_new_format_with_subject_rows_is_judged_with_no_other_edit(
+    resolved: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
+    diary_rows = pl.DataFrame(
+        {
+            "subject_id": ["C01-0003", "C09-0001"],
+            "entry": ["slept well", "who?"],
+            "source_file": ["C01/2026-02-09/diary.csv"] * 2,
+            "source_line": [2, 3],
+        }
+    )
+    diary = SourceFormat(
+        kind="diary",
+        pattern=r"^diary\.csv$",
+        datasets=("diary",),
+        resolve=lambda _resolution: Resolved({"diary": diary_rows}),
+        contracts={"diary": _diary_contract(tmp_path)},
+    )
+    names = subject_datasets((*SOURCES, diary))
+    assert names == (*subject_datasets(), "diary")
+    kept = {k: v for k, v in resolved.items() if k not in ("quarantine", "integrity_findings")}
+    checked = apply_trial_rules(
+        {**kept, "diary": diary_rows}, resolved["quarantine"], tmp_path, names
+    )
+    assert checked.datasets["diary"]["subject_id"].to_list() == ["C01-0003"]
+    blocked = checked.quarantine.filter(pl.col("dataset") == "diary")
+    assert at(blocked, "reason_code", "UNKNOWN_SUBJECT") == [("C01/2026-02-09/diary.csv", 3)]
+    # Not registered, its rows are not judged.
+    unjudged = apply_trial_rules(
+        {**kept, "diary": diary_rows}, resolved["quarantine"], tmp_path, subject_datasets()
+    )
+    assert unjudged.datasets["diary"].height == 2
 
 
 def test_no_blocked_row_reaches_a_dataset(resolved: dict[str, pl.DataFrame]) -> None:

@@ -1,4 +1,5 @@
-"""Sensitivity 3 (sides as observations): own REML engine against statsmodels MixedLM."""
+"""Sensitivity 3 (sides as observations): own REML engine against statsmodels MixedLM, for each
+example study (its primary region, sides, arms and model visits)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,30 @@ import numpy as np
 import polars as pl
 import pytest
 
-from study import Study, load_study
+from study import Study
 from trial.models.sides import fit_sides, side_terms, sides_long
 from trial.models.tidy import BLINDED_NOTE, treatment_design
 
-STUDY_FILE = Path(__file__).resolve().parents[2] / "study" / "studies" / "ion301.yaml"
-
 
 @pytest.fixture(scope="module")
-def study() -> Study:
-    return load_study(STUDY_FILE)
-
-
-@pytest.fixture(scope="module")
-def side_tables(ref1_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """ADSWEAT_SIDE and ADSL simulated from the side model on ref1's subjects and visits:
-    chg = arm x visit mean of ref1 + subject effect (SD 0.4) + subject-side effect (SD 0.25)
-    + noise (SD 0.3); rows with one valid side in ref1 keep L only."""
-    long = pl.read_csv(ref1_dir / "expected" / "analysis_long.csv")
+def side_tables(study: Study, design_long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """ADSWEAT_SIDE (the study's primary region and sides) and ADSL simulated from the side
+    model on the study's ``analysis_long`` subjects and visits (ref1 for ION-301): chg = arm x
+    visit mean of that table + subject effect (SD 0.4) + subject-side effect (SD 0.25) + noise
+    (SD 0.3); rows with one valid side keep the first side only."""
+    long = design_long
+    first, second = study.sides
+    paramcd = study.primary_region.paramcd
     means = {
         (a, v): m for a, v, m in long.group_by("arm", "visit").agg(pl.col("chg").mean()).rows()
     }
     rng = np.random.default_rng(7)
     subjects = long.get_column("subject").unique().sort().to_list()
     subject_effect = {s: rng.normal(0, 0.4) for s in subjects}
-    side_effect = {(s, side): rng.normal(0, 0.25) for s in subjects for side in ("L", "R")}
+    side_effect = {(s, side): rng.normal(0, 0.25) for s in subjects for side in (first, second)}
     rows = []
     for r in long.iter_rows(named=True):
-        for side in ("L", "R") if r["n_sides"] == 2 else ("L",):
+        for side in (first, second) if r["n_sides"] == 2 else (first,):
             chg = (
                 means[(r["arm"], r["visit"])]
                 + subject_effect[r["subject"]]
@@ -43,7 +40,7 @@ def side_tables(ref1_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 + rng.normal(0, 0.3)
             )
             rows.append(
-                (r["subject"], "LPALMSR", r["visit"], side, r["logbase"] + chg, r["logbase"], chg)
+                (r["subject"], paramcd, r["visit"], side, r["logbase"] + chg, r["logbase"], chg)
             )
     adsweat_side = pl.DataFrame(
         rows,
@@ -100,8 +97,8 @@ def test_matches_statsmodels_vc_formula(
     assert result.fit["var_side_within_subject"] > 0.01
     assert result.fit["var_residual"] == pytest.approx(ref.scale, rel=1e-3)
     assert result.fit["converged"] is True
-    ct = result.tables["contrasts"].filter(pl.col("visit") == "W4")
-    assert ct.height == 2
+    ct = result.tables["contrasts"].filter(pl.col("visit") == study.primary_visit)
+    assert ct.height == len(study.treated_arms)
 
 
 def test_recovers_the_simulated_side_variance(
@@ -109,10 +106,21 @@ def test_recovers_the_simulated_side_variance(
 ) -> None:
     result = fit_sides(sides_long(*side_tables, study), study)
     assert result.fit["converged"] is True
-    # simulated side SD 0.25 (variance 0.0625) over 118 subjects x 2 sides
+    # simulated side SD 0.25 (variance 0.0625) over about 120 subjects x 2 sides
     assert 0.035 < result.fit["var_side_within_subject"] < 0.1
     assert result.fit["sd_residual"] == pytest.approx(0.3, rel=0.1)
-    assert result.tables["lsmeans"].height == 3 * len(study.model_visits)
+    assert result.tables["lsmeans"].height == len(study.arm_codes) * len(study.model_visits)
+    contrasts = result.tables["contrasts"]
+    ref = study.reference_arm
+    assert contrasts.filter(pl.col("visit") == study.primary_visit)["contrast"].to_list() == [
+        f"{a}-{ref}" for a in study.treated_arms
+    ]
+    # rows of another region or outside the model visits are not the model's
+    adsweat_side, adsl = side_tables
+    other = adsweat_side.head(3).with_columns(PARAMCD=pl.lit("OTHER"))
+    late = adsweat_side.head(3).with_columns(AVISIT=pl.lit(study.screening_visit.code))
+    frame = sides_long(pl.concat([adsweat_side, other, late]), adsl, study)
+    assert frame.height == adsweat_side.height
 
 
 R_SIDES = """

@@ -28,7 +28,13 @@ from ingest.deliveries import scan_deliveries
 from ingest.incremental import FINDINGS, QUARANTINE
 from ingest.quarantine import combine, empty_quarantine
 from ingest.readers.text import csv_text_frame, decode_file, relative_name
-from ingest.registry import SOURCES, edc_tables, raw_dataset_names, session_inputs
+from ingest.registry import (
+    SOURCES,
+    contract_files,
+    edc_tables,
+    raw_dataset_names,
+    session_inputs,
+)
 from ingest.source_format import Resolution, Resolved, SourceFormat, check_registry
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
@@ -222,6 +228,32 @@ def test_a_third_vendor_is_landed_read_contracted_and_made_sessions(
     assert vendor_c["session_key"].to_list() == ["C:C-00009:1", "C:C-00009:2", "C:C-00009:4"]
     assert vendor_c["charge_mc"].to_list() == [10800.0, 7200.0, 18000.0]
     assert vendor_c["end_utc"][2] - vendor_c["start_utc"][2] == timedelta(seconds=1200)
+
+
+def test_the_third_vendors_contract_is_in_the_runs_contracts(
+    toy_run: tuple[Path, dg.ExecuteInProcessResult],
+) -> None:
+    """Every contract the run used lands in ``OUT/contracts/``, the toy vendor's too (its file
+    lives outside ``data_contracts/``), with a first line naming where it came from."""
+    out, _ = toy_run
+    written = out / "contracts" / f"{DATASET}.odcs.yaml"
+    text = written.read_text("utf-8")
+    source = out.parent / f"{DATASET}.odcs.yaml"
+    assert text.splitlines()[0].startswith(f"# {source.resolve()} resolved for study ")
+    assert yaml.safe_load(text) == yaml.safe_load(source.read_text("utf-8"))
+    assert (out / "contracts" / "dm.odcs.yaml").is_file()
+    assert contract_files((*SOURCES, _vendor_c(source))) == (source.resolve(),)
+    assert contract_files() == ()
+
+
+def test_a_contract_named_like_one_of_data_contracts_is_refused(tmp_path: Path) -> None:
+    from data_contracts.contracts import write_resolved_contracts
+    from study import load_study
+
+    shadow = tmp_path / "dm.odcs.yaml"
+    shutil.copy(_contract(tmp_path), shadow)
+    with pytest.raises(ValueError, match=r"has the name of data_contracts/dm\.odcs\.yaml"):
+        write_resolved_contracts(load_study(), tmp_path / "out", [shadow])
 
 
 def test_the_edc_tables_and_session_inputs_come_from_the_registry() -> None:

@@ -345,7 +345,7 @@ def tipping_point_result(
     notes = [
         f"Delta (log scale) added to the imputed values of one arm at a time ({tp.missing} "
         f"imputation on the data of {tp.estimand}, {tp.method}), from {tp.delta_start} in "
-        f"steps of {tp.delta_step}, until the 95 % CI at {tp.visit} first includes 0 "
+        f"steps of {tp.delta_step}, until the {study.ci_label} at {tp.visit} first includes 0 "
         f"(at most {tp.delta_max})."
     ]
     for arm, contrast, tipping, reached in points.select(
@@ -360,7 +360,10 @@ def tipping_point_result(
         points.select("arm", delta=pl.col("tipping_delta")), on=["arm", "delta"], how="semi"
     )
     terms = (at_tip["contrast"] + " at delta " + at_tip["delta"].cast(pl.String)).to_list()
-    estimates = tidy_estimates(terms, at_tip["estimate"].to_numpy(), at_tip["se"].to_numpy())
+    # the curve's own interval and p (the engine's, at the study's alpha), as in _estimates
+    estimates = tidy_estimates(
+        terms, at_tip["estimate"].to_numpy(), at_tip["se"].to_numpy()
+    ).with_columns(p_value=at_tip["pvalue"], ci_low=at_tip["lci"], ci_high=at_tip["uci"])
     return ModelResult(
         name=TIPPING_NAME,
         estimates=estimates,

@@ -13,48 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from data_contracts.contracts import EDC_TABLES, contract_template, file_columns
 from study import Study
 from trial.simulate.cohort import Paper, Subject
 from trial.simulate.devices import UTC, Device, Session, format_offset
 from trial.simulate.params import SimulationParams
 
 EDC_HEADERS: dict[str, list[str]] = {
-    "dm": [
-        "subject_id",
-        "centre_id",
-        "consent_date",
-        "sex",
-        "birth_year",
-        "plantar_involved",
-        "hdss_screening",
-    ],
-    "eligibility": ["subject_id", "criterion", "answer"],
-    "visits": ["subject_id", "visit", "visit_date", "status"],
-    "hdss": ["subject_id", "visit", "hdss"],
-    "ae": [
-        "subject_id",
-        "ae_id",
-        "term",
-        "verbatim",
-        "onset_date",
-        "end_date",
-        "severity",
-        "serious",
-        "related",
-    ],
-    "disposition": ["subject_id", "status", "reason", "date"],
-    "devices": ["subject_id", "device_serial", "region", "from_date", "to_date"],
-    "cm": [
-        "subject_id",
-        "cm_id",
-        "drug",
-        "verbatim",
-        "start_date",
-        "end_date",
-        "indication",
-        "rescue",
-    ],
+    table: file_columns(contract_template(table)) for table in EDC_TABLES
 }
+"""Header of each EDC export: its raw contract's columns (``data_contracts``), in file order."""
 AMENDMENT_TABLES = ("cm",)
 """EDC exports delivered only from ``simulation.cm_first_delivery`` on (protocol amendment 1)."""
 GRAVIMETRY_HEADER = [
@@ -113,6 +81,18 @@ def csv_lines(header: list[str], rows: list[list[str]]) -> list[str]:
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue().split("\n")[:-1]
+
+
+def in_header_order(table: str, header: list[str], row: dict[str, str]) -> list[str]:
+    """A row's cells in the order of ``header``; raises ValueError when the row fills other
+    columns than the header's (the simulator and the contract disagree)."""
+    if set(row) != set(header):
+        missing, extra = sorted(set(header) - set(row)), sorted(set(row) - set(header))
+        raise ValueError(
+            f"simulated {table}.csv row does not fit its contract's columns: "
+            f"missing {missing}, not in the contract {extra}"
+        )
+    return [row[c] for c in header]
 
 
 def _d(value: dt.date | None) -> str:
@@ -174,84 +154,94 @@ class Renderer:
             key=lambda s: s.subject_id,
         )
         codes = self.study.visit_codes
-        rows: dict[str, list[list[str]]] = {k: [] for k in EDC_HEADERS}
+        rows: dict[str, list[dict[str, str]]] = {k: [] for k in EDC_HEADERS}
         sf_reason = self.study.screen_failure_reason
         for s in subs:
             rows["dm"].append(
-                [
-                    s.subject_id,
-                    s.centre,
-                    _d(s.consent),
-                    s.sex,
-                    str(s.birth_year),
-                    "Y" if s.plantar else "N",
-                    str(s.hdss_scr),
-                ]
+                {
+                    "subject_id": s.subject_id,
+                    "centre_id": s.centre,
+                    "consent_date": _d(s.consent),
+                    "sex": s.sex,
+                    "birth_year": str(s.birth_year),
+                    "plantar_involved": "Y" if s.plantar else "N",
+                    "hdss_screening": str(s.hdss_scr),
+                }
             )
-            rows["eligibility"].extend([s.subject_id, k, v] for k, v in s.eligibility.items())
+            rows["eligibility"].extend(
+                {"subject_id": s.subject_id, "criterion": k, "answer": v}
+                for k, v in s.eligibility.items()
+            )
             for r in sorted(s.visits, key=lambda r: codes.index(r.code)):
+                visit = {"subject_id": s.subject_id, "visit": r.code}
                 if r.date is not None and r.date <= cut:
-                    rows["visits"].append([s.subject_id, r.code, _d(r.date), "DONE"])
+                    rows["visits"].append({**visit, "visit_date": _d(r.date), "status": "DONE"})
                     if r.code in s.hdss:
-                        rows["hdss"].append([s.subject_id, r.code, str(s.hdss[r.code])])
+                        rows["hdss"].append({**visit, "hdss": str(s.hdss[r.code])})
                 elif r.date is None and r.planned <= cut:
-                    rows["visits"].append([s.subject_id, r.code, "", "MISSED"])
+                    rows["visits"].append({**visit, "visit_date": "", "status": "MISSED"})
             for ae in s.aes:
                 if ae.onset <= cut:
                     rows["ae"].append(
-                        [
-                            s.subject_id,
-                            ae.ae_id,
-                            ae.term,
-                            ae.verbatim,
-                            _d(ae.onset),
-                            _d(ae.end) if ae.end <= cut else "",
-                            ae.severity,
-                            ae.serious,
-                            ae.related,
-                        ]
+                        {
+                            "subject_id": s.subject_id,
+                            "ae_id": ae.ae_id,
+                            "term": ae.term,
+                            "verbatim": ae.verbatim,
+                            "onset_date": _d(ae.onset),
+                            "end_date": _d(ae.end) if ae.end <= cut else "",
+                            "severity": ae.severity,
+                            "serious": ae.serious,
+                            "related": ae.related,
+                        }
                     )
             for m in s.medications:
                 if m.start <= cut:
                     end = _d(m.end) if m.end is not None and m.end <= cut else ""
                     rows["cm"].append(
-                        [
-                            s.subject_id,
-                            m.cm_id,
-                            m.drug,
-                            m.verbatim,
-                            _d(m.start),
-                            end,
-                            m.indication,
-                            m.rescue,
-                        ]
+                        {
+                            "subject_id": s.subject_id,
+                            "cm_id": m.cm_id,
+                            "drug": m.drug,
+                            "verbatim": m.verbatim,
+                            "start_date": _d(m.start),
+                            "end_date": end,
+                            "indication": m.indication,
+                            "rescue": m.rescue,
+                        }
                     )
             if s.end_date <= cut:
                 if s.fail_reason is not None:
-                    rows["disposition"].append(
-                        [s.subject_id, "WITHDRAWN", sf_reason, _d(s.scr_date)]
-                    )
+                    status, reason, date = "WITHDRAWN", sf_reason, _d(s.scr_date)
                 elif s.withdrawn is not None:
-                    rows["disposition"].append(
-                        [s.subject_id, "WITHDRAWN", s.withdrawn[1], _d(s.withdrawn[0])]
-                    )
+                    status, reason, date = "WITHDRAWN", s.withdrawn[1], _d(s.withdrawn[0])
                 else:
-                    rows["disposition"].append([s.subject_id, "COMPLETED", "", _d(s.completed)])
+                    status, reason, date = "COMPLETED", "", _d(s.completed)
             else:
-                rows["disposition"].append([s.subject_id, "ONGOING", "", ""])
+                status, reason, date = "ONGOING", "", ""
+            rows["disposition"].append(
+                {"subject_id": s.subject_id, "status": status, "reason": reason, "date": date}
+            )
         ids = {s.subject_id for s in subs}
         for dev in sorted(devices, key=lambda x: (x.subject_id, x.from_date)):
             if dev.subject_id in ids and dev.from_date <= cut:
                 to = _d(dev.to_date) if dev.to_date is not None and dev.to_date <= cut else ""
                 rows["devices"].append(
-                    [dev.subject_id, dev.serial, dev.region, _d(dev.from_date), to]
+                    {
+                        "subject_id": dev.subject_id,
+                        "device_serial": dev.serial,
+                        "region": dev.region,
+                        "from_date": _d(dev.from_date),
+                        "to_date": to,
+                    }
                 )
         eol = "\r\n" if d.centre in self.p.edc_crlf_centres else "\n"
         amended = self.p.cm_first_delivery is not None and d.date >= self.p.cm_first_delivery
         for name, header in EDC_HEADERS.items():
             if name in AMENDMENT_TABLES and not amended:
                 continue
-            self.files[f"{d.folder}/{name}.csv"] = OutFile(csv_lines(header, rows[name]), eol)
+            lines = csv_lines(header, [in_header_order(name, header, row) for row in rows[name]])
+            self.files[f"{d.folder}/{name}.csv"] = OutFile(lines, eol)
 
     # -- gravimetry ----------------------------------------------------------------------
     def gravimetry(self, papers: list[Paper], centre: str, deliveries: list[Delivery]) -> None:
