@@ -1,5 +1,6 @@
 """ADICE rules on hand-made frames: withdrawal, the session-gap threshold, the horizon of an
-ongoing subject, rescue from cm, first affected visit and the post-ICE rows, and the contract.
+ongoing subject, rescue from cm, first affected visit and the post-ICE rows, and the contract;
+for each example study (its ICE ids and rules, visits and their days, primary region).
 
 Every subject's baseline is 2026-01-01 (study day d is 2026-01-01 + d - 1)."""
 
@@ -8,10 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-import pytest
 
 from data_contracts.contracts import blocking_failures, check_frame
-from study import Study, load_study
+from study import Study
 from trial.derive.adice import derive_adice
 from trial.derive.contracts import table_contract
 
@@ -22,11 +22,6 @@ def day(d: int) -> dt.date:
     return BL + dt.timedelta(days=d - 1)
 
 
-@pytest.fixture(scope="module")
-def study() -> Study:
-    return load_study()
-
-
 def _visits(subject: str, done: dict[str, int]) -> list[dict[str, object]]:
     return [
         {"subject_id": subject, "visit": v, "visit_date": day(d), "status": "DONE"}
@@ -34,19 +29,35 @@ def _visits(subject: str, done: dict[str, int]) -> list[dict[str, object]]:
     ]
 
 
-ALL_VISITS = {"BL": 1, "W1": 8, "W2": 15, "W3": 22, "W4": 29, "W8": 57, "W12": 85}
+def schedule(study: Study) -> dict[str, int]:
+    """Visit -> target day, from the baseline visit to the discontinuation rule's
+    ``gap_until_visit`` (ION-301 BL..W12, days 1..85; ION-302 DAY1..WK10, days 1..71)."""
+    codes = study.visit_codes
+    _, rule = study.discontinuation_ice
+    chosen = codes[codes.index(study.baseline_visit) : codes.index(rule.gap_until_visit) + 1]
+    return {v: study.visit(v).target_day for v in chosen}
 
 
-def _frames() -> dict[str, pl.DataFrame]:
+def gap(study: Study) -> int:
+    """The discontinuation rule's longest allowed run of days without a session (ION-301 28,
+    ION-302 21)."""
+    return study.discontinuation_ice[1].max_session_gap_days
+
+
+def _frames(study: Study) -> dict[str, pl.DataFrame]:
+    """Sessions start on day 1 and every 7 days up to the gap rule's visit; C01-0002 and
+    C01-0003 pause after day 29 for one day more than the allowed gap and for exactly it."""
+    all_visits = schedule(study)
+    horizon = max(all_visits.values())
     subjects = {
         "C01-0001": ("completer", "Y"),
-        "C01-0002": ("gap of 29 days", "Y"),
-        "C01-0003": ("gap of 28 days", "Y"),
+        "C01-0002": ("gap of the allowed days + 1", "Y"),
+        "C01-0003": ("gap of the allowed days", "Y"),
         "C01-0004": ("withdrawn on day 40", "Y"),
-        "C01-0005": ("withdrawn after W12", "Y"),
+        "C01-0005": ("withdrawn after the gap rule's visit", "Y"),
         "C01-0006": ("screen failure", "N"),
         "C01-0007": ("rescue", "Y"),
-        "C01-0008": ("ongoing, last visit W4", "Y"),
+        "C01-0008": ("ongoing, last visit by day 29", "Y"),
     }
     adsl = pl.DataFrame(
         {
@@ -56,12 +67,16 @@ def _frames() -> dict[str, pl.DataFrame]:
             "RANDFL": [r for _, r in subjects.values()],
         }
     )
-    weekly = list(range(1, 85, 7))  # a session every 7 days up to day 78
+    weekly = list(range(1, horizon, 7))
+    first = [1, 8, 15, 22, 29]
+    g = gap(study)
     sessions = {
         "C01-0001": weekly,
-        "C01-0002": [1, 8, 15, 22, 29, 59, 66, 73, 80],  # 29 days without a session
-        "C01-0003": [1, 8, 15, 22, 29, 58, 65, 72, 79],  # 28 days: not more than 28
-        "C01-0004": [1, 8, 15, 22, 29, 36],
+        # g + 1 days without a session (days 30 .. 30 + g)
+        "C01-0002": [*first, *range(29 + g + 2, horizon, 7)],
+        # g days: not more than g
+        "C01-0003": [*first, *range(29 + g + 1, horizon, 7)],
+        "C01-0004": [*first, 36],
         "C01-0005": weekly,
         "C01-0007": weekly,
         "C01-0008": [1, 8, 15, 22, 27],
@@ -71,10 +86,10 @@ def _frames() -> dict[str, pl.DataFrame]:
     )
     visit_rows = []
     for s in ("C01-0001", "C01-0002", "C01-0003", "C01-0005", "C01-0007"):
-        visit_rows += _visits(s, ALL_VISITS)
-    visit_rows += _visits("C01-0004", {k: v for k, v in ALL_VISITS.items() if v < 40})
-    visit_rows += _visits("C01-0008", {k: v for k, v in ALL_VISITS.items() if v <= 29})
-    visit_rows += _visits("C01-0006", {"SCR": -5})
+        visit_rows += _visits(s, all_visits)
+    visit_rows += _visits("C01-0004", {k: v for k, v in all_visits.items() if v < 40})
+    visit_rows += _visits("C01-0008", {k: v for k, v in all_visits.items() if v <= 29})
+    visit_rows += _visits("C01-0006", {study.baseline_fallback_visit: -5})
     visits = pl.DataFrame(visit_rows).with_columns(
         source_file=pl.lit("C01/2026-06-01/visits.csv"),
         source_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64),
@@ -83,12 +98,14 @@ def _frames() -> dict[str, pl.DataFrame]:
         {
             "subject_id": ["C01-0004", "C01-0005", "C01-0006", "C01-0001"],
             "status": ["WITHDRAWN", "WITHDRAWN", "WITHDRAWN", "COMPLETED"],
-            "reason": ["LOST_TO_FOLLOW_UP", "RELOCATED", "SCREEN_FAILURE", None],
-            "date": [day(40), day(100), day(-5), day(113)],
+            "reason": ["LOST_TO_FOLLOW_UP", "CONSENT_WITHDRAWN", "SCREEN_FAILURE", None],
+            "date": [day(40), day(horizon + 15), day(-5), day(horizon + 28)],
             "source_file": ["C01/2026-06-01/disposition.csv"] * 4,
             "source_line": [5, 6, 7, 2],
         }
     )
+    _, rescue = study.rescue_ice
+    indication = rescue.cm_indication
     cm = pl.DataFrame(
         {
             "subject_id": ["C01-0007"] * 4 + ["C01-0006"],
@@ -100,11 +117,11 @@ def _frames() -> dict[str, pl.DataFrame]:
                 "ORAL_GLYCOPYRRONIUM",
                 "BOTULINUM_TOXIN",
             ],
-            "verbatim": ["topical", "ibuprofen", "botox palms", "robinul", "botox"],
-            "start_date": [day(-100), day(20), day(70), day(45), day(-3)],
-            "end_date": [day(-10), None, day(70), None, None],
-            "indication": ["HYPERHIDROSIS", "OTHER", *["HYPERHIDROSIS"] * 3],
-            "rescue": ["N", "Y", "Y", "Y", "Y"],
+            "verbatim": ["topical", "ibuprofen", "botox", "robinul", "botox"],
+            "start_date": [day(-100), day(20), day(horizon - 1), day(45), day(-3)],
+            "end_date": [day(-10), None, day(horizon - 1), None, None],
+            "indication": [indication, "OTHER", *[indication] * 3],
+            "rescue": ["N", rescue.cm_rescue, rescue.cm_rescue, rescue.cm_rescue, rescue.cm_rescue],
             "source_file": ["C01/2026-06-01/cm.csv"] * 5,
             "source_line": [2, 3, 4, 5, 6],
         }
@@ -112,15 +129,15 @@ def _frames() -> dict[str, pl.DataFrame]:
     observed = [
         (s, v, d)
         for s in ("C01-0001", "C01-0002", "C01-0007")
-        for v, d in ALL_VISITS.items()
-        if v != "BL"
+        for v, d in all_visits.items()
+        if v != study.baseline_visit
     ]
     adsweat = pl.DataFrame(
         {
             "subject_id": [s for s, _, _ in observed],
-            "PARAMCD": ["LPALMSR"] * len(observed),
+            "PARAMCD": [study.primary_region.paramcd] * len(observed),
             "AVISIT": [v for _, v, _ in observed],
-            "AVISITN": [list(ALL_VISITS).index(v) + 2 for _, v, _ in observed],
+            "AVISITN": [study.visit_codes.index(v) + 1 for _, v, _ in observed],
             "ADT": [day(d) for _, _, d in observed],
             "AVAL": [3.0] * len(observed),
             "CHG": [-1.0] * len(observed),
@@ -143,42 +160,52 @@ def _adice(study: Study, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
+def _after(study: Study, ice_day: int) -> list[str]:
+    """The scheduled visits (up to the gap rule's) on or after ``ice_day``."""
+    return [v for v, d in schedule(study).items() if d >= ice_day]
+
+
 def test_each_rule_gives_the_hand_derived_rows(study: Study) -> None:
-    adice = _adice(study, _frames())
+    adice = _adice(study, _frames(study))
     got = adice.select(
         "subject_id", "ICE", "basis", "ICEDT", "ICEDY", "first_visit", "n_post_ice_rows"
     ).rows()
+    disc, rescue = study.discontinuation_ice[0], study.rescue_ice[0]
+    # ION-301: W8 first after day 30, 37 and 45 (W8, W12 observed after); ION-302: WK6 after
+    # days 30 and 37 (WK6, WK10 observed after), WK10 after day 45 (WK10 only).
     assert got == [
-        ("C01-0002", "ICE1", "SESSION_GAP", day(30), 30, "W8", 2),
-        ("C01-0004", "ICE1", "WITHDRAWAL", day(37), 37, "W8", 0),
-        ("C01-0007", "ICE2", "RESCUE", day(45), 45, "W8", 2),
+        ("C01-0002", disc, "SESSION_GAP", day(30), 30, _after(study, 30)[0], 2),
+        ("C01-0004", disc, "WITHDRAWAL", day(37), 37, _after(study, 37)[0], 0),
+        ("C01-0007", rescue, "RESCUE", day(45), 45, _after(study, 45)[0], len(_after(study, 45))),
     ]
     rows = {r["subject_id"]: r for r in adice.iter_rows(named=True)}
-    assert rows["C01-0007"]["post_ice_visits"] == "W8,W12"
+    assert rows["C01-0007"]["post_ice_visits"] == ",".join(_after(study, 45))
     assert rows["C01-0007"]["source_records"] == "C01/2026-06-01/cm.csv:5"
     assert "CM4" in rows["C01-0007"]["detail"]
     assert rows["C01-0004"]["source_records"] == "C01/2026-06-01/disposition.csv:5"
     assert "last session started 2026-02-05" in rows["C01-0004"]["detail"]
-    assert "29 days from 2026-01-30 to 2026-02-27" in rows["C01-0002"]["detail"]
-    assert rows["C01-0002"]["ICE_NAME"] == "treatment discontinuation"
+    g = gap(study)
+    assert f"{g + 1} days from 2026-01-30 to {day(30 + g)}" in rows["C01-0002"]["detail"]
+    assert rows["C01-0002"]["ICE_NAME"] == study.discontinuation_ice[1].name
 
 
 def test_a_gap_before_the_withdrawal_is_the_earlier_ice(study: Study) -> None:
-    frames = _frames()
+    frames = _frames(study)
     frames["disposition"] = frames["disposition"].with_columns(
         subject_id=pl.when(pl.col("subject_id") == "C01-0004")
         .then(pl.lit("C01-0002"))
         .otherwise(pl.col("subject_id")),
         date=pl.when(pl.col("subject_id") == "C01-0004")
-        .then(pl.lit(day(75)))
+        .then(pl.lit(day(max(schedule(study).values()) - 10)))
         .otherwise(pl.col("date")),
     )
     rows = _adice(study, frames).filter(pl.col("subject_id") == "C01-0002")
-    assert rows.select("ICE", "basis", "ICEDT").rows() == [("ICE1", "SESSION_GAP", day(30))]
+    disc = study.discontinuation_ice[0]
+    assert rows.select("ICE", "basis", "ICEDT").rows() == [(disc, "SESSION_GAP", day(30))]
 
 
 def test_contract_holds_and_the_arm_only_when_unblinded(study: Study) -> None:
-    frames = _frames()
+    frames = _frames(study)
     blinded = _adice(study, frames)
     assert "arm" not in blinded.columns
     assert blocking_failures(check_frame(blinded, table_contract("adice", blinded=True))) == []
@@ -189,7 +216,7 @@ def test_contract_holds_and_the_arm_only_when_unblinded(study: Study) -> None:
 
 
 def test_no_ices_give_an_empty_table_with_the_contract_columns(study: Study) -> None:
-    frames = _frames()
+    frames = _frames(study)
     frames["adsl"] = frames["adsl"].filter(pl.col("subject_id") == "C01-0001")
     adice = _adice(study, frames)
     assert adice.height == 0

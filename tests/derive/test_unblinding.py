@@ -1,44 +1,100 @@
 """The sealed list is checked against the study and the data before anything is unblinded:
-each kind of wrong list is named, a right one passes, and the error is one line."""
+each kind of wrong list is named, a right one passes, and the error is one line; for each
+example study (its centres, arms, strata and baseline visit)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 import pytest
 
-from study import load_study
+from study import Study
 from trial.derive.unblinding import SealedListError, check_sealed_list, sealed_list_problems
 
 D = dt.date
-STUDY = load_study()
 
-DM = pl.DataFrame(
-    {
-        "subject_id": ["C01-0001", "C01-0002", "C01-0003", "C01-0004"],
-        "consent_date": [D(2026, 1, 5)] * 4,
-        "hdss_screening": [3, 4, 3, 3],
-    }
-)
-VISITS = pl.DataFrame(
-    {
-        "subject_id": ["C01-0001", "C01-0002", "C01-0003", "C01-0004"],
-        "visit": [STUDY.baseline_visit] * 4,
-        "status": ["DONE", "DONE", "DONE", "MISSED"],
-    }
-)
-DISPOSITION = pl.DataFrame(
-    {"subject_id": ["C01-0004"], "status": ["WITHDRAWN"], "reason": ["SCREEN_FAILURE"]}
-)
-STARTED = pl.DataFrame(
-    {
-        "subject_id": ["C01-0001", "C01-0002", "C01-0003"],
-        "n_sessions": [12, 10, 11],
-        "trt_start_date": [D(2026, 1, 20)] * 3,
-    }
-)
-ARMS = STUDY.arm_codes
+
+@dataclass(frozen=True)
+class Case:
+    """Four subjects of the study's first centre: 1-3 randomised (baseline visit done) and
+    treated, screening HDSS 3, 4, 3; 4 a screen failure. ``right``: their right sealed list
+    (arms in the study's order, strata from its cut-off)."""
+
+    study: Study
+
+    @property
+    def c(self) -> str:
+        return self.study.centres[0]
+
+    def s(self, k: int, centre: str | None = None) -> str:
+        return f"{centre or self.c}-{k:04d}"
+
+    def stratum(self, hdss: int) -> str:
+        return self.study.stratum_levels[hdss]
+
+    @property
+    def other_stratum(self) -> str:
+        """A stratum other than that of screening HDSS 3."""
+        return next(c for c in self.study.stratum_codes if c != self.stratum(3))
+
+    @property
+    def arms(self) -> list[str]:
+        """Three arms: the study's, the first again when it has two."""
+        codes = self.study.arm_codes
+        return [*codes, codes[0]][:3]
+
+    @property
+    def right(self) -> list[tuple[str, dt.date, str, str]]:
+        return [
+            (self.s(1), D(2026, 1, 20), self.stratum(3), self.arms[0]),
+            (self.s(2), D(2026, 1, 20), self.stratum(4), self.arms[1]),
+            (self.s(3), D(2026, 1, 20), self.stratum(3), self.arms[2]),
+        ]
+
+    def problems(
+        self, rows: list[tuple[str, dt.date, str, str]], held: list[str] | None = None
+    ) -> list[str]:
+        subjects = [self.s(k) for k in range(1, 5)]
+        dm = pl.DataFrame(
+            {
+                "subject_id": subjects,
+                "consent_date": [D(2026, 1, 5)] * 4,
+                "hdss_screening": [3, 4, 3, 3],
+            }
+        )
+        visits = pl.DataFrame(
+            {
+                "subject_id": subjects,
+                "visit": [self.study.baseline_visit] * 4,
+                "status": ["DONE", "DONE", "DONE", "MISSED"],
+            }
+        )
+        disposition = pl.DataFrame(
+            {"subject_id": [self.s(4)], "status": ["WITHDRAWN"], "reason": ["SCREEN_FAILURE"]}
+        )
+        started = pl.DataFrame(
+            {
+                "subject_id": subjects[:3],
+                "n_sessions": [12, 10, 11],
+                "trt_start_date": [D(2026, 1, 20)] * 3,
+            }
+        )
+        return sealed_list_problems(
+            sealed(rows),
+            dm,
+            pl.Series(held or [], dtype=pl.String),
+            visits,
+            disposition,
+            started,
+            self.study,
+        )
+
+
+@pytest.fixture
+def case(study: Study) -> Case:
+    return Case(study)
 
 
 def sealed(rows: list[tuple[str, dt.date, str, str]]) -> pl.DataFrame:
@@ -54,69 +110,57 @@ def sealed(rows: list[tuple[str, dt.date, str, str]]) -> pl.DataFrame:
     ).with_columns(source_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64))
 
 
-RIGHT = [
-    ("C01-0001", D(2026, 1, 20), "HDSS3", ARMS[0]),
-    ("C01-0002", D(2026, 1, 20), "HDSS4", ARMS[1]),
-    ("C01-0003", D(2026, 1, 20), "HDSS3", ARMS[2]),
-]
-
-
-def problems(rows: list[tuple[str, dt.date, str, str]], held: list[str] | None = None) -> list[str]:
-    return sealed_list_problems(
-        sealed(rows),
-        DM,
-        pl.Series(held or [], dtype=pl.String),
-        VISITS,
-        DISPOSITION,
-        STARTED,
-        STUDY,
-    )
-
-
-def test_the_right_list_passes() -> None:
-    assert problems(RIGHT) == []
+def test_the_right_list_passes(case: Case) -> None:
+    assert case.problems(case.right) == []
     check_sealed_list([], "randomisation.csv")
 
 
-def test_a_list_missing_a_randomised_and_treated_subject() -> None:
-    assert problems(RIGHT[:2]) == ["C01-0003 randomised (baseline visit done) but not in the list"]
+def test_a_list_missing_a_randomised_and_treated_subject(case: Case) -> None:
+    assert case.problems(case.right[:2]) == [
+        f"{case.s(3)} randomised (baseline visit done) but not in the list"
+    ]
 
 
-@pytest.mark.parametrize(
-    ("row", "expected"),
-    [
-        (
-            ("C01-0003", D(2026, 1, 20), "HDSS3", "PLACEBO"),
-            "arm 'PLACEBO' of C01-0003 (list line 4)",
+@pytest.mark.parametrize("wrong", ["arm", "stratum", "before_consent", "after_first_session"])
+def test_each_wrong_row_is_named(wrong: str, case: Case) -> None:
+    s3, arm3 = case.s(3), case.arms[2]
+    row, expected = {
+        "arm": ((s3, D(2026, 1, 20), case.stratum(3), "PLACEBO"), f"arm 'PLACEBO' of {s3}"),
+        "stratum": (
+            (s3, D(2026, 1, 20), case.other_stratum, arm3),
+            f"{s3} (list line 4): stratum {case.other_stratum} but dm.csv says {case.stratum(3)}",
         ),
-        (
-            ("C01-0003", D(2026, 1, 20), "HDSS4", ARMS[2]),
-            "C01-0003 (list line 4): stratum HDSS4 but dm.csv says HDSS3",
+        "before_consent": ((s3, D(2026, 1, 2), case.stratum(3), arm3), "RAND_BEFORE_CONSENT"),
+        "after_first_session": (
+            (s3, D(2026, 2, 2), case.stratum(3), arm3),
+            "RAND_AFTER_FIRST_SESSION",
         ),
-        (("C01-0003", D(2026, 1, 2), "HDSS3", ARMS[2]), "RAND_BEFORE_CONSENT"),
-        (("C01-0003", D(2026, 2, 2), "HDSS3", ARMS[2]), "RAND_AFTER_FIRST_SESSION"),
-    ],
-)
-def test_each_wrong_row_is_named(row: tuple[str, dt.date, str, str], expected: str) -> None:
-    found = problems([*RIGHT[:2], row])
+    }[wrong]
+    found = case.problems([*case.right[:2], row])
     assert len(found) == 1 and expected in found[0]
 
 
-def test_unknown_and_twice_listed_subjects() -> None:
-    found = problems([*RIGHT, ("C09-0001", D(2026, 1, 20), "HDSS3", ARMS[0]), RIGHT[0]])
-    assert "C01-0001 listed more than once (lines 2, 6)" in found
-    assert "C09-0001 (list line 5) is in no dm.csv" in found
+def test_unknown_and_twice_listed_subjects(case: Case) -> None:
+    stranger = case.s(1, case.study.centres[-1])
+    rows = [*case.right, (stranger, D(2026, 1, 20), case.stratum(3), case.arms[0]), case.right[0]]
+    found = case.problems(rows)
+    assert f"{case.s(1)} listed more than once (lines 2, 6)" in found
+    assert f"{stranger} (list line 5) is in no dm.csv" in found
     # A subject whose dm row is quarantined is known (not "in no dm.csv").
-    held = problems([*RIGHT, ("C01-0009", D(2026, 1, 20), "HDSS3", ARMS[0])], held=["C01-0009"])
+    held = case.problems(
+        [*case.right, (case.s(9), D(2026, 1, 20), case.stratum(3), case.arms[0])],
+        held=[case.s(9)],
+    )
     assert held == []
 
 
-def test_the_error_is_one_line_naming_the_first_problems() -> None:
-    wrong = [(f"C07-{i:04d}", D(2026, 1, 20), "HDSS3", ARMS[0]) for i in range(8)]
-    found = problems(wrong)
+def test_the_error_is_one_line_naming_the_first_problems(case: Case) -> None:
+    centre = case.study.centres[-1]
+    wrong = [(case.s(i, centre), D(2026, 1, 20), case.stratum(3), case.arms[0]) for i in range(8)]
+    found = case.problems(wrong)
     with pytest.raises(SealedListError) as raised:
         check_sealed_list(found, "sealed/randomisation.csv")
     message = str(raised.value)
     assert "\n" not in message
-    assert f"({len(found)} problems)" in message and "C07-0000 (list line 2)" in message
+    assert f"({len(found)} problems)" in message and f"{case.s(0, centre)} (list line 2)" in message
     assert f"and {len(found) - 5} more" in message and "Nothing unblinded was written" in message

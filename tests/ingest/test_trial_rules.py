@@ -5,11 +5,13 @@ found with its file and line, and nothing else moves."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from data_contracts.contracts import use_study
 from data_contracts.trial_rules import BLOCKING, FINDING, load_trial_rules
 from ingest.deliveries import manifest_delivery_keys
 from ingest.incremental import read_delivery_folder, resolve_raw_datasets
@@ -21,9 +23,10 @@ from ingest.sealed import sealed_signature
 from ingest.source_format import Resolved, SourceFormat
 from ingest.telemetry import resolve_telemetry
 from ingest.telemetry_rules import backwards_events, key_findings
-from study import load_study
+from study import EXAMPLE_STUDIES, Study, load_study
 
 SEALED = sealed_signature(load_study())
+"""The sealed list's signature for the design-independent cases (ION-301)."""
 DM = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening"
 VISITS = "subject_id,visit,visit_date,status"
 HDSS = "subject_id,visit,hdss"
@@ -35,54 +38,104 @@ GRAV = (
 )
 
 
-def paper(subject: str, visit: str, side: str, wet: str = "627.5") -> str:
-    return (
-        f"{subject},{visit},PALM,{side},P-{subject}-{visit}-{side},530.6,{wet},mg,60,"
-        "2026-01-19T11:04:31+01:00,21.2,41,25,L. Bauer,B1"
-    )
+@dataclass(frozen=True)
+class Tree:
+    """A small two-delivery tree of a study: its first, second and fourth centres (``c1``,
+    ``c2``, ``c4``), its screening, baseline and first post-baseline visits, its primary
+    region and the first three AE terms of its codelist."""
+
+    study: Study
+
+    @property
+    def c1(self) -> str:
+        return self.study.centres[0]
+
+    @property
+    def c2(self) -> str:
+        return self.study.centres[1]
+
+    @property
+    def c4(self) -> str:
+        return self.study.centres[3]
+
+    @property
+    def d1(self) -> str:
+        """The first delivery folder of ``c1``."""
+        return f"{self.c1}/2026-02-09/"
+
+    @property
+    def d2(self) -> str:
+        """The second delivery folder of ``c1``."""
+        return f"{self.c1}/2026-03-09/"
+
+    def s(self, k: int, centre: str | None = None) -> str:
+        return f"{centre or self.c1}-{k:04d}"
+
+    def paper(self, subject: str, visit: str, side: str, wet: str = "627.5") -> str:
+        region = self.study.primary_region.code
+        return (
+            f"{subject},{visit},{region},{side},P-{subject}-{visit}-{side},530.6,{wet},mg,60,"
+            "2026-01-19T11:04:31+01:00,21.2,41,25,L. Bauer,B1"
+        )
+
+    def first(self) -> dict[str, list[str]]:
+        st = self.study
+        scr, bl = st.baseline_fallback_visit, st.baseline_visit
+        v1 = st.visit_codes[st.visit_codes.index(bl) + 1]
+        t1, t2, t3 = st.codelists.ae_term[:3]
+        region = st.primary_region.code
+        s1, s2, s3, c1, d1 = self.s(1), self.s(2), self.s(3), self.c1, self.d1
+        return {
+            f"{d1}dm.csv": [
+                DM,
+                f"{s1},{c1},2026-01-10,M,2001,N,3",
+                f"{s2},{c1},2026-01-10,X,1990,Y,4",  # line 3: sex X, quarantined by the reader
+                f"{s3},{c1},2026-01-12,F,1985,N,3",
+            ],
+            f"{d1}ae.csv": [
+                AE,
+                f"{s1},{s1}-AE01,{t1},itch,2026-01-20,,MILD,N,Y",
+                f"{s1},{s1}-AE02,{t2},tingle,2026-01-21,,MILD,N,Y",
+                f"{s3},{s3}-AE01,{t3},headache,2026-01-05,,MILD,N,N",  # line 4: pre-consent
+            ],
+            f"{d1}visits.csv": [
+                VISITS,
+                f"{s1},{scr},2026-01-12,DONE",
+                f"{s1},{bl},2026-01-19,DONE",
+                f"{s1},{v1},,MISSED",
+                f"{s3},{scr},2026-01-02,DONE",  # line 5: before consent 2026-01-12
+                f"{s2},{scr},2026-01-12,DONE",
+            ],
+            f"{d1}hdss.csv": [HDSS, f"{s1},{bl},3", f"{s1},{v1},2"],  # line 3: MISSED
+            f"{d1}devices.csv": [
+                DEVICES,
+                f"{s1},A-00001,{region},2026-01-19,",
+                # line 3: serial still with s1
+                f"{s3},A-00001,{region},2026-01-25,2026-02-01",
+                f"{s2},A-00002,{region},2026-01-19,",
+            ],
+            f"{d1}gravimetry_{c1}_a.csv": [
+                GRAV,
+                self.paper(s1, bl, "L"),
+                self.paper(self.s(9853, self.c4), bl, "L"),  # line 3: in no dm.csv
+                self.paper(s2, scr, "L"),  # line 4: dm row quarantined: kept
+                self.paper(s1, scr, "R", wet="1e400"),  # line 5: not finite
+            ],
+            # another centre
+            f"{self.c2}/2026-02-09/dm.csv": [DM, f"{s1},{c1},2026-01-10,M,2001,N,3"],
+        }
+
+    def second(self) -> dict[str, list[str]]:
+        # The latest ae.csv of c1 is cut to its header: both AEs of s1 stay in force.
+        return {f"{self.d2}ae.csv": [AE]}
 
 
-FIRST = {
-    "C01/2026-02-09/dm.csv": [
-        DM,
-        "C01-0001,C01,2026-01-10,M,2001,N,3",
-        "C01-0002,C01,2026-01-10,X,1990,Y,4",  # line 3: sex X, quarantined by the reader
-        "C01-0003,C01,2026-01-12,F,1985,N,3",
-    ],
-    "C01/2026-02-09/ae.csv": [
-        AE,
-        "C01-0001,C01-0001-AE01,ITCHING,itch,2026-01-20,,MILD,N,Y",
-        "C01-0001,C01-0001-AE02,TINGLING,tingle,2026-01-21,,MILD,N,Y",
-        "C01-0003,C01-0003-AE01,HEADACHE,headache,2026-01-05,,MILD,N,N",  # line 4: pre-consent
-    ],
-    "C01/2026-02-09/visits.csv": [
-        VISITS,
-        "C01-0001,SCR,2026-01-12,DONE",
-        "C01-0001,BL,2026-01-19,DONE",
-        "C01-0001,W1,,MISSED",
-        "C01-0003,SCR,2026-01-02,DONE",  # line 5: before consent 2026-01-12
-        "C01-0002,SCR,2026-01-12,DONE",
-    ],
-    "C01/2026-02-09/hdss.csv": [HDSS, "C01-0001,BL,3", "C01-0001,W1,2"],  # line 3: MISSED
-    "C01/2026-02-09/devices.csv": [
-        DEVICES,
-        "C01-0001,A-00001,PALM,2026-01-19,",
-        "C01-0003,A-00001,PALM,2026-01-25,2026-02-01",  # line 3: serial still with C01-0001
-        "C01-0002,A-00002,PALM,2026-01-19,",
-    ],
-    "C01/2026-02-09/gravimetry_C01_a.csv": [
-        GRAV,
-        paper("C01-0001", "BL", "L"),
-        paper("C04-9853", "BL", "L"),  # line 3: in no dm.csv
-        paper("C01-0002", "SCR", "L"),  # line 4: dm row quarantined: kept
-        paper("C01-0001", "SCR", "R", wet="1e400"),  # line 5: not finite
-    ],
-    "C02/2026-02-09/dm.csv": [DM, "C01-0001,C01,2026-01-10,M,2001,N,3"],  # another centre
-}
-SECOND = {
-    # The latest ae.csv of C01 is cut to its header: both AEs of C01-0001 stay in force.
-    "C01/2026-03-09/ae.csv": [AE],
-}
+@pytest.fixture(params=EXAMPLE_STUDIES, ids=list(EXAMPLE_STUDIES))
+def tree(request: pytest.FixtureRequest) -> Tree:
+    """The small tree of each example study, its contracts bound."""
+    study = load_study(request.param)
+    use_study(study)
+    return Tree(study)
 
 
 def write_tree(root: Path, files: dict[str, list[str]]) -> None:
@@ -92,15 +145,21 @@ def write_tree(root: Path, files: dict[str, list[str]]) -> None:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.fixture
-def resolved(tmp_path: Path) -> dict[str, pl.DataFrame]:
-    raw = tmp_path / "raw"
-    write_tree(raw, {**FIRST, **SECOND})
+def _resolve(raw: Path, study: Study, scratch: Path) -> dict[str, pl.DataFrame]:
     manifest = scan_raw(raw)
     keys = manifest_delivery_keys(manifest)
-    frames = [read_delivery_folder(raw, f, SEALED) for f in keys["folder"]]
-    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    sealed = sealed_signature(study)
+    frames = [read_delivery_folder(raw, f, sealed) for f in keys["folder"]]
+    tolerance = study.current_tolerance_pct
+    out = resolve_raw_datasets(manifest, frames, raw, tolerance, scratch)
     return {name: frame for name, frame in out.items() if isinstance(frame, pl.DataFrame)}
+
+
+@pytest.fixture
+def resolved(tree: Tree, tmp_path: Path) -> dict[str, pl.DataFrame]:
+    raw = tmp_path / "raw"
+    write_tree(raw, {**tree.first(), **tree.second()})
+    return _resolve(raw, tree.study, tmp_path / "scratch")
 
 
 def at(frame: pl.DataFrame, code_col: str, code: str) -> list[tuple[str, int | None]]:
@@ -128,26 +187,30 @@ def test_every_rule_is_declared_with_severity_and_fix() -> None:
         assert rules.rule(code).severity == FINDING, code
 
 
-def test_blocking_rules_quarantine_with_file_and_line(resolved: dict[str, pl.DataFrame]) -> None:
+def test_blocking_rules_quarantine_with_file_and_line(
+    resolved: dict[str, pl.DataFrame], tree: Tree
+) -> None:
     q = resolved["quarantine"]
-    c01 = "C01/2026-02-09/"
-    assert at(q, "reason_code", "UNKNOWN_SUBJECT") == [(c01 + "gravimetry_C01_a.csv", 3)]
-    assert at(q, "reason_code", "NON_FINITE") == [(c01 + "gravimetry_C01_a.csv", 5)]
-    assert at(q, "reason_code", "VISIT_BEFORE_CONSENT") == [(c01 + "visits.csv", 5)]
-    assert at(q, "reason_code", "AE_BEFORE_CONSENT") == [(c01 + "ae.csv", 4)]
-    assert at(q, "reason_code", "VISIT_NOT_DONE") == [(c01 + "hdss.csv", 3)]
+    d1, c1 = tree.d1, tree.c1
+    assert at(q, "reason_code", "UNKNOWN_SUBJECT") == [(f"{d1}gravimetry_{c1}_a.csv", 3)]
+    assert at(q, "reason_code", "NON_FINITE") == [(f"{d1}gravimetry_{c1}_a.csv", 5)]
+    assert at(q, "reason_code", "VISIT_BEFORE_CONSENT") == [(d1 + "visits.csv", 5)]
+    assert at(q, "reason_code", "AE_BEFORE_CONSENT") == [(d1 + "ae.csv", 4)]
+    assert at(q, "reason_code", "VISIT_NOT_DONE") == [(d1 + "hdss.csv", 3)]
     assert at(q, "reason_code", "SERIAL_DOUBLE_ASSIGNED") == [
-        (c01 + "devices.csv", 2),
-        (c01 + "devices.csv", 3),
+        (d1 + "devices.csv", 2),
+        (d1 + "devices.csv", 3),
     ]
     # One id in two centres: both dm rows quarantined; the subject stays registered.
     assert at(q, "reason_code", "SUBJECT_IN_TWO_CENTRES") == [
-        (c01 + "dm.csv", 2),
-        ("C02/2026-02-09/dm.csv", 2),
+        (d1 + "dm.csv", 2),
+        (f"{tree.c2}/2026-02-09/dm.csv", 2),
     ]
     unknown = q.filter(pl.col("reason_code") == "UNKNOWN_SUBJECT").row(0, named=True)
-    assert unknown["raw_text"].startswith("C04-9853,BL,PALM,L")
-    assert "C04-9853" in unknown["message"] and "fix:" in unknown["message"]
+    stranger = tree.s(9853, tree.c4)
+    region = tree.study.primary_region.code
+    assert unknown["raw_text"].startswith(f"{stranger},{tree.study.baseline_visit},{region},L")
+    assert stranger in unknown["message"] and "fix:" in unknown["message"]
 
 
 def test_the_subject_rules_judge_every_dataset_whose_contract_names_a_subject() -> None:
@@ -188,13 +251,13 @@ schema:
 
 
 def test_a_new_format_with_subject_rows_is_judged_with_no_other_edit(
-    resolved: dict[str, pl.DataFrame], tmp_path: Path
+    resolved: dict[str, pl.DataFrame], tree: Tree, tmp_path: Path
 ) -> None:
     diary_rows = pl.DataFrame(
         {
-            "subject_id": ["C01-0003", "C09-0001"],
+            "subject_id": [tree.s(3), tree.s(1, tree.c4)],
             "entry": ["slept well", "who?"],
-            "source_file": ["C01/2026-02-09/diary.csv"] * 2,
+            "source_file": [tree.d1 + "diary.csv"] * 2,
             "source_line": [2, 3],
         }
     )
@@ -211,9 +274,9 @@ def test_a_new_format_with_subject_rows_is_judged_with_no_other_edit(
     checked = apply_trial_rules(
         {**kept, "diary": diary_rows}, resolved["quarantine"], tmp_path, names
     )
-    assert checked.datasets["diary"]["subject_id"].to_list() == ["C01-0003"]
+    assert checked.datasets["diary"]["subject_id"].to_list() == [tree.s(3)]
     blocked = checked.quarantine.filter(pl.col("dataset") == "diary")
-    assert at(blocked, "reason_code", "UNKNOWN_SUBJECT") == [("C01/2026-02-09/diary.csv", 3)]
+    assert at(blocked, "reason_code", "UNKNOWN_SUBJECT") == [(tree.d1 + "diary.csv", 3)]
     # Not registered, its rows are not judged.
     unjudged = apply_trial_rules(
         {**kept, "diary": diary_rows}, resolved["quarantine"], tmp_path, subject_datasets()
@@ -221,44 +284,42 @@ def test_a_new_format_with_subject_rows_is_judged_with_no_other_edit(
     assert unjudged.datasets["diary"].height == 2
 
 
-def test_no_blocked_row_reaches_a_dataset(resolved: dict[str, pl.DataFrame]) -> None:
+def test_no_blocked_row_reaches_a_dataset(resolved: dict[str, pl.DataFrame], tree: Tree) -> None:
     papers = resolved["gravimetry"]
-    assert "C04-9853" not in papers["subject_id"].to_list()
+    assert tree.s(9853, tree.c4) not in papers["subject_id"].to_list()
     # Kept: the paper of the subject whose dm row is quarantined (the subject exists).
-    assert papers.filter(pl.col("subject_id") == "C01-0002").height == 1
+    assert papers.filter(pl.col("subject_id") == tree.s(2)).height == 1
     assert papers.height == 2
-    assert resolved["visits"].filter(pl.col("subject_id") == "C01-0003").height == 0
-    assert resolved["hdss"]["visit"].to_list() == ["BL"]
-    assert resolved["devices"]["subject_id"].to_list() == ["C01-0002"]
-    assert resolved["dm"]["subject_id"].to_list() == ["C01-0003"]
+    assert resolved["visits"].filter(pl.col("subject_id") == tree.s(3)).height == 0
+    assert resolved["hdss"]["visit"].to_list() == [tree.study.baseline_visit]
+    assert resolved["devices"]["subject_id"].to_list() == [tree.s(2)]
+    assert resolved["dm"]["subject_id"].to_list() == [tree.s(3)]
 
 
 def test_shrinking_snapshot_keeps_earlier_rows_with_a_finding(
-    resolved: dict[str, pl.DataFrame],
+    resolved: dict[str, pl.DataFrame], tree: Tree
 ) -> None:
     ae = resolved["ae"]
-    assert sorted(ae["ae_id"]) == ["C01-0001-AE01", "C01-0001-AE02"]
-    assert set(ae["source_file"]) == {"C01/2026-02-09/ae.csv"}
+    s1 = tree.s(1)
+    assert sorted(ae["ae_id"]) == [f"{s1}-AE01", f"{s1}-AE02"]
+    assert set(ae["source_file"]) == {tree.d1 + "ae.csv"}
     found = resolved["integrity_findings"].filter(pl.col("finding") == "SNAPSHOT_ROW_MISSING")
     # Each missing row is named (line 4, before consent, is then quarantined too).
     assert at(found, "finding", "SNAPSHOT_ROW_MISSING") == [
-        ("C01/2026-02-09/ae.csv", 2),
-        ("C01/2026-02-09/ae.csv", 3),
-        ("C01/2026-02-09/ae.csv", 4),
+        (tree.d1 + "ae.csv", 2),
+        (tree.d1 + "ae.csv", 3),
+        (tree.d1 + "ae.csv", 4),
     ]
-    assert all("C01/2026-03-09/ae.csv" in d for d in found["detail"])
+    assert all(tree.d2 + "ae.csv" in d for d in found["detail"])
 
 
-def test_a_later_snapshot_with_the_row_settles_it(tmp_path: Path) -> None:
+def test_a_later_snapshot_with_the_row_settles_it(tree: Tree, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    third = {"C01/2026-04-06/ae.csv": FIRST["C01/2026-02-09/ae.csv"]}
-    write_tree(raw, {**FIRST, **SECOND, **third})
-    manifest = scan_raw(raw)
-    frames = [
-        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
-    ]
-    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
-    assert set(out["ae"]["source_file"]) == {"C01/2026-04-06/ae.csv"}
+    first = tree.first()
+    third = {f"{tree.c1}/2026-04-06/ae.csv": first[tree.d1 + "ae.csv"]}
+    write_tree(raw, {**first, **tree.second(), **third})
+    out = _resolve(raw, tree.study, tmp_path / "scratch")
+    assert set(out["ae"]["source_file"]) == {f"{tree.c1}/2026-04-06/ae.csv"}
     assert out["integrity_findings"].filter(pl.col("dataset") == "ae").height == 0
 
 
@@ -414,24 +475,23 @@ def test_a_bad_repeat_in_a_later_vendor_a_export_is_blamed_not_the_good_one(
     ]
 
 
-def test_an_unreadable_latest_snapshot_keeps_the_earlier_rows(tmp_path: Path) -> None:
+def test_an_unreadable_latest_snapshot_keeps_the_earlier_rows(tree: Tree, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    write_tree(raw, {"C01/2026-02-09/dm.csv": FIRST["C01/2026-02-09/dm.csv"]})
-    write_tree(raw, {"C01/2026-02-09/ae.csv": FIRST["C01/2026-02-09/ae.csv"][:3]})
-    latest = raw / "C01/2026-03-09/ae.csv"
+    first, d1, s1 = tree.first(), tree.d1, tree.s(1)
+    write_tree(raw, {d1 + "dm.csv": first[d1 + "dm.csv"]})
+    write_tree(raw, {d1 + "ae.csv": first[d1 + "ae.csv"][:3]})
+    latest = raw / tree.d2 / "ae.csv"
     latest.parent.mkdir(parents=True)
-    latest.write_bytes(AE.encode() + b"\nC01-0001,C01-0001-AE01,ITCHING,\xff\xfe,2026-01-20\n")
-    manifest = scan_raw(raw)
-    frames = [
-        read_delivery_folder(raw, f, SEALED) for f in manifest_delivery_keys(manifest)["folder"]
-    ]
-    out = resolve_raw_datasets(manifest, frames, raw, 10.0, tmp_path / "scratch")
+    term = tree.study.codelists.ae_term[0]
+    latest.write_bytes(
+        AE.encode() + f"\n{s1},{s1}-AE01,{term},".encode() + b"\xff\xfe,2026-01-20\n"
+    )
+    out = _resolve(raw, tree.study, tmp_path / "scratch")
     ae, found = out["ae"], out["integrity_findings"]
-    assert isinstance(ae, pl.DataFrame) and isinstance(found, pl.DataFrame)
-    assert sorted(ae["ae_id"]) == ["C01-0001-AE01", "C01-0001-AE02"]
-    assert at(found, "finding", "SNAPSHOT_UNREADABLE") == [("C01/2026-03-09/ae.csv", None)]
+    assert sorted(ae["ae_id"]) == [f"{s1}-AE01", f"{s1}-AE02"]
+    assert at(found, "finding", "SNAPSHOT_UNREADABLE") == [(tree.d2 + "ae.csv", None)]
     assert at(found, "finding", "SNAPSHOT_ROW_MISSING") == [
-        ("C01/2026-02-09/ae.csv", 2),
-        ("C01/2026-02-09/ae.csv", 3),
+        (d1 + "ae.csv", 2),
+        (d1 + "ae.csv", 3),
     ]
     assert "not readable" in found.filter(finding="SNAPSHOT_ROW_MISSING")["detail"][0]

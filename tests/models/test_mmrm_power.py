@@ -6,14 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from study import EXAMPLE_STUDIES, Study, load_study
+from study import Study, load_study
 from trial.models.mmrm import fit_design, fit_mmrm
 from trial.models.power import simulate_power, simulate_trial, true_contrasts
-
-
-@pytest.fixture(scope="module", params=EXAMPLE_STUDIES)
-def study(request: pytest.FixtureRequest) -> Study:
-    return load_study(request.param)
 
 
 def test_true_contrasts_from_config() -> None:
@@ -57,6 +52,7 @@ def test_power_table_shape_and_sequence(study: Study) -> None:
     assert table.height == 2 * len(primary)
     assert table.get_column("hypothesis").to_list() == primary * 2
     assert table.get_column("power").is_between(0.0, 1.0).all()
+    assert table.get_column("alpha").unique().to_list() == [study.alpha]
     assert (table["power_sequential"] <= table["power"]).all()
     h1 = table.filter(pl.col("hypothesis") == "H1")
     assert (h1["power_sequential"] == h1["power"]).all()

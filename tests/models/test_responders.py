@@ -241,14 +241,14 @@ R_RESPONDERS = """
 options(digits = 15)
 args <- commandArgs(TRUE)
 d <- read.csv(args[1])
-ref <- args[2]
-arm <- args[3]
-d$arm <- factor(d$arm, c(ref, arm))
+ref_arm <- args[2]
+trt_arm <- args[3]
+d$arm <- factor(d$arm, c(ref_arm, trt_arm))
 d$centre <- factor(d$centre)
 fit <- glm(resp ~ arm + centre, family = binomial, data = d)
-s <- summary(fit)$coefficients[paste0("arm", arm), ]
+s <- summary(fit)$coefficients[paste0("arm", trt_arm), ]
 cat(exp(s[["Estimate"]]), s[["Pr(>|z|)"]], "\\n")
-tab <- xtabs(~ factor(arm, c(arm, ref)) + factor(resp, c(1, 0)) + centre, d)
+tab <- xtabs(~ factor(arm, c(trt_arm, ref_arm)) + factor(resp, c(1, 0)) + centre, d)
 mh <- mantelhaen.test(tab, correct = FALSE, conf.level = as.numeric(args[4]))
 cat(mh$estimate, mh$conf.int, mh$statistic, mh$p.value, "\\n")
 """

@@ -3,16 +3,23 @@
 Deterministic (fixed seed). Numbers are chosen so that tests can hand-compute summaries:
 the exact content is fixed by ``make_tables``; tests recompute what they check from these
 frames, never from the report.
+
+Built from the study it is given (arms and reference, centres, visits and windows, primary
+visit, regions, strata, age groups, phases, vendors, AE terms): the same trial for ION-301
+and ION-302. Its planted events are named by position in the design (:class:`Design`), so a
+test states them for either study.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from study import Study
 from trial.derive.ae import code_events
@@ -22,14 +29,102 @@ from trial.models.device import device_summary
 from trial.models.multiplicity import fixed_sequence_from_results
 from trial.models.result import ModelResult, write_result
 from trial.models.safety import safety_summary
+from trial.models.secondary import NOT_APPLICABLE_NOTE, PLANTAR_NAME
+from trial.models.tidy import empty_estimates
 
+DEVICE_A = "vendor_a_sessions"
 N_PER_CENTRE = 9
 N_SCREEN_FAIL = 4
+NO_SESSION = 5
+"""Randomised subject index (in centre order) with no treatment session."""
+WITHDRAWN_AE = 7
+"""Randomised subject index that withdrew for an adverse event after the early visits."""
+LOST = 11
+"""Randomised subject index lost to follow-up after baseline (no post-baseline value)."""
+LATE = 4
+"""Randomised subject index whose :attr:`Design.late_visit` is out of window."""
+LATE_BY = 3
+"""Days beyond the window of that late visit."""
+SKIPS_EVERY = 6
+"""Randomised subjects with ``index % SKIPS_EVERY == 1`` missed :attr:`Design.skipped_visit`."""
 
 
-def _arms_for(n: int, study: Study) -> list[str]:
+@dataclass(frozen=True)
+class Design:
+    """Where the synthetic trial plants its events in a study's schedule.
+
+    ``skipped_visit``: the last model visit before the primary one (missed by every sixth
+    subject, so the primary visit stays observed); ``withdrawn_visits``: the visits the
+    subject withdrawn for an AE attended (those before the skipped visit); ``late_visit``:
+    the second post-baseline visit, out of its window for subject :data:`LATE`;
+    ``hdss_improved_visits``: the model visits from the primary on, where every other subject
+    improves by two HDSS points (elsewhere by one)."""
+
+    screening_visit: str
+    baseline_visit: str
+    skipped_visit: str
+    withdrawn_visits: tuple[str, ...]
+    late_visit: str
+    hdss_improved_visits: tuple[str, ...]
+
+
+def design(study: Study) -> Design:
+    """The :class:`Design` of ``study``'s schedule."""
+    codes = study.visit_codes
+    model = study.model_visits
+    primary = model.index(study.primary_visit)
+    skipped = model[primary - 1]
+    post = codes[codes.index(study.baseline_visit) + 1 :]
+    return Design(
+        screening_visit=study.screening_visit.code,
+        baseline_visit=study.baseline_visit,
+        skipped_visit=skipped,
+        withdrawn_visits=tuple(codes[: codes.index(skipped)]),
+        late_visit=post[1],
+        hdss_improved_visits=tuple(model[primary:]),
+    )
+
+
+def arm_of(k: int, study: Study) -> str:
+    """The arm of randomised subject ``k`` (index in centre order): the arms in turn, shifted
+    by one every second round, so that no other pattern of the trial (every second or fourth
+    subject: sex, strata, session days) lines up with the arm when there are two arms."""
     codes = study.arm_codes
-    return [codes[i % len(codes)] for i in range(n)]
+    n = len(codes)
+    return codes[(k + k // (2 * n)) % n]
+
+
+def screening_hdss(k: int, study: Study) -> int:
+    """Screening HDSS of subject ``k``: the highest score of the top stratum every fourth
+    subject, else the highest score of the stratum below (both strata occur)."""
+    top: dict[str, int] = {}
+    for score, code in sorted(study.stratum_levels.items()):
+        top[code] = score
+    highest = [top[c] for c in study.stratum_codes]
+    return highest[-1] if k % 4 == 0 else highest[-2]
+
+
+def age_group(age: int, study: Study) -> str:
+    """The configured age group (``models.age_groups``) holding ``age``."""
+    return next(g.label for g in study.models.age_groups if g.min <= age <= g.max)
+
+
+def vendor_of(k: int, study: Study) -> str:
+    """Device vendor of subject ``k``: B every fifth subject where the study has vendor B
+    devices (``simulation.vendor_b_share``), else A."""
+    return "B" if study.simulation.vendor_b_share > 0 and k % 5 == 0 else "A"
+
+
+def phase_of(session: int, study: Study) -> str:
+    """Treatment phase of a subject's ``session``-th session (from 0): the treated phases in
+    turn, each for its planned sessions; any later session in the last treated phase."""
+    treated = [p for p in study.treatment.phases if p.sessions_per_week > 0]
+    end = 0
+    for phase in treated:
+        end += phase.planned_sessions
+        if session < end:
+            return phase.name
+    return treated[-1].name
 
 
 def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.DataFrame]:
@@ -41,9 +136,8 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
     for c in centres:
         for i in range(N_PER_CENTRE):
             subjects.append({"subject_id": f"{c}-{i + 1:04d}", "centre_id": c})
-    arms = _arms_for(len(subjects), study)
-    for s, a in zip(subjects, arms, strict=True):
-        s["arm"] = a
+    for k, s in enumerate(subjects):
+        s["arm"] = arm_of(k, study)
     fails = [
         {"subject_id": f"{centres[k % len(centres)]}-{90 + k:04d}", "centre_id": centres[0]}
         for k in range(N_SCREEN_FAIL)
@@ -53,15 +147,19 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         f["arm"] = None
 
     criteria = study.eligibility.criteria
+    age_low, age_high = study.eligibility.age_range
+    every_subject_plantar = study.simulation.plantar_share >= 1.0
+    induction_sessions = study.induction_phase.planned_sessions
     rows = []
     start = dt.date(2026, 1, 12)
     for k, s in enumerate(subjects + fails):
         is_fail = s["arm"] is None
-        age = int(12 + (k * 7) % 54)
+        age = age_low + (k * 7) % (age_high - age_low + 1)
+        hdss = screening_hdss(k, study)
         consent = start + dt.timedelta(days=k)
         bl = consent + dt.timedelta(days=10)
-        n_sessions = 0 if k == 5 else 18 + (k // 3) % 3
-        withdrawn = k in (7, 11)
+        n_sessions = 0 if k == NO_SESSION else 18 + (k // 3) % 3
+        withdrawn = k in (WITHDRAWN_AE, LOST)
         rows.append(
             {
                 "STUDYID": study.study_id,
@@ -69,10 +167,10 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 "centre_id": s["centre_id"],
                 "sex": "F" if k % 2 == 0 else "M",
                 "age": age,
-                "age_group": "12-17" if age <= 17 else ("18-40" if age <= 40 else "41-65"),
-                "plantar_involved": "Y" if (k // 3) % 2 == 0 else "N",
-                "hdss_screening": 3 if k % 4 else 4,
-                "stratum": "HDSS3" if k % 4 else "HDSS4",
+                "age_group": age_group(age, study),
+                "plantar_involved": "Y" if every_subject_plantar or (k // 3) % 2 == 0 else "N",
+                "hdss_screening": hdss,
+                "stratum": study.stratum_levels[hdss],
                 "consent_date": consent,
                 "bl_date": None if is_fail else bl,
                 "screen_failure": is_fail,
@@ -80,20 +178,30 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 "eligibility_reasons": criteria[k % 3] if is_fail else ("AGE" if k == 3 else None),
                 "RANDFL": "N" if is_fail else "Y",
                 "SAFFL": "N" if is_fail or n_sessions == 0 else "Y",
-                "FASFL": "N" if is_fail or n_sessions == 0 or k == 11 else "Y",
-                "PPFL": "N" if is_fail or n_sessions == 0 or k in (3, 7, 11) else "Y",
+                "FASFL": "N" if is_fail or n_sessions == 0 or k == LOST else "Y",
+                "PPFL": "N" if is_fail or n_sessions == 0 or k in (3, WITHDRAWN_AE, LOST) else "Y",
                 "disposition_status": "WITHDRAWN"
                 if is_fail or withdrawn
                 else ("COMPLETED" if k % 5 else "ONGOING"),
                 "disposition_reason": "SCREEN_FAILURE"
                 if is_fail
-                else ("ADVERSE_EVENT" if k == 7 else ("LOST_TO_FOLLOW_UP" if k == 11 else None)),
+                else (
+                    "ADVERSE_EVENT"
+                    if k == WITHDRAWN_AE
+                    else ("LOST_TO_FOLLOW_UP" if k == LOST else None)
+                ),
                 "disposition_date": consent + dt.timedelta(days=1)
                 if is_fail
-                else (bl + dt.timedelta(days=16 if k == 7 else 2) if withdrawn else None),
+                else (
+                    bl + dt.timedelta(days=16 if k == WITHDRAWN_AE else 2) if withdrawn else None
+                ),
                 "n_sessions": 0 if is_fail else n_sessions,
                 "n_sessions_completed": 0 if is_fail else max(n_sessions - 1, 0),
-                "n_induction_sessions_adequate": 0 if is_fail else min(n_sessions, 12) - (k % 2),
+                "n_induction_sessions_adequate": 0
+                if is_fail
+                else min(n_sessions, induction_sessions)
+                - (k % 2)
+                - (induction_sessions // 2 if k % 7 == 3 else 0),  # not adherent
                 "arm": s["arm"],
             }
         )
@@ -105,16 +213,21 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
 
     effect = {code: -1.0 - 0.3 * i for i, code in enumerate(study.arm_codes)}
     frac = study.simulation.effect_fraction_by_visit
+    plan = design(study)
     sweat_rows = []
     hdss_rows = []
     randomised = adsl.filter(pl.col("RANDFL") == "Y").to_dicts()
     for k, s in enumerate(randomised):
-        if s["subject_id"] == randomised[11]["subject_id"]:
-            visits_done = ["SCR", "BL"]
-        elif s["subject_id"] == randomised[7]["subject_id"]:
-            visits_done = ["SCR", "BL", "W1", "W2"]
+        if k == LOST:
+            visits_done = [plan.screening_visit, plan.baseline_visit]
+        elif k == WITHDRAWN_AE:
+            visits_done = list(plan.withdrawn_visits)
         else:
-            visits_done = [v for v in study.visit_codes if not (k % 6 == 1 and v == "W3")]
+            visits_done = [
+                v
+                for v in study.visit_codes
+                if not (k % SKIPS_EVERY == 1 and v == plan.skipped_visit)
+            ]
         for region in study.regions:
             if region.requires_involvement and s["plantar_involved"] != "Y":
                 continue
@@ -125,11 +238,12 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 week = visit.week
                 f = float(frac.get(visit.code, 0.0))
                 aval = base + effect[str(s["arm"])] * f + float(rng.normal(0, 0.3))
-                if visit.code == "SCR":
+                if visit.code == plan.screening_visit:
                     aval = base + float(rng.normal(0, 0.1))
-                if visit.code == "BL":
+                if visit.code == plan.baseline_visit:
                     aval = base
-                ady = visit.target_day + (5 if (k == 4 and visit.code == "W2") else 0)
+                late = k == LATE and visit.code == plan.late_visit
+                ady = visit.target_day + (int(visit.window_days or 0) + LATE_BY if late else 0)
                 oow = visit.window_days is not None and abs(ady - visit.target_day) > (
                     visit.window_days
                 )
@@ -149,10 +263,12 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                         "n_sides": 2,
                         "BASE": base,
                         "BASE_VISIT": study.baseline_visit,
-                        "CHG": None if visit.code == "SCR" else aval - base,
-                        "PCHG": None if visit.code == "SCR" else 100 * (math.exp(aval - base) - 1),
+                        "CHG": None if visit.code == plan.screening_visit else aval - base,
+                        "PCHG": None
+                        if visit.code == plan.screening_visit
+                        else 100 * (math.exp(aval - base) - 1),
                         "ABLFL": "Y" if visit.code == study.baseline_visit else None,
-                        "ANL01FL": None if visit.code == "SCR" else "Y",
+                        "ANL01FL": None if visit.code == plan.screening_visit else "Y",
                         "out_of_window": oow,
                     }
                 )
@@ -160,8 +276,9 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         for vi, visit in enumerate(study.visits):
             if visit.code not in visits_done:
                 continue
-            drop = 2 if (visit.code in ("W4", "W8", "W12") and k % 2 == 0) else 1
-            aval_h = hbase if visit.code in ("SCR", "BL") else max(1, hbase - drop)
+            drop = 2 if (visit.code in plan.hdss_improved_visits and k % 2 == 0) else 1
+            unchanged = visit.code in (plan.screening_visit, plan.baseline_visit)
+            aval_h = hbase if unchanged else max(1, hbase - drop)
             hdss_rows.append(
                 {
                     "subject_id": s["subject_id"],
@@ -169,7 +286,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                     "AVISITN": vi,
                     "AVAL": aval_h,
                     "BASE": hbase,
-                    "CHG": None if visit.code == "SCR" else aval_h - hbase,
+                    "CHG": None if visit.code == plan.screening_visit else aval_h - hbase,
                     "ABLFL": "Y" if visit.code == study.baseline_visit else None,
                     "out_of_window": False,
                 }
@@ -177,7 +294,7 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
     adsweat = pl.DataFrame(sweat_rows)
     adhdss = pl.DataFrame(hdss_rows)
 
-    terms = ["TINGLING", "ITCHING", "DRY_MOUTH", "ERYTHEMA", "HEADACHE"]
+    terms = ae_terms(study)
     severities = ["MILD", "MODERATE", "SEVERE"]
     related = ["Y", "N", "POSSIBLE"]
     ae_rows = []
@@ -208,6 +325,8 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
 
     dev_rows = []
     for k, s in enumerate(randomised):
+        vendor = vendor_of(k, study)
+        serial = f"{vendor}-{k:05d}"
         for n in range(int(s["n_sessions"])):
             aborted = n == 0 and k % 4 == 0
             fault = "E03" if aborted and k % 8 == 0 else None
@@ -217,9 +336,9 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
             duration = 600 if aborted else 1200
             dev_rows.append(
                 {
-                    "device_serial": f"A-{k:05d}",
-                    "vendor": "A" if k % 5 else "B",
-                    "session_key": f"A-{k:05d}#{n + 1}",
+                    "device_serial": serial,
+                    "vendor": vendor,
+                    "session_key": f"{serial}#{n + 1}",
                     "start_utc": start_utc,
                     "end_utc": start_utc + dt.timedelta(seconds=duration),
                     "duration_s": float(duration),
@@ -234,11 +353,11 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                     "within_tolerance_share": None if k % 5 else 0.95,
                     "clock_reset": k == 2 and n == 0,
                     "n_duplicate_events": 0,
-                    "source_files": [f"{s['centre_id']}/2026-02-09/ionto-a_A-{k:05d}.csv"],
+                    "source_files": [device_file(str(s["centre_id"]), vendor, serial)],
                     "subject_id": s["subject_id"],
-                    "region": "PALM",
+                    "region": study.primary_region.code,
                     "study_day": 1 + 2 * n,
-                    "phase": "induction" if n < 12 else "maintenance",
+                    "phase": phase_of(n, study),
                     "adequate": not aborted,
                 }
             )
@@ -257,13 +376,16 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
         [addev.drop("subject_id", "region", "study_day", "phase", "adequate"), unmatched]
     )
 
+    first, second, third = centres[0], centres[1], centres[2]
+    # A device file that is not UTF-8, of vendor B where the study has such devices.
+    vendor = vendor_of(0, study)
     quarantine = pl.DataFrame(
         {
-            "dataset": ["gravimetry", "dm", "vendor_b_events"],
+            "dataset": ["gravimetry", "dm", "vendor_b_events" if vendor == "B" else DEVICE_A],
             "source_file": [
-                "C01/2026-02-09/gravimetry_C01_20260209.csv",
-                "C02/2026-03-09/dm.csv",
-                "C03/2026-03-09/ionto-b_B-00001_20260301120000.jsonl",
+                gravimetry_file(first),
+                f"{second}/2026-03-09/dm.csv",
+                device_file(third, vendor, f"{vendor}-00001", "2026-03-09"),
             ],
             "source_line": [14, 3, None],
             "field": ["wet_weight", "sex", None],
@@ -273,7 +395,11 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
                 "sex 'X' is not in codelist sex [F, M]",
                 "file is not valid UTF-8",
             ],
-            "raw_text": ["C01-0001,W1,PALM,L,...", "C02-0009,C02,...", ""],
+            "raw_text": [
+                f"{first}-0001,{plan.late_visit},{study.primary_region.code},{study.sides[0]},...",
+                f"{second}-0009,{second},...",
+                "",
+            ],
         },
         schema_overrides={"source_line": pl.Int64},
     )
@@ -300,10 +426,33 @@ def make_tables(study: Study, *, blinded: bool, seed: int = 7) -> dict[str, pl.D
     return tables
 
 
+def ae_terms(study: Study) -> list[str]:
+    """The five AE terms the synthetic events carry: the study's first coded terms."""
+    other = study.ae_coding.other_term if study.ae_coding is not None else None
+    return [t for t in study.codelist("ae_term") if t != other][:5]
+
+
+def gravimetry_file(centre: str) -> str:
+    """The gravimetry file of ``centre``'s first delivery (a quarantined row's source)."""
+    return f"{centre}/2026-02-09/gravimetry_{centre}_20260209.csv"
+
+
+def device_file(centre: str, vendor: str, serial: str, delivery: str = "2026-02-09") -> str:
+    """A device log file name as the vendor writes it, in ``centre``'s ``delivery``."""
+    if vendor == "B":
+        return f"{centre}/{delivery}/ionto-b_{serial}_20260201120000.jsonl"
+    return f"{centre}/{delivery}/ionto-a_{serial}_20260201.csv"
+
+
 def randomisation(study: Study) -> pl.DataFrame:
     """The sealed list of the synthetic trial (what an unblinded run would read)."""
     adsl = make_tables(study, blinded=False)["adsl"]
     return adsl.filter(pl.col("RANDFL") == "Y").select("subject_id", "arm")
+
+
+def _t(study: Study) -> float:
+    """The t quantile of the synthetic models' intervals (df 80) at the study's alpha."""
+    return float(stats.t.ppf(1 - study.alpha / 2, 80))
 
 
 def _contrast_rows(study: Study, visits: list[str], shift: float) -> list[dict[str, object]]:
@@ -321,8 +470,8 @@ def _contrast_rows(study: Study, visits: list[str], shift: float) -> list[dict[s
                     "df": 80.0,
                     "statistic": est / se,
                     "p_value": 0.02 * i,
-                    "ci_low": est - 1.99 * se,
-                    "ci_high": est + 1.99 * se,
+                    "ci_low": est - _t(study) * se,
+                    "ci_high": est + _t(study) * se,
                 }
             )
     return rows
@@ -354,11 +503,13 @@ def make_models(study: Study) -> dict[str, ModelResult]:
                     "estimate": est,
                     "std_error": 0.09,
                     "df": 80.0,
-                    "ci_low": est - 1.99 * 0.09,
-                    "ci_high": est + 1.99 * 0.09,
+                    "ci_low": est - _t(study) * 0.09,
+                    "ci_high": est + _t(study) * 0.09,
                 }
             )
     contrasts = _contrast_rows(study, visits, 0.0)
+    mmrm = study.models.mmrm
+    fallback = mmrm.fallback[0]  # the synthetic fit took the first fallback structure
     models: dict[str, ModelResult] = {
         "mmrm_primary": ModelResult(
             name="mmrm_primary",
@@ -367,11 +518,11 @@ def make_models(study: Study) -> dict[str, ModelResult]:
                 "n_subjects": 33,
                 "n_observations": 180,
                 "reml_loglik": -120.5,
-                "covariance_structure": "heterogeneous_toeplitz",
+                "covariance_structure": fallback,
                 "converged": True,
             },
             tables={"lsmeans": pl.DataFrame(lsm), "contrasts": pl.DataFrame(contrasts)},
-            notes=["Unstructured covariance did not converge; heterogeneous Toeplitz used."],
+            notes=[f"{mmrm.covariance} covariance did not converge; {fallback} used."],
         )
     }
     for k, name in enumerate(
@@ -409,7 +560,15 @@ def make_models(study: Study) -> dict[str, ModelResult]:
         fit={"converged": True},
         tables={"forest": pl.DataFrame(sub_rows)},
     )
-    for name in ("plantar", "durability"):
+    for name in (PLANTAR_NAME, "durability"):
+        if name == PLANTAR_NAME and study.involvement_region is None:
+            models[name] = ModelResult(
+                name=name,
+                estimates=empty_estimates(),
+                fit={"n_subjects": 0, "converged": False},
+                notes=[NOT_APPLICABLE_NOTE],
+            )
+            continue
         rows = _contrast_rows(study, [study.primary_visit], 0.1)
         models[name] = ModelResult(
             name=name,
@@ -500,6 +659,7 @@ def estimand_models(study: Study, adsl: pl.DataFrame, *, blinded: bool) -> dict[
     if blinded:
         return {NAME: empty}
     rows = []
+    z = float(stats.norm.ppf(1 - study.alpha / 2))  # normal-based intervals at the study's alpha
     for i, arm in enumerate(study.arm_codes[1:], start=1):
         entries = [(PRIMARY_ANALYSIS, "mmrm", "MAR")] + [
             (e.id, e.method, e.imputation) for e in config.estimands
@@ -516,8 +676,8 @@ def estimand_models(study: Study, adsl: pl.DataFrame, *, blinded: bool) -> dict[
                     "contrast": f"{arm}-{study.reference_arm}",
                     "estimate": est,
                     "se": 0.12,
-                    "lci": est - 1.96 * 0.12,
-                    "uci": est + 1.96 * 0.12,
+                    "lci": est - z * 0.12,
+                    "uci": est + z * 0.12,
                     "pvalue": 0.0004 * i,
                     "df": None,
                 }

@@ -33,7 +33,7 @@ def _expected_by_hand(adsl: pl.DataFrame, flag: str, group: str) -> int:
 
 @pytest.mark.parametrize("blinded", [False, True])
 def test_every_stated_n_agrees_on_the_synthetic_trial(
-    blinded: bool, unblinded_data: ReportData, blinded_data: ReportData, unblinded_tables
+    blinded: bool, unblinded_data: ReportData, blinded_data: ReportData, unblinded_tables, study
 ) -> None:
     data = blinded_data if blinded else unblinded_data
     counts = data.count_reconciliation
@@ -46,18 +46,20 @@ def test_every_stated_n_agrees_on_the_synthetic_trial(
     assert rows.filter(pl.col("count").str.contains("N stated in")).height > 0
     if not blinded:
         adsl = unblinded_tables["adsl"]
-        safety = counts.filter((pl.col("set") == "Safety set") & (pl.col("group") == "GLY"))
+        first, last = study.treated_arms[0], study.arm_codes[-1]
+        safety = counts.filter((pl.col("set") == "Safety set") & (pl.col("group") == first))
         assert set(safety["output"]) >= {"Table 14.3.1.1", "Table 14.3.4.2"}
-        assert set(safety["expected"]) == {_expected_by_hand(adsl, "SAFFL", "GLY")}
-        fas = counts.filter((pl.col("output") == "Table 14.2.1") & (pl.col("group") == "OXY"))
-        assert fas["stated"].to_list() == [_expected_by_hand(adsl, "FASFL", "OXY")]
+        assert set(safety["expected"]) == {_expected_by_hand(adsl, "SAFFL", first)}
+        fas = counts.filter((pl.col("output") == "Table 14.2.1") & (pl.col("group") == last))
+        assert fas["stated"].to_list() == [_expected_by_hand(adsl, "FASFL", last)]
 
 
 def test_a_table_built_on_a_subset_is_flagged(study, unblinded_tables, unblinded_results) -> None:
     adsl = unblinded_tables["adsl"]
-    dropped = adsl.filter((pl.col("SAFFL") == "Y") & (pl.col("arm") == "GLY"))["subject_id"][0]
+    arm = study.treated_arms[0]
+    dropped = adsl.filter((pl.col("SAFFL") == "Y") & (pl.col("arm") == arm))["subject_id"][0]
     subset = {**unblinded_tables, "adsl": adsl.filter(pl.col("subject_id") != dropped)}
-    # The safety summary (AE tables' denominators) on all but one GLY safety subject.
+    # The safety summary (AE tables' denominators) on all but one safety subject of the arm.
     results = unblinded_results | {
         "safety": synthetic_trial.safety_and_device(study, subset)["safety"]
     }
@@ -65,11 +67,11 @@ def test_a_table_built_on_a_subset_is_flagged(study, unblinded_tables, unblinded
         unblinded_tables, results, study, RunInfo("2026-11-16", False, "sha256:test", "git test")
     )
     broken = data.count_reconciliation.filter(pl.col("agrees") == "N")
-    expected = _expected_by_hand(adsl, "SAFFL", "GLY")
+    expected = _expected_by_hand(adsl, "SAFFL", arm)
     total = _expected_by_hand(adsl, "SAFFL", TOTAL)
     assert set(broken["output"]) == {"Table 14.3.1.1", "Table 14.3.1.2", "Table 14.3.1.3"}
     assert set(broken.select("group", "stated", "expected").rows()) == {
-        ("GLY", expected - 1, expected),
+        (arm, expected - 1, expected),
         (TOTAL, total - 1, total),
     }
     marked = data.accountability.filter(pl.col("reconciles") == "N")

@@ -55,20 +55,25 @@ def test_masked_codes_consistent_with_the_arms_are_caught(randomisation, study, 
 
 def test_a_column_unrelated_to_the_arms_is_not_flagged(randomisation, study, tmp_path):
     # Centre splits subjects into shared values that each mix arms: no leak.
-    frame = randomisation.select("subject_id", pl.col("subject_id").str.slice(0, 3).alias("site"))
+    site = pl.col("subject_id").str.split("-").list.first().alias("site")
+    frame = randomisation.select("subject_id", site)
+    assert frame["site"].n_unique() == len(study.centres)
     frame.write_parquet(tmp_path / "site.parquet")
     assert scan_for_arm_leaks([tmp_path / "site.parquet"], randomisation, study) == []
 
 
 @pytest.mark.parametrize(
-    "text",
+    "template",
     [
-        "<td>C01-0002</td><td>GLY</td>",
+        "<td>{subject}</td><td>{arm}</td>",
         "Dry mouth: Arm B 3 (25 %)",
-        "Oxybutynin iontophoresis n = 12",
+        "{arm_name} n = 12",
     ],
 )
-def test_arm_tokens_in_text_are_caught(text, randomisation, study, tmp_path):
+def test_arm_tokens_in_text_are_caught(template, randomisation, study, tmp_path):
+    last = study.arms[-1]
+    subject = randomisation["subject_id"][1]
+    text = template.format(subject=subject, arm=last.code, arm_name=last.name)
     path = tmp_path / "report.html"
     path.write_text(f"<html><h1>{study.title}</h1>{text}</html>", encoding="utf-8")
     leaks = scan_for_arm_leaks([path], randomisation, study)
@@ -94,9 +99,10 @@ def test_the_study_title_alone_is_not_a_leak(randomisation, study, tmp_path):
 
 
 def test_dagster_metadata_is_scanned(randomisation, study):
-    clean = {"dagster/row_count": 36, "preview": pl.DataFrame({"visit": ["W1"], "n": [3]})}
+    visit = study.visit_codes[2]
+    clean = {"dagster/row_count": 36, "preview": pl.DataFrame({"visit": [visit], "n": [3]})}
     assert scan_metadata(clean, "adsl", randomisation, study) == []
-    leaky = {"n_by_arm": {"TAP": 12, "GLY": 12}}
+    leaky = {"n_by_arm": dict.fromkeys(study.arm_codes, 12)}
     assert scan_metadata(leaky, "adsl", randomisation, study)
     frame = {"preview": randomisation}
     assert {leak.kind for leak in scan_metadata(frame, "adsl", randomisation, study)} >= {
@@ -112,10 +118,14 @@ def test_files_the_scan_cannot_read_are_reported(randomisation, study, tmp_path)
 
 def test_names_wrapped_over_lines_are_still_found(randomisation, study, tmp_path):
     path = tmp_path / "page.txt"
-    title = study.title.replace(" and ", " and\n    ")
-    path.write_text(f"{title}\n\nOxybutynin\n   iontophoresis: 12", encoding="utf-8")
+    words = study.title.split(" ")
+    title = " ".join(words[:3]) + "\n    " + " ".join(words[3:])
+    name = study.arms[-1].name
+    wrapped = name.replace(" ", "\n   ", 1)
+    assert wrapped != name
+    path.write_text(f"{title}\n\n{wrapped}: 12", encoding="utf-8")
     leaks = scan_for_arm_leaks([path], randomisation, study)
-    assert [leak.detail for leak in leaks] == ["arm name 'Oxybutynin iontophoresis'"]
+    assert [leak.detail for leak in leaks] == [f"arm name '{name}'"]
 
 
 def test_neighbouring_cells_do_not_make_a_masked_label(study: Study) -> None:
@@ -123,7 +133,7 @@ def test_neighbouring_cells_do_not_make_a_masked_label(study: Study) -> None:
     from trial.report.blinding import ArmKnowledge, scan_frame
 
     define = pl.DataFrame({"label": ["Age group", "Sex"], "length": ["7", "1"]})
-    randomisation = pl.DataFrame({"subject_id": ["S1"], "arm": ["TAP"]})
+    randomisation = pl.DataFrame({"subject_id": ["S1"], "arm": [study.reference_arm]})
     arms = ArmKnowledge.from_study(study, randomisation)
     assert scan_frame(define, "define.csv", arms) == []
     assert scan_frame(pl.DataFrame({"label": ["group 7"]}), "x", arms) != []

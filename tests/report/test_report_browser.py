@@ -4,6 +4,9 @@ Skipped, with the reason, where Chromium is not installed (``.ci/run`` installs 
 ``apt-get install -y chromium``). Checks that the report loads with no console or resource
 errors, that the key sections are in the rendered DOM, and that every printed page of the PDF
 carries the blinding label.
+
+The page-label tests print a whole report (seconds each) and check a property of the page
+style, not of the design: they run for ION-301 only. The DOM test runs for each study.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import pytest
 
 from trial.report.pdf import dump_dom, find_chromium, print_to_pdf
 
+one_study = pytest.mark.parametrize("study", ["ion301"], indirect=True)
+"""The page style is the same for every design: printed for one study only."""
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None,
     reason="Chromium is not installed (apt-get install -y chromium); .ci/run installs it",
@@ -72,6 +77,7 @@ def _pages(pdf) -> list[str]:
 
 @needs_chromium
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")
+@one_study
 def test_unblinded_appears_on_every_printed_page(unblinded_html, tmp_path):
     pdf = print_to_pdf(_write(tmp_path, "unblinded", unblinded_html), tmp_path / "u.pdf")
     pages = _pages(pdf)
@@ -82,6 +88,7 @@ def test_unblinded_appears_on_every_printed_page(unblinded_html, tmp_path):
 
 @needs_chromium
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")
+@one_study
 def test_blinded_appears_on_every_printed_page(blinded_html, tmp_path):
     pdf = print_to_pdf(_write(tmp_path, "blinded", blinded_html), tmp_path / "b.pdf")
     pages = _pages(pdf)

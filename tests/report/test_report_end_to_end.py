@@ -1,5 +1,5 @@
-"""End to end on a small simulated trial: simulate, run every asset (blinded and unblinded,
-reports and exports included), then check what the runs wrote.
+"""End to end on a small simulated trial of each example study: simulate, run every asset
+(blinded and unblinded, reports and exports included), then check what the runs wrote.
 
 Slow (two pipeline runs): ``pytest -m slow tests/report/test_report_end_to_end.py``."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from study import example_study_path
 from trial.report.blinding import Leak, scan_for_arm_leaks, scan_metadata
 from trial.report.load import read_model_results, read_tables
 from trial.report.run_info import RunInfo
@@ -27,7 +28,12 @@ def runs(tmp_path_factory, study):
     out, metadata = {}, {}
     for blinded in (True, False):
         folder = root / ("blinded" if blinded else "unblinded")
-        report = run_pipeline(root / "raw", folder, unblind_path=None if blinded else sealed)
+        report = run_pipeline(
+            root / "raw",
+            folder,
+            study_path=example_study_path(Path(study.source).stem),
+            unblind_path=None if blinded else sealed,
+        )
         assert report.success, report.describe()
         out[blinded] = folder
         metadata[blinded] = report.metadata

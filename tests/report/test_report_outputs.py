@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from study import Study
+from trial.estimands.config import estimands_config
 from trial.report.data import ReportData
 from trial.report.html import document, page_css
 from trial.report.investigator_tables import investigator_outputs
@@ -168,6 +169,7 @@ def _assert_no_orphan_pages(pages: list[list[str]]) -> None:
 
 
 @needs_pdf
+@pytest.mark.parametrize("study", ["ion301"], indirect=True)  # hand-made tables: one study
 def test_printed_outputs_leave_no_page_with_a_few_rows(study, tmp_path):
     html = tmp_path / "stress.html"
     html.write_text(_stress_html(study), encoding="utf-8")
@@ -203,7 +205,9 @@ def _cells(tlf: Tlf) -> list[str]:
 
 
 @needs_soffice
-def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_data, tmp_path):
+def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(
+    unblinded_data, study, tmp_path
+):
     outputs = investigator_outputs(unblinded_data)
     special = Tlf(
         number="14.9.9",
@@ -215,9 +219,10 @@ def test_rtf_files_open_in_libreoffice_with_the_numbers_of_the_html(unblinded_da
     )
     names = ("enrolment", "accountability", "contrasts", "ae_soc_pt", "ae_severity")
     chosen = [outputs[k] for k in (*names, "estimands", "ice_counts", "estimand_results")]
-    chosen.append(outputs["estimand_check"])
+    if "estimand_check" in outputs:  # a study whose estimands name a check
+        chosen.append(outputs["estimand_check"])
     chosen.append(special)
-    paths = write_rtf_outputs(chosen, unblinded_data.run, "ION-301", tmp_path / "rtf")
+    paths = write_rtf_outputs(chosen, unblinded_data.run, study.study_id, tmp_path / "rtf")
     assert [p.name for p in paths] == [f"{t.key}.rtf" for t in chosen] + [COMBINED]
     subprocess.run(
         ["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path / "pdf")]
@@ -266,11 +271,19 @@ ESTIMAND_OUTPUTS = {
 }
 
 
+def _estimand_outputs(study: Study) -> dict[str, str]:
+    """The estimand outputs an unblinded report of ``study`` shows: the check (14.2.14) only
+    where an estimand of the study file names one."""
+    checked = any(e.check is not None for e in estimands_config(study).estimands)
+    return {k: n for k, n in ESTIMAND_OUTPUTS.items() if checked or k != "estimand_check"}
+
+
 def test_estimand_and_accountability_outputs_are_numbered_after_the_others(
-    unblinded_data, blinded_data
+    unblinded_data, blinded_data, study
 ):
     outputs = investigator_outputs(unblinded_data)
-    assert {k: outputs[k].number for k in ESTIMAND_OUTPUTS} == ESTIMAND_OUTPUTS
+    expected = _estimand_outputs(study)
+    assert {k: t.number for k, t in outputs.items() if k in ESTIMAND_OUTPUTS} == expected
     assert outputs["accountability"].number == "14.1.3"
     efficacy = [t.number for k, t in outputs.items() if k not in ESTIMAND_OUTPUTS]
     assert all(int(n.split(".")[2]) < 11 for n in efficacy if n.startswith("14.2.")), (
@@ -292,10 +305,10 @@ def test_ice_counts_table_carries_hand_counted_percentages(unblinded_data, study
     adsl_fas = unblinded_data.estimands.ice_counts.select("group", "n_fas").unique()
     n = dict(adsl_fas.iter_rows())
     assert tlf.frame["Intercurrent event"].to_list() == [
-        "Treatment discontinuation (ICE1)",
-        "Rescue treatment for hyperhidrosis (ICE2)",
-    ]
-    for arm in study.arm_codes:  # two subjects with ICE1, one with ICE2 per arm (fixture)
+        f"{rule.name[:1].upper()}{rule.name[1:]} ({ice})"
+        for ice, rule in study.intercurrent_events.items()
+    ]  # ION-301: "Treatment discontinuation (ICE1)", "Rescue treatment ... (ICE2)"
+    for arm in study.arm_codes:  # 2 subjects with discontinuation, 1 with rescue per arm
         column = tlf.frame[f"{arm} (N = {n[arm]})"].to_list()
         assert column == [f"2 ({round(200 / n[arm], 1)})", f"1 ({round(100 / n[arm], 1)})"]
     assert tlf.population.startswith("Full analysis set (N = ")
@@ -304,37 +317,43 @@ def test_ice_counts_table_carries_hand_counted_percentages(unblinded_data, study
 def test_estimand_tables_print_methods_and_strategies_by_name(unblinded_data, study):
     outputs = investigator_outputs(unblinded_data)
     results = outputs["estimand_results"].frame
+    config = estimands_config(study)
     assert "Conditional mean imputation, jackknife SE" in results["Method"].to_list()
-    assert set(results["Missing values"]) == {
-        "Missing at random",
-        "Jump to reference",
-        "Copy reference",
-        "Copy increments in reference",
-    }
+    named = {
+        "MAR": "Missing at random",
+        "JR": "Jump to reference",
+        "CR": "Copy reference",
+        "CIR": "Copy increments in reference",
+    }  # the primary analysis assumes MAR beside each estimand's strategy
+    expected = {named["MAR"]} | {named[e.imputation] for e in config.estimands}
+    assert set(results["Missing values"]) == expected
     assert results["Contrast"][0] == f"{study.arm_codes[1]} vs {study.reference_arm}"
     bold = [results["Estimand"][i] for i in outputs["estimand_results"].emphasis]
-    assert bold and set(bold) == {"E1 (primary)"}
+    primary = next(e.id for e in config.estimands if e.role == "primary")
+    assert bold and set(bold) == {f"{primary} (primary)"}
     definitions = outputs["estimands"].frame
-    assert definitions["Method"][1] == (
-        "Conditional mean imputation, jackknife SE; checked by approximate Bayesian "
-        "multiple imputation"
+    second = config.estimands[1]
+    assert second.method == "condmean-jackknife"
+    assert definitions["Method"][1] == "Conditional mean imputation, jackknife SE" + (
+        "; checked by approximate Bayesian multiple imputation" if second.check else ""
     )
     raw = {"mmrm", "condmean-jackknife", "bayes-approx", "MAR", "JR", "CR", "CIR", "FAS"}
-    for name in ESTIMAND_OUTPUTS:
+    for name in _estimand_outputs(study):
         frame = outputs[name].frame
         for column in frame.columns:
             words = {w.strip("(),;:") for v in frame[column].to_list() for w in v.split()}
             assert not words & raw, (name, column, words & raw)
-    assert outputs["estimand_check"].frame["Agree"].to_list() == ["Yes"] * (
-        len(study.arm_codes) - 1
-    )
+    if "estimand_check" in outputs:
+        agree = outputs["estimand_check"].frame["Agree"].to_list()
+        assert agree == ["Yes"] * len(study.treated_arms)
 
 
 def test_estimands_section_shows_the_numbered_tables_and_withholds_when_blinded(
-    unblinded_html, blinded_html
+    unblinded_html, blinded_html, study
 ):
     for number in ESTIMAND_OUTPUTS.values():
-        assert f"Table {number}</p>" in unblinded_html
+        shown = number in _estimand_outputs(study).values()
+        assert (f"Table {number}</p>" in unblinded_html) == shown, number
     assert "Table 14.2.11</p>" in blinded_html and "Table 14.2.12</p>" in blinded_html
     assert "Table 14.2.13" not in blinded_html and "Table 14.2.14" not in blinded_html
     assert "Estimand results and the tipping-point analysis by arm: withheld" in blinded_html
@@ -392,3 +411,64 @@ def test_estimand_notes_name_methods_and_strategies(unblinded_data):
         "at random imputation of E1-JR data",
         "GLY-TAP: tipping point delta = 1.5",
     ]
+
+
+def test_intervals_are_named_at_the_study_alpha(unblinded_data, study):
+    """ION-302 tests at alpha 0.10: its estimand intervals are 90 % CIs, and its primary MMRM's
+    df method (Kenward-Roger) is the one the footnote names (both were fixed texts)."""
+    tlf = investigator_outputs(unblinded_data)["estimand_results"]
+    ci = f"{100 * (1 - study.alpha):g} % CI"
+    assert ci in tlf.frame.columns and ci == study.ci_label
+    assert [c for c in tlf.frame.columns if c.endswith("% CI")] == [ci]
+    # the column holds the synthetic normal-based interval at that level
+    rows = unblinded_data.estimands.primary_visit
+    assert tlf.frame[ci][0] == f"({rows['lci'][0]:.3f}, {rows['uci'][0]:.3f})"
+    ddf = {"satterthwaite": "Satterthwaite", "kenward_roger": "Kenward-Roger"}
+    assert tlf.footnotes[-1].endswith(f"MMRM intervals use {ddf[study.models.mmrm.ddf]} df.")
+
+
+def test_the_tipping_point_is_drawn_and_noted_at_the_study_alpha(
+    unblinded_data, study, monkeypatch
+):
+    """The tipping-point figure's caption and the analysis note name the study's interval
+    (90 % for ION-302): a hand-made curve where the CI first includes 0 at delta 0.2."""
+    import dataclasses
+
+    import trial.estimands.results as results
+    from trial.report.estimands_section import estimands_html
+
+    arm = study.treated_arms[0]
+    curve = pl.DataFrame(
+        {
+            "arm": [arm] * 3,
+            "contrast": [f"{arm}-{study.reference_arm}"] * 3,
+            "visit": [study.primary_visit] * 3,
+            "delta": [0.0, 0.1, 0.2],
+            "estimate": [-0.5, -0.3, -0.1],
+            "se": [0.1, 0.1, 0.1],
+            "lci": [-0.7, -0.5, -0.3],
+            "uci": [-0.3, -0.1, 0.1],
+            "pvalue": [0.001, 0.01, 0.3],
+            "includes_zero": [False, False, True],
+        }
+    )
+    monkeypatch.setattr(results, "tipping_curve", lambda populations, adice, s: curve)
+    adsl = pl.DataFrame({"subject_id": ["S1"], "arm": [arm]})
+    result = results.tipping_point_result({}, adsl, pl.DataFrame(), study)
+    assert f"until the {study.ci_label} at " in result.notes[0]
+    assert f"{arm}-{study.reference_arm}: tipping point delta = 0.2" in result.notes
+    section = dataclasses.replace(unblinded_data.estimands, tipping_curve=curve)
+    html = estimands_html(section, "", [], blinded=False, ci=study.ci_label)
+    assert f"with its {study.ci_label} against the delta" in html
+    assert "<svg" in html
+
+
+def test_baseline_footnote_names_an_involvement_region_only_where_there_is_one(
+    unblinded_data, study
+):
+    footnote = investigator_outputs(unblinded_data)["baseline"].footnotes[0]
+    involvement = study.involvement_region
+    if involvement is None:  # ION-302: the soles are the primary region, measured in all
+        assert "involvement" not in footnote
+    else:
+        assert "the plantar rate among subjects with plantar involvement" in footnote

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import synthetic_trial as st
 
 from trial.derive.ae import ae_coding_findings, code_events
 from trial.report.quality import (
@@ -34,7 +35,7 @@ def test_every_quarantined_row_and_file_is_listed(blinded_tables, study):
     whole = q.filter(pl.col("source_line").is_null())
     assert whole["action"][0].startswith("Ask the centre to re-export")
     line = q.filter(pl.col("source_line") == 14)["action"][0]
-    assert "line 14 of C01/2026-02-09/gravimetry_C01_20260209.csv" in line
+    assert f"line 14 of {st.gravimetry_file(study.centres[0])}" in line
 
 
 def test_device_findings(blinded_tables, study):
@@ -50,17 +51,24 @@ def test_device_findings(blinded_tables, study):
 def test_out_of_window_and_missing_visits(blinded_tables, study):
     issues, _ = _issues(blinded_tables, study)
     oow = issues.filter(pl.col("category") == "OUT_OF_WINDOW")
-    # Randomised subject index 4 had W2 on day 20 (target 15 +/- 2).
-    assert oow["subject_id"].to_list() == ["C01-0005"]
-    assert "day 20; target day 15 +/- 2" in oow["detail"][0]
-    missing = issues.filter(pl.col("category") == "MISSING_VISIT")
-    # Subjects with index % 6 == 1 skipped W3; nothing is expected of the two withdrawn
-    # subjects (indices 7 and 11) after their withdrawal.
     adsl = blinded_tables["adsl"]
     randomised = adsl.filter(pl.col("RANDFL") == "Y")["subject_id"].to_list()
-    skipped = {s for k, s in enumerate(randomised) if k % 6 == 1 and k not in (7, 11)}
-    assert set(missing.filter(pl.col("detail").str.contains("W3"))["subject_id"]) == skipped
-    withdrawn = {randomised[7], randomised[11]}
+    # Randomised subject LATE had the late visit LATE_BY days beyond its window (ION-301: W2
+    # on day 20, target 15 +/- 2).
+    plan = st.design(study)
+    late = study.visit(plan.late_visit)
+    assert late.window_days is not None
+    day = late.target_day + late.window_days + st.LATE_BY
+    assert oow["subject_id"].to_list() == [randomised[st.LATE]]
+    assert f"day {day}; target day {late.target_day} +/- {late.window_days}" in oow["detail"][0]
+    missing = issues.filter(pl.col("category") == "MISSING_VISIT")
+    # Subjects with index % 6 == 1 skipped one visit (ION-301: W3); nothing is expected of the
+    # two withdrawn subjects after their withdrawal.
+    gone = (st.WITHDRAWN_AE, st.LOST)
+    skipped = {s for k, s in enumerate(randomised) if k % st.SKIPS_EVERY == 1 and k not in gone}
+    found = missing.filter(pl.col("detail").str.contains(plan.skipped_visit))
+    assert set(found["subject_id"]) == skipped
+    withdrawn = {randomised[k] for k in gone}
     assert not withdrawn & set(missing["subject_id"])
 
 
@@ -106,23 +114,24 @@ def test_blinded_checks_want_the_unblinded_only_columns_absent(unblinded_tables,
 
 
 def test_duplicate_papers_are_listed_as_pairs(blinded_tables, study):
+    centre = study.centres[0]
     pair = pl.DataFrame(
         {
-            "subject_id": ["C01-0001"],
-            "visit": ["W2"],
-            "region": ["PALM"],
-            "side": ["L"],
-            "kept_file": ["C01/2026-03-09/gravimetry_b.csv"],
+            "subject_id": [f"{centre}-0001"],
+            "visit": [study.model_visits[1]],
+            "region": [study.primary_region.code],
+            "side": [study.sides[0]],
+            "kept_file": [f"{centre}/2026-03-09/gravimetry_b.csv"],
             "kept_line": [4],
-            "superseded_file": ["C01/2026-02-09/gravimetry_a.csv"],
+            "superseded_file": [f"{centre}/2026-02-09/gravimetry_a.csv"],
             "superseded_line": [9],
         }
     )
     issues, _ = _issues({**blinded_tables, "gravimetry_duplicates": pair}, study)
     row = issues.filter(pl.col("category") == "DUPLICATE_PAPER").row(0, named=True)
-    assert row["source_file"] == "C01/2026-02-09/gravimetry_a.csv"
+    assert row["source_file"] == f"{centre}/2026-02-09/gravimetry_a.csv"
     assert row["source_line"] == 9
-    assert "C01/2026-03-09/gravimetry_b.csv line 4" in row["detail"]
+    assert f"{centre}/2026-03-09/gravimetry_b.csv line 4" in row["detail"]
 
 
 def test_the_report_is_blinded_in_an_unblinded_run(unblinded_tables, study, tmp_path):
@@ -136,6 +145,7 @@ def test_the_report_is_blinded_in_an_unblinded_run(unblinded_tables, study, tmp_
 
 def test_an_uncoded_adverse_event_is_an_actionable_finding(blinded_tables, study):
     """An AE the study dictionary does not code reaches the report with its file and line."""
+    ae_file = f"{study.centres[0]}/2026-03-01/ae.csv"
     adae = code_events(
         blinded_tables["adae"]
         .drop("AEDECOD", "AEBODSYS")
@@ -143,7 +153,7 @@ def test_an_uncoded_adverse_event_is_an_actionable_finding(blinded_tables, study
         .with_columns(
             pl.lit("OTHER").alias("term"),
             pl.lit("stubbed toe").alias("verbatim"),
-            pl.lit("C01/2026-03-01/ae.csv").alias("source_file"),
+            pl.lit(ae_file).alias("source_file"),
             pl.lit(7).alias("source_line"),
         )
         .lazy(),
@@ -153,6 +163,6 @@ def test_an_uncoded_adverse_event_is_an_actionable_finding(blinded_tables, study
     issues, _ = _issues(tables, study)
     found = issues.filter(pl.col("code") == "AE_NOT_CODED")
     assert found.select("category", "source_file", "source_line").rows() == [
-        ("DERIVATION", "C01/2026-03-01/ae.csv", 7)
+        ("DERIVATION", ae_file, 7)
     ]
     assert "'stubbed toe'" in found["detail"][0] and found["action"][0]

@@ -9,8 +9,10 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+import synthetic_trial as st
 from scipy import stats
 
+from study import Study
 from trial.models.result import ModelResult
 from trial.report import summaries as sm
 from trial.report.data import build_report_data, check_blinding
@@ -27,25 +29,37 @@ def _n(flow: pl.DataFrame, stage: str, group: str = sm.TOTAL, reason: str | None
     return int(rows["n"][0])
 
 
+def _randomised(study: Study) -> int:
+    return len(study.centres) * st.N_PER_CENTRE
+
+
+def _screen_failure_reasons(study: Study) -> dict[str, int]:
+    """Screen failure k (after the randomised subjects) carries criteria[k % 3]."""
+    n = _randomised(study)
+    reasons = [study.eligibility.criteria[k % 3] for k in range(n, n + st.N_SCREEN_FAIL)]
+    return {r: reasons.count(r) for r in reasons}
+
+
 def test_consort_counts_match_adsl(unblinded_tables, study):
     adsl = unblinded_tables["adsl"]
     flow = sm.consort_flow(adsl, unblinded_tables["adsweat"], study, None)
-    assert _n(flow, "screened") == 40
-    assert _n(flow, "excluded") == 4
-    # Screen failures k = 36..39 carry criteria[k % 3]: 2 PREGNANT, PACEMAKER, METAL_IMPLANT.
-    assert _n(flow, "excluded", reason="PREGNANT") == 2
-    assert _n(flow, "excluded", reason="PACEMAKER") == 1
-    assert _n(flow, "excluded", reason="METAL_IMPLANT") == 1
-    assert _n(flow, "randomised") == 36
+    n = _randomised(study)
+    assert _n(flow, "screened") == n + st.N_SCREEN_FAIL
+    assert _n(flow, "excluded") == st.N_SCREEN_FAIL
+    for reason, count in _screen_failure_reasons(study).items():
+        assert _n(flow, "excluded", reason=reason) == count
+    assert _n(flow, "randomised") == n
+    arms = [st.arm_of(k, study) for k in range(n)]
     for arm in study.arm_codes:
-        assert _n(flow, "allocated", arm) == 12
-    # Subject k=5 (OXY) has no session; k=11 (OXY) has no post-baseline value; k=7 (GLY)
-    # withdrew for an adverse event, k=11 was lost to follow-up.
-    assert _n(flow, "no_session", "OXY") == 1
-    assert _n(flow, "excluded_fas", "OXY", "NO_TREATMENT_SESSION") == 1
-    assert _n(flow, "excluded_fas", "OXY", "NO_POST_BASELINE_VALUE") == 1
-    assert _n(flow, "withdrawn", "GLY", "ADVERSE_EVENT") == 1
-    assert _n(flow, "withdrawn", "OXY", "LOST_TO_FOLLOW_UP") == 1
+        assert _n(flow, "allocated", arm) == arms.count(arm)
+    # Subject NO_SESSION has no session; LOST has no post-baseline value; WITHDRAWN_AE
+    # withdrew for an adverse event, LOST was lost to follow-up.
+    no_session, lost = st.arm_of(st.NO_SESSION, study), st.arm_of(st.LOST, study)
+    assert _n(flow, "no_session", no_session) == 1
+    assert _n(flow, "excluded_fas", no_session, "NO_TREATMENT_SESSION") == 1
+    assert _n(flow, "excluded_fas", lost, "NO_POST_BASELINE_VALUE") == 1
+    assert _n(flow, "withdrawn", st.arm_of(st.WITHDRAWN_AE, study), "ADVERSE_EVENT") == 1
+    assert _n(flow, "withdrawn", lost, "LOST_TO_FOLLOW_UP") == 1
     for stage, flag in (("analysed_fas", "FASFL"), ("analysed_pp", "PPFL")):
         for arm in study.arm_codes:
             expected = adsl.filter((pl.col("arm") == arm) & (pl.col(flag) == "Y")).height
@@ -58,31 +72,34 @@ def test_consort_reasons_fall_back_to_eligibility_form(unblinded_tables, study):
     flow = sm.consort_flow(
         adsl, unblinded_tables["adsweat"], study, unblinded_tables["eligibility"]
     )
-    assert _n(flow, "excluded", reason="PREGNANT") == 2
+    for reason, count in _screen_failure_reasons(study).items():
+        assert _n(flow, "excluded", reason=reason) == count
     no_form = sm.consort_flow(adsl, unblinded_tables["adsweat"], study, None)
-    assert _n(no_form, "excluded", reason="NOT_RECORDED") == 4
+    assert _n(no_form, "excluded", reason="NOT_RECORDED") == st.N_SCREEN_FAIL
 
 
 def test_enrolment_by_centre(unblinded_tables, study):
     e = sm.enrolment_by_centre(unblinded_tables["adsl"], study)
     total = e.filter(pl.col("group") == sm.TOTAL)
-    assert total["screened"].sum() == 40
-    assert total["randomised"].to_list() == [9, 9, 9, 9]
-    assert e.filter(pl.col("group") != sm.TOTAL)["screened"].null_count() == 12
+    assert total["screened"].sum() == _randomised(study) + st.N_SCREEN_FAIL
+    assert total["randomised"].to_list() == [st.N_PER_CENTRE] * len(study.centres)
+    by_arm = e.filter(pl.col("group") != sm.TOTAL)
+    assert by_arm["screened"].null_count() == len(study.arm_codes) * len(study.centres)
 
 
 def test_baseline_geometric_means_and_percentages(unblinded_tables, study):
     adsl, adsweat = unblinded_tables["adsl"], unblinded_tables["adsweat"]
     b = sm.baseline_characteristics(adsl, adsweat, study)
+    primary = study.primary_region
     for arm in study.arm_codes:
         ids = adsl.filter((pl.col("arm") == arm) & (pl.col("RANDFL") == "Y"))["subject_id"]
         rates = adsweat.filter(
             (pl.col("ABLFL") == "Y")
-            & (pl.col("PARAMCD") == "LPALMSR")
+            & (pl.col("PARAMCD") == primary.paramcd)
             & pl.col("subject_id").is_in(ids.implode())
         )["rate_mg_min"].to_numpy()
         row = b.filter(
-            (pl.col("characteristic") == "Baseline palm sweat rate (mg/min)")
+            (pl.col("characteristic") == f"Baseline {primary.code.lower()} sweat rate (mg/min)")
             & (pl.col("group") == arm)
         )
         assert row["estimate"][0] == pytest.approx(math.exp(np.log(rates).mean()))
@@ -90,9 +107,12 @@ def test_baseline_geometric_means_and_percentages(unblinded_tables, study):
         assert row["high"][0] == pytest.approx(rates.max())
         sex = b.filter((pl.col("characteristic") == "Sex") & (pl.col("group") == arm))
         assert sex["estimate"].sum() == pytest.approx(100.0)
-        assert sex["n"].sum() == 12
+        assert sex["n"].sum() == ids.len()
+    involvement = study.involvement_region
+    if involvement is None:  # every region measured in every subject
+        return
     plantar = b.filter(
-        (pl.col("characteristic") == "Baseline sole sweat rate (mg/min)")
+        (pl.col("characteristic") == f"Baseline {involvement.code.lower()} sweat rate (mg/min)")
         & (pl.col("group") == sm.TOTAL)
     )
     involved = adsl.filter((pl.col("RANDFL") == "Y") & (pl.col("plantar_involved") == "Y"))
@@ -103,15 +123,17 @@ def test_time_course_geometric_mean_and_ci(unblinded_tables, study):
     adsl, adsweat = unblinded_tables["adsl"], unblinded_tables["adsweat"]
     course = sm.sweat_time_course(adsl, adsweat, study)
     assert course["visit"].unique(maintain_order=True).to_list() == study.visit_codes[1:]
-    fas = adsl.filter((pl.col("arm") == "GLY") & (pl.col("FASFL") == "Y"))["subject_id"]
+    arm = study.treated_arms[0]
+    last, before = study.visit_codes[-1], study.visit_codes[-2]
+    fas = adsl.filter((pl.col("arm") == arm) & (pl.col("FASFL") == "Y"))["subject_id"]
     values = adsweat.filter(
-        (pl.col("AVISIT") == "W16")
-        & (pl.col("PARAMCD") == "LPALMSR")
+        (pl.col("AVISIT") == last)
+        & (pl.col("PARAMCD") == study.primary_region.paramcd)
         & pl.col("subject_id").is_in(fas.implode())
     )
     x = values["AVAL"].to_numpy()
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    row = course.filter((pl.col("visit") == "W16") & (pl.col("group") == "GLY"))
+    half = stats.t.ppf(1 - study.alpha / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    row = course.filter((pl.col("visit") == last) & (pl.col("group") == arm))
     assert row["n"][0] == len(x)
     assert row["geo_mean"][0] == pytest.approx(math.exp(x.mean()))
     assert row["ci_low"][0] == pytest.approx(math.exp(x.mean() - half))
@@ -119,10 +141,13 @@ def test_time_course_geometric_mean_and_ci(unblinded_tables, study):
     assert row["pct_reduction"][0] == pytest.approx(
         100 * (1 - math.exp(values["CHG"].to_numpy().mean()))
     )
-    # The synthetic effect wanes after treatment stops: W16 is above W12 (relapse visible).
-    w12 = course.filter((pl.col("visit") == "W12") & (pl.col("group") == sm.TOTAL))
-    w16 = course.filter((pl.col("visit") == "W16") & (pl.col("group") == sm.TOTAL))
-    assert w16["geo_mean"][0] > w12["geo_mean"][0]
+    # The synthetic effect wanes after treatment stops (the study's effect fraction falls at
+    # the last visit): the last visit is above the one before (relapse visible).
+    frac = study.simulation.effect_fraction_by_visit
+    assert frac[last] < frac[before]
+    earlier = course.filter((pl.col("visit") == before) & (pl.col("group") == sm.TOTAL))
+    later = course.filter((pl.col("visit") == last) & (pl.col("group") == sm.TOTAL))
+    assert later["geo_mean"][0] > earlier["geo_mean"][0]
 
 
 def test_responders_count_missing_as_non_responders(unblinded_tables, study):
@@ -132,12 +157,14 @@ def test_responders_count_missing_as_non_responders(unblinded_tables, study):
     total = r.filter(pl.col("group") == sm.TOTAL)
     assert total["N"][0] == fas.height
     hdss = unblinded_tables["adhdss"].filter(
-        (pl.col("AVISIT") == "W4")
+        (pl.col("AVISIT") == study.primary_visit)
         & pl.col("subject_id").is_in(fas["subject_id"].implode())
-        & (pl.col("CHG") <= -2)
+        & (pl.col("CHG") <= -study.endpoints.responder.hdss_improvement)
     )
+    assert 0 < hdss.height < fas.height  # the threshold tells responders apart
     assert total["hdss_responders"][0] == hdss.height
-    # Subject k=7 withdrew after W2: in the FAS, no W4 value, so fewer observed than N.
+    # Subject WITHDRAWN_AE withdrew before the primary visit: in the FAS, no value there, so
+    # fewer observed than N.
     assert total["n_observed"][0] == fas.height - 1
     assert total["hdss_responder_pct"][0] == pytest.approx(100 * hdss.height / fas.height)
 
@@ -257,7 +284,7 @@ def test_device_adherence_and_dose_by_arm_and_region(unblinded_data, unblinded_t
         (a, r.code) for a in study.arm_codes for r in study.regions
     ]
     for arm in study.arm_codes:
-        row = d.filter((pl.col("group") == arm) & (pl.col("region") == "PALM"))
+        row = d.filter((pl.col("group") == arm) & (pl.col("region") == study.primary_region.code))
         mine = treated.filter(pl.col("arm") == arm)
         n_subjects = safety.filter(pl.col("arm") == arm).height
         completed = mine.filter(pl.col("end_reason") == "COMPLETED").height
@@ -275,8 +302,12 @@ def test_device_adherence_and_dose_by_arm_and_region(unblinded_data, unblinded_t
         assert row["n_sessions_with_samples"][0] == sampled.height
         assert row["within_tolerance_share"][0] == pytest.approx(np.average(share, weights=weights))
         assert row["aborted"][0] == mine.filter(pl.col("end_reason") != "COMPLETED").height
-        # No plantar device in the synthetic trial: planned sessions, none logged.
-        sole = d.filter((pl.col("group") == arm) & (pl.col("region") == "SOLE"))
+        # No device on the involvement region in the synthetic trial: planned sessions, none
+        # logged.
+        involvement = study.involvement_region
+        if involvement is None:
+            continue
+        sole = d.filter((pl.col("group") == arm) & (pl.col("region") == involvement.code))
         involved = adsl.filter(
             (pl.col("arm") == arm) & (pl.col("SAFFL") == "Y") & (pl.col("plantar_involved") == "Y")
         )
@@ -290,8 +321,14 @@ def test_device_adherence_and_dose_by_arm_and_region(unblinded_data, unblinded_t
 
 def test_induction_adherence_from_adsl(unblinded_data, unblinded_tables, study):
     adsl = unblinded_tables["adsl"].filter(pl.col("SAFFL") == "Y")
-    # 12 planned induction sessions, 80 %: at least 10 adequate ones (9.6 rounded up).
-    adherent = adsl.filter(pl.col("n_induction_sessions_adequate") >= 10)
+    # ION-301: 12 planned induction sessions, 80 %: at least 10 adequate ones (9.6 rounded up);
+    # ION-302: 8 planned loading sessions, 75 %: at least 6.
+    planned = study.induction_phase.sessions_per_week * (
+        study.induction_phase.weeks[1] - study.induction_phase.weeks[0] + 1
+    )
+    needed = math.ceil(study.analysis_sets.pp.min_induction_sessions_share * planned - 1e-9)
+    adherent = adsl.filter(pl.col("n_induction_sessions_adequate") >= needed)
+    assert 0 < adherent.height < adsl.height  # the threshold tells subjects apart
     row = unblinded_data.induction_adherence.filter(pl.col("group") == sm.TOTAL)
     assert (row["N"][0], row["n"][0]) == (adsl.height, adherent.height)
     for arm in study.arm_codes:
@@ -360,10 +397,13 @@ def test_blinding_label_must_match_the_data(unblinded_tables, blinded_tables):
         check_blinding(blinded_tables["adsl"], unblinded)
 
 
-def test_plantar_time_course_covers_involved_subjects_only(unblinded_data, unblinded_tables):
+def test_plantar_time_course_covers_involved_subjects_only(unblinded_data, unblinded_tables, study):
+    if study.involvement_region is None:  # no region measured in involved subjects only
+        assert unblinded_data.plantar_time_course.height == 0
+        return
     adsl = unblinded_tables["adsl"]
     involved = adsl.filter((pl.col("FASFL") == "Y") & (pl.col("plantar_involved") == "Y"))
     baseline = unblinded_data.plantar_time_course.filter(
-        (pl.col("visit") == "BL") & (pl.col("group") == sm.TOTAL)
+        (pl.col("visit") == study.baseline_visit) & (pl.col("group") == sm.TOTAL)
     )
     assert baseline["n"][0] == involved.height

@@ -1,8 +1,7 @@
 """Fixed-sequence testing of the key secondary family (SAP section 5).
 
 The order, the hypotheses and alpha come from ``endpoints.key_secondary_sequence`` and
-``endpoints.alpha`` of the study configuration (ION-301: H1 GLY-TAP primary, H2 OXY-TAP
-primary, H3 HDSS responder GLY-TAP; alpha 0.05 two-sided). Each hypothesis is tested at the
+``endpoints.alpha`` (two-sided) of the study configuration. Each hypothesis is tested at the
 full alpha only if every earlier one was rejected; the first failure stops the sequence.
 
 Where the p-values come from:

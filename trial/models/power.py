@@ -80,7 +80,8 @@ class SimulatedTrial:
 
 
 def true_contrasts(study: Study, mean_change: Mapping[str, float] | None = None) -> dict:
-    """True (arm - reference) change contrasts per model visit: {visit: {"GLY-TAP": ...}}."""
+    """True (arm - reference) change contrasts per model visit:
+    ``{visit: {"<arm>-<reference>": ...}}``."""
     sim = study.simulation
     mu = dict(mean_change or sim.primary_mean_change)
     ref = study.reference_arm

@@ -4,7 +4,7 @@ Two responder definitions, thresholds from the study's ``endpoints.responder``:
 
 - ``hdss_responder``: HDSS improved by at least ``hdss_improvement_points`` from baseline
   (``adhdss.CHG <= -points``; HDSS runs 1-4, lower is better);
-- ``sweat_responder``: palmar sweat rate reduced by at least ``sweat_reduction_pct``
+- ``sweat_responder``: the primary region's sweat rate reduced by at least ``sweat_reduction_pct``
   (``adsweat.PCHG <= -pct`` for the primary region's PARAMCD, analysable records only).
 
 A FAS subject with no value at the primary visit counts as a non-responder.

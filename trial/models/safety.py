@@ -3,8 +3,8 @@
 Number and percent of subjects with each AE term, by arm (``pooled`` in a blinded run), also
 by worst severity and by strongest relatedness per subject and term, plus a listing of
 serious events. Denominators are Safety-set subjects (``SAFFL == "Y"``) per arm; subjects are
-analysed by the ``arm`` ADSL carries (as treated: ION-301 has no cross-over, so randomised and
-treated arms coincide). Treatment-emergent events only when ADAE has ``TRTEMFL``.
+analysed by the ``arm`` ADSL carries (as treated: the studies have no cross-over, so randomised
+and treated arms coincide). Treatment-emergent events only when ADAE has ``TRTEMFL``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Subgroup treatment effects at the primary visit, for the forest plot (SAP section 7).
 
-For each subgrouping factor of ``models.subgroups`` in the study configuration (ION-301: sex,
+For each subgrouping factor of ``models.subgroups`` in the study configuration (e.g. sex,
 age group, screening HDSS stratum, plantar involvement, centre) and each of its levels, the
 treatment effect of every arm against the reference arm is the ANCOVA contrast
 ``chg ~ arm + logbase + centre + stratum`` fitted within the level (factors constant within

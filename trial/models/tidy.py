@@ -3,8 +3,8 @@
 - :func:`tidy_estimates` turns estimates and standard errors into the tidy table of
   :data:`trial.models.result.ESTIMATE_COLUMNS` (t reference when ``df`` is given, else z);
 - :func:`treatment_design` builds an R-style treatment-coded model matrix from a polars frame,
-  with R's term names (``armGLY``, ``visitW4``, ``armGLY:visitW4``), so results compare
-  directly with ``../shared/reference``;
+  with R's term names (``arm<B>``, ``visit<V>``, ``arm<B>:visit<V>`` for arm ``<B>`` and
+  visit ``<V>``), so results compare directly with ``../shared/reference``;
 - :func:`emmeans_rows` builds the emmeans reference grid rows (equal weights over the nuisance
   factors, numeric covariates at their mean over the analysed rows);
 - blinding: a model that needs arms, called on a blinded frame (no ``arm`` column), returns
@@ -117,8 +117,8 @@ def treatment_design(
 
     ``main`` holds the main-effect terms in formula order: a :class:`Factor` (one dummy per
     non-reference level) or the name of a numeric column. Interactions follow, each with the
-    first term varying fastest (``armGLY:visitW2, armOXY:visitW2, armGLY:visitW3, ...``), as R
-    orders them; an interaction may pair a factor with a numeric column (``visitW2:logbase``).
+    first term varying fastest (``armB:visitV2, armC:visitV2, armB:visitV3, ...``), as R
+    orders them; an interaction may pair a factor with a numeric column (``visitV2:logbase``).
     """
     cols: list[np.ndarray] = []
     names: list[str] = []
@@ -154,7 +154,7 @@ def emmeans_rows(
 ) -> np.ndarray:
     """L rows, one per cell: model-matrix rows averaged over the grid of the other factors.
 
-    A cell fixes some factors (e.g. ``{"arm": "GLY", "visit": "W4"}``); the factors it does
+    A cell fixes some factors (e.g. ``{"arm": "B", "visit": "V4"}``); the factors it does
     not fix get equal weight per level (emmeans' default); numeric covariates sit at
     ``numeric_values`` (e.g. the mean over analysed rows). One design for all cells.
     """

@@ -44,6 +44,8 @@ IMPUTATIONS = {
 """Printed names of the imputation strategies of ``trial.estimands.config.STRATEGIES``."""
 POPULATIONS = {"FAS": "Full analysis set", "PP": "Per-protocol set", "SAF": "Safety set"}
 """Printed names of the analysis sets an estimand can name."""
+DDF = {"satterthwaite": "Satterthwaite", "kenward_roger": "Kenward-Roger"}
+"""Printed names of the primary MMRM's denominator df methods (``models.mmrm.ddf``)."""
 OBSERVED = {"use": "observed values used", "set_missing": "observed values set missing"}
 """What happens to observed post-ICE values, in words."""
 SOURCES = ("ADSL", "ADSWEAT", "ADICE")
@@ -195,7 +197,7 @@ def results(data: ReportData, section: EstimandsSection) -> Tlf:
             "Visit": rows["visit"].to_list(),
             "Difference (ln)": _fixed(rows["estimate"].to_list(), 3),
             "SE": _fixed(rows["se"].to_list(), 3),
-            "95 % CI": [
+            study.ci_label: [
                 f"({lo}, {hi})"
                 for lo, hi in zip(
                     _fixed(rows["lci"].to_list(), 3), _fixed(rows["uci"].to_list(), 3), strict=True
@@ -215,7 +217,7 @@ def results(data: ReportData, section: EstimandsSection) -> Tlf:
             "favours the treatment. Primary analysis: the section 7 MMRM (missing at random). "
             "Rows of the primary estimand in bold.",
             "Jackknife and bootstrap intervals are normal-based; MMRM intervals use "
-            "Satterthwaite df.",
+            f"{_name(study, 'ddf', DDF, study.models.mmrm.ddf)} df.",
         ),
         sources=SOURCES,
         program=PROGRAM,

@@ -56,9 +56,9 @@ def section_data(
     )
 
 
-def tipping_point_svg(curve: pl.DataFrame) -> str:
-    """Contrast estimate and 95 % CI against delta, one panel line per arm, the zero line and
-    each arm's tipping delta marked."""
+def tipping_point_svg(curve: pl.DataFrame, ci: str) -> str:
+    """Contrast estimate and CI (``ci`` names it, e.g. ``90 % CI``: the study's alpha) against
+    delta, one panel line per arm, the zero line and each arm's tipping delta marked."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for i, ((arm,), rows) in enumerate(curve.group_by("arm", maintain_order=True)):
         rows = rows.sort("delta")
@@ -96,7 +96,7 @@ def tipping_point_svg(curve: pl.DataFrame) -> str:
             )
     ax.axhline(0.0, color="#333333", linewidth=0.8)
     ax.set_xlabel("Delta added to the arm's imputed values (ln scale)")
-    ax.set_ylabel("Difference vs reference (ln), 95 % CI")
+    ax.set_ylabel(f"Difference vs reference (ln), {ci}")
     ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False, fontsize=8)
@@ -104,11 +104,12 @@ def tipping_point_svg(curve: pl.DataFrame) -> str:
 
 
 def estimands_html(
-    section: EstimandsSection, tables_html: str, notes: list[str], *, blinded: bool
+    section: EstimandsSection, tables_html: str, notes: list[str], *, blinded: bool, ci: str
 ) -> str:
     """The section's HTML: its numbered tables (``tables_html``, rendered from
-    ``trial.report.estimand_tables``), the tipping-point figure and the results' ``notes``
-    (methods by name); a blinded report says that the results are withheld."""
+    ``trial.report.estimand_tables``), the tipping-point figure (its intervals named ``ci``,
+    the study's ``ci_label``) and the results' ``notes`` (methods by name); a blinded report
+    says that the results are withheld."""
     parts = [tables_html]
     if blinded:
         parts.append(
@@ -118,10 +119,10 @@ def estimands_html(
     elif section.tipping_curve.height:
         parts.append(
             '<figure id="tipping-point">'
-            + tipping_point_svg(section.tipping_curve)
+            + tipping_point_svg(section.tipping_curve, ci)
             + "<figcaption>Figure 14.2.3 Tipping point: difference versus the reference arm "
-            "(ln scale) with its 95 % CI against the delta added to the arm's imputed values; "
-            "a dotted line marks the first delta whose CI includes 0. Full analysis set."
+            f"(ln scale) with its {escape(ci)} against the delta added to the arm's imputed "
+            "values; a dotted line marks the first delta whose CI includes 0. Full analysis set."
             "</figcaption></figure>"
         )
     parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")

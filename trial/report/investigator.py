@@ -210,6 +210,7 @@ def investigator_html(data: ReportData) -> str:
                     out("estimands", "ice_counts", "estimand_results", "estimand_check"),
                     named_notes(data),
                     blinded=data.blinded,
+                    ci=data.study.ci_label,
                 ),
             )
         )

@@ -177,6 +177,13 @@ def baseline(data: ReportData) -> Tlf:
         rows.append(wide)
         indent += [0] + [1] * wide.height
     body = _text(pl.concat(rows, how="diagonal_relaxed")).rename({"_label": "Characteristic"})
+    involvement = data.study.involvement_region  # a region measured in involved subjects only
+    among = (
+        ""
+        if involvement is None
+        else f"; the {data.study.region_label(involvement.code).lower()} rate among subjects "
+        "with plantar involvement"
+    )
     return Tlf(
         number="14.1.2",
         title="Demographic and baseline characteristics",
@@ -184,8 +191,7 @@ def baseline(data: ReportData) -> Tlf:
         frame=body,
         footnotes=(
             "n (%) for categories; age: mean (SD); range. Sweat rates: geometric mean (range), "
-            "mg/min at the baseline visit, n = subjects with a value; the plantar rate among "
-            "subjects with plantar involvement.",
+            f"mg/min at the baseline visit, n = subjects with a value{among}.",
             *_arms_note(data),
         ),
         sources=("ADSL", "ADSWEAT"),
