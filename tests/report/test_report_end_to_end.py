@@ -5,6 +5,8 @@ Slow (two pipeline runs): ``pytest -m slow tests/report/test_report_end_to_end.p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
