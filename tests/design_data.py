@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
-from study import Study
+from data_contracts.contracts import load_contract
+from study import EXAMPLE_STUDIES, Study, load_study
 from trial.models.power import simulate_trial
 
 REF1_STUDY_ID = "ION-301"
@@ -50,20 +52,7 @@ def simulated_long(
             n_sides=pl.lit(2, dtype=pl.Int64),
             base_visit=pl.lit(study.baseline_visit),
         )
-        .select(
-            "subject",
-            "arm",
-            "centre",
-            "stratum",
-            "visit",
-            "visit_index",
-            "week",
-            "logbase",
-            "chg",
-            "aval_log",
-            "n_sides",
-            "base_visit",
-        )
+        .select(load_contract("analysis_long", study).columns)
         .sort("subject", "visit_index")
     )
 
@@ -73,3 +62,15 @@ def analysis_long(study: Study, ref1_dir: Path) -> pl.DataFrame:
     if study.study_id == REF1_STUDY_ID:
         return ref1_long(ref1_dir)
     return simulated_long(study)
+
+
+@pytest.fixture(scope="session", params=EXAMPLE_STUDIES)
+def study(request: pytest.FixtureRequest) -> Study:
+    """Each example study in turn (a ``conftest.py`` imports this fixture)."""
+    return load_study(request.param)
+
+
+@pytest.fixture(scope="session")
+def design_long(study: Study, ref1_dir: Path) -> pl.DataFrame:
+    """The study's ``analysis_long``: ref1's for ION-301, simulated for any other study."""
+    return analysis_long(study, ref1_dir)
