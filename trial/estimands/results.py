@@ -31,7 +31,7 @@ from trial.estimands.analysis import (
 from trial.estimands.config import EstimandsConfig, estimands_config
 from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates, tidy_estimates
-from trial.rbi import run_rbi_deltas
+from trial.rbi import fit_rbi
 from trial.rbi.reml_fit import ImputationModelError
 
 NAME = "estimands"
@@ -40,7 +40,8 @@ TOTAL = "TOTAL"
 PRIMARY_ANALYSIS = "primary analysis"
 """``estimand`` label of section 7's primary MMRM in ``primary_visit``."""
 TIPPING_BATCH = 20
-"""Deltas analysed per call of the engine (one set of imputation-model fits per batch)."""
+"""Deltas analysed before the curve looks for the first CI that includes 0 (the grid's later
+deltas are analysed only if none does)."""
 
 
 def _handling(h: IceHandling) -> str:
@@ -279,10 +280,12 @@ def tipping_curve(
     grid = tp.grid
     curves = []
     present = set(data["arm"].unique().to_list())
+    # The parameter draws do not depend on the delta or the arm: drawn once for the curve.
+    fits = fit_rbi(data, ice, spec)
     for arm in [a for a in study.arm_codes[1:] if a in present]:
         for start in range(0, len(grid), TIPPING_BATCH):
             deltas = grid[start : start + TIPPING_BATCH]
-            results = run_rbi_deltas(data, ice, spec, _delta_frames(arm, deltas))
+            results = [fits.analyse(d) for d in _delta_frames(arm, deltas)]
             batch = pl.concat(
                 [
                     tidy_rbi(r, estimand.id, tp.method, tp.missing, study.reference_arm)

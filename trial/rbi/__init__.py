@@ -34,19 +34,23 @@ with ``estimate, se, lci, uci, pvalue, df`` (df null for the normal-based jackkn
 bootstrap; Barnard-Rubin df for ``bayes-approx``). Also ``samples``, ``imputed``
 (conditional-mean imputation of the full data), ``coefficients``, ``covariance``, ``fit``.
 ``run_rbi_deltas(data, ice, spec, [delta, ...])`` returns one result per delta from one set of
-fits. Bad input raises :class:`RbiInputError` with a message that says what to fix; a REML fit
-of the full data that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``.
+fits; ``fit_rbi(data, ice, spec)`` gives that set (:class:`RbiFits`), whose ``analyse(delta)`` a
+caller uses when it decides the next delta from the last result (the tipping point). Bad input
+raises :class:`RbiInputError` with a message that says what to fix; a REML fit of the full data
+that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``.
 """
 
-from trial.rbi.engine import RbiResult, run_rbi, run_rbi_deltas
+from trial.rbi.engine import RbiFits, RbiResult, fit_rbi, run_rbi, run_rbi_deltas
 from trial.rbi.spec import METHODS, STRATEGIES, RbiInputError, RbiSpec
 
 __all__ = [
     "METHODS",
     "STRATEGIES",
+    "RbiFits",
     "RbiInputError",
     "RbiResult",
     "RbiSpec",
+    "fit_rbi",
     "run_rbi",
     "run_rbi_deltas",
 ]

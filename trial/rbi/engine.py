@@ -338,6 +338,25 @@ def run_rbi(
     return analyse(prep, draw_parameters(prep), delta)
 
 
+@dataclass(frozen=True)
+class RbiFits:
+    """One imputation model's prepared data and parameter draws: any number of deltas can be
+    analysed from them (:meth:`analyse` seeds its own generator, so a delta's result does not
+    depend on which deltas were analysed before it)."""
+
+    prep: Prepared
+    draws: Draws
+
+    def analyse(self, delta: pl.DataFrame | None = None) -> RbiResult:
+        return analyse(self.prep, self.draws, delta)
+
+
+def fit_rbi(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> RbiFits:
+    """Prepare ``data`` and draw the imputation model's parameters once."""
+    prep = prepare(data, ice, spec)
+    return RbiFits(prep, draw_parameters(prep))
+
+
 def run_rbi_deltas(
     data: pl.DataFrame,
     ice: pl.DataFrame | None,
@@ -345,6 +364,5 @@ def run_rbi_deltas(
     deltas: Sequence[pl.DataFrame | None],
 ) -> list[RbiResult]:
     """One result per delta table, all from one set of imputation-model fits (tipping point)."""
-    prep = prepare(data, ice, spec)
-    draws = draw_parameters(prep)
-    return [analyse(prep, draws, d) for d in deltas]
+    fits = fit_rbi(data, ice, spec)
+    return [fits.analyse(d) for d in deltas]
