@@ -848,7 +848,13 @@ def load_study(path: str | Path | None = None) -> Study:
     try:
         text = file.read_text("utf-8")
     except OSError as exc:
-        raise StudyError(source, "", f"cannot read the study file ({exc.strerror})") from None
+        shipped = ", ".join(EXAMPLE_STUDIES)
+        raise StudyError(
+            source,
+            "",
+            f"cannot read the study file ({exc.strerror}); give a study file's path or the "
+            f"name of a shipped study ({shipped})",
+        ) from None
     return _parsed(text, source)
 
 

@@ -140,7 +140,8 @@ def test_missing_study_file(tmp_path: Path, command: list[str]) -> None:
     line = one_line(ionto(*command, "--study", study, cwd=tmp_path))
     assert line == (
         f"ionto {command[0]}: study configuration: {study}: cannot read the study file "
-        "(No such file or directory)"
+        "(No such file or directory); give a study file's path or the name of a shipped study "
+        "(ion301, ion302)"
     )
     assert not (tmp_path / "o").exists() and not (tmp_path / "raw").exists()
 
