@@ -210,6 +210,13 @@ def _part(events_dir: Path, number: int) -> Path:
     return events_dir / f"part-{number:03d}.parquet"
 
 
+def _write_whole(frame: pl.DataFrame, path: Path) -> None:
+    """Written aside and renamed: a file at ``path`` is always whole."""
+    aside = path.with_name(f".{path.name}.writing")
+    frame.write_parquet(aside)
+    aside.replace(path)
+
+
 def resolve_telemetry(
     parsed: Sequence[pl.LazyFrame],
     current: pl.DataFrame,
@@ -244,20 +251,23 @@ def resolve_telemetry(
     files = current.select("source_file").unique().lazy()
     events = pl.concat(scans).join(files, on="source_file", how="semi") if scans else None
     if events is None:
-        shown = pl.DataFrame(schema={"source_file": pl.String, "dev": pl.String, "len": pl.UInt32})
+        per_file = pl.DataFrame(
+            schema={"source_file": pl.String, "dev": pl.String, "len": pl.UInt32}
+        )
     else:
-        shown = events.group_by("source_file", "dev").len().collect(engine="streaming")
-    index = shown.join(range_of(shown["dev"].unique()), on="dev", how="left", nulls_equal=True)
+        per_file = events.group_by("source_file", "dev").len().collect(engine="streaming")
+    index = per_file.join(
+        range_of(per_file["dev"].unique()), on="dev", how="left", nulls_equal=True
+    )
+    ranges = sorted(int(r) for r in index["range"].unique())
     key = f"{salt}\ttolerance {tolerance_pct!r}"
     signatures = (
-        range_signatures(index.select("source_file", "range"), current, key)
-        if reuse
-        else {int(r): "" for r in index["range"].unique()}
+        range_signatures(index.select("source_file", "range"), current, key) if reuse else {}
     )
-    todo = sorted(r for r, sig in signatures.items() if not sig or stored.get(r) != sig)
+    todo = [r for r in ranges if not reuse or stored.get(r) != signatures[r]]
     # Ranges to recompute or gone are forgotten first: a run killed from here on leaves
     # them to be computed again, never a part that its signature does not describe.
-    kept = {r: sig for r, sig in stored.items() if r in signatures and r not in todo}
+    kept = {r: sig for r, sig in stored.items() if r in ranges and r not in todo}
     _write_index(events_dir, kept)
     for part in events_dir.glob("part-*.parquet"):
         if int(part.stem.split("-")[1]) not in kept:
@@ -277,9 +287,7 @@ def resolve_telemetry(
         out: dict[str, list[pl.DataFrame]] = {name: [] for name in SUMMARIES}
         for (number,), part in rows.partition_by("range", as_dict=True, include_key=False).items():
             distinct, sessions, quarantine, findings = _resolve_range(part, tolerance_pct)
-            target = _part(events_dir, int(number))
-            distinct.write_parquet(target.with_name(f".{target.name}.writing"))
-            target.with_name(f".{target.name}.writing").replace(target)
+            _write_whole(distinct, _part(events_dir, int(number)))
             for name, frame in zip(SUMMARIES, (sessions, quarantine, findings), strict=True):
                 out[name].append(frame.with_columns(range=pl.lit(number, dtype=pl.Int64)))
         return {name: pl.concat(frames) for name, frames in out.items() if frames}
@@ -297,11 +305,10 @@ def resolve_telemetry(
         frame = pl.concat(
             [earlier, *(c[name] for c in computed if name in c)], how="vertical_relaxed"
         )
-        frame.write_parquet(path.with_name(f".{path.name}.writing"))
-        path.with_name(f".{path.name}.writing").replace(path)
+        _write_whole(frame, path)
         summaries[name] = frame
-    _write_index(events_dir, {**kept, **{r: signatures[r] for r in todo}})
-    parts = [_part(events_dir, r) for r in sorted(signatures) if _part(events_dir, r).is_file()]
+    _write_index(events_dir, {**kept, **{r: signatures[r] for r in todo if r in signatures}})
+    parts = [p for p in (_part(events_dir, r) for r in ranges) if p.is_file()]
     lineage = ["source_file", "source_line"]
     return Telemetry(
         events=pl.scan_parquet(parts) if parts else empty_frame(load_contract(DATASET)).lazy(),
