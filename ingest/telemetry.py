@@ -7,9 +7,9 @@ deliveries. The telemetry is read in two phases, each in memory bounded by a bat
    many deliveries at once as there are cores): the delivery's vendor-B files are read in
    batches of whole devices, one after another, by the streaming reader's
    kernel (:mod:`ingest.readers.vendor_b_stream`: lines, canonical fast path, the reader's
-   rules for every other line) into typed events that keep their ``raw_text``, sorted by
-   ``dev`` so that a scan for a range of devices reads only the row groups that hold them
-   (:data:`ROW_GROUP_ROWS`).
+   rules for every other line) into typed events that keep their ``raw_text``, with their
+   device's range (below), sorted by range then ``dev`` so that a scan for a batch of ranges
+   reads only the row groups that hold them (:data:`ROW_GROUP_ROWS`).
 2. :func:`resolve_telemetry` (the ``raw_datasets`` step, over every delivery): the events of
    the landing manifest's current files are taken one range of devices at a time, in a
    stable layout (:data:`RANGES`: a device's range is a hash of its serial, so it never
@@ -63,7 +63,7 @@ EVENTS = DATASET
 SESSIONS = "vendor_b_sessions"
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
-few devices skips most of a delivery's file by the row groups' ``dev`` statistics."""
+few ranges skips most of a delivery's file by the row groups' ``range`` statistics."""
 RANGES = 128
 """The stable range layout: device ``dev`` belongs to range ``crc32(dev) % RANGES`` whatever the
 trial's size or history, so a new delivery touches only the ranges of its devices (and the
@@ -95,7 +95,8 @@ class Telemetry:
 
 
 def parsed_schema() -> pl.Schema:
-    """Columns of a delivery's parsed events: lineage, ``raw_text`` and the typed fields."""
+    """Columns of a delivery's parsed events: lineage, ``raw_text``, the typed fields and the
+    device's ``range`` in the stable layout (:func:`range_of`)."""
     typed = load_contract(DATASET).schema
     return pl.Schema(
         {
@@ -103,6 +104,7 @@ def parsed_schema() -> pl.Schema:
             "source_line": pl.Int64(),
             "raw_text": pl.String(),
             **{f: typed[f] for f in FIELDS},
+            "range": pl.Int64(),
         }
     )
 
@@ -122,10 +124,13 @@ def parse_delivery_telemetry(
         quarantines.append(q_files)
         if lines.height:
             events, q_lines = parse_lines(lines)
-            frames.append(events.select(schema.names()).cast(schema))
+            typed = events.with_columns(range=pl.lit(None, dtype=pl.Int64))
+            frames.append(typed.select(schema.names()).cast(schema))
             quarantines.append(q_lines)
-    events = pl.concat(frames)
-    return events.sort("dev", "source_file", "source_line", nulls_last=True), combine(quarantines)
+    events = pl.concat(frames).drop("range")
+    events = events.join(range_of(events["dev"].unique()), on="dev", how="left", nulls_equal=True)
+    order = ["range", "dev", "source_file", "source_line"]
+    return events.sort(order, nulls_last=True).select(schema.names()), combine(quarantines)
 
 
 def range_of(devices: pl.Series) -> pl.DataFrame:
@@ -252,13 +257,11 @@ def resolve_telemetry(
     events = pl.concat(scans).join(files, on="source_file", how="semi") if scans else None
     if events is None:
         per_file = pl.DataFrame(
-            schema={"source_file": pl.String, "dev": pl.String, "len": pl.UInt32}
+            schema={"source_file": pl.String, "range": pl.Int64, "len": pl.UInt32}
         )
     else:
-        per_file = events.group_by("source_file", "dev").len().collect(engine="streaming")
-    index = per_file.join(
-        range_of(per_file["dev"].unique()), on="dev", how="left", nulls_equal=True
-    )
+        per_file = events.group_by("source_file", "range").len().collect(engine="streaming")
+    index = per_file
     ranges = sorted(int(r) for r in index["range"].unique())
     key = f"{salt}\ttolerance {tolerance_pct!r}"
     signatures = (
@@ -273,17 +276,13 @@ def resolve_telemetry(
         if int(part.stem.split("-")[1]) not in kept:
             part.unlink()
     counts = index.filter(pl.col("range").is_in(todo)).group_by("range").agg(pl.col("len").sum())
-    devices = index.select("dev", "range").unique()
 
     def resolve(batch: list[int]) -> dict[str, pl.DataFrame]:
         assert events is not None
-        devs = devices.filter(pl.col("range").is_in(batch))
-        known = devs["dev"].drop_nulls()
-        in_batch = pl.col("dev").is_in(known.implode())
-        if NO_DEVICE in batch:
-            in_batch = in_batch | pl.col("dev").is_null()
-        rows = events.filter(in_batch).collect()
-        rows = rows.join(devs, on="dev", how="left", nulls_equal=True)
+        # The interval lets the scan skip row groups by their statistics (the parsed events
+        # are sorted by range); the list keeps out the reused ranges between the batch's.
+        span = pl.col("range").is_between(batch[0], batch[-1])
+        rows = events.filter(span & pl.col("range").is_in(batch)).collect()
         out: dict[str, list[pl.DataFrame]] = {name: [] for name in SUMMARIES}
         for (number,), part in rows.partition_by("range", as_dict=True, include_key=False).items():
             distinct, sessions, quarantine, findings = _resolve_range(part, tolerance_pct)
