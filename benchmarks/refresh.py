@@ -17,7 +17,10 @@ step), and what is left of the run's wall time outside every step (Dagster's orc
 CPU is user + system time of this process and its finished children (Chromium, process
 pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time.
 
-Usage: ``python benchmarks/refresh.py [--subjects 300] [--seed 301] [--top 25]``.
+Blinded by default (the sealed list stays closed: no estimands, no tipping point); ``--unblinded``
+opens the simulated sealed list as ``ionto demo`` does.
+
+Usage: ``python benchmarks/refresh.py [--subjects 300] [--seed 301] [--top 25] [--unblinded]``.
 """
 
 from __future__ import annotations
@@ -164,10 +167,10 @@ def start_cost(raw: Path, out: Path) -> Cost:
     return cost
 
 
-def profiled_run(raw: Path, out: Path) -> tuple[RunReport, Profile]:
+def profiled_run(raw: Path, out: Path, sealed: Path | None) -> tuple[RunReport, Profile]:
     global PROFILE
     PROFILE = Profile()
-    report = run_pipeline(raw_dir=raw, out_dir=out)
+    report = run_pipeline(raw_dir=raw, out_dir=out, unblind_path=sealed)
     if not report.success:
         raise SystemExit(f"the run on {raw} failed: {report.failed_steps} {report.failed_checks}")
     return report, PROFILE
@@ -240,6 +243,11 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=300)
     parser.add_argument("--seed", type=int, default=301)
     parser.add_argument("--top", type=int, default=25, help="steps listed one by one")
+    parser.add_argument(
+        "--unblinded",
+        action="store_true",
+        help="open the simulated sealed list, as the demo does (estimands and tipping point)",
+    )
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.WARNING)
     imports = import_cost()
@@ -247,7 +255,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source, raw, out = work / "source", work / "raw", work / "out"
-        simulate_trial(load_study(), n_subjects=args.subjects, seed=args.seed, raw_dir=source)
+        summary = simulate_trial(
+            load_study(), n_subjects=args.subjects, seed=args.seed, raw_dir=source
+        )
+        sealed = summary.sealed_dir / "randomisation.csv" if args.unblinded else None
         start = start_cost(source, work / "start")
         # "<centre>/<date>" in delivery-date order: the last one is the newest delivery.
         folders = sorted(
@@ -257,12 +268,13 @@ def main() -> None:
             shutil.copytree(source / folder, raw / folder)
         reports: dict[str, RunReport] = {}
         profiles: dict[str, Profile] = {}
-        reports["first"], profiles["first"] = profiled_run(raw, out)
+        reports["first"], profiles["first"] = profiled_run(raw, out, sealed)
         shutil.copytree(source / folders[-1], raw / folders[-1])
-        reports["one_delivery"], profiles["one_delivery"] = profiled_run(raw, out)
-        reports["no_change"], profiles["no_change"] = profiled_run(raw, out)
+        reports["one_delivery"], profiles["one_delivery"] = profiled_run(raw, out, sealed)
+        reports["no_change"], profiles["no_change"] = profiled_run(raw, out, sealed)
     print(
-        f"Demo trial: {args.subjects} subjects, seed {args.seed}, {len(folders)} deliveries; "
+        f"Demo trial: {args.subjects} subjects, seed {args.seed}, {len(folders)} deliveries, "
+        f"{'UNBLINDED' if sealed else 'blinded'}; "
         f"the last ({folders[-1]}) is added in the second run. Seconds."
     )
     print()
