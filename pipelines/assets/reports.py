@@ -11,12 +11,9 @@ from pipelines.resources import TrialSettings
 from trial.models.result import ModelResult
 from trial.report.data import build_report_data
 from trial.report.exports import write_xpt_exports
-from trial.report.investigator import render_investigator_report
-from trial.report.investigator_tables import investigator_outputs
-from trial.report.outputs import with_count_findings, write_report_data
+from trial.report.outputs import with_count_findings, write_investigator_outputs
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
-from trial.report.rtf import write_rtf_outputs
 from trial.report.run_info import run_info_for
 
 GROUP = "reports"
@@ -58,11 +55,8 @@ def investigator_report(
     data = build_report_data(tables, {m.name: m for m in models}, study, run)
     reports = Path(settings.out_dir) / "reports"
     pdf = find_chromium() is not None
-    html = render_investigator_report(data, reports, pdf=pdf)
-    rtf_files = write_rtf_outputs(
-        list(investigator_outputs(data).values()), run, study.study_id, reports / "rtf"
-    )
-    write_report_data(data, reports)
+    written = write_investigator_outputs(data, reports, pdf=pdf)
+    html, rtf_files = written["investigator"][0], written["rtf"]
     context.log.info(
         f"investigator report: {html}" + (" (+ PDF)" if pdf else " (no Chromium: no PDF)")
     )

@@ -133,12 +133,22 @@ def test_the_pdf_is_printed_only_when_the_html_changed(
 ):
     printed: list[str] = []
 
-    def fake_print(html, pdf):
-        printed.append(html.read_text("utf-8"))
-        pdf.write_bytes(b"%PDF")
-        return pdf
+    class FakePrint:
+        def __init__(self, html, pdf):
+            printed.append(html.read_text("utf-8"))
+            self.pdf = pdf
 
-    monkeypatch.setattr(investigator, "print_to_pdf", fake_print)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            pass
+
+        def wait(self):
+            self.pdf.write_bytes(b"%PDF")
+            return self.pdf
+
+    monkeypatch.setattr(investigator, "start_pdf_print", FakePrint)
     render_investigator_report(blinded_data, tmp_path, pdf=True)
     render_investigator_report(blinded_data, tmp_path, pdf=True)
     assert len(printed) == 1

@@ -22,7 +22,7 @@ from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
 from trial.report.labels import readable
 from trial.report.model_tables import DEFAULT_ROLES, ModelRoles
-from trial.report.pdf import print_to_pdf
+from trial.report.pdf import PdfPrint, start_pdf_print
 from trial.report.tlf import tlf_html
 
 REPORT_NAME = "investigator_report"
@@ -225,18 +225,26 @@ def investigator_html(data: ReportData) -> str:
     return document(f"{sid} {TITLE} ({data.run.blinding_label})", page_css(data.run, sid), body)
 
 
-def render_investigator_report(data: ReportData, out_dir: Path, *, pdf: bool = False) -> Path:
-    """Write ``out_dir/investigator_report.html`` (and ``.pdf`` with ``pdf=True`` when Chromium
-    is installed); returns the HTML path. The PDF is printed only when the HTML changed or no
-    PDF is there; it is printed aside and renamed, so a PDF present is a whole print."""
+def write_investigator_html(
+    data: ReportData, out_dir: Path, *, pdf: bool = False
+) -> tuple[Path, PdfPrint | None]:
+    """Write ``out_dir/investigator_report.html``; with ``pdf=True`` (Chromium installed) also
+    start printing ``investigator_report.pdf`` when the HTML changed or no PDF is there, and
+    return the print under way for the caller to wait on (None when nothing is printed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{REPORT_NAME}.html"
     html = investigator_html(data)
     printed = path.with_suffix(".pdf")
     unchanged = printed.is_file() and path.is_file() and path.read_text("utf-8") == html
     path.write_text(html, encoding="utf-8")
-    if pdf and not unchanged:
-        aside = out_dir / f".{REPORT_NAME}.printing.pdf"
-        print_to_pdf(path, aside)
-        aside.replace(printed)
+    return path, start_pdf_print(path, printed) if pdf and not unchanged else None
+
+
+def render_investigator_report(data: ReportData, out_dir: Path, *, pdf: bool = False) -> Path:
+    """:func:`write_investigator_html` and wait for the PDF; returns the HTML path. A PDF is
+    printed aside and renamed, so a PDF present is a whole print."""
+    path, printing = write_investigator_html(data, out_dir, pdf=pdf)
+    if printing is not None:
+        with printing:
+            printing.wait()
     return path

@@ -12,6 +12,7 @@ the assets.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from trial.models.result import ModelResult
 from trial.report.count_reconciliation import count_findings
 from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
-from trial.report.investigator import REPORT_NAME, render_investigator_report
+from trial.report.investigator import REPORT_NAME, write_investigator_html
 from trial.report.investigator_tables import investigator_outputs
 from trial.report.pdf import find_chromium
 from trial.report.quality import render_data_quality_report
@@ -40,6 +41,32 @@ def write_report_data(data: ReportData, out_dir: Path) -> list[Path]:
         frame.write_parquet(path)
         paths.append(path)
     return paths
+
+
+def write_investigator_outputs(
+    data: ReportData, out_dir: Path, *, pdf: bool
+) -> dict[str, list[Path]]:
+    """The investigator report under ``out_dir`` (the run's ``OUT/reports``): its HTML, the PDF
+    print with ``pdf=True`` (when the HTML changed, :func:`write_investigator_html`), every
+    numbered output as RTF and the numbers behind it. Chromium prints while the RTF files and
+    the numbers are written (its second or so of wall time is mostly start-up). Returns the
+    written paths by kind (``investigator``, ``rtf``, ``investigator_data``)."""
+    html, printing = write_investigator_html(data, out_dir, pdf=pdf)
+    with printing or contextlib.nullcontext():
+        rtf_files = write_rtf_outputs(
+            list(investigator_outputs(data).values()),
+            data.run,
+            data.study.study_id,
+            out_dir / "rtf",
+        )
+        frames = write_report_data(data, out_dir)
+        if printing is not None:
+            printing.wait()
+    return {
+        "investigator": [html, *([html.with_suffix(".pdf")] if pdf else [])],
+        "rtf": rtf_files,
+        "investigator_data": frames,
+    }
 
 
 def with_count_findings(
@@ -71,16 +98,7 @@ def write_report_outputs(
         pdf = find_chromium() is not None
     reports = out_dir / "reports"
     data = build_report_data(tables, models, study, run)
-    investigator = render_investigator_report(data, reports, pdf=pdf)
-    rtf_files = write_rtf_outputs(
-        list(investigator_outputs(data).values()), run, study.study_id, reports / "rtf"
-    )
+    investigator = write_investigator_outputs(data, reports, pdf=pdf)
     quality = render_data_quality_report(with_count_findings(tables, data), study, run, reports)
     exports = write_xpt_exports(tables, out_dir / "exports" / "xpt")
-    return {
-        "investigator": [investigator, *([investigator.with_suffix(".pdf")] if pdf else [])],
-        "investigator_data": write_report_data(data, reports),
-        "rtf": rtf_files,
-        "data_quality": [quality],
-        "exports": exports.paths,
-    }
+    return {**investigator, "data_quality": [quality], "exports": exports.paths}

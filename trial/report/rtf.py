@@ -88,9 +88,9 @@ def rtf_document(tlf: Tlf, run: RunInfo, study_id: str) -> rtf.RTFDocument:
     widths = [w + CELL_PADDING for w in tlf.widths()]
     landscape = is_landscape(tlf)
     rows = max(clean.height, 1)
-    justify = [["l", *(["c"] * (n_cols - 1))] for _ in range(rows)]
+    justify = [["l", *(["c"] * (n_cols - 1))]]
     indent = [[INDENT_TWIPS * tlf.indent_of(i), *([0] * (n_cols - 1))] for i in range(rows)]
-    bold = [["b" if i in tlf.emphasis else ""] * n_cols for i in range(rows)]
+    bold = [["b" if i in tlf.emphasis else ""] for i in range(rows)]
     header = (
         f"{_text(study_id)} | {run.blinding_label} | Page {{\\chpgn}} of "
         "{\\field{\\*\\fldinst {\\fs16 NUMPAGES }}{\\fldrslt {\\fs16 1}}}"
