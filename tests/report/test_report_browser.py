@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from trial.report.pdf import dump_dom, find_chromium, print_to_pdf
+from trial.report.pdf import dump_dom, find_chromium, print_to_pdf, start_pdf_print
 
 one_study = pytest.mark.parametrize("study", ["ion301"], indirect=True)
 """The page style is the same for every design: printed for one study only."""
@@ -96,3 +96,22 @@ def test_blinded_appears_on_every_printed_page(blinded_html, tmp_path):
     for number, page in enumerate(pages, start=1):
         assert re.search(r"\bBLINDED\b", page), f"page {number} lacks BLINDED"
         assert "UNBLINDED" not in page
+
+
+@needs_chromium
+def test_a_print_left_without_waiting_stops_chromium_and_leaves_no_file(tmp_path):
+    html = _write(tmp_path, "page", "<html><body><p>one page</p></body></html>")
+    with start_pdf_print(html, tmp_path / "page.pdf") as printing:
+        pass
+    assert printing._process.poll() is not None, "Chromium still runs"
+    assert list(tmp_path.glob("*.pdf")) == []
+    assert list(tmp_path.glob(".*")) == []
+
+
+@needs_chromium
+def test_a_waited_print_is_renamed_into_place(tmp_path):
+    html = _write(tmp_path, "page", "<html><body><p>one page</p></body></html>")
+    with start_pdf_print(html, tmp_path / "page.pdf") as printing:
+        assert printing.wait() == tmp_path / "page.pdf"
+    assert (tmp_path / "page.pdf").read_bytes().startswith(b"%PDF")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import trial.report.investigator as investigator
+import trial.report.outputs as outputs
 from trial.estimands.config import estimands_config
 from trial.report.investigator import render_investigator_report
 
@@ -158,3 +159,41 @@ def test_the_pdf_is_printed_only_when_the_html_changed(
     render_investigator_report(unblinded_data, tmp_path, pdf=True)
     assert len(printed) == 3
     assert not list(tmp_path.glob(".*printing*"))
+
+
+def test_the_pdf_prints_while_the_rtf_files_are_written(blinded_data, tmp_path, monkeypatch):
+    """write_investigator_outputs starts Chromium after the HTML is written and waits for it
+    only after the RTF files and the report's numbers are written."""
+    events: list[str] = []
+
+    class FakePrint:
+        def __init__(self, html, pdf):
+            assert html.is_file()
+            events.append("print started")
+            self.pdf = pdf
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            pass
+
+        def wait(self):
+            events.append("print waited")
+            self.pdf.write_bytes(b"%PDF")
+            return self.pdf
+
+    def fake_rtf(outputs, run, study_id, out_dir):
+        events.append("rtf written")
+        return []
+
+    monkeypatch.setattr(investigator, "start_pdf_print", FakePrint)
+    monkeypatch.setattr(outputs, "write_rtf_outputs", fake_rtf)
+    written = outputs.write_investigator_outputs(blinded_data, tmp_path, pdf=True)
+    assert events == ["print started", "rtf written", "print waited"]
+    assert written["investigator"] == [
+        tmp_path / "investigator_report.html",
+        tmp_path / "investigator_report.pdf",
+    ]
+    assert (tmp_path / "investigator_report.pdf").read_bytes() == b"%PDF"
+    assert written["investigator_data"], "the report's numbers are written"
