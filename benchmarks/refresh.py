@@ -17,10 +17,10 @@ start to the end of its wait: the step writes its RTF files meanwhile), and what
 is left of the run's wall time outside every step (Dagster's orchestration).
 
 CPU is user + system time of this process and its finished children (Chromium, process
-pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time. Chromium prints in
-one process (``--single-process``, ``trial/report/pdf.py``), so all its CPU is counted; before,
-the processes its zygote forked (renderer, GPU, utilities) were not, and the Chromium row showed
-about a third of the 2 s of CPU that ``perf stat`` counts for a print of the demo report.
+pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time. Chromium's CPU is
+undercounted: the processes its zygote forks (renderer, GPU, utilities) are not reaped by this
+process, so ``getrusage`` sees about a third of the 2 s of CPU that ``perf stat`` counts for a
+print of the demo report.
 
 Blinded by default (the sealed list stays closed: no estimands, no tipping point); ``--unblinded``
 opens the simulated sealed list as ``ionto demo`` does.

@@ -33,14 +33,16 @@ HEADLESS_FLAGS = (
     "--no-first-run",
 )
 """Flags of every headless run (a throw-away profile is added)."""
-PRINT_FLAGS = ("--no-pdf-header-footer", "--single-process")
-"""Flags of a PDF print. ``--single-process``: the renderer runs in the browser process, which
-saves forking and starting the zygote's processes: 1.8 s of CPU instead of 2.2 s for the demo
-report (``perf stat``, medians of 8, Chromium 150), with the same pages and text. Flags that
-measured no gain: ``--no-zygote``, ``--disable-extensions``, ``--disable-breakpad``,
+PRINT_FLAGS = ("--no-pdf-header-footer",)
+"""Flags of a PDF print. Measured on the demo report (Chromium 150, ``perf stat``, medians of 8)
+and not kept: ``--single-process`` (1.8 s of CPU instead of 2.2 s, same pages, text and pixels,
+but Chromium died of SIGTRAP on one print of a full test run under heavy load); and, with no
+gain, ``--no-zygote``, ``--disable-extensions``, ``--disable-breakpad``,
 ``--disable-crash-reporter``, ``--disable-dev-shm-usage``,
-``--run-all-compositor-stages-before-draw``, calling ``/usr/lib/chromium/chromium`` without
-Debian's wrapper script."""
+``--run-all-compositor-stages-before-draw``, and calling ``/usr/lib/chromium/chromium`` without
+Debian's wrapper script. A print's wall time is mostly start-up (a one-line page costs about
+1 s of CPU, the demo report about 2 s, spread over the browser, zygote, renderer, GPU and
+utility processes)."""
 
 
 def _command(profile: str, args: list[str]) -> list[str]:
