@@ -23,13 +23,22 @@ _KEY = r'"((?:[^"\\]|\\.)*)"\s*:'
 """A JSON object key followed by its colon (flat objects: vendor-B events nest nothing)."""
 
 
+def odd_key_count() -> pl.Expr:
+    """True for an event (``raw_text``, the typed ``FIELDS``) whose count of ``":`` differs
+    from its count of read fields: the only lines :func:`key_findings` looks at (null where
+    ``raw_text`` is null). The parsed events keep the text of these lines."""
+    read = pl.sum_horizontal(*(pl.col(f).is_not_null().cast(pl.Int32) for f in FIELDS))
+    return pl.col("raw_text").str.count_matches('":', literal=True) != read
+
+
 def key_findings(rows: pl.DataFrame) -> pl.DataFrame:
     """Findings for events (``raw_text``, lineage, the typed ``FIELDS``) with an unknown or a
-    duplicated JSON key; ``subject_id`` is null (the device's owner is decided later)."""
-    read = pl.sum_horizontal(*(pl.col(f).is_not_null().cast(pl.Int32) for f in FIELDS))
-    suspect = rows.filter(
-        pl.col("raw_text").str.count_matches('":', literal=True) != read
-    ).with_columns(_keys=pl.col("raw_text").str.extract_all(_KEY))
+    duplicated JSON key; ``subject_id`` is null (the device's owner is decided later). Only
+    lines with an :func:`odd_key_count` are looked at, so ``raw_text`` may be null on the
+    others."""
+    suspect = rows.filter(odd_key_count()).with_columns(
+        _keys=pl.col("raw_text").str.extract_all(_KEY)
+    )
     if suspect.height == 0:
         return findings_of(rows.clear(), DATASET, "UNKNOWN_JSON_KEY", pl.lit(""))
     keys = suspect.with_columns(_keys=pl.col("_keys").list.eval(pl.element().str.extract(_KEY, 1)))
