@@ -275,8 +275,11 @@ def _resolve_range(
             raw_root,
         )
     )
-    # Only lines with an odd key count are looked at; of those, the distinct ones count.
-    findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
+    # Only lines with an odd key count are looked at; of those, the distinct ones count (the
+    # join, a hash table of every distinct event, only when there is a finding to keep).
+    findings = key_findings(rows)
+    if findings.height:
+        findings = findings.join(distinct.select(lineage), on=lineage, how="semi")
     distinct = distinct.filter(~back)
     sessions = summarise_sessions(distinct, tolerance_pct).collect()
     return distinct, sessions, combine([q_values, q_order]), findings
