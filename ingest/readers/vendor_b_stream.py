@@ -100,12 +100,10 @@ def _read_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
         .rechunk()
         .lazy()
         .with_columns(source_line=row - first_row + 1)
-        # Non-blank: a character that is not whitespace (Unicode White_Space, as strip()),
-        # other than line 1's byte-order mark (stripped later, see _collect_lines).
-        .filter(
-            text.str.contains(r"\S")
-            & ~((pl.col("source_line") == 1) & text.str.contains(rf"^{BOM}\s*$"))
-        )
+        # A character that is not whitespace (Unicode White_Space, as strip()); a line 1 of
+        # a byte-order mark and whitespace alone is blank too, left to _collect_lines (a
+        # second pattern on every line cost as much as this one).
+        .filter(text.str.contains(r"\S"))
         .select(
             file.replace_strict(names, [relative_name(p, raw_root) for p in paths]),
             "source_line",
@@ -116,22 +114,25 @@ def _read_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
 
 
 def scan_vendor_b_lines(paths: Sequence[Path], raw_root: Path) -> pl.LazyFrame:
-    """Non-blank physical lines of ``paths`` (``source_file``, ``source_line``, ``raw_text``
-    with the byte-order mark still on line 1, ``is_last``) in file then line order: the files
-    are read now (raising ``ComputeError`` when one is not UTF-8), the rest is lazy."""
+    """Physical lines of ``paths`` holding a character that is not whitespace
+    (``source_file``, ``source_line``, ``raw_text`` with the byte-order mark still on line 1,
+    ``is_last``) in file then line order: the files are read now (raising ``ComputeError``
+    when one is not UTF-8), the rest is lazy. A line 1 of a byte-order mark and whitespace
+    alone is still there (it can be the file's last line only when it is its only line)."""
     runs = _distinct_runs([Path(p) for p in paths])
     return pl.concat([_read_run(run, Path(raw_root)) for run in runs if run])
 
 
 def _collect_lines(paths: list[Path], raw_root: Path) -> pl.DataFrame:
     """:func:`scan_vendor_b_lines` collected, with a UTF-8 byte-order mark dropped from line 1
-    (only there: elsewhere it is text); the common case, no mark, costs one ``starts_with``."""
+    (only there: elsewhere it is text) and a line 1 left blank by it dropped; the common case,
+    no mark, costs one ``starts_with``."""
     lines = scan_vendor_b_lines(paths, raw_root).collect()
     text = pl.col("raw_text")
     marked = (pl.col("source_line") == 1) & text.str.starts_with(BOM)
     if not lines.select(marked.any()).item():
         return lines
-    return lines.with_columns(
+    return lines.filter(~(marked & text.str.contains(rf"^{BOM}\s*$"))).with_columns(
         raw_text=pl.when(marked).then(text.str.strip_prefix(BOM)).otherwise(text)
     )
 
