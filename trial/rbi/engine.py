@@ -121,22 +121,16 @@ def _valid_resample(prep: Prepared, ids: np.ndarray) -> bool:
 
 def _jackknife(
     prep: Prepared, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
-) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """One refit per subject left out: parameters and the number of fallbacks."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One refit per subject left out (all at once: :meth:`LeaveOneOut.refit_all`): betas,
+    Sigmas and the number of fallbacks."""
     column = _single_subject_columns(prep)
     if column is not None:
         raise RbiInputError(
             f"model column {column!r} is informed by one subject only: the jackknife cannot "
             "leave that subject out; merge rare covariate levels"
         )
-    loo = LeaveOneOut(prep, model, full, h_inv)
-    betas, sigmas, fallbacks = [], [], 0
-    for i in range(prep.n_subjects):
-        opt, fell_back = loo.refit(i)
-        betas.append(opt.beta)
-        sigmas.append(opt.sigma)
-        fallbacks += int(fell_back)
-    return betas, sigmas, fallbacks
+    return LeaveOneOut(prep, model, full, h_inv).refit_all()
 
 
 def draw_parameters(prep: Prepared) -> Draws:
@@ -160,10 +154,12 @@ def draw_parameters(prep: Prepared) -> Draws:
     if spec.method == "condmean-jackknife":
         betas, sigmas, fallbacks = _jackknife(prep, model, full, h_inv)
     else:
-        betas, sigmas, fallbacks = [], [], 0
+        beta_rows: list[np.ndarray] = []
+        sigma_rows: list[np.ndarray] = []
+        weight_rows: list[np.ndarray] = []
+        fallbacks = 0
         rng = np.random.default_rng(spec.seed)
-        weight_rows = []
-        while len(betas) < spec.n_samples:
+        while len(beta_rows) < spec.n_samples:
             if redrawn > MAX_REDRAWN_SHARE * spec.n_samples:
                 raise RbiInputError(
                     f"{redrawn} bootstrap samples were not estimable or not fitted (a covariate "
@@ -180,12 +176,12 @@ def draw_parameters(prep: Prepared) -> Draws:
                 redrawn += 1
                 continue
             fallbacks += int(fell_back)
-            betas.append(opt.beta)
-            sigmas.append(opt.sigma)
+            beta_rows.append(opt.beta)
+            sigma_rows.append(opt.sigma)
             weight_rows.append(np.bincount(ids, minlength=n).astype(float))
-        weights = np.array(weight_rows)
+        betas, sigmas, weights = np.array(beta_rows), np.array(sigma_rows), np.array(weight_rows)
     seconds["refits"] = time.perf_counter() - start
-    return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, redrawn, seconds)
+    return Draws(full, betas, sigmas, weights, fallbacks, redrawn, seconds)
 
 
 def point_estimates(prep: Prepared) -> np.ndarray:
