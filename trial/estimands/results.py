@@ -33,6 +33,7 @@ from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates, tidy_estimates
 from trial.rbi import RbiFits, fit_rbi
 from trial.rbi.reml_fit import ImputationModelError
+from trial.rbi.threads import one_blas_thread
 
 NAME = "estimands"
 TIPPING_NAME = "tipping_point"
@@ -166,6 +167,33 @@ def _post_ice_in_fit(adice: pl.DataFrame, populations: Mapping[str, pl.DataFrame
     )
 
 
+def _fit_estimands(
+    populations: Mapping[str, pl.DataFrame],
+    adice: pl.DataFrame,
+    config: EstimandsConfig,
+    study: Study,
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
+    """Every estimand's tidy result, the agreement tables of the checks, and the checks that
+    could not be run. Estimands whose imputation model is fitted on the same rows share its
+    parameter draws (:func:`trial.rbi.fit_rbi`'s ``reuse``)."""
+    results = []
+    checks = []
+    failures: list[str] = []
+    fitted: list[RbiFits] = []
+    for estimand in config.estimands:
+        result, fits = fit_estimand(populations, adice, estimand, config, study, reuse=fitted)
+        results.append(result)
+        if fits is not None:
+            fitted.append(fits)
+        if estimand.check is not None:
+            check = _check(populations, adice, estimand, config, study, result)
+            if isinstance(check, str):
+                failures.append(check)
+            else:
+                checks.append(check)
+    return results, checks, failures
+
+
 def estimand_results(
     populations: Mapping[str, pl.DataFrame],
     adsl: pl.DataFrame,
@@ -192,21 +220,8 @@ def estimand_results(
                 "need arms and wait for unblinding.",
             ],
         )
-    results = []
-    checks = []
-    failures: list[str] = []
-    fitted: list[RbiFits] = []
-    for estimand in config.estimands:
-        result, fits = fit_estimand(populations, adice, estimand, config, study, reuse=fitted)
-        results.append(result)
-        if fits is not None:
-            fitted.append(fits)
-        if estimand.check is not None:
-            check = _check(populations, adice, estimand, config, study, result)
-            if isinstance(check, str):
-                failures.append(check)
-            else:
-                checks.append(check)
+    with one_blas_thread():
+        results, checks, failures = _fit_estimands(populations, adice, config, study)
     everything = pl.concat(results)
     at_visit = everything.filter(pl.col("parameter").str.starts_with("trt_")).join(
         pl.DataFrame({"estimand": [e.id for e in config.estimands]}).with_columns(
@@ -333,7 +348,8 @@ def tipping_point_result(
             fit={"converged": False, "blinded": True},
             notes=[BLINDED_NOTE],
         )
-    curve = tipping_curve(populations, adice, study)
+    with one_blas_thread():
+        curve = tipping_curve(populations, adice, study)
     points = tipping_points(curve)
     notes = [
         f"Delta (log scale) added to the imputed values of one arm at a time ({tp.missing} "
