@@ -33,7 +33,6 @@ from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates, tidy_estimates
 from trial.rbi import RbiFits, fit_rbi
 from trial.rbi.reml_fit import ImputationModelError
-from trial.rbi.threads import one_blas_thread
 
 NAME = "estimands"
 TIPPING_NAME = "tipping_point"
@@ -220,8 +219,7 @@ def estimand_results(
                 "need arms and wait for unblinding.",
             ],
         )
-    with one_blas_thread():
-        results, checks, failures = _fit_estimands(populations, adice, config, study)
+    results, checks, failures = _fit_estimands(populations, adice, config, study)
     everything = pl.concat(results)
     at_visit = everything.filter(pl.col("parameter").str.starts_with("trt_")).join(
         pl.DataFrame({"estimand": [e.id for e in config.estimands]}).with_columns(
@@ -348,8 +346,7 @@ def tipping_point_result(
             fit={"converged": False, "blinded": True},
             notes=[BLINDED_NOTE],
         )
-    with one_blas_thread():
-        curve = tipping_curve(populations, adice, study)
+    curve = tipping_curve(populations, adice, study)
     points = tipping_points(curve)
     notes = [
         f"Delta (log scale) added to the imputed values of one arm at a time ({tp.missing} "

@@ -39,7 +39,9 @@ earlier set fitted on the same rows are taken over), whose ``analyse(delta)`` an
 and whose ``scaled_delta_curve(delta, scales)`` a whole grid of multiples of one delta table by
 linearity (conditional mean imputation: the tipping point). Bad input
 raises :class:`RbiInputError` with a message that says what to fix; a REML fit of the full data
-that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``.
+that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``. The entry points
+(``run_rbi``, ``fit_rbi``, ``RbiFits.analyse``, ``RbiFits.scaled_delta_curve``) run BLAS on one
+thread (:mod:`trial.rbi.threads`), whatever the process uses.
 """
 
 from trial.rbi.engine import RbiFits, RbiResult, fit_rbi, run_rbi, run_rbi_deltas

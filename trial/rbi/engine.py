@@ -33,6 +33,7 @@ from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
 from trial.rbi.prepare import Prepared, full_rank, prepare
 from trial.rbi.reml_fit import ImputationModelError, RemlOptimum, UnstructuredReml
 from trial.rbi.spec import DELTA_COLUMN, RbiInputError, RbiSpec
+from trial.rbi.threads import one_blas_thread
 
 CHUNK = 128
 """Samples imputed and analysed at once (bounds memory at CHUNK x subjects x visits)."""
@@ -352,9 +353,12 @@ def run_rbi(
     spec: RbiSpec,
     delta: pl.DataFrame | None = None,
 ) -> RbiResult:
-    """Reference-based imputation of ``data`` under the ICEs of ``ice`` (see the package doc)."""
-    prep = prepare(data, ice, spec)
-    return analyse(prep, draw_parameters(prep), delta)
+    """Reference-based imputation of ``data`` under the ICEs of ``ice`` (see the package doc);
+    on one BLAS thread (:func:`trial.rbi.threads.one_blas_thread`), like every entry point of
+    the engine."""
+    with one_blas_thread():
+        prep = prepare(data, ice, spec)
+        return analyse(prep, draw_parameters(prep), delta)
 
 
 def scaled_delta_curve(
@@ -416,11 +420,13 @@ class RbiFits:
     draws: Draws
 
     def analyse(self, delta: pl.DataFrame | None = None) -> RbiResult:
-        return analyse(self.prep, self.draws, delta)
+        with one_blas_thread():
+            return analyse(self.prep, self.draws, delta)
 
     def scaled_delta_curve(self, delta: pl.DataFrame, scales: Sequence[float]) -> pl.DataFrame:
         """:func:`scaled_delta_curve` of these fits."""
-        return scaled_delta_curve(self.prep, self.draws, delta, scales)
+        with one_blas_thread():
+            return scaled_delta_curve(self.prep, self.draws, delta, scales)
 
 
 def same_fit_inputs(a: Prepared, b: Prepared) -> bool:
@@ -449,11 +455,12 @@ def fit_rbi(
     """Prepare ``data`` and draw the imputation model's parameters once; or take the draws of
     the first of ``reuse`` fitted on the same rows (:func:`same_fit_inputs`: e.g. the same data
     under another reference-based strategy, when post-ICE values are fitted)."""
-    prep = prepare(data, ice, spec)
-    for fits in reuse:
-        if same_fit_inputs(prep, fits.prep):
-            return RbiFits(prep, fits.draws)
-    return RbiFits(prep, draw_parameters(prep))
+    with one_blas_thread():
+        prep = prepare(data, ice, spec)
+        for fits in reuse:
+            if same_fit_inputs(prep, fits.prep):
+                return RbiFits(prep, fits.draws)
+        return RbiFits(prep, draw_parameters(prep))
 
 
 def run_rbi_deltas(
