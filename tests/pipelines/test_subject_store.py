@@ -139,10 +139,12 @@ def test_a_killed_refresh_leaves_its_subjects_to_be_computed_again(
 ) -> None:
     """A refresh killed after writing the papers but before the superseded rows and the index:
     the next one computes that delivery's subjects again, and its tables are whole (the
-    superseded rows of a subject are neither lost nor counted twice)."""
+    superseded rows of a subject are neither lost nor counted twice), even when its inputs
+    are again those of the run before (the stored papers of the killed run are not theirs)."""
     newest = _last_delivery(trial.gravimetry)
     touched = set(trial.gravimetry.filter(newest)["subject_id"])
-    _refresh(SWEAT_PAPERS, {"gravimetry": trial.gravimetry.filter(~newest)}, trial, tmp_path)
+    earlier = {"gravimetry": trial.gravimetry.filter(~newest)}
+    _refresh(SWEAT_PAPERS, earlier, trial, tmp_path)
 
     write = subject_store._write_whole
 
@@ -157,6 +159,8 @@ def test_a_killed_refresh_leaves_its_subjects_to_be_computed_again(
             SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial.study, tmp_path, SALT
         )
     monkeypatch.setattr(subject_store, "_write_whole", write)
+    back = _refresh(SWEAT_PAPERS, earlier, trial, tmp_path)
+    assert set(back.recomputed) == touched & set(earlier["gravimetry"]["subject_id"])
     again = _refresh(SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial, tmp_path)
     assert set(again.recomputed) == touched
 
