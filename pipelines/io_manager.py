@@ -67,6 +67,11 @@ def aside(path: Path) -> Path:
     return path.with_name(f".{path.name}.writing")
 
 
+def table_path(out_dir: Path, asset: str) -> Path:
+    """Where a frame of the unpartitioned ``asset`` is stored."""
+    return Path(out_dir) / "tables" / f"{asset}.parquet"
+
+
 def partition_path(out_dir: Path, asset: str, key: str) -> Path:
     """Where a partition of ``asset`` is stored, without suffix: ``<path>.parquet`` for a
     frame, the folder ``<path>`` for a dict of frames."""
@@ -80,9 +85,6 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def _name(self, key: dg.AssetKey) -> str:
         return "__".join(key.path)
-
-    def _table_path(self, name: str) -> Path:
-        return Path(self.out_dir) / "tables" / f"{name}.parquet"
 
     def _object_path(self, name: str) -> Path:
         return Path(self.out_dir) / ".objects" / f"{name}.pkl"
@@ -143,7 +145,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             self._handle_partitions(context, name, obj)
             return
         if isinstance(obj, pl.DataFrame | pl.LazyFrame):
-            path = self._table_path(name)
+            path = table_path(Path(self.out_dir), name)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(obj, pl.LazyFrame):
                 obj.sink_parquet(aside(path))
@@ -178,7 +180,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         name = self._name(context.asset_key)
         if context.has_asset_partitions:
             return self._load_partitions(name, list(context.asset_partition_keys))
-        table = self._table_path(name)
+        table = table_path(Path(self.out_dir), name)
         if table.exists():
             if context.dagster_type.typing_type is pl.LazyFrame:
                 return pl.scan_parquet(table)
