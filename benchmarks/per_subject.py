@@ -42,7 +42,10 @@ from data_contracts.contracts import use_study  # noqa: E402
 from ingest.landing import scan_raw  # noqa: E402
 from ingest.readers.edc import read_edc_table  # noqa: E402
 from ingest.readers.gravimetry import read_gravimetry  # noqa: E402
-from pipelines.assets.analysis_ready import ADSWEAT, SWEAT_PAPERS  # noqa: E402
+from pipelines.assets.analysis_ready import (  # noqa: E402
+    adsweat_derivation,
+    sweat_papers_derivation,
+)
 from pipelines.subject_store import SubjectDerivation, derive_by_subject  # noqa: E402
 from study import Study, load_study  # noqa: E402
 from trial.derive.gravimetry import latest_papers, paper_rates  # noqa: E402
@@ -136,7 +139,7 @@ def main() -> None:
         earlier = gravimetry.filter(~newest_delivery(gravimetry))
         measure(
             "sweat_papers",
-            SWEAT_PAPERS,
+            sweat_papers_derivation(),
             {"gravimetry": earlier},
             {"gravimetry": gravimetry},
             papers_whole,
@@ -144,12 +147,12 @@ def main() -> None:
             args.repeat,
         )
         papers = {
-            frames: SWEAT_PAPERS.full({"gravimetry": g}, study)["sweat_papers"]
+            frames: sweat_papers_derivation().full({"gravimetry": g}, study)["sweat_papers"]
             for frames, g in (("before", earlier), ("after", gravimetry))
         }
         measure(
             "adsweat",
-            ADSWEAT,
+            adsweat_derivation(),
             {"sweat_papers": papers["before"], "visits": visits, "dm": dm},
             {"sweat_papers": papers["after"], "visits": visits, "dm": dm},
             adsweat_whole,

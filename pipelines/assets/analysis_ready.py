@@ -76,20 +76,29 @@ def _region_values(inputs: Mapping[str, pl.DataFrame], study: Study) -> dict[str
     }
 
 
-PAPER_ORDER = ("source_file", "source_line")
-SWEAT_PAPERS = SubjectDerivation(
-    name="sweat_papers",
-    inputs=("gravimetry",),
-    order={"sweat_papers": PAPER_ORDER, "superseded_papers": PAPER_ORDER},
-    compute=_paper_rates,
-)
-"""Papers in the worksheets' file and line order (the order of ``gravimetry``)."""
-ADSWEAT = SubjectDerivation(
-    name="adsweat",
-    inputs=("sweat_papers", "visits", "dm"),
-    order={"adsweat": ("subject_id", "PARAMCD", "AVISITN")},
-    compute=_region_values,
-)
+def sweat_papers_derivation() -> SubjectDerivation:
+    """Papers per subject, in the worksheets' file and line order (the order of
+    ``gravimetry``). A function, not a constant, so that the asset's code version reaches
+    the derivation's code (``pipelines.freshness``: an asset's own module is followed through
+    the functions it calls)."""
+    order = ("source_file", "source_line")
+    return SubjectDerivation(
+        name="sweat_papers",
+        inputs=("gravimetry",),
+        order={"sweat_papers": order, "superseded_papers": order},
+        compute=_paper_rates,
+    )
+
+
+def adsweat_derivation() -> SubjectDerivation:
+    """Region values per subject, in ADSWEAT's order (a function: see
+    :func:`sweat_papers_derivation`)."""
+    return SubjectDerivation(
+        name="adsweat",
+        inputs=("sweat_papers", "visits", "dm"),
+        order={"adsweat": ("subject_id", "PARAMCD", "AVISITN")},
+        compute=_region_values,
+    )
 
 
 def _by_subject(
@@ -133,8 +142,9 @@ def sweat_papers(
     context: dg.AssetExecutionContext, settings: TrialSettings, gravimetry: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Sweat rate per paper in mg/min (grams converted), invalid rates (wet <= dry) flagged and
-    excluded from region values, never clipped; per subject (``SWEAT_PAPERS``)."""
-    out = _by_subject(context, settings, SWEAT_PAPERS, {"gravimetry": gravimetry}).outputs
+    excluded from region values, never clipped; per subject."""
+    inputs = {"gravimetry": gravimetry}
+    out = _by_subject(context, settings, sweat_papers_derivation(), inputs).outputs
     return out["sweat_papers"], out["superseded_papers"]
 
 
@@ -166,9 +176,9 @@ def adsweat(
     dm: pl.DataFrame,
 ) -> pl.DataFrame:
     """BDS table of log sweat rate per region and visit: AVAL, BASE, CHG, PCHG, windows; per
-    subject (``ADSWEAT``)."""
+    subject."""
     inputs = {"sweat_papers": sweat_papers, "visits": visits, "dm": dm}
-    return _by_subject(context, settings, ADSWEAT, inputs).outputs["adsweat"]
+    return _by_subject(context, settings, adsweat_derivation(), inputs).outputs["adsweat"]
 
 
 @contract_checked(dg.asset, group_name=READY, kinds={"polars"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -16,7 +17,13 @@ from data_contracts.contracts import use_study
 from ingest.landing import scan_raw
 from ingest.readers.edc import read_edc_table
 from ingest.readers.gravimetry import read_gravimetry
-from pipelines.assets.analysis_ready import ADSWEAT, SWEAT_PAPERS
+from pipelines import freshness
+from pipelines.assets.analysis_ready import (
+    adsweat,
+    adsweat_derivation,
+    sweat_papers,
+    sweat_papers_derivation,
+)
 from pipelines.subject_store import SubjectDerivation, derive_by_subject
 from study import EXAMPLE_STUDIES, Study, load_study
 from trial.simulate import simulate_trial
@@ -81,21 +88,25 @@ def test_a_new_delivery_recomputes_only_its_subjects(trial: Trial, tmp_path: Pat
     touched = set(trial.gravimetry.filter(newest)["subject_id"])
     assert 0 < len(touched) < trial.gravimetry["subject_id"].n_unique()
 
-    first = _refresh(SWEAT_PAPERS, {"gravimetry": earlier}, trial, tmp_path)
+    first = _refresh(sweat_papers_derivation(), {"gravimetry": earlier}, trial, tmp_path)
     assert set(first.recomputed) == set(earlier["subject_id"])
-    second = _refresh(SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial, tmp_path)
+    second = _refresh(sweat_papers_derivation(), {"gravimetry": trial.gravimetry}, trial, tmp_path)
     assert set(second.recomputed) == touched
     assert second.dropped == ()
     assert second.metadata()["subjects_reused"] == second.subjects - len(touched)
 
-    unchanged = _refresh(SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial, tmp_path)
+    unchanged = _refresh(
+        sweat_papers_derivation(), {"gravimetry": trial.gravimetry}, trial, tmp_path
+    )
     assert unchanged.recomputed == () and unchanged.dropped == ()
 
 
 def test_new_changed_and_gone_subjects(trial: Trial, tmp_path: Path) -> None:
     """Region values: a subject new since the last run, one whose paper changed and one no
     longer in any input are computed, computed again and dropped; nobody else is."""
-    papers = SWEAT_PAPERS.full({"gravimetry": trial.gravimetry}, trial.study)["sweat_papers"]
+    papers = sweat_papers_derivation().full({"gravimetry": trial.gravimetry}, trial.study)[
+        "sweat_papers"
+    ]
     subjects = sorted(set(papers["subject_id"]))
     new, changed, gone = subjects[0], subjects[1], subjects[2]
 
@@ -107,7 +118,7 @@ def test_new_changed_and_gone_subjects(trial: Trial, tmp_path: Path) -> None:
             "dm": trial.dm.filter(keep),
         }
 
-    first = _refresh(ADSWEAT, inputs(papers, new), trial, tmp_path)
+    first = _refresh(adsweat_derivation(), inputs(papers, new), trial, tmp_path)
     assert new not in first.recomputed and gone in first.recomputed
     heavier = papers.with_columns(
         sweat_rate_mg_min=pl.when(
@@ -116,7 +127,7 @@ def test_new_changed_and_gone_subjects(trial: Trial, tmp_path: Path) -> None:
         .then(pl.col("sweat_rate_mg_min") * 2)
         .otherwise(pl.col("sweat_rate_mg_min"))
     )
-    second = _refresh(ADSWEAT, inputs(heavier, gone), trial, tmp_path)
+    second = _refresh(adsweat_derivation(), inputs(heavier, gone), trial, tmp_path)
     assert set(second.recomputed) == {new, changed}
     assert second.dropped == (gone,)
     assert gone not in set(second.outputs["adsweat"]["subject_id"])
@@ -127,11 +138,17 @@ def test_a_code_or_study_change_recomputes_every_subject(trial: Trial, tmp_path:
     reuse; another input schema neither."""
     inputs = {"gravimetry": trial.gravimetry}
     everyone = set(trial.gravimetry["subject_id"])
-    _refresh(SWEAT_PAPERS, inputs, trial, tmp_path)
-    assert _refresh(SWEAT_PAPERS, inputs, trial, tmp_path).recomputed == ()
-    assert set(_refresh(SWEAT_PAPERS, inputs, trial, tmp_path, "code v2").recomputed) == everyone
+    _refresh(sweat_papers_derivation(), inputs, trial, tmp_path)
+    assert _refresh(sweat_papers_derivation(), inputs, trial, tmp_path).recomputed == ()
+    assert (
+        set(_refresh(sweat_papers_derivation(), inputs, trial, tmp_path, "code v2").recomputed)
+        == everyone
+    )
     wider = {"gravimetry": trial.gravimetry.with_columns(pl.lit(1).alias("extra"))}
-    assert set(_refresh(SWEAT_PAPERS, wider, trial, tmp_path, "code v2").recomputed) == everyone
+    assert (
+        set(_refresh(sweat_papers_derivation(), wider, trial, tmp_path, "code v2").recomputed)
+        == everyone
+    )
 
 
 def test_a_killed_refresh_leaves_its_subjects_to_be_computed_again(
@@ -144,7 +161,7 @@ def test_a_killed_refresh_leaves_its_subjects_to_be_computed_again(
     newest = _last_delivery(trial.gravimetry)
     touched = set(trial.gravimetry.filter(newest)["subject_id"])
     earlier = {"gravimetry": trial.gravimetry.filter(~newest)}
-    _refresh(SWEAT_PAPERS, earlier, trial, tmp_path)
+    _refresh(sweat_papers_derivation(), earlier, trial, tmp_path)
 
     write = subject_store._write_whole
 
@@ -156,12 +173,12 @@ def test_a_killed_refresh_leaves_its_subjects_to_be_computed_again(
     monkeypatch.setattr(subject_store, "_write_whole", killed)
     with pytest.raises(KeyboardInterrupt):
         derive_by_subject(
-            SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial.study, tmp_path, SALT
+            sweat_papers_derivation(), {"gravimetry": trial.gravimetry}, trial.study, tmp_path, SALT
         )
     monkeypatch.setattr(subject_store, "_write_whole", write)
-    back = _refresh(SWEAT_PAPERS, earlier, trial, tmp_path)
+    back = _refresh(sweat_papers_derivation(), earlier, trial, tmp_path)
     assert set(back.recomputed) == touched & set(earlier["gravimetry"]["subject_id"])
-    again = _refresh(SWEAT_PAPERS, {"gravimetry": trial.gravimetry}, trial, tmp_path)
+    again = _refresh(sweat_papers_derivation(), {"gravimetry": trial.gravimetry}, trial, tmp_path)
     assert set(again.recomputed) == touched
 
 
@@ -169,9 +186,21 @@ def test_a_row_without_a_subject_is_an_error(trial: Trial, tmp_path: Path) -> No
     orphan = trial.gravimetry.head(1).with_columns(subject_id=pl.lit(None, dtype=pl.String))
     with pytest.raises(ValueError, match="gravimetry: 1 rows without subject_id"):
         derive_by_subject(
-            SWEAT_PAPERS,
+            sweat_papers_derivation(),
             {"gravimetry": pl.concat([trial.gravimetry, orphan])},
             trial.study,
             tmp_path,
             SALT,
         )
+
+
+@pytest.mark.parametrize(
+    ("asset", "module"),
+    [(sweat_papers, "trial.derive.gravimetry"), (adsweat, "trial.derive.sweat")],
+)
+def test_the_code_version_reaches_the_derivation(asset: dg.AssetsDefinition, module: str) -> None:
+    """Editing the derivation's module changes the asset's code version, which is in the salt:
+    the asset is recomputed, every subject of it."""
+    modules: set[str] = set()
+    freshness._reached(asset.op.compute_fn.decorated_fn, modules, {})
+    assert module in freshness.module_closure(modules)
