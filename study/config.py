@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -799,6 +800,49 @@ def _cross_problems(s: Study) -> list[tuple[str, str]]:
     return out
 
 
+def _printed_blinded(s: Study) -> list[tuple[str, str]]:
+    """``(key path, text)`` of the free text a blinded report prints word for word: the
+    estimands' population, variable, summary and ICE strategies, the ICEs' names, the printed
+    labels and the fault codes' descriptions."""
+    texts: list[tuple[str, str]] = []
+    for i, e in enumerate(s.estimands.definitions):
+        where = f"estimands.definitions[{i}]"
+        texts += [(f"{where}.{key}", getattr(e, key)) for key in ("population", "variable")]
+        texts.append((f"{where}.summary", e.summary))
+        texts += [(f"{where}.ices.{ice}.strategy", h.strategy) for ice, h in e.ices.items()]
+    texts += [
+        (f"intercurrent_events.{ice}.name", rule.name)
+        for ice, rule in s.intercurrent_events.items()
+    ]
+    for codelist, labels in s.labels.items():
+        texts += [(f"labels.{codelist}.{code}", label) for code, label in labels.items()]
+    texts += [(f"codelists.fault_code.{c}", d) for c, d in s.codelists.fault_code.items()]
+    return texts
+
+
+def _arm_problems(s: Study) -> list[tuple[str, str]]:
+    """A blinded report prints some of the study's free text as it is written: an arm code
+    (whole word, case-sensitive, as the blinding scan of ``trial.report.blinding`` looks for
+    it) or an arm name (any case) there would name an arm in a blinded output."""
+    out: list[tuple[str, str]] = []
+    for path, text in _printed_blinded(s):
+        for arm in s.arms:
+            if re.search(rf"(?<![A-Za-z0-9]){re.escape(arm.code)}(?![A-Za-z0-9])", text):
+                named = f"the arm code {arm.code!r}"
+            elif arm.name.lower() in text.lower():
+                named = f"the arm name {arm.name!r}"
+            else:
+                continue
+            out.append(
+                (
+                    path,
+                    f"{text!r} names {named}; a blinded report prints this text, so name no "
+                    "arm in it (say 'the reference arm' or 'each treated arm')",
+                )
+            )
+    return out
+
+
 def parse_study(data: Any, source: str = "<mapping>") -> Study:
     """Validate a study mapping (as read from YAML); :class:`StudyError` names the first
     problem's key path."""
@@ -810,7 +854,7 @@ def parse_study(data: Any, source: str = "<mapping>") -> Study:
         path, problem = _first_problem(exc)
         raise StudyError(source, path, problem) from None
     study._source = source
-    problems = _cross_problems(study)
+    problems = _cross_problems(study) + _arm_problems(study)
     if problems:
         path, problem = problems[0]
         if len(problems) > 1:

@@ -284,3 +284,33 @@ def test_dagster_definitions_refuse_a_broken_estimand(tmp_path: Path) -> None:
         f"{broken}: estimands.definitions[0].method: 'mmrn' is not one of"
     )
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_STUDIES)
+def test_free_text_a_blinded_report_prints_may_not_name_an_arm(name: str) -> None:
+    data = _mapping(name)
+    study = load_study(name)
+    reference = study.reference_arm
+    data["estimands"]["definitions"][0]["summary"] = f"difference in LS means vs {reference}"
+    error = _error(data)
+    assert str(error).startswith("bad.yaml: estimands.definitions[0].summary: ")
+    assert f"names the arm code {reference!r}" in str(error)
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_STUDIES)
+def test_an_arm_name_in_a_printed_label_is_refused_in_any_case(name: str) -> None:
+    data = _mapping(name)
+    arm = load_study(name).arms[-1]
+    data["labels"]["sex"]["F"] = f"Female ({arm.name.upper()})"
+    error = _error(data)
+    assert str(error).startswith("bad.yaml: labels.sex.F: ")
+    assert f"names the arm name {arm.name!r}" in str(error)
+
+
+def test_an_arm_code_inside_a_word_is_not_an_arm() -> None:
+    data = _mapping("ion301")
+    codes = load_study("ion301").arm_codes
+    summary = f"difference in LS means vs the reference arm ({codes[0].lower()}ered)"
+    data["estimands"]["definitions"][0]["summary"] = summary
+    assert parse_study(data, "ok.yaml").estimands.definitions[0].summary == summary

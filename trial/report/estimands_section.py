@@ -58,7 +58,8 @@ def section_data(
 
 def tipping_point_svg(curve: pl.DataFrame, ci: str) -> str:
     """Contrast estimate and CI (``ci`` names it, e.g. ``90 % CI``: the study's alpha) against
-    delta, one panel line per arm, the zero line and each arm's tipping delta marked."""
+    delta, one panel line per arm, the zero line and each arm's tipping delta marked (its
+    label on a line of its own at the top, arms in the curve's order)."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for i, ((arm,), rows) in enumerate(curve.group_by("arm", maintain_order=True)):
         rows = rows.sort("delta")
@@ -86,13 +87,17 @@ def tipping_point_svg(curve: pl.DataFrame, ci: str) -> str:
         tip = rows.filter(pl.col("includes_zero"))
         if tip.height:
             ax.axvline(float(tip["delta"][0]), color=colour, linestyle=":", linewidth=1)
+            # Each arm's label on a line of its own below the top of the axes: two arms that
+            # tip at nearby deltas would otherwise print their labels over each other.
             ax.annotate(
                 f"{arm}: {float(tip['delta'][0]):g}",
-                (float(tip["delta"][0]), float(tip["uci"][0])),
+                (float(tip["delta"][0]), 1.0),
+                xycoords=("data", "axes fraction"),
                 fontsize=8,
                 color=colour,
-                xytext=(3, 3),
+                xytext=(3, -10 - 11 * i),
                 textcoords="offset points",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
             )
     ax.axhline(0.0, color="#333333", linewidth=0.8)
     ax.set_xlabel("Delta added to the arm's imputed values (ln scale)")
