@@ -7,12 +7,13 @@ share one output folder, as a trial's refreshes do:
 2. ``one_delivery``: the last delivery added, then the same folder run again;
 3. ``no_change``: the same raw tree once more.
 
-For every Dagster step (an asset, a multi-asset, or an asset's contract check) the table gives
-its wall and CPU seconds, and of those the IO manager's reads and writes. The run's fixed costs
-are rows of their own: importing the pipeline, building the definitions and opening the
-instance (measured alone, before the runs), the instance's event storage (time spent storing
-Dagster's events, inside and outside steps), Chromium printing the PDF (inside the report
-step), and what is left of the run's wall time outside every step (Dagster's orchestration).
+For every Dagster step (an asset or a multi-asset, with its assets' contract checks) the table
+gives its wall and CPU seconds, and of those the IO manager's reads and writes and the contract
+checks (they run inside the asset steps, ``pipelines/checks.py``). The run's fixed costs are
+rows of their own: importing the pipeline, building the definitions and opening the instance
+(measured alone, before the runs), the instance's event storage (time spent storing Dagster's
+events, inside and outside steps), Chromium printing the PDF (inside the report step), and what
+is left of the run's wall time outside every step (Dagster's orchestration).
 
 CPU is user + system time of this process and its finished children (Chromium, process
 pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time.
@@ -45,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 import dagster as dg  # noqa: E402
 
+import pipelines.checks as checks  # noqa: E402
 import trial.report.investigator as investigator  # noqa: E402
 from ingest.deliveries import scan_deliveries  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
@@ -81,6 +83,7 @@ class Profile:
     steps: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     reads: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     writes: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    checks: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     fixed: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     step_started: dict[str, tuple[float, float]] = field(default_factory=dict)
     current_step: str = "?"
@@ -134,8 +137,18 @@ def _wrap_pdf(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _wrap_check(function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with timed(PROFILE.checks[PROFILE.current_step]):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def instrument() -> None:
-    """Patch the IO manager, the instance's event handling and the PDF printer with timers."""
+    """Patch the IO manager, the contract checks, the instance's event handling and the PDF
+    printer with timers."""
+    checks.contract_check_result = _wrap_check(checks.contract_check_result)  # type: ignore[assignment]
     ParquetIOManager.handle_output = _wrap_io(ParquetIOManager.handle_output, "writes")  # type: ignore[method-assign]
     ParquetIOManager.load_input = _wrap_io(ParquetIOManager.load_input, "reads")  # type: ignore[method-assign]
     dg.DagsterInstance.handle_new_event = _wrap_events(dg.DagsterInstance.handle_new_event)  # type: ignore[method-assign]
@@ -220,13 +233,12 @@ def print_summary(
         steps = Cost(sum(c.wall for c in p.steps.values()), sum(c.cpu for c in p.steps.values()))
         reads = Cost(sum(c.wall for c in p.reads.values()), sum(c.cpu for c in p.reads.values()))
         writes = Cost(sum(c.wall for c in p.writes.values()), sum(c.cpu for c in p.writes.values()))
-        checks = [c for k, c in p.steps.items() if k.endswith("contract")]
-        check = Cost(sum(c.wall for c in checks), sum(c.cpu for c in checks))
+        check = Cost(sum(c.wall for c in p.checks.values()), sum(c.cpu for c in p.checks.values()))
         for name, cost in [
             ("all steps", steps),
             ("  of which IO manager reads", reads),
             ("  of which IO manager writes", writes),
-            ("  of which contract check steps", check),
+            ("  of which contract checks (in the asset steps)", check),
             *sorted(p.fixed.items()),
         ]:
             rows[name].append(f"{cost.wall:.2f} | {cost.cpu:.2f}")

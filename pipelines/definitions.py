@@ -16,7 +16,7 @@ from data_contracts.contracts import use_study
 from ingest.registry import SOURCES
 from ingest.source_format import SourceFormat, check_registry
 from pipelines.assets import analysis_ready, estimands, models, raw, reports
-from pipelines.checks import contract_checks
+from pipelines.checks import unchecked_contracts
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
 from pipelines.sensors import (
@@ -42,10 +42,6 @@ def executor_from_env(choice: str | None = None) -> dg.ExecutorDefinition:
     if choice == "multiprocess":
         return dg.multiprocess_executor.configured({"max_concurrent": os.cpu_count() or 1})
     raise ValueError(f"IONTO_EXECUTOR={choice!r}: choose one of {', '.join(EXECUTORS)}")
-
-
-def _asset_names(assets: list[dg.AssetsDefinition]) -> list[str]:
-    return [key.to_user_string() for a in assets for key in a.keys]
 
 
 def build_definitions(
@@ -74,10 +70,15 @@ def build_definitions(
             if isinstance(a, dg.AssetsDefinition)
         ),
     ]
-    contracts = {name: s.contract(name) for s in sources for name in s.datasets}
+    contracts = {name: source.contract(name) for source in sources for name in source.datasets}
+    unchecked = unchecked_contracts(assets, contracts)
+    if unchecked:
+        raise ValueError(
+            f"assets with a data contract but no contract check: {', '.join(unchecked)} "
+            "(make them with pipelines.checks.contract_checked)"
+        )
     return dg.Definitions(
         assets=assets,
-        asset_checks=contract_checks(_asset_names(assets), contracts),
         resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=settings.out_dir)},
         executor=executor_from_env(executor),
         jobs=[process_delivery, refresh_analysis],

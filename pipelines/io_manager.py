@@ -73,6 +73,11 @@ def aside(path: Path) -> Path:
     return path.with_name(f".{path.name}.writing")
 
 
+def table_path(out_dir: Path, asset: str) -> Path:
+    """Where a frame of the unpartitioned ``asset`` is stored."""
+    return Path(out_dir) / "tables" / f"{asset}.parquet"
+
+
 def partition_path(out_dir: Path, asset: str, key: str) -> Path:
     """Where a partition of ``asset`` is stored, without suffix: ``<path>.parquet`` for a
     frame, the folder ``<path>`` for a dict of frames."""
@@ -86,9 +91,6 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def _name(self, key: dg.AssetKey) -> str:
         return "__".join(key.path)
-
-    def _table_path(self, name: str) -> Path:
-        return Path(self.out_dir) / "tables" / f"{name}.parquet"
 
     def _object_path(self, name: str) -> Path:
         return Path(self.out_dir) / ".objects" / f"{name}.pkl"
@@ -159,7 +161,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             )
             return
         if isinstance(obj, pl.DataFrame | pl.LazyFrame):
-            path = self._table_path(name)
+            path = table_path(Path(self.out_dir), name)
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(parts_folder(Path(self.out_dir), name), ignore_errors=True)
             if isinstance(obj, pl.LazyFrame):
@@ -199,7 +201,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if parts is not None:
             lazy = context.dagster_type.typing_type is pl.LazyFrame
             return parts if lazy else parts.collect()
-        table = self._table_path(name)
+        table = table_path(Path(self.out_dir), name)
         if table.exists():
             if context.dagster_type.typing_type is pl.LazyFrame:
                 return pl.scan_parquet(table)

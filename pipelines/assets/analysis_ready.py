@@ -11,6 +11,7 @@ import polars as pl
 from ingest.device_sessions import registry_device_sessions
 from ingest.registry import session_inputs
 from ingest.source_format import SourceFormat
+from pipelines.checks import contract_checked
 from pipelines.resources import TrialSettings
 from trial.derive.accountability import subjects_seen
 from trial.derive.adice import derive_adice
@@ -31,7 +32,8 @@ def device_sessions_asset(sources: Sequence[SourceFormat]) -> dg.AssetsDefinitio
     """``device_sessions`` for the registry ``sources``: its inputs are the datasets of every
     format that makes sessions."""
 
-    @dg.asset(
+    @contract_checked(
+        dg.asset,
         name="device_sessions",
         group_name=CLEAN,
         kinds={"polars"},
@@ -60,7 +62,8 @@ def sweat_papers(
     return paper_rates(latest, settings.study()), superseded
 
 
-@dg.multi_asset(
+@contract_checked(
+    dg.multi_asset,
     outs={
         "addev": dg.AssetOut(kinds={"polars"}, group_name=READY),
         "unmapped_sessions": dg.AssetOut(kinds={"polars"}, group_name=CLEAN),
@@ -78,7 +81,7 @@ def addev(
     return map_sessions(device_sessions, devices, visits, vendor_b_events, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adsweat(
     settings: TrialSettings, sweat_papers: pl.DataFrame, visits: pl.DataFrame, dm: pl.DataFrame
 ) -> pl.DataFrame:
@@ -86,7 +89,7 @@ def adsweat(
     return derive_adsweat(sweat_papers, visits, dm, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adsl(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
@@ -140,7 +143,7 @@ def adsl(
     )
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adsweat_side(
     settings: TrialSettings, sweat_papers: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:
@@ -148,19 +151,19 @@ def adsweat_side(
     return derive_adsweat_side(sweat_papers, adsweat, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adhdss(settings: TrialSettings, hdss: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
     """HDSS per visit with baseline, change and responder flag."""
     return derive_adhdss(hdss, visits, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adae(settings: TrialSettings, ae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     """Adverse events (latest snapshot) with treatment-emergent flag and study day."""
     return derive_adae(ae, adsl, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def adice(
     settings: TrialSettings,
     adsl: pl.DataFrame,
@@ -176,7 +179,7 @@ def adice(
     return derive_adice(adsl, disposition, visits, addev, cm, adsweat, settings.study())
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
 def analysis_long(
     settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:

@@ -36,6 +36,7 @@ from ingest.registry import contract_files, raw_dataset_names
 from ingest.sealed import sealed_signature
 from ingest.source_format import Frame, SourceFormat
 from pipelines.blinding_record import claim_output_folder
+from pipelines.checks import contract_checked
 from pipelines.freshness import code_version
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
@@ -62,7 +63,7 @@ def raw_assets(sources: Sequence[SourceFormat]) -> list[dg.AssetsDefinition]:
 
 
 def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
-    @dg.asset(group_name=GROUP, kinds={"polars"})
+    @contract_checked(dg.asset, group_name=GROUP, kinds={"polars"})
     def landing_manifest(
         context: dg.AssetExecutionContext, settings: TrialSettings
     ) -> pl.DataFrame:
@@ -153,8 +154,11 @@ def _delivery_frames(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
 
 def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
     outputs = [*raw_dataset_names(sources), QUARANTINE, FINDINGS]
+    contracts = {name: source.contract(name) for source in sources for name in source.datasets}
 
-    @dg.multi_asset(
+    @contract_checked(
+        dg.multi_asset,
+        contracts,
         group_name=GROUP,
         outs={name: dg.AssetOut(kinds={"polars"}) for name in outputs},
     )
@@ -214,7 +218,7 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
     return raw_datasets
 
 
-@dg.asset(group_name=GROUP, kinds={"polars"})
+@contract_checked(dg.asset, group_name=GROUP, kinds={"polars"})
 def randomisation(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
