@@ -246,6 +246,7 @@ def print_summary(
         rows["run total (wall)"].append(f"{report.seconds:.2f} | ")
         rows["deliveries read"].append(f"{len(report.deliveries_read)} | ")
         rows["assets recomputed"].append(f"{len(report.recomputed)} of {report.assets_total} | ")
+        rows["assets unchanged and reused"].append(f"{len(report.reused)} | ")
     for name, cells in rows.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
 
