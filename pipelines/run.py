@@ -88,7 +88,7 @@ class RunReport:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
-        if self.success and not self.deliveries_read and not self.recomputed:
+        if self.success and not (self.deliveries_read or self.recomputed or self.reused):
             lines.append("  nothing changed: no new delivery, and every asset is up to date")
         earlier = self.deliveries_total - len(self.deliveries_read)
         lines.append(
