@@ -7,19 +7,24 @@ deliveries. The telemetry is read in two phases, each in memory bounded by a bat
    many deliveries at once as there are cores): the delivery's vendor-B files are read in
    batches of whole devices, one after another, by the streaming reader's
    kernel (:mod:`ingest.readers.vendor_b_stream`: lines, canonical fast path, the reader's
-   rules for every other line) into typed events that keep their ``raw_text``, with their
-   device's range (below), sorted by range then ``dev`` so that a scan for a batch of ranges
-   reads only the row groups that hold them (:data:`ROW_GROUP_ROWS`).
+   rules for every other line) into typed events with a 64-bit hash of their text
+   (``line_hash``) and their device's range (below), sorted by range so that a scan for a
+   batch of ranges reads only the row groups that hold them (:data:`ROW_GROUP_ROWS`). The
+   text itself (``raw_text``) is kept only on the lines the resolution reads it from
+   (:func:`keep_needed_text`); elsewhere it is null.
 2. :func:`resolve_telemetry` (the ``raw_datasets`` step, over every delivery): the events of
    the landing manifest's current files are taken one range of devices at a time, in a
    stable layout (:data:`RANGES`: a device's range is a hash of its serial, so it never
    moves); each range drops exact duplicate lines and is summarised into sessions. A range
    holds every event of its devices from every delivery, which makes both rules exact: an
    exact duplicate line has the same ``dev``, and a session (``dev``, ``sid``) spanning files
-   or deliveries is joined whole. Distinct events are written as one Parquet part per range,
-   in file and line order, beside the range's sessions, quarantine and findings; an output
-   folder keeps them, so a refresh recomputes only the ranges whose files changed (a new
-   delivery's devices) and reuses the others.
+   or deliveries is joined whole. Duplicates are found by ``line_hash`` and decided on the
+   exact text of the lines whose hash repeats; a line whose text was not kept and that the
+   resolution needs (a hash repeated across deliveries, an event a trial-level rule
+   quarantines) has it read back from its raw file (:func:`with_raw_text`). Distinct events
+   are written as one Parquet part per range, in file and line order, beside the range's
+   sessions, quarantine and findings; an output folder keeps them, so a refresh recomputes
+   only the ranges whose files changed (a new delivery's devices) and reuses the others.
 
 Peak memory is set by the largest delivery (phase 1) and by ``max_batch_events`` (phase 2:
 whole ranges packed into batches), not by the length of the trial. :func:`read_telemetry`
@@ -45,7 +50,8 @@ from ingest.device_sessions import summarise_sessions
 from ingest.integrity import empty_findings, plausibility
 from ingest.manifest import current_files
 from ingest.quarantine import combine, empty_quarantine
-from ingest.readers.text import relative_name
+from ingest.readers import vendor_b_stream
+from ingest.readers.text import decode_file, relative_name
 from ingest.readers.vendor_b import DATASET, FIELDS
 from ingest.readers.vendor_b_stream import (
     MAX_BATCH_BYTES,
@@ -55,7 +61,12 @@ from ingest.readers.vendor_b_stream import (
     parse_lines,
 )
 from ingest.source_format import Resolution, Resolved, SourceFormat
-from ingest.telemetry_rules import backwards_events, backwards_quarantine, key_findings
+from ingest.telemetry_rules import (
+    backwards_events,
+    backwards_quarantine,
+    key_findings,
+    odd_key_count,
+)
 
 SESSIONS_DATASET = "device_sessions"
 KIND = "vendor_b"
@@ -95,13 +106,16 @@ class Telemetry:
 
 
 def parsed_schema() -> pl.Schema:
-    """Columns of a delivery's parsed events: lineage, ``raw_text``, the typed fields and the
-    device's ``range`` in the stable layout (:func:`range_of`)."""
+    """Columns of a delivery's parsed events: lineage, ``line_hash`` (UInt64,
+    :func:`~ingest.readers.vendor_b_stream.line_hash` of the line's text), ``raw_text`` (null
+    but where :func:`keep_needed_text` keeps it), the typed fields and the device's ``range``
+    in the stable layout (:func:`range_of`)."""
     typed = load_contract(DATASET).schema
     return pl.Schema(
         {
             "source_file": pl.String(),
             "source_line": pl.Int64(),
+            "line_hash": pl.UInt64(),
             "raw_text": pl.String(),
             **{f: typed[f] for f in FIELDS},
             "range": pl.Int64(),
@@ -112,25 +126,92 @@ def parsed_schema() -> pl.Schema:
 def parse_delivery_telemetry(
     paths: Sequence[Path], raw_root: Path, max_batch_bytes: int = MAX_BATCH_BYTES
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One delivery's vendor-B files -> (typed events with ``raw_text``, sorted by ``dev``,
-    file and line; quarantine), read one batch of devices after another (callers read
-    several deliveries at once). Duplicates are kept: they are decided across deliveries by
-    :func:`resolve_telemetry`."""
+    """One delivery's vendor-B files -> (typed events in :func:`parsed_schema`, sorted by
+    range; quarantine), read one batch of devices after another
+    (callers read several deliveries at once). Duplicates are kept: they are decided across
+    deliveries by :func:`resolve_telemetry`."""
     schema = parsed_schema()
-    frames = [pl.DataFrame(schema=schema)]
+    with_text = pl.Schema({n: t for n, t in schema.items() if n not in ("line_hash", "range")})
+    canonical = [pl.DataFrame(schema=with_text)]
+    other = [pl.DataFrame(schema=with_text)]
     quarantines = [empty_quarantine()]
     for batch in device_batches(paths, max_batch_bytes):
         lines, q_files = batch_lines(batch, raw_root)
         quarantines.append(q_files)
         if lines.height:
-            events, q_lines = parse_lines(lines)
-            typed = events.with_columns(range=pl.lit(None, dtype=pl.Int64))
-            frames.append(typed.select(schema.names()).cast(schema))
+            fast, slow, q_lines = parse_lines(lines)
+            canonical.append(fast.select(with_text.names()).cast(with_text))
+            other.append(slow.select(with_text.names()).cast(with_text))
             quarantines.append(q_lines)
-    events = pl.concat(frames).drop("range")
+    events = keep_needed_text(pl.concat(canonical), pl.concat(other))
     events = events.join(range_of(events["dev"].unique()), on="dev", how="left", nulls_equal=True)
-    order = ["range", "dev", "source_file", "source_line"]
-    return events.sort(order, nulls_last=True).select(schema.names()), combine(quarantines)
+    # By range only (a stable sort of an integer: within a range, rows stay in batch, file and
+    # line order); the resolution reads a batch of ranges and orders what it keeps itself.
+    ordered = events.sort("range", maintain_order=True).select(schema.names())
+    return ordered, combine(quarantines)
+
+
+def keep_needed_text(canonical: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
+    """Parsed events of one delivery (with ``raw_text``: those of its canonical lines, those of
+    the others) -> one frame with ``line_hash`` and ``raw_text`` kept only where the
+    resolution reads it: on lines whose hash repeats in the delivery (a copy, or a collision,
+    to decide on the text) and on lines with an
+    :func:`~ingest.telemetry_rules.odd_key_count` (the key findings; never a canonical line,
+    so only the others are looked at). Storing a hash in place of every line's text keeps the
+    stored frames small; a text the resolution needs beyond these (a hash repeated across
+    deliveries, a quarantined event) is read back from the raw file by
+    :func:`with_raw_text`."""
+    odd = pl.concat(
+        [
+            canonical.with_columns(_odd=pl.lit(False)),
+            other.with_columns(_odd=odd_key_count().fill_null(False)),
+        ]
+    )
+    hashed = odd.with_columns(line_hash=vendor_b_stream.line_hash(pl.col("raw_text")))
+    keep = pl.col("line_hash").is_duplicated() | pl.col("_odd")
+    return hashed.with_columns(raw_text=pl.when(keep).then(pl.col("raw_text"))).drop("_odd")
+
+
+def with_raw_text(
+    rows: pl.DataFrame, raw_root: Path, where: pl.Series | None = None
+) -> pl.DataFrame:
+    """``rows`` (lineage, ``line_hash``, ``raw_text``) with the missing ``raw_text`` of the rows
+    ``where`` marks (default: every row) read back from their raw files under ``raw_root``
+    (the reader's own decoding and line split; each file opened once). A line read back must
+    have the ``line_hash`` stored for it: otherwise the raw file no longer holds the line its
+    events were read from (or the stored hashes were made by another hash function), and
+    comparing texts or quarantining would name the wrong line, so this raises ``ValueError``
+    naming the file and line."""
+    lineage = ["source_file", "source_line"]
+    missing = pl.col("raw_text").is_null()
+    mask = missing if where is None else missing & pl.lit(where)
+    need = rows.with_row_index("_row").filter(mask)
+    if need.height == 0:
+        return rows
+    decoded: dict[str, list[str]] = {}
+    texts: list[str | None] = []
+    for file, line in need.select(lineage).iter_rows():
+        if file not in decoded:
+            path = Path(raw_root) / file
+            found = decode_file(path.read_bytes(), file, DATASET)[0] if path.is_file() else None
+            decoded[file] = found.lines if found is not None else []
+        lines = decoded[file]
+        texts.append(lines[line - 1] if 0 < line <= len(lines) else None)
+    read = need.with_columns(raw_text=pl.Series(texts, dtype=pl.String))
+    wrong = read.filter(
+        pl.col("raw_text").is_null()
+        | (vendor_b_stream.line_hash(pl.col("raw_text")) != pl.col("line_hash"))
+    )
+    if wrong.height:
+        file, line = wrong.select(lineage).row(0)
+        raise ValueError(
+            f"{file} line {line}: the raw file no longer holds the line its stored vendor-B "
+            f"events were read from (the text's hash differs from the stored one; "
+            f"{wrong.height} such lines): it changed after its delivery was read, or that "
+            "delivery was read by a version whose line hash differs; read its delivery again"
+        )
+    filled = rows["raw_text"].clone().scatter(need["_row"], read["raw_text"])
+    return rows.with_columns(raw_text=filled)
 
 
 def range_of(devices: pl.Series) -> pl.DataFrame:
@@ -169,22 +250,36 @@ def range_signatures(index: pl.DataFrame, current: pl.DataFrame, salt: str) -> d
 
 
 def _resolve_range(
-    rows: pl.DataFrame, tolerance_pct: float
+    parsed: pl.DataFrame, tolerance_pct: float, raw_root: Path
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """One range's parsed events (every delivery's) -> (distinct kept events in file and line
-    order, sessions, quarantine, findings)."""
+    order, sessions, quarantine, findings). Texts the parsed events did not keep are read
+    back from ``raw_root`` where a rule needs them (:func:`with_raw_text`)."""
     contract = load_contract(DATASET)
-    rows, q_values = plausibility(rows, DATASET)
+    lineage = ["source_file", "source_line"]
+    rows, q_values = plausibility(parsed, DATASET)
+    if q_values["raw_text"].null_count():
+        rejected = parsed.join(q_values.select(lineage), on=lineage, how="semi")
+        texts = with_raw_text(rejected, raw_root).select(*lineage, "raw_text")
+        q_values = q_values.drop("raw_text").join(
+            texts, on=lineage, how="left", maintain_order="left"
+        )
+    rows = with_raw_text(rows, raw_root, rows["line_hash"].is_duplicated())
     # In file and line order: the same rows in the same order whatever the order in which
     # the deliveries were read.
     distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
     back = backwards_events(distinct)
-    lineage = ["source_file", "source_line"]
     q_order = backwards_quarantine(
-        distinct.filter(back).join(rows.select(*lineage, "raw_text"), on=lineage)
+        with_raw_text(
+            distinct.filter(back).join(rows.select(*lineage, "line_hash", "raw_text"), on=lineage),
+            raw_root,
+        )
     )
-    # Only lines with an odd key count are looked at; of those, the distinct ones count.
-    findings = key_findings(rows).join(distinct.select(lineage), on=lineage, how="semi")
+    # Only lines with an odd key count are looked at; of those, the distinct ones count (the
+    # join, a hash table of every distinct event, only when there is a finding to keep).
+    findings = key_findings(rows)
+    if findings.height:
+        findings = findings.join(distinct.select(lineage), on=lineage, how="semi")
     distinct = distinct.filter(~back)
     sessions = summarise_sessions(distinct, tolerance_pct).collect()
     return distinct, sessions, combine([q_values, q_order]), findings
@@ -216,15 +311,19 @@ def _part(events_dir: Path, number: int) -> Path:
 
 
 def _write_whole(frame: pl.DataFrame, path: Path) -> None:
-    """Written aside and renamed: a file at ``path`` is always whole."""
+    """Written aside and renamed: a file at ``path`` is always whole. LZ4, not Polars' default
+    zstd: a range's distinct events are written in about 60 % of the CPU time (measured on
+    the telemetry benchmark's 5 M events: 1.03 s against 1.65 s), in files about twice as
+    large (67 MB against 35 MB), scanned as fast."""
     aside = path.with_name(f".{path.name}.writing")
-    frame.write_parquet(aside)
+    frame.write_parquet(aside, compression="lz4")
     aside.replace(path)
 
 
 def resolve_telemetry(
     parsed: Sequence[pl.LazyFrame],
     current: pl.DataFrame,
+    raw_root: Path,
     tolerance_pct: float,
     events_dir: Path,
     max_batch_events: int = MAX_BATCH_EVENTS,
@@ -233,7 +332,8 @@ def resolve_telemetry(
 ) -> Telemetry:
     """Parsed events of any number of deliveries (lazy scans of
     :func:`parse_delivery_telemetry`'s output) -> distinct events of the ``current`` files
-    (``source_file``: the landing manifest's current versions) and their sessions.
+    (``source_file``: the landing manifest's current versions, under ``raw_root``) and their
+    sessions.
 
     Events are resolved one range of devices at a time (:data:`RANGES`, a stable layout); an
     exact duplicate line has the same ``dev`` and a session spanning files or deliveries is
@@ -285,7 +385,9 @@ def resolve_telemetry(
         rows = events.filter(span & pl.col("range").is_in(batch)).collect()
         out: dict[str, list[pl.DataFrame]] = {name: [] for name in SUMMARIES}
         for (number,), part in rows.partition_by("range", as_dict=True, include_key=False).items():
-            distinct, sessions, quarantine, findings = _resolve_range(part, tolerance_pct)
+            distinct, sessions, quarantine, findings = _resolve_range(
+                part, tolerance_pct, Path(raw_root)
+            )
             _write_whole(distinct, _part(events_dir, int(number)))
             for name, frame in zip(SUMMARIES, (sessions, quarantine, findings), strict=True):
                 out[name].append(frame.with_columns(range=pl.lit(number, dtype=pl.Int64)))
@@ -362,6 +464,7 @@ def read_telemetry(
     telemetry = resolve_telemetry(
         [pl.scan_parquet(path) for path, _ in parsed],
         current,
+        raw_root,
         tolerance_pct,
         Path(work_dir) / "events",
         max_batch_events,
@@ -380,6 +483,7 @@ def resolve_vendor_b(resolution: Resolution) -> Resolved:
     telemetry = resolve_telemetry(
         resolution.scans(KIND),
         current,
+        resolution.raw_root,
         resolution.tolerance_pct,
         resolution.store / KIND,
         salt=resolution.code_version,

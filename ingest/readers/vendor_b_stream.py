@@ -14,9 +14,10 @@ same rules run on a batch of files at a time (:func:`device_batches`: whole devi
 - Lines in the devices' exact shape (:func:`canonical_pattern`) take a fast path: one regex
   match, the fields sliced out between their keys, numbers cast from their text, giving the
   values the reader gives; every other line goes through the reader's
-  ``parse_vendor_b_lines`` itself. Duplicates are found by a text hash and decided by the
-  reader's ``drop_duplicate_lines`` on the exact text (:func:`drop_duplicates`; across
-  deliveries, by :func:`ingest.telemetry.resolve_telemetry`, one range of devices at a time).
+  ``parse_vendor_b_lines`` itself. Duplicates are found by a 64-bit hash of the text
+  (:func:`line_hash`) and decided by the reader's ``drop_duplicate_lines`` on the exact text
+  of the lines whose hash repeats (:func:`drop_duplicates`; across deliveries, by
+  :func:`ingest.telemetry.resolve_telemetry`, one range of devices at a time).
 """
 
 from __future__ import annotations
@@ -99,12 +100,10 @@ def _read_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
         .rechunk()
         .lazy()
         .with_columns(source_line=row - first_row + 1)
-        # Non-blank: a character that is not whitespace (Unicode White_Space, as strip()),
-        # other than line 1's byte-order mark (stripped later, see _collect_lines).
-        .filter(
-            text.str.contains(r"\S")
-            & ~((pl.col("source_line") == 1) & text.str.contains(rf"^{BOM}\s*$"))
-        )
+        # A character that is not whitespace (Unicode White_Space, as strip()); a line 1 of
+        # a byte-order mark and whitespace alone is blank too, left to _collect_lines (a
+        # second pattern on every line cost as much as this one).
+        .filter(text.str.contains(r"\S"))
         .select(
             file.replace_strict(names, [relative_name(p, raw_root) for p in paths]),
             "source_line",
@@ -115,22 +114,25 @@ def _read_run(paths: list[Path], raw_root: Path) -> pl.LazyFrame:
 
 
 def scan_vendor_b_lines(paths: Sequence[Path], raw_root: Path) -> pl.LazyFrame:
-    """Non-blank physical lines of ``paths`` (``source_file``, ``source_line``, ``raw_text``
-    with the byte-order mark still on line 1, ``is_last``) in file then line order: the files
-    are read now (raising ``ComputeError`` when one is not UTF-8), the rest is lazy."""
+    """Physical lines of ``paths`` holding a character that is not whitespace
+    (``source_file``, ``source_line``, ``raw_text`` with the byte-order mark still on line 1,
+    ``is_last``) in file then line order: the files are read now (raising ``ComputeError``
+    when one is not UTF-8), the rest is lazy. A line 1 of a byte-order mark and whitespace
+    alone is still there (it can be the file's last line only when it is its only line)."""
     runs = _distinct_runs([Path(p) for p in paths])
     return pl.concat([_read_run(run, Path(raw_root)) for run in runs if run])
 
 
 def _collect_lines(paths: list[Path], raw_root: Path) -> pl.DataFrame:
     """:func:`scan_vendor_b_lines` collected, with a UTF-8 byte-order mark dropped from line 1
-    (only there: elsewhere it is text); the common case, no mark, costs one ``starts_with``."""
+    (only there: elsewhere it is text) and a line 1 left blank by it dropped; the common case,
+    no mark, costs one ``starts_with``."""
     lines = scan_vendor_b_lines(paths, raw_root).collect()
     text = pl.col("raw_text")
     marked = (pl.col("source_line") == 1) & text.str.starts_with(BOM)
     if not lines.select(marked.any()).item():
         return lines
-    return lines.with_columns(
+    return lines.filter(~(marked & text.str.contains(rf"^{BOM}\s*$"))).with_columns(
         raw_text=pl.when(marked).then(text.str.strip_prefix(BOM)).otherwise(text)
     )
 
@@ -273,30 +275,40 @@ def parse_canonical(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return fast, rest
 
 
-def parse_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def parse_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The reader's :func:`~ingest.readers.vendor_b.parse_vendor_b_lines` with the canonical
-    fast path: (typed events with lineage and ``raw_text``, quarantine)."""
+    fast path: (typed events with lineage and ``raw_text`` of the canonical lines, the same
+    of the other lines the reader keeps, quarantine). A canonical line names each of its keys
+    once, and only keys of the spec."""
     fast, rest = parse_canonical(lines)
     if rest.height == 0:
-        return fast, empty_quarantine()
+        return fast, fast.clear(), empty_quarantine()
     slow, quarantine = parse_vendor_b_lines(rest)
-    slow = slow.select(fast.columns).cast(fast.schema)
-    return pl.concat([fast, slow]), quarantine
+    return fast, slow.select(fast.columns).cast(fast.schema), quarantine
 
 
 def line_hash(text: pl.Expr) -> pl.Expr:
-    """64-bit hash of each line's text (Polars' own; equal texts, equal hashes)."""
+    """64-bit hash of each line's text (Polars' own, seeds fixed; equal texts, equal hashes).
+
+    Stored with each delivery's parsed events and compared across deliveries read in other
+    runs, so it must not change between runs: Polars guarantees it only within a version,
+    and ``tests/ingest/test_vendor_b_streaming.py`` pins its value (a Polars that hashes
+    otherwise fails that test before it can leave duplicates undetected across deliveries)."""
     return text.hash()
 
 
 def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
-    """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines`, hashed: lines whose
-    text hash (:func:`line_hash`) is unique cannot have a copy (``n_duplicates`` 0, the text
-    dropped before they are copied); the reader's own function decides among the rest (true
-    copies and any hash collisions), on the exact text."""
-    dup = events.select(line_hash(pl.col("raw_text")).is_duplicated()).to_series()
-    unique = events.select(pl.exclude("raw_text"), n_duplicates=pl.lit(0, dtype=pl.Int64)).filter(
-        ~dup
+    """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines` on hashes:
+    ``events`` carry ``line_hash`` (:func:`line_hash` of each line's text) and ``raw_text``,
+    which may be null on lines whose hash is unique in ``events``. Such a line cannot have a
+    copy (``n_duplicates`` 0); the reader's own function decides among the rest (true copies
+    and any hash collisions) on the exact text. Adds ``n_duplicates``; removes ``raw_text``
+    and ``line_hash``."""
+    dup = events["line_hash"].is_duplicated()
+    copies = events.filter(dup).drop("line_hash")
+    if copies["raw_text"].null_count():
+        raise ValueError("drop_duplicates: a line whose hash repeats has no text to compare")
+    unique = events.filter(~dup).select(
+        pl.exclude("raw_text", "line_hash"), n_duplicates=pl.lit(0, dtype=pl.Int64)
     )
-    copies = drop_duplicate_lines(events.filter(dup))
-    return pl.concat([unique, copies.select(unique.columns)])
+    return pl.concat([unique, drop_duplicate_lines(copies).select(unique.columns)])

@@ -72,7 +72,9 @@ def _resolve(
     raw: Path, deliveries: list[list[Path]], store: Path, salt: str | None = "code-1"
 ) -> Telemetry:
     parsed = _parsed(raw, deliveries, store.parent / f"parsed-{store.name}-{len(deliveries)}")
-    return resolve_telemetry(parsed, _current(raw, deliveries), TOLERANCE_PCT, store, salt=salt)
+    return resolve_telemetry(
+        parsed, _current(raw, deliveries), raw, TOLERANCE_PCT, store, salt=salt
+    )
 
 
 def _ranges(devices: list[str]) -> set[int]:

@@ -390,7 +390,7 @@ def test_vendor_b_backwards_sample_is_quarantined_and_not_integrated(tmp_path: P
     frames = [read_delivery_folder(raw, "C01/2026-03-15", SEALED)]
     current = current_files(manifest, "vendor_b").select("source_file")
     telemetry = resolve_telemetry(
-        [f["vendor_b"].lazy() for f in frames], current, 10.0, tmp_path / "events"
+        [f["vendor_b"].lazy() for f in frames], current, raw, 10.0, tmp_path / "events"
     )
     q = telemetry.quarantine
     assert q.select("source_line", "reason_code").rows() == [(4, "TIMESTAMP_BACKWARDS")]
