@@ -1,9 +1,22 @@
 """Clean and analysis-ready groups: device sessions of every registered format, per-paper sweat
 rates, device sessions mapped to subjects, and the ADaM-style tables (ADSL, ADSWEAT,
 ADSWEAT_SIDE, ADHDSS, ADAE, ADDEV) with the model inputs. Asset bodies call the Dagster-free
-functions of ``trial.derive``."""
+functions of ``trial.derive``.
 
-from collections.abc import Sequence
+Per subject, recomputed in proportion (:mod:`pipelines.subject_store`, rows kept under
+``OUT/.resolved/<asset>/``): ``sweat_papers`` (with ``superseded_papers``) and ``adsweat``,
+whose rows of one subject depend only on that subject's rows (papers: gravimetry; region
+values: papers, visits and demographics), the study and the code. Not per subject:
+``device_sessions`` is per device, but the vendor-B sessions it takes are already resolved in
+proportion (the telemetry's ranges) and the rest is a renaming and a sort, cheaper than the
+signatures; ``addev`` maps sessions through ``devices.csv`` date ranges, which cross subjects
+(a serial moves between subjects, a date in two subjects' ranges is ambiguous, an unplaced
+clock-reset session needs the serial's only owner); adherence is per subject but computed in
+the trial-level ``adsl`` step from ``addev``, one group-by cheaper than reading stored rows.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -12,7 +25,10 @@ from ingest.device_sessions import registry_device_sessions
 from ingest.registry import session_inputs
 from ingest.source_format import SourceFormat
 from pipelines.asset_step import pipeline_asset
+from pipelines.freshness import code_version, file_digest
 from pipelines.resources import TrialSettings
+from pipelines.subject_store import SubjectDerivation, SubjectRefresh, derive_by_subject
+from study import DEFAULT_STUDY, Study, example_study_path
 from trial.derive.accountability import subjects_seen
 from trial.derive.adice import derive_adice
 from trial.derive.ae import ae_coding_findings, derive_adae
@@ -49,18 +65,88 @@ def device_sessions_asset(sources: Sequence[SourceFormat]) -> dg.AssetsDefinitio
     return device_sessions
 
 
+def _paper_rates(inputs: Mapping[str, pl.DataFrame], study: Study) -> dict[str, pl.DataFrame]:
+    latest, superseded = latest_papers(inputs["gravimetry"])
+    return {"sweat_papers": paper_rates(latest, study), "superseded_papers": superseded}
+
+
+def _region_values(inputs: Mapping[str, pl.DataFrame], study: Study) -> dict[str, pl.DataFrame]:
+    return {
+        "adsweat": derive_adsweat(inputs["sweat_papers"], inputs["visits"], inputs["dm"], study)
+    }
+
+
+def sweat_papers_derivation() -> SubjectDerivation:
+    """Papers per subject, in the worksheets' file and line order (the order of
+    ``gravimetry``). A function, not a constant, so that the asset's code version reaches
+    the derivation's code (``pipelines.freshness``: an asset's own module is followed through
+    the functions it calls)."""
+    order = ("source_file", "source_line")
+    return SubjectDerivation(
+        name="sweat_papers",
+        inputs=("gravimetry",),
+        order={"sweat_papers": order, "superseded_papers": order},
+        compute=_paper_rates,
+    )
+
+
+def adsweat_derivation() -> SubjectDerivation:
+    """Region values per subject, in ADSWEAT's order (a function: see
+    :func:`sweat_papers_derivation`)."""
+    return SubjectDerivation(
+        name="adsweat",
+        inputs=("sweat_papers", "visits", "dm"),
+        order={"adsweat": ("subject_id", "PARAMCD", "AVISITN")},
+        compute=_region_values,
+    )
+
+
+def _by_subject(
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    derivation: SubjectDerivation,
+    inputs: Mapping[str, pl.DataFrame],
+) -> SubjectRefresh:
+    """``derivation`` recomputed for the subjects whose rows changed since the last run into
+    this output folder (salt: the asset's code version and the study file's bytes); the
+    counts go to each output's metadata."""
+    study_file = Path(settings.study_path) if settings.study_path else None
+    salt = "\n".join(
+        [
+            code_version(context.assets_def),
+            file_digest(study_file or example_study_path(DEFAULT_STUDY)),
+        ]
+    )
+    refresh = derive_by_subject(
+        derivation,
+        inputs,
+        settings.study(),
+        Path(settings.out_dir) / ".resolved",
+        salt,
+    )
+    context.log.info(
+        f"{derivation.name}: {len(refresh.recomputed)} of {refresh.subjects} subjects "
+        f"recomputed, {len(refresh.dropped)} dropped"
+    )
+    for name in derivation.order:
+        output = context.assets_def.get_output_name_for_asset_key(dg.AssetKey(name))
+        context.add_output_metadata(refresh.metadata(), output_name=output)
+    return refresh
+
+
 @pipeline_asset(
     dg.multi_asset,
     group_name=CLEAN,
     outs={"sweat_papers": dg.AssetOut(kinds={"polars"}), "superseded_papers": dg.AssetOut()},
 )
 def sweat_papers(
-    settings: TrialSettings, gravimetry: pl.DataFrame
+    context: dg.AssetExecutionContext, settings: TrialSettings, gravimetry: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Sweat rate per paper in mg/min (grams converted), invalid rates (wet <= dry) flagged and
-    excluded from region values, never clipped."""
-    latest, superseded = latest_papers(gravimetry)
-    return paper_rates(latest, settings.study()), superseded
+    excluded from region values, never clipped; per subject."""
+    inputs = {"gravimetry": gravimetry}
+    out = _by_subject(context, settings, sweat_papers_derivation(), inputs).outputs
+    return out["sweat_papers"], out["superseded_papers"]
 
 
 @pipeline_asset(
@@ -84,10 +170,16 @@ def addev(
 
 @pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adsweat(
-    settings: TrialSettings, sweat_papers: pl.DataFrame, visits: pl.DataFrame, dm: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    settings: TrialSettings,
+    sweat_papers: pl.DataFrame,
+    visits: pl.DataFrame,
+    dm: pl.DataFrame,
 ) -> pl.DataFrame:
-    """BDS table of log sweat rate per region and visit: AVAL, BASE, CHG, PCHG, windows."""
-    return derive_adsweat(sweat_papers, visits, dm, settings.study())
+    """BDS table of log sweat rate per region and visit: AVAL, BASE, CHG, PCHG, windows; per
+    subject."""
+    inputs = {"sweat_papers": sweat_papers, "visits": visits, "dm": dm}
+    return _by_subject(context, settings, adsweat_derivation(), inputs).outputs["adsweat"]
 
 
 @pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})

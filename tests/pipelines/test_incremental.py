@@ -248,6 +248,14 @@ def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) 
     assert set(second.deliveries_read) == before
     assert len(second.deliveries_read) == len(folders) - len(earlier) + 1
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # nothing re-read
+    # The papers are recomputed for the subjects of the new deliveries' worksheets only
+    # (pipelines/subject_store.py); the corrected dm.csv is not a worksheet.
+    added = [f for f in folders if f not in earlier]
+    worksheets = [p for f in added for p in (small_raw / f).glob("gravimetry_*.csv")]
+    touched = pl.concat([pl.read_csv(p, columns=["subject_id"]) for p in worksheets])
+    papers = second.metadata["sweat_papers"]
+    assert papers["subjects_recomputed"].value == touched["subject_id"].n_unique()
+    assert 0 < papers["subjects_recomputed"].value < papers["subjects"].value
 
     full = tmp_path / "full"
     fresh = run_pipeline(raw_dir=small_raw, out_dir=full)

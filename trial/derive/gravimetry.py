@@ -11,6 +11,12 @@ Rate, mg/min = (wet - dry) * unit_to_mg[unit] / (collection_s / 60)   (protocol 
 
 Region value: ``AVAL`` = mean of the ln rates of the valid sides = ln of their geometric mean;
 one side alone when the other is missing or invalid (``n_sides``).
+
+Per subject: a paper's key starts with the subject, so the later-delivery rule, the rates and
+the region values of one subject use only that subject's rows (in their order: two rows of a
+paper in one delivery at the same line fall back to row order), the study's units and default
+collection time, and the code. The pipeline recomputes them per subject
+(``pipelines/subject_store.py``).
 """
 
 from __future__ import annotations

@@ -27,6 +27,13 @@ adequate is taken as adequate throughout).
 
 ``tolerance_share`` (share of time within +/- ``current_tolerance_pct`` of the prescribed
 current): vendor B the reader's ``within_tolerance_share``; vendor A 1 or 0 from ``mean_ma``.
+
+Not per subject: the mapping takes ``devices.csv`` rows across subjects (a serial passes from
+one subject to another at a swap; a date inside two subjects' ranges is ambiguous; an unplaced
+clock-reset session goes to a serial's only owner, which needs every subject that ever had it),
+and the vendor-B shares are per device, read from every event. A subject's ADDEV rows can
+change when another subject's assignment does, so ``addev`` is recomputed whole. Adherence is
+per subject given ADDEV (one group-by by subject), computed inside the trial-level ADSL step.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ which visit gave it and that record has ``ABLFL = "Y"``.
 derived for visits after the baseline visit in schedule order, null elsewhere.
 ``ANL01FL = "Y"`` marks the records analysable: a value exists and the region applies to the
 subject (a region with ``requires_involvement`` needs ``dm.plantar_involved = "Y"``).
+
+Per subject: ADSWEAT rows of one subject use only that subject's papers, visit dates and
+``dm`` row, and the study (schedule, regions, baseline visits); nothing is taken across
+subjects or centres, so the pipeline recomputes it per subject (``pipelines/subject_store.py``).
+ADSWEAT_SIDE is per subject too but is a join of two stored tables, left whole.
 """
 
 from __future__ import annotations
