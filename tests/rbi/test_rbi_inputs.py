@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trial.rbi import RbiInputError, run_rbi, run_rbi_deltas
+from trial.rbi import RbiInputError, fit_rbi, run_rbi, run_rbi_deltas
 from trial.rbi.simulate import TrialDesign, simulate_trial, simulated_trial_spec
 
 SPEC = simulated_trial_spec()
@@ -160,6 +160,49 @@ def test_delta_shifts_imputed_values_of_one_group(
     assert moved["W3/trt_DRUG"] == pytest.approx(0.7 * share, abs=1e-12)
     assert moved["W3/lsm_DRUG"] == pytest.approx(0.7 * share, abs=1e-12)
     assert all(abs(v) < 1e-12 for k, v in moved.items() if not k.startswith("W3/") or "PBO" in k)
+
+
+@pytest.mark.parametrize("method", ["condmean-jackknife", "condmean-bootstrap"])
+def test_scaled_delta_curve_is_the_analysis_of_each_delta(
+    trial: tuple[pl.DataFrame, pl.DataFrame], method: str
+) -> None:
+    """The tipping point's route: a grid of deltas from two analyses (linear in delta) gives
+    each delta's own analysis, pooling included, to rounding."""
+    data, ice = trial
+    fits = fit_rbi(data, ice, simulated_trial_spec(method=method, n_samples=30))
+    scales = [0.0, 0.35, 1.0, 2.5]
+    unit = pl.DataFrame({"arm": ["DRUG"], "delta": [1.0]})
+    curve = fits.scaled_delta_curve(unit, scales)
+    assert curve["scale"].unique(maintain_order=True).to_list() == scales
+    for c in scales:
+        alone = fits.analyse(unit.with_columns(delta=pl.lit(c))).pooled
+        got = curve.filter(pl.col("scale") == c).drop("scale")
+        assert got.select("visit", "parameter").equals(alone.select("visit", "parameter"))
+        for column in ("estimate", "se", "lci", "uci", "pvalue"):
+            np.testing.assert_allclose(got[column], alone[column], rtol=1e-11, atol=1e-13)
+        assert got["df"].null_count() == got.height
+    bayes = fit_rbi(data, ice, simulated_trial_spec(method="bayes-approx", n_samples=5))
+    with pytest.raises(RbiInputError, match="conditional mean"):
+        bayes.scaled_delta_curve(unit, scales)
+
+
+def test_draws_are_reused_only_for_the_same_fit_rows(
+    trial: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    """ICEs from the first visit (observed values after them): under MAR those values are
+    fitted, under JR only when post-ICE values are fitted (``fit_post_ice``). Same fit rows:
+    the draws are taken over and the result is that of fitting again; other fit rows: drawn
+    anew."""
+    data, ice = trial
+    jr = ice.with_columns(visit=pl.lit("W1"))
+    mar = jr.with_columns(strategy=pl.lit("MAR"))
+    for fit_post_ice, shared in ((True, True), (False, False)):
+        spec = simulated_trial_spec(fit_post_ice=fit_post_ice)
+        under_mar = fit_rbi(data, mar, spec)
+        under_jr = fit_rbi(data, jr, spec, reuse=[under_mar])
+        assert (under_jr.draws is under_mar.draws) is shared
+        assert under_jr.analyse().pooled.equals(run_rbi(data, jr, spec).pooled)
+        assert not under_jr.analyse().pooled.equals(under_mar.analyse().pooled)
 
 
 def test_bad_delta_table_is_refused(trial: tuple[pl.DataFrame, pl.DataFrame]) -> None:

@@ -24,14 +24,14 @@ uci, pvalue, df`` with ``parameter`` ``trt_<arm>`` (arm minus reference) or ``ls
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from study import Estimand, Study
 from trial.estimands.config import EstimandsConfig
 from trial.models.mmrm import fit_mmrm
-from trial.rbi import RbiResult, RbiSpec, run_rbi
+from trial.rbi import RbiFits, RbiResult, RbiSpec, fit_rbi
 
 RESULT_SCHEMA = {
     "estimand": pl.String,
@@ -125,7 +125,8 @@ def rbi_spec(
     )
 
 
-def _contrast(parameter: pl.Expr, reference: str) -> pl.Expr:
+def contrast_label(parameter: pl.Expr, reference: str) -> pl.Expr:
+    """``<arm>-<reference>`` of a ``trt_<arm>`` parameter, ``<arm>`` of ``lsm_<arm>``."""
     arm = parameter.str.split_exact("_", 1).struct.field("field_1")
     return (
         pl.when(parameter.str.starts_with("trt_"))
@@ -144,7 +145,7 @@ def tidy_rbi(
         pl.lit(strategy).alias("strategy"),
         "visit",
         "parameter",
-        _contrast(pl.col("parameter"), reference).alias("contrast"),
+        contrast_label(pl.col("parameter"), reference).alias("contrast"),
         "estimate",
         "se",
         "lci",
@@ -194,6 +195,26 @@ def _population(populations: Mapping[str, pl.DataFrame], estimand: Estimand) -> 
     return populations[estimand.population]
 
 
+def estimand_fits(
+    populations: Mapping[str, pl.DataFrame],
+    adice: pl.DataFrame,
+    estimand: Estimand,
+    config: EstimandsConfig,
+    study: Study,
+    method: str,
+    n_samples: int = 200,
+    seed: int = 2013,
+    reuse: Sequence[RbiFits] = (),
+) -> RbiFits:
+    """The imputation model of one estimand fitted by ``method`` (the parameter draws of the
+    first of ``reuse`` fitted on the same rows are taken instead of drawing them again: with
+    post-ICE values in the fit, estimands that differ only in their reference-based strategy
+    share them)."""
+    data, ice = estimand_data(_population(populations, estimand), adice, estimand)
+    spec = rbi_spec(config, study, method, n_samples=n_samples, seed=seed)
+    return fit_rbi(data, ice, spec, reuse=reuse)
+
+
 def estimand_rbi(
     populations: Mapping[str, pl.DataFrame],
     adice: pl.DataFrame,
@@ -205,9 +226,28 @@ def estimand_rbi(
     seed: int = 2013,
 ) -> RbiResult:
     """The reference-based imputation of one estimand by ``method`` (engine result)."""
-    data, ice = estimand_data(_population(populations, estimand), adice, estimand)
-    spec = rbi_spec(config, study, method, n_samples=n_samples, seed=seed)
-    return run_rbi(data, ice, spec)
+    fits = estimand_fits(populations, adice, estimand, config, study, method, n_samples, seed)
+    return fits.analyse()
+
+
+def fit_estimand(
+    populations: Mapping[str, pl.DataFrame],
+    adice: pl.DataFrame,
+    estimand: Estimand,
+    config: EstimandsConfig,
+    study: Study,
+    reuse: Sequence[RbiFits] = (),
+) -> tuple[pl.DataFrame, RbiFits | None]:
+    """:func:`run_estimand`'s table and the estimand's imputation-model fits (None for the
+    MMRM), reusing the parameter draws of ``reuse`` where they apply (:func:`estimand_fits`)."""
+    if estimand.method == "mmrm":
+        data, _ = estimand_data(_population(populations, estimand), adice, estimand)
+        return mmrm_estimand(observed(data), estimand, study), None
+    fits = estimand_fits(populations, adice, estimand, config, study, estimand.method, reuse=reuse)
+    table = tidy_rbi(
+        fits.analyse(), estimand.id, estimand.method, estimand.imputation, study.reference_arm
+    )
+    return table, fits
 
 
 def run_estimand(
@@ -219,11 +259,7 @@ def run_estimand(
 ) -> pl.DataFrame:
     """One estimand's result at every model visit by its own method (tidy).
     ``populations``: analysis set name -> its ``analysis_long`` (unblinded)."""
-    if estimand.method == "mmrm":
-        data, _ = estimand_data(_population(populations, estimand), adice, estimand)
-        return mmrm_estimand(observed(data), estimand, study)
-    result = estimand_rbi(populations, adice, estimand, config, study, estimand.method)
-    return tidy_rbi(result, estimand.id, estimand.method, estimand.imputation, study.reference_arm)
+    return fit_estimand(populations, adice, estimand, config, study)[0]
 
 
 def monte_carlo_agreement(

@@ -21,17 +21,17 @@ import polars as pl
 from study import Estimand, IceHandling, Study
 from trial.estimands.analysis import (
     RESULT_SCHEMA,
+    contrast_label,
     estimand_data,
     estimand_rbi,
+    fit_estimand,
     monte_carlo_agreement,
     rbi_spec,
-    run_estimand,
-    tidy_rbi,
 )
 from trial.estimands.config import EstimandsConfig, estimands_config
 from trial.models.result import ModelResult
 from trial.models.tidy import BLINDED_NOTE, empty_estimates, tidy_estimates
-from trial.rbi import fit_rbi
+from trial.rbi import RbiFits, fit_rbi
 from trial.rbi.reml_fit import ImputationModelError
 
 NAME = "estimands"
@@ -39,9 +39,6 @@ TIPPING_NAME = "tipping_point"
 TOTAL = "TOTAL"
 PRIMARY_ANALYSIS = "primary analysis"
 """``estimand`` label of section 7's primary MMRM in ``primary_visit``."""
-TIPPING_BATCH = 20
-"""Deltas analysed before the curve looks for the first CI that includes 0 (the grid's later
-deltas are analysed only if none does)."""
 
 
 def _handling(h: IceHandling) -> str:
@@ -169,6 +166,33 @@ def _post_ice_in_fit(adice: pl.DataFrame, populations: Mapping[str, pl.DataFrame
     )
 
 
+def _fit_estimands(
+    populations: Mapping[str, pl.DataFrame],
+    adice: pl.DataFrame,
+    config: EstimandsConfig,
+    study: Study,
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
+    """Every estimand's tidy result, the agreement tables of the checks, and the checks that
+    could not be run. Estimands whose imputation model is fitted on the same rows share its
+    parameter draws (:func:`trial.rbi.fit_rbi`'s ``reuse``)."""
+    results = []
+    checks = []
+    failures: list[str] = []
+    fitted: list[RbiFits] = []
+    for estimand in config.estimands:
+        result, fits = fit_estimand(populations, adice, estimand, config, study, reuse=fitted)
+        results.append(result)
+        if fits is not None:
+            fitted.append(fits)
+        if estimand.check is not None:
+            check = _check(populations, adice, estimand, config, study, result)
+            if isinstance(check, str):
+                failures.append(check)
+            else:
+                checks.append(check)
+    return results, checks, failures
+
+
 def estimand_results(
     populations: Mapping[str, pl.DataFrame],
     adsl: pl.DataFrame,
@@ -195,18 +219,7 @@ def estimand_results(
                 "need arms and wait for unblinding.",
             ],
         )
-    results = []
-    checks = []
-    failures: list[str] = []
-    for estimand in config.estimands:
-        result = run_estimand(populations, adice, estimand, config, study)
-        results.append(result)
-        if estimand.check is not None:
-            check = _check(populations, adice, estimand, config, study, result)
-            if isinstance(check, str):
-                failures.append(check)
-            else:
-                checks.append(check)
+    results, checks, failures = _fit_estimands(populations, adice, config, study)
     everything = pl.concat(results)
     at_visit = everything.filter(pl.col("parameter").str.starts_with("trt_")).join(
         pl.DataFrame({"estimand": [e.id for e in config.estimands]}).with_columns(
@@ -260,50 +273,40 @@ def estimand_results(
     )
 
 
-def _delta_frames(arm: str, deltas: list[float]) -> list[pl.DataFrame | None]:
-    return [pl.DataFrame({"arm": [arm], "delta": [d]}) for d in deltas]
-
-
 def tipping_curve(
     populations: Mapping[str, pl.DataFrame], adice: pl.DataFrame, study: Study
 ) -> pl.DataFrame:
     """``arm, contrast, visit, delta, estimate, se, lci, uci, pvalue, includes_zero``: each
     non-reference arm's contrast at the tipping-point visit for deltas of the configured grid,
     up to and including the first whose CI includes 0 (or the whole grid). Arms without data
-    are left out."""
+    are left out.
+
+    The imputation model is fitted (and its parameters drawn) once for the curve; the grid's
+    deltas of one arm come from two analyses of the samples (the estimates are linear in delta
+    under conditional mean imputation: :meth:`trial.rbi.RbiFits.scaled_delta_curve`)."""
     config = estimands_config(study)
     tp = config.tipping_point
     estimand = next(e for e in config.estimands if e.id == tp.estimand)
     data, ice = estimand_data(populations[estimand.population], adice, estimand)
     ice = ice.with_columns(strategy=pl.lit(tp.missing))
     spec = rbi_spec(config, study, tp.method)
-    grid = tp.grid
     curves = []
     present = set(data["arm"].unique().to_list())
-    # The parameter draws do not depend on the delta or the arm: drawn once for the curve.
     fits = fit_rbi(data, ice, spec)
     for arm in [a for a in study.arm_codes[1:] if a in present]:
-        for start in range(0, len(grid), TIPPING_BATCH):
-            deltas = grid[start : start + TIPPING_BATCH]
-            results = [fits.analyse(d) for d in _delta_frames(arm, deltas)]
-            batch = pl.concat(
-                [
-                    tidy_rbi(r, estimand.id, tp.method, tp.missing, study.reference_arm)
-                    .filter(pl.col("visit") == tp.visit, pl.col("parameter") == f"trt_{arm}")
-                    .with_columns(delta=pl.lit(d, dtype=pl.Float64))
-                    for r, d in zip(results, deltas, strict=True)
-                ]
-            ).with_columns(includes_zero=(pl.col("lci") <= 0) & (pl.col("uci") >= 0))
-            first = batch["includes_zero"].arg_true()
-            if first.len():
-                curves.append(batch.head(int(first[0]) + 1))
-                break
-            curves.append(batch)
+        unit = pl.DataFrame({"arm": [arm], "delta": [1.0]})
+        curve = (
+            fits.scaled_delta_curve(unit, tp.grid)
+            .filter(pl.col("visit") == tp.visit, pl.col("parameter") == f"trt_{arm}")
+            .with_columns(includes_zero=(pl.col("lci") <= 0) & (pl.col("uci") >= 0))
+        )
+        first = curve["includes_zero"].arg_true()
+        curves.append(curve.head(int(first[0]) + 1) if first.len() else curve)
     return pl.concat(curves).select(
         pl.col("parameter").str.strip_prefix("trt_").alias("arm"),
-        "contrast",
+        contrast_label(pl.col("parameter"), study.reference_arm).alias("contrast"),
         "visit",
-        "delta",
+        pl.col("scale").alias("delta"),
         "estimate",
         "se",
         "lci",

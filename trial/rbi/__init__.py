@@ -34,10 +34,14 @@ with ``estimate, se, lci, uci, pvalue, df`` (df null for the normal-based jackkn
 bootstrap; Barnard-Rubin df for ``bayes-approx``). Also ``samples``, ``imputed``
 (conditional-mean imputation of the full data), ``coefficients``, ``covariance``, ``fit``.
 ``run_rbi_deltas(data, ice, spec, [delta, ...])`` returns one result per delta from one set of
-fits; ``fit_rbi(data, ice, spec)`` gives that set (:class:`RbiFits`), whose ``analyse(delta)`` a
-caller uses when it decides the next delta from the last result (the tipping point). Bad input
+fits; ``fit_rbi(data, ice, spec, reuse=[...])`` gives that set (:class:`RbiFits`; the draws of an
+earlier set fitted on the same rows are taken over), whose ``analyse(delta)`` analyses one delta
+and whose ``scaled_delta_curve(delta, scales)`` a whole grid of multiples of one delta table by
+linearity (conditional mean imputation: the tipping point). Bad input
 raises :class:`RbiInputError` with a message that says what to fix; a REML fit of the full data
-that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``.
+that does not converge raises ``trial.rbi.reml_fit.ImputationModelError``. The entry points
+(``run_rbi``, ``fit_rbi``, ``RbiFits.analyse``, ``RbiFits.scaled_delta_curve``) run BLAS on one
+thread (:mod:`trial.rbi.threads`), whatever the process uses.
 """
 
 from trial.rbi.engine import RbiFits, RbiResult, fit_rbi, run_rbi, run_rbi_deltas

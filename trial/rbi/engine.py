@@ -10,8 +10,10 @@ Samples by method (all share the imputation model of :mod:`trial.rbi.reml_fit`):
 - ``bayes-approx``: the bootstrap refits as parameter draws; one random imputation of the
   original data per draw; ANCOVA with its standard errors; Rubin's rules.
 
-Parameter draws do not depend on a delta, so :func:`run_rbi_deltas` analyses many deltas (a
-tipping-point curve) from one set of fits.
+Parameter draws do not depend on a delta, so :func:`run_rbi_deltas` analyses many deltas from
+one set of fits, and :func:`scaled_delta_curve` a grid of multiples of one delta (a
+tipping-point curve) from two analyses. Nor do they depend on the ICE strategies when the fit
+rows are the same: :func:`fit_rbi` takes over the draws of such an earlier fit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
 from trial.rbi.prepare import Prepared, full_rank, prepare
 from trial.rbi.reml_fit import ImputationModelError, RemlOptimum, UnstructuredReml
 from trial.rbi.spec import DELTA_COLUMN, RbiInputError, RbiSpec
+from trial.rbi.threads import one_blas_thread
 
 CHUNK = 128
 """Samples imputed and analysed at once (bounds memory at CHUNK x subjects x visits)."""
@@ -119,22 +122,16 @@ def _valid_resample(prep: Prepared, ids: np.ndarray) -> bool:
 
 def _jackknife(
     prep: Prepared, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
-) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """One refit per subject left out: parameters and the number of fallbacks."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One refit per subject left out (all at once: :meth:`LeaveOneOut.refit_all`): betas,
+    Sigmas and the number of fallbacks."""
     column = _single_subject_columns(prep)
     if column is not None:
         raise RbiInputError(
             f"model column {column!r} is informed by one subject only: the jackknife cannot "
             "leave that subject out; merge rare covariate levels"
         )
-    loo = LeaveOneOut(prep, model, full, h_inv)
-    betas, sigmas, fallbacks = [], [], 0
-    for i in range(prep.n_subjects):
-        opt, fell_back = loo.refit(i)
-        betas.append(opt.beta)
-        sigmas.append(opt.sigma)
-        fallbacks += int(fell_back)
-    return betas, sigmas, fallbacks
+    return LeaveOneOut(prep, model, full, h_inv).refit_all()
 
 
 def draw_parameters(prep: Prepared) -> Draws:
@@ -158,10 +155,12 @@ def draw_parameters(prep: Prepared) -> Draws:
     if spec.method == "condmean-jackknife":
         betas, sigmas, fallbacks = _jackknife(prep, model, full, h_inv)
     else:
-        betas, sigmas, fallbacks = [], [], 0
+        beta_rows: list[np.ndarray] = []
+        sigma_rows: list[np.ndarray] = []
+        weight_rows: list[np.ndarray] = []
+        fallbacks = 0
         rng = np.random.default_rng(spec.seed)
-        weight_rows = []
-        while len(betas) < spec.n_samples:
+        while len(beta_rows) < spec.n_samples:
             if redrawn > MAX_REDRAWN_SHARE * spec.n_samples:
                 raise RbiInputError(
                     f"{redrawn} bootstrap samples were not estimable or not fitted (a covariate "
@@ -178,12 +177,12 @@ def draw_parameters(prep: Prepared) -> Draws:
                 redrawn += 1
                 continue
             fallbacks += int(fell_back)
-            betas.append(opt.beta)
-            sigmas.append(opt.sigma)
+            beta_rows.append(opt.beta)
+            sigma_rows.append(opt.sigma)
             weight_rows.append(np.bincount(ids, minlength=n).astype(float))
-        weights = np.array(weight_rows)
+        betas, sigmas, weights = np.array(beta_rows), np.array(sigma_rows), np.array(weight_rows)
     seconds["refits"] = time.perf_counter() - start
-    return Draws(full, np.array(betas), np.array(sigmas), weights, fallbacks, redrawn, seconds)
+    return Draws(full, betas, sigmas, weights, fallbacks, redrawn, seconds)
 
 
 def point_estimates(prep: Prepared) -> np.ndarray:
@@ -219,6 +218,19 @@ def delta_matrix(prep: Prepared, delta: pl.DataFrame | None) -> np.ndarray | Non
     return values.reshape(prep.n_subjects, prep.n_visits)
 
 
+def _sample_weights(prep: Prepared, draws: Draws, lo: int, hi: int) -> np.ndarray:
+    """Subject weights (hi - lo, n) of samples ``lo .. hi - 1`` in the analysis: all ones for
+    approximate Bayesian MI, a zero for the subject a jackknife sample leaves out, bootstrap
+    multiplicities."""
+    if prep.spec.method == "bayes-approx":
+        return np.ones((hi - lo, prep.n_subjects))
+    if draws.weights is None:  # jackknife: sample i leaves subject i out
+        weights = np.ones((hi - lo, prep.n_subjects))
+        weights[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+        return weights
+    return draws.weights[lo:hi]
+
+
 def _analyse_samples(
     prep: Prepared, draws: Draws, imputer: Imputer, delta: np.ndarray | None
 ) -> AncovaEstimates:
@@ -230,13 +242,7 @@ def _analyse_samples(
     for lo in range(0, n_sets, CHUNK):
         hi = min(lo + CHUNK, n_sets)
         completed = imputer.complete(draws.betas[lo:hi], draws.sigmas[lo:hi], rng, delta)
-        if bayes:
-            weights = np.ones((hi - lo, prep.n_subjects))
-        elif draws.weights is None:  # jackknife: sample i leaves subject i out
-            weights = np.ones((hi - lo, prep.n_subjects))
-            weights[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
-        else:
-            weights = draws.weights[lo:hi]
+        weights = _sample_weights(prep, draws, lo, hi)
         parts.append(
             ancova(prep.x_analysis, completed, weights, len(prep.groups), with_variance=bayes)
         )
@@ -247,17 +253,47 @@ def _analyse_samples(
     )
 
 
-def _long(prep: Prepared, values: dict[str, np.ndarray]) -> pl.DataFrame:
+def _long(prep: Prepared, values: dict[str, np.ndarray], n_rows: int = 1) -> pl.DataFrame:
+    """Pooled values, (t, P) per key (or (n_rows, t, P): blocks one after the other), as
+    :data:`POOLED_COLUMNS` rows, visit-major within a block."""
     names = parameter_names(prep.groups)
     t, n_par = len(prep.visits), len(names)
     frame = pl.DataFrame(
         {
-            "visit": [v for v in prep.visits for _ in names],
-            "parameter": names * t,
-            **{k: v.reshape(t * n_par) for k, v in values.items()},
+            "visit": [v for v in prep.visits for _ in names] * n_rows,
+            "parameter": names * t * n_rows,
+            **{k: v.reshape(n_rows * t * n_par) for k, v in values.items()},
         }
     )
     return frame.with_columns(pl.col("df").fill_nan(None)).select(POOLED_COLUMNS)
+
+
+def _pool(prep: Prepared, full: np.ndarray, samples: AncovaEstimates) -> dict[str, np.ndarray]:
+    """Pooled inference of the spec's method; ``full`` and ``samples.estimate`` may carry
+    trailing axes beyond (t, P) (every pooling rule works per element)."""
+    spec = prep.spec
+    if spec.method == "condmean-jackknife":
+        return pool_jackknife(full, samples.estimate, spec.alpha)
+    if spec.method == "condmean-bootstrap":
+        return pool_bootstrap(full, samples.estimate, spec.alpha)
+    assert samples.variance is not None
+    v_com = float(prep.n_subjects - prep.x_analysis.shape[2])
+    return pool_rubin(samples.estimate, samples.variance, v_com, spec.alpha)
+
+
+def _sample_frame(prep: Prepared, estimate: np.ndarray) -> pl.DataFrame:
+    """``sample, visit, parameter, estimate`` of sample estimates (S, t, P), sample-major."""
+    names = parameter_names(prep.groups)
+    n_sets, t, n_par = estimate.shape
+    cell = np.arange(n_sets * t * n_par)
+    return pl.DataFrame(
+        {
+            "sample": cell // (t * n_par),
+            "visit": pl.Series(prep.visits).gather(cell // n_par % t),
+            "parameter": pl.Series(names).gather(cell % n_par),
+            "estimate": estimate.ravel(),
+        }
+    )
 
 
 def analyse(prep: Prepared, draws: Draws, delta: pl.DataFrame | None = None) -> RbiResult:
@@ -269,25 +305,9 @@ def analyse(prep: Prepared, draws: Draws, delta: pl.DataFrame | None = None) -> 
     ones = np.ones((1, prep.n_subjects))
     full = ancova(prep.x_analysis, full_completed, ones, len(prep.groups)).estimate[0]
     samples = _analyse_samples(prep, draws, imputer, shift)
-    if spec.method == "condmean-jackknife":
-        pooled = pool_jackknife(full, samples.estimate, spec.alpha)
-    elif spec.method == "condmean-bootstrap":
-        pooled = pool_bootstrap(full, samples.estimate, spec.alpha)
-    else:
-        assert samples.variance is not None
-        v_com = float(prep.n_subjects - prep.x_analysis.shape[2])
-        pooled = pool_rubin(samples.estimate, samples.variance, v_com, spec.alpha)
-
-    names = parameter_names(prep.groups)
+    pooled = _pool(prep, full, samples)
     n_sets, t = samples.estimate.shape[:2]
-    sample_frame = pl.DataFrame(
-        {
-            "sample": np.repeat(np.arange(n_sets), t * len(names)),
-            "visit": np.tile(np.repeat(prep.visits, len(names)), n_sets),
-            "parameter": np.tile(names, n_sets * t),
-            "estimate": samples.estimate.ravel(),
-        }
-    )
+    sample_frame = _sample_frame(prep, samples.estimate)
     imputed = prep.grid.with_columns(
         pl.Series(spec.outcome, full_completed[0].ravel()),
         pl.Series("imputed", prep.missing.ravel()),
@@ -333,9 +353,61 @@ def run_rbi(
     spec: RbiSpec,
     delta: pl.DataFrame | None = None,
 ) -> RbiResult:
-    """Reference-based imputation of ``data`` under the ICEs of ``ice`` (see the package doc)."""
-    prep = prepare(data, ice, spec)
-    return analyse(prep, draw_parameters(prep), delta)
+    """Reference-based imputation of ``data`` under the ICEs of ``ice`` (see the package doc);
+    on one BLAS thread (:func:`trial.rbi.threads.one_blas_thread`), like every entry point of
+    the engine."""
+    with one_blas_thread():
+        prep = prepare(data, ice, spec)
+        return analyse(prep, draw_parameters(prep), delta)
+
+
+def scaled_delta_curve(
+    prep: Prepared, draws: Draws, delta: pl.DataFrame, scales: Sequence[float]
+) -> pl.DataFrame:
+    """Pooled results for the delta table's shifts times each of ``scales``, by linearity.
+
+    Under conditional mean imputation every sample's completed data are the data imputed
+    without a delta plus the delta at the imputed cells, and the ANCOVA estimates are linear
+    in the completed data: the estimates at ``c x delta`` are ``e_0 + c e_1``, with ``e_0`` the
+    analysis without a shift and ``e_1`` the analysis of the shift alone (zero at observed
+    cells). Two analyses of the samples then give the whole curve; only the pooling is done per
+    scale. The same numbers as :func:`analyse` per scale up to rounding (relative 1e-14).
+
+    Columns ``scale`` then :data:`POOLED_COLUMNS`, scale-major in the order given.
+    Approximate Bayesian MI is not linear (its within-imputation variances are not): use
+    :func:`analyse` per delta there.
+    """
+    if prep.spec.method == "bayes-approx":
+        raise RbiInputError("a scaled delta curve needs conditional mean imputation")
+    shift = delta_matrix(prep, delta)
+    assert shift is not None
+    n_groups = len(prep.groups)
+    imputer = Imputer(prep)
+    ones = np.ones((1, prep.n_subjects))
+    base_completed = imputer.complete(draws.full.beta[None], draws.full.sigma[None])
+    full_base = ancova(prep.x_analysis, base_completed, ones, n_groups).estimate[0]
+    samples_base = _analyse_samples(prep, draws, imputer, None).estimate
+    shift_only = np.where(prep.missing, shift, 0.0)[None]
+    full_shift = ancova(prep.x_analysis, shift_only, ones, n_groups).estimate[0]
+    n_sets = len(draws.betas)
+    samples_shift = np.concatenate(
+        [
+            ancova(
+                prep.x_analysis,
+                np.broadcast_to(shift_only, (hi - lo, *shift.shape)),
+                _sample_weights(prep, draws, lo, hi),
+                n_groups,
+            ).estimate
+            for lo in range(0, n_sets, CHUNK)
+            for hi in [min(lo + CHUNK, n_sets)]
+        ]
+    )
+    c = np.asarray(scales, dtype=float)
+    full = full_base[..., None] + c * full_shift[..., None]  # (t, P, C)
+    samples = samples_base[..., None] + c * samples_shift[..., None]  # (S, t, P, C)
+    pooled = _pool(prep, full, AncovaEstimates(samples, None, np.empty(0)))
+    frame = _long(prep, {k: np.moveaxis(v, -1, 0) for k, v in pooled.items()}, n_rows=len(c))
+    return frame.select(pl.Series("scale", np.repeat(c, frame.height // len(c))), pl.all())
 
 
 @dataclass(frozen=True)
@@ -348,13 +420,47 @@ class RbiFits:
     draws: Draws
 
     def analyse(self, delta: pl.DataFrame | None = None) -> RbiResult:
-        return analyse(self.prep, self.draws, delta)
+        with one_blas_thread():
+            return analyse(self.prep, self.draws, delta)
+
+    def scaled_delta_curve(self, delta: pl.DataFrame, scales: Sequence[float]) -> pl.DataFrame:
+        """:func:`scaled_delta_curve` of these fits."""
+        with one_blas_thread():
+            return scaled_delta_curve(self.prep, self.draws, delta, scales)
 
 
-def fit_rbi(data: pl.DataFrame, ice: pl.DataFrame | None, spec: RbiSpec) -> RbiFits:
-    """Prepare ``data`` and draw the imputation model's parameters once."""
-    prep = prepare(data, ice, spec)
-    return RbiFits(prep, draw_parameters(prep))
+def same_fit_inputs(a: Prepared, b: Prepared) -> bool:
+    """Whether the parameter draws of ``a`` are those of ``b``: the same method, samples and
+    seed, and the same subjects, groups, visits, model columns, fit rows and values (the ICE
+    strategies may differ: they enter the draws only through the fit rows)."""
+    sa, sb = a.spec, b.spec
+    return (
+        (sa.method, sa.n_samples, sa.seed) == (sb.method, sb.n_samples, sb.seed)
+        and (a.subjects, a.groups, a.visits, a.terms) == (b.subjects, b.groups, b.visits, b.terms)
+        and a.x_analysis.shape == b.x_analysis.shape
+        and np.array_equal(a.group_index, b.group_index)
+        and np.array_equal(a.fit_mask, b.fit_mask)
+        and np.array_equal(a.x_own[a.fit_mask], b.x_own[b.fit_mask])
+        and np.array_equal(a.y[a.fit_mask], b.y[b.fit_mask])
+        and np.array_equal(a.x_analysis, b.x_analysis)
+    )
+
+
+def fit_rbi(
+    data: pl.DataFrame,
+    ice: pl.DataFrame | None,
+    spec: RbiSpec,
+    reuse: Sequence[RbiFits] = (),
+) -> RbiFits:
+    """Prepare ``data`` and draw the imputation model's parameters once; or take the draws of
+    the first of ``reuse`` fitted on the same rows (:func:`same_fit_inputs`: e.g. the same data
+    under another reference-based strategy, when post-ICE values are fitted)."""
+    with one_blas_thread():
+        prep = prepare(data, ice, spec)
+        for fits in reuse:
+            if same_fit_inputs(prep, fits.prep):
+                return RbiFits(prep, fits.draws)
+        return RbiFits(prep, draw_parameters(prep))
 
 
 def run_rbi_deltas(

@@ -13,15 +13,25 @@ M -> sum_P W_P G_P(M) W_P, G_P,ab(M) = <S_P,ab, M>, tabulated once at theta_0
 (:mod:`trial.models.reml` has the derivation). Later steps evaluate the criterion on the
 modified sums (:meth:`trial.rbi.reml_fit.UnstructuredReml.refit`); the sums are restored after
 each subject.
+
+:meth:`LeaveOneOut.refit_all` takes the same steps for every subject at once: each iteration
+evaluates the criterion of all subjects still iterating in one batch (their own theta; the
+full-data sums with the subject's z_i' W_P z_i and z_i M z_i' taken out of X'WX and of the
+gradient, n_P - 1 in the log-determinant and count terms), so the subjects share a few large
+matrix products instead of a few small ones each. A subject stops at the same rule
+(:data:`trial.rbi.reml_fit.REFIT_TOL`); one whose criterion cannot be evaluated (Sigma_P or X'WX
+not positive definite) or that does not converge in
+:data:`trial.rbi.reml_fit.REFIT_MAX_ITER` steps is refitted alone by :meth:`LeaveOneOut.refit`
+(with its fallbacks). The estimates are those of one subject at a time up to rounding.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from trial.models.reml import PatternData
+from trial.models.reml import LOG_2PI, PatternData
 from trial.rbi.prepare import Prepared
-from trial.rbi.reml_fit import RemlOptimum, UnstructuredReml
+from trial.rbi.reml_fit import REFIT_MAX_ITER, REFIT_TOL, RemlOptimum, UnstructuredReml
 
 
 class LeaveOneOut:
@@ -45,6 +55,11 @@ class LeaveOneOut:
         self.count_term = (self.w_masked * data.counts[:, None, None]).sum(0)
         s_pad = data.scatter(data.s_all.T)  # (q*q, patterns, t, t)
         self.t_map = np.einsum("pja,xpab,pbl->xjl", self.w, s_pad, self.w).reshape(q * q, t * t)
+        self.z_pad = np.where(
+            prep.fit_mask[:, :, None], np.concatenate([prep.x_own, prep.y[:, :, None]], 2), 0.0
+        )  # (n, t, q): each subject's fit rows z = (x, y), zero at visits not fitted
+        self.pattern = np.array([self.pattern_of_code.get(int(c), -1) for c in self.codes])
+        self.n_fit = prep.fit_mask.sum(1)
 
     def _subject(self, i: int) -> tuple[int, np.ndarray, np.ndarray]:
         obs = np.flatnonzero(self.prep.fit_mask[i])
@@ -92,3 +107,94 @@ class LeaveOneOut:
             data.s_all[rows] = saved
             data.counts[k] += 1.0
             data.n_obs += m
+
+    def first_steps(self, subjects: np.ndarray) -> np.ndarray:
+        """:meth:`first_step` of each of ``subjects`` (B,) at once: (B, q_theta)."""
+        p = self.model.data.n_fixed
+        k, z = self.pattern[subjects], self.z_pad[subjects]
+        z_t = np.swapaxes(z, 1, 2)
+        w_k = self.w[k]
+        zwz = self.zwz[None] - z_t @ w_k @ z
+        a_inv = np.linalg.inv(zwz[:, :p, :p])
+        m_mat = _m_matrix(a_inv, np.einsum("bij,bj->bi", a_inv, zwz[:, :p, p]))
+        g_sigma = (
+            self.count_term[None]
+            - self.w_masked[k]
+            - (m_mat.reshape(len(k), -1) @ self.t_map).reshape(w_k.shape)
+            + w_k @ (z @ m_mat @ z_t) @ w_k
+        )
+        theta0 = np.broadcast_to(self.full.theta, (len(k), len(self.full.theta)))
+        grad = self.model.structure.chain_gradient(theta0, g_sigma)
+        return np.asarray(theta0 - grad @ self.h_inv.T)
+
+    def evaluate_without(
+        self, theta: np.ndarray, subjects: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """-2 l_R, its gradient, beta and Sigma of the data without each of ``subjects`` (B,)
+        at its own ``theta`` (B, q_theta), and whether that criterion could be evaluated (every
+        Sigma_P and X'WX positive definite): :meth:`UnstructuredReml.evaluate` of each subject's
+        leave-one-out sums, batched. Raises ``numpy.linalg.LinAlgError`` on an exactly
+        singular matrix."""
+        data, structure = self.model.data, self.model.structure
+        p, b = data.n_fixed, len(subjects)
+        rows = np.arange(b)
+        k, z = self.pattern[subjects], self.z_pad[subjects]
+        z_t = np.swapaxes(z, 1, 2)
+        counts = np.broadcast_to(data.counts, (b, data.n_patterns)).copy()
+        counts[rows, k] -= 1.0
+        sigma = structure.sigma(theta)
+        sub = data.padded(sigma)
+        sign, logdets = np.linalg.slogdet(sub)
+        w = np.linalg.inv(sub)
+        zwz = (data.gather(w) @ data.s_all).reshape(b, p + 1, p + 1) - z_t @ w[rows, k] @ z
+        sign_a, logdet_a = np.linalg.slogdet(zwz[:, :p, :p])
+        a_inv = np.linalg.inv(zwz[:, :p, :p])
+        beta = np.einsum("bij,bj->bi", a_inv, zwz[:, :p, p])
+        rss = zwz[:, p, p] - np.einsum("bj,bj->b", zwz[:, :p, p], beta)
+        n_obs = data.n_obs - self.n_fit[subjects]
+        value = (n_obs - p) * LOG_2PI + (logdets * counts).sum(1) + logdet_a + rss
+        m_mat = _m_matrix(a_inv, beta)
+        g = data.scatter(m_mat.reshape(b, -1) @ data.s_all.T)
+        g[rows, k] -= z @ m_mat @ z_t
+        counts_w = np.einsum("bk,bkxy->bxy", counts, np.where(data.pair_mask, w, 0.0))
+        g_sigma = counts_w - (w @ g @ w).sum(1)
+        grad = structure.chain_gradient(theta, g_sigma)
+        ok = np.all(sign > 0, axis=1) & (sign_a > 0)
+        return value, grad, beta, sigma, ok
+
+    def refit_all(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Every subject's leave-one-out refit (module doc): betas (n, p), Sigmas (n, t, t) and
+        the number of refits that needed the fallback."""
+        n, t, p = self.prep.n_subjects, self.prep.n_visits, self.model.data.n_fixed
+        betas = np.broadcast_to(self.full.beta, (n, p)).copy()
+        sigmas = np.broadcast_to(self.full.sigma, (n, t, t)).copy()
+        active = np.flatnonzero(self.codes != 0)  # a subject with no fit rows changes nothing
+        alone: list[np.ndarray] = []
+        theta = self.first_steps(active) if active.size else np.empty((0, 0))
+        for _ in range(REFIT_MAX_ITER):
+            if not active.size:
+                break
+            try:
+                _, grad, beta, sigma, ok = self.evaluate_without(theta, active)
+            except np.linalg.LinAlgError:
+                break
+            step = grad @ self.h_inv.T
+            done = ok & (np.einsum("bi,bi->b", grad, step) < REFIT_TOL)
+            betas[active[done]], sigmas[active[done]] = beta[done], sigma[done]
+            alone.append(active[~ok])
+            going = ok & ~done
+            theta, active = (theta - step)[going], active[going]
+        fallbacks = 0
+        for i in np.concatenate([*alone, active]).astype(int):
+            opt, fell_back = self.refit(int(i))
+            betas[i], sigmas[i] = opt.beta, opt.sigma
+            fallbacks += int(fell_back)
+        return betas, sigmas, fallbacks
+
+
+def _m_matrix(a_inv: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """M = [[(X'WX)^-1, 0], [0, 0]] + u u', u = (-beta, 1), for a batch: (B, p + 1, p + 1)."""
+    u = np.concatenate([-beta, np.ones((len(beta), 1))], axis=1)
+    m_mat = u[:, :, None] * u[:, None, :]
+    m_mat[:, : beta.shape[1], : beta.shape[1]] += a_inv
+    return m_mat
