@@ -740,9 +740,20 @@ def check_lazy(frame: pl.LazyFrame, contract: Contract, batch_rows: int) -> list
             f"contract {contract.name} has rules that look across rows; check it whole"
         )
     n_rows = frame.select(pl.len()).collect().item()
+    return merged_results(
+        check_frame(frame.slice(offset, batch_rows).collect(), contract)
+        for offset in range(0, max(n_rows, 1), batch_rows)
+    )
+
+
+def merged_results(batches: Iterable[list[CheckResult]]) -> list[CheckResult]:
+    """The results of a row-local contract (:func:`is_row_local`) on consecutive batches of
+    one table -> its results on the whole table: failing rows summed, the first failing
+    values as the sample, passed only if it passed on every batch; the structural rules
+    (columns, dtypes) from the first batch."""
     merged: dict[str, CheckResult] = {}
-    for offset in range(0, max(n_rows, 1), batch_rows):
-        for result in check_frame(frame.slice(offset, batch_rows).collect(), contract):
+    for results in batches:
+        for result in results:
             earlier = merged.get(result.name)
             if earlier is None:
                 merged[result.name] = result

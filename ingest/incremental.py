@@ -30,7 +30,14 @@ from ingest.landing import file_kind, landing_quarantine
 from ingest.quarantine import combine, empty_quarantine
 from ingest.registry import SOURCES, subject_datasets
 from ingest.sealed import SealedListSignature
-from ingest.source_format import DeliveryFrames, Frame, Resolution, Resolved, SourceFormat
+from ingest.source_format import (
+    DeliveryFrames,
+    Frame,
+    Resolution,
+    Resolved,
+    SourceFormat,
+    collected,
+)
 
 QUARANTINE = "quarantine"
 FINDINGS = "integrity_findings"
@@ -102,9 +109,9 @@ def resolve_raw_datasets(
     (:func:`ingest.integrity.apply_trial_rules`) on every resolved dataset; each format's
     ``settle`` in registry order, on the datasets as the rules left them. ``tolerance_pct``:
     the study's ``treatment.current_tolerance_pct``. Large outputs (the vendor-B events) are
-    lazy scans of files under ``store``, a folder the caller keeps between runs: with the
-    resolution's ``code_version``, parts whose inputs are unchanged are reused from it
-    (:attr:`ingest.source_format.Resolution.store`)."""
+    held in parts (:class:`~ingest.source_format.TableParts`), files under ``store``, a folder
+    the caller keeps between runs: with the resolution's ``code_version``, parts whose inputs
+    are unchanged are reused from it (:attr:`ingest.source_format.Resolution.store`)."""
     resolved: dict[str, Frame] = {}
     papers: list[pl.DataFrame] = []
     reader_quarantine = empty_quarantine()
@@ -136,7 +143,7 @@ def resolve_raw_datasets(
         if source.resolve is not None:
             take(source.resolve(resolution()))
             if source.papers is not None:
-                papers.append(source.papers({n: _collected(resolved[n]) for n in source.datasets}))
+                papers.append(source.papers({n: collected(resolved[n]) for n in source.datasets}))
     eager = {name: f for name, f in resolved.items() if isinstance(f, pl.DataFrame)}
     checked = apply_trial_rules(
         eager, combine(quarantines), Path(raw_root), subject_datasets(sources)
@@ -148,7 +155,3 @@ def resolve_raw_datasets(
     resolved[QUARANTINE] = combine(quarantines)
     resolved[FINDINGS] = pl.concat(findings)
     return resolved
-
-
-def _collected(frame: Frame) -> pl.DataFrame:
-    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame

@@ -24,8 +24,27 @@ from ingest.integrity import empty_findings
 from ingest.manifest import current_files
 from ingest.quarantine import empty_quarantine
 
-Frame = pl.DataFrame | pl.LazyFrame
-DeliveryFrames = Mapping[str, Frame]
+
+@dataclass(frozen=True)
+class TableParts:
+    """A table held in Parquet files whose concatenation, in order, is the table (the
+    vendor-B events: one part per range of devices, ``ingest.telemetry``); ``schema``: its
+    columns (the table of no part is empty). The IO manager stores it as a folder of links to
+    these files (``pipelines/io_manager.py``), so a producer never writes a part in place: it
+    writes a new file and renames it over the old name (a stored table keeps the old one)."""
+
+    paths: tuple[Path, ...]
+    schema: pl.Schema
+
+    def scan(self) -> pl.LazyFrame:
+        """The table as one lazy scan of its parts, in order."""
+        if not self.paths:
+            return pl.LazyFrame(schema=self.schema)
+        return pl.scan_parquet(list(self.paths))
+
+
+Frame = pl.DataFrame | pl.LazyFrame | TableParts
+DeliveryFrames = Mapping[str, pl.DataFrame | pl.LazyFrame]
 """One delivery's stored frames by kind (plus ``quarantine``), eager or scanned."""
 
 DeliveryReader = Callable[[Sequence[Path], Path], tuple[pl.DataFrame, pl.DataFrame]]
@@ -86,7 +105,7 @@ class Resolution:
 
     def dataset(self, name: str) -> pl.DataFrame:
         """A dataset an earlier format resolved (named in the format's ``needs``)."""
-        return _collected(self.resolved[name])
+        return collected(self.resolved[name])
 
     def scans(self, kind: str) -> list[pl.LazyFrame]:
         """Every delivery's ``kind`` frame as a lazy scan (for frames too large to collect)."""
@@ -196,5 +215,8 @@ def check_registry(sources: Sequence[SourceFormat]) -> tuple[SourceFormat, ...]:
     return tuple(sources)
 
 
-def _collected(frame: Frame) -> pl.DataFrame:
+def collected(frame: Frame) -> pl.DataFrame:
+    """A resolved dataset in memory, however it is held."""
+    if isinstance(frame, TableParts):
+        return frame.scan().collect()
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame

@@ -60,7 +60,7 @@ from ingest.readers.vendor_b_stream import (
     drop_duplicates,
     parse_lines,
 )
-from ingest.source_format import Resolution, Resolved, SourceFormat
+from ingest.source_format import Resolution, Resolved, SourceFormat, TableParts
 from ingest.telemetry_rules import (
     backwards_events,
     backwards_quarantine,
@@ -96,13 +96,16 @@ class Telemetry:
     columns; ``quarantine``: events the trial-level rules rejected (implausible or non-finite
     numbers, time stamps out of order: never integrated); ``findings``: kept events with
     unknown or duplicated JSON keys (:mod:`ingest.telemetry_rules`); ``resolved``: the ranges
-    computed by this call (the others were reused)."""
+    computed by this call (the others were reused); ``parts``: the range parts ``events``
+    scans, in range order (never written in place: a recomputed range's part is a new
+    file)."""
 
     events: pl.LazyFrame
     sessions: pl.DataFrame
     quarantine: pl.DataFrame
     findings: pl.DataFrame
     resolved: tuple[int, ...] = ()
+    parts: tuple[Path, ...] = ()
 
 
 def parsed_schema() -> pl.Schema:
@@ -420,6 +423,7 @@ def resolve_telemetry(
         quarantine=combine([summaries["quarantine"].drop("range")]),
         findings=summaries["findings"].drop("range").sort(lineage),
         resolved=tuple(todo),
+        parts=tuple(parts),
     )
 
 
@@ -475,7 +479,7 @@ def read_telemetry(
 
 def resolve_vendor_b(resolution: Resolution) -> Resolved:
     """Every delivery's parsed events (scanned, never collected whole) -> ``vendor_b_events``
-    (lazy scan of the range parts under ``<resolution.store>/vendor_b``) and
+    (the range parts under ``<resolution.store>/vendor_b``, stored as they are) and
     ``vendor_b_sessions``, with the events the trial-level rules rejected and the findings on
     kept ones (unreadable lines were quarantined when each delivery was parsed). Ranges whose
     files and code are unchanged since the store's last run are reused."""
@@ -489,7 +493,10 @@ def resolve_vendor_b(resolution: Resolution) -> Resolved:
         salt=resolution.code_version,
     )
     return Resolved(
-        {EVENTS: telemetry.events, SESSIONS: telemetry.sessions},
+        {
+            EVENTS: TableParts(telemetry.parts, load_contract(DATASET).schema),
+            SESSIONS: telemetry.sessions,
+        },
         telemetry.quarantine,
         telemetry.findings,
     )

@@ -17,7 +17,9 @@ from typing import Any
 
 import dagster as dg
 
+from ingest.source_format import TableParts
 from pipelines.checks import (
+    CHECKS,
     check_specs,
     checked_value,
     contract_check_result,
@@ -26,6 +28,7 @@ from pipelines.checks import (
 )
 from pipelines.freshness import REUSED, REUSED_METADATA, reusable
 from pipelines.resources import TrialSettings
+from pipelines.stored_parts import stored_parts
 
 AssetDecorator = Callable[..., Callable[[Callable[..., Any]], dg.AssetsDefinition]]
 """``dg.asset`` or ``dg.multi_asset``."""
@@ -72,8 +75,14 @@ def pipeline_asset(
                     continue
                 name = keys[event.output_name].to_user_string()
                 if name in checked:
-                    value = checked_value(event.value, Path(settings.out_dir), name)
-                    yield contract_check_result(value, checked[name], settings.blinded, name)
+                    out_dir = Path(settings.out_dir)
+                    value = checked_value(event.value, out_dir, name)
+                    in_parts = isinstance(event.value, TableParts)
+                    parts = stored_parts(out_dir, name) if in_parts else None
+                    kept = out_dir / CHECKS / f"{name}.json"
+                    yield contract_check_result(
+                        value, checked[name], settings.blinded, name, parts, kept
+                    )
 
         return decorator(**options)(step)
 

@@ -10,13 +10,21 @@ ERROR severity, which fails the asset's step once its outputs are stored, so not
 runs on a frame that would corrupt it; failing rules of warning severity make it a WARN and let
 the run go on.
 
-A frame is checked as it was stored; a ``LazyFrame`` output (the vendor-B telemetry) is
-checked on its stored table. A contract whose rules are all row-local (the vendor-B
-telemetry's) is checked :data:`CHECK_BATCH_ROWS` rows at a time, so checking 50 million
-events needs the memory of one batch; any other table is checked whole.
+A frame is checked as it was stored; a ``LazyFrame`` output is checked on its stored table.
+A contract whose rules are all row-local (the vendor-B telemetry's) is checked
+:data:`CHECK_BATCH_ROWS` rows at a time, so checking 50 million events needs the memory of one
+batch; any other table is checked whole. A table stored in parts (:mod:`pipelines.stored_parts`:
+the vendor-B telemetry) under a row-local contract is checked part by part, and a part's
+results are kept by its content hash (``OUT/.checks/<asset>.json``), so a refresh checks only
+the parts that changed (:func:`check_parts`). That is exact only because each rule judges rows
+one at a time: a key, a unique column or a table-level rule could fail between an unchanged
+part and a new one, so a contract with such a rule is checked whole.
 """
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -25,15 +33,21 @@ import polars as pl
 from data_contracts.contracts import (
     BLOCKING,
     CheckResult,
+    Contract,
     check_frame,
     check_lazy,
     is_row_local,
     list_contracts,
     load_contract,
+    merged_results,
 )
+from ingest.source_format import TableParts
 from pipelines.io_manager import table_path
+from pipelines.stored_parts import StoredPart
 
 CHECK_BATCH_ROWS = 1_000_000
+CHECKS = ".checks"
+"""Folder of ``OUT`` keeping each checked part's results (:func:`check_parts`)."""
 
 
 def _rule_table(results: list[CheckResult]) -> str:
@@ -45,7 +59,12 @@ def _rule_table(results: list[CheckResult]) -> str:
 
 
 def contract_check_result(
-    frame: pl.DataFrame | pl.LazyFrame, dataset: str | Path, blinded: bool, asset: str | None = None
+    frame: pl.DataFrame | pl.LazyFrame,
+    dataset: str | Path,
+    blinded: bool,
+    asset: str | None = None,
+    parts: Sequence[StoredPart] | None = None,
+    kept: Path | None = None,
 ) -> dg.AssetCheckResult:
     """Evaluate the contract of ``dataset`` (a dataset name of ``data_contracts/`` or a
     contract file) on ``frame`` as the Dagster result of ``asset``'s ``contract`` check
@@ -53,11 +72,14 @@ def contract_check_result(
 
     In a blinded run the contract's unblinded-only columns (the arm, the randomisation date)
     must be absent: their presence is a blocking blinding failure, and the remaining rules are
-    checked against the contract without them."""
+    checked against the contract without them. ``parts`` (the stored parts ``frame`` scans)
+    and ``kept`` (where their results are kept): a row-local contract is checked on the parts
+    whose results are not kept yet (:func:`check_parts`)."""
     contract = load_contract(dataset)
     lazy = frame.lazy()
     columns = lazy.collect_schema().names()
     results: list[CheckResult] = []
+    present: list[str] = []
     if blinded and contract.unblinded_only:
         present = [c for c in contract.unblinded_only if c in columns]
         results.append(
@@ -74,7 +96,9 @@ def contract_check_result(
         )
         contract = contract.blinded_view()
         lazy = lazy.drop(present)
-    if is_row_local(contract):
+    if is_row_local(contract) and parts is not None and kept is not None:
+        results += check_parts(parts, contract, present, kept)
+    elif is_row_local(contract):
         results += check_lazy(lazy, contract, CHECK_BATCH_ROWS)
     else:
         results += check_frame(lazy.collect(), contract)
@@ -110,6 +134,45 @@ def contracts_of(
     return found
 
 
+def check_parts(
+    parts: Sequence[StoredPart], contract: Contract, dropped: Sequence[str], kept: Path
+) -> list[CheckResult]:
+    """``contract`` on a table stored in ``parts`` (in order; each part's columns ``dropped``
+    first), checking only the parts whose results for this contract are not in the file
+    ``kept`` (by the part's content hash); ``kept`` then holds the results of ``parts``.
+
+    The table's results are the parts' results added up (:func:`merged_results`), which is
+    the whole table's result only for a row-local contract (:func:`is_row_local`): for any
+    other, ``ValueError`` (check the table whole)."""
+    if not is_row_local(contract):
+        raise ValueError(
+            f"contract {contract.name} has rules that look across rows; check the table whole"
+        )
+    version = hashlib.sha256(repr((contract, list(dropped))).encode()).hexdigest()
+    try:
+        stored = json.loads(kept.read_text("utf-8"))
+    except (OSError, ValueError):
+        stored = {}
+    known = stored.get("parts", {}) if stored.get("contract") == version else {}
+    results: dict[str, list[CheckResult]] = {}
+    for part in parts:
+        if part.digest in results:
+            continue
+        if part.digest in known:
+            results[part.digest] = [
+                CheckResult(**{**r, "sample": tuple(r["sample"])}) for r in known[part.digest]
+            ]
+        else:
+            scan = pl.scan_parquet(part.path).drop(dropped)
+            results[part.digest] = check_lazy(scan, contract, CHECK_BATCH_ROWS)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    aside = kept.with_name(f".{kept.name}.writing")
+    serialised = {d: [asdict(r) for r in rs] for d, rs in results.items()}
+    aside.write_text(json.dumps({"contract": version, "parts": serialised}), "utf-8")
+    aside.replace(kept)
+    return merged_results(results[p.digest] for p in parts)
+
+
 def check_specs(contracts: Mapping[str, str | Path]) -> list[dg.AssetCheckSpec]:
     """One blocking ``contract`` check for each asset of ``contracts`` (asset -> contract)."""
     specs = []
@@ -135,11 +198,14 @@ def reused_check_result(asset: str) -> dg.AssetCheckResult:
 
 
 def checked_value(
-    value: pl.DataFrame | pl.LazyFrame, out_dir: Path, asset: str
+    value: pl.DataFrame | pl.LazyFrame | TableParts, out_dir: Path, asset: str
 ) -> pl.DataFrame | pl.LazyFrame:
     """What the check of ``asset`` reads once its ``value`` is stored: a frame in memory as
     it is (it is what was written), a ``LazyFrame`` as a scan of the stored table (its plan,
-    run again, would redo the asset's work; the IO manager streamed it to the file)."""
+    run again, would redo the asset's work; the IO manager streamed it to the file), a table
+    in parts as a scan of its parts (the stored folder links them)."""
+    if isinstance(value, TableParts):
+        return value.scan()
     if isinstance(value, pl.LazyFrame):
         return pl.scan_parquet(table_path(out_dir, asset))
     return value

@@ -176,6 +176,11 @@ def files_digest(paths: Iterable[Path]) -> str:
     return _digest(f"{p.name}={file_digest(p)}" for p in sorted(paths, key=lambda p: p.name))
 
 
+def content_digest(digests: Iterable[str]) -> str:
+    """The content hash of a value held in several files, from theirs, in order."""
+    return _digest(digests)
+
+
 def _store(out_dir: Path) -> Path:
     return Path(out_dir) / FINGERPRINTS
 
@@ -201,6 +206,16 @@ def record_content(out_dir: Path, asset: str, digest: str, stored: Iterable[Path
     files = sorted(str(Path(p).relative_to(out_dir)) for p in stored)
     entry.update({"content": digest, "files": files, "self_stored": False})
     _write_json(_store(out_dir) / f"{asset}.json", entry)
+
+
+def forget_content(out_dir: Path, asset: str) -> None:
+    """Called by the IO manager before it replaces a stored value in more than one step: until
+    :func:`record_content`, ``asset`` has no content hash, so a run killed in between leaves
+    it stale (computed again), never trusted."""
+    path = _store(out_dir) / f"{asset}.json"
+    entry = _read_json(path)
+    if entry.pop("content", None) is not None:
+        _write_json(path, entry)
 
 
 def _content(out_dir: Path, asset: str) -> str | None:

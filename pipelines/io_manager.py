@@ -10,7 +10,11 @@ whose step reused the stored value (``REUSED``) is not written again.
 
 Large tables stay out of memory (the dagster-polars convention): an asset may return a
 ``pl.LazyFrame``, which is streamed to its Parquet file (``sink_parquet``), and an input
-annotated ``pl.LazyFrame`` is given as a lazy scan of the stored file.
+annotated ``pl.LazyFrame`` is given as a lazy scan of the stored file. A table held in parts
+(:class:`ingest.source_format.TableParts`, the vendor-B events) is stored as a folder
+``<out_dir>/tables/<asset>/`` of links to its parts, swapped in whole
+(:mod:`pipelines.stored_parts`): a refresh writes only the parts that changed; it is loaded as
+one scan (or frame) of its parts, in order.
 
 A partitioned asset (one partition per delivery, ``docs/incremental.md``) returns a dict
 ``{partition key: value}`` for the partitions of its run (one or a range) and is stored per
@@ -32,8 +36,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from ingest.source_format import TableParts
 from ingest.telemetry import ROW_GROUP_ROWS
 from pipelines.freshness import REUSED, file_digest, files_digest, record_content
+from pipelines.stored_parts import parts_folder, scan_stored, store_parts
 from pipelines.write_whole import aside, written_whole
 from trial.models.result import ModelResult, write_result
 
@@ -141,8 +147,19 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             self._handle_partitions(context, name, obj)
             return
+        if isinstance(obj, TableParts):
+            digest, files = store_parts(Path(self.out_dir), name, obj)
+            record_content(Path(self.out_dir), name, digest, files)
+            n_rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+            head = obj.scan().head(PREVIEW_ROWS).collect()
+            folder = parts_folder(Path(self.out_dir), name)
+            context.add_output_metadata(
+                {**table_metadata(head, n_rows), "path": str(folder), "parts": len(files)}
+            )
+            return
         if isinstance(obj, pl.DataFrame | pl.LazyFrame):
             path = table_path(Path(self.out_dir), name)
+            shutil.rmtree(parts_folder(Path(self.out_dir), name), ignore_errors=True)
             if isinstance(obj, pl.LazyFrame):
                 with written_whole(path) as writing:
                     obj.sink_parquet(writing)
@@ -178,6 +195,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         name = self._name(context.asset_key)
         if context.has_asset_partitions:
             return self._load_partitions(name, list(context.asset_partition_keys))
+        parts = scan_stored(Path(self.out_dir), name)
+        if parts is not None:
+            lazy = context.dagster_type.typing_type is pl.LazyFrame
+            return parts if lazy else parts.collect()
         table = table_path(Path(self.out_dir), name)
         if table.exists():
             if context.dagster_type.typing_type is pl.LazyFrame:

@@ -86,9 +86,15 @@ class Tables(dict[str, pl.DataFrame]):
 
 
 def read_tables(out: Path) -> Tables:
-    """Every table the IO manager stored under ``out/tables``, by asset name."""
-    stored = (out / "tables").glob("*.parquet")
-    return Tables({p.name.removesuffix(".parquet"): pl.read_parquet(p) for p in stored})
+    """Every table the IO manager stored under ``out/tables`` (a file, or a folder of parts:
+    ``pipelines/stored_parts.py``), by asset name."""
+    tables = Tables()
+    for path in sorted((out / "tables").glob("[!.]*")):
+        if path.is_dir():
+            tables[path.name] = pl.read_parquet(sorted(path.glob("part-*.parquet")))
+        elif path.suffix == ".parquet":
+            tables[path.stem] = pl.read_parquet(path)
+    return tables
 
 
 def materialise_tree(

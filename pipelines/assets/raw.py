@@ -7,8 +7,9 @@ current file versions; all made from the registry of raw formats (``ingest.regis
 of the current file versions; each dataset is its own asset so that the UI shows its rows,
 preview and contract check. The vendor-B telemetry is never loaded whole: the stored delivery
 frames come as lazy scans, and the events are resolved one range of devices at a time
-(``ingest.telemetry``) into ``vendor_b_events`` (written by streaming) and their session
-summaries ``vendor_b_sessions``.
+(``ingest.telemetry``) into ``vendor_b_events`` (one Parquet part per range, stored as a
+folder of links to the parts: ``pipelines/stored_parts.py``) and their session summaries
+``vendor_b_sessions``.
 """
 
 import os
@@ -33,7 +34,7 @@ from ingest.landing import file_hashes, scan_raw
 from ingest.readers.edc import read_randomisation
 from ingest.registry import contract_files, raw_dataset_names
 from ingest.sealed import sealed_signature
-from ingest.source_format import SourceFormat
+from ingest.source_format import Frame, SourceFormat
 from pipelines.asset_step import pipeline_asset
 from pipelines.blinding_record import claim_output_folder
 from pipelines.freshness import code_version
@@ -166,7 +167,7 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
         settings: TrialSettings,
         landing_manifest: pl.DataFrame,
         delivery_frames: dict[str, dict[str, pl.LazyFrame]],
-    ) -> Iterator[dg.Output[pl.DataFrame | pl.LazyFrame]]:
+    ) -> Iterator[dg.Output[Frame]]:
         """Typed frames of every registered raw format, with lineage (source_file,
         source_line), and the quarantine of every line or file a reader or a trial-level rule
         rejected: the current file versions of the stored delivery frames (rows of a

@@ -3,7 +3,12 @@ full rebuild (docs/incremental.md)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -29,11 +34,13 @@ from ingest.readers.vendor_a import earliest_consent, read_vendor_a
 from ingest.readers.vendor_b import read_vendor_b
 from ingest.registry import delivery_kinds, edc_tables, raw_dataset_names
 from ingest.sealed import sealed_signature
+from ingest.source_format import TableParts
 from ingest.telemetry import parsed_schema
 from pipelines.definitions import build_definitions
 from pipelines.resources import TrialSettings
 from pipelines.run import run_pipeline
 from pipelines.sensors import delivery_sensor, refresh_after_delivery
+from pipelines.stored_parts import parts_folder, scan_stored
 from study import load_study
 
 DM_HEADER = "subject_id,centre_id,consent_date,sex,birth_year,plantar_involved,hdss_screening\n"
@@ -162,9 +169,10 @@ def test_per_delivery_reading_equals_the_whole_tree_readers(
         for name in set(whole) - {"vendor_b_events"}:
             assert_frame_equal(resolved[name], whole[name])
         events = resolved["vendor_b_events"]
-        assert isinstance(events, pl.LazyFrame)
+        assert isinstance(events, TableParts)
         by_line = ["source_file", "source_line"]
-        assert_frame_equal(events.collect().sort(by_line), whole["vendor_b_events"].sort(by_line))
+        expected = whole["vendor_b_events"].sort(by_line)
+        assert_frame_equal(events.scan().collect().sort(by_line), expected)
         sessions = summarise_sessions(whole["vendor_b_events"], study.current_tolerance_pct)
         expected = cast_frame(sessions.collect(), load_contract("device_sessions"))
         assert_frame_equal(resolved["vendor_b_sessions"], expected)
@@ -240,6 +248,7 @@ def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) 
     assert first.success, first.describe()
     assert len(first.deliveries_read) == len(earlier)
     kept = {p: p.stat().st_mtime_ns for p in (out / "partitions").rglob("*.parquet")}
+    ranges_before = _telemetry_parts(out)
 
     shutil.copytree(small_raw, raw, dirs_exist_ok=True)  # later deliveries and the correction
     second = run_pipeline(raw_dir=raw, out_dir=out)
@@ -248,6 +257,8 @@ def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) 
     assert set(second.deliveries_read) == before
     assert len(second.deliveries_read) == len(folders) - len(earlier) + 1
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # nothing re-read
+    # The telemetry arrives with the later deliveries: stored as links to its range's part.
+    assert ranges_before == {} and len(_telemetry_parts(out)) == 1
     # The papers are recomputed for the subjects of the new deliveries' worksheets only
     # (pipelines/subject_store.py); the corrected dm.csv is not a worksheet.
     added = [f for f in folders if f not in earlier]
@@ -262,10 +273,82 @@ def test_incremental_runs_equal_a_full_rebuild(small_raw: Path, tmp_path: Path) 
     assert fresh.success, fresh.describe()
     assert len(fresh.deliveries_read) == len(folders)
     for table in ANALYSIS_TABLES:
-        assert_frame_equal(
-            pl.read_parquet(out / "tables" / f"{table}.parquet"),
-            pl.read_parquet(full / "tables" / f"{table}.parquet"),
-        )
+        assert_frame_equal(_stored_table(out, table), _stored_table(full, table))
+
+
+@pytest.mark.slow
+def test_a_telemetry_refresh_writes_only_its_ranges_and_killed_leaves_the_table_whole(
+    two_device_raw: Path, tmp_path: Path
+) -> None:
+    """Two vendor-B devices in two ranges; the last delivery with telemetry has the first
+    device's only. Its refresh recomputes that range alone: the other range's part keeps its
+    file (same inode) in the resolved parts and in the stored table, which links them. The
+    same refresh killed while it resolves (another copy of the output folder) leaves the
+    stored table whole, the old one or the new one, and the next run ends with the tables
+    of the uninterrupted refresh."""
+    files = sorted(two_device_raw.glob("*/*/ionto-b_*.jsonl"), key=lambda p: p.parent.name)
+    last = files[-1].parent.relative_to(two_device_raw)
+    raw = tmp_path / "raw"
+    shutil.copytree(two_device_raw, raw)
+    shutil.rmtree(raw / last)
+    out = tmp_path / "out"
+    assert run_pipeline(raw_dir=raw, out_dir=out).success
+    before = _telemetry_parts(out)
+    old_table = _stored_table(out, "vendor_b_events")
+    killed = tmp_path / "killed"
+    subprocess.run(["cp", "-a", str(out), str(killed)], check=True)  # keeps the hard links
+    shutil.copytree(two_device_raw / last, raw / last)
+
+    refresh = run_pipeline(raw_dir=raw, out_dir=out)
+    assert refresh.success, refresh.describe()
+    after = _telemetry_parts(out)
+    assert len(before) == len(after) == 2
+    changed = [r for r in after if after[r][0] != before[r][0]]
+    assert len(changed) == 1
+    for number, (_, inode) in after.items():
+        assert (inode == before[number][1]) == (number not in changed)
+    new_table = _stored_table(out, "vendor_b_events")
+    assert new_table.height > old_table.height
+
+    index = killed / ".resolved" / "vendor_b" / "ranges.json"
+    written = index.stat().st_mtime_ns
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ionto.cli", "run", "--raw", str(raw), "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while index.stat().st_mtime_ns == written:  # the resolution has forgotten its ranges
+        assert run.poll() is None, "the run ended before the moment to kill it"
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    left = _stored_table(killed, "vendor_b_events")
+    assert left.equals(old_table) or left.equals(new_table)
+    again = run_pipeline(raw_dir=raw, out_dir=killed)
+    assert again.success, again.describe()
+    for table in ANALYSIS_TABLES:
+        assert_frame_equal(_stored_table(killed, table), _stored_table(out, table))
+
+
+def _stored_table(out: Path, name: str) -> pl.DataFrame:
+    """A table as the IO manager stored it: in parts (a folder) or whole."""
+    parts = scan_stored(out, name)
+    if parts is not None:
+        return parts.collect()
+    return pl.read_parquet(out / "tables" / f"{name}.parquet")
+
+
+def _telemetry_parts(out: Path) -> dict[int, tuple[str, int]]:
+    """Range -> (its signature, the inode of its resolved part), checking that the stored
+    ``vendor_b_events`` folder links exactly these parts, in range order."""
+    resolved = out / ".resolved" / "vendor_b"
+    signatures = json.loads((resolved / "ranges.json").read_text("utf-8"))
+    if not signatures:  # no telemetry: the table is one empty part
+        return {}
+    inodes = {int(r): (resolved / f"part-{int(r):03d}.parquet").stat().st_ino for r in signatures}
+    stored = sorted(parts_folder(out, "vendor_b_events").glob("part-*.parquet"))
+    assert [p.stat().st_ino for p in stored] == [inodes[r] for r in sorted(inodes)]
+    return {int(r): (sig, inodes[int(r)]) for r, sig in signatures.items()}
 
 
 def test_refresh_follows_a_delivery_run_unless_another_is_pending(tmp_path: Path) -> None:
