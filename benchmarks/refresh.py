@@ -9,7 +9,7 @@ share one output folder, as a trial's refreshes do:
 
 For every Dagster step (an asset or a multi-asset, with its assets' contract checks) the table
 gives its wall and CPU seconds, and of those the IO manager's reads and writes and the contract
-checks (they run inside the asset steps, ``pipelines/checks.py``). The run's fixed costs are
+checks (they run inside the asset steps, ``pipelines/asset_step.py``). The run's fixed costs are
 rows of their own: importing the pipeline, building the definitions and opening the instance
 (measured alone, before the runs), the instance's event storage (time spent storing Dagster's
 events, inside and outside steps), Chromium printing the PDF (inside the report step, from its
@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import dagster as dg  # noqa: E402
 
-import pipelines.checks as checks  # noqa: E402
+import pipelines.asset_step as asset_step  # noqa: E402
 import trial.report.investigator as investigator  # noqa: E402
 from ingest.deliveries import scan_deliveries  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
@@ -172,7 +172,7 @@ def _wrap_check(function: Callable[..., Any]) -> Callable[..., Any]:
 def instrument() -> None:
     """Patch the IO manager, the contract checks, the instance's event handling and the PDF
     printer with timers."""
-    checks.contract_check_result = _wrap_check(checks.contract_check_result)  # type: ignore[assignment]
+    asset_step.contract_check_result = _wrap_check(asset_step.contract_check_result)  # type: ignore[assignment]
     ParquetIOManager.handle_output = _wrap_io(ParquetIOManager.handle_output, "writes")  # type: ignore[method-assign]
     ParquetIOManager.load_input = _wrap_io(ParquetIOManager.load_input, "reads")  # type: ignore[method-assign]
     dg.DagsterInstance.handle_new_event = _wrap_events(dg.DagsterInstance.handle_new_event)  # type: ignore[method-assign]
@@ -270,6 +270,7 @@ def print_summary(
         rows["run total (wall)"].append(f"{report.seconds:.2f} | ")
         rows["deliveries read"].append(f"{len(report.deliveries_read)} | ")
         rows["assets recomputed"].append(f"{len(report.recomputed)} of {report.assets_total} | ")
+        rows["assets unchanged and reused"].append(f"{len(report.reused)} | ")
     for name, cells in rows.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
 

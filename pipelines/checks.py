@@ -2,9 +2,9 @@
 
 Each table asset with a contract ``data_contracts/<asset>.odcs.yaml`` (or the one the registry
 of raw formats names) gets one check, ``contract``, that runs every rule of the contract on the
-materialised frame. The check is declared on the asset (:func:`contract_checked`) and runs in
-the asset's own step, right after the IO manager stored the value: a separate check step cost
-about 30 ms of Dagster's step overhead each, 28 of them a refresh. The check is blocking: a
+materialised frame. The check is declared on the asset (:func:`check_specs`) and runs in the
+asset's own step, right after the IO manager stored the value
+(:func:`pipelines.asset_step.pipeline_asset`). The check is blocking: a
 failing rule of blocking severity (schema, keys, required columns of the contract) fails it with
 ERROR severity, which fails the asset's step once its outputs are stored, so nothing downstream
 runs on a frame that would corrupt it; failing rules of warning severity make it a WARN and let
@@ -21,13 +21,11 @@ one at a time: a key, a unique column or a table-level rule could fail between a
 part and a new one, so a contract with such a rule is checked whole.
 """
 
-import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -45,8 +43,7 @@ from data_contracts.contracts import (
 )
 from ingest.source_format import TableParts
 from pipelines.io_manager import table_path
-from pipelines.resources import TrialSettings
-from pipelines.stored_parts import StoredPart, stored_parts
+from pipelines.stored_parts import StoredPart
 
 CHECK_BATCH_ROWS = 1_000_000
 CHECKS = ".checks"
@@ -122,6 +119,21 @@ def contract_check_result(
     )
 
 
+def contracts_of(
+    assets: Iterable[str], contracts: Mapping[str, str | Path] | None = None
+) -> dict[str, str | Path]:
+    """The contract each of ``assets`` that has one is checked against: the one ``contracts``
+    names for it (the registry of raw formats names its datasets' contracts), else
+    ``data_contracts/<asset>.odcs.yaml`` when it exists."""
+    available = set(list_contracts())
+    found: dict[str, str | Path] = {}
+    for asset in assets:
+        contract = (contracts or {}).get(asset, asset)
+        if not isinstance(contract, str) or contract in available:
+            found[asset] = contract
+    return found
+
+
 def check_parts(
     parts: Sequence[StoredPart], contract: Contract, dropped: Sequence[str], kept: Path
 ) -> list[CheckResult]:
@@ -161,83 +173,28 @@ def check_parts(
     return merged_results(results[p.digest] for p in parts)
 
 
-AssetDecorator = Callable[..., Callable[[Callable[..., Any]], dg.AssetsDefinition]]
-"""``dg.asset`` or ``dg.multi_asset``."""
+def check_specs(contracts: Mapping[str, str | Path]) -> list[dg.AssetCheckSpec]:
+    """One blocking ``contract`` check for each asset of ``contracts`` (asset -> contract)."""
+    specs = []
+    for asset, contract in contracts.items():
+        where = f"data_contracts/{contract}.odcs.yaml" if isinstance(contract, str) else contract
+        description = f"Every rule of {where} holds."
+        specs.append(
+            dg.AssetCheckSpec("contract", asset=asset, blocking=True, description=description)
+        )
+    return specs
 
 
-def contract_of(asset: str, contracts: Mapping[str, str | Path] | None = None) -> str | Path | None:
-    """The contract ``asset`` is checked against: the one ``contracts`` names for it (the
-    registry of raw formats names its datasets' contracts), else
-    ``data_contracts/<asset>.odcs.yaml`` when it exists; None for an asset without one."""
-    contract = (contracts or {}).get(asset, asset)
-    if isinstance(contract, str) and contract not in list_contracts():
-        return None
-    return contract
-
-
-def _description(contract: str | Path) -> str:
-    where = f"data_contracts/{contract}.odcs.yaml" if isinstance(contract, str) else contract
-    return f"Every rule of {where} holds."
-
-
-def contract_checked(
-    decorator: AssetDecorator, contracts: Mapping[str, str | Path] | None = None, **kwargs: Any
-) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
-    """``decorator(**kwargs)`` (``dg.asset`` or ``dg.multi_asset``) with a blocking
-    ``contract`` check for each of its assets that has a contract (:func:`contract_of`), run
-    inside the asset's own step: no step of its own, so no per-step overhead of Dagster.
-
-    The decorated function returns its value (a tuple for a multi-asset, in the order of its
-    ``outs``) or yields ``dg.Output``s. Each output is yielded (the IO manager stores it
-    there and then), then its check result (:func:`contract_check_result` on the stored
-    value, :func:`checked_value`). A check failing with ERROR severity fails the step after
-    every output is stored, so nothing downstream of the step runs, as with a separate
-    blocking check. The function must take the ``settings`` resource (the run's blinding and
-    output folder)."""
-
-    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
-        outs: Mapping[str, dg.AssetOut] = kwargs.get("outs", {})
-        names = list(outs) if outs else [kwargs.get("name", fn.__name__)]
-        checked = {name: c for name in names if (c := contract_of(name, contracts)) is not None}
-        specs = [
-            dg.AssetCheckSpec("contract", asset=name, blocking=True, description=_description(c))
-            for name, c in checked.items()
-        ]
-
-        @functools.wraps(fn)
-        def compute(*args: Any, **fn_kwargs: Any) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
-            context = dg.AssetExecutionContext.get()
-            settings: TrialSettings = context.resources.settings
-            keys = context.assets_def.keys_by_output_name
-            output_names = [o.name for o in context.op_def.output_defs if o.name in keys]
-            for output in _outputs(fn(*args, **fn_kwargs), output_names):
-                yield output
-                name = keys[output.output_name].to_user_string()
-                if name in checked:
-                    out_dir = Path(settings.out_dir)
-                    value = checked_value(output.value, out_dir, name)
-                    in_parts = isinstance(output.value, TableParts)
-                    parts = stored_parts(out_dir, name) if in_parts else None
-                    kept = out_dir / CHECKS / f"{name}.json"
-                    yield contract_check_result(
-                        value, checked[name], settings.blinded, name, parts, kept
-                    )
-
-        return decorator(**kwargs, check_specs=specs)(compute)
-
-    return decorate
-
-
-def _outputs(result: Any, output_names: list[str]) -> Iterator[dg.Output[Any]]:
-    """The outputs of a compute function's ``result``: yielded ``dg.Output``s as they are, a
-    tuple one per output name in order, any other value the single output."""
-    if isinstance(result, Iterator):
-        yield from result
-    elif len(output_names) == 1:
-        yield dg.Output(result, output_name=output_names[0])
-    else:
-        for name, value in zip(output_names, result, strict=True):
-            yield dg.Output(value, output_name=name)
+def reused_check_result(asset: str) -> dg.AssetCheckResult:
+    """The ``contract`` check of ``asset`` whose stored value a step reuses: it passed when
+    the value was made (a value whose checks failed keeps no fingerprint, so it is never
+    reused), and the contract is part of the fingerprint."""
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name="contract",
+        passed=True,
+        metadata={"reused": dg.MetadataValue.text("the stored value passed it when it was made")},
+    )
 
 
 def checked_value(
@@ -258,13 +215,13 @@ def unchecked_contracts(
     assets: Iterable[dg.AssetsDefinition], contracts: Mapping[str, str | Path] | None = None
 ) -> list[str]:
     """Assets that have a contract but no ``contract`` check (not made with
-    :func:`contract_checked`): :func:`pipelines.definitions.build_definitions` refuses them,
-    so that a contract added for an asset is never silently left unchecked."""
+    :func:`pipelines.asset_step.pipeline_asset`): ``build_definitions`` refuses them, so that
+    a contract added for an asset is never silently left unchecked."""
     checked = {k.asset_key for a in assets for k in a.check_keys}
     return sorted(
         key.to_user_string()
         for a in assets
         if a.is_executable
         for key in a.keys
-        if key not in checked and contract_of(key.to_user_string(), contracts) is not None
+        if key not in checked and contracts_of([key.to_user_string()], contracts)
     )

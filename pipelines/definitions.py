@@ -75,7 +75,7 @@ def build_definitions(
     if unchecked:
         raise ValueError(
             f"assets with a data contract but no contract check: {', '.join(unchecked)} "
-            "(make them with pipelines.checks.contract_checked)"
+            "(make them with pipelines.asset_step.pipeline_asset)"
         )
     return dg.Definitions(
         assets=assets,

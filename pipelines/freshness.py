@@ -16,6 +16,13 @@ materialised, and whose checks passed, gets a fingerprint: the hash of
 Before the next refresh an asset is stale when it has no fingerprint, its stored value is
 gone, its fingerprint differs from the one its current inputs and code give, or an upstream
 asset is stale. Nothing stale and no delivery to read: the run does nothing and says so.
+
+Staleness before the run cannot know which recomputed assets will come out unchanged. So
+within ``ionto run``'s refresh (:func:`reusing_unchanged`), the step of a stale asset asks again
+once its upstream assets are (re)materialised (:func:`reusable`): when its fingerprint equals
+the one its inputs give now, its stored value is reused (:data:`REUSED`: not rewritten, its
+content hash kept) and its materialisation says ``reused``, so that what is downstream of it
+is reused in turn unless another input changed.
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ import inspect
 import json
 import os
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from pipelines.write_whole import written_whole
 from study import DEFAULT_STUDY, example_study_path
 
 PROJECT_PACKAGES = ("study", "data_contracts", "ingest", "trial", "pipelines")
@@ -161,6 +171,11 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def files_digest(paths: Iterable[Path]) -> str:
+    """Content hash of several files: each one's name and content hash, by name."""
+    return _digest(f"{p.name}={file_digest(p)}" for p in sorted(paths, key=lambda p: p.name))
+
+
 def content_digest(digests: Iterable[str]) -> str:
     """The content hash of a value held in several files, from theirs, in order."""
     return _digest(digests)
@@ -171,10 +186,8 @@ def _store(out_dir: Path) -> Path:
 
 
 def _write_json(path: Path, value: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.writing")
-    aside.write_text(json.dumps(value, sort_keys=True), "utf-8")
-    aside.replace(path)
+    with written_whole(path) as writing:
+        writing.write_text(json.dumps(value, sort_keys=True), "utf-8")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -258,20 +271,30 @@ class Freshness:
             parts.append(f"{name}={content}")
         return _digest(parts)
 
+    def _current(self, key: dg.AssetKey) -> bool:
+        """Whether ``key``'s stored value is what its inputs, code and settings give now: its
+        fingerprint is recorded, the files holding its value exist, and its inputs (upstream
+        content hashes as stored now) hash to the fingerprint."""
+        name = key.to_user_string()
+        recorded = _read_json(_store(self.out_dir) / f"{name}.json").get("inputs")
+        return (
+            recorded is not None
+            and _content(self.out_dir, name) is not None
+            and recorded == self._inputs(key)
+        )
+
     def stale(self) -> list[dg.AssetKey]:
         """The assets a refresh must recompute, upstream before downstream."""
         stale: set[dg.AssetKey] = set()
         for key in self.assets:
-            name = key.to_user_string()
-            recorded = _read_json(_store(self.out_dir) / f"{name}.json").get("inputs")
-            if (
-                any(p in stale for p in self.graph.get(key).parent_keys)
-                or _content(self.out_dir, name) is None
-                or recorded is None
-                or recorded != self._inputs(key)
-            ):
+            if any(p in stale for p in self.graph.get(key).parent_keys) or not self._current(key):
                 stale.add(key)
         return [k for k in self.assets if k in stale]
+
+    def unchanged(self, keys: Iterable[dg.AssetKey]) -> bool:
+        """Whether every one of ``keys`` (the assets of one step) is unpartitioned and current
+        now (asked by the step, once its upstream assets are materialised)."""
+        return all(key in self._code and self._current(key) for key in keys)
 
     def record(
         self, materialised: Mapping[dg.AssetKey, list[Path]], failed_checks: set[dg.AssetKey]
@@ -279,7 +302,8 @@ class Freshness:
         """After a run: fingerprint each asset it materialised whose checks all passed (an
         asset with a failing check stays stale, so its check runs again). ``materialised``
         gives, for an asset that stores its own files (a report), the paths it reported: they
-        stand for its stored value, whose content is then its fingerprint."""
+        stand for its stored value, whose content is then its fingerprint. An asset whose
+        step reused its stored value is not in ``materialised``: its fingerprint stands."""
         for key in self.assets:
             if key not in materialised:
                 continue
@@ -291,6 +315,46 @@ class Freshness:
                 entry.update({"content": inputs, "files": files, "self_stored": True})
             entry["inputs"] = inputs
             _write_json(path, entry)
+
+
+class Reused:
+    """The type of :data:`REUSED`."""
+
+    def __repr__(self) -> str:
+        return "REUSED"
+
+
+REUSED = Reused()
+"""The value a step gives for an output whose stored value it reuses: the IO manager writes
+nothing for it."""
+REUSED_METADATA = {"reused": True}
+"""The metadata of a reused output's materialisation, by which ``ionto run`` tells it from a
+recomputed one (:func:`was_reused`)."""
+_IN_RUN: ContextVar[Freshness | None] = ContextVar("freshness_in_run", default=None)
+
+
+@contextmanager
+def reusing_unchanged(freshness: Freshness) -> Iterator[None]:
+    """Within this block, an asset step run in this thread (``ionto run`` executes in-process)
+    reuses its stored values when :meth:`Freshness.unchanged`; outside it (a run from the
+    Dagster UI), every step computes."""
+    token = _IN_RUN.set(freshness)
+    try:
+        yield
+    finally:
+        _IN_RUN.reset(token)
+
+
+def reusable(keys: Iterable[dg.AssetKey]) -> bool:
+    """Whether the step of ``keys`` may reuse their stored values (:func:`reusing_unchanged`)."""
+    freshness = _IN_RUN.get()
+    return freshness is not None and freshness.unchanged(keys)
+
+
+def was_reused(metadata: Mapping[str, Any]) -> bool:
+    """Whether a materialisation's ``metadata`` says its stored value was reused."""
+    value = metadata.get("reused")
+    return bool(getattr(value, "value", value))
 
 
 def settings_digest(study_path: str, unblind_path: str) -> str:

@@ -5,7 +5,8 @@ Tables go to ``<out_dir>/tables/<asset>.parquet``; model results to ``<out_dir>/
 Parquet (see :func:`trial.models.result.write_result`) with a pickle beside them so that
 downstream assets get the typed object back; any other value (a report path, a small summary)
 is pickled under ``<out_dir>/.objects/``. Every stored unpartitioned value's content hash is
-recorded for :mod:`pipelines.freshness`, which decides what a refresh recomputes.
+recorded for :mod:`pipelines.freshness`, which decides what a refresh recomputes; an output
+whose step reused the stored value (``REUSED``) is not written again.
 
 Large tables stay out of memory (the dagster-polars convention): an asset may return a
 ``pl.LazyFrame``, which is streamed to its Parquet file (``sink_parquet``), and an input
@@ -37,8 +38,9 @@ import polars as pl
 
 from ingest.source_format import TableParts
 from ingest.telemetry import ROW_GROUP_ROWS
-from pipelines.freshness import file_digest, record_content
+from pipelines.freshness import REUSED, file_digest, files_digest, record_content
 from pipelines.stored_parts import parts_folder, scan_stored, store_parts
+from pipelines.write_whole import aside, written_whole
 from trial.models.result import ModelResult, write_result
 
 PREVIEW_ROWS = 5
@@ -65,12 +67,6 @@ def table_metadata(
         "dagster/column_schema": schema,
         "preview": dg.MetadataValue.md("\n".join([header, rule, *rows])),
     }
-
-
-def aside(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place (``.<name>.writing`` beside
-    it): a file at ``path`` is always whole, even after a run killed mid-write."""
-    return path.with_name(f".{path.name}.writing")
 
 
 def table_path(out_dir: Path, asset: str) -> Path:
@@ -108,9 +104,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path = self._partition_path(name, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(value, pl.DataFrame):
-                target = path.with_suffix(".parquet")
-                value.write_parquet(aside(target), row_group_size=ROW_GROUP_ROWS)
-                aside(target).replace(target)
+                with written_whole(path.with_suffix(".parquet")) as writing:
+                    value.write_parquet(writing, row_group_size=ROW_GROUP_ROWS)
                 rows[key] = value.height
                 continue
             if not isinstance(value, dict) or not all(
@@ -118,7 +113,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             ):
                 raise TypeError(f"{name}/{key}: store a frame or a dict of frames")
             # Written aside, then renamed: a folder present is a partition stored whole.
-            writing = path.with_name(f".{key}.writing")
+            writing = aside(path)
             shutil.rmtree(writing, ignore_errors=True)
             writing.mkdir()
             for frame_name, frame in value.items():
@@ -146,6 +141,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return loaded
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is REUSED:  # the step reused the stored value: it stays as it is
+            return
         name = self._name(context.asset_key)
         if context.has_asset_partitions:
             self._handle_partitions(context, name, obj)
@@ -162,21 +159,21 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return
         if isinstance(obj, pl.DataFrame | pl.LazyFrame):
             path = table_path(Path(self.out_dir), name)
-            path.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(parts_folder(Path(self.out_dir), name), ignore_errors=True)
             if isinstance(obj, pl.LazyFrame):
-                obj.sink_parquet(aside(path))
-                aside(path).replace(path)
+                with written_whole(path) as writing:
+                    obj.sink_parquet(writing)
                 n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
                 obj = pl.scan_parquet(path).head(PREVIEW_ROWS).collect()
             else:
-                obj.write_parquet(aside(path))
-                aside(path).replace(path)
+                with written_whole(path) as writing:
+                    obj.write_parquet(writing)
                 n_rows = obj.height
             record_content(Path(self.out_dir), name, file_digest(path), [path])
             shown = 0 if name in NOT_PREVIEWED else PREVIEW_ROWS
             context.add_output_metadata({**table_metadata(obj, n_rows, shown), "path": str(path)})
             return
+        written: list[Path] = []
         if isinstance(obj, ModelResult):
             written = write_result(obj, Path(self.out_dir) / "models")
             context.add_output_metadata(
@@ -187,11 +184,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 }
             )
         path = self._object_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with aside(path).open("wb") as handle:
+        with written_whole(path) as writing, writing.open("wb") as handle:
             pickle.dump(obj, handle)
-        aside(path).replace(path)
-        record_content(Path(self.out_dir), name, file_digest(path), [path])
+        # A model result's content is its Parquet tables: the pickle of equal Polars frames is
+        # not the same bytes from one process to the next, the Parquet files are.
+        digest = files_digest(written) if written else file_digest(path)
+        record_content(Path(self.out_dir), name, digest, [path, *written])
 
     def load_input(self, context: dg.InputContext) -> Any:
         name = self._name(context.asset_key)

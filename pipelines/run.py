@@ -8,8 +8,9 @@ about 28 s of overhead for a small graph, see ../shared/research/stack.md).
 Runs are incremental (``docs/incremental.md``): every delivery folder's content key is
 registered as a partition of ``deliveries`` in the instance of ``OUT``; only deliveries whose
 partition ``OUT`` does not hold yet are read (``process_delivery``, one run per delivery),
-then every unpartitioned asset is refreshed (``refresh_analysis``). On an empty ``OUT`` that
-is every delivery; the tables are the same either way.
+then every stale unpartitioned asset is refreshed (``refresh_analysis``), reusing the stored
+value of each whose inputs came out unchanged (``pipelines.freshness.reusable``). On an empty
+``OUT`` that is every delivery; the tables are the same either way.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.blinding_record import check_instance, check_output_folder, claim_output_folder
 from pipelines.definitions import build_definitions
-from pipelines.freshness import Freshness, settings_digest, tree_listing
+from pipelines.freshness import (
+    Freshness,
+    reusing_unchanged,
+    settings_digest,
+    tree_listing,
+    was_reused,
+)
 from pipelines.hash_cache import read_hash_cache
 from pipelines.io_manager import partition_path
 from pipelines.out_lock import out_folder_lock
@@ -65,6 +72,9 @@ class RunReport:
     """Wall time of the run refreshing the stale unpartitioned assets."""
     recomputed: list[str] = field(default_factory=list)
     """The unpartitioned assets the refresh recomputed (``pipelines.freshness``)."""
+    reused: list[str] = field(default_factory=list)
+    """Stale assets whose inputs came out unchanged in the refresh: their stored values were
+    reused, not recomputed (``pipelines.freshness.reusable``)."""
     assets_total: int = 0
     dagster_runs: list[str] = field(default_factory=list)
     """Ids of the Dagster runs launched (none when nothing changed)."""
@@ -78,15 +88,15 @@ class RunReport:
         status = "succeeded" if self.success else "FAILED"
         mode = "BLINDED" if self.blinded else "UNBLINDED"
         lines = [*self.preamble, f"{mode} run {status} in {self.seconds:.1f} s."]
-        if self.success and not self.deliveries_read and not self.recomputed:
+        if self.success and not (self.deliveries_read or self.recomputed or self.reused):
             lines.append("  nothing changed: no new delivery, and every asset is up to date")
         earlier = self.deliveries_total - len(self.deliveries_read)
         lines.append(
             f"  deliveries: {len(self.deliveries_read)} of {self.deliveries_total} read "
             f"({self.read_seconds:.1f} s)"
             + (f", {earlier} read by an earlier run into this output folder" if earlier else "")
-            + f"; {len(self.recomputed)} of {self.assets_total} other assets recomputed "
-            f"({self.refresh_seconds:.1f} s)"
+            + f"; other assets: {len(self.recomputed)} of {self.assets_total} recomputed, "
+            f"{len(self.reused)} unchanged and reused ({self.refresh_seconds:.1f} s)"
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
@@ -254,6 +264,7 @@ def _run_locked(
     ]
     results = []
     read_seconds = refresh_seconds = 0.0
+    reused: set[dg.AssetKey] = set()
     with _instance() as instance:
         registered = set(instance.get_dynamic_partitions(DELIVERIES_NAME))
         # One run reads the unread deliveries (a partition range: Dagster's run overhead is
@@ -300,22 +311,25 @@ def _run_locked(
                     _steps(refresh_job, stale),
                 )
             refresh_started = time.perf_counter()
-            refresh = refresh_job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=run_config,
-                asset_selection=stale,
-            )
+            with reusing_unchanged(freshness):
+                refresh = refresh_job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=run_config,
+                    asset_selection=stale,
+                )
             results.append(refresh)
+            materialised = {
+                e.asset_key: e.materialization.metadata
+                for e in refresh.get_asset_materialization_events()
+                if e.asset_key
+            }
+            reused = {k for k, metadata in materialised.items() if was_reused(metadata)}
             freshness.record(
                 {
-                    e.asset_key: [
-                        Path(v.value)
-                        for v in e.materialization.metadata.values()
-                        if isinstance(v, dg.PathMetadataValue)
-                    ]
-                    for e in refresh.get_asset_materialization_events()
-                    if e.asset_key
+                    key: [Path(v.value) for v in m.values() if isinstance(v, dg.PathMetadataValue)]
+                    for key, m in materialised.items()
+                    if key not in reused
                 },
                 {
                     e.asset_check_key.asset_key
@@ -343,7 +357,8 @@ def _run_locked(
         deliveries_total=len(deliveries),
         read_seconds=read_seconds,
         refresh_seconds=refresh_seconds,
-        recomputed=[k.to_user_string() for k in stale],
+        recomputed=[k.to_user_string() for k in stale if k not in reused],
+        reused=[k.to_user_string() for k in stale if k in reused],
         assets_total=len(freshness.assets),
         dagster_runs=[r.run_id for r in results],
         metadata={

@@ -24,7 +24,7 @@ import polars as pl
 from ingest.device_sessions import registry_device_sessions
 from ingest.registry import session_inputs
 from ingest.source_format import SourceFormat
-from pipelines.checks import contract_checked
+from pipelines.asset_step import pipeline_asset
 from pipelines.freshness import code_version, file_digest
 from pipelines.resources import TrialSettings
 from pipelines.subject_store import SubjectDerivation, SubjectRefresh, derive_by_subject
@@ -48,7 +48,7 @@ def device_sessions_asset(sources: Sequence[SourceFormat]) -> dg.AssetsDefinitio
     """``device_sessions`` for the registry ``sources``: its inputs are the datasets of every
     format that makes sessions."""
 
-    @contract_checked(
+    @pipeline_asset(
         dg.asset,
         name="device_sessions",
         group_name=CLEAN,
@@ -134,7 +134,8 @@ def _by_subject(
     return refresh
 
 
-@dg.multi_asset(
+@pipeline_asset(
+    dg.multi_asset,
     group_name=CLEAN,
     outs={"sweat_papers": dg.AssetOut(kinds={"polars"}), "superseded_papers": dg.AssetOut()},
 )
@@ -148,7 +149,7 @@ def sweat_papers(
     return out["sweat_papers"], out["superseded_papers"]
 
 
-@contract_checked(
+@pipeline_asset(
     dg.multi_asset,
     outs={
         "addev": dg.AssetOut(kinds={"polars"}, group_name=READY),
@@ -167,7 +168,7 @@ def addev(
     return map_sessions(device_sessions, devices, visits, vendor_b_events, settings.study())
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adsweat(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
@@ -181,7 +182,7 @@ def adsweat(
     return _by_subject(context, settings, adsweat_derivation(), inputs).outputs["adsweat"]
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adsl(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
@@ -235,7 +236,7 @@ def adsl(
     )
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adsweat_side(
     settings: TrialSettings, sweat_papers: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:
@@ -243,19 +244,19 @@ def adsweat_side(
     return derive_adsweat_side(sweat_papers, adsweat, settings.study())
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adhdss(settings: TrialSettings, hdss: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
     """HDSS per visit with baseline, change and responder flag."""
     return derive_adhdss(hdss, visits, settings.study())
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adae(settings: TrialSettings, ae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     """Adverse events (latest snapshot) with treatment-emergent flag and study day."""
     return derive_adae(ae, adsl, settings.study())
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def adice(
     settings: TrialSettings,
     adsl: pl.DataFrame,
@@ -271,7 +272,7 @@ def adice(
     return derive_adice(adsl, disposition, visits, addev, cm, adsweat, settings.study())
 
 
-@contract_checked(dg.asset, group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def analysis_long(
     settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:
@@ -279,7 +280,7 @@ def analysis_long(
     return build_analysis_long(adsl, adsweat, settings.study(), population="FAS")
 
 
-@dg.asset(group_name=READY, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=READY, kinds={"polars"})
 def analysis_long_pp(
     settings: TrialSettings, adsl: pl.DataFrame, adsweat: pl.DataFrame
 ) -> pl.DataFrame:
@@ -287,7 +288,7 @@ def analysis_long_pp(
     return build_analysis_long(adsl, adsweat, settings.study(), population="PP")
 
 
-@dg.asset(group_name=CLEAN, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=CLEAN, kinds={"polars"})
 def derivation_findings(
     settings: TrialSettings,
     sweat_papers: pl.DataFrame,

@@ -6,6 +6,7 @@ come out)."""
 import dagster as dg
 import polars as pl
 
+from pipelines.asset_step import pipeline_asset
 from pipelines.resources import TrialSettings
 from trial.estimands.results import estimand_results, tipping_point_result
 from trial.models.result import ModelResult
@@ -19,7 +20,7 @@ def _populations(
     return {"FAS": analysis_long, "PP": analysis_long_pp}
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def estimands(
     settings: TrialSettings,
     analysis_long: pl.DataFrame,
@@ -37,7 +38,7 @@ def estimands(
     )
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def tipping_point(
     settings: TrialSettings,
     analysis_long: pl.DataFrame,

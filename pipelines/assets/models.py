@@ -6,6 +6,7 @@ empty with a note that says so; safety and device summaries are then pooled."""
 import dagster as dg
 import polars as pl
 
+from pipelines.asset_step import pipeline_asset
 from pipelines.resources import TrialSettings
 from trial.models.ancova import fit_ancova
 from trial.models.device import device_summary
@@ -29,26 +30,26 @@ def _mmrm(name: str, frame: pl.DataFrame, settings: TrialSettings) -> ModelResul
     return fit_mmrm(frame, settings.study(), name=name)
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def mmrm_primary(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Primary MMRM on the FAS: unstructured covariance (pre-specified fallbacks), REML,
     Satterthwaite df; LS means, contrasts, ratios of geometric means, percent reduction."""
     return _mmrm("mmrm_primary", analysis_long, settings)
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def mmrm_pp(settings: TrialSettings, analysis_long_pp: pl.DataFrame) -> ModelResult:
     """Sensitivity 2: the primary MMRM on the per-protocol set."""
     return _mmrm("mmrm_pp", analysis_long_pp, settings)
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def lmm_sensitivity1(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Sensitivity 1: random intercept and slope on nominal week per subject."""
     return fit_lmm(analysis_long, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def sides_sensitivity3(
     settings: TrialSettings, adsweat_side: pl.DataFrame, adsl: pl.DataFrame
 ) -> ModelResult:
@@ -58,13 +59,13 @@ def sides_sensitivity3(
     return fit_sides(sides_long(adsweat_side, adsl, study), study)
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def ancova_sensitivity4(settings: TrialSettings, analysis_long: pl.DataFrame) -> ModelResult:
     """Sensitivity 4: complete-case ANCOVA at the primary visit."""
     return fit_ancova(analysis_long, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def responders(
     settings: TrialSettings, adsl: pl.DataFrame, adhdss: pl.DataFrame, adsweat: pl.DataFrame
 ) -> ModelResult:
@@ -73,7 +74,7 @@ def responders(
     return fit_responders(adsl, adhdss, adsweat, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def fixed_sequence(
     settings: TrialSettings, mmrm_primary: ModelResult, responders: ModelResult
 ) -> ModelResult:
@@ -84,7 +85,7 @@ def fixed_sequence(
     return fixed_sequence_from_results(settings.study(), mmrm_primary, responders)
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def subgroups(
     settings: TrialSettings, analysis_long: pl.DataFrame, adsl: pl.DataFrame
 ) -> ModelResult:
@@ -93,25 +94,25 @@ def subgroups(
     return subgroup_effects(analysis_long, adsl, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def plantar(settings: TrialSettings, adsweat: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
     """Plantar sweat rate in subjects with plantar involvement, at the primary visit."""
     return fit_plantar(adsweat, adsl, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def durability(settings: TrialSettings, adsweat: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
     """Durability after treatment stops: ratio of the last follow-up to end of treatment."""
     return fit_durability(adsweat, adsl, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def safety(settings: TrialSettings, adae: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
     """Subjects with each adverse-event term by arm, severity and relatedness; serious events."""
     return safety_summary(adae, adsl, settings.study())
 
 
-@dg.asset(group_name=GROUP)
+@pipeline_asset(dg.asset, group_name=GROUP)
 def device(settings: TrialSettings, addev: pl.DataFrame, adsl: pl.DataFrame) -> ModelResult:
     """Device adherence and delivered dose by arm: sessions completed / planned, charge,
     time within tolerance of the prescribed current, aborted sessions and fault codes."""

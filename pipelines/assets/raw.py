@@ -35,8 +35,8 @@ from ingest.readers.edc import read_randomisation
 from ingest.registry import contract_files, raw_dataset_names
 from ingest.sealed import sealed_signature
 from ingest.source_format import Frame, SourceFormat
+from pipelines.asset_step import pipeline_asset
 from pipelines.blinding_record import claim_output_folder
-from pipelines.checks import contract_checked
 from pipelines.freshness import code_version
 from pipelines.hash_cache import read_hash_cache, write_hash_cache
 from pipelines.resources import TrialSettings
@@ -63,7 +63,7 @@ def raw_assets(sources: Sequence[SourceFormat]) -> list[dg.AssetsDefinition]:
 
 
 def _landing_manifest(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
-    @contract_checked(dg.asset, group_name=GROUP, kinds={"polars"})
+    @pipeline_asset(dg.asset, group_name=GROUP, kinds={"polars"})
     def landing_manifest(
         context: dg.AssetExecutionContext, settings: TrialSettings
     ) -> pl.DataFrame:
@@ -156,7 +156,7 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
     outputs = [*raw_dataset_names(sources), QUARANTINE, FINDINGS]
     contracts = {name: source.contract(name) for source in sources for name in source.datasets}
 
-    @contract_checked(
+    @pipeline_asset(
         dg.multi_asset,
         contracts,
         group_name=GROUP,
@@ -218,7 +218,7 @@ def _raw_datasets(sources: Sequence[SourceFormat]) -> dg.AssetsDefinition:
     return raw_datasets
 
 
-@contract_checked(dg.asset, group_name=GROUP, kinds={"polars"})
+@pipeline_asset(dg.asset, group_name=GROUP, kinds={"polars"})
 def randomisation(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from pipelines.asset_step import pipeline_asset
 from pipelines.resources import TrialSettings
 from trial.models.result import ModelResult
 from trial.report.data import build_report_data
@@ -19,7 +20,7 @@ from trial.report.run_info import run_info_for
 GROUP = "reports"
 
 
-@dg.asset(group_name=GROUP, kinds={"html"})
+@pipeline_asset(dg.asset, group_name=GROUP, kinds={"html"})
 def investigator_report(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
@@ -71,7 +72,7 @@ def investigator_report(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"html"})
+@pipeline_asset(dg.asset, group_name=GROUP, kinds={"html"})
 def data_quality_report(
     settings: TrialSettings,
     landing_manifest: pl.DataFrame,
@@ -126,7 +127,7 @@ def data_quality_report(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"sas"})
+@pipeline_asset(dg.asset, group_name=GROUP, kinds={"sas"})
 def xpt_exports(
     settings: TrialSettings,
     adsl: pl.DataFrame,

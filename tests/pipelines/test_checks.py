@@ -1,4 +1,4 @@
-"""Contract checks run inside the asset's own step (``pipelines.checks.contract_checked``), on
+"""Contract checks run inside the asset's own step (``pipelines.asset_step.pipeline_asset``), on
 toy assets with a toy contract: same check keys, same blocking semantics as a check step."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import dagster as dg
 import polars as pl
 import yaml
 
-from pipelines.checks import contract_checked, unchecked_contracts
+from pipelines.asset_step import pipeline_asset
+from pipelines.checks import unchecked_contracts
 from pipelines.definitions import defs
 from pipelines.io_manager import ParquetIOManager
 from pipelines.resources import TrialSettings
@@ -56,11 +57,11 @@ def _run(tmp_path: Path, frame: pl.DataFrame | pl.LazyFrame) -> dg.ExecuteInProc
     of the table."""
     contracts = {TOY: _contract(tmp_path), "toy_pair_a": _contract(tmp_path)}
 
-    @contract_checked(dg.asset, contracts, name=TOY)
+    @pipeline_asset(dg.asset, contracts, name=TOY)
     def toy(settings: TrialSettings) -> pl.DataFrame | pl.LazyFrame:
         return frame
 
-    @contract_checked(
+    @pipeline_asset(
         dg.multi_asset,
         contracts,
         outs={"toy_pair_a": dg.AssetOut(), "toy_pair_b": dg.AssetOut()},
@@ -158,7 +159,7 @@ def test_an_asset_with_a_contract_and_no_check_is_named(tmp_path: Path) -> None:
     def plain() -> int:
         return 1
 
-    @contract_checked(dg.asset, contracts, name=TOY)
+    @pipeline_asset(dg.asset, contracts, name=TOY)
     def checked(settings: TrialSettings) -> pl.DataFrame:
         return pl.DataFrame({"id": [1]})
 

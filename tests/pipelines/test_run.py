@@ -9,10 +9,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import pipelines.freshness as freshness
 from ingest.registry import SOURCES
 from ingest.source_format import Resolution, Resolved
+from pipelines.assets import analysis_ready
 from pipelines.blinding_record import OutputFolderRefused
 from pipelines.definitions import defs
 from pipelines.run import RunReport, run_pipeline
@@ -146,28 +148,110 @@ def test_an_unchanged_rerun_recomputes_nothing(
     assert report.dagster_runs == []  # no Dagster run was launched: no asset materialised
 
 
+def _descendants(keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    found, todo = set(keys), list(keys)
+    while todo:
+        for child in graph.get(todo.pop()).child_keys:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _names(keys: set[dg.AssetKey]) -> set[str]:
+    return {k.to_user_string() for k in keys}
+
+
 def test_a_code_change_recomputes_what_depends_on_it(
     blinded_run: Path, small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The asset whose code changed is recomputed. What depends on it is recomputed when the
+    asset's content changed (here ADHDSS, its rows in another order), reused when it came out
+    the same (the safety summary, recomputed to the same content: the reports reuse theirs)."""
     out = tmp_path / "out"
     shutil.copytree(blinded_run, out)
-    changed = dg.AssetKey("safety")
+    changed = {dg.AssetKey("safety"), dg.AssetKey("adhdss")}
     original = freshness.code_version
     monkeypatch.setattr(
         freshness,
         "code_version",
-        lambda a: original(a) + ("edited" if changed in a.keys else ""),
+        lambda a: original(a) + ("edited" if changed & set(a.keys) else ""),
     )
+    derive = analysis_ready.derive_adhdss
+    monkeypatch.setattr(analysis_ready, "derive_adhdss", lambda *args: derive(*args).reverse())
     report = run_pipeline(raw_dir=small_raw, out_dir=out)
     assert report.success, report.describe()
     graph = defs.resolve_asset_graph()
-    expected = {changed} | graph.get(changed).child_keys
-    expected |= {k for c in list(expected) for k in graph.get(c).child_keys}
-    assert set(report.recomputed) == {k.to_user_string() for k in expected}
+    adhdss_children = graph.get(dg.AssetKey("adhdss")).child_keys
+    assert set(report.recomputed) >= _names(changed | adhdss_children)
+    assert set(report.recomputed) | set(report.reused) == _names(_descendants(changed))
+    assert {"investigator_report", "data_quality_report"} <= set(report.recomputed)  # ADHDSS
+    assert "device" not in report.recomputed + report.reused  # not downstream of either
     assert len(report.dagster_runs) == 1  # no delivery read: the refresh run only
-    assert set(report.metadata) == set(report.recomputed)  # what it materialised
+    assert set(report.metadata) == set(report.recomputed) | set(report.reused)
     again = run_pipeline(raw_dir=small_raw, out_dir=out)
-    assert again.recomputed == []
+    assert (again.recomputed, again.reused) == ([], [])
+
+
+def test_a_code_change_with_the_same_content_reuses_what_depends_on_it(
+    blinded_run: Path, small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed code version of the safety summary recomputes it; its content comes out the
+    same, so the reports downstream of it reuse their stored files (not rewritten)."""
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    original = freshness.code_version
+    monkeypatch.setattr(
+        freshness,
+        "code_version",
+        lambda a: original(a) + ("edited" if dg.AssetKey("safety") in a.keys else ""),
+    )
+    html = out / "reports" / "investigator_report.html"
+    written = html.stat().st_mtime_ns
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success, report.describe()
+    assert report.recomputed == ["safety"]
+    assert set(report.reused) == {"investigator_report", "data_quality_report"}
+    assert "1 of 50 recomputed, 2 unchanged and reused" in report.describe()
+    assert html.stat().st_mtime_ns == written
+    assert run_pipeline(raw_dir=small_raw, out_dir=out).recomputed == []
+
+
+def test_a_telemetry_only_delivery_reuses_what_does_not_depend_on_telemetry(
+    blinded_run: Path, small_raw: Path, tmp_path: Path
+) -> None:
+    """The vendor-B files of the last delivery that has them arrive after the rest of the
+    trial: the refresh recomputes the telemetry and what depends on it, reuses the sweat-rate
+    and HDSS tables (from the run's records, their files not rewritten), and ends with the
+    tables and model results of a full rebuild (``blinded_run``, the same raw tree)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(small_raw, raw)
+    telemetry = sorted(raw.glob("*/*/ionto-b_*.jsonl"), key=lambda p: p.parent.name)
+    held = [p for p in telemetry if p.parent == telemetry[-1].parent]
+    aside = tmp_path / "held"
+    aside.mkdir()
+    for path in held:
+        path.rename(aside / path.name)
+    out = tmp_path / "out"
+    assert run_pipeline(raw_dir=raw, out_dir=out).success
+    kept = {p: p.stat().st_mtime_ns for p in (out / "tables").glob("ad*.parquet")}
+    for path in held:
+        (aside / path.name).rename(path)
+
+    report = run_pipeline(raw_dir=raw, out_dir=out)
+    assert report.success, report.describe()
+    reused = {"sweat_papers", "superseded_papers", "adsweat", "adsweat_side", "adhdss"}
+    assert reused <= set(report.reused)
+    assert {"vendor_b_events", "vendor_b_sessions", "device_sessions", "addev"} <= set(
+        report.recomputed
+    )
+    for name in ("adsweat", "adhdss"):
+        path = out / "tables" / f"{name}.parquet"
+        assert path.stat().st_mtime_ns == kept[path]  # reused: not written again
+    for folder in ("tables", "models"):
+        for path in sorted((blinded_run / folder).glob("*.parquet")):
+            assert_frame_equal(pl.read_parquet(out / folder / path.name), pl.read_parquet(path))
 
 
 def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
