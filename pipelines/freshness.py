@@ -131,11 +131,14 @@ def _reached(fn: Any, modules: set[str], sources: dict[str, str]) -> None:
 def code_version(assets_def: dg.AssetsDefinition) -> str:
     """Hash of the code that computes ``assets_def``: its compute function's source, the
     functions of its own module that it calls, every project module it reaches (transitively,
-    by their source files) and the data contracts of its assets."""
+    by their source files) with the data file a module keeps beside it under its own name
+    (``data_contracts/trial_rules.py`` reads ``trial_rules.yaml``), and the data contracts of
+    its assets."""
     modules: set[str] = set()
     sources: dict[str, str] = {}
     _reached(assets_def.op.compute_fn.decorated_fn, modules, sources)  # type: ignore[union-attr]
     files = sorted(str(_module_file(m)) for m in module_closure(modules))
+    files += sorted(str(d) for f in files if (d := Path(f).with_suffix(".yaml")).is_file())
     contracts = sorted(
         CONTRACTS / f"{key.to_user_string()}.odcs.yaml"
         for key in assets_def.keys

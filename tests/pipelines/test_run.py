@@ -264,6 +264,24 @@ def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
     assert "trial.models.mmrm" not in reached  # editing the MMRM does not recompute safety
 
 
+def test_a_code_version_covers_the_rules_file_a_module_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``data_contracts/trial_rules.py`` reads ``trial_rules.yaml``: an edit of the rules
+    makes ``raw_datasets`` stale (and, through its code version, every telemetry range)."""
+    graph = defs.resolve_asset_graph()
+    raw = graph.assets_def_for_key(dg.AssetKey("dm"))
+    before = freshness.code_version(raw)
+    rules = Path(freshness.CONTRACTS / "trial_rules.yaml")
+    read_bytes = Path.read_bytes
+
+    def edited(path: Path) -> bytes:
+        return read_bytes(path) + (b"# edited\n" if path == rules else b"")
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert freshness.code_version(raw) != before
+
+
 def test_a_blinded_run_refuses_the_unblinded_runs_folder(
     small_raw: Path, unblinded_run: Path, unblinded_report: RunReport
 ) -> None:
