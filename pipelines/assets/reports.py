@@ -142,9 +142,11 @@ def xpt_exports(
     tables = {"adsl": adsl, "adsweat": adsweat, "adsweat_side": adsweat_side, "adhdss": adhdss}
     tables |= {"adae": adae, "addev": addev}
     result = write_xpt_exports(tables, Path(settings.out_dir) / "exports" / "xpt")
+    # Each file as a path: the paths an asset reports are what its fingerprint trusts
+    # (pipelines/freshness.py), so a deleted export makes the asset stale.
     return dg.MaterializeResult(
         metadata={
-            "files": dg.MetadataValue.json([str(p) for p in result.paths]),
+            **{p.name: dg.MetadataValue.path(str(p)) for p in result.paths},
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "-"),
         }
     )

@@ -254,6 +254,22 @@ def test_a_telemetry_only_delivery_reuses_what_does_not_depend_on_telemetry(
             assert_frame_equal(pl.read_parquet(out / folder / path.name), pl.read_parquet(path))
 
 
+def test_a_deleted_output_file_recomputes_the_asset_that_wrote_it(
+    blinded_run: Path, small_raw: Path, tmp_path: Path
+) -> None:
+    """A report or export asset's fingerprint trusts the files it reported: one XPT file or
+    the PDF deleted, the next run writes it again and recomputes nothing else."""
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    (out / "exports" / "xpt" / "adsl.xpt").unlink()
+    (out / "reports" / "investigator_report.pdf").unlink()
+    report = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert report.success, report.describe()
+    assert sorted(report.recomputed) == ["investigator_report", "xpt_exports"]
+    assert (out / "exports" / "xpt" / "adsl.xpt").is_file()
+    assert (out / "reports" / "investigator_report.pdf").is_file()
+
+
 def test_code_versions_follow_the_modules_an_asset_reaches() -> None:
     graph = defs.resolve_asset_graph()
     safety = graph.assets_def_for_key(dg.AssetKey("safety"))
