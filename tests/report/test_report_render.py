@@ -129,13 +129,14 @@ def test_data_version_depends_on_the_manifest_content_only():
     assert info.data_version.startswith("sha256:")
 
 
-def test_the_pdf_is_printed_only_when_the_html_changed(
-    blinded_data, unblinded_data, tmp_path, monkeypatch
-):
-    printed: list[str] = []
+def _fake_print(events: list[str], printed: list[str]) -> type:
+    """A stand-in for ``start_pdf_print``: records when a print starts (the HTML it was given)
+    and when it is waited for, then writes a four-byte PDF."""
 
     class FakePrint:
         def __init__(self, html, pdf):
+            assert html.is_file()
+            events.append("print started")
             printed.append(html.read_text("utf-8"))
             self.pdf = pdf
 
@@ -146,10 +147,19 @@ def test_the_pdf_is_printed_only_when_the_html_changed(
             pass
 
         def wait(self):
+            events.append("print waited")
             self.pdf.write_bytes(b"%PDF")
             return self.pdf
 
-    monkeypatch.setattr(investigator, "start_pdf_print", FakePrint)
+    return FakePrint
+
+
+def test_the_pdf_is_printed_only_when_the_html_changed(
+    blinded_data, unblinded_data, tmp_path, monkeypatch
+):
+    events: list[str] = []
+    printed: list[str] = []
+    monkeypatch.setattr(investigator, "start_pdf_print", _fake_print(events, printed))
     render_investigator_report(blinded_data, tmp_path, pdf=True)
     render_investigator_report(blinded_data, tmp_path, pdf=True)
     assert len(printed) == 1
@@ -166,28 +176,11 @@ def test_the_pdf_prints_while_the_rtf_files_are_written(blinded_data, tmp_path, 
     only after the RTF files and the report's numbers are written."""
     events: list[str] = []
 
-    class FakePrint:
-        def __init__(self, html, pdf):
-            assert html.is_file()
-            events.append("print started")
-            self.pdf = pdf
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *_exc):
-            pass
-
-        def wait(self):
-            events.append("print waited")
-            self.pdf.write_bytes(b"%PDF")
-            return self.pdf
-
     def fake_rtf(outputs, run, study_id, out_dir):
         events.append("rtf written")
         return []
 
-    monkeypatch.setattr(investigator, "start_pdf_print", FakePrint)
+    monkeypatch.setattr(investigator, "start_pdf_print", _fake_print(events, []))
     monkeypatch.setattr(outputs, "write_rtf_outputs", fake_rtf)
     written = outputs.write_investigator_outputs(blinded_data, tmp_path, pdf=True)
     assert events == ["print started", "rtf written", "print waited"]
