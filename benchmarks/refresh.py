@@ -204,6 +204,30 @@ def start_cost(raw: Path, out: Path) -> Cost:
     return cost
 
 
+def dagster_floor(n_assets: int = 50, n_inputs: int = 3) -> Cost:
+    """Dagster's own cost for a graph of this size: ``n_assets`` assets that return 1, each
+    reading the ``n_inputs`` assets before it, run in-process on an in-memory instance with
+    Dagster's in-memory IO manager (no file, no check, no work): the least a refresh of every
+    asset can cost under Dagster's in-process executor."""
+    names = [f"a{i}" for i in range(n_assets)]
+
+    def one(**inputs: int) -> int:
+        return 1
+
+    assets = [
+        dg.asset(name=name, ins={p: dg.AssetIn(p) for p in names[max(0, i - n_inputs) : i]})(one)
+        for i, name in enumerate(names)
+    ]
+    job = dg.Definitions(
+        assets=assets, resources={"io_manager": dg.mem_io_manager}
+    ).resolve_implicit_global_asset_job_def()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    cost = Cost()
+    with dg.DagsterInstance.ephemeral() as instance, timed(cost):
+        job.execute_in_process(instance=instance, run_config=quiet)
+    return cost
+
+
 def profiled_run(raw: Path, out: Path, sealed: Path | None) -> tuple[RunReport, Profile]:
     global PROFILE
     PROFILE = Profile()
@@ -245,12 +269,19 @@ def print_steps(profiles: dict[str, Profile], top: int) -> None:
 
 
 def print_summary(
-    reports: dict[str, RunReport], profiles: dict[str, Profile], imports: Cost, start: Cost
+    reports: dict[str, RunReport],
+    profiles: dict[str, Profile],
+    imports: Cost,
+    start: Cost,
+    floor: Cost,
 ) -> None:
     print("| cost | " + " | ".join(f"{r} wall | cpu" for r in RUNS) + " |")
     print("|---" * (1 + 2 * len(RUNS)) + "|")
     print(f"| imports (fresh interpreter) | {imports.wall:.2f} | {imports.cpu:.2f} | | | | |")
     print(f"| definitions + instance (alone) | {start.wall:.2f} | {start.cpu:.2f} | | | | |")
+    print(
+        f"| Dagster floor: 50 no-op assets (alone) | {floor.wall:.2f} | {floor.cpu:.2f} | | | | |"
+    )
     rows: dict[str, list[str]] = defaultdict(list)
     for run in RUNS:
         p, report = profiles[run], reports[run]
@@ -297,6 +328,7 @@ def main() -> None:
         )
         sealed = summary.sealed_dir / "randomisation.csv" if args.unblinded else None
         start = start_cost(source, work / "start")
+        floor = dagster_floor()
         # "<centre>/<date>" in delivery-date order: the last one is the newest delivery.
         folders = sorted(
             (d.folder for d in scan_deliveries(source)), key=lambda f: (f.split("/")[1], f)
@@ -315,7 +347,7 @@ def main() -> None:
         f"the last ({folders[-1]}) is added in the second run. Seconds."
     )
     print()
-    print_summary(reports, profiles, imports, start)
+    print_summary(reports, profiles, imports, start, floor)
     print()
     print_steps(profiles, args.top)
 
