@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -44,8 +45,21 @@ def test_dagster_dev_shows_groups_and_checks(small_raw: Path, tmp_path: Path) ->
         "IONTO_RAW": str(small_raw),
         "IONTO_OUT": str(tmp_path / "out"),
     }
+    # The environment's own dagster (and the webserver and daemon it starts), beside its
+    # Python: found whether or not its bin folder is on PATH (.venv/bin/python -m pytest).
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     server = subprocess.Popen(
-        ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
