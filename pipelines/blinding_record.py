@@ -20,6 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.write_whole import written_whole
+
 RECORD_NAME = "blinding.json"
 """The record, at the top of the output folder: ``{"mode": "blinded" | "unblinded", ...}``."""
 
@@ -108,8 +110,6 @@ def claim_output_folder(out_dir: Path, blinded: bool) -> None:
     record = record_path(out_dir)
     if record.is_file():
         return
-    record.parent.mkdir(parents=True, exist_ok=True)
-    writing = record.with_name(f".{RECORD_NAME}.writing")
     since = datetime.now(UTC).isoformat(timespec="seconds")
-    writing.write_text(json.dumps({"mode": wanted, "since": since}, indent=1) + "\n", "utf-8")
-    writing.replace(record)
+    with written_whole(record) as writing:
+        writing.write_text(json.dumps({"mode": wanted, "since": since}, indent=1) + "\n", "utf-8")

@@ -44,6 +44,7 @@ from data_contracts.contracts import (
 from ingest.source_format import TableParts
 from pipelines.io_manager import table_path
 from pipelines.stored_parts import StoredPart
+from pipelines.write_whole import written_whole
 
 CHECK_BATCH_ROWS = 1_000_000
 CHECKS = ".checks"
@@ -165,11 +166,9 @@ def check_parts(
         else:
             scan = pl.scan_parquet(part.path).drop(dropped)
             results[part.digest] = check_lazy(scan, contract, CHECK_BATCH_ROWS)
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    aside = kept.with_name(f".{kept.name}.writing")
     serialised = {d: [asdict(r) for r in rs] for d, rs in results.items()}
-    aside.write_text(json.dumps({"contract": version, "parts": serialised}), "utf-8")
-    aside.replace(kept)
+    with written_whole(kept) as aside:
+        aside.write_text(json.dumps({"contract": version, "parts": serialised}), "utf-8")
     return merged_results(results[p.digest] for p in parts)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from ingest.landing import HASHES_SCHEMA
+from pipelines.write_whole import written_whole
 
 
 def hash_cache_path(out_dir: Path) -> Path:
@@ -32,8 +33,5 @@ def read_hash_cache(out_dir: Path) -> pl.DataFrame | None:
 
 def write_hash_cache(out_dir: Path, hashes: pl.DataFrame) -> None:
     """Store ``hashes`` (written aside, then renamed: a reader never sees half a table)."""
-    path = hash_cache_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writing = path.with_name(f".{path.name}.writing")
-    hashes.write_parquet(writing)
-    writing.replace(path)
+    with written_whole(hash_cache_path(out_dir)) as writing:
+        hashes.write_parquet(writing)

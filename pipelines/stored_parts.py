@@ -35,6 +35,7 @@ import polars as pl
 
 from ingest.source_format import TableParts
 from pipelines.freshness import content_digest, file_digest, forget_content
+from pipelines.write_whole import written_whole
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,8 @@ def store_parts(out_dir: Path, asset: str, parts: TableParts) -> tuple[str, list
     known = _known_digests(out_dir, asset)
     stored = [_stored_part(p, known) for p in sorted(writing.iterdir())]
     forget_content(out_dir, asset)
-    index = _index_path(out_dir, asset)
-    aside = index.with_name(f"{index.name}.writing")
-    aside.write_text(json.dumps([[*_identity(p.path), p.digest] for p in stored]), "utf-8")
-    aside.replace(index)
+    with written_whole(_index_path(out_dir, asset)) as aside:
+        aside.write_text(json.dumps([[*_identity(p.path), p.digest] for p in stored]), "utf-8")
     old = folder.with_name(f".{asset}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.write_whole import written_whole
 from study import Study
 
 INDEX = "subjects.json"
@@ -133,11 +134,9 @@ def _read_index(store: Path, salt: str) -> dict[str, int]:
 
 def _write_index(store: Path, salt: str, subjects: Mapping[str, int]) -> None:
     """Written aside and renamed: the index is whole, and names only stored subjects."""
-    path = store / INDEX
-    aside = path.with_name(f".{INDEX}.writing")
     body = {"salt": salt, "subjects": dict(sorted(subjects.items()))}
-    aside.write_text(json.dumps(body), "utf-8")
-    aside.replace(path)
+    with written_whole(store / INDEX) as aside:
+        aside.write_text(json.dumps(body), "utf-8")
 
 
 def _rows(store: Path, output: str) -> Path:
@@ -148,9 +147,8 @@ def _rows(store: Path, output: str) -> Path:
 
 def _write_whole(frame: pl.DataFrame, path: Path) -> None:
     """Written aside and renamed: a file at ``path`` is always whole."""
-    aside = path.with_name(f".{path.name}.writing")
-    frame.write_ipc(aside, compression="uncompressed")
-    aside.replace(path)
+    with written_whole(path) as aside:
+        frame.write_ipc(aside, compression="uncompressed")
 
 
 def derive_by_subject(
