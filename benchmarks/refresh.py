@@ -12,15 +12,15 @@ gives its wall and CPU seconds, and of those the IO manager's reads and writes a
 checks (they run inside the asset steps, ``pipelines/asset_step.py``). The run's fixed costs are
 rows of their own: importing the pipeline, building the definitions and opening the instance
 (measured alone, before the runs), the instance's event storage (time spent storing Dagster's
-events, inside and outside steps), Chromium printing the PDF (inside the report step, from its
-start to the end of its wait: the step writes its RTF files meanwhile), and what
-is left of the run's wall time outside every step (Dagster's orchestration).
+events, inside and outside steps), Chromium printing the PDF (its wall time: from the print's
+start to the end of its wait, inside the report step, which writes its RTF files meanwhile;
+its CPU: every process of the Chromium, read from ``/proc`` when the run stops it, wherever it
+was spent: ``ionto run`` starts Chromium ahead of the report, beside the steps before it), and
+what is left of the run's wall time outside every step (Dagster's orchestration).
 
-CPU is user + system time of this process and its finished children (Chromium, process
-pools), from ``getrusage``; on 2 cores a step's CPU can exceed its wall time. Chromium's CPU is
-undercounted: the processes its zygote forks (renderer, GPU, utilities) are not reaped by this
-process, so ``getrusage`` sees about a third of the 2 s of CPU that ``perf stat`` counts for a
-print of the demo report.
+CPU is user + system time of this process and its finished children (process pools), from
+``getrusage``; on 2 cores a step's CPU can exceed its wall time. Chromium's CPU is not in any
+step's (its processes run beside the steps and are reaped after the run).
 
 Blinded by default (the sealed list stays closed: no estimands, no tipping point); ``--unblinded``
 opens the simulated sealed list as ``ionto demo`` does.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import shutil
 import subprocess
@@ -52,6 +53,7 @@ import dagster as dg  # noqa: E402
 
 import pipelines.asset_step as asset_step  # noqa: E402
 import trial.report.investigator as investigator  # noqa: E402
+import trial.report.pdf as pdf  # noqa: E402
 from ingest.deliveries import scan_deliveries  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from pipelines.io_manager import ParquetIOManager  # noqa: E402
@@ -61,7 +63,7 @@ from study import load_study  # noqa: E402
 from trial.simulate import simulate_trial  # noqa: E402
 
 RUNS = ("first", "one_delivery", "no_change")
-CHROMIUM = "chromium (PDF, inside the report step)"
+CHROMIUM = "chromium (PDF: wall in the report step, cpu of its processes)"
 
 
 def cpu_seconds() -> float:
@@ -134,29 +136,50 @@ def _wrap_events(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def children_cpu() -> float:
-    """User + system CPU of this process's waited-for children, in seconds."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return children.ru_utime + children.ru_stime
-
-
 def _wrap_pdf(start: Callable[..., Any]) -> Callable[..., Any]:
-    """Time a PDF print from Chromium's start to the end of its wait (the report step writes
-    its RTF files meanwhile); its CPU is that of Chromium's processes reaped in the wait."""
+    """Time a PDF print from its start to the end of its wait (the report step writes its RTF
+    files meanwhile): the wall time the print adds to the step, whose CPU is counted apart
+    (:func:`_wrap_kill`)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         printing = start(*args, **kwargs)
         started, wait = time.perf_counter(), printing.wait
 
         def timed_wait() -> Any:
-            cpu = children_cpu()
             try:
                 return wait()
             finally:
-                PROFILE.fixed[CHROMIUM].add(time.perf_counter() - started, children_cpu() - cpu)
+                PROFILE.fixed[CHROMIUM].add(time.perf_counter() - started, 0.0)
 
         printing.wait = timed_wait
         return printing
+
+    return wrapper
+
+
+def process_group_cpu(group: int) -> float:
+    """User + system CPU of the live processes of a process group (from ``/proc``), seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _wrap_kill(kill: Callable[..., Any]) -> Callable[..., Any]:
+    """Count the CPU of every process of a Chromium (browser, zygote, renderer, GPU, utility;
+    its own process group) just before it is stopped: more than ``getrusage`` sees, which
+    misses the processes the zygote forks."""
+
+    def wrapper(chromium: pdf.Chromium) -> Any:
+        if chromium.is_running():
+            PROFILE.fixed[CHROMIUM].add(0.0, process_group_cpu(chromium._process.pid))
+        return kill(chromium)
 
     return wrapper
 
@@ -177,6 +200,7 @@ def instrument() -> None:
     ParquetIOManager.load_input = _wrap_io(ParquetIOManager.load_input, "reads")  # type: ignore[method-assign]
     dg.DagsterInstance.handle_new_event = _wrap_events(dg.DagsterInstance.handle_new_event)  # type: ignore[method-assign]
     investigator.start_pdf_print = _wrap_pdf(investigator.start_pdf_print)  # type: ignore[assignment]
+    pdf.Chromium.kill = _wrap_kill(pdf.Chromium.kill)  # type: ignore[method-assign]
 
 
 def import_cost() -> Cost:

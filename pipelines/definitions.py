@@ -25,6 +25,7 @@ from pipelines.sensors import (
     refresh_after_delivery,
     refresh_analysis,
 )
+from trial.report.pdf import PrintBrowser
 
 ASSET_MODULES = [analysis_ready, models, estimands, reports]
 """Modules of the assets that do not depend on the registry of raw formats."""
@@ -48,11 +49,14 @@ def build_definitions(
     settings: TrialSettings,
     executor: str | None = None,
     sources: Sequence[SourceFormat] = SOURCES,
+    browser: PrintBrowser | None = None,
 ) -> dg.Definitions:
     """All assets and checks, bound to ``settings`` and a Parquet IO manager under its
     output folder, with the delivery jobs and sensors (``docs/incremental.md``);
     ``executor`` as in :func:`executor_from_env` (default in-process). ``sources``: the
-    registry of raw formats the raw assets and ``device_sessions`` are made from.
+    registry of raw formats the raw assets and ``device_sessions`` are made from. ``browser``:
+    the Chromium the investigator report prints with, when the caller starts one ahead
+    (``ionto run``); by default none, and the print starts its own.
 
     The study is loaded and validated here, once, and bound for the contracts
     (:func:`data_contracts.contracts.use_study`): a broken study file stops the definitions
@@ -79,7 +83,11 @@ def build_definitions(
         )
     return dg.Definitions(
         assets=assets,
-        resources={"settings": settings, "io_manager": ParquetIOManager(out_dir=settings.out_dir)},
+        resources={
+            "settings": settings,
+            "io_manager": ParquetIOManager(out_dir=settings.out_dir),
+            "browser": PrintBrowser() if browser is None else browser,
+        },
         executor=executor_from_env(executor),
         jobs=[process_delivery, refresh_analysis],
         sensors=[delivery_sensor, refresh_after_delivery],

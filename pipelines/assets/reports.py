@@ -13,17 +13,19 @@ from trial.models.result import ModelResult
 from trial.report.data import build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.outputs import with_count_findings, write_investigator_outputs
-from trial.report.pdf import find_chromium
+from trial.report.pdf import PrintBrowser, find_chromium
 from trial.report.quality import render_data_quality_report
 from trial.report.run_info import run_info_for
 
 GROUP = "reports"
+INVESTIGATOR_REPORT = dg.AssetKey("investigator_report")
 
 
 @pipeline_asset(dg.asset, group_name=GROUP, kinds={"html"})
 def investigator_report(
     context: dg.AssetExecutionContext,
     settings: TrialSettings,
+    browser: dg.ResourceParam[PrintBrowser],
     landing_manifest: pl.DataFrame,
     eligibility: pl.DataFrame,
     adsl: pl.DataFrame,
@@ -46,7 +48,8 @@ def investigator_report(
 ) -> dg.MaterializeResult:
     """One self-contained HTML report (and a PDF print when Chromium is installed), BLINDED
     or UNBLINDED on every page; blinded runs show pooled results only. Adverse events and
-    device use are the safety and device model results (pooled in a blinded run)."""
+    device use are the safety and device model results (pooled in a blinded run). The PDF is
+    printed with the run's Chromium when ``ionto run`` started one ahead (``browser``)."""
     run = run_info_for(landing_manifest, blinded=settings.blinded)
     tables = {"eligibility": eligibility, "adsl": adsl, "adsweat": adsweat, "adhdss": adhdss}
     models = [mmrm_primary, mmrm_pp, lmm_sensitivity1, sides_sensitivity3, ancova_sensitivity4]
@@ -56,7 +59,7 @@ def investigator_report(
     data = build_report_data(tables, {m.name: m for m in models}, study, run)
     reports = Path(settings.out_dir) / "reports"
     pdf = find_chromium() is not None
-    written = write_investigator_outputs(data, reports, pdf=pdf)
+    written = write_investigator_outputs(data, reports, pdf=pdf, chromium=browser.chromium)
     html, rtf_files = written["investigator"][0], written["rtf"]
     context.log.info(
         f"investigator report: {html}" + (" (+ PDF)" if pdf else " (no Chromium: no PDF)")

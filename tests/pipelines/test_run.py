@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import pipelines.freshness as freshness
+import trial.report.investigator as investigator
 from ingest.registry import SOURCES
 from ingest.source_format import Resolution, Resolved
 from pipelines.assets import analysis_ready
@@ -20,6 +21,7 @@ from pipelines.definitions import defs
 from pipelines.run import RunReport, run_pipeline
 from study import load_study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
+from trial.report.pdf import Chromium, PdfPrint, PrintBrowser, find_chromium
 
 
 def test_definitions_load_with_groups_and_contract_checks() -> None:
@@ -267,6 +269,39 @@ def test_a_deleted_output_file_recomputes_the_asset_that_wrote_it(
     assert report.success, report.describe()
     assert sorted(report.recomputed) == ["investigator_report", "xpt_exports"]
     assert (out / "exports" / "xpt" / "adsl.xpt").is_file()
+    assert (out / "reports" / "investigator_report.pdf").is_file()
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_the_refresh_starts_chromium_ahead_for_a_stale_report_and_stops_it(
+    blinded_run: Path, small_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ionto run`` starts Chromium before the refresh when the investigator report is to be
+    refreshed (not otherwise), the report prints with that Chromium, and the run ends with it
+    stopped."""
+    started: list[Chromium | None] = []
+    used: list[Chromium | None] = []
+    start, start_print = PrintBrowser.start, investigator.start_pdf_print
+
+    def recorded_start(browser: PrintBrowser) -> None:
+        start(browser)
+        started.append(browser.chromium)
+
+    def recorded_print(html: Path, pdf: Path, chromium: Chromium | None = None) -> PdfPrint:
+        used.append(chromium)
+        return start_print(html, pdf, chromium=chromium)
+
+    monkeypatch.setattr(PrintBrowser, "start", recorded_start)
+    monkeypatch.setattr(investigator, "start_pdf_print", recorded_print)
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    (out / "exports" / "xpt" / "adsl.xpt").unlink()
+    assert run_pipeline(raw_dir=small_raw, out_dir=out).recomputed == ["xpt_exports"]
+    assert started == []
+    (out / "reports" / "investigator_report.pdf").unlink()
+    assert run_pipeline(raw_dir=small_raw, out_dir=out).recomputed == ["investigator_report"]
+    assert len(started) == 1 and started[0] is not None and used == started
+    assert not started[0].is_running()
     assert (out / "reports" / "investigator_report.pdf").is_file()
 
 

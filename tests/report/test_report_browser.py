@@ -17,7 +17,14 @@ import subprocess
 
 import pytest
 
-from trial.report.pdf import dump_dom, find_chromium, print_to_pdf, start_pdf_print
+from trial.report.pdf import (
+    Chromium,
+    PrintBrowser,
+    dump_dom,
+    find_chromium,
+    print_to_pdf,
+    start_pdf_print,
+)
 
 one_study = pytest.mark.parametrize("study", ["ion301"], indirect=True)
 """The page style is the same for every design: printed for one study only."""
@@ -103,7 +110,7 @@ def test_a_print_left_without_waiting_stops_chromium_and_leaves_no_file(tmp_path
     html = _write(tmp_path, "page", "<html><body><p>one page</p></body></html>")
     with start_pdf_print(html, tmp_path / "page.pdf") as printing:
         pass
-    assert printing._process.poll() is not None, "Chromium still runs"
+    assert not printing.chromium.is_running(), "Chromium still runs"
     assert list(tmp_path.glob("*.pdf")) == []
     assert list(tmp_path.glob(".*")) == []
 
@@ -115,3 +122,53 @@ def test_a_waited_print_is_renamed_into_place(tmp_path):
         assert printing.wait() == tmp_path / "page.pdf"
     assert (tmp_path / "page.pdf").read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@needs_chromium
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing")
+def test_a_chromium_started_ahead_prints_what_a_print_of_its_own_prints(tmp_path):
+    """``ionto run`` starts Chromium ahead of the report (PrintBrowser); its print is the same
+    document as a print that starts Chromium itself, and the started Chromium is left running
+    for its owner to close."""
+    pages = "".join(f"<section style='break-after: page'><p>page {n}</p></section>" for n in (1, 2))
+    html = _write(tmp_path, "two", f"<html><body>{pages}</body></html>")
+    alone = print_to_pdf(html, tmp_path / "alone.pdf")
+    browser = PrintBrowser()
+    browser.start()
+    assert browser.chromium is not None
+    with start_pdf_print(html, tmp_path / "ahead.pdf", chromium=browser.chromium) as printing:
+        ahead = printing.wait()
+    assert browser.chromium.is_running()
+    chromium = browser.chromium
+    browser.close()
+    assert not chromium.is_running() and browser.chromium is None
+    assert _pages(ahead) == _pages(alone) and len(_pages(ahead)) == 2
+    assert ahead.stat().st_size == alone.stat().st_size
+
+
+@needs_chromium
+def test_a_chromium_that_stopped_fails_the_print_with_its_log(tmp_path):
+    html = _write(tmp_path, "page", "<html><body><p>one page</p></body></html>")
+    chromium = Chromium()
+    chromium.kill()
+    with (
+        pytest.raises(RuntimeError, match="Chromium stopped"),
+        start_pdf_print(html, tmp_path / "page.pdf", chromium=chromium) as printing,
+    ):
+        printing.wait()
+    chromium.close()
+    assert list(tmp_path.glob("*.pdf")) == [] and list(tmp_path.glob(".*")) == []
+
+
+@needs_chromium
+def test_a_print_that_hangs_is_stopped_at_its_timeout(tmp_path):
+    """A page that never finishes loading (a script that loops) is not waited for beyond the
+    timeout: Chromium is killed and no file is left."""
+    html = _write(tmp_path, "hang", "<html><body><script>for(;;){}</script></body></html>")
+    with (
+        pytest.raises(TimeoutError, match="did not print"),
+        start_pdf_print(html, tmp_path / "hang.pdf", timeout_s=3) as printing,
+    ):
+        printing.wait()
+    assert not printing.chromium.is_running()
+    assert list(tmp_path.glob("*.pdf")) == [] and list(tmp_path.glob(".*")) == []

@@ -134,7 +134,7 @@ def _fake_print(events: list[str], printed: list[str]) -> type:
     and when it is waited for, then writes a four-byte PDF."""
 
     class FakePrint:
-        def __init__(self, html, pdf):
+        def __init__(self, html, pdf, chromium=None):
             assert html.is_file()
             events.append("print started")
             printed.append(html.read_text("utf-8"))

@@ -22,7 +22,7 @@ from trial.report.html import banner, document, page_css
 from trial.report.investigator_tables import investigator_outputs, subgroup_frame
 from trial.report.labels import readable
 from trial.report.model_tables import DEFAULT_ROLES, ModelRoles
-from trial.report.pdf import PdfPrint, start_pdf_print
+from trial.report.pdf import Chromium, PdfPrint, start_pdf_print
 from trial.report.tlf import tlf_html
 
 REPORT_NAME = "investigator_report"
@@ -226,18 +226,21 @@ def investigator_html(data: ReportData) -> str:
 
 
 def write_investigator_html(
-    data: ReportData, out_dir: Path, *, pdf: bool = False
+    data: ReportData, out_dir: Path, *, pdf: bool = False, chromium: Chromium | None = None
 ) -> tuple[Path, PdfPrint | None]:
     """Write ``out_dir/investigator_report.html``; with ``pdf=True`` (Chromium installed) also
-    start printing ``investigator_report.pdf`` when the HTML changed or no PDF is there, and
-    return the print under way for the caller to wait on (None when nothing is printed)."""
+    start printing ``investigator_report.pdf`` when the HTML changed or no PDF is there (with
+    ``chromium`` if one was started ahead, else a Chromium of the print's own), and return the
+    print under way for the caller to wait on (None when nothing is printed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{REPORT_NAME}.html"
     html = investigator_html(data)
     printed = path.with_suffix(".pdf")
     unchanged = printed.is_file() and path.is_file() and path.read_text("utf-8") == html
     path.write_text(html, encoding="utf-8")
-    return path, start_pdf_print(path, printed) if pdf and not unchanged else None
+    if not pdf or unchanged:
+        return path, None
+    return path, start_pdf_print(path, printed, chromium=chromium)
 
 
 def render_investigator_report(data: ReportData, out_dir: Path, *, pdf: bool = False) -> Path:

@@ -25,7 +25,7 @@ from trial.report.data import ReportData, build_report_data
 from trial.report.exports import write_xpt_exports
 from trial.report.investigator import REPORT_NAME, write_investigator_html
 from trial.report.investigator_tables import investigator_outputs
-from trial.report.pdf import find_chromium
+from trial.report.pdf import Chromium, find_chromium
 from trial.report.quality import render_data_quality_report
 from trial.report.rtf import write_rtf_outputs
 from trial.report.run_info import RunInfo
@@ -44,14 +44,15 @@ def write_report_data(data: ReportData, out_dir: Path) -> list[Path]:
 
 
 def write_investigator_outputs(
-    data: ReportData, out_dir: Path, *, pdf: bool
+    data: ReportData, out_dir: Path, *, pdf: bool, chromium: Chromium | None = None
 ) -> dict[str, list[Path]]:
     """The investigator report under ``out_dir`` (the run's ``OUT/reports``): its HTML, the PDF
     print with ``pdf=True`` (when the HTML changed, :func:`write_investigator_html`), every
     numbered output as RTF and the numbers behind it. Chromium prints while the RTF files and
-    the numbers are written (its second or so of wall time is mostly start-up). Returns the
+    the numbers are written; ``chromium`` is one started ahead
+    (:class:`trial.report.pdf.PrintBrowser`), None to start one for the print. Returns the
     written paths by kind (``investigator``, ``rtf``, ``investigator_data``)."""
-    html, printing = write_investigator_html(data, out_dir, pdf=pdf)
+    html, printing = write_investigator_html(data, out_dir, pdf=pdf, chromium=chromium)
     with printing or contextlib.nullcontext():
         rtf_files = write_rtf_outputs(
             list(investigator_outputs(data).values()),
