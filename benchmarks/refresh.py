@@ -9,14 +9,18 @@ share one output folder, as a trial's refreshes do:
 
 For every Dagster step (an asset or a multi-asset, with its assets' contract checks) the table
 gives its wall and CPU seconds, and of those the IO manager's reads and writes and the contract
-checks (they run inside the asset steps, ``pipelines/asset_step.py``). The run's fixed costs are
-rows of their own: importing the pipeline, building the definitions and opening the instance
-(measured alone, before the runs), the instance's event storage (time spent storing Dagster's
-events, inside and outside steps), Chromium printing the PDF (its wall time: from the print's
-start to the end of its wait, inside the report step, which writes its RTF files meanwhile;
-its CPU: every process of the Chromium, read from ``/proc`` when the run stops it, wherever it
-was spent: ``ionto run`` starts Chromium ahead of the report, beside the steps before it), and
-what is left of the run's wall time outside every step (Dagster's orchestration).
+checks (they run inside the asset steps, ``pipelines/asset_step.py``); the summary splits the
+steps' time further into the assets' own code (the time before each asset output since the
+step's previous Dagster event), the reads, writes and checks, and the rest: Dagster's handling
+of the step (input and output events, data versions, its event storage inside the step). The
+run's fixed costs are rows of their own: importing the pipeline, building the definitions and
+opening the instance (measured alone, before the runs), the instance's event storage (time
+spent storing Dagster's events, inside and outside steps), Chromium printing the PDF (its wall
+time: from the print's start to the end of its wait, inside the report step, which writes its
+RTF files meanwhile; its CPU: every process of the Chromium, read from ``/proc`` when the run
+stops it, wherever it was spent: ``ionto run`` starts Chromium ahead of the report, beside the
+steps before it), and what is left of the run's wall time outside every step (Dagster's
+orchestration).
 
 CPU is user + system time of this process and its finished children (process pools), from
 ``getrusage``; on 2 cores a step's CPU can exceed its wall time. Chromium's CPU is not in any
@@ -91,6 +95,10 @@ class Profile:
     reads: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     writes: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     checks: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    code: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
+    """The asset's own code: in each step, the time before each of its asset outputs since the
+    step's previous event."""
+    last_event: dict[str, tuple[float, float]] = field(default_factory=dict)
     fixed: dict[str, Cost] = field(default_factory=lambda: defaultdict(Cost))
     step_started: dict[str, tuple[float, float]] = field(default_factory=dict)
     current_step: str = "?"
@@ -118,20 +126,31 @@ def _wrap_io(method: Callable[..., Any], into: str) -> Callable[..., Any]:
 
 
 def _wrap_events(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Time the instance's event storage, and take each step's span from its events."""
+    """Time the instance's event storage, take each step's span from its events, and the
+    asset's own code from the gap before each asset output (a check's output excluded: the
+    check is timed apart; the IO manager writes after the output event)."""
 
     def wrapper(self: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
         dagster_event = getattr(event, "dagster_event", None)
-        if dagster_event is not None and dagster_event.step_key:
-            key = dagster_event.step_key
+        key = dagster_event.step_key if dagster_event is not None else None
+        if dagster_event is not None and key:
+            now = (time.perf_counter(), cpu_seconds())
             if dagster_event.event_type == dg.DagsterEventType.STEP_START:
-                PROFILE.step_started[key] = (time.perf_counter(), cpu_seconds())
+                PROFILE.step_started[key] = now
                 PROFILE.current_step = key
             elif dagster_event.is_step_success or dagster_event.is_step_failure:
                 wall, cpu = PROFILE.step_started.pop(key)
-                PROFILE.steps[key].add(time.perf_counter() - wall, cpu_seconds() - cpu)
+                PROFILE.steps[key].add(now[0] - wall, now[1] - cpu)
+            elif dagster_event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+                output = dagster_event.step_output_data.step_output_handle.output_name
+                if not output.endswith("_contract") and key in PROFILE.last_event:
+                    wall, cpu = PROFILE.last_event[key]
+                    PROFILE.code[key].add(now[0] - wall, now[1] - cpu)
         with timed(PROFILE.fixed["instance event storage"]):
-            return method(self, event, *args, **kwargs)
+            result = method(self, event, *args, **kwargs)
+        if key:
+            PROFILE.last_event[key] = (time.perf_counter(), cpu_seconds())
+        return result
 
     return wrapper
 
@@ -313,11 +332,18 @@ def print_summary(
         reads = Cost(sum(c.wall for c in p.reads.values()), sum(c.cpu for c in p.reads.values()))
         writes = Cost(sum(c.wall for c in p.writes.values()), sum(c.cpu for c in p.writes.values()))
         check = Cost(sum(c.wall for c in p.checks.values()), sum(c.cpu for c in p.checks.values()))
+        code = Cost(sum(c.wall for c in p.code.values()), sum(c.cpu for c in p.code.values()))
+        rest = Cost(
+            steps.wall - reads.wall - writes.wall - check.wall - code.wall,
+            steps.cpu - reads.cpu - writes.cpu - check.cpu - code.cpu,
+        )
         for name, cost in [
             ("all steps", steps),
+            ("  of which the assets' own code", code),
             ("  of which IO manager reads", reads),
             ("  of which IO manager writes", writes),
             ("  of which contract checks (in the asset steps)", check),
+            ("  of which the rest (Dagster's step handling and its events)", rest),
             *sorted(p.fixed.items()),
         ]:
             rows[name].append(f"{cost.wall:.2f} | {cost.cpu:.2f}")
