@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -107,18 +107,29 @@ HASHES_SCHEMA = pl.Schema(
 """Columns of :func:`file_hashes`."""
 
 
-def raw_entries(raw_root: Path) -> Iterator[Path]:
+def raw_entries(raw_root: Path) -> list[tuple[str, os.stat_result, bool]]:
     """Every regular file and every symbolic link (to a file or a folder, dangling or not)
-    under ``raw_root``, never following a link: a linked folder is one entry, not its files."""
-    for folder, dirs, files in os.walk(raw_root, followlinks=False):
-        base = Path(folder)
-        for name in dirs:
-            if (base / name).is_symlink():
-                yield base / name
-        for name in files:
-            path = base / name
-            if path.is_symlink() or path.is_file():
-                yield path
+    under ``raw_root``, never following a link: a linked folder is one entry, not its files.
+    Each as (its path relative to ``raw_root``, POSIX; its own ``lstat``; whether it is a
+    link), sorted by path as ``pathlib`` sorts paths (part by part). One ``lstat`` per entry
+    (``os.scandir``); a folder that cannot be listed is skipped, as ``os.walk`` skips it."""
+    found: list[tuple[str, os.stat_result, bool]] = []
+
+    def visit(folder: str, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            return
+        for entry in entries:
+            link = entry.is_symlink()
+            if link or entry.is_file(follow_symlinks=False):
+                found.append((prefix + entry.name, entry.stat(follow_symlinks=False), link))
+            elif entry.is_dir(follow_symlinks=False):
+                visit(entry.path, f"{prefix}{entry.name}/")
+
+    visit(str(raw_root), "")
+    return sorted(found, key=lambda item: item[0].split("/"))
 
 
 def _hash_and_judge(path: Path, signature: SealedListSignature) -> tuple[str, bool]:
@@ -165,10 +176,9 @@ def file_hashes(
         for rel, size, mtime, sha, is_sealed in rows.iter_rows():
             known[(rel, size, mtime)] = (sha, is_sealed)
     found = []
-    for path in sorted(raw_entries(raw_root)):
-        stat = path.lstat()
-        rel = path.relative_to(raw_root).as_posix()
-        if path.is_symlink():
+    for rel, stat, link in raw_entries(raw_root):
+        path = raw_root / rel
+        if link:
             found.append((rel, stat.st_size, stat.st_mtime_ns, _link_sha256(path), True, False))
             continue
         sha, is_sealed = known.get((rel, stat.st_size, stat.st_mtime_ns)) or _hash_and_judge(

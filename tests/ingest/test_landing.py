@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -304,3 +305,34 @@ def test_a_correction_keeping_size_and_time_is_seen_only_when_hashing_again(
     assert {f for f in verified if verified[f] != trusted[f]} == {"C01/2026-03-09"}
     rehashed = file_hashes(raw).filter(pl.col("source_file") == "C01/2026-03-09/dm.csv")
     assert rehashed["sha256"].item() == sha256_of(path) != sha256_of(MINI / "C01/2026-03-09/dm.csv")
+
+
+def test_file_hashes_list_files_and_links_part_by_part_never_behind_a_link(
+    tmp_path: Path,
+) -> None:
+    """Regular files and links, each link one entry (a linked folder's files are not
+    listed, its target is not opened), in ``pathlib``'s order (part by part: ``C01/a.csv``
+    before ``C01-notes.txt``, although ``-`` sorts before ``/`` in a string)."""
+    raw, outside = tmp_path / "raw", tmp_path / "outside"
+    (raw / "C01" / "2026-03-09").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "dm.csv").write_text("behind a link")
+    (raw / "C01" / "a.csv").write_text("a")
+    (raw / "C01-notes.txt").write_text("notes")
+    (raw / "C01" / "2026-03-09" / "dm.csv").write_text("dm")
+    (raw / "C02").symlink_to(outside, target_is_directory=True)
+    (raw / "C01" / "2026-03-09" / "ae.csv").symlink_to(outside / "dm.csv")
+    os.mkfifo(raw / "C01" / "pipe")
+    hashes = file_hashes(raw)
+    assert hashes["source_file"].to_list() == [
+        "C01/2026-03-09/ae.csv",
+        "C01/2026-03-09/dm.csv",
+        "C01/a.csv",
+        "C01-notes.txt",
+        "C02",
+    ]
+    assert hashes["symlink"].to_list() == [True, False, False, False, True]
+    assert (
+        hashes.filter(pl.col("source_file") == "C02")["sha256"].item()
+        == hashlib.sha256(os.fsencode(str(outside))).hexdigest()
+    )
