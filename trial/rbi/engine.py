@@ -27,6 +27,7 @@ import polars as pl
 
 from trial.models.reml import PatternData
 from trial.rbi.analysis import AncovaEstimates, ancova, parameter_names
+from trial.rbi.bootstrap import BootstrapRefits
 from trial.rbi.impute import Imputer
 from trial.rbi.jackknife import LeaveOneOut
 from trial.rbi.pool import pool_bootstrap, pool_jackknife, pool_rubin
@@ -134,6 +135,60 @@ def _jackknife(
     return LeaveOneOut(prep, model, full, h_inv).refit_all()
 
 
+def _bootstrap(
+    prep: Prepared, model: UnstructuredReml, full: RemlOptimum, h_inv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """``spec.n_samples`` bootstrap refits: betas, Sigmas, subject weights, the number of
+    refits that needed a fallback and of samples redrawn.
+
+    Resamples are drawn one after the other from ``spec.seed``; one that is not estimable is
+    redrawn at once. The estimable ones are refitted in chunks of :data:`CHUNK` at once
+    (:class:`trial.rbi.bootstrap.BootstrapRefits`); one that the batch could not finish (its
+    fixed-Hessian steps did not converge, or its criterion could not be evaluated) goes on to
+    the fallback of :meth:`UnstructuredReml.refit` alone, and one whose fit fails there is
+    redrawn: the samples kept are the first ``n_samples`` draws that are estimable and fitted,
+    in the order drawn, as when each was refitted alone as soon as it was drawn.
+    """
+    spec, n = prep.spec, prep.n_subjects
+    rng = np.random.default_rng(spec.seed)
+    refits = BootstrapRefits(prep, model, full, h_inv)
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    fallbacks = redrawn = 0
+    while len(kept) < spec.n_samples:
+        drawn: list[np.ndarray] = []
+        while len(kept) + len(drawn) < spec.n_samples and len(drawn) < CHUNK:
+            if redrawn > MAX_REDRAWN_SHARE * spec.n_samples:
+                raise RbiInputError(
+                    f"{redrawn} bootstrap samples were not estimable or not fitted (a covariate "
+                    "level too rare to be in every resample?); merge rare levels or use the "
+                    "jackknife"
+                )
+            ids = _stratified_resample(prep, rng)
+            if _valid_resample(prep, ids):
+                drawn.append(ids)
+            else:
+                redrawn += 1
+        weights = np.array([np.bincount(ids, minlength=n) for ids in drawn], dtype=float)
+        betas, sigmas, done = refits.refit_all(weights)
+        for j, ids in enumerate(drawn):
+            if not done[j]:
+                try:
+                    opt = UnstructuredReml(pattern_data(prep, ids)).refit_fallback(full.theta)
+                except (ImputationModelError, np.linalg.LinAlgError):
+                    redrawn += 1
+                    continue
+                fallbacks += 1
+                betas[j], sigmas[j] = opt.beta, opt.sigma
+            kept.append((betas[j], sigmas[j], weights[j]))
+    return (
+        np.array([k[0] for k in kept]),
+        np.array([k[1] for k in kept]),
+        np.array([k[2] for k in kept]),
+        fallbacks,
+        redrawn,
+    )
+
+
 def draw_parameters(prep: Prepared) -> Draws:
     """Full-data fit plus the per-sample refits of the spec's method.
 
@@ -148,39 +203,13 @@ def draw_parameters(prep: Prepared) -> Draws:
     full, hessian = model.fit()
     h_inv = np.linalg.inv(hessian)
     seconds = {"full_fit": time.perf_counter() - start}
-    n = prep.n_subjects
     start = time.perf_counter()
     redrawn = 0
     weights: np.ndarray | None = None
     if spec.method == "condmean-jackknife":
         betas, sigmas, fallbacks = _jackknife(prep, model, full, h_inv)
     else:
-        beta_rows: list[np.ndarray] = []
-        sigma_rows: list[np.ndarray] = []
-        weight_rows: list[np.ndarray] = []
-        fallbacks = 0
-        rng = np.random.default_rng(spec.seed)
-        while len(beta_rows) < spec.n_samples:
-            if redrawn > MAX_REDRAWN_SHARE * spec.n_samples:
-                raise RbiInputError(
-                    f"{redrawn} bootstrap samples were not estimable or not fitted (a covariate "
-                    "level too rare to be in every resample?); merge rare levels or use the "
-                    "jackknife"
-                )
-            ids = _stratified_resample(prep, rng)
-            if not _valid_resample(prep, ids):
-                redrawn += 1
-                continue
-            try:
-                opt, fell_back = UnstructuredReml(pattern_data(prep, ids)).refit(full.theta, h_inv)
-            except (ImputationModelError, np.linalg.LinAlgError):
-                redrawn += 1
-                continue
-            fallbacks += int(fell_back)
-            beta_rows.append(opt.beta)
-            sigma_rows.append(opt.sigma)
-            weight_rows.append(np.bincount(ids, minlength=n).astype(float))
-        betas, sigmas, weights = np.array(beta_rows), np.array(sigma_rows), np.array(weight_rows)
+        betas, sigmas, weights, fallbacks, redrawn = _bootstrap(prep, model, full, h_inv)
     seconds["refits"] = time.perf_counter() - start
     return Draws(full, betas, sigmas, weights, fallbacks, redrawn, seconds)
 

@@ -206,7 +206,12 @@ class UnstructuredReml:
             if float(grad @ step) < REFIT_TOL:
                 return RemlOptimum(theta, beta, sigma, value, k + 1), False
             theta = theta - step
+        return self.refit_fallback(theta0 if fallback is None else fallback), True
+
+    def refit_fallback(self, start: np.ndarray) -> RemlOptimum:
+        """The fallback of :meth:`refit`: Newton with a fresh Hessian from ``start``, then BFGS
+        and Newton from the moment estimate."""
         try:
-            return self.newton(theta0 if fallback is None else fallback)[0], True
+            return self.newton(start)[0]
         except ImputationModelError:
-            return self.fit()[0], True
+            return self.fit()[0]
