@@ -283,7 +283,8 @@ def tipping_curve(
 
     The imputation model is fitted (and its parameters drawn) once for the curve; the grid's
     deltas of one arm come from two analyses of the samples (the estimates are linear in delta
-    under conditional mean imputation: :meth:`trial.rbi.RbiFits.scaled_delta_curve`)."""
+    under conditional mean imputation: :meth:`trial.rbi.RbiFits.scaled_delta_curves`, whose
+    analysis without a shift is shared by the arms)."""
     config = estimands_config(study)
     tp = config.tipping_point
     estimand = next(e for e in config.estimands if e.id == tp.estimand)
@@ -292,14 +293,13 @@ def tipping_curve(
     spec = rbi_spec(config, study, tp.method)
     curves = []
     present = set(data["arm"].unique().to_list())
+    arms = [a for a in study.arm_codes[1:] if a in present]
     fits = fit_rbi(data, ice, spec)
-    for arm in [a for a in study.arm_codes[1:] if a in present]:
-        unit = pl.DataFrame({"arm": [arm], "delta": [1.0]})
-        curve = (
-            fits.scaled_delta_curve(unit, tp.grid)
-            .filter(pl.col("visit") == tp.visit, pl.col("parameter") == f"trt_{arm}")
-            .with_columns(includes_zero=(pl.col("lci") <= 0) & (pl.col("uci") >= 0))
-        )
+    units = [pl.DataFrame({"arm": [arm], "delta": [1.0]}) for arm in arms]
+    for arm, arm_curve in zip(arms, fits.scaled_delta_curves(units, tp.grid), strict=True):
+        curve = arm_curve.filter(
+            pl.col("visit") == tp.visit, pl.col("parameter") == f"trt_{arm}"
+        ).with_columns(includes_zero=(pl.col("lci") <= 0) & (pl.col("uci") >= 0))
         first = curve["includes_zero"].arg_true()
         curves.append(curve.head(int(first[0]) + 1) if first.len() else curve)
     return pl.concat(curves).select(

@@ -12,7 +12,8 @@ Samples by method (all share the imputation model of :mod:`trial.rbi.reml_fit`):
 
 Parameter draws do not depend on a delta, so :func:`run_rbi_deltas` analyses many deltas from
 one set of fits, and :func:`scaled_delta_curve` a grid of multiples of one delta (a
-tipping-point curve) from two analyses. Nor do they depend on the ICE strategies when the fit
+tipping-point curve) from two analyses (:func:`scaled_delta_curves`: several delta tables, the
+analysis without a shift done once). Nor do they depend on the ICE strategies when the fit
 rows are the same: :func:`fit_rbi` takes over the draws of such an earlier fit.
 """
 
@@ -406,37 +407,50 @@ def scaled_delta_curve(
     Approximate Bayesian MI is not linear (its within-imputation variances are not): use
     :func:`analyse` per delta there.
     """
+    return scaled_delta_curves(prep, draws, [delta], scales)[0]
+
+
+def scaled_delta_curves(
+    prep: Prepared, draws: Draws, deltas: Sequence[pl.DataFrame], scales: Sequence[float]
+) -> list[pl.DataFrame]:
+    """:func:`scaled_delta_curve` of each of ``deltas`` (e.g. one arm shifted at a time): the
+    analysis without a shift, ``e_0``, is the same for every delta table and is done once."""
     if prep.spec.method == "bayes-approx":
         raise RbiInputError("a scaled delta curve needs conditional mean imputation")
-    shift = delta_matrix(prep, delta)
-    assert shift is not None
+    shifts = [delta_matrix(prep, delta) for delta in deltas]
     n_groups = len(prep.groups)
     imputer = Imputer(prep)
     ones = np.ones((1, prep.n_subjects))
     base_completed = imputer.complete(draws.full.beta[None], draws.full.sigma[None])
     full_base = ancova(prep.x_analysis, base_completed, ones, n_groups).estimate[0]
     samples_base = _analyse_samples(prep, draws, imputer, None).estimate
-    shift_only = np.where(prep.missing, shift, 0.0)[None]
-    full_shift = ancova(prep.x_analysis, shift_only, ones, n_groups).estimate[0]
     n_sets = len(draws.betas)
-    samples_shift = np.concatenate(
-        [
-            ancova(
-                prep.x_analysis,
-                np.broadcast_to(shift_only, (hi - lo, *shift.shape)),
-                _sample_weights(prep, draws, lo, hi),
-                n_groups,
-            ).estimate
-            for lo in range(0, n_sets, CHUNK)
-            for hi in [min(lo + CHUNK, n_sets)]
-        ]
-    )
     c = np.asarray(scales, dtype=float)
-    full = full_base[..., None] + c * full_shift[..., None]  # (t, P, C)
-    samples = samples_base[..., None] + c * samples_shift[..., None]  # (S, t, P, C)
-    pooled = _pool(prep, full, AncovaEstimates(samples, None, np.empty(0)))
-    frame = _long(prep, {k: np.moveaxis(v, -1, 0) for k, v in pooled.items()}, n_rows=len(c))
-    return frame.select(pl.Series("scale", np.repeat(c, frame.height // len(c))), pl.all())
+    curves = []
+    for shift in shifts:
+        assert shift is not None
+        shift_only = np.where(prep.missing, shift, 0.0)[None]
+        full_shift = ancova(prep.x_analysis, shift_only, ones, n_groups).estimate[0]
+        samples_shift = np.concatenate(
+            [
+                ancova(
+                    prep.x_analysis,
+                    np.broadcast_to(shift_only, (hi - lo, *shift.shape)),
+                    _sample_weights(prep, draws, lo, hi),
+                    n_groups,
+                ).estimate
+                for lo in range(0, n_sets, CHUNK)
+                for hi in [min(lo + CHUNK, n_sets)]
+            ]
+        )
+        full = full_base[..., None] + c * full_shift[..., None]  # (t, P, C)
+        samples = samples_base[..., None] + c * samples_shift[..., None]  # (S, t, P, C)
+        pooled = _pool(prep, full, AncovaEstimates(samples, None, np.empty(0)))
+        frame = _long(prep, {k: np.moveaxis(v, -1, 0) for k, v in pooled.items()}, n_rows=len(c))
+        curves.append(
+            frame.select(pl.Series("scale", np.repeat(c, frame.height // len(c))), pl.all())
+        )
+    return curves
 
 
 @dataclass(frozen=True)
@@ -456,6 +470,13 @@ class RbiFits:
         """:func:`scaled_delta_curve` of these fits."""
         with one_blas_thread():
             return scaled_delta_curve(self.prep, self.draws, delta, scales)
+
+    def scaled_delta_curves(
+        self, deltas: Sequence[pl.DataFrame], scales: Sequence[float]
+    ) -> list[pl.DataFrame]:
+        """:func:`scaled_delta_curves` of these fits."""
+        with one_blas_thread():
+            return scaled_delta_curves(self.prep, self.draws, deltas, scales)
 
 
 def same_fit_inputs(a: Prepared, b: Prepared) -> bool:
