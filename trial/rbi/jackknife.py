@@ -54,7 +54,7 @@ class LeaveOneOut:
         self.w_masked = np.where(data.pair_mask, self.w, 0.0)
         self.count_term = (self.w_masked * data.counts[:, None, None]).sum(0)
         s_pad = data.scatter(data.s_all.T)  # (q*q, patterns, t, t)
-        self.t_map = np.einsum("pja,xpab,pbl->xjl", self.w, s_pad, self.w).reshape(q * q, t * t)
+        self.t_map = (self.w @ s_pad @ self.w).sum(1).reshape(q * q, t * t)
         self.z_pad = np.where(
             prep.fit_mask[:, :, None], np.concatenate([prep.x_own, prep.y[:, :, None]], 2), 0.0
         )  # (n, t, q): each subject's fit rows z = (x, y), zero at visits not fitted
