@@ -205,6 +205,21 @@ def test_draws_are_reused_only_for_the_same_fit_rows(
         assert not under_jr.analyse().pooled.equals(under_mar.analyse().pooled)
 
 
+def test_a_check_on_the_same_fit_rows_takes_over_the_full_fit(
+    trial: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    """Another method on the same fit rows (an estimand's check) takes over the full-data fit
+    and draws its own samples: the result is that of fitting from scratch, to the last bit."""
+    data, ice = trial
+    spec = simulated_trial_spec(fit_post_ice=True)
+    check_spec = simulated_trial_spec(fit_post_ice=True, method="bayes-approx", n_samples=20)
+    primary = fit_rbi(data, ice, spec)
+    check = fit_rbi(data, ice, check_spec, reuse=[primary])
+    assert check.draws.full is primary.draws.full
+    assert check.draws is not primary.draws
+    assert check.analyse().pooled.equals(run_rbi(data, ice, check_spec).pooled)
+
+
 def test_bad_delta_table_is_refused(trial: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     data, ice = trial
     with pytest.raises(RbiInputError, match="delta table names arm value"):

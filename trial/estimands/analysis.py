@@ -209,7 +209,7 @@ def estimand_fits(
     """The imputation model of one estimand fitted by ``method`` (the parameter draws of the
     first of ``reuse`` fitted on the same rows are taken instead of drawing them again: with
     post-ICE values in the fit, estimands that differ only in their reference-based strategy
-    share them)."""
+    share them; a check by another method on the same rows takes over the full-data fit)."""
     data, ice = estimand_data(_population(populations, estimand), adice, estimand)
     spec = rbi_spec(config, study, method, n_samples=n_samples, seed=seed)
     return fit_rbi(data, ice, spec, reuse=reuse)
@@ -224,9 +224,13 @@ def estimand_rbi(
     method: str,
     n_samples: int = 200,
     seed: int = 2013,
+    reuse: Sequence[RbiFits] = (),
 ) -> RbiResult:
-    """The reference-based imputation of one estimand by ``method`` (engine result)."""
-    fits = estimand_fits(populations, adice, estimand, config, study, method, n_samples, seed)
+    """The reference-based imputation of one estimand by ``method`` (engine result; what of
+    ``reuse`` applies is taken over: :func:`trial.rbi.fit_rbi`)."""
+    fits = estimand_fits(
+        populations, adice, estimand, config, study, method, n_samples, seed, reuse
+    )
     return fits.analyse()
 
 

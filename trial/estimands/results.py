@@ -14,7 +14,7 @@ includes 0).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -133,9 +133,11 @@ def _check(
     config: EstimandsConfig,
     study: Study,
     primary: pl.DataFrame,
+    reuse: Sequence[RbiFits],
 ) -> pl.DataFrame | str:
     """The check's agreement table, or why it could not be run (a bootstrap draw of the
-    imputation model that does not converge)."""
+    imputation model that does not converge). The imputation model's full-data fit of an
+    estimand fitted on the same rows (in ``reuse``) is taken over."""
     assert estimand.check is not None
     try:
         check = estimand_rbi(
@@ -147,6 +149,7 @@ def _check(
             estimand.check.method,
             n_samples=estimand.check.n_samples,
             seed=estimand.check.seed,
+            reuse=reuse,
         )
     except ImputationModelError as err:
         return f"{estimand.id} check ({estimand.check.method}) could not be run: {err}."
@@ -185,7 +188,7 @@ def _fit_estimands(
         if fits is not None:
             fitted.append(fits)
         if estimand.check is not None:
-            check = _check(populations, adice, estimand, config, study, result)
+            check = _check(populations, adice, estimand, config, study, result, fitted)
             if isinstance(check, str):
                 failures.append(check)
             else:

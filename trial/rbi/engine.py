@@ -71,9 +71,11 @@ class RbiResult:
 @dataclass(frozen=True)
 class Draws:
     """Imputation-model parameters per sample and the subjects' weight in each sample
-    (``weights`` None for the jackknife: sample i is every subject but i)."""
+    (``weights`` None for the jackknife: sample i is every subject but i); ``full`` the
+    full-data fit and ``hessian`` the Hessian of -2 l_R in theta there."""
 
     full: RemlOptimum
+    hessian: np.ndarray
     betas: np.ndarray
     sigmas: np.ndarray
     weights: np.ndarray | None
@@ -190,8 +192,12 @@ def _bootstrap(
     )
 
 
-def draw_parameters(prep: Prepared) -> Draws:
-    """Full-data fit plus the per-sample refits of the spec's method.
+def draw_parameters(
+    prep: Prepared, full_fit: tuple[RemlOptimum, np.ndarray] | None = None
+) -> Draws:
+    """Full-data fit plus the per-sample refits of the spec's method. ``full_fit``: the
+    full-data optimum and Hessian when already fitted on the same rows
+    (:func:`same_fit_rows`), else fitted here.
 
     A bootstrap sample on which the imputation model (or, for conditional mean, a visit's
     ANCOVA) is not estimable - a rare covariate level left out - or whose fit fails is drawn
@@ -199,9 +205,8 @@ def draw_parameters(prep: Prepared) -> Draws:
     """
     spec = prep.spec
     start = time.perf_counter()
-    data = pattern_data(prep)
-    model = UnstructuredReml(data)
-    full, hessian = model.fit()
+    model = UnstructuredReml(pattern_data(prep))
+    full, hessian = model.fit() if full_fit is None else full_fit
     h_inv = np.linalg.inv(hessian)
     seconds = {"full_fit": time.perf_counter() - start}
     start = time.perf_counter()
@@ -212,7 +217,7 @@ def draw_parameters(prep: Prepared) -> Draws:
     else:
         betas, sigmas, weights, fallbacks, redrawn = _bootstrap(prep, model, full, h_inv)
     seconds["refits"] = time.perf_counter() - start
-    return Draws(full, betas, sigmas, weights, fallbacks, redrawn, seconds)
+    return Draws(full, hessian, betas, sigmas, weights, fallbacks, redrawn, seconds)
 
 
 def point_estimates(prep: Prepared) -> np.ndarray:
@@ -479,19 +484,29 @@ class RbiFits:
             return scaled_delta_curves(self.prep, self.draws, deltas, scales)
 
 
+def same_fit_rows(a: Prepared, b: Prepared) -> bool:
+    """Whether the full-data fit of the imputation model of ``a`` is that of ``b``: the same
+    subjects, visits, model columns, fit rows and values (the same pattern sums, added in the
+    same order, so the same optimum to the last bit)."""
+    return (
+        (a.subjects, a.visits, a.terms) == (b.subjects, b.visits, b.terms)
+        and np.array_equal(a.fit_mask, b.fit_mask)
+        and np.array_equal(a.x_own[a.fit_mask], b.x_own[b.fit_mask])
+        and np.array_equal(a.y[a.fit_mask], b.y[b.fit_mask])
+    )
+
+
 def same_fit_inputs(a: Prepared, b: Prepared) -> bool:
     """Whether the parameter draws of ``a`` are those of ``b``: the same method, samples and
-    seed, and the same subjects, groups, visits, model columns, fit rows and values (the ICE
+    seed, the same fit rows (:func:`same_fit_rows`), groups and analysis rows (the ICE
     strategies may differ: they enter the draws only through the fit rows)."""
     sa, sb = a.spec, b.spec
     return (
         (sa.method, sa.n_samples, sa.seed) == (sb.method, sb.n_samples, sb.seed)
-        and (a.subjects, a.groups, a.visits, a.terms) == (b.subjects, b.groups, b.visits, b.terms)
+        and same_fit_rows(a, b)
+        and a.groups == b.groups
         and a.x_analysis.shape == b.x_analysis.shape
         and np.array_equal(a.group_index, b.group_index)
-        and np.array_equal(a.fit_mask, b.fit_mask)
-        and np.array_equal(a.x_own[a.fit_mask], b.x_own[b.fit_mask])
-        and np.array_equal(a.y[a.fit_mask], b.y[b.fit_mask])
         and np.array_equal(a.x_analysis, b.x_analysis)
     )
 
@@ -504,13 +519,18 @@ def fit_rbi(
 ) -> RbiFits:
     """Prepare ``data`` and draw the imputation model's parameters once; or take the draws of
     the first of ``reuse`` fitted on the same rows (:func:`same_fit_inputs`: e.g. the same data
-    under another reference-based strategy, when post-ICE values are fitted)."""
+    under another reference-based strategy, when post-ICE values are fitted). With another
+    method (or samples, or seed) on the same fit rows, only the full-data fit is taken over
+    (:func:`same_fit_rows`: e.g. the check of an estimand, on the estimand's rows)."""
     with one_blas_thread():
         prep = prepare(data, ice, spec)
         for fits in reuse:
             if same_fit_inputs(prep, fits.prep):
                 return RbiFits(prep, fits.draws)
-        return RbiFits(prep, draw_parameters(prep))
+        full_fit = next(
+            ((f.draws.full, f.draws.hessian) for f in reuse if same_fit_rows(prep, f.prep)), None
+        )
+        return RbiFits(prep, draw_parameters(prep, full_fit))
 
 
 def run_rbi_deltas(
