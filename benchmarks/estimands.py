@@ -6,6 +6,10 @@ discontinuation, imputation model ``y ~ arm * visit + base * visit``, ANCOVA ``y
 
 - ``jackknife refits``: the leave-one-out refits one subject at a time
   (``LeaveOneOut.refit`` per subject) against all at once (``LeaveOneOut.refit_all``);
+- ``bootstrap refits``: the ``--samples`` bootstrap draws of approximate Bayesian MI (the
+  estimands' check) with each resample's pattern sums built and refitted alone as it is drawn
+  (``UnstructuredReml.refit``) against all resamples' refits batched
+  (``trial.rbi.bootstrap.BootstrapRefits``, through ``engine._bootstrap``); same resamples;
 - ``tipping curve``: a grid of ``--deltas`` deltas (step 0.05) for the drug arm analysed one
   delta at a time (``RbiFits.analyse``) against ``RbiFits.scaled_delta_curve`` (linear in delta);
 - ``three strategies``: JR, CR and CIR with post-ICE values fitted, each fitted (``fit_rbi``)
@@ -33,9 +37,17 @@ import numpy as np
 import polars as pl
 
 from trial.rbi import fit_rbi
-from trial.rbi.engine import analyse, draw_parameters, pattern_data, scaled_delta_curve
+from trial.rbi.engine import (
+    _bootstrap,
+    _stratified_resample,
+    _valid_resample,
+    analyse,
+    draw_parameters,
+    pattern_data,
+    scaled_delta_curve,
+)
 from trial.rbi.jackknife import LeaveOneOut
-from trial.rbi.prepare import prepare
+from trial.rbi.prepare import Prepared, prepare
 from trial.rbi.reml_fit import UnstructuredReml
 from trial.rbi.simulate import TrialDesign, simulate_trial, simulated_trial_spec
 from trial.rbi.threads import one_blas_thread
@@ -59,12 +71,27 @@ def _jackknife(data: pl.DataFrame, ice: pl.DataFrame) -> tuple[LeaveOneOut, int]
     return LeaveOneOut(prep, model, full, np.linalg.inv(hessian)), prep.n_subjects
 
 
+def _bootstrap_one_at_a_time(
+    prep: Prepared, full_theta: np.ndarray, h_inv: np.ndarray
+) -> np.ndarray:
+    """The bootstrap's betas as they were drawn before the refits were batched: each estimable
+    resample's pattern sums built and refitted alone as soon as it is drawn."""
+    rng = np.random.default_rng(prep.spec.seed)
+    betas = []
+    while len(betas) < prep.spec.n_samples:
+        ids = _stratified_resample(prep, rng)
+        if _valid_resample(prep, ids):
+            betas.append(UnstructuredReml(pattern_data(prep, ids)).refit(full_theta, h_inv)[0].beta)
+    return np.array(betas)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=300)
     parser.add_argument("--visits", type=int, default=6)
     parser.add_argument("--deltas", type=int, default=121)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=200, help="bootstrap draws")
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
     data, ice = simulate_trial(
@@ -142,6 +169,22 @@ def main() -> None:
             one,
             batch,
             float(np.abs(np.array(one[2]) - batch[2]).max()),
+        )
+        bayes = prepare(
+            data, ice, simulated_trial_spec(method="bayes-approx", n_samples=args.samples)
+        )
+        model = UnstructuredReml(pattern_data(bayes))
+        full, hessian = model.fit()
+        h_inv = np.linalg.inv(hessian)
+        alone = _best(lambda: _bootstrap_one_at_a_time(bayes, full.theta, h_inv), args.repeats)
+        batched = _best(lambda: _bootstrap(bayes, model, full, h_inv)[0], args.repeats)
+        row(
+            f"bootstrap refits ({args.samples} samples)",
+            "one resample at a time",
+            "BootstrapRefits",
+            alone,
+            batched,
+            float(np.abs(alone[2] - batched[2]).max()),
         )
         fits = fit_rbi(data, ice.with_columns(strategy=pl.lit("MAR")), fitted_post)
         per_delta = _best(
