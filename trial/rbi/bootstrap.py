@@ -5,7 +5,6 @@ resample). The REML criterion sees the data only through the pattern sums, which
 those weights: with the full data's patterns,
 
     S_P,ac = sum over subjects i in P of w_i z_ia z_ic',   n_P = sum_i in P w_i,
-    N = sum_i w_i m_i,
 
 and a pattern that no resampled subject has contributes nothing (n_P = 0, S_P = 0). So the sums
 of every sample are one matrix product of the weights with per-subject terms, and the refits of
@@ -24,9 +23,10 @@ third of the entries of all S_P,ac). Then, exactly as from the S_P,ac,
 with the full fit's Hessian H0, stopping at the first theta whose decrement g' H0^-1 g is below
 :data:`trial.rbi.reml_fit.REFIT_TOL`, with beta and Sigma evaluated there. A sample whose
 criterion cannot be evaluated (Sigma_P or X'WX not positive definite) or that does not converge
-in :data:`trial.rbi.reml_fit.REFIT_MAX_ITER` steps is reported as not done: the caller refits
-it alone (with the fallbacks of ``refit``). The estimates are those of refitting each sample's
-own pattern sums up to rounding (the sums are added in another order).
+in :data:`trial.rbi.reml_fit.REFIT_MAX_ITER` steps is reported as not done: the caller takes
+it to the fallback of ``refit`` alone. The estimates are those of refitting each sample's own
+pattern sums up to rounding (the sums are added in another order). The steps need the
+gradient, beta and Sigma only, not the criterion's value.
 """
 
 from __future__ import annotations
