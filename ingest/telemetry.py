@@ -13,9 +13,9 @@ deliveries. The telemetry is read in two phases, each in memory bounded by a bat
    text itself (``raw_text``) is kept only on the lines the resolution reads it from
    (:func:`keep_needed_text`); elsewhere it is null.
 2. :func:`resolve_telemetry` (the ``raw_datasets`` step, over every delivery): the events of
-   the landing manifest's current files are taken one range of devices at a time, in a
-   stable layout (:data:`RANGES`: a device's range is a hash of its serial, so it never
-   moves); each range drops exact duplicate lines and is summarised into sessions. A range
+   the landing manifest's current files are taken in batches of whole ranges of devices, in
+   a stable layout (:data:`RANGES`: a device's range is a hash of its serial, so it never
+   moves); each batch drops exact duplicate lines and is summarised into sessions. A range
    holds every event of its devices from every delivery, which makes both rules exact: an
    exact duplicate line has the same ``dev``, and a session (``dev``, ``sid``) spanning files
    or deliveries is joined whole. Duplicates are found by ``line_hash`` and decided on the
@@ -75,6 +75,7 @@ SESSIONS = "vendor_b_sessions"
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
 few ranges skips most of a delivery's file by the row groups' ``range`` statistics."""
+
 RANGES = 128
 """The stable range layout: device ``dev`` belongs to range ``crc32(dev) % RANGES`` whatever the
 trial's size or history, so a new delivery touches only the ranges of its devices (and the
@@ -252,40 +253,85 @@ def range_signatures(index: pl.DataFrame, current: pl.DataFrame, salt: str) -> d
     return signatures
 
 
-def _resolve_range(
+def _resolve_batch(
     parsed: pl.DataFrame, tolerance_pct: float, raw_root: Path
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """One range's parsed events (every delivery's) -> (distinct kept events in file and line
-    order, sessions, quarantine, findings). Texts the parsed events did not keep are read
-    back from ``raw_root`` where a rule needs them (:func:`with_raw_text`)."""
-    contract = load_contract(DATASET)
+    """Whole ranges' parsed events (every delivery's, with ``range``) -> (distinct kept events
+    with ``range``, in range then file and line order; sessions, quarantine and findings, each
+    with the ``range`` of its device). Texts the parsed events did not keep are read back
+    from ``raw_root`` where a rule needs them (:func:`with_raw_text`).
+
+    Every rule is exact on whole ranges taken together as on each range alone: an exact
+    duplicate line and a session (``dev``, ``sid``) never span two ranges (both have one
+    device), and the other rules are row-local. So a batch is resolved at once, and its
+    distinct events are cut into one part per range afterwards (by slices, no copy)."""
     lineage = ["source_file", "source_line"]
     rows, q_values = plausibility(parsed, DATASET)
-    if q_values["raw_text"].null_count():
+    if q_values.height:
         rejected = parsed.join(q_values.select(lineage), on=lineage, how="semi")
-        texts = with_raw_text(rejected, raw_root).select(*lineage, "raw_text")
+        texts = with_raw_text(rejected, raw_root).select(*lineage, "raw_text", "range")
         q_values = q_values.drop("raw_text").join(
             texts, on=lineage, how="left", maintain_order="left"
         )
-    rows = with_raw_text(rows, raw_root, rows["line_hash"].is_duplicated())
-    # In file and line order: the same rows in the same order whatever the order in which
-    # the deliveries were read.
-    distinct = drop_duplicates(rows).select(contract.columns).sort("source_file", "source_line")
+    else:
+        q_values = q_values.with_columns(range=pl.lit(None, dtype=pl.Int64))
+    repeated = rows["line_hash"].is_duplicated()
+    rows = with_raw_text(rows, raw_root, repeated)
+    # In range, then file and line order: the same rows in the same order whatever the order
+    # in which the deliveries were read.
+    distinct = drop_duplicates(rows, repeated).sort(_range_file_line())
     back = backwards_events(distinct)
-    q_order = backwards_quarantine(
-        with_raw_text(
-            distinct.filter(back).join(rows.select(*lineage, "line_hash", "raw_text"), on=lineage),
-            raw_root,
-        )
+    out_of_order = with_raw_text(
+        distinct.filter(back)
+        .drop("range")
+        .join(rows.select(*lineage, "line_hash", "raw_text", "range"), on=lineage),
+        raw_root,
     )
+    q_order = backwards_quarantine(out_of_order).with_columns(range=out_of_order["range"])
     # Only lines with an odd key count are looked at; of those, the distinct ones count (the
     # join, a hash table of every distinct event, only when there is a finding to keep).
     findings = key_findings(rows)
-    if findings.height:
-        findings = findings.join(distinct.select(lineage), on=lineage, how="semi")
+    findings = (
+        findings.join(distinct.select(*lineage, "range"), on=lineage, maintain_order="left")
+        if findings.height
+        else findings.with_columns(range=pl.lit(None, dtype=pl.Int64))
+    )
     distinct = distinct.filter(~back)
     sessions = summarise_sessions(distinct, tolerance_pct).collect()
-    return distinct, sessions, combine([q_values, q_order]), findings
+    devices = range_of(sessions["device_serial"].unique()).rename({"dev": "device_serial"})
+    sessions = sessions.join(devices, on="device_serial", maintain_order="left", nulls_equal=True)
+    quarantine = pl.concat([q_values, q_order.select(q_values.columns)])
+    return distinct, sessions, quarantine, findings
+
+
+def _range_file_line() -> pl.Expr:
+    """One UInt64 per event that orders by ``range``, then ``source_file`` (as strings), then
+    ``source_line``: the range times 2^56 plus the rank of the file among the frame's files
+    times 2^32 plus the line (a range is below 2^8, a batch has fewer than 2^24 files and a file
+    fewer than 2^32 lines). Sorting by it costs about half a sort on the three columns (no
+    string comparisons)."""
+    file = pl.col("source_file")
+    rank = file.rank("dense").cast(pl.UInt64) - 1
+    return (
+        pl.col("range").cast(pl.UInt64) * 2**56
+        + rank * 2**32
+        + pl.col("source_line").cast(pl.UInt64)
+    )
+
+
+def _range_parts(distinct: pl.DataFrame, numbers: Sequence[int]) -> dict[int, pl.DataFrame]:
+    """``distinct`` (sorted by ``range``) cut into one frame per range of ``numbers`` (slices,
+    no copy; a range without distinct events gets an empty frame), in contract columns."""
+    columns = load_contract(DATASET).columns
+    runs = distinct.group_by("range", maintain_order=True).len()
+    starts = dict.fromkeys(numbers, (0, 0))
+    offset = 0
+    for number, n in runs.iter_rows():
+        starts[int(number)] = (offset, n)
+        offset += n
+    return {
+        number: distinct.slice(start, n).select(columns) for number, (start, n) in starts.items()
+    }
 
 
 SUMMARIES = ("sessions", "quarantine", "findings")
@@ -338,10 +384,11 @@ def resolve_telemetry(
     (``source_file``: the landing manifest's current versions, under ``raw_root``) and their
     sessions.
 
-    Events are resolved one range of devices at a time (:data:`RANGES`, a stable layout); an
-    exact duplicate line has the same ``dev`` and a session spanning files or deliveries is
-    joined whole, so each range is exact alone. Exact duplicate lines are dropped and counted
-    by the reader's rule (first by file, then line); sessions are summarised by
+    Events are resolved in batches of whole ranges of devices (:data:`RANGES`, a stable
+    layout); an exact duplicate line has the same ``dev`` and a session spanning files or
+    deliveries is joined whole, so each range is exact alone, and so is a batch of them.
+    Exact duplicate lines are dropped and counted by the reader's rule (first by file, then
+    line); sessions are summarised by
     :func:`~ingest.device_sessions.summarise_sessions` (``tolerance_pct``: the study's
     ``treatment.current_tolerance_pct``). ``workers``: batches resolved at once (default: the
     cores; peak memory about workers x ``max_batch_events`` events).
@@ -356,15 +403,23 @@ def resolve_telemetry(
     reuse = salt is not None and "sha256" in current.columns
     stored = _read_index(events_dir) if reuse else {}
     scans = [p.select(parsed_schema().names()) for p in parsed]
-    files = current.select("source_file").unique().lazy()
-    events = pl.concat(scans).join(files, on="source_file", how="semi") if scans else None
-    if events is None:
+    delivered = pl.concat(scans) if scans else None
+    if delivered is None:
         per_file = pl.DataFrame(
             schema={"source_file": pl.String, "range": pl.Int64, "len": pl.UInt32}
         )
     else:
-        per_file = events.group_by("source_file", "range").len().collect(engine="streaming")
-    index = per_file
+        per_file = delivered.group_by("source_file", "range").len().collect(engine="streaming")
+    is_current = pl.col("source_file").is_in(current["source_file"].implode())
+    index = per_file.filter(is_current)
+    # Events of files a later delivery superseded are left out (a first run has none, and
+    # skips the filter: a hash of every event's file name).
+    superseded = per_file.filter(~is_current)["source_file"].unique()
+    events = (
+        delivered.filter(~pl.col("source_file").is_in(superseded.implode()))
+        if delivered is not None and superseded.len()
+        else delivered
+    )
     ranges = sorted(int(r) for r in index["range"].unique())
     key = f"{salt}\ttolerance {tolerance_pct!r}"
     signatures = (
@@ -386,15 +441,10 @@ def resolve_telemetry(
         # are sorted by range); the list keeps out the reused ranges between the batch's.
         span = pl.col("range").is_between(batch[0], batch[-1])
         rows = events.filter(span & pl.col("range").is_in(batch)).collect()
-        out: dict[str, list[pl.DataFrame]] = {name: [] for name in SUMMARIES}
-        for (number,), part in rows.partition_by("range", as_dict=True, include_key=False).items():
-            distinct, sessions, quarantine, findings = _resolve_range(
-                part, tolerance_pct, Path(raw_root)
-            )
-            _write_whole(distinct, _part(events_dir, int(number)))
-            for name, frame in zip(SUMMARIES, (sessions, quarantine, findings), strict=True):
-                out[name].append(frame.with_columns(range=pl.lit(number, dtype=pl.Int64)))
-        return {name: pl.concat(frames) for name, frames in out.items() if frames}
+        distinct, *summaries = _resolve_batch(rows, tolerance_pct, Path(raw_root))
+        for number, part in _range_parts(distinct, batch).items():
+            _write_whole(part, _part(events_dir, number))
+        return dict(zip(SUMMARIES, summaries, strict=True))
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         computed = list(pool.map(resolve, pack_ranges(counts, max_batch_events)))

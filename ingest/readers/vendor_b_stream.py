@@ -297,18 +297,18 @@ def line_hash(text: pl.Expr) -> pl.Expr:
     return text.hash()
 
 
-def drop_duplicates(events: pl.DataFrame) -> pl.DataFrame:
+def drop_duplicates(events: pl.DataFrame, repeated: pl.Series) -> pl.DataFrame:
     """The reader's :func:`~ingest.readers.vendor_b.drop_duplicate_lines` on hashes:
     ``events`` carry ``line_hash`` (:func:`line_hash` of each line's text) and ``raw_text``,
-    which may be null on lines whose hash is unique in ``events``. Such a line cannot have a
-    copy (``n_duplicates`` 0); the reader's own function decides among the rest (true copies
-    and any hash collisions) on the exact text. Adds ``n_duplicates``; removes ``raw_text``
-    and ``line_hash``."""
-    dup = events["line_hash"].is_duplicated()
-    copies = events.filter(dup).drop("line_hash")
+    which may be null on lines whose hash is unique in ``events``; ``repeated`` is
+    ``events["line_hash"].is_duplicated()`` (the caller has it already). A line whose hash is
+    unique cannot have a copy (``n_duplicates`` 0); the reader's own function decides among
+    the rest (true copies and any hash collisions) on the exact text. Adds ``n_duplicates``;
+    removes ``raw_text`` and ``line_hash``."""
+    copies = events.filter(repeated).drop("line_hash")
     if copies["raw_text"].null_count():
         raise ValueError("drop_duplicates: a line whose hash repeats has no text to compare")
-    unique = events.filter(~dup).select(
+    unique = events.filter(~repeated).select(
         pl.exclude("raw_text", "line_hash"), n_duplicates=pl.lit(0, dtype=pl.Int64)
     )
     return pl.concat([unique, drop_duplicate_lines(copies).select(unique.columns)])
