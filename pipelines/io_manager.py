@@ -19,8 +19,9 @@ one scan (or frame) of its parts, in order.
 A partitioned asset (one partition per delivery, ``docs/incremental.md``) returns a dict
 ``{partition key: value}`` for the partitions of its run (one or a range) and is stored per
 partition: a frame at ``<out_dir>/partitions/<asset>/<key>.parquet``, a dict of named frames
-as a folder ``<out_dir>/partitions/<asset>/<key>/<name>.parquet``, in row groups of
-:data:`ingest.telemetry.ROW_GROUP_ROWS` rows (a scan for a few devices of a delivery's
+as a folder ``<out_dir>/partitions/<asset>/<key>/<name>.parquet``, as
+:func:`ingest.telemetry.write_parsed` writes them (LZ4, in row groups of
+:data:`ingest.telemetry.ROW_GROUP_ROWS` rows: a scan for a few devices of a delivery's
 telemetry reads only theirs). A downstream asset loads the partitions it depends on as a dict
 ``{partition key: stored value}`` with each frame as a lazy scan; a partition never
 materialised is left out, so the downstream asset decides what a missing one means.
@@ -37,7 +38,7 @@ import dagster as dg
 import polars as pl
 
 from ingest.source_format import TableParts
-from ingest.telemetry import ROW_GROUP_ROWS
+from ingest.telemetry import write_parsed
 from pipelines.freshness import REUSED, file_digest, files_digest, record_content
 from pipelines.stored_parts import parts_folder, scan_stored, store_parts
 from pipelines.write_whole import aside, written_whole
@@ -105,7 +106,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(value, pl.DataFrame):
                 with written_whole(path.with_suffix(".parquet")) as writing:
-                    value.write_parquet(writing, row_group_size=ROW_GROUP_ROWS)
+                    write_parsed(value, writing)
                 rows[key] = value.height
                 continue
             if not isinstance(value, dict) or not all(
@@ -117,9 +118,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             shutil.rmtree(writing, ignore_errors=True)
             writing.mkdir()
             for frame_name, frame in value.items():
-                frame.write_parquet(
-                    writing / f"{frame_name}.parquet", row_group_size=ROW_GROUP_ROWS
-                )
+                write_parsed(frame, writing / f"{frame_name}.parquet")
             shutil.rmtree(path, ignore_errors=True)
             writing.rename(path)
             rows[key] = sum(f.height for f in value.values())
