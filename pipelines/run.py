@@ -16,6 +16,7 @@ value of each whose inputs came out unchanged (``pipelines.freshness.reusable``)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -396,25 +397,25 @@ def run_demo(
 ) -> RunReport:
     """The README's demo: simulate the bundled study if no raw root is given, then run it.
 
-    A simulated study's sealed list is ours to open, so the demo runs unblinded (the
-    explicit ``unblind_path`` route, logged like any other) into ``OUT/run``, and says so;
+    Run again on the same ``out_dir`` with the same ``subjects`` and ``seed``, the demo runs
+    on the trial it simulated before (:func:`_demo_simulation`): nothing changed, so nothing
+    is recomputed, and it says so. A simulated study's sealed list is ours to open, so the
+    demo runs unblinded (the explicit ``unblind_path`` route, logged like any other) into
+    ``OUT/run``, and says so;
     ``blinded`` leaves the list closed and writes to ``OUT/run_blinded``. A given ``raw_dir``
     has no sealed list the demo knows of: that run is blinded either way.
     """
-    from trial.simulate import simulate_trial
+    from trial.simulate import sealed_dir_for
 
     preamble: list[str] = []
     unblind: Path | None = None
     if raw_dir is None:
         raw_dir = out_dir / "raw"
-        if progress is not None:
-            progress.phase(f"simulating the demo study ({subjects} subjects)", 0)
-        summary = simulate_trial(load_study(), n_subjects=subjects, seed=seed, raw_dir=raw_dir)
-        preamble.extend(summary.lines())
+        preamble.extend(_demo_simulation(out_dir, raw_dir, subjects, seed, progress))
         if blinded:
             preamble.append("The sealed list stays closed (--blinded): a BLINDED run.")
         else:
-            unblind = summary.sealed_dir / "randomisation.csv"
+            unblind = sealed_dir_for(raw_dir) / "randomisation.csv"
             preamble.append(
                 f"The demo opens the simulated sealed list {unblind}: an UNBLINDED run "
                 "(ionto demo --blinded for a blinded one)."
@@ -423,3 +424,47 @@ def run_demo(
     report = run_pipeline(raw_dir=raw_dir, out_dir=run_dir, unblind_path=unblind, progress=progress)
     report.preamble = preamble + report.preamble
     return report
+
+
+DEMO_SIMULATION = "simulation.json"
+"""Beside the demo's raw tree (``OUT/simulation.json``): the study, subjects and seed it was
+simulated with, written once the simulation is whole."""
+
+
+def _demo_simulation(
+    out_dir: Path, raw_dir: Path, subjects: int, seed: int, progress: RunProgress | None
+) -> list[str]:
+    """Simulate the bundled study into ``raw_dir`` (and its sealed folder) unless the demo
+    simulated it there before with the same study, subjects and seed; returns the lines that
+    say which. Anything else in those folders (another simulation, one that did not finish,
+    files put there) is refused with what to do: nothing is ever deleted."""
+    from trial.simulate import sealed_dir_for, simulate_trial
+
+    study = load_study()
+    wanted = {"study": study.study_id, "subjects": subjects, "seed": seed}
+    record = out_dir / DEMO_SIMULATION
+    try:
+        earlier = json.loads(record.read_text("utf-8")) if record.is_file() else None
+    except ValueError:
+        earlier = None
+    if earlier == wanted and raw_dir.is_dir():
+        return [
+            f"The demo study simulated earlier ({subjects} subjects, seed {seed}) is in "
+            f"{raw_dir}: run again on it (remove {out_dir} to simulate it anew)."
+        ]
+    for folder in (raw_dir, sealed_dir_for(raw_dir)):
+        if folder.is_dir() and any(folder.iterdir()):
+            held = (
+                f"a simulation of {earlier.get('subjects')} subjects (seed {earlier.get('seed')})"
+                if isinstance(earlier, dict)
+                else "files the demo did not simulate, or a simulation that did not finish"
+            )
+            raise UsageError(
+                f"{folder} holds {held}: remove {out_dir}, or give another --out, to simulate "
+                f"{subjects} subjects (seed {seed})"
+            )
+    if progress is not None:
+        progress.phase(f"simulating the demo study ({subjects} subjects)", 0)
+    summary = simulate_trial(study, n_subjects=subjects, seed=seed, raw_dir=raw_dir)
+    record.write_text(json.dumps(wanted), encoding="utf-8")
+    return summary.lines()

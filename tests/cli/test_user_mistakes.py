@@ -190,3 +190,26 @@ def test_capture_on_a_port_that_is_not_there(tmp_path: Path, device: str) -> Non
     said = (result.stdout + result.stderr).splitlines()
     waiting = [line for line in said if "waiting" in line]
     assert len(waiting) == 1 and "Connection refused" in waiting[0]
+
+
+def test_the_demo_run_again_reuses_its_trial_and_refuses_another_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    """``ionto demo`` twice on one folder: the second run uses the trial the first simulated
+    (nothing changed, nothing recomputed); another size, or files the demo did not simulate,
+    in that folder end in one line that says what to do."""
+    out = tmp_path / "demo"
+    first = ionto("demo", "--out", out, "--subjects", "12", "--blinded", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = ionto("demo", "--out", out, "--subjects", "12", "--blinded", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "simulated earlier (12 subjects, seed" in again.stdout
+    assert "nothing changed" in again.stdout
+    line = one_line(ionto("demo", "--out", out, "--subjects", "13", "--blinded", cwd=tmp_path))
+    assert "holds a simulation of 12 subjects" in line and f"remove {out}" in line
+    stray = tmp_path / "stray"
+    (stray / "raw").mkdir(parents=True)
+    (stray / "raw" / "notes.txt").write_text("mine", "utf-8")
+    line = one_line(ionto("demo", "--out", stray, "--subjects", "12", cwd=tmp_path))
+    assert "files the demo did not simulate" in line and "give another --out" in line
+    assert (stray / "raw" / "notes.txt").read_text("utf-8") == "mine"
