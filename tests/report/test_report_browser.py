@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
+import trial.report.pdf as pdf
 from trial.report.pdf import (
     Chromium,
     PrintBrowser,
@@ -172,3 +174,15 @@ def test_a_print_that_hangs_is_stopped_at_its_timeout(tmp_path):
         printing.wait()
     assert not printing.chromium.is_running()
     assert list(tmp_path.glob("*.pdf")) == [] and list(tmp_path.glob(".*")) == []
+
+
+def test_without_chromium_a_print_says_how_to_install_it_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(pdf, "find_chromium", lambda: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    html = _write(tmp_path, "page", "<html><body><p>one page</p></body></html>")
+    with pytest.raises(FileNotFoundError, match="apt-get install -y chromium"):
+        start_pdf_print(html, tmp_path / "page.pdf")
+    browser = PrintBrowser()
+    browser.start()
+    assert browser.chromium is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]

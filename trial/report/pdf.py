@@ -85,6 +85,8 @@ class Chromium:
     at a time."""
 
     def __init__(self) -> None:
+        if find_chromium() is None:  # before any descriptor or folder is made
+            raise FileNotFoundError("Chromium is not installed (apt-get install -y chromium)")
         self._profile = tempfile.TemporaryDirectory(prefix="ionto-chromium-")
         # Chromium's log goes to a file: a pipe nobody reads could fill and stall it.
         self._log = (Path(self._profile.name) / "chromium.log").open("w+", encoding="utf-8")
@@ -98,16 +100,24 @@ class Chromium:
         for fd in (commands_in, answers_out):
             os.close(fd)
         shell = f'exec "$@" 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-'
-        self._process = subprocess.Popen(
-            ["/bin/bash", "-c", shell, "bash", *_command(self._profile.name, [PIPE_FLAG])],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            pass_fds=(child_in, child_out),
-            start_new_session=True,  # its own process group: kill() reaches every process
-        )
-        for fd in (child_in, child_out):
-            os.close(fd)
+        try:
+            self._process = subprocess.Popen(
+                ["/bin/bash", "-c", shell, "bash", *_command(self._profile.name, [PIPE_FLAG])],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log,
+                pass_fds=(child_in, child_out),
+                start_new_session=True,  # its own process group: kill() reaches every process
+            )
+        except OSError:
+            for fd in (commands_out, answers_in):
+                os.close(fd)
+            self._log.close()
+            self._profile.cleanup()
+            raise
+        finally:
+            for fd in (child_in, child_out):
+                os.close(fd)
         self._commands = commands_out
         self._answers = answers_in
         self._received = b""
