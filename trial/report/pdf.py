@@ -58,11 +58,16 @@ Debian's wrapper script. A print's wall time is mostly start-up (a one-line page
 utility processes)."""
 
 
-def _command(profile: str, args: list[str]) -> list[str]:
+def _installed_chromium() -> Path:
+    """The Chromium executable; FileNotFoundError saying how to install it if there is none."""
     chromium = find_chromium()
     if chromium is None:
         raise FileNotFoundError("Chromium is not installed (apt-get install -y chromium)")
-    return [str(chromium), *HEADLESS_FLAGS, f"--user-data-dir={profile}", *args]
+    return chromium
+
+
+def _command(profile: str, args: list[str]) -> list[str]:
+    return [str(_installed_chromium()), *HEADLESS_FLAGS, f"--user-data-dir={profile}", *args]
 
 
 def _run_headless(args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -85,8 +90,7 @@ class Chromium:
     at a time."""
 
     def __init__(self) -> None:
-        if find_chromium() is None:  # before any descriptor or folder is made
-            raise FileNotFoundError("Chromium is not installed (apt-get install -y chromium)")
+        _installed_chromium()  # before any descriptor or folder is made
         self._profile = tempfile.TemporaryDirectory(prefix="ionto-chromium-")
         # Chromium's log goes to a file: a pipe nobody reads could fill and stall it.
         self._log = (Path(self._profile.name) / "chromium.log").open("w+", encoding="utf-8")
