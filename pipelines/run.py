@@ -401,9 +401,9 @@ def run_demo(
     on the trial it simulated before (:func:`_demo_simulation`): nothing changed, so nothing
     is recomputed, and it says so. A simulated study's sealed list is ours to open, so the
     demo runs unblinded (the explicit ``unblind_path`` route, logged like any other) into
-    ``OUT/run``, and says so;
-    ``blinded`` leaves the list closed and writes to ``OUT/run_blinded``. A given ``raw_dir``
-    has no sealed list the demo knows of: that run is blinded either way.
+    ``OUT/run``, and says so; ``blinded`` leaves the list closed and writes to
+    ``OUT/run_blinded``. A given ``raw_dir`` has no sealed list the demo knows of: that run is
+    blinded either way.
     """
     from trial.simulate import sealed_dir_for
 
