@@ -28,6 +28,7 @@ def check_run_arguments(
     is :func:`study.load_study`'s); the output folder is created last, so that a mistake
     elsewhere leaves no folder behind."""
     check_raw_dir(raw_dir)
+    check_out_outside_raw(raw_dir, out_dir)
     if unblind_path is not None:
         check_sealed_list(unblind_path, study)
     prepare_out_dir(out_dir)
@@ -53,6 +54,23 @@ def check_raw_dir(raw_dir: Path) -> None:
         raise UsageError(
             f"--raw {raw_dir}: every delivery folder is empty or still being written (names "
             "starting with '.' or ending in .tmp/.part); wait for a complete delivery"
+        )
+
+
+def check_out_outside_raw(
+    raw_dir: Path, out_dir: Path, names: tuple[str, str] = ("--raw", "--out")
+) -> None:
+    """The output folder must not be the raw root or inside it: the landing scan reads every
+    file under the raw root, so the run's own outputs would be quarantined as files outside
+    any delivery folder (``UNKNOWN_FOLDER``, hundreds of rows in the data-quality report), and
+    the raw tree would change with every run, which then never finds "nothing changed".
+    Links are followed (:meth:`pathlib.Path.resolve`). ``names``: how the two folders are
+    given (options of ``ionto run``, or the environment variables of ``dagster dev``)."""
+    raw, out = Path(raw_dir).resolve(), Path(out_dir).resolve()
+    if out == raw or raw in out.parents:
+        raise UsageError(
+            f"{names[1]} {out_dir} is inside {names[0]} {raw_dir}: the run's outputs would be "
+            "read as deliveries; give an output folder outside the delivery root"
         )
 
 

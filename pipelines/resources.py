@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.preflight import check_out_outside_raw
 from study import Study, load_study
 
 
@@ -33,10 +34,15 @@ class TrialSettings(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> TrialSettings:
-        """Settings for ``dagster dev``: IONTO_RAW, IONTO_OUT, IONTO_STUDY, IONTO_UNBLIND."""
+        """Settings for ``dagster dev``: IONTO_RAW, IONTO_OUT, IONTO_STUDY, IONTO_UNBLIND. An
+        output folder inside the raw root stops the code location from loading, with the
+        line that says so (:func:`pipelines.preflight.check_out_outside_raw`)."""
+        raw_dir = os.environ.get("IONTO_RAW", str(Path("out/demo/raw").resolve()))
+        out_dir = os.environ.get("IONTO_OUT", str(Path("out/demo/run").resolve()))
+        check_out_outside_raw(Path(raw_dir), Path(out_dir), ("IONTO_RAW", "IONTO_OUT"))
         return cls(
-            raw_dir=os.environ.get("IONTO_RAW", str(Path("out/demo/raw").resolve())),
-            out_dir=os.environ.get("IONTO_OUT", str(Path("out/demo/run").resolve())),
+            raw_dir=raw_dir,
+            out_dir=out_dir,
             study_path=os.environ.get("IONTO_STUDY", ""),
             unblind_path=os.environ.get("IONTO_UNBLIND", ""),
         )

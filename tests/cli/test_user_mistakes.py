@@ -4,6 +4,7 @@ exit and no traceback, before anything is written (the ``ionto`` command as a us
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -213,3 +214,20 @@ def test_the_demo_run_again_reuses_its_trial_and_refuses_another_in_its_folder(
     line = one_line(ionto("demo", "--out", stray, "--subjects", "12", cwd=tmp_path))
     assert "files the demo did not simulate" in line and "give another --out" in line
     assert (stray / "raw" / "notes.txt").read_text("utf-8") == "mine"
+
+
+@pytest.mark.parametrize("where", ["inside", "same", "through a link"])
+def test_an_output_folder_inside_the_raw_root(tmp_path: Path, where: str) -> None:
+    """The landing scan reads everything under the raw root: outputs written there would be
+    quarantined as unknown folders at the next run, and the tree would never be unchanged."""
+    raw = tmp_path / "raw"
+    shutil.copytree(MINI_RAW, raw)
+    out = {"inside": raw / "out", "same": raw, "through a link": tmp_path / "link" / "out"}[where]
+    (tmp_path / "link").symlink_to(raw)
+    before = sorted(p.relative_to(raw) for p in raw.rglob("*"))
+    line = one_line(ionto("run", "--raw", raw, "--out", out, cwd=tmp_path))
+    assert line == (
+        f"ionto run: --out {out} is inside --raw {raw}: the run's outputs would be read as "
+        "deliveries; give an output folder outside the delivery root"
+    )
+    assert sorted(p.relative_to(raw) for p in raw.rglob("*")) == before  # nothing written

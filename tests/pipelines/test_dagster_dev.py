@@ -14,6 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pipelines.preflight import UsageError
+from pipelines.resources import TrialSettings
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -91,3 +96,21 @@ def test_dagster_dev_shows_groups_and_checks(small_raw: Path, tmp_path: Path) ->
     assert assets["adsl"]["groupName"] == "analysis_ready"
     assert assets["adsl"]["hasAssetChecks"] and assets["dm"]["hasAssetChecks"]
     assert assets["mmrm_primary"]["groupName"] == "models"
+
+
+def test_an_output_folder_inside_the_raw_root_stops_the_code_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``dagster dev`` loads takes its folders from the environment: an ``IONTO_OUT``
+    inside ``IONTO_RAW`` stops the load with the line the UI shows, naming the variables."""
+    raw = tmp_path / "raw"
+    monkeypatch.setenv("IONTO_RAW", str(raw))
+    monkeypatch.setenv("IONTO_OUT", str(raw / "ui"))
+    with pytest.raises(UsageError) as refused:
+        TrialSettings.from_env()
+    assert str(refused.value) == (
+        f"IONTO_OUT {raw / 'ui'} is inside IONTO_RAW {raw}: the run's outputs would be read "
+        "as deliveries; give an output folder outside the delivery root"
+    )
+    monkeypatch.setenv("IONTO_OUT", str(tmp_path / "ui"))
+    assert TrialSettings.from_env().out_dir == str(tmp_path / "ui")
