@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -49,6 +50,35 @@ from pipelines.write_whole import written_whole
 CHECK_BATCH_ROWS = 1_000_000
 CHECKS = ".checks"
 """Folder of ``OUT`` keeping each checked part's results (:func:`check_parts`)."""
+
+
+FAILING = "failing"
+"""The metadata entry of a contract check that lists its failing rules, blocking first
+(:func:`failing_rules` reads it back)."""
+
+
+def _failing(result: CheckResult) -> dict[str, Any]:
+    return {
+        "rule": result.name,
+        "severity": result.severity,
+        "failing": result.n_failing,
+        "sample": list(result.sample[:3]),
+    }
+
+
+def failing_rules(metadata: Mapping[str, Any], most: int = 3) -> str:
+    """The failing rules a contract check's ``metadata`` lists, as one line for a run's
+    summary: ``validValues:centre_id (blocking): 46 failing, e.g. C01, C01, C01``, at most
+    ``most`` of them, blocking first ("" when the metadata lists none)."""
+    entry = metadata.get(FAILING)
+    rules: list[dict[str, Any]] = list(getattr(entry, "value", entry) or [])
+    rules.sort(key=lambda r: r["severity"] != BLOCKING)
+    parts = []
+    for rule in rules[:most]:
+        sample = f", e.g. {', '.join(map(str, rule['sample']))}" if rule["sample"] else ""
+        parts.append(f"{rule['rule']} ({rule['severity']}): {rule['failing']} failing{sample}")
+    more = f"; and {len(rules) - most} more rules" if len(rules) > most else ""
+    return "; ".join(parts) + more
 
 
 def _rule_table(results: list[CheckResult]) -> str:
@@ -115,6 +145,7 @@ def contract_check_result(
             "rules": dg.MetadataValue.int(len(results)),
             "failed_rules": dg.MetadataValue.int(len(failed)),
             "blocking_failures": dg.MetadataValue.json([r.name for r in blocking]),
+            FAILING: dg.MetadataValue.json([_failing(r) for r in failed]),
             "results": dg.MetadataValue.md(_rule_table(failed or results[:10])),
         },
     )

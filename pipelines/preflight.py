@@ -28,6 +28,7 @@ def check_run_arguments(
     is :func:`study.load_study`'s); the output folder is created last, so that a mistake
     elsewhere leaves no folder behind."""
     check_raw_dir(raw_dir)
+    check_centres(raw_dir, study)
     check_out_outside_raw(raw_dir, out_dir)
     if unblind_path is not None:
         check_sealed_list(unblind_path, study)
@@ -54,6 +55,23 @@ def check_raw_dir(raw_dir: Path) -> None:
         raise UsageError(
             f"--raw {raw_dir}: every delivery folder is empty or still being written (names "
             "starting with '.' or ending in .tmp/.part); wait for a complete delivery"
+        )
+
+
+def check_centres(raw_dir: Path, study: Study) -> None:
+    """At least one centre folder of ``--raw`` that holds a delivery is a centre of the
+    study: when none is, the deliveries belong to another trial, or the study file is another
+    trial's (every subject would be quarantined, and the run would stop at the first table
+    built from them). Some unknown centres among known ones are the data's problem, named in
+    the data-quality report."""
+    from ingest.deliveries import delivery_folders
+
+    found = sorted({folder.parent.name for folder in delivery_folders(raw_dir)})
+    if found and not set(found) & set(study.centres):
+        raise UsageError(
+            f"--raw {raw_dir} holds deliveries of centres {', '.join(found[:6])}"
+            f"{' ...' if len(found) > 6 else ''}, none of study {study.study_id}'s "
+            f"({', '.join(study.centres)}); give this trial's study file with --study"
         )
 
 

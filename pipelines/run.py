@@ -37,6 +37,7 @@ from ingest.source_format import SourceFormat
 from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.assets.reports import INVESTIGATOR_REPORT
 from pipelines.blinding_record import check_instance, check_output_folder, claim_output_folder
+from pipelines.checks import failing_rules
 from pipelines.definitions import build_definitions
 from pipelines.freshness import (
     Freshness,
@@ -67,6 +68,8 @@ class RunReport:
     seconds: float
     failed_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    failing_rules: dict[str, str] = field(default_factory=dict)
+    """Each failed check's failing rules, in one line (:func:`pipelines.checks.failing_rules`)."""
     preamble: list[str] = field(default_factory=list)
     deliveries_read: list[str] = field(default_factory=list)
     deliveries_total: int = 0
@@ -103,7 +106,9 @@ class RunReport:
             f"{len(self.reused)} unchanged and reused ({self.refresh_seconds:.1f} s)"
         )
         lines += [f"  failed step: {s}" for s in self.failed_steps]
-        lines += [f"  failed check: {c}" for c in self.failed_checks]
+        for check in self.failed_checks:
+            rules = self.failing_rules.get(check, "")
+            lines.append(f"  failed check: {check}" + (f": {rules}" if rules else ""))
         if self.log_path is not None:
             lines.append(f"  log:     {self.log_path}")
         lines += [
@@ -124,6 +129,8 @@ def _step_failure(event: dg.DagsterEvent) -> str:
         error = error.cause
     lines = error.message.strip().splitlines() if error is not None else []
     first = lines[0].split(": ", 1)[-1] if lines else ""
+    if first.endswith(":") and len(lines) > 1:  # "N blocking asset checks failed ...:", which
+        first = f"{first} {', '.join(line.strip() for line in lines[1:])}"
     return f"{event.step_key or '?'}: {first}" if first else event.step_key or "?"
 
 
@@ -349,11 +356,9 @@ def _run_locked(
             refresh_seconds = time.perf_counter() - refresh_started
     events = [e for r in results for e in r.all_events]
     failed_steps = [_step_failure(e) for e in events if e.is_step_failure]
+    failed = [e for r in results for e in r.get_asset_check_evaluations() if not e.passed]
     failed_checks = [
-        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}"
-        for r in results
-        for e in r.get_asset_check_evaluations()
-        if not e.passed
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}" for e in failed
     ]
     return RunReport(
         success=read_ok and all(r.success for r in results),
@@ -362,6 +367,9 @@ def _run_locked(
         seconds=time.perf_counter() - started,
         failed_steps=failed_steps,
         failed_checks=failed_checks,
+        failing_rules={
+            c: failing_rules(e.metadata) for c, e in zip(failed_checks, failed, strict=True)
+        },
         deliveries_read=to_read,
         deliveries_total=len(deliveries),
         read_seconds=read_seconds,

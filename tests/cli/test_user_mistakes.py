@@ -231,3 +231,17 @@ def test_an_output_folder_inside_the_raw_root(tmp_path: Path, where: str) -> Non
         "deliveries; give an output folder outside the delivery root"
     )
     assert sorted(p.relative_to(raw) for p in raw.rglob("*")) == before  # nothing written
+
+
+def test_deliveries_of_another_trial_than_the_study(tmp_path: Path) -> None:
+    """ION-301's deliveries (centres C01 ...) run with ION-302's study file (centres P01 ...):
+    every subject would be quarantined; the run stops before anything is read or written."""
+    line = one_line(
+        ionto("run", "--raw", MINI_RAW, "--out", tmp_path / "o", "--study", "ion302", cwd=tmp_path)
+    )
+    centres = ", ".join(sorted(p.name for p in MINI_RAW.iterdir() if p.is_dir()))
+    assert line == (
+        f"ionto run: --raw {MINI_RAW} holds deliveries of centres {centres}, none of study "
+        "ION-302's (P01, P02, P03, P04, P05); give this trial's study file with --study"
+    )
+    assert not (tmp_path / "o").exists()

@@ -132,6 +132,19 @@ def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_pa
     report = run_pipeline(raw_dir=small_raw, out_dir=tmp_path, sources=sources)
     assert not report.success
     assert "dm:contract" in report.failed_checks
+    # The summary names the rule that failed, with the count and a sample, not only the check.
+    subject = pl.read_parquet(tmp_path / "tables" / "dm.parquet")["subject_id"][0]
+    assert f"  failed check: dm:contract: {report.failing_rules['dm:contract']}" in (
+        report.describe().splitlines()
+    )
+    assert report.failed_steps == [
+        "raw_datasets: 3 blocking asset checks failed with ERROR severity: "
+        "dm: contract, visits: contract, hdss: contract"
+    ]
+    # Both rows of the duplicated subject fail the key.
+    assert report.failing_rules["dm:contract"] == (
+        f"primaryKey (blocking): 2 failing, e.g. {subject}, {subject}"
+    )
     assert not (tmp_path / "tables" / "adsl.parquet").exists()
     assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
