@@ -1,12 +1,15 @@
 """What an asset's step runs around the asset's function: :func:`pipeline_asset`.
 
-- In ``ionto run``'s refresh, an asset whose inputs' content hashes, code version and
-  settings equal its recorded fingerprint, once its upstream assets are (re)materialised in
-  this run, is not computed again: its stored value is reused (not rewritten, its content hash
-  kept) and its materialisation says ``reused`` (:func:`pipelines.freshness.reusable`).
+- An asset whose inputs' content hashes, code version and settings equal its recorded
+  fingerprint, once its upstream assets are (re)materialised in this run, is not computed
+  again: its stored value is reused (not rewritten, its content hash kept) and its
+  materialisation says ``reused`` (:func:`pipelines.freshness.step_freshness`; in every run,
+  ``ionto run``'s or the Dagster UI's).
 - Otherwise the function runs; each output is stored by the IO manager as it is yielded, then
   checked against its data contract (:mod:`pipelines.checks`) in the same step: a check step of
-  its own cost about 30 ms of Dagster's step overhead, 26 of them a refresh.
+  its own cost about 30 ms of Dagster's step overhead, 26 of them a refresh. Once every output
+  is stored and checked, the step records their fingerprints
+  (:meth:`pipelines.freshness.Freshness.record`).
 """
 
 import functools
@@ -26,7 +29,7 @@ from pipelines.checks import (
     contracts_of,
     reused_check_result,
 )
-from pipelines.freshness import REUSED, REUSED_METADATA, reusable
+from pipelines.freshness import REUSED, REUSED_METADATA, step_freshness
 from pipelines.resources import TrialSettings
 from pipelines.stored_parts import stored_parts
 
@@ -62,15 +65,22 @@ def pipeline_asset(
             settings: TrialSettings = context.resources.settings
             keys = context.assets_def.keys_by_output_name
             outputs = [o for o in context.op_def.output_defs if o.name in keys]
-            if reusable(keys.values()):
+            freshness = step_freshness(context)
+            if freshness.unchanged(keys.values()):
                 context.log.info("inputs, code and settings unchanged: the stored value is reused")
                 for o in outputs:
                     reused = None if o.dagster_type.is_nothing else REUSED
                     yield dg.Output(reused, output_name=o.name, metadata=REUSED_METADATA)
                 yield from (reused_check_result(name) for name in checked)
                 return
+            self_stored: dict[dg.AssetKey, list[Path]] = {}
+            failed: set[dg.AssetKey] = set()
             for event in _events(fn(*args, **fn_kwargs), [o.name for o in outputs]):
                 yield event
+                if isinstance(event, dg.MaterializeResult):
+                    key = event.asset_key or context.asset_key
+                    self_stored[dg.AssetKey.from_coercible(key)] = _paths(event)
+                    continue
                 if not isinstance(event, dg.Output):
                     continue
                 name = keys[event.output_name].to_user_string()
@@ -80,13 +90,25 @@ def pipeline_asset(
                     in_parts = isinstance(event.value, TableParts)
                     parts = stored_parts(out_dir, name) if in_parts else None
                     kept = out_dir / CHECKS / f"{name}.json"
-                    yield contract_check_result(
+                    result = contract_check_result(
                         value, checked[name], settings.blinded, name, parts, kept
                     )
+                    if not result.passed:
+                        failed.add(keys[event.output_name])
+                    yield result
+            # Every output is stored and checked: their fingerprints (a blocking failure
+            # fails the step after this, with the outputs stored).
+            freshness.record({key: self_stored.get(key, []) for key in keys.values()}, failed)
 
         return decorator(**options)(step)
 
     return decorate
+
+
+def _paths(result: dg.MaterializeResult) -> list[Path]:
+    """The files an asset that stores its own (a report) names in its metadata."""
+    values = (result.metadata or {}).values()
+    return [Path(v.value) for v in values if isinstance(v, dg.PathMetadataValue)]
 
 
 def _events(

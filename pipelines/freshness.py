@@ -3,8 +3,8 @@
 Dagster materialises whatever a run selects; this module decides the selection, so that a
 refresh recomputes only what can have changed (``docs/incremental.md``). It uses content
 hashes recorded by the IO manager, not Dagster's data versions: the IO manager hashes every
-stored value as it writes it (:func:`record_content`), and after a run each asset that was
-materialised, and whose checks passed, gets a fingerprint: the hash of
+stored value as it writes it (:func:`record_content`), and at the end of its step each asset
+that was computed, and whose checks passed, gets a fingerprint: the hash of
 
 - its code version (:func:`code_version`: the source of its compute function and of every
   project module that function reaches, and its data contract),
@@ -18,11 +18,14 @@ gone, its fingerprint differs from the one its current inputs and code give, or 
 asset is stale. Nothing stale and no delivery to read: the run does nothing and says so.
 
 Staleness before the run cannot know which recomputed assets will come out unchanged. So
-within ``ionto run``'s refresh (:func:`reusing_unchanged`), the step of a stale asset asks again
-once its upstream assets are (re)materialised (:func:`reusable`): when its fingerprint equals
-the one its inputs give now, its stored value is reused (:data:`REUSED`: not rewritten, its
-content hash kept) and its materialisation says ``reused``, so that what is downstream of it
-is reused in turn unless another input changed.
+the step of an asset asks again once its upstream assets are (re)materialised
+(:func:`step_freshness`, :meth:`Freshness.unchanged`): when its fingerprint equals the one its
+inputs give now, its stored value is reused (:data:`REUSED`: not rewritten, its content hash
+kept) and its materialisation says ``reused``, so that what is downstream of it is reused in
+turn unless another input changed; otherwise it computes, and records its fingerprint at the
+end of the step. That holds in every run: ``ionto run``'s refresh (which also lists the raw
+tree, :func:`reusing_unchanged`) and a run from the Dagster UI or a sensor (which computes the
+raw group, and reuses what is unchanged downstream of it).
 """
 
 from __future__ import annotations
@@ -39,13 +42,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from ingest.landing import tree_entries
 from pipelines.write_whole import written_whole
 from study import DEFAULT_STUDY, example_study_path
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 PROJECT_PACKAGES = ("study", "data_contracts", "ingest", "trial", "pipelines")
 CONTRACTS = Path(__file__).resolve().parents[1] / "data_contracts"
@@ -235,32 +241,53 @@ def _partition_keys(out_dir: Path, asset: str) -> str:
 
 
 class Freshness:
-    """Fingerprints of the unpartitioned assets of ``defs`` for one run's settings."""
+    """Fingerprints of the unpartitioned assets of an asset ``graph`` (the definitions') for
+    one run's settings. ``raw_listing``: the raw tree's listing and delivery keys, which the
+    raw group is computed from besides its inputs; None where the caller did not list the tree
+    (a run from the Dagster UI): the raw group is then never current, and recorded so."""
 
     def __init__(
-        self, defs: dg.Definitions, out_dir: Path, settings_digest: str, raw_listing: str
+        self,
+        graph: AssetGraph,
+        out_dir: Path,
+        settings_digest: str,
+        raw_listing: str | None,
     ) -> None:
         self.out_dir = Path(out_dir)
-        self.graph = defs.resolve_asset_graph()
+        self.graph = graph
         self.settings_digest = settings_digest
         self.raw_listing = raw_listing
+        self._keys = {
+            key
+            for assets_def in graph.assets_defs
+            if assets_def.is_executable and not assets_def.partitions_def
+            for key in assets_def.keys
+        }
         self._code: dict[dg.AssetKey, str] = {}
-        for assets_def in self.graph.assets_defs:
-            if assets_def.is_executable and not assets_def.partitions_def:
-                version = code_version(assets_def)
-                self._code.update({key: version for key in assets_def.keys})
+
+    def _code_version(self, key: dg.AssetKey) -> str:
+        """:func:`code_version` of ``key``'s definition, computed when first asked (a step
+        asks for its own assets only)."""
+        if key not in self._code:
+            assets_def = self.graph.assets_def_for_key(key)
+            version = code_version(assets_def)
+            self._code.update({k: version for k in assets_def.keys})
+        return self._code[key]
 
     @property
     def assets(self) -> list[dg.AssetKey]:
         """The unpartitioned assets, upstream before downstream."""
         order = self.graph.toposorted_asset_keys
-        return [k for k in order if k in self._code]
+        return [k for k in order if k in self._keys]
 
     def _inputs(self, key: dg.AssetKey) -> str | None:
-        """What ``key`` is computed from, as one hash; None when an input is not stored."""
+        """What ``key`` is computed from, as one hash; None when an input is not stored (or
+        the raw tree was not listed, for the raw group)."""
         node = self.graph.get(key)
-        parts = [self._code[key], self.settings_digest]
+        parts = [self._code_version(key), self.settings_digest]
         if node.group_name == "raw":
+            if self.raw_listing is None:
+                return None
             parts.append(self.raw_listing)
         for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
             name = parent.to_user_string()
@@ -296,16 +323,17 @@ class Freshness:
     def unchanged(self, keys: Iterable[dg.AssetKey]) -> bool:
         """Whether every one of ``keys`` (the assets of one step) is unpartitioned and current
         now (asked by the step, once its upstream assets are materialised)."""
-        return all(key in self._code and self._current(key) for key in keys)
+        return all(key in self._keys and self._current(key) for key in keys)
 
     def record(
         self, materialised: Mapping[dg.AssetKey, list[Path]], failed_checks: set[dg.AssetKey]
     ) -> None:
-        """After a run: fingerprint each asset it materialised whose checks all passed (an
-        asset with a failing check stays stale, so its check runs again). ``materialised``
-        gives, for an asset that stores its own files (a report), the paths it reported: they
-        stand for its stored value, whose content is then its fingerprint. An asset whose
-        step reused its stored value is not in ``materialised``: its fingerprint stands."""
+        """At the end of a step (:mod:`pipelines.asset_step`): fingerprint each asset it
+        computed whose checks all passed (an asset with a failing check stays stale, so its
+        check runs again). ``materialised`` gives, for an asset that stores its own files (a
+        report), the paths it reported: they stand for its stored value, whose content is then
+        its fingerprint. A step that reused its stored values records nothing: their
+        fingerprints stand. A run killed later keeps the fingerprints of its finished steps."""
         for key in self.assets:
             if key not in materialised:
                 continue
@@ -333,13 +361,15 @@ REUSED_METADATA = {"reused": True}
 """The metadata of a reused output's materialisation, by which ``ionto run`` tells it from a
 recomputed one (:func:`was_reused`)."""
 _IN_RUN: ContextVar[Freshness | None] = ContextVar("freshness_in_run", default=None)
+_OF_RUN: dict[str, Freshness] = {}
+"""The fingerprints of the Dagster run this process executes steps of, by run id, when the
+run was not started by ``ionto run`` (the UI, a sensor's run, ``dagster asset materialize``)."""
 
 
 @contextmanager
 def reusing_unchanged(freshness: Freshness) -> Iterator[None]:
     """Within this block, an asset step run in this thread (``ionto run`` executes in-process)
-    reuses its stored values when :meth:`Freshness.unchanged`; outside it (a run from the
-    Dagster UI), every step computes."""
+    takes ``freshness`` (the raw tree listed) as its run's (:func:`step_freshness`)."""
     token = _IN_RUN.set(freshness)
     try:
         yield
@@ -347,10 +377,25 @@ def reusing_unchanged(freshness: Freshness) -> Iterator[None]:
         _IN_RUN.reset(token)
 
 
-def reusable(keys: Iterable[dg.AssetKey]) -> bool:
-    """Whether the step of ``keys`` may reuse their stored values (:func:`reusing_unchanged`)."""
+def step_freshness(context: dg.AssetExecutionContext) -> Freshness:
+    """The fingerprints a step compares with and records to: ``ionto run``'s
+    (:func:`reusing_unchanged`), else one made for the step's run from its settings and its
+    job's asset graph, without a listing of the raw tree (so a run from the UI reuses
+    every unchanged asset but the raw group's, which it computes)."""
     freshness = _IN_RUN.get()
-    return freshness is not None and freshness.unchanged(keys)
+    if freshness is not None:
+        return freshness
+    run_id = context.run.run_id
+    if run_id not in _OF_RUN:
+        _OF_RUN.clear()  # a process executes the steps of one run at a time
+        settings = context.resources.settings
+        _OF_RUN[run_id] = Freshness(
+            context.job_def.asset_layer.asset_graph,
+            Path(settings.out_dir).resolve(),
+            settings_digest(settings.study_path, settings.unblind_path),
+            None,
+        )
+    return _OF_RUN[run_id]
 
 
 def was_reused(metadata: Mapping[str, Any]) -> bool:

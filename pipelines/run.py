@@ -308,7 +308,7 @@ def _run_locked(
             )
             read_seconds = time.perf_counter() - read_started
         freshness = Freshness(
-            defs,
+            defs.resolve_asset_graph(),
             out_dir.resolve(),
             settings_digest(settings.study_path, settings.unblind_path),
             tree_listing(raw_dir) + "".join(sorted(d.key for d in deliveries)),
@@ -340,19 +340,8 @@ def _run_locked(
                 for e in refresh.get_asset_materialization_events()
                 if e.asset_key
             }
+            # (Each step recorded the fingerprints of what it computed.)
             reused = {k for k, metadata in materialised.items() if was_reused(metadata)}
-            freshness.record(
-                {
-                    key: [Path(v.value) for v in m.values() if isinstance(v, dg.PathMetadataValue)]
-                    for key, m in materialised.items()
-                    if key not in reused
-                },
-                {
-                    e.asset_check_key.asset_key
-                    for e in refresh.get_asset_check_evaluations()
-                    if not e.passed
-                },
-            )
             refresh_seconds = time.perf_counter() - refresh_started
     events = [e for r in results for e in r.all_events]
     failed_steps = [_step_failure(e) for e in events if e.is_step_failure]

@@ -16,8 +16,10 @@ import trial.report.investigator as investigator
 from ingest.registry import SOURCES
 from ingest.source_format import Resolution, Resolved
 from pipelines.assets import analysis_ready
+from pipelines.assets.raw import DELIVERIES_NAME
 from pipelines.blinding_record import OutputFolderRefused
-from pipelines.definitions import defs
+from pipelines.definitions import build_definitions, defs
+from pipelines.resources import TrialSettings
 from pipelines.run import RunReport, run_pipeline
 from study import load_study
 from trial.report.blinding import scan_for_arm_leaks, scan_metadata
@@ -267,6 +269,47 @@ def test_a_telemetry_only_delivery_reuses_what_does_not_depend_on_telemetry(
     for folder in ("tables", "models"):
         for path in sorted((blinded_run / folder).glob("*.parquet")):
             assert_frame_equal(pl.read_parquet(out / folder / path.name), pl.read_parquet(path))
+
+
+def test_a_run_from_dagster_reuses_what_is_unchanged(
+    blinded_run: Path, small_raw: Path, tmp_path: Path
+) -> None:
+    """A refresh started in Dagster (the UI's "materialize all", or the sensor's
+    ``refresh_analysis``), not by ``ionto run``: the raw group is computed (Dagster did not
+    list the raw tree), its content comes out the same, and every asset downstream of it is
+    reused, its files not rewritten. ``ionto run`` then computes the raw group again (it has
+    no fingerprint from Dagster's run) and reuses the rest once more."""
+    out = tmp_path / "out"
+    shutil.copytree(blinded_run, out)
+    html = out / "reports" / "investigator_report.html"
+    written = html.stat().st_mtime_ns
+    settings = TrialSettings(raw_dir=str(small_raw), out_dir=str(out))
+    job = build_definitions(settings).resolve_job_def("refresh_analysis")
+    stored = sorted(p.name for p in (out / "partitions" / "delivery_frames").iterdir())
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(DELIVERIES_NAME, stored)  # as the sensor registers them
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    materialised = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key
+    }
+    reused = {name for name, metadata in materialised.items() if freshness.was_reused(metadata)}
+    graph = defs.resolve_asset_graph()
+    raw_group = {
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).group_name == "raw" and not graph.get(k).is_partitioned
+    }
+    assert set(materialised) - reused == raw_group
+    assert {"adsl", "mmrm_primary", "investigator_report"} <= reused
+    assert html.stat().st_mtime_ns == written
+    again = run_pipeline(raw_dir=small_raw, out_dir=out)
+    assert again.success, again.describe()
+    assert set(again.recomputed) == raw_group
+    assert set(again.reused) == set(materialised) - raw_group
+    assert html.stat().st_mtime_ns == written
 
 
 def test_a_deleted_output_file_recomputes_the_asset_that_wrote_it(
