@@ -48,8 +48,8 @@ def check_raw_dir(raw_dir: Path) -> None:
     folders = delivery_folders(raw_dir)
     if not folders:
         raise UsageError(
-            f"--raw {raw_dir} holds no delivery folder (<centre>/<YYYY-MM-DD>/); check the "
-            "path, or wait for the first delivery"
+            f"--raw {raw_dir} holds no delivery folder (<centre>/<YYYY-MM-DD>/); "
+            + _root_hint(raw_dir)
         )
     if not any(complete_files(folder) for folder in folders):
         raise UsageError(
@@ -73,6 +73,18 @@ def check_centres(raw_dir: Path, study: Study) -> None:
             f"{' ...' if len(found) > 6 else ''}, none of study {study.study_id}'s "
             f"({', '.join(study.centres)}); give this trial's study file with --study"
         )
+
+
+def _root_hint(raw_dir: Path) -> str:
+    """What to do about a ``--raw`` without delivery folders: give the root above a delivery
+    or centre folder given by mistake, else check the path or wait."""
+    from ingest.landing import delivery_date
+
+    if delivery_date(raw_dir.name) is not None:
+        return f"it is a delivery folder itself: give the delivery root, {raw_dir.parent.parent}"
+    if any(delivery_date(p.name) is not None for p in raw_dir.iterdir() if p.is_dir()):
+        return f"it is a centre's folder: give the delivery root, {raw_dir.parent}"
+    return "check the path, or wait for the first delivery"
 
 
 def check_out_outside_raw(

@@ -245,3 +245,19 @@ def test_deliveries_of_another_trial_than_the_study(tmp_path: Path) -> None:
         "ION-302's (P01, P02, P03, P04, P05); give this trial's study file with --study"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_centre_or_delivery_folder_given_as_raw(tmp_path: Path) -> None:
+    """A centre's folder, or one delivery folder, given for the root: the line names the root."""
+    centre = next(p for p in sorted(MINI_RAW.iterdir()) if p.is_dir())
+    delivery = next(p for p in sorted(centre.iterdir()) if p.is_dir())
+    for given, what in [
+        (centre, "it is a centre's folder"),
+        (delivery, "it is a delivery folder itself"),
+    ]:
+        line = one_line(ionto("run", "--raw", given, "--out", tmp_path / "o", cwd=tmp_path))
+        assert line.endswith(
+            f"holds no delivery folder (<centre>/<YYYY-MM-DD>/); {what}: "
+            f"give the delivery root, {MINI_RAW}"
+        )
+    assert not (tmp_path / "o").exists()
