@@ -408,5 +408,14 @@ def settings_digest(study_path: str, unblind_path: str) -> str:
     """What every asset sees of the run's settings: the study file's bytes (the bundled
     study's when none is given) and the sealed list's (or "blinded")."""
     study = file_digest(Path(study_path) if study_path else example_study_path(DEFAULT_STUDY))
-    sealed = file_digest(Path(unblind_path)) if unblind_path else "blinded"
-    return _digest([study, sealed])
+    return _digest([study, _sealed_digest(unblind_path)])
+
+
+def _sealed_digest(unblind_path: str) -> str:
+    """The sealed list's content hash, "blinded" without one, and a marker no recorded
+    fingerprint holds when the file is not there (a run from the UI whose ``IONTO_UNBLIND``
+    names a missing file: nothing is reused, and the step that reads the list says why)."""
+    if not unblind_path:
+        return "blinded"
+    path = Path(unblind_path)
+    return file_digest(path) if path.is_file() else f"no file {path}"
