@@ -334,9 +334,7 @@ class Freshness:
         report), the paths it reported: they stand for its stored value, whose content is then
         its fingerprint. A step that reused its stored values records nothing: their
         fingerprints stand. A run killed later keeps the fingerprints of its finished steps."""
-        for key in self.assets:
-            if key not in materialised:
-                continue
+        for key in materialised.keys() & self._keys:
             path = _store(self.out_dir) / f"{key.to_user_string()}.json"
             entry = _read_json(path)
             inputs = None if key in failed_checks else self._inputs(key)

@@ -27,17 +27,17 @@ def check_run_arguments(
     """Everything about its folders ``ionto run`` can check before it starts (the study file
     is :func:`study.load_study`'s); the output folder is created last, so that a mistake
     elsewhere leaves no folder behind."""
-    check_raw_dir(raw_dir)
-    check_centres(raw_dir, study)
+    folders = check_raw_dir(raw_dir)
+    check_centres(raw_dir, folders, study)
     check_out_outside_raw(raw_dir, out_dir)
     if unblind_path is not None:
         check_sealed_list(unblind_path, study)
     prepare_out_dir(out_dir)
 
 
-def check_raw_dir(raw_dir: Path) -> None:
+def check_raw_dir(raw_dir: Path) -> list[Path]:
     """``--raw``: an existing folder with a ``<centre>/<YYYY-MM-DD>/`` folder that holds a
-    complete file (:func:`ingest.deliveries.is_complete_name`)."""
+    complete file (:func:`ingest.deliveries.is_complete_name`); returns its delivery folders."""
     from ingest.deliveries import complete_files, delivery_folders
 
     layout = "the folder holding <centre>/<YYYY-MM-DD>/ delivery folders"
@@ -56,17 +56,16 @@ def check_raw_dir(raw_dir: Path) -> None:
             f"--raw {raw_dir}: every delivery folder is empty or still being written (names "
             "starting with '.' or ending in .tmp/.part); wait for a complete delivery"
         )
+    return folders
 
 
-def check_centres(raw_dir: Path, study: Study) -> None:
-    """At least one centre folder of ``--raw`` that holds a delivery is a centre of the
-    study: when none is, the deliveries belong to another trial, or the study file is another
-    trial's (every subject would be quarantined, and the run would stop at the first table
-    built from them). Some unknown centres among known ones are the data's problem, named in
-    the data-quality report."""
-    from ingest.deliveries import delivery_folders
-
-    found = sorted({folder.parent.name for folder in delivery_folders(raw_dir)})
+def check_centres(raw_dir: Path, folders: list[Path], study: Study) -> None:
+    """At least one centre folder of ``--raw`` that holds a delivery (``folders``: its
+    delivery folders) is a centre of the study: when none is, the deliveries belong to
+    another trial, or the study file is another trial's (every subject would be quarantined,
+    and the run would stop at the first table built from them). Some unknown centres among
+    known ones are the data's problem, named in the data-quality report."""
+    found = sorted({folder.parent.name for folder in folders})
     if found and not set(found) & set(study.centres):
         raise UsageError(
             f"--raw {raw_dir} holds deliveries of centres {', '.join(found[:6])}"
