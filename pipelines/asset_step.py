@@ -49,7 +49,7 @@ def pipeline_asset(
     ``contracts`` naming the registry's) gets a blocking ``contract`` check run in this step
     after the output is stored; one failing with ERROR severity fails the step once every
     output is stored, so nothing downstream of the step runs. The step reuses the stored values
-    when every asset of the step is unchanged (:func:`pipelines.freshness.reusable`). The
+    when every asset of the step is unchanged (:func:`pipelines.freshness.step_freshness`). The
     function must take the ``settings`` resource (the run's blinding and output folder)."""
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:

@@ -7,10 +7,10 @@ about 28 s of overhead for a small graph, see ../shared/research/stack.md).
 
 Runs are incremental (``docs/incremental.md``): every delivery folder's content key is
 registered as a partition of ``deliveries`` in the instance of ``OUT``; only deliveries whose
-partition ``OUT`` does not hold yet are read (``process_delivery``, one run per delivery),
+partition ``OUT`` does not hold yet are read (``process_delivery``, one run for all of them),
 then every stale unpartitioned asset is refreshed (``refresh_analysis``), reusing the stored
-value of each whose inputs came out unchanged (``pipelines.freshness.reusable``). On an empty
-``OUT`` that is every delivery; the tables are the same either way.
+value of each whose inputs came out unchanged (``pipelines.freshness.step_freshness``). On an
+empty ``OUT`` that is every delivery; the tables are the same either way.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class RunReport:
     """The unpartitioned assets the refresh recomputed (``pipelines.freshness``)."""
     reused: list[str] = field(default_factory=list)
     """Stale assets whose inputs came out unchanged in the refresh: their stored values were
-    reused, not recomputed (``pipelines.freshness.reusable``)."""
+    reused, not recomputed (``pipelines.freshness.step_freshness``)."""
     assets_total: int = 0
     dagster_runs: list[str] = field(default_factory=list)
     """Ids of the Dagster runs launched (none when nothing changed)."""
