@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,11 @@ class Cost:
     def add(self, wall: float, cpu: float) -> None:
         self.wall += wall
         self.cpu += cpu
+
+
+def total(costs: Mapping[str, Cost]) -> Cost:
+    """The sum of ``costs`` (by step)."""
+    return Cost(sum(c.wall for c in costs.values()), sum(c.cpu for c in costs.values()))
 
 
 @dataclass
@@ -328,15 +333,10 @@ def print_summary(
     rows: dict[str, list[str]] = defaultdict(list)
     for run in RUNS:
         p, report = profiles[run], reports[run]
-        steps = Cost(sum(c.wall for c in p.steps.values()), sum(c.cpu for c in p.steps.values()))
-        reads = Cost(sum(c.wall for c in p.reads.values()), sum(c.cpu for c in p.reads.values()))
-        writes = Cost(sum(c.wall for c in p.writes.values()), sum(c.cpu for c in p.writes.values()))
-        check = Cost(sum(c.wall for c in p.checks.values()), sum(c.cpu for c in p.checks.values()))
-        code = Cost(sum(c.wall for c in p.code.values()), sum(c.cpu for c in p.code.values()))
-        rest = Cost(
-            steps.wall - reads.wall - writes.wall - check.wall - code.wall,
-            steps.cpu - reads.cpu - writes.cpu - check.cpu - code.cpu,
-        )
+        steps, reads, writes = total(p.steps), total(p.reads), total(p.writes)
+        check, code = total(p.checks), total(p.code)
+        parts = (reads, writes, check, code)
+        rest = Cost(steps.wall - sum(c.wall for c in parts), steps.cpu - sum(c.cpu for c in parts))
         for name, cost in [
             ("all steps", steps),
             ("  of which the assets' own code", code),
