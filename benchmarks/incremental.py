@@ -7,7 +7,8 @@ increasing size. For each history size N: a full run on the N deliveries before 
 same output folder. The table shows, for both runs, the wall time of the partitioned step
 (reading deliveries: N of them, then 1) and of the refresh of every unpartitioned asset
 (landing manifest, resolution of current versions, clean, analysis-ready, models, reports),
-which still grows with the history.
+which still grows with the history; the last column is the refresh's share of the full run
+(issue 15's ratio, on that history).
 
 A model step that fails on a partial trial (``durability`` does, on main too) is listed under
 the table; it fails, and its dependants are skipped, in both runs of the same history alike.
@@ -49,11 +50,14 @@ def _copy(source: Path, folders: list[str], target: Path) -> None:
         shutil.copytree(source / folder, target / folder, dirs_exist_ok=True)
 
 
-def _row(label: str, n: int, report: RunReport) -> str:
+def _row(label: str, n: int, report: RunReport, full: RunReport | None = None) -> str:
+    """One run's line; with ``full`` (the full run on the same history), its share of it."""
     total = report.seconds
+    share = f"{total / full.seconds:.0%}" if full is not None else ""
     return (
         f"| {n:>9} | {label:<24} | {len(report.deliveries_read):>5} | "
-        f"{report.read_seconds:>9.1f} | {report.refresh_seconds:>10.1f} | {total:>8.1f} |"
+        f"{report.read_seconds:>9.1f} | {report.refresh_seconds:>10.1f} | {total:>8.1f} | "
+        f"{share:>10} |"
     )
 
 
@@ -157,9 +161,10 @@ def main() -> None:
             raise SystemExit(f"the simulated trial has {len(folders)} deliveries only")
         print(f"simulated trial: {args.subjects} subjects, {len(folders)} deliveries")
         print(
-            "| history N | run                      | read  | read s    | refresh s  | total s  |"
+            "| history N | run                      | read  | read s    | refresh s  | total s  "
+            "| of full run |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         notes: list[str] = []
         for n in sizes:
             raw, out = work / f"raw{n}", work / f"out{n}"
@@ -171,7 +176,7 @@ def main() -> None:
             if failed:
                 notes.append(f"N={n}: failed steps {', '.join(failed)}")
             print(_row("full run on N", n, full))
-            print(_row("add 1 delivery", n, added), flush=True)
+            print(_row("add 1 delivery", n, added, full), flush=True)
         print("\n".join(notes))
 
 
