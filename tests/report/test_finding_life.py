@@ -79,3 +79,24 @@ def test_two_runs_open_resolve_and_age() -> None:
     a3 = run3.filter(code="BAD_DATE").row(0, named=True)
     assert a3["status"] == RESOLVED and not a3["resolved_now"]
     assert "No finding was resolved" in finding_life_html(run3)
+
+
+def test_a_finding_without_a_file_belongs_to_its_subjects_centre() -> None:
+    """A missing visit names a subject and no file: it is counted for the subject's centre and
+    resolved by that centre's delivery, not by whichever centre delivered last."""
+    centres = pl.DataFrame({"subject_id": ["C02-0003", "C01-0001"], "centre_id": ["C02", "C01"]})
+    missing = ("MISSING_VISIT", "C02-0003", None, None, "no palmar sweat value for W8")
+    unknown = ("MISSING_VISIT", "X99-0001", None, None, "no palmar sweat value for W2")
+    run1 = update_ledger(
+        None,
+        with_finding_ids(issues([A, missing, unknown])),
+        manifest(["C01/2026-03-09", "C02/2026-03-16"]),
+        centres,
+    )
+    m1 = run1.filter(subject_id="C02-0003").row(0, named=True)
+    assert (m1["centre_id"], m1["first_seen"], m1["age_days"]) == ("C02", "C02/2026-03-16", 0)
+    assert open_by_centre(run1)["centre_id"].to_list() == ["(none)", "C01", "C02"]
+    later = manifest(["C01/2026-03-09", "C02/2026-03-16", "C02/2026-03-23", "C01/2026-03-30"])
+    run2 = update_ledger(run1, with_finding_ids(issues([A, unknown])), later, centres)
+    m2 = run2.filter(subject_id="C02-0003").row(0, named=True)
+    assert (m2["status"], m2["resolved_by"]) == (RESOLVED, "C02/2026-03-23")

@@ -7,6 +7,9 @@ subject, file, line, field; not the wording of its message), so the same problem
 from run to run. :func:`update_ledger` keeps a ledger across runs (the previous one is stored
 beside the report, ``findings_ledger.parquet``):
 
+- ``centre_id``: the centre of the finding's file when it names a delivered one, else the
+  centre of its subject (``adsl``: a missing or out-of-window visit names a subject, no file),
+  else null;
 - ``first_seen``: the delivery folder (``<centre>/<date>``) of the finding's file when it names
   one, else the latest delivery of the run that first listed it; kept from run to run;
 - ``status``: ``OPEN`` while a run lists it; ``RESOLVED`` once a later run does not, with
@@ -83,10 +86,15 @@ def _folder(path: pl.Expr) -> pl.Expr:
 
 
 def update_ledger(
-    previous: pl.DataFrame | None, issues: pl.DataFrame, manifest: pl.DataFrame
+    previous: pl.DataFrame | None,
+    issues: pl.DataFrame,
+    manifest: pl.DataFrame,
+    subject_centres: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The ledger after a run whose data-quality items are ``issues`` (with ``finding_id``) and
-    whose landing manifest is ``manifest``; ``previous`` is the last run's ledger, or None."""
+    whose landing manifest is ``manifest``; ``previous`` is the last run's ledger, or None;
+    ``subject_centres``: ``subject_id`` and ``centre_id`` of the trial's subjects, for the
+    findings that name a subject and no delivered file."""
     placed = manifest.filter(pl.col("delivery_date").is_not_null())
     as_of = placed["delivery_date"].max() if placed.height else None
     latest = (
@@ -112,10 +120,20 @@ def update_ledger(
         pl.col("source_line").cast(pl.Int64),
         "detail",
         _file_folder=_folder(pl.col("source_file")),
-    ).with_columns(
-        centre_id=pl.when(pl.col("_file_folder").is_not_null())
-        .then(pl.col("source_file").str.split("/").list.first())
-        .otherwise(None)
+    )
+    centres = (
+        subject_centres.select("subject_id", _subject_centre="centre_id").unique("subject_id")
+        if subject_centres is not None
+        else pl.DataFrame(schema={"subject_id": pl.String, "_subject_centre": pl.String})
+    )
+    now = (
+        now.join(centres, on="subject_id", how="left", maintain_order="left")
+        .with_columns(
+            centre_id=pl.when(pl.col("_file_folder").is_not_null())
+            .then(pl.col("source_file").str.split("/").list.first())
+            .otherwise(pl.col("_subject_centre"))
+        )
+        .drop("_subject_centre")
     )
     prior = previous if previous is not None else pl.DataFrame(schema=LEDGER_SCHEMA)
     kept_first = prior.select("finding_id", "first_seen", "first_seen_date")
@@ -163,8 +181,8 @@ def update_ledger(
 
 
 def open_by_centre(ledger: pl.DataFrame) -> pl.DataFrame:
-    """Per centre (``(none)`` for findings naming no delivered file): open findings, their
-    median and largest age in days."""
+    """Per centre (``(none)`` for findings naming neither a delivered file nor a subject of a
+    known centre): open findings, their median and largest age in days."""
     return (
         ledger.filter(pl.col("status") == OPEN)
         .group_by(pl.col("centre_id").fill_null("(none)"))

@@ -518,7 +518,7 @@ def render_data_quality_report(
     if manifest is not None:
         stored = out_dir / LEDGER_NAME
         previous = pl.read_parquet(stored) if stored.is_file() else None
-        ledger = update_ledger(previous, with_finding_ids(issues), manifest)
+        ledger = update_ledger(previous, with_finding_ids(issues), manifest, tables["adsl"])
         ledger.write_parquet(stored)
         life = finding_life_html(ledger)
     path = out_dir / f"{REPORT_NAME}.html"
