@@ -4,6 +4,7 @@ the data-quality report's per-centre view, over two runs built by hand."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import polars as pl
 
@@ -38,7 +39,10 @@ def issues(rows: list[tuple[str, str, str | None, int | None, str]]) -> pl.DataF
         },
         orient="row",
     ).with_columns(
-        category=pl.lit("QUARANTINE"), dataset=pl.lit("visits"), field=pl.lit("visit_date")
+        category=pl.lit("QUARANTINE"),
+        dataset=pl.lit("visits"),
+        field=pl.lit("visit_date"),
+        item=pl.lit(None, dtype=pl.String),
     )
 
 
@@ -100,3 +104,20 @@ def test_a_finding_without_a_file_belongs_to_its_subjects_centre() -> None:
     run2 = update_ledger(run1, with_finding_ids(issues([A, unknown])), later, centres)
     m2 = run2.filter(subject_id="C02-0003").row(0, named=True)
     assert (m2["status"], m2["resolved_by"]) == (RESOLVED, "C02/2026-03-23")
+
+
+def test_two_visits_of_one_subject_are_two_findings() -> None:
+    """Items told apart only by their visit (or device session) get ids of their own; an item
+    without one keeps the id it had before items had one (the digest of its place alone)."""
+    w8 = ("MISSING_VISIT", "C01-0001", None, None, "no palmar sweat value for W8")
+    w12 = ("MISSING_VISIT", "C01-0001", None, None, "no palmar sweat value for W12")
+    rows = issues([A, w8, w12]).with_columns(
+        item=pl.when(pl.col("code") == "MISSING_VISIT")
+        .then(pl.col("detail").str.extract(r"(W\d+)$"))
+        .otherwise(None)
+    )
+    ids = with_finding_ids(rows)
+    assert ids.height == 3 and ids["finding_id"].n_unique() == 3
+    place = "\x1f".join(["QUARANTINE", "BAD_DATE", "visits", "C01-0001", A[2], "5", "visit_date"])
+    expected = hashlib.sha256(place.encode("utf-8")).hexdigest()[:12]
+    assert ids.filter(code="BAD_DATE")["finding_id"].item() == expected

@@ -8,6 +8,7 @@ import polars as pl
 import synthetic_trial as st
 
 from trial.derive.ae import ae_coding_findings, code_events
+from trial.report.finding_life import with_finding_ids
 from trial.report.quality import (
     CATEGORIES,
     data_quality_html,
@@ -166,3 +167,12 @@ def test_an_uncoded_adverse_event_is_an_actionable_finding(blinded_tables, study
         ("DERIVATION", ae_file, 7)
     ]
     assert "'stubbed toe'" in found["detail"][0] and found["action"][0]
+
+
+def test_every_item_is_a_finding_of_its_own(blinded_tables, study):
+    """No two items share a finding id: the findings ledger counts what the sections list (two
+    visits of one subject, or two sessions of one export, are two findings)."""
+    issues, _ = _issues(blinded_tables, study)
+    assert with_finding_ids(issues).height == issues.height
+    several = issues.filter(pl.col("item").is_not_null()).group_by("category", "subject_id").len()
+    assert several["len"].max() > 1  # the fixture has a subject with two such items

@@ -3,8 +3,9 @@ resolved it.
 
 Every item of the data-quality report (:func:`trial.report.quality.data_quality_issues`) gets a
 ``finding_id``: 12 hex digits of a SHA-256 over what it is and where (section, code, dataset,
-subject, file, line, field; not the wording of its message), so the same problem keeps its id
-from run to run. :func:`update_ledger` keeps a ledger across runs (the previous one is stored
+subject, file, line, field, and the visit or device session it is about; not the wording of its
+message), so the same problem keeps its id from run to run, and two problems of one subject or
+file have two ids. :func:`update_ledger` keeps a ledger across runs (the previous one is stored
 beside the report, ``findings_ledger.parquet``):
 
 - ``centre_id``: the centre of the finding's file when it names a delivered one, else the
@@ -33,6 +34,10 @@ from trial.report.html import gt_html
 
 LEDGER_NAME = "findings_ledger.parquet"
 ID_FIELDS = ("category", "code", "dataset", "subject_id", "source_file", "source_line", "field")
+ITEM = "item"
+"""The visit or device session an item is about: part of its id only when set, so that the
+items without one keep the ids they had before it was (a ledger of an earlier version goes on
+matching them)."""
 OPEN = "OPEN"
 RESOLVED = "RESOLVED"
 
@@ -59,10 +64,16 @@ LEDGER_SCHEMA = pl.Schema(
 
 
 def with_finding_ids(issues: pl.DataFrame) -> pl.DataFrame:
-    """``issues`` with ``finding_id`` (see the module docstring); the first of rows with the
-    same id is kept (a problem listed twice is one finding)."""
-    key = pl.concat_str(
+    """``issues`` (with :data:`ITEM`) with ``finding_id`` (see the module docstring); the first
+    of rows with the same id is kept (a problem listed twice is one finding)."""
+    where = pl.concat_str(
         [pl.col(c).cast(pl.String).fill_null("") for c in ID_FIELDS], separator="\x1f"
+    )
+    item = pl.col(ITEM).cast(pl.String)
+    key = (
+        pl.when(item.is_null())
+        .then(where)
+        .otherwise(pl.concat_str([where, item], separator="\x1f"))
     )
     ids = [_digest(text) for text in issues.select(key.alias("k"))["k"].to_list()]
     return issues.with_columns(finding_id=pl.Series(ids, dtype=pl.String)).unique(

@@ -38,12 +38,14 @@ ISSUE_COLUMNS: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "source_line": pl.Int64(),
     "field": pl.String(),
+    "item": pl.String(),
     "code": pl.String(),
     "detail": pl.String(),
     "action": pl.String(),
 }
-"""One actionable item: what (``code``, ``detail``), where (file, line, field, subject) and what
-to do (``action``)."""
+"""One actionable item: what (``code``, ``detail``), where (file, line, field, subject, and
+``item``: the visit or device session it is about, where file and line do not tell two items
+apart) and what to do (``action``)."""
 
 CATEGORIES = {
     "QUARANTINE": "Quarantined rows and files",
@@ -205,6 +207,7 @@ def out_of_window_issues(adsweat: pl.DataFrame, adhdss: pl.DataFrame, study: Stu
         dataset=pl.lit("visits"),
         subject_id=pl.col("subject_id"),
         field=pl.lit("visit_date"),
+        item=pl.col("AVISIT"),
         code=pl.lit("OUT_OF_WINDOW"),
         detail=pl.format(
             "{} on study day {}; target day {} +/- {}",
@@ -236,6 +239,7 @@ def clock_reset_issues(device_sessions: pl.DataFrame) -> pl.DataFrame:
         dataset=pl.lit("device_sessions"),
         source_file=_files("source_files"),
         field=pl.lit("start"),
+        item=pl.col("session_key"),
         code=pl.lit("CLOCK_RESET"),
         detail=pl.format(
             "device {} session {} logged at {}{}",
@@ -277,6 +281,7 @@ def unmapped_session_issues(
         dataset=pl.lit("devices"),
         source_file=_files("source_files"),
         field=pl.lit("device_serial"),
+        item=pl.col("session_key"),
         code=reason,
         detail=pl.format(
             "device {} session {} at {} matches no assignment",
@@ -347,6 +352,7 @@ def missing_visit_issues(
         dataset=pl.lit("gravimetry"),
         subject_id=pl.col("subject_id"),
         field=pl.lit("visit"),
+        item=pl.col("AVISIT"),
         code=pl.lit("MISSING_VISIT"),
         detail=pl.format(
             f"no {study.region_label(study.primary_region.code).lower()} sweat value for {{}} "
