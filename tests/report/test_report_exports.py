@@ -10,7 +10,9 @@ import pytest
 
 from data_contracts.contracts import load_contract
 from trial.report.exports import (
+    DATASET_LABELS,
     XPT_DATASETS,
+    dataset_label,
     define_metadata,
     write_xpt_exports,
 )
@@ -114,3 +116,20 @@ def test_non_ascii_is_transliterated_and_noted(unblinded_tables, tmp_path):
     assert any("non-ASCII" in n for n in result.notes)
     assert data["ASTDT"].tolist() == adae["onset_date"].to_list()
     assert dt.date(1960, 1, 1) < data["ASTDT"][0]
+
+
+def test_dataset_labels_are_whole_words(exported):
+    """Each XPT file's dataset label is the one chosen for it, never a description cut
+    mid-word; a dataset without a chosen label gets its description cut at a word, noted."""
+    out, result = exported
+    for path in out.glob("*.xpt"):
+        _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
+        dataset = "adsweat_side" if meta.table_name == "ADSWEATS" else meta.table_name.lower()
+        assert meta.file_label == DATASET_LABELS[dataset]
+        assert len(meta.file_label) <= 40
+    assert not any("dataset label" in n for n in result.notes)
+    long = load_contract("adsl")  # its description is longer than 40 characters
+    label, note = dataset_label("not_chosen", long)
+    assert len(long.description) > 40 and len(label) <= 40
+    assert long.description.startswith(label) and long.description[len(label)] in " ,;:"
+    assert note is not None and "not_chosen" in note

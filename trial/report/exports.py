@@ -4,7 +4,8 @@ metadata, both driven by the data contracts (``data_contracts/<dataset>.odcs.yam
 FDA's v5 limits are enforced before writing: dataset and variable names of at most 8
 characters (upper-case letters, digits, underscore; not starting with a digit), labels of at
 most 40 characters, character values of at most 200 bytes in ASCII. Nothing is changed
-silently: a contract's ``businessName`` is the label (the contract engine keeps it within 40
+silently: a dataset's label is chosen by hand (:data:`DATASET_LABELS`), a contract's
+``businessName`` is a variable's label (the contract engine keeps it within 40
 characters), its ``xptName`` the variable name and its ``origin`` the define origin (both chosen
 by hand in ``trial/derive/export_names.py``; a column without them is an error, never an
 abbreviation made up here), a longer label or an out-of-limit value is reported in the export
@@ -41,6 +42,16 @@ MAX_CHAR_BYTES = 200
 _VALID_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,7}$")
 DATASET_NAMES = {"adsweat_side": "ADSWEATS"}
 """XPT member names of datasets whose own name is longer than 8 characters."""
+DATASET_LABELS = {
+    "adsl": "Subject-Level Analysis Dataset",
+    "adsweat": "Sweat Rate Analysis Dataset",
+    "adsweat_side": "Sweat Rate by Side Analysis Dataset",
+    "adhdss": "HDSS Analysis Dataset",
+    "adae": "Adverse Events Analysis Dataset",
+    "addev": "Device Session Analysis Dataset",
+}
+"""XPT dataset labels (at most 40 characters), chosen by hand as the variables' names are; a
+dataset without one is labelled by its contract's description, cut at a word and noted."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,19 @@ def _custom(contract: Contract, column: str, key: str) -> str | None:
                 if custom.get("property") == key:
                     return str(custom.get("value"))
     return None
+
+
+def dataset_label(dataset: str, contract: Contract) -> tuple[str, str | None]:
+    """The XPT label of ``dataset`` (:data:`DATASET_LABELS`, else its contract's description
+    within :data:`MAX_LABEL` characters, cut at the last space that fits) and a note when the
+    description had to be cut."""
+    if dataset in DATASET_LABELS:
+        return DATASET_LABELS[dataset], None
+    text = contract.description
+    if len(text) <= MAX_LABEL:
+        return text, None
+    cut = text[: MAX_LABEL + 1].rsplit(" ", 1)[0].rstrip(" ,;:") or text[:MAX_LABEL]
+    return cut, f"{dataset}: dataset label cut to {len(cut)} characters: {text!r}"
 
 
 def dataset_xpt_name(dataset: str) -> str:
@@ -220,10 +244,12 @@ def write_xpt_exports(
         labels = [label[:MAX_LABEL] for label in meta["label"].to_list()]
         formats = {n: f for n, f in meta.select("xpt_name", "format").iter_rows() if f}
         path = out_dir / f"{dataset_xpt_name(dataset).lower()}.xpt"
+        file_label, cut = dataset_label(dataset, contracts[dataset])
+        notes += [cut] if cut else []
         pyreadstat.write_xport(
             data,
             str(path),
-            file_label=contracts[dataset].description[:MAX_LABEL],
+            file_label=file_label,
             column_labels=labels,
             table_name=member,
             file_format_version=5,
