@@ -132,6 +132,7 @@ def data_quality_report(
 
 @pipeline_asset(dg.asset, group_name=GROUP, kinds={"sas"})
 def xpt_exports(
+    context: dg.AssetExecutionContext,
     settings: TrialSettings,
     adsl: pl.DataFrame,
     adsweat: pl.DataFrame,
@@ -141,10 +142,14 @@ def xpt_exports(
     addev: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """The analysis-ready tables as SAS transport v5 files with a define table built from the
-    data contracts."""
+    data contracts; what the v5 limits changed (a value over 200 bytes cut, a label cut,
+    text transliterated to ASCII) is listed in ``export_notes.txt`` beside them and logged as
+    a warning."""
     tables = {"adsl": adsl, "adsweat": adsweat, "adsweat_side": adsweat_side, "adhdss": adhdss}
     tables |= {"adae": adae, "addev": addev}
     result = write_xpt_exports(tables, Path(settings.out_dir) / "exports" / "xpt")
+    for note in result.notes:
+        context.log.warning(f"XPT export: {note}")
     # Each file as a path: the paths an asset reports are what its fingerprint trusts
     # (pipelines/freshness.py), so a deleted export makes the asset stale.
     return dg.MaterializeResult(

@@ -133,3 +133,13 @@ def test_dataset_labels_are_whole_words(exported):
     assert len(long.description) > 40 and len(label) <= 40
     assert long.description.startswith(label) and long.description[len(label)] in " ,;:"
     assert note is not None and "not_chosen" in note
+
+
+def test_what_the_limits_changed_is_written_beside_the_files(unblinded_tables, tmp_path):
+    """A value cut to 200 bytes is listed in export_notes.txt, not only in the result."""
+    long = unblinded_tables["adae"].with_columns(pl.lit("x" * 250).alias("verbatim"))
+    result = write_xpt_exports({**unblinded_tables, "adae": long}, tmp_path)
+    notes = (tmp_path / "export_notes.txt").read_text("utf-8").splitlines()
+    assert notes == result.notes
+    assert any("longer than 200 bytes" in n for n in notes)
+    assert tmp_path / "export_notes.txt" in result.paths

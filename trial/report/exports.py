@@ -1,5 +1,6 @@
 """SAS transport (XPT version 5) exports of the analysis-ready tables, and their define-like
-metadata, both driven by the data contracts (``data_contracts/<dataset>.odcs.yaml``).
+metadata, both driven by the data contracts (``data_contracts/<dataset>.odcs.yaml``), and
+``export_notes.txt``, what the v5 limits changed.
 
 FDA's v5 limits are enforced before writing: dataset and variable names of at most 8
 characters (upper-case letters, digits, underscore; not starting with a digit), labels of at
@@ -38,6 +39,8 @@ SAS_EPOCH = dt.date(1960, 1, 1)
 MAX_NAME = 8
 MAX_LABEL = 40
 MAX_CHAR_BYTES = 200
+NOTES_NAME = "export_notes.txt"
+"""Beside the XPT files: one line for each label or value the v5 limits changed."""
 
 _VALID_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,7}$")
 DATASET_NAMES = {"adsweat_side": "ADSWEATS"}
@@ -258,4 +261,9 @@ def write_xpt_exports(
         paths.append(path)
     define_path = out_dir / "define.csv"
     define.write_csv(define_path)
-    return ExportResult(paths=[*paths, define_path], define=define, notes=notes)
+    notes_path = out_dir / NOTES_NAME
+    notes_path.write_text(
+        "\n".join(notes) + "\n" if notes else "No value or label was changed for SAS v5.\n",
+        encoding="utf-8",
+    )
+    return ExportResult(paths=[*paths, define_path, notes_path], define=define, notes=notes)
