@@ -14,6 +14,7 @@ from trial.report.exports import (
     XPT_DATASETS,
     dataset_label,
     define_metadata,
+    join_whole_items,
     write_xpt_exports,
 )
 
@@ -143,3 +144,14 @@ def test_what_the_limits_changed_is_written_beside_the_files(unblinded_tables, t
     assert notes == result.notes
     assert any("longer than 200 bytes" in n for n in notes)
     assert tmp_path / "export_notes.txt" in result.paths
+
+
+def test_a_long_list_keepsjoin_whole_items():
+    """Source files too many for 200 bytes: the first paths whole, then how many more."""
+    paths = [f"C01/2026-03-{d:02d}/ionto-a_A-0001_202603{d:02d}.csv" for d in range(1, 11)]
+    text = join_whole_items(paths, 200)
+    assert len(text) <= 200 and text.endswith(" more")
+    kept, more = text.rsplit(";+", 1)
+    assert kept.split(";") == paths[: len(kept.split(";"))]
+    assert int(more.removesuffix(" more")) == len(paths) - len(kept.split(";"))
+    assert join_whole_items(paths[:2], 200) == ";".join(paths[:2])

@@ -174,10 +174,31 @@ def _ascii(text: str) -> str:
     return folded
 
 
+def join_whole_items(items: list[str], limit: int) -> str:
+    """``items`` joined by ``;`` within ``limit`` bytes: the first items that fit whole, then
+    ``;+N more`` for the rest (a path is never cut in the middle)."""
+    text = ";".join(items)
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    kept: list[str] = []
+    for item in items:
+        more = len(items) - len(kept) - 1
+        candidate = ";".join([*kept, item]) + (f";+{more} more" if more else "")
+        if len(candidate.encode("utf-8")) > limit:
+            break
+        kept.append(item)
+    if not kept:  # not even the first item fits: the generic cut below takes over
+        return text
+    return ";".join(kept) + f";+{len(items) - len(kept)} more"
+
+
 def _prepare(frame: pl.DataFrame, define: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """The frame with XPT names and v5-compatible values; notes on anything changed."""
+    """The frame with XPT names and v5-compatible values; notes on anything changed. A list
+    (``source_files``) too long for a v5 value keeps its first items whole and counts the
+    rest."""
     notes: list[str] = []
     columns = []
+    lists: dict[str, str] = {}
     for variable, name, xtype in define.select("variable", "xpt_name", "type").iter_rows():
         dtype = frame.schema[variable]
         col = pl.col(variable)
@@ -187,6 +208,7 @@ def _prepare(frame: pl.DataFrame, define: pl.DataFrame) -> tuple[pl.DataFrame, l
             col = pl.when(col).then(pl.lit("Y")).when(~col).then(pl.lit("N"))
         elif isinstance(dtype, pl.List):
             col = col.cast(pl.List(pl.String)).list.join(";")
+            lists[name] = variable
         elif isinstance(dtype, pl.Datetime):
             col = (
                 col.dt.convert_time_zone("UTC") if dtype.time_zone else col
@@ -197,6 +219,16 @@ def _prepare(frame: pl.DataFrame, define: pl.DataFrame) -> tuple[pl.DataFrame, l
             col = col.cast(pl.String)
         columns.append(col.alias(name))
     out = frame.select(columns)
+    for name, variable in lists.items():
+        long = out[name].str.len_bytes() > MAX_CHAR_BYTES
+        if long.any():
+            notes.append(
+                f"{name}: {int(long.sum())} lists longer than {MAX_CHAR_BYTES} bytes keep their "
+                "first items whole, then ';+N more' (the whole lists are in the Parquet tables)"
+            )
+            items = frame[variable].cast(pl.List(pl.String)).to_list()
+            values = [None if v is None else join_whole_items(v, MAX_CHAR_BYTES) for v in items]
+            out = out.with_columns(pl.Series(name, values, dtype=pl.String))
     for name in define.filter(pl.col("type") == "Char")["xpt_name"]:
         values = out[name]
         non_ascii = values.str.contains(r"[^\x00-\x7F]").fill_null(False)
