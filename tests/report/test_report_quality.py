@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 import synthetic_trial as st
@@ -47,6 +48,9 @@ def test_device_findings(blinded_tables, study):
     reset = issues.filter(pl.col("category") == "CLOCK_RESET")
     expected = blinded_tables["device_sessions"].filter(pl.col("clock_reset")).height
     assert reset.height == expected == 1
+    # Times as a data manager reads them: whole seconds, UTC named.
+    assert re.search(r"logged at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", reset["detail"][0])
+    assert "+00:00" not in reset["detail"][0] and "+00:00" not in unmapped["detail"][0]
 
 
 def test_out_of_window_and_missing_visits(blinded_tables, study):

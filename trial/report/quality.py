@@ -229,6 +229,12 @@ def _files(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.List(pl.String)).list.join("; ")
 
 
+def _utc_text(column: str) -> pl.Expr:
+    """A UTC time stamp as a data manager reads it: ``2000-01-05 14:20:53 UTC`` (whole
+    seconds)."""
+    return pl.col(column).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def clock_reset_issues(device_sessions: pl.DataFrame) -> pl.DataFrame:
     """Sessions whose device clock was reset (dated before 2001 or before consent)."""
     placed = "start_utc_placed" in device_sessions.columns
@@ -245,14 +251,9 @@ def clock_reset_issues(device_sessions: pl.DataFrame) -> pl.DataFrame:
             "device {} session {} logged at {}{}",
             pl.col("device_serial"),
             pl.col("session_key"),
-            pl.col("start_utc").cast(pl.String),
+            _utc_text("start_utc"),
             pl.when(pl.col("start_utc_placed").is_not_null())
-            .then(
-                pl.format(
-                    "; placed at {} by the session counter",
-                    pl.col("start_utc_placed").cast(pl.String),
-                )
-            )
+            .then(pl.format("; placed at {} by the session counter", _utc_text("start_utc_placed")))
             .otherwise(pl.lit("; could not be placed"))
             if placed
             else pl.lit(""),
@@ -287,7 +288,7 @@ def unmapped_session_issues(
             "device {} session {} at {} matches no assignment",
             pl.col("device_serial"),
             pl.col("session_key"),
-            pl.col("start_utc").cast(pl.String),
+            _utc_text("start_utc"),
         ),
         action=pl.format(
             "Check devices.csv: which subject had serial {} on {}? Add or correct the "
