@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import dagster as dg
+import polars as pl
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -53,7 +54,10 @@ from pipelines.preflight import UsageError, check_run_arguments
 from pipelines.resources import TrialSettings
 from pipelines.run_log import file_logger, new_log_path, run_logging
 from study import Study, load_study
+from trial.report.exports import NOTES_NAME, read_export_notes
 from trial.report.pdf import PrintBrowser
+from trial.report.quality import ISSUES_NAME
+from trial.report.quality import REPORT_NAME as QUALITY_REPORT
 
 log = logging.getLogger("ionto")
 
@@ -90,6 +94,8 @@ class RunReport:
     UI would show; an in-memory instance keeps it only for the run)."""
     log_path: Path | None = None
     """The run's log file (``OUT/logs/run-<UTC time>.log``): Dagster's events, tracebacks."""
+    outputs_to_read: list[str] = field(default_factory=list)
+    """Lines on what the output folder holds for a person to act on (:func:`outputs_to_read`)."""
 
     def describe(self) -> str:
         status = "succeeded" if self.success else "FAILED"
@@ -109,6 +115,7 @@ class RunReport:
         for check in self.failed_checks:
             rules = self.failing_rules.get(check, "")
             lines.append(f"  failed check: {check}" + (f": {rules}" if rules else ""))
+        lines += [f"  {line}" for line in self.outputs_to_read]
         if self.log_path is not None:
             lines.append(f"  log:     {self.log_path}")
         lines += [
@@ -233,7 +240,31 @@ def run_pipeline(
                     f"the traceback is in {log_path}"
                 ) from exc
     report.log_path = log_path
+    # (A failed run may have left an earlier run's reports: they are not named as current.)
+    report.outputs_to_read = outputs_to_read(out_dir) if report.success else []
     return report
+
+
+def outputs_to_read(out_dir: Path) -> list[str]:
+    """What ``out_dir`` holds for a person to act on, as the run's summary says it: the
+    data-quality report's items (quarantined rows and files among them) and what the SAS v5
+    limits changed in the exports; nothing for what the run has not written."""
+    lines = []
+    issues = out_dir / "reports" / ISSUES_NAME
+    if issues.is_file():
+        categories = pl.read_csv(issues, columns=["category"])["category"]
+        quarantined = int((categories == "QUARANTINE").sum())
+        lines.append(
+            f"data quality: {categories.len()} items, {quarantined} of them quarantined rows "
+            f"or files: {out_dir / 'reports' / f'{QUALITY_REPORT}.html'}"
+        )
+    notes = read_export_notes(out_dir / "exports" / "xpt")
+    if notes:
+        lines.append(
+            f"SAS v5 exports: {len(notes)} {'change' if len(notes) == 1 else 'changes'} to fit "
+            f"the format: {out_dir / 'exports' / 'xpt' / NOTES_NAME}"
+        )
+    return lines
 
 
 def _run_locked(

@@ -148,9 +148,27 @@ def test_failing_blocking_check_stops_what_depends_on_it(small_raw: Path, tmp_pa
         f"primaryKey (blocking): 2 failing, e.g. {subject}, {subject}"
     )
     assert not (tmp_path / "tables" / "adsl.parquet").exists()
+    assert report.outputs_to_read == []  # a failed run names no report as current
     assert not (tmp_path / "models" / "mmrm_primary_estimates.parquet").exists()
     assert (tmp_path / "tables" / "gravimetry.parquet").exists()
     assert pl.read_parquet(tmp_path / "tables" / "dm.parquet").height > 0
+
+
+def test_the_summary_names_what_a_person_must_act_on(
+    blinded_run: Path, blinded_report: RunReport
+) -> None:
+    """The data-quality items (the quarantined among them) and the exports' v5 changes, with
+    the file to open, counted from what the run wrote."""
+    issues = pl.read_csv(blinded_run / "reports" / "data_quality_issues.csv")
+    quarantined = issues.filter(pl.col("category") == "QUARANTINE").height
+    lines = blinded_report.describe().splitlines()
+    assert (
+        f"  data quality: {issues.height} items, {quarantined} of them quarantined rows or "
+        f"files: {blinded_run / 'reports' / 'data_quality_report.html'}"
+    ) in lines
+    notes = (blinded_run / "exports" / "xpt" / "export_notes.txt").read_text("utf-8")
+    v5 = [line for line in lines if line.startswith("  SAS v5 exports:")]
+    assert len(v5) == (0 if notes.startswith("No value") else 1)
 
 
 def test_an_unchanged_rerun_recomputes_nothing(

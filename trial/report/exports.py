@@ -41,6 +41,7 @@ MAX_LABEL = 40
 MAX_CHAR_BYTES = 200
 NOTES_NAME = "export_notes.txt"
 """Beside the XPT files: one line for each label or value the v5 limits changed."""
+NO_NOTES = "No value or label was changed for SAS v5."
 
 _VALID_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,7}$")
 DATASET_NAMES = {"adsweat_side": "ADSWEATS"}
@@ -247,6 +248,14 @@ def _prepare(frame: pl.DataFrame, define: pl.DataFrame) -> tuple[pl.DataFrame, l
     return out, notes
 
 
+def read_export_notes(out_dir: Path) -> list[str]:
+    """The notes :func:`write_xpt_exports` left in ``out_dir`` (none when it wrote none)."""
+    path = Path(out_dir) / NOTES_NAME
+    if not path.is_file():
+        return []
+    return [n for n in path.read_text("utf-8").splitlines() if n and n != NO_NOTES]
+
+
 def write_xpt_exports(
     tables: Mapping[str, pl.DataFrame],
     out_dir: Path,
@@ -295,7 +304,7 @@ def write_xpt_exports(
     define.write_csv(define_path)
     notes_path = out_dir / NOTES_NAME
     notes_path.write_text(
-        "\n".join(notes) + "\n" if notes else "No value or label was changed for SAS v5.\n",
+        "\n".join(notes or [NO_NOTES]) + "\n",
         encoding="utf-8",
     )
     return ExportResult(paths=[*paths, define_path, notes_path], define=define, notes=notes)

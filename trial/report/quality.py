@@ -29,6 +29,8 @@ from trial.report.html import banner, document, gt_html, page_css
 from trial.report.run_info import RunInfo
 
 REPORT_NAME = "data_quality_report"
+ISSUES_NAME = "data_quality_issues.csv"
+"""The items as CSV, beside the report, for the data-management system."""
 TITLE = "Data-quality report"
 
 ISSUE_COLUMNS: dict[str, pl.DataType] = {
@@ -519,7 +521,7 @@ def render_data_quality_report(
     run = replace(run, blinded=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     issues, checks = data_quality_issues(tables, study, dt.date.fromisoformat(run.data_cut))
-    issues.write_csv(out_dir / f"{REPORT_NAME.removesuffix('_report')}_issues.csv")
+    issues.write_csv(out_dir / ISSUES_NAME)
     checks.write_csv(out_dir / "contract_checks.csv")
     life = ""
     if manifest is not None:
