@@ -14,6 +14,7 @@ from trial.report.quality import (
     CATEGORIES,
     data_quality_html,
     data_quality_issues,
+    quarantine_issues,
     render_data_quality_report,
 )
 from trial.report.run_info import RunInfo
@@ -180,3 +181,34 @@ def test_every_item_is_a_finding_of_its_own(blinded_tables, study):
     assert with_finding_ids(issues).height == issues.height
     several = issues.filter(pl.col("item").is_not_null()).group_by("category", "subject_id").len()
     assert several["len"].max() > 1  # the fixture has a subject with two such items
+
+
+def test_a_file_the_landing_area_did_not_read_is_not_sent_back_to_a_centre():
+    """A stray file, a link or a copy of the sealed list is the raw tree's keeper's to move
+    or remove; a delivered file no reader could read is the centre's to re-export."""
+    rows = [
+        ("landing", "README.md", "UNKNOWN_FILE"),
+        ("landing", "C02/latest/dm.csv", "UNKNOWN_FOLDER"),
+        ("landing", "C03/2026-03-16", "SYMLINK"),
+        ("randomisation", "C01/2026-03-09/notes.csv", "SEALED_LIST_IN_RAW"),
+        ("vendor_b_events", "C01/2026-03-09/ionto-b_B-1_20260309000000.jsonl", "NOT_UTF8"),
+    ]
+    quarantine = pl.DataFrame(
+        [(d, f, None, None, code, "not read") for d, f, code in rows],
+        schema={
+            "dataset": pl.String,
+            "source_file": pl.String,
+            "source_line": pl.Int64,
+            "field": pl.String,
+            "reason_code": pl.String,
+            "message": pl.String,
+        },
+        orient="row",
+    )
+    actions = quarantine_issues(quarantine)["action"].to_list()
+    assert actions[0].startswith("Move README.md into its delivery folder")
+    assert actions[1].startswith("Move C02/latest/dm.csv into a delivery folder")
+    assert actions[2].startswith("Replace the link C03/2026-03-16")
+    assert actions[3].startswith("Remove C01/2026-03-09/notes.csv from the raw tree now")
+    assert actions[4].startswith("Ask the centre to re-export C01/2026-03-09/ionto-b_B-1")
+    assert not any("re-export" in a for a in actions[:4])

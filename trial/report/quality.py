@@ -72,9 +72,29 @@ def _issues(frame: pl.DataFrame, category: str, **columns: pl.Expr) -> pl.DataFr
     return frame.select(exprs)
 
 
+LANDING_ACTIONS = {
+    "UNKNOWN_FILE": "Move {} into its delivery folder <centre>/<YYYY-MM-DD>/ under the name its "
+    "format has if it is a delivery, else remove it from the raw tree; it was not read.",
+    "UNKNOWN_FOLDER": "Move {} into a delivery folder <centre>/<YYYY-MM-DD>/ if it is a "
+    "delivery, else remove it (and its folder) from the raw tree; it was not read.",
+    "SYMLINK": "Replace the link {} by a copy of the files in a delivery folder; links are "
+    "never followed, so nothing behind it was read.",
+    "SEALED_LIST_IN_RAW": "Remove {} from the raw tree now: it is a copy of the sealed "
+    "randomisation list, which belongs with the unblinded statistician only; it was not read.",
+}
+"""What to do about a file the landing area did not read, by reason (``ingest/landing.py``):
+these are no centre's export to re-send."""
+
+
 def quarantine_issues(quarantine: pl.DataFrame) -> pl.DataFrame:
     """Every quarantined line or file, with the reader's message and the fix."""
     whole = pl.col("source_line").is_null()
+    reason = pl.col("reason_code")
+    landing = pl.lit(None, dtype=pl.String)
+    for code, text in LANDING_ACTIONS.items():
+        landing = (
+            pl.when(reason == code).then(pl.format(text, pl.col("source_file"))).otherwise(landing)
+        )
     return _issues(
         quarantine,
         "QUARANTINE",
@@ -84,7 +104,9 @@ def quarantine_issues(quarantine: pl.DataFrame) -> pl.DataFrame:
         field=pl.col("field"),
         code=pl.col("reason_code"),
         detail=pl.col("message"),
-        action=pl.when(whole)
+        action=pl.when(landing.is_not_null())
+        .then(landing)
+        .when(whole)
         .then(
             pl.format(
                 "Ask the centre to re-export {} whole; it was not read.", pl.col("source_file")
