@@ -121,3 +121,21 @@ def test_two_visits_of_one_subject_are_two_findings() -> None:
     place = "\x1f".join(["QUARANTINE", "BAD_DATE", "visits", "C01-0001", A[2], "5", "visit_date"])
     expected = hashlib.sha256(place.encode("utf-8")).hexdigest()[:12]
     assert ids.filter(code="BAD_DATE")["finding_id"].item() == expected
+
+
+def test_a_ledger_from_before_items_goes_on() -> None:
+    """A ledger written when two visits of a subject were one finding (its id without the
+    visit): the next run lists both visits as findings of their own, resolves nothing, and
+    both keep the merged finding's first sighting."""
+    w8 = ("MISSING_VISIT", "C02-0003", None, None, "no palmar sweat value for W8")
+    w12 = ("MISSING_VISIT", "C02-0003", None, None, "no palmar sweat value for W12")
+    centres = pl.DataFrame({"subject_id": ["C02-0003"], "centre_id": ["C02"]})
+    early = manifest(["C01/2026-03-09", "C02/2026-03-16"])
+    before_items = update_ledger(None, with_finding_ids(issues([w8, w12])), early, centres)
+    assert before_items.height == 1  # the two visits were one finding
+    with_items = issues([w8, w12]).with_columns(item=pl.col("detail").str.extract(r"(W\d+)$"))
+    later = manifest(["C01/2026-03-09", "C02/2026-03-16", "C02/2026-03-23"])
+    after = update_ledger(before_items, with_finding_ids(with_items), later, centres)
+    assert after.height == 2 and set(after["status"]) == {OPEN}
+    assert not after["resolved_now"].any()
+    assert set(after["first_seen"]) == {before_items["first_seen"].item()}

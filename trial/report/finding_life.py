@@ -64,8 +64,10 @@ LEDGER_SCHEMA = pl.Schema(
 
 
 def with_finding_ids(issues: pl.DataFrame) -> pl.DataFrame:
-    """``issues`` (with :data:`ITEM`) with ``finding_id`` (see the module docstring); the first
-    of rows with the same id is kept (a problem listed twice is one finding)."""
+    """``issues`` (with :data:`ITEM`) with ``finding_id`` (see the module docstring) and
+    ``place_id``, the id without the item (what a ledger written before items had one knows
+    it by); the first of rows with the same id is kept (a problem listed twice is one
+    finding)."""
     where = pl.concat_str(
         [pl.col(c).cast(pl.String).fill_null("") for c in ID_FIELDS], separator="\x1f"
     )
@@ -75,10 +77,12 @@ def with_finding_ids(issues: pl.DataFrame) -> pl.DataFrame:
         .then(where)
         .otherwise(pl.concat_str([where, item], separator="\x1f"))
     )
-    ids = [_digest(text) for text in issues.select(key.alias("k"))["k"].to_list()]
-    return issues.with_columns(finding_id=pl.Series(ids, dtype=pl.String)).unique(
-        "finding_id", keep="first", maintain_order=True
-    )
+    keys = issues.select(key.alias("k"), where.alias("w"))
+    ids = [_digest(text) for text in keys["k"].to_list()]
+    places = [_digest(text) for text in keys["w"].to_list()]
+    return issues.with_columns(
+        finding_id=pl.Series(ids, dtype=pl.String), place_id=pl.Series(places, dtype=pl.String)
+    ).unique("finding_id", keep="first", maintain_order=True)
 
 
 def _digest(text: str) -> str:
@@ -123,6 +127,7 @@ def update_ledger(
     last_folder = overall[0] if overall else None
     now = issues.select(
         "finding_id",
+        "place_id",
         "category",
         "code",
         "dataset",
@@ -148,14 +153,23 @@ def update_ledger(
     )
     prior = previous if previous is not None else pl.DataFrame(schema=LEDGER_SCHEMA)
     kept_first = prior.select("finding_id", "first_seen", "first_seen_date")
+    # A finding a ledger of an earlier version knew without its item (two visits of a
+    # subject as one finding) keeps that finding's first sighting.
+    merged_first = prior.select(
+        place_id="finding_id", _merged_seen="first_seen", _merged_date="first_seen_date"
+    )
     current = (
         now.join(kept_first, on="finding_id", how="left")
+        .join(merged_first, on="place_id", how="left")
         .with_columns(
-            first_seen=pl.coalesce("first_seen", "_file_folder", pl.lit(last_folder)),
+            first_seen=pl.coalesce(
+                "first_seen", "_merged_seen", "_file_folder", pl.lit(last_folder)
+            ),
         )
         .with_columns(
             first_seen_date=pl.coalesce(
                 "first_seen_date",
+                "_merged_date",
                 pl.col("first_seen")
                 .str.split("/")
                 .list.get(1, null_on_oob=True)
@@ -168,7 +182,8 @@ def update_ledger(
         )
         .with_columns(age_days=(pl.lit(as_of) - pl.col("first_seen_date")).dt.total_days())
     )
-    gone = prior.join(now.select("finding_id"), on="finding_id", how="anti")
+    listed = pl.concat([now["finding_id"], now["place_id"]]).unique()
+    gone = prior.filter(~pl.col("finding_id").is_in(listed.implode()))
     newly = (
         gone.filter(pl.col("status") == OPEN)
         .drop("resolved_by", "resolved_date")
